@@ -1,0 +1,182 @@
+"""The `pyrkt` command: global flags, a lazy command registry, errors -> exit codes.
+
+This is the one place that turns a PyrktError into ``pyrkt: <message>`` and exit 254. Command
+modules are imported only when chosen, so `pyrkt list` never pays for `pyrkt fetch`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.config import Config, parse_insecure_options
+from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
+
+GLOBAL_FLAGS = [
+    Flag("dir", default="/var/lib/pyrkt", help="pyrkt data directory"),
+    Flag("local-config", default="/etc/pyrkt", help="local configuration directory"),
+    Flag("system-config", default="/usr/lib/pyrkt", help="system configuration directory"),
+    Flag("user-config", default="", help="user configuration directory"),
+    Flag("debug", "bool", help="print out more debug information to stderr"),
+    Flag("insecure-options", "list", help="comma-separated list of security features to disable: "
+         "none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all"),
+    Flag("trust-keys-from-https", "bool", help="automatically trust gpg keys fetched from https"),
+    Flag("help", "bool", help="help for pyrkt"),
+]
+
+# name -> (module under pyrkt.cli.commands, one-line summary). Order is the help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "Run image(s) in a pod"),
+    "prepare": ("prepare", "Prepare to run image(s) in a pod"),
+    "run-prepared": ("run_prepared", "Run a prepared application pod"),
+    "fetch": ("fetch", "Fetch image(s) and store them in the local store"),
+    "list": ("list_pods", "List pods"),
+    "status": ("status", "Check the status of a pod"),
+    "logs": ("logs", "Show the output of a pod's apps"),
+    "enter": ("enter", "Enter the namespaces of an app within a pod"),
+    "stop": ("stop", "Stop a pod"),
+    "rm": ("rm", "Remove all files and resources associated with an exited pod"),
+    "gc": ("gc", "Garbage collect pods no longer in use"),
+    "cat-manifest": ("cat_manifest", "Inspect and print the pod manifest"),
+    "image": ("", "Operate on image(s) in the local store"),
+    "image list": ("image_list", "List images in the local store"),
+    "image rm": ("image_rm", "Remove one or more images with the given IDs or image names from the local store"),
+    "image cat-manifest": ("image_cat_manifest", "Inspect and print the image manifest"),
+    "version": ("version", "Print the version and exit"),
+}
+
+
+@dataclass
+class Context:
+    """What every command gets: the configuration and where to write."""
+
+    config: Config
+    global_flags: FlagSet
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def debug(self, message: str) -> None:
+        if self.config.debug:
+            self.stderr.write(f"pyrkt: {message}\n")
+
+    def warn(self, message: str) -> None:
+        self.stderr.write(f"pyrkt: {message}\n")
+
+    def require_root(self) -> None:
+        if os.geteuid() != 0:
+            raise PyrktError("cannot run as unprivileged user")
+
+    def parse(self, flags: list[Flag], args: list[str], *, interspersed: bool = True) -> tuple[dict[str, Any], list[str]]:
+        """Parse a command's flags, accepting the global flags among them as cobra does."""
+        fs = FlagSet(flags + self.global_flags.flags)
+        values, rest = fs.parse(args, interspersed=interspersed)
+        self.apply_globals(values)
+        return values, rest
+
+    def apply_globals(self, values: dict[str, Any]) -> None:
+        """Fold global flags given after the command name into the config."""
+        base = self.global_flags.defaults()
+        changed = {k: v for k, v in values.items() if k in base and v != base[k]}
+        if changed:
+            self.config = merge_config(self.config, changed)
+
+
+def config_from_flags(values: dict[str, Any]) -> Config:
+    insecure: frozenset[str] = frozenset()
+    for text in values["insecure_options"]:
+        insecure |= parse_insecure_options(text)
+    return Config(
+        data_dir=Path(os.path.abspath(values["dir"])),
+        local_config=Path(values["local_config"]),
+        system_config=Path(values["system_config"]),
+        user_config=Path(values["user_config"]) if values["user_config"] else None,
+        debug=values["debug"],
+        insecure=insecure,
+        trust_keys_from_https=values["trust_keys_from_https"],
+    )
+
+
+def merge_config(config: Config, changed: dict[str, Any]) -> Config:
+    updates: dict[str, Any] = {}
+    if "dir" in changed:
+        updates["data_dir"] = Path(os.path.abspath(changed["dir"]))
+    if "local_config" in changed:
+        updates["local_config"] = Path(changed["local_config"])
+    if "system_config" in changed:
+        updates["system_config"] = Path(changed["system_config"])
+    if "user_config" in changed:
+        updates["user_config"] = Path(changed["user_config"])
+    if "debug" in changed:
+        updates["debug"] = changed["debug"]
+    if "trust_keys_from_https" in changed:
+        updates["trust_keys_from_https"] = changed["trust_keys_from_https"]
+    if "insecure_options" in changed:
+        extra: frozenset[str] = frozenset()
+        for text in changed["insecure_options"]:
+            extra |= parse_insecure_options(text)
+        updates["insecure"] = config.insecure | extra
+    return replace(config, **updates)
+
+
+def usage(out: TextIO, prefix: str = "") -> None:
+    out.write("Usage:\n  pyrkt [global flags] <command> [flags] [args]\n\nCommands:\n")
+    for name, (_, summary) in COMMANDS.items():
+        if name.startswith(prefix) and (" " in name) == bool(prefix):
+            out.write(f"  {name:<20} {summary}\n")
+    out.write("\nGlobal flags:\n" + "\n".join(FlagSet(GLOBAL_FLAGS).help_lines()) + "\n")
+
+
+def command_help(out: TextIO, name: str, module: Any) -> None:
+    out.write(f"{COMMANDS[name][1]}\n\nUsage:\n  {getattr(module, 'USAGE', 'pyrkt ' + name)}\n")
+    flags = getattr(module, "FLAGS", [])
+    if flags:
+        out.write("\nFlags:\n" + "\n".join(FlagSet(flags).help_lines()) + "\n")
+
+
+def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
+    gfs = FlagSet(GLOBAL_FLAGS)
+    values, rest = gfs.parse(argv, interspersed=False)
+    if not rest:
+        usage(stdout if values["help"] else stderr)
+        return 0 if values["help"] else EXIT_CODE
+    name = rest[0]
+    args = rest[1:]
+    if name == "help":
+        usage(stdout)
+        return 0
+    if name == "image":
+        if not args or args[0].startswith("-"):
+            usage(stdout if "--help" in args else stderr, prefix="image ")
+            return 0 if "--help" in args else EXIT_CODE
+        name = f"image {args[0]}"
+        args = args[1:]
+    if name not in COMMANDS:
+        raise UsageError(f"unknown command {name!r} (see pyrkt --help)")
+    module = importlib.import_module(f"pyrkt.cli.commands.{COMMANDS[name][0]}")
+    if values["help"] or "--help" in args or "-h" in args:
+        command_help(stdout, name, module)
+        return 0
+    ctx = Context(config=config_from_flags(values), global_flags=gfs, stdout=stdout, stderr=stderr)
+    code = module.run(ctx, args)
+    return int(code or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return dispatch(args, sys.stdout, sys.stderr)
+    except PyrktError as err:
+        sys.stdout.flush()
+        sys.stderr.write(f"pyrkt: {err}\n")
+        if err.hint:
+            sys.stderr.write(f"pyrkt: hint: {err.hint}\n")
+        return EXIT_CODE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

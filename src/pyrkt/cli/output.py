@@ -1,0 +1,79 @@
+"""Rendering for the terminal: aligned tables, rkt's humanized times and sizes, JSON."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+
+def table(rows: Sequence[Sequence[str]], *, header: Sequence[str] | None, out: TextIO | None = None) -> None:
+    """Print rows as tab-aligned columns, as rkt's tabwriter does (two spaces apart)."""
+    out = out or sys.stdout
+    all_rows = ([list(header)] if header else []) + [list(r) for r in rows]
+    if not all_rows:
+        return
+    widths = [0] * max(len(r) for r in all_rows)
+    for r in all_rows:
+        for i, cell in enumerate(r):
+            widths[i] = max(widths[i], len(cell))
+    for r in all_rows:
+        cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def humanize_ago(then: float, now: float | None = None) -> str:
+    """'2 minutes ago', as rkt (go-humanize) prints pod and image times."""
+    now = time.time() if now is None else now
+    delta = now - then
+    future = delta < 0
+    delta = abs(delta)
+    units = ((60, "second", 1), (3600, "minute", 60), (86400, "hour", 3600),
+             (86400 * 7, "day", 86400), (86400 * 30, "week", 86400 * 7),
+             (86400 * 365, "month", 86400 * 30), (float("inf"), "year", 86400 * 365))
+    if delta < 1:
+        return "now"
+    for limit, name, size in units:
+        if delta < limit:
+            n = int(delta // size)
+            word = f"{n} {name}{'s' if n != 1 else ''}"
+            return f"{word} from now" if future else f"{word} ago"
+    return "long ago"
+
+
+def full_time(then: float) -> str:
+    """rkt's --full time layout: 2006-01-02 15:04:05.999 -0700 MST."""
+    lt = time.localtime(then)
+    millis = f"{then % 1:.3f}"[1:].rstrip("0").rstrip(".")
+    return time.strftime("%Y-%m-%d %H:%M:%S", lt) + millis + time.strftime(" %z %Z", lt)
+
+
+def human_size(n: int) -> str:
+    """IEC sizes as rkt's image list: 1.2 MiB."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def dump_json(value: Any, *, pretty: bool, out: TextIO | None = None) -> None:
+    import json
+
+    out = out or sys.stdout
+    if pretty:
+        out.write(json.dumps(value, indent=2) + "\n")
+    else:
+        out.write(json.dumps(value, separators=(",", ":")) + "\n")
+
+
+def check_format(fmt: str | None) -> str | None:
+    from pyrkt.errors import UsageError
+
+    if fmt in (None, "", "tabbed"):
+        return None
+    if fmt not in ("json", "json-pretty"):
+        raise UsageError(f"invalid format {fmt!r}: want json or json-pretty")
+    return fmt

@@ -1,0 +1,66 @@
+"""Files that are never half-written: temp file + fsync + rename, and paths kept under a root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = os.fspath(path)
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+
+
+def unlink_quiet(path: str | os.PathLike[str]) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def touch(path: str | os.PathLike[str], mode: int = 0o644) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+    os.close(fd)
+    os.utime(path)
+
+
+def read_text(path: str | os.PathLike[str], default: str | None = None) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
+def safe_join(root: str | os.PathLike[str], member: str) -> Path:
+    """``root/member`` lexically, refusing anything that would step outside ``root``.
+
+    Symlinks are not followed here; callers that must resolve links inside a root do so one
+    component at a time (see store.layers).
+    """
+    parts: list[str] = []
+    for part in member.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ValueError(f"path {member!r} escapes its root")
+            parts.pop()
+            continue
+        parts.append(part)
+    return Path(root, *parts)

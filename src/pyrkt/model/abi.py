@@ -1,0 +1,107 @@
+"""The versioned contract between stage0 and stage1: the pod dir's files and runtime config.
+
+stage0 writes a pod dir; a stage1 flavor runs it. Both sides import only this module to agree
+on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
+
+    $P/                               a pod dir: pods/<state>/<uuid>
+    ├── pod                           appc pod manifest (model.pod), 0640
+    ├── pod-created                   mtime = creation time
+    ├── runtime-config                RuntimeConfig (JSON), the run-time flags
+    ├── flavor                        name of the stage1 flavor ("default", "fly")
+    ├── pid                           host pid of pod init (mtime = start time)
+    ├── subcgroup                     cgroup path of the pod below each hierarchy
+    ├── netns                         path of the pod's netns bind mount (written before use)
+    ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON)
+    ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
+    ├── overlay/<app>/{upper,work}    the app's writable layer
+    ├── logs/<app>.log                the app's stdout/stderr, one record per line
+    └── stage1/rootfs/
+        ├── opt/stage2/<app>/rootfs   where the app's root is mounted
+        └── rkt/
+            ├── status/<app>          decimal exit code; <app>-created, <app>-started stamps
+            ├── env/<app>             the app's environment, NUL separated
+            └── supervisor-status     symlink to "ready" once every app has started
+
+``PYRKT_LOCK_FD`` names the inherited fd holding the pod dir's exclusive flock: the pod is
+running exactly as long as some process of it keeps that fd open.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+INTERFACE_VERSION = 1
+LOCK_FD_ENV = "PYRKT_LOCK_FD"
+
+POD_MANIFEST = "pod"
+POD_CREATED = "pod-created"
+RUNTIME_CONFIG = "runtime-config"
+FLAVOR = "flavor"
+PID = "pid"
+PGID = "pgid"
+SUBCGROUP = "subcgroup"
+NETNS = "netns"
+NET_INFO = "net-info.json"
+APPSINFO = "appsinfo"
+OVERLAY = "overlay"
+LOGS = "logs"
+STAGE1_ROOTFS = "stage1/rootfs"
+STATUS_DIR = "stage1/rootfs/rkt/status"
+ENV_DIR = "stage1/rootfs/rkt/env"
+SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"
+
+STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_STOP_TIMEOUT = 10.0
+
+
+def app_rootfs(app: str) -> str:
+    return f"{STAGE1_ROOTFS}/opt/stage2/{app}/rootfs"
+
+
+def app_manifest(app: str) -> str:
+    return f"{APPSINFO}/{app}/manifest"
+
+
+def app_layers(app: str) -> str:
+    return f"{APPSINFO}/{app}/layers"
+
+
+def app_log(app: str) -> str:
+    return f"{LOGS}/{app}.log"
+
+
+def app_status(app: str) -> str:
+    return f"{STATUS_DIR}/{app}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """Run-time parameters of a pod (rkt's stage1 run argv, kept as a file)."""
+
+    uuid: str
+    flavor: str = "default"
+    net: tuple[str, ...] = ("default",)
+    hostname: str = ""
+    interactive: bool = False
+    debug: bool = False
+    disable_capabilities: bool = False
+    disable_paths: bool = False
+    disable_seccomp: bool = False
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    cache_dir: str = ""  # where stage1 may cache compiled artefacts (seccomp BPF)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["version"] = INTERFACE_VERSION
+        d["net"] = list(self.net)
+        return json.dumps(d, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> RuntimeConfig:
+        d = json.loads(text)
+        d.pop("version", None)
+        d["net"] = tuple(d.get("net") or ("default",))
+        return cls(**d)

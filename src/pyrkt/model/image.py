@@ -1,0 +1,132 @@
+"""The internal image model: what to unpack (layers) and what to run (the app).
+
+OCI, Docker schema 2 and appc ACI images all become an ``Image``; nothing downstream knows
+which format an image came from, except ``format`` for display. Serialised as plain JSON
+(``to_json``/``from_json``) into the store index and into every pod dir (``appsinfo``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str
+    protocol: str
+    port: int
+    count: int = 1
+    socket_activated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MountPoint:
+    name: str
+    path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppSpec:
+    """appc's ``app`` section: how to run the image's main process."""
+
+    exec: tuple[str, ...] = ()
+    user: str = "0"
+    group: str = "0"
+    supplementary_gids: tuple[int, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+    working_directory: str = "/"
+    ports: tuple[Port, ...] = ()
+    mount_points: tuple[MountPoint, ...] = ()
+    isolators: tuple[tuple[str, Any], ...] = ()
+
+    def to_appc(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"exec": list(self.exec), "user": self.user, "group": self.group}
+        if self.supplementary_gids:
+            out["supplementaryGIDs"] = list(self.supplementary_gids)
+        if self.working_directory:
+            out["workingDirectory"] = self.working_directory
+        out["environment"] = [{"name": k, "value": v} for k, v in self.environment]
+        if self.ports:
+            out["ports"] = [
+                {"name": p.name, "protocol": p.protocol, "port": p.port, "count": p.count,
+                 "socketActivated": p.socket_activated}
+                for p in self.ports
+            ]
+        if self.mount_points:
+            out["mountPoints"] = [{"name": m.name, "path": m.path, "readOnly": m.read_only} for m in self.mount_points]
+        if self.isolators:
+            out["isolators"] = [{"name": n, "value": v} for n, v in self.isolators]
+        return out
+
+    @classmethod
+    def from_appc(cls, d: dict[str, Any]) -> AppSpec:
+        return cls(
+            exec=tuple(d.get("exec") or ()),
+            user=str(d.get("user", "0")),
+            group=str(d.get("group", "0")),
+            supplementary_gids=tuple(int(g) for g in d.get("supplementaryGIDs") or ()),
+            environment=tuple((e["name"], e["value"]) for e in d.get("environment") or ()),
+            working_directory=d.get("workingDirectory") or "/",
+            ports=tuple(
+                Port(p["name"], p.get("protocol", "tcp"), int(p["port"]), int(p.get("count", 1)),
+                     bool(p.get("socketActivated", False)))
+                for p in d.get("ports") or ()
+            ),
+            mount_points=tuple(
+                MountPoint(m["name"], m["path"], bool(m.get("readOnly", False))) for m in d.get("mountPoints") or ()
+            ),
+            isolators=tuple((i["name"], i.get("value")) for i in d.get("isolators") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A stored image. ``id`` is ``sha256:<hex>`` of the image config (OCI/Docker)."""
+
+    id: str
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    layers: tuple[str, ...] = ()  # diff ids ("sha256:<hex>"), bottom layer first
+    app: AppSpec | None = None
+    annotations: tuple[tuple[str, str], ...] = ()
+    format: str = "oci"  # "oci" | "docker" | "appc"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def label(self, name: str, default: str = "") -> str:
+        for k, v in self.labels:
+            if k == name:
+                return v
+        return default
+
+    @property
+    def display_name(self) -> str:
+        """``name:version`` as rkt shows it (``name`` alone when there is no version)."""
+        version = self.label("version")
+        return f"{self.name}:{version}" if version else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "labels": [{"name": k, "value": v} for k, v in self.labels],
+            "layers": list(self.layers),
+            "app": self.app.to_appc() if self.app is not None else None,
+            "annotations": [{"name": k, "value": v} for k, v in self.annotations],
+            "format": self.format,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Image:
+        return cls(
+            id=d["id"],
+            name=d["name"],
+            labels=tuple((x["name"], x["value"]) for x in d.get("labels") or ()),
+            layers=tuple(d.get("layers") or ()),
+            app=AppSpec.from_appc(d["app"]) if d.get("app") is not None else None,
+            annotations=tuple((x["name"], x["value"]) for x in d.get("annotations") or ()),
+            format=d.get("format", "oci"),
+            extra=dict(d.get("extra") or {}),
+        )

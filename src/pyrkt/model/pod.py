@@ -1,0 +1,108 @@
+"""The appc pod manifest (``$P/pod``): the reified description of a pod's apps.
+
+Every app names its image by id and carries its resolved ``app`` section (image defaults with
+the user's per-app flags applied), so a pod runs from its own manifest even after `image rm`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyrkt.model.image import AppSpec
+
+AC_VERSION = "0.8.11"
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeImage:
+    id: str
+    name: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeApp:
+    name: str
+    image: RuntimeImage
+    app: AppSpec
+    read_only_rootfs: bool = False
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PodPort:
+    name: str
+    host_port: int
+    host_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PodManifest:
+    apps: tuple[RuntimeApp, ...]
+    ports: tuple[PodPort, ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    user_annotations: tuple[tuple[str, str], ...] = ()
+    user_labels: tuple[tuple[str, str], ...] = ()
+
+    def app(self, name: str) -> RuntimeApp | None:
+        for a in self.apps:
+            if a.name == name:
+                return a
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "acVersion": AC_VERSION,
+            "acKind": "PodManifest",
+            "apps": [
+                {
+                    "name": a.name,
+                    "image": {
+                        "name": a.image.name,
+                        "id": a.image.id,
+                        "labels": [{"name": k, "value": v} for k, v in a.image.labels],
+                    },
+                    "app": a.app.to_appc(),
+                    "readOnlyRootFS": a.read_only_rootfs,
+                    "mounts": [],
+                    "annotations": [{"name": k, "value": v} for k, v in a.annotations],
+                }
+                for a in self.apps
+            ],
+            "volumes": [],
+            "isolators": [],
+            "annotations": [{"name": k, "value": v} for k, v in self.annotations],
+            "ports": [
+                {"name": p.name, "hostPort": p.host_port, **({"hostIP": p.host_ip} if p.host_ip else {})}
+                for p in self.ports
+            ],
+            "userAnnotations": dict(self.user_annotations),
+            "userLabels": dict(self.user_labels),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PodManifest:
+        apps = []
+        for a in d.get("apps") or ():
+            img = a.get("image") or {}
+            apps.append(
+                RuntimeApp(
+                    name=a["name"],
+                    image=RuntimeImage(
+                        id=img.get("id", ""),
+                        name=img.get("name", ""),
+                        labels=tuple((x["name"], x["value"]) for x in img.get("labels") or ()),
+                    ),
+                    app=AppSpec.from_appc(a.get("app") or {}),
+                    read_only_rootfs=bool(a.get("readOnlyRootFS", False)),
+                    annotations=tuple((x["name"], x["value"]) for x in a.get("annotations") or ()),
+                )
+            )
+        return cls(
+            apps=tuple(apps),
+            ports=tuple(PodPort(p["name"], int(p["hostPort"]), p.get("hostIP", "")) for p in d.get("ports") or ()),
+            annotations=tuple((x["name"], x["value"]) for x in d.get("annotations") or ()),
+            user_annotations=tuple((d.get("userAnnotations") or {}).items()),
+            user_labels=tuple((d.get("userLabels") or {}).items()),
+        )

@@ -1,0 +1,60 @@
+"""The flavor interface and the registry of flavors by name.
+
+A flavor turns a prepared pod dir into running processes and cleans up after them::
+
+    run(pod_dir, config, lock_fd, *, detach)  start the pod; foreground: wait and return rkt's
+                                              exit code; detach: return 0 once apps started
+    enter(pod_dir, app, argv)                 run argv inside a running app; its exit code
+    stop(pod_dir, *, force)                   TERM (then KILL after a timeout), or KILL
+    gc(pod_dir)                               idempotent teardown of whatever the pod left
+                                              (mounts, cgroups, netns); safe after SIGKILL
+
+Flavors are modules, imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol
+
+from pyrkt.errors import UsageError
+from pyrkt.model import abi
+
+FLAVORS = {"default": "pyrkt.stage1.default", "fly": "pyrkt.stage1.fly"}
+ALIASES = {"coreos.com/rkt/stage1-coreos": "default", "coreos.com/rkt/stage1-fly": "fly",
+           "stage1-fly": "fly", "stage1-coreos": "default", "coreos": "default"}
+
+
+class Flavor(Protocol):
+    name: str
+
+    def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int: ...
+
+    def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int: ...
+
+    def stop(self, pod_dir: Path, *, force: bool) -> None: ...
+
+    def gc(self, pod_dir: Path) -> None: ...
+
+
+def canonical(name: str) -> str:
+    name = ALIASES.get(name, name)
+    if name not in FLAVORS:
+        raise UsageError(f"unknown stage1 flavor {name!r} (known: {', '.join(FLAVORS)})")
+    return name
+
+
+def get(name: str) -> Flavor:
+    module = importlib.import_module(FLAVORS[canonical(name)])
+    flavor: Flavor = module.FLAVOR
+    return flavor
+
+
+def of_pod(pod_dir: Path) -> Flavor:
+    """The flavor a pod was run with (``default`` when the pod never recorded one)."""
+    try:
+        name = (pod_dir / abi.FLAVOR).read_text().strip() or "default"
+    except FileNotFoundError:
+        name = "default"
+    return get(name)
