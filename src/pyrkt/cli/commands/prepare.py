@@ -1,0 +1,37 @@
+"""`pyrkt prepare`: prepare a pod to be run later with `pyrkt run-prepared`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
+from pyrkt.cli.commands.run import PREPARE_FLAGS, pod_request
+from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyrkt.cli.main import Context
+
+USAGE = "pyrkt prepare [--quiet] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
+OWN_FLAGS = PREPARE_FLAGS + [Flag("quiet", "bool", help="print only the pod's UUID")]
+FLAGS = OWN_FLAGS + APP_FLAGS
+
+
+def run(ctx: Context, args: list[str]) -> int:
+    from pyrkt.pods.state import Dir
+    from pyrkt.stage0.prepare import discard, prepare
+
+    values, apps = parse_pod_and_apps(FlagSet(OWN_FLAGS + ctx.global_flags.flags), args)
+    ctx.apply_globals(values)
+    ctx.require_root()
+    if not apps:
+        raise UsageError("prepare requires at least one image")
+    pod = prepare(ctx.config, pod_request(values, apps))
+    try:
+        pod.transition(Dir.PREPARED)
+    except BaseException:
+        discard(pod)
+        raise
+    pod.unlock()
+    ctx.stdout.write(pod.uuid + "\n")
+    return 0

@@ -1,0 +1,73 @@
+"""`pyrkt run`: prepare and run images in a new pod."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
+from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.errors import UsageError
+from pyrkt.stage0.prepare import PodRequest
+from pyrkt.stage0.run import RunOptions, parse_net
+
+if TYPE_CHECKING:
+    from pyrkt.cli.main import Context
+
+USAGE = "pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
+
+PREPARE_FLAGS = [
+    Flag("set-env", "list", help="an environment variable for all apps, KEY=VALUE"),
+    Flag("set-env-file", "list", help="a file of KEY=VALUE lines with environment variables for all apps"),
+    Flag("inherit-env", "bool", help="inherit all environment variables not set by the apps"),
+    Flag("pull-policy", default="new", help="when to fetch images: never, new or update"),
+    Flag("stage1-name", default="default", help="the stage1 flavor: default or fly"),
+    Flag("uuid-file-save", help="write the pod's UUID to this file"),
+]
+RUNTIME_FLAGS = [
+    Flag("net", "opt", default="default", implicit="default", help="networks: default, host, none, or a list"),
+    Flag("hostname", help="the pod's hostname (default rkt-$UUID)"),
+    Flag("interactive", "bool", help="run the app with a terminal (one app only)"),
+    Flag("ipc", default="auto", help="IPC namespace: auto, private or parent"),
+]
+RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [
+    Flag("detach", "bool", help="return once the apps have started and leave the pod running"),
+    Flag("rm", "bool", help="remove the pod when it exits"),
+]
+FLAGS = RUN_FLAGS + APP_FLAGS
+
+
+def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
+    if values["pull_policy"] not in ("never", "new", "update"):
+        raise UsageError(f"invalid --pull-policy={values['pull_policy']!r}: want never, new or update")
+    return PodRequest(
+        apps=apps,
+        set_env=values["set_env"],
+        set_env_file=values["set_env_file"],
+        inherit_env=values["inherit_env"],
+        pull_policy=values["pull_policy"],
+        uuid_file_save=values["uuid_file_save"] or "",
+        stage1_name=values["stage1_name"],
+    )
+
+
+def run_options(values: dict[str, Any]) -> RunOptions:
+    return RunOptions(
+        net=parse_net(values["net"]),
+        hostname=values["hostname"] or "",
+        interactive=values["interactive"],
+        detach=values.get("detach", False),
+        rm=values.get("rm", False),
+        ipc=values["ipc"],
+        stage1_name=values.get("stage1_name", "default"),
+    )
+
+
+def run(ctx: Context, args: list[str]) -> int:
+    from pyrkt.stage0 import run as stage0_run
+
+    values, apps = parse_pod_and_apps(FlagSet(RUN_FLAGS + ctx.global_flags.flags), args)
+    ctx.apply_globals(values)
+    ctx.require_root()
+    if not apps:
+        raise UsageError("run requires at least one image")
+    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout)

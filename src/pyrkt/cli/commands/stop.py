@@ -1,0 +1,39 @@
+"""`pyrkt stop [--force] UUID...`: stop running pods (TERM, then KILL after a timeout)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyrkt.cli.flags import Flag
+from pyrkt.errors import PyrktError, UsageError
+
+if TYPE_CHECKING:
+    from pyrkt.cli.main import Context
+
+USAGE = "pyrkt stop [--force] (UUID... | --uuid-file=FILE)"
+FLAGS = [
+    Flag("force", "bool", help="kill the pod at once instead of stopping it"),
+    Flag("uuid-file", help="read the pod's UUID from this file"),
+]
+
+
+def run(ctx: Context, args: list[str]) -> int:
+    from pyrkt.stage0 import control
+
+    values, uuids = ctx.parse(FLAGS, args)
+    ctx.require_root()
+    if values["uuid_file"]:
+        try:
+            uuids.append(open(values["uuid_file"]).read().strip())
+        except OSError as e:
+            raise UsageError(f"cannot read --uuid-file {values['uuid_file']}: {e.strerror}") from None
+    if not uuids:
+        raise UsageError("stop needs at least one pod UUID")
+    failed = 0
+    for uuid in uuids:
+        try:
+            ctx.stdout.write(f"{control.stop(ctx.config, uuid, force=values['force'])}\n")
+        except PyrktError as e:
+            ctx.stderr.write(f"pyrkt: {e}\n")
+            failed += 1
+    return 254 if failed else 0

@@ -1,0 +1,130 @@
+"""cgroups v1, v2 and hybrid: find the hierarchies, make a pod's cgroup, join, kill, remove.
+
+A pod gets ``pyrkt/<uuid>`` below the root of every hierarchy it uses: on v2 (or the v2 of a
+hybrid host) for tracking and race-free killing (``cgroup.kill``), and on the useful v1
+controllers for accounting and, later, limits. Nothing here needs systemd.
+"""
+
+from __future__ import annotations
+
+import errno as E
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+# v1 controllers a pod cgroup is made in. cpuset needs its cpus/mems copied before use and
+# hugetlb, net_cls, perf_event are not mounted on every host, so they are left out for now.
+V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "devices", "freezer", "blkio", "name=systemd")
+
+
+@dataclass(frozen=True, slots=True)
+class Hierarchy:
+    mount_point: str
+    version: int
+    controllers: tuple[str, ...]
+
+
+def hierarchies() -> list[Hierarchy]:
+    out: list[Hierarchy] = []
+    seen: set[str] = set()
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index(b"-")
+            fstype = fields[sep + 1]
+            if fstype not in (b"cgroup", b"cgroup2") or fields[3] != b"/":
+                continue
+            point = fields[4].decode()
+            if point in seen:
+                continue
+            seen.add(point)
+            if fstype == b"cgroup2":
+                out.append(Hierarchy(point, 2, ()))
+            else:
+                opts = fields[sep + 3].decode().split(",")
+                ctrls = tuple(o for o in opts if o not in ("rw", "ro") and (not o.startswith(("xattr", "clone_", "release_agent", "noprefix", "cpuset_v2"))))
+                out.append(Hierarchy(point, 1, ctrls))
+    return out
+
+
+def pod_hierarchies() -> list[Hierarchy]:
+    """The hierarchies a pod cgroup is made in: every v2 one, and v1 ones with a wanted controller."""
+    return [h for h in hierarchies() if h.version == 2 or any(c in V1_WANTED for c in h.controllers)]
+
+
+def paths_for(subpath: str, hs: list[Hierarchy] | None = None) -> list[str]:
+    return [os.path.join(h.mount_point, subpath) for h in (pod_hierarchies() if hs is None else hs)]
+
+
+def create(subpath: str) -> list[str]:
+    """Make ``subpath`` in every pod hierarchy; returns the directories made."""
+    made = []
+    for path in paths_for(subpath):
+        os.makedirs(path, exist_ok=True)
+        made.append(path)
+    return made
+
+
+def join(paths: list[str], pid: int = 0) -> None:
+    """Move ``pid`` (0: the caller) into each cgroup directory."""
+    text = str(pid).encode()
+    for path in paths:
+        fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text)
+        finally:
+            os.close(fd)
+
+
+def procs(path: str) -> list[int]:
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def kill(paths: list[str]) -> None:
+    """SIGKILL every process in the cgroups: ``cgroup.kill`` where v2 has it, else one by one."""
+    for path in paths:
+        killer = os.path.join(path, "cgroup.kill")
+        if os.path.exists(killer):
+            try:
+                fd = os.open(killer, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"1")
+                finally:
+                    os.close(fd)
+                continue
+            except OSError:
+                pass
+        for pid in procs(path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def remove(subpath: str, *, timeout: float = 5.0) -> None:
+    """Remove the pod's cgroup everywhere, killing what is left in it; idempotent."""
+    paths = [p for p in paths_for(subpath) if os.path.isdir(p)]
+    deadline = time.monotonic() + timeout
+    while paths:
+        left = []
+        for path in paths:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                if e.errno != E.EBUSY:
+                    raise
+                left.append(path)
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            raise OSError(E.EBUSY, f"cgroup still busy: {left[0]}")
+        kill(left)
+        time.sleep(0.02)
+        paths = left

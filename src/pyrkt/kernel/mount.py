@@ -1,0 +1,142 @@
+"""mount(2), the new mount API (for overlays with many layers), pivot_root and mountinfo.
+
+Every failure raises ``KernelError`` naming the call and the paths, as crun does
+("mount `/proc` to `/…/rootfs/proc`: Operation not permitted").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as E
+import os
+
+from pyrkt.errors import KernelError
+from pyrkt.kernel import libc as L
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2
+
+# mount(2) silently truncates its data string at one page (linux-notes §2): longer overlay
+# option strings go through fsconfig("lowerdir+"), which has no such limit.
+MOUNT_DATA_MAX = 4000
+
+
+def _b(s: str | os.PathLike[str] | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
+    ret = L.libc().mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    if ret != 0:
+        err = ctypes.get_errno()
+        what = fstype or ("bind" if flags & MS_BIND else "remount" if flags & MS_REMOUNT else "mount")
+        raise KernelError("mount", err, f"{what} {source or ''} to {target}".replace("  ", " "))
+
+
+def umount(target: str, flags: int = MNT_DETACH, *, missing_ok: bool = False) -> None:
+    ret = L.libc().umount2(_b(target), ctypes.c_int(flags))
+    if ret != 0:
+        err = ctypes.get_errno()
+        if missing_ok and err in (E.EINVAL, E.ENOENT):
+            return
+        raise KernelError("umount", err, target)
+
+
+def bind(source: str, target: str, *, recursive: bool = False, readonly: bool = False, flags: int = 0) -> None:
+    mount(source, target, None, MS_BIND | (MS_REC if recursive else 0))
+    if readonly or flags:
+        mount(None, target, None, MS_BIND | MS_REMOUNT | (MS_RDONLY if readonly else 0) | flags)
+
+
+def make_rprivate(path: str = "/") -> None:
+    mount(None, path, None, MS_REC | MS_PRIVATE)
+
+
+def overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
+    """Mount an overlay; ``lowers`` top first, as overlayfs lists them."""
+    data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+    if len(data) <= MOUNT_DATA_MAX and not any(":" in p or "," in p for p in lowers):
+        mount("overlay", target, "overlay", 0, data)
+        return
+    _overlay_fsconfig(lowers, upper, work, target)
+
+
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOVE_MOUNT_F_EMPTY_PATH = 4
+AT_FDCWD = -100
+
+
+def _overlay_fsconfig(lowers: list[str], upper: str, work: str, target: str) -> None:
+    fd = L.syscall(L.NR["fsopen"], b"overlay", 1)
+    if fd < 0:
+        raise KernelError("fsopen", ctypes.get_errno(), "overlay")
+    try:
+        for p in lowers:  # the first appended is the top layer
+            _fsconfig(fd, b"lowerdir+", p, target)
+        _fsconfig(fd, b"upperdir", upper, target)
+        _fsconfig(fd, b"workdir", work, target)
+        if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_CMD_CREATE, None, None, 0) < 0:
+            raise KernelError("fsconfig", ctypes.get_errno(), f"create overlay for {target}")
+        mfd = L.syscall(L.NR["fsmount"], fd, 1, 0)
+        if mfd < 0:
+            raise KernelError("fsmount", ctypes.get_errno(), f"overlay for {target}")
+        try:
+            if L.syscall(L.NR["move_mount"], mfd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
+                raise KernelError("move_mount", ctypes.get_errno(), f"overlay to {target}")
+        finally:
+            os.close(mfd)
+    finally:
+        os.close(fd)
+
+
+def _fsconfig(fd: int, key: bytes, value: str, target: str) -> None:
+    if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_SET_STRING, key, os.fsencode(value), 0) < 0:
+        raise KernelError("fsconfig", ctypes.get_errno(), f"{key.decode()}={value} for overlay {target}")
+
+
+def pivot_root(new_root: str) -> None:
+    """Make ``new_root`` (a mount point) the root and detach the old one (runc's trick)."""
+    os.chdir(new_root)
+    if L.syscall(L.NR["pivot_root"], b".", b".") != 0:
+        raise KernelError("pivot_root", ctypes.get_errno(), new_root)
+    umount(".", MNT_DETACH)
+    os.chdir("/")
+
+
+def mountinfo(pid: str = "self") -> list[tuple[str, str]]:
+    """(mount point, fstype) of every mount in ``pid``'s mount namespace, in mount order."""
+    out = []
+    with open(f"/proc/{pid}/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index(b"-")
+            point = fields[4].decode().replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+            out.append((point, fields[sep + 1].decode()))
+    return out
+
+
+def mounts_under(path: str) -> list[str]:
+    """Mount points at or below ``path``, deepest (last mounted) first: the order to unmount."""
+    root = os.path.realpath(path).rstrip("/")
+    found = [p for p, _ in mountinfo() if p == root or p.startswith(root + "/")]
+    return list(reversed(found))
+
+
+def unmount_all_under(path: str) -> None:
+    """Detach every mount below ``path``; idempotent, for gc after a crash."""
+    for _ in range(3):
+        points = mounts_under(path)
+        if not points:
+            return
+        for p in points:
+            umount(p, MNT_DETACH, missing_ok=True)

@@ -1,0 +1,75 @@
+"""Namespaces: unshare, setns, and the small per-namespace set-up (hostname, loopback)."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+
+from pyrkt.errors import KernelError
+from pyrkt.kernel import libc as L
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+NS_FLAGS = {
+    "mnt": CLONE_NEWNS, "uts": CLONE_NEWUTS, "ipc": CLONE_NEWIPC, "net": CLONE_NEWNET,
+    "pid": CLONE_NEWPID, "cgroup": CLONE_NEWCGROUP, "user": CLONE_NEWUSER,
+}
+
+
+def unshare(flags: int) -> None:
+    if L.libc().unshare(ctypes.c_int(flags)) != 0:
+        raise KernelError("unshare", ctypes.get_errno(), hex(flags))
+
+
+def setns(fd: int, nstype: int = 0, what: str = "") -> None:
+    if L.libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)) != 0:
+        raise KernelError("setns", ctypes.get_errno(), what or f"fd {fd}")
+
+
+def open_ns(pid: int | str, name: str) -> int:
+    try:
+        return os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KernelError("open", e.errno or 0, f"/proc/{pid}/ns/{name}") from None
+
+
+def join(pid: int, names: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid", "mnt")) -> None:
+    """Join the namespaces of ``pid`` (mnt last: it changes root and cwd). Namespaces the
+    caller already shares are skipped (setns into one's own user/pid ns is refused)."""
+    fds = []
+    try:
+        for name in names:
+            if os.readlink(f"/proc/{pid}/ns/{name}") == os.readlink(f"/proc/self/ns/{name}"):
+                continue
+            fds.append((open_ns(pid, name), name))
+        for fd, name in fds:
+            setns(fd, NS_FLAGS[name], f"{name} namespace of pid {pid}")
+    finally:
+        for fd, _ in fds:
+            os.close(fd)
+
+
+def set_hostname(name: str) -> None:
+    socket.sethostname(name)
+
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def loopback_up() -> None:
+    """Bring ``lo`` up in the current netns with two ioctls (no netlink library needed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))

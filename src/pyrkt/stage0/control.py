@@ -1,0 +1,148 @@
+"""Acting on running pods: enter, stop, and reading app logs (also after the pod exited)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyrkt.config import Config
+from pyrkt.errors import InvalidState, NotFound, UsageError
+from pyrkt.kernel import lock
+from pyrkt.model import abi
+from pyrkt.model.pod import PodManifest
+from pyrkt.pods.pod import Pod
+from pyrkt.pods.state import State
+
+
+def app_names(pod_dir: Path) -> list[str]:
+    try:
+        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+    except FileNotFoundError:
+        return []
+    return [a.name for a in manifest.apps]
+
+
+def pick_app(pod: Pod, app: str) -> str:
+    names = app_names(pod.path)
+    if app:
+        if app not in names:
+            raise NotFound(f"app {app!r} not found in pod {pod.uuid} (apps: {', '.join(names) or 'none'})")
+        return app
+    if len(names) != 1:
+        raise UsageError(f"pod {pod.uuid} has {len(names)} apps ({', '.join(names)}): choose one with --app")
+    return names[0]
+
+
+def wait_for_pid(pod: Pod, timeout: float = 5.0) -> None:
+    """rkt's enter waits for the pid file of a pod that is just starting, and gives up if it dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = pod.state
+        if st == State.RUNNING and pod.file(abi.SUPERVISOR_STATUS).is_symlink():
+            return
+        if st not in (State.RUNNING, State.PREPARING) or time.monotonic() > deadline:
+            raise InvalidState(f"pod {pod.uuid} is not running")
+        time.sleep(0.02)
+
+
+def enter(config: Config, uuid: str, app: str, argv: list[str]) -> int:
+    from pyrkt.stage1 import flavor
+
+    pod = Pod.find(config.pods_dir, uuid)
+    wait_for_pid(pod)
+    name = pick_app(pod, app)
+    return flavor.of_pod(pod.path).enter(pod.path, name, argv)
+
+
+def default_shell(pod: Pod, app: str) -> list[str]:
+    """rkt enters /bin/bash by default; images without bash (busybox, alpine) get /bin/sh."""
+    layers = json.loads(pod.file(abi.app_layers(app)).read_text())
+    from pyrkt.stage0.layers import find_executable
+
+    for shell in ("/bin/bash", "/bin/sh"):
+        if find_executable([Path(p) for p in layers], shell, "") is not None:
+            return [shell]
+    return ["/bin/bash"]
+
+
+def stop(config: Config, uuid: str, *, force: bool, timeout: float = 30.0) -> str:
+    """Stop a running pod and wait until it has exited; returns the pod's UUID."""
+    from pyrkt.stage1 import flavor
+
+    pod = Pod.find(config.pods_dir, uuid)
+    if pod.state != State.RUNNING:
+        raise InvalidState(f"pod {pod.uuid} is already stopped")
+    flavor.of_pod(pod.path).stop(pod.path, force=force)
+    deadline = time.monotonic() + timeout
+    while lock.is_locked(pod.path):
+        if time.monotonic() > deadline:
+            raise InvalidState(f"pod {pod.uuid} did not stop within {timeout:.0f}s")
+        time.sleep(0.02)
+        pod.relocate()
+    return pod.uuid
+
+
+def log_records(path: Path, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
+    """(timestamp, stream, text) from an app's log file; follows until the pod has exited."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        if not follow:
+            return
+        f = None
+    partial = b""
+    while True:
+        if f is None:
+            try:
+                f = open(path, "rb")
+            except FileNotFoundError:
+                if pod.state != State.RUNNING:
+                    return
+                time.sleep(0.1)
+                continue
+        chunk = f.read()
+        if chunk:
+            data = partial + chunk
+            lines = data.split(b"\n")
+            partial = lines.pop()
+            for line in lines:
+                parts = line.split(b" ", 3)
+                if len(parts) == 4:
+                    text = parts[3] + (b"\n" if parts[2] == b"F" else b"")
+                    yield parts[0].decode(), parts[1].decode(), text
+            continue
+        if not follow:
+            return
+        if pod.state != State.RUNNING:
+            # one more read after the pod has gone, then stop
+            rest = f.read()
+            if not rest:
+                return
+            partial += rest
+            continue
+        time.sleep(0.1)
+
+
+def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple[str, str, bytes]]:
+    pod = Pod.find(config.pods_dir, uuid)
+    name = pick_app(pod, app) if app or len(app_names(pod.path)) == 1 else ""
+    names = [name] if name else app_names(pod.path)
+    if len(names) == 1:
+        raw = pod.file(f"{abi.LOGS}/{names[0]}.raw")  # the fly flavor's unframed output
+        if raw.exists():
+            yield "", "stdout", raw.read_bytes()
+            return
+        yield from log_records(pod.file(abi.app_log(names[0])), follow=follow, pod=pod)
+        return
+    # several apps: merge by timestamp (the logs of a finished pod; -f needs --app)
+    if follow:
+        raise UsageError(f"pod {pod.uuid} has several apps: choose one with --app to follow its log")
+    merged = []
+    for n in names:
+        merged += [(ts, stream, text) for ts, stream, text in log_records(pod.file(abi.app_log(n)), follow=False, pod=pod)]
+    merged.sort(key=lambda r: r[0])
+    yield from merged
+
+

@@ -1,0 +1,97 @@
+"""Looking a path up in an image's layers as overlayfs would show it, without mounting:
+whiteouts (char 0:0) hide lower entries, opaque directories hide everything below them,
+symlinks are followed inside the image. Used to refuse a missing executable at prepare time.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+MAX_LINKS = 40
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def entry(layers_top_first: list[Path], rel: str) -> tuple[Path, os.stat_result] | None:
+    """The topmost layer's entry for ``rel`` (no symlink resolution), or None when absent."""
+    parts = [p for p in rel.split("/") if p]
+    for layer in layers_top_first:
+        path = os.path.join(layer, *parts)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is not None:
+            return None if is_whiteout(st) else (layer, st)
+        # an opaque or whited-out ancestor in this layer hides the layers below it
+        for i in range(len(parts) - 1, 0, -1):
+            anc = os.path.join(layer, *parts[:i])
+            try:
+                ast = os.lstat(anc)
+            except OSError:
+                continue
+            if is_whiteout(ast) or not stat.S_ISDIR(ast.st_mode) or is_opaque(anc):
+                return None
+    return None
+
+
+def resolve(layers_top_first: list[Path], path: str) -> os.stat_result | None:
+    """stat() of ``path`` in the union, following symlinks within the image; None if absent."""
+    todo = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while todo:
+        part = todo.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        found = entry(layers_top_first, "/".join(done + [part]))
+        if found is None:
+            return None
+        layer, st = found
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > MAX_LINKS:
+                return None
+            target = os.readlink(os.path.join(layer, *done, part))
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p] + todo
+            continue
+        done.append(part)
+        if todo and not stat.S_ISDIR(st.st_mode):
+            return None
+        if not todo:
+            return st
+    return entry(layers_top_first, "")[1] if layers_top_first else None  # type: ignore[index]
+
+
+def find_executable(layers_bottom_first: list[Path], name: str, path_env: str) -> str | None:
+    """Where ``name`` would be found in the image (PATH search when it has no slash)."""
+    layers = list(reversed(layers_bottom_first))
+    if "/" in name:
+        st = resolve(layers, name if name.startswith("/") else "/" + name)
+        return name if st is not None and stat.S_ISREG(st.st_mode) else None
+    for d in path_env.split(":"):
+        if not d:
+            continue
+        candidate = f"{d.rstrip('/')}/{name}"
+        st = resolve(layers, candidate)
+        if st is not None and stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    return None

@@ -1,0 +1,194 @@
+"""Prepare a pod: resolve the images, reify each app (image defaults + the user's per-app
+flags), refuse bad input before anything is written, then lay out the pod dir.
+
+The result is a pod in ``prepare/``, exclusively locked by the caller, which moves it on to
+``prepared/`` (`pyrkt prepare`) or ``run/`` (`pyrkt run`). A failure after the pod dir was made
+removes it again: bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pyrkt.config import Config
+from pyrkt.errors import ImageError, PyrktError, UsageError
+from pyrkt.kernel import fs
+from pyrkt.model import abi
+from pyrkt.model.image import AppSpec, Image
+from pyrkt.model.names import app_name_from_image, check_app_name
+from pyrkt.model.pod import PodManifest, RuntimeApp, RuntimeImage
+from pyrkt.pods.pod import Pod
+from pyrkt.pods.state import Dir
+
+
+@dataclass
+class AppRequest:
+    """One image on the command line and the per-app flags that followed it."""
+
+    image: str
+    name: str = ""
+    exec: str = ""
+    args: list[str] = field(default_factory=list)
+    user: str = ""
+    group: str = ""
+    working_dir: str = ""
+    environment: list[str] = field(default_factory=list)
+    supplementary_gids: str = ""
+    readonly_rootfs: bool = False
+
+
+@dataclass
+class PodRequest:
+    apps: list[AppRequest]
+    set_env: list[str] = field(default_factory=list)
+    set_env_file: list[str] = field(default_factory=list)
+    inherit_env: bool = False
+    pull_policy: str = "new"
+    uuid_file_save: str = ""
+    stage1_name: str = "default"
+
+
+def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UsageError(f"invalid {what} {item!r}: want KEY=VALUE")
+        out.append((key, value))
+    return out
+
+
+def read_env_file(path: str) -> list[tuple[str, str]]:
+    """rkt's --set-env-file: KEY=VALUE lines; '#' and ';' start comments."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read --set-env-file {path}: {e.strerror}") from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    return parse_env([ln for ln in lines if ln and not ln.startswith(("#", ";"))], f"line in {path}")
+
+
+def merge_env(*layers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Later layers win; order of first appearance is kept."""
+    env: dict[str, str] = {}
+    for layer in layers:
+        for k, v in layer:
+            env[k] = v
+    return tuple(env.items())
+
+
+def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
+    """The pod's apps: names checked, exec resolved, env merged in rkt's precedence."""
+    inherited = list(os.environ.items()) if req.inherit_env else []
+    file_env: list[tuple[str, str]] = []
+    for path in req.set_env_file:
+        file_env += read_env_file(path)
+    pod_env = parse_env(req.set_env, "--set-env")
+    apps: list[RuntimeApp] = []
+    seen: set[str] = set()
+    for ar, image in zip(req.apps, images, strict=True):
+        name = check_app_name(ar.name) if ar.name else app_name_from_image(image.name)
+        if name in seen:
+            raise UsageError(f"multiple apps with name {name!r}: give each app its own --name")
+        seen.add(name)
+        base = image.app or AppSpec()
+        command = ([ar.exec] if ar.exec else list(base.exec)) + ar.args
+        if not command:
+            raise ImageError(f"image {image.display_name!r} has no command: give one with --exec")
+        gids = base.supplementary_gids
+        if ar.supplementary_gids:
+            try:
+                gids = tuple(int(g) for g in ar.supplementary_gids.split(","))
+            except ValueError:
+                raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
+        env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
+        spec = replace(
+            base,
+            exec=tuple(command),
+            user=ar.user or base.user or "0",
+            group=ar.group or base.group or "",
+            working_directory=ar.working_dir or base.working_directory or "/",
+            environment=env,
+            supplementary_gids=gids,
+        )
+        apps.append(RuntimeApp(name=name, image=RuntimeImage(image.id, image.name, image.labels), app=spec,
+                               read_only_rootfs=ar.readonly_rootfs))
+    return apps
+
+
+def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[Path]]) -> None:
+    from pyrkt.stage0.layers import find_executable
+
+    for app, layers in zip(apps, layer_dirs, strict=True):
+        argv0 = app.app.exec[0]
+        path_env = dict(app.app.environment).get("PATH", abi.STANDARD_PATH)
+        if find_executable(layers, argv0, path_env) is None:
+            where = "" if "/" in argv0 else f" in PATH {path_env}"
+            raise ImageError(f"app {app.name!r}: executable {argv0!r} not found{where} in image {app.image.name!r}")
+
+
+def prepare(config: Config, req: PodRequest) -> Pod:
+    """Resolve, check and lay out a pod; returns it locked in ``prepare/``."""
+    from pyrkt.stage0.images import resolve_image
+    from pyrkt.stage1 import flavor
+    from pyrkt.store import Store
+
+    if not req.apps:
+        raise UsageError("pod must contain at least one application")
+    store = Store.open(config.store_dir)
+    images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy) for a in req.apps]
+    apps = reify(req, images)
+    layer_dirs = [store.layer_dirs(image) for image in images]
+    check_executables(apps, layer_dirs)
+    manifest = PodManifest(apps=tuple(apps))
+    pod = Pod.create(config.pods_dir)
+    try:
+        if req.uuid_file_save:
+            fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
+        lay_out(pod.path, manifest, images, layer_dirs)
+        fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
+        for image in images:
+            store.touch(image.id)
+    except BaseException:
+        discard(pod)
+        raise
+    return pod
+
+
+def lay_out(pod_dir: Path, manifest: PodManifest, images: list[Image], layer_dirs: list[list[Path]]) -> None:
+    for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
+        info = pod_dir / abi.APPSINFO / app.name
+        info.mkdir(parents=True)
+        fs.atomic_write(info / "manifest", json.dumps(image.to_json()), sync=False)
+        fs.atomic_write(pod_dir / abi.app_layers(app.name), json.dumps([str(p) for p in layers]), sync=False)
+        for d in ("upper", "work"):
+            (pod_dir / abi.OVERLAY / app.name / d).mkdir(parents=True)
+        (pod_dir / abi.app_rootfs(app.name)).mkdir(parents=True)
+    status = pod_dir / abi.STATUS_DIR
+    status.mkdir(parents=True)
+    for app in manifest.apps:
+        fs.touch(status / f"{app.name}-created")
+    (pod_dir / abi.LOGS).mkdir()
+    fs.atomic_write(pod_dir / abi.POD_MANIFEST, json.dumps(manifest.to_json()), mode=0o640)
+    fs.touch(pod_dir / abi.POD_CREATED)
+
+
+def discard(pod: Pod) -> None:
+    """Remove a pod this command created and still holds (a failed prepare or start)."""
+    from pyrkt.stage1 import flavor
+
+    try:
+        if pod.where in (Dir.PREPARE, Dir.PREPARED):
+            pod.transition(Dir.GARBAGE)
+        elif pod.where == Dir.RUN:
+            pod.transition(Dir.EXITED_GARBAGE)
+        flavor.of_pod(pod.path).gc(pod.path)
+        shutil.rmtree(pod.path)
+    except (OSError, PyrktError):
+        pass  # left for `pyrkt gc`, which can always finish the job
+    finally:
+        pod.unlock()

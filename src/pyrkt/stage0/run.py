@@ -1,0 +1,142 @@
+"""Run a pod: prepare (or take a prepared pod), write its runtime config, and hand it to its
+stage1 flavor. Foreground runs return the pod's exit code (rkt's rules); ``--detach`` returns
+once every app has started; ``--rm`` removes the pod after it exits.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from pyrkt.config import Config
+from pyrkt.errors import InvalidState, PyrktError, UsageError
+from pyrkt.kernel import fs
+from pyrkt.model import abi
+from pyrkt.pods.pod import Pod
+from pyrkt.pods.state import Dir, State
+from pyrkt.stage0.prepare import PodRequest, discard, prepare
+
+
+@dataclass
+class RunOptions:
+    """rkt's run-time flags (the ones run-prepared takes too) and pyrkt's additions."""
+
+    net: list[str] = field(default_factory=lambda: ["default"])
+    hostname: str = ""
+    interactive: bool = False
+    detach: bool = False
+    rm: bool = False
+    ipc: str = "auto"
+    stage1_name: str = "default"
+
+
+def parse_net(text: str) -> list[str]:
+    """``--net`` value -> list of networks; '' and 'default' mean the default network."""
+    if text in ("", "true"):
+        return ["default"]
+    nets = [n for n in (x.strip() for x in text.split(",")) if n]
+    names = [n.split(":", 1)[0] for n in nets]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--net={text}: a network may be given only once")
+    if ("host" in names or "none" in names) and len(names) > 1:
+        raise UsageError(f"--net={text}: host and none cannot be combined with other networks")
+    return nets or ["default"]
+
+
+def check_options(opts: RunOptions) -> None:
+    from pyrkt.stage1 import flavor
+
+    name = flavor.canonical(opts.stage1_name)
+    if opts.detach and opts.interactive:
+        raise UsageError("--detach and --interactive cannot be used together")
+    if opts.ipc not in ("auto", "private", "parent"):
+        raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
+    if name == "default":
+        from pyrkt.stage1.default import network_mode
+
+        network_mode(abi.RuntimeConfig(uuid="", net=tuple(opts.net)))
+
+
+def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
+    check_options(opts)
+    pod = prepare(config, req)
+    try:
+        pod.transition(Dir.RUN)
+    except BaseException:
+        discard(pod)
+        raise
+    return start(config, pod, opts, out)
+
+
+def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
+    check_options(opts)
+    pod = Pod.find(config.pods_dir, uuid)
+    if pod.where != Dir.PREPARED:
+        raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
+    if not pod.try_lock():
+        raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
+    try:
+        pod.transition(Dir.RUN)
+    except FileNotFoundError:
+        pod.unlock()
+        raise InvalidState(f"pod {pod.uuid} was already run by another pyrkt process") from None
+    return start(config, pod, opts, out)
+
+
+def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeConfig:
+    from pyrkt.stage1 import flavor
+
+    recorded = fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name
+    return abi.RuntimeConfig(
+        uuid=pod.uuid,
+        flavor=flavor.canonical(recorded.strip()),
+        net=tuple(opts.net),
+        hostname=opts.hostname,
+        interactive=opts.interactive,
+        debug=config.debug,
+        disable_capabilities=config.is_insecure("capabilities"),
+        disable_paths=config.is_insecure("paths"),
+        disable_seccomp=config.is_insecure("seccomp"),
+        cache_dir=str(config.data_dir / "cache"),
+        extra={"ipc": opts.ipc},
+    )
+
+
+def start(config: Config, pod: Pod, opts: RunOptions, out: TextIO) -> int:
+    """Hand a locked pod in ``run/`` to its flavor; the lock fd goes to pod init."""
+    from pyrkt.stage1 import flavor
+
+    rc = runtime_config(config, pod, opts)
+    os.makedirs(rc.cache_dir, exist_ok=True)
+    try:
+        fs.atomic_write(pod.file(abi.RUNTIME_CONFIG), rc.to_json(), sync=False)
+        fl = flavor.get(rc.flavor)
+    except BaseException:
+        discard(pod)
+        raise
+    assert pod.lock is not None
+    lock_fd = pod.lock.fd
+    pod.lock.fd = -1  # ownership passes to the flavor (and then to pod init)
+    pod.lock = None
+    try:
+        code = fl.run(pod.path, rc, lock_fd, detach=opts.detach)
+    except PyrktError:
+        if pod.try_lock():
+            discard(pod)
+        raise
+    if opts.detach:
+        out.write(pod.uuid + "\n")
+        out.flush()
+        return 0
+    if opts.rm:
+        remove_exited(pod)
+    return code
+
+
+def remove_exited(pod: Pod) -> None:
+    if pod.state != State.EXITED or not pod.try_lock():
+        return
+    discard(pod)
+
+

@@ -1,0 +1,364 @@
+"""The ``default`` flavor: pod init as PID 1 of new pid, mount, uts, ipc and cgroup (and, for
+``--net=none``, network) namespaces; each app in its own mount namespace and overlay root.
+
+Host side, in the calling pyrkt process::
+
+    build_plan   pod dir -> the marshal'ed plan pod init runs from (stage1/plan)
+    run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back), exec pod init;
+                 wait for "ready"; detach: return; foreground: forward signals and wait
+    enter        setns into an app's namespaces (mnt last), fork, exec in its root
+    stop         TERM pod init (it TERMs the apps, then KILLs after the timeout); --force KILL
+    gc           unmount what is left under the pod dir, remove its cgroups; idempotent
+
+Pod init itself is ``podinit.py``; app set-up is ``app.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
+from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces
+from pyrkt.model import abi
+from pyrkt.model.pod import PodManifest
+
+PLAN = "stage1/plan"
+PIDS_DIR = "stage1/rootfs/rkt/pids"
+ETC_DIR = "stage1/rootfs/etc"
+CONTAINER_ENV = "pyrkt"
+POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
+
+
+def hostname_for(config: abi.RuntimeConfig) -> str:
+    return config.hostname or f"rkt-{config.uuid}"
+
+
+def network_mode(config: abi.RuntimeConfig) -> str:
+    nets = [n.split(":", 1)[0] for n in config.net]
+    if nets == ["host"]:
+        return "host"
+    if nets == ["none"]:
+        return "none"
+    raise UsageError(
+        f"network {','.join(config.net) or 'default'!r} needs CNI networking, which this version of pyrkt "
+        "does not have yet: use --net=none or --net=host"
+    )
+
+
+def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> list[str]:
+    """The app's environment: its own pairs, then AC_APP_NAME, container and a standard PATH."""
+    env = dict(pairs)
+    env.setdefault("PATH", abi.STANDARD_PATH)
+    env["AC_APP_NAME"] = name
+    env.setdefault("container", CONTAINER_ENV)
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool) -> dict[str, Any]:
+    manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+    if not manifest.apps:
+        raise PyrktError("pod must contain at least one application")
+    if config.interactive and len(manifest.apps) > 1:
+        raise UsageError("--interactive works with exactly one app")
+    keep = None if config.disable_capabilities else sorted(caps.DEFAULT_CAPS)
+    bpf = b""
+    if not config.disable_seccomp:
+        from pyrkt.kernel import seccomp
+
+        bpf = seccomp.default_bpf(config.cache_dir or str(pod_dir / "stage1"))
+    apps = []
+    for ra in manifest.apps:
+        name = ra.name
+        layers = json.loads((pod_dir / abi.app_layers(name)).read_text())
+        env = app_env(ra.app.environment, name)
+        fs.atomic_write(pod_dir / abi.ENV_DIR / name, "\0".join(env) + "\0", sync=False)
+        apps.append({
+            "name": name,
+            "argv": list(ra.app.exec),
+            "env": env,
+            "user": ra.app.user,
+            "group": ra.app.group,
+            "supplementary_gids": list(ra.app.supplementary_gids),
+            "workdir": ra.app.working_directory or "/",
+            "lowers": [str(p) for p in reversed(layers)],
+            "upper": str(pod_dir / abi.OVERLAY / name / "upper"),
+            "work": str(pod_dir / abi.OVERLAY / name / "work"),
+            "rootfs": str(pod_dir / abi.app_rootfs(name)),
+            "log": str(pod_dir / abi.app_log(name)),
+            "caps": keep,
+            "seccomp": bpf,
+            "mask_paths": not config.disable_paths,
+        })
+    etc = pod_dir / ETC_DIR
+    hostname = hostname_for(config)
+    fs.atomic_write(etc / "hostname", hostname + "\n", sync=False)
+    fs.atomic_write(etc / "hosts-fallback",
+                    f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+                    f"::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
+                    f"127.0.0.1\t{hostname}\n", sync=False)
+    resolv = ""
+    if network_mode(config) == "host" and os.path.exists("/etc/resolv.conf"):
+        resolv = "/etc/resolv.conf"
+    return {
+        "v": abi.INTERFACE_VERSION,
+        "uuid": config.uuid,
+        "apps": apps,
+        "interactive": config.interactive,
+        "stop_timeout": float(config.stop_timeout),
+        "ready_fd": ready_fd,
+        "tee": tee,
+        "status_dir": str(pod_dir / abi.STATUS_DIR),
+        "pids_dir": str(pod_dir / PIDS_DIR),
+        "supervisor_status": str(pod_dir / abi.SUPERVISOR_STATUS),
+        "etc": {"hostname": str(etc / "hostname"), "hosts": str(etc / "hosts-fallback"), "resolv": resolv},
+    }
+
+
+class DefaultFlavor:
+    name = "default"
+
+    # -- run ---------------------------------------------------------------------------
+
+    def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
+        net = network_mode(config)
+        for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
+            os.makedirs(pod_dir / d, exist_ok=True)
+        ready_r, ready_w = os.pipe()
+        tee = not detach and not config.interactive
+        plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee)
+        plan_path = str(pod_dir / PLAN)
+        with open(plan_path, "wb") as f:
+            marshal.dump(plan, f)
+        fs.atomic_write(pod_dir / abi.FLAVOR, self.name + "\n", sync=False)
+        sub = f"pyrkt/{config.uuid}"
+        fs.atomic_write(pod_dir / abi.SUBCGROUP, sub + "\n", sync=False)
+        cgroup_paths = cgroups.create(sub)
+        pty = os.openpty() if config.interactive else None
+
+        host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        namespaces.unshare(namespaces.CLONE_NEWPID)
+        try:
+            pid = os.fork()
+        except BaseException:
+            namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+            raise
+        if pid == 0:
+            self.become_pod_init(pod_dir, plan_path, config, net, cgroup_paths, lock_fd, ready_r, ready_w,
+                                 detach=detach, pty=pty)
+        namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+        os.close(host_pidns)
+        os.close(ready_w)
+        os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
+        fs.atomic_write(pod_dir / abi.PID, f"{pid}\n", sync=False)
+        if pty is not None:
+            os.close(pty[1])
+        message = read_all(ready_r)
+        os.close(ready_r)
+        if detach:
+            if not message.startswith("ready"):
+                code = wait_exit(pid)
+                cgroups.remove(sub)
+                raise PyrktError(message.removeprefix("error:").strip() or f"pod init exited with {code} before the apps started")
+            return 0
+        from pyrkt.stage1 import foreground
+
+        code = foreground.wait(pid, pty[0] if pty is not None else None)
+        try:
+            cgroups.remove(sub)
+        except OSError:
+            pass  # gc removes it later
+        if message.startswith("error:"):
+            raise PyrktError(message.removeprefix("error:").strip())
+        return code
+
+    def become_pod_init(self, pod_dir: Path, plan_path: str, config: abi.RuntimeConfig, net: str,
+                        cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
+                        detach: bool, pty: tuple[int, int] | None) -> None:
+        """In the forked child (PID 1 of the new pid namespace): finish the namespaces, exec pod init."""
+        try:
+            os.close(ready_r)
+            os.setsid()
+            cgroups.join(cgroup_paths)
+            flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWIPC | namespaces.CLONE_NEWCGROUP
+            if net == "none":
+                flags |= namespaces.CLONE_NEWNET
+            namespaces.unshare(flags)
+            mount.make_rprivate("/")
+            namespaces.set_hostname(hostname_for(config))
+            if net == "none":
+                namespaces.loopback_up()
+            if pty is not None:
+                os.close(pty[0])
+                for fd in (0, 1, 2):
+                    os.dup2(pty[1], fd)
+                os.close(pty[1])
+            else:
+                null = os.open("/dev/null", os.O_RDWR)
+                os.dup2(null, 0)
+                if detach:
+                    os.dup2(null, 1)
+                    os.dup2(null, 2)
+                os.close(null)
+            os.set_inheritable(lock_fd, True)
+            os.set_inheritable(ready_w, True)
+            os.chdir(pod_dir)
+            env = {abi.LOCK_FD_ENV: str(lock_fd), "PATH": abi.STANDARD_PATH}
+            os.execve(sys.executable, [sys.executable, "-I", "-S", POD_INIT_PATH, plan_path], env)
+        except BaseException as e:
+            try:
+                os.write(ready_w, f"error:cannot start pod init: {e}\n".encode())
+            finally:
+                os._exit(254)
+
+    # -- enter -------------------------------------------------------------------------
+
+    def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int:
+        target = app_host_pid(pod_dir, app)
+        env = read_env(pod_dir, app)
+        config = abi.RuntimeConfig.from_json((pod_dir / abi.RUNTIME_CONFIG).read_text())
+        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+        ra = manifest.app(app)
+        workdir = ra.app.working_directory if ra is not None else "/"
+        keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
+        bpf = b""
+        if not config.disable_seccomp:
+            from pyrkt.kernel import seccomp
+
+            bpf = seccomp.default_bpf(config.cache_dir or str(pod_dir / "stage1"))
+        pid = os.fork()
+        if pid == 0:
+            code = 254
+            try:
+                namespaces.join(target)
+                child = os.fork()
+                if child == 0:
+                    try:
+                        from pyrkt.stage1.app import find_executable
+
+                        os.chdir(workdir or "/")
+                        path = find_executable(argv[0], env)
+                        held = caps.held() if keep is None else keep
+                        caps.drop_bounding(held)
+                        caps.set_caps(held, uid=0)
+                        caps.set_no_new_privs()
+                        if bpf:
+                            from pyrkt.kernel import seccomp
+
+                            seccomp.load_bpf(bpf)
+                        os.execve(path, argv, env)
+                    except BaseException as e:
+                        sys.stderr.write(f"pyrkt: {e}\n")
+                        os._exit(254)
+                code = wait_exit(child)
+            except BaseException as e:
+                sys.stderr.write(f"pyrkt: {e}\n")
+            os._exit(code)
+        return wait_exit(pid)
+
+    # -- stop --------------------------------------------------------------------------
+
+    def stop(self, pod_dir: Path, *, force: bool) -> None:
+        pid = read_pid(pod_dir)
+        if pid is None:
+            raise InvalidState(f"pod {pod_dir.name} has no pod init to stop")
+        try:
+            os.kill(pid, 9 if force else 15)
+        except ProcessLookupError:
+            return
+        if force:
+            sub = fs.read_text(pod_dir / abi.SUBCGROUP)
+            if sub:
+                cgroups.kill([p for p in cgroups.paths_for(sub.strip()) if os.path.isdir(p)])
+
+    # -- gc ----------------------------------------------------------------------------
+
+    def gc(self, pod_dir: Path) -> None:
+        mount.unmount_all_under(str(pod_dir))
+        sub = fs.read_text(pod_dir / abi.SUBCGROUP)
+        if sub and sub.strip():
+            cgroups.remove(sub.strip())
+
+
+def read_all(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            b = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def wait_exit(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 254
+        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def read_pid(pod_dir: Path) -> int | None:
+    text = fs.read_text(pod_dir / abi.PID)
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def app_host_pid(pod_dir: Path, app: str) -> int:
+    """The host pid of ``app``'s main process: pod init's child whose pod-side pid it recorded."""
+    init = read_pid(pod_dir)
+    inner = fs.read_text(pod_dir / PIDS_DIR / app)
+    if init is None or inner is None or not lock.is_locked(pod_dir):
+        raise InvalidState(f"pod {pod_dir.name} is not running")
+    try:
+        children = open(f"/proc/{init}/task/{init}/children").read().split()
+    except FileNotFoundError:
+        raise InvalidState(f"pod {pod_dir.name} is not running") from None
+    for child in children:
+        try:
+            with open(f"/proc/{child}/status") as f:
+                for line in f:
+                    if line.startswith("NSpid:"):
+                        if line.split()[-1] == inner.strip():
+                            return int(child)
+                        break
+        except FileNotFoundError:
+            continue
+    raise InvalidState(f"app {app!r} of pod {pod_dir.name} is not running")
+
+
+def read_env(pod_dir: Path, app: str) -> dict[str, str]:
+    text = fs.read_text(pod_dir / abi.ENV_DIR / app)
+    if text is None:
+        raise NotFound(f"no environment recorded for app {app!r}")
+    env = {}
+    for item in text.split("\0"):
+        if item:
+            k, _, v = item.partition("=")
+            env[k] = v
+    return env
+
+
+def wait_gone(pod_dir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not lock.is_locked(pod_dir):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+FLAVOR = DefaultFlavor()

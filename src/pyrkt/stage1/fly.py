@@ -1,0 +1,141 @@
+"""The ``fly`` flavor (rkt's stage1-fly): one app, a mount namespace and chroot only. The app
+shares the host's pid, network, uts and ipc namespaces, gets no capability, seccomp or cgroup
+restrictions, and is exec'ed directly: it holds the pod lock itself, so the pod runs exactly
+as long as the app does. Foreground output goes straight to the terminal; with ``--detach``
+it goes to the app's log file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from pyrkt.errors import PyrktError, UsageError
+from pyrkt.kernel import fs, mount, namespaces
+from pyrkt.model import abi
+from pyrkt.model.pod import PodManifest
+from pyrkt.stage1.default import app_env, read_all, read_env, read_pid, wait_exit
+
+
+class FlyFlavor:
+    name = "fly"
+
+    def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
+        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+        if len(manifest.apps) != 1:
+            raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
+        if config.interactive:
+            raise UsageError("the fly flavor does not support --interactive")
+        ra = manifest.apps[0]
+        name = ra.name
+        layers = json.loads((pod_dir / abi.app_layers(name)).read_text())
+        env = app_env(ra.app.environment, name)
+        for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):
+            os.makedirs(pod_dir / d, exist_ok=True)
+        fs.atomic_write(pod_dir / abi.ENV_DIR / name, "\0".join(env) + "\0", sync=False)
+        fs.atomic_write(pod_dir / abi.FLAVOR, "fly\n", sync=False)
+        root = str(pod_dir / abi.app_rootfs(name))
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(err_r)
+                os.setsid()
+                namespaces.unshare(namespaces.CLONE_NEWNS)
+                mount.make_rprivate("/")
+                mount.overlay([str(p) for p in reversed(layers)], str(pod_dir / abi.OVERLAY / name / "upper"),
+                              str(pod_dir / abi.OVERLAY / name / "work"), root)
+                for d in ("dev", "proc", "sys"):
+                    target = os.path.join(root, d)
+                    os.makedirs(target, exist_ok=True)
+                    mount.bind(f"/{d}", target, recursive=True)
+                if detach:
+                    log = os.open(pod_dir / abi.LOGS / f"{name}.raw", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.dup2(log, 1)
+                    os.dup2(log, 2)
+                from pyrkt.stage1 import users
+                from pyrkt.stage1.app import find_executable
+
+                os.chroot(root)
+                workdir = ra.app.working_directory or "/"
+                os.makedirs(workdir, exist_ok=True)
+                os.chdir(workdir)
+                ids = users.resolve(ra.app.user, ra.app.group, ra.app.supplementary_gids)
+                envd = users.environment(env, ids)
+                path = find_executable(ra.app.exec[0], envd)
+                os.setgroups(list(ids.groups))
+                os.setresgid(ids.gid, ids.gid, ids.gid)
+                os.setresuid(ids.uid, ids.uid, ids.uid)
+                os.set_inheritable(lock_fd, True)
+                os.execve(path, list(ra.app.exec), envd)
+            except BaseException as e:
+                try:
+                    os.write(err_w, f"app {name}: {e}".encode())
+                finally:
+                    os._exit(127)
+        os.close(err_w)
+        os.close(lock_fd)
+        fs.atomic_write(pod_dir / abi.PID, f"{pid}\n", sync=False)
+        fs.atomic_write(pod_dir / abi.PGID, f"{pid}\n", sync=False)
+        message = read_all(err_r)
+        os.close(err_r)
+        if message:
+            wait_exit(pid)
+            raise PyrktError(message)
+        fs.touch(pod_dir / abi.STATUS_DIR / f"{name}-started")
+        try:
+            os.symlink("ready", pod_dir / abi.SUPERVISOR_STATUS)
+        except FileExistsError:
+            pass
+        if detach:
+            return 0
+        from pyrkt.stage1 import foreground
+
+        code = foreground.wait(pid, None)
+        fs.atomic_write(pod_dir / abi.app_status(name), str(code), sync=False)
+        return code
+
+    def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int:
+        pid = read_pid(pod_dir)
+        if pid is None:
+            raise PyrktError(f"pod {pod_dir.name} is not running")
+        env = read_env(pod_dir, app)
+        root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+        child = os.fork()
+        if child == 0:
+            try:
+                namespaces.join(pid, ("mnt",))
+                os.fchdir(root_fd)
+                os.chroot(".")
+                os.chdir("/")
+                from pyrkt.stage1.app import find_executable
+
+                os.execve(find_executable(argv[0], env), argv, env)
+            except BaseException as e:
+                sys.stderr.write(f"pyrkt: {e}\n")
+                os._exit(254)
+        os.close(root_fd)
+        return wait_exit(child)
+
+    def stop(self, pod_dir: Path, *, force: bool) -> None:
+        pid = read_pid(pod_dir)
+        if pid is None:
+            return
+        sig = 9 if force else 15
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def gc(self, pod_dir: Path) -> None:
+        mount.unmount_all_under(str(pod_dir))
+
+
+FLAVOR = FlyFlavor()

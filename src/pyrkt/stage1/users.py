@@ -1,0 +1,78 @@
+"""Users, groups and environment of an app, resolved inside its own root (after pivot_root).
+
+User and group may be numeric, names from the image's /etc/passwd and /etc/group, or (appc)
+an absolute path whose owner is used. A user given without a group takes the user's primary
+group from /etc/passwd, or the same number when the user is numeric and unknown.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pyrkt.errors import PyrktError
+
+
+@dataclass(frozen=True, slots=True)
+class Ids:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    name: str
+    home: str
+
+
+def read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = ()) -> Ids:
+    passwd = read_db("/etc/passwd")
+    groups = read_db("/etc/group")
+    user = user or "0"
+    name, home, uid, primary = "", "/", None, None
+    if user.startswith("/"):
+        uid = os.stat(user).st_uid
+    elif user.isdigit():
+        uid = int(user)
+    for row in passwd:
+        if len(row) < 4:
+            continue
+        if (uid is None and row[0] == user) or (uid is not None and row[2] == str(uid)):
+            name, uid, primary = row[0], int(row[2]), int(row[3]) if row[3].isdigit() else None
+            home = row[5] if len(row) > 5 and row[5] else "/"
+            break
+    if uid is None:
+        raise PyrktError(f"user {user!r} not found in the image's /etc/passwd")
+    if group and group.startswith("/"):
+        gid = os.stat(group).st_gid
+    elif group and group.isdigit():
+        gid = int(group)
+    elif group:
+        found = [int(r[2]) for r in groups if len(r) >= 3 and r[0] == group and r[2].isdigit()]
+        if not found:
+            raise PyrktError(f"group {group!r} not found in the image's /etc/group")
+        gid = found[0]
+    else:
+        gid = primary if primary is not None else uid
+    extra = [int(g) for g in supplementary]
+    if name:
+        extra += [int(r[2]) for r in groups if len(r) >= 4 and r[2].isdigit() and name in r[3].split(",")]
+    seen: list[int] = []
+    for g in extra:
+        if g != gid and g not in seen:
+            seen.append(g)
+    return Ids(uid, gid, tuple(seen), name, home)
+
+
+def environment(pairs: list[str], ids: Ids) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in pairs:
+        k, _, v = item.partition("=")
+        env[k] = v
+    env.setdefault("HOME", ids.home)
+    return env

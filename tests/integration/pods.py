@@ -1,0 +1,100 @@
+"""Helpers for integration tests that run real pods: the installed CLI, a test image, and
+checks that a test left nothing behind (mounts, cgroups, processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYRKT = REPO / ".venv" / "bin" / "pyrkt"
+sys.path.insert(0, str(REPO))
+
+from tests.support.images import build_oci_layout  # noqa: E402
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def __repr__(self) -> str:
+        return f"Result(code={self.code}, out={self.out!r}, err={self.err!r})"
+
+
+class Cli:
+    """Runs `pyrkt --dir=<data dir> ...` as a user would."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(PYRKT), f"--dir={self.data_dir}", *args]
+
+    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> Result:
+        p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, input=input,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def popen(self, *args: str, **kw: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.argv(*args), text=True, **kw)  # type: ignore[call-overload]
+
+    def pod_dir(self, uuid: str) -> Path:
+        for state in ("run", "exited-garbage", "prepared", "prepare", "garbage", "embryo"):
+            p = self.data_dir / "pods" / state / uuid
+            if p.exists():
+                return p
+        raise AssertionError(f"pod {uuid} not found")
+
+    def status(self, uuid: str) -> dict[str, str]:
+        r = self("status", uuid)
+        assert r.code == 0, r
+        return dict(line.split("=", 1) for line in r.out.splitlines() if "=" in line)
+
+    def wait_exited(self, uuid: str, timeout: float = 20) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.status(uuid)
+            if st.get("state") != "running":
+                return st
+            time.sleep(0.05)
+        raise AssertionError(f"pod {uuid} still running after {timeout}s")
+
+
+def make_image(dest: Path, **kw: object) -> str:
+    build_oci_layout(dest, **kw)  # type: ignore[arg-type]
+    return f"oci:{dest}"
+
+
+def mounts_under(path: Path) -> list[str]:
+    root = str(path.resolve())
+    with open("/proc/self/mountinfo") as f:
+        return [ln.split()[4] for ln in f if ln.split()[4].startswith(root)]
+
+
+def pod_cgroups(uuid: str) -> list[str]:
+    found = []
+    for base in Path("/sys/fs/cgroup").iterdir():
+        if (base / "pyrkt" / uuid).exists():
+            found.append(str(base / "pyrkt" / uuid))
+    return found
+
+
+def pids_of_pod(uuid: str) -> list[int]:
+    """Host processes whose environment or cgroup names the pod."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cgroup") as f:
+                if f"pyrkt/{uuid}" in f.read():
+                    out.append(int(d))
+        except OSError:
+            continue
+    return out

@@ -1,0 +1,324 @@
+"""`pyrkt run` end to end on the real kernel: exit codes, rkt's multi-app rules, what an app
+sees from inside (namespaces, /dev, /proc, caps, seccomp), detach, logs, rm and bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.pods import Cli, make_image, mounts_under, pod_cgroups
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
+    base = tmp_path_factory.mktemp("run")
+    cli = Cli(base / "data")
+    src = make_image(base / "busybox", cmd=("sh", "-c", "echo hello from the image"))
+    r = cli("fetch", src)
+    assert r.code == 0, r
+    image = r.out.strip().splitlines()[-1]
+    yield cli, image
+    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+    assert mounts_under(base) == []
+
+
+def run(cli: Cli, image: str, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    r = cli("run", "--net=none", image, *args, timeout=timeout)
+    return r.code, r.out, r.err
+
+
+def test_image_command_runs_and_its_output_reaches_the_terminal(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    code, out, err = run(cli, image)
+    assert code == 0, err
+    assert out == "hello from the image\n"
+
+
+def test_exit_code_of_the_app_is_the_exit_code_of_run(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    for want in (0, 1, 2, 42):
+        code, _, err = run(cli, image, "--exec=/bin/sh", "--", "-c", f"exit {want}")
+        assert code == want, err
+
+
+def test_failing_app_stops_the_pod_with_its_exit_code(env: tuple[Cli, str]) -> None:
+    """rkt's TestExitCodeWithSeveralApps: apps exiting 0, 5 and a sleeper -> run exits 5, 0/5/0."""
+    cli, image = env
+    save = cli.data_dir.parent / "several.uuid"
+    r = cli("run", "--net=none", f"--uuid-file-save={save}",
+            image, "--name=zero", "--exec=/bin/sh", "--", "-c", "exit 0", "---",
+            image, "--name=five", "--exec=/bin/sh", "--", "-c", "sleep 0.5; exit 5", "---",
+            image, "--name=sleeper", "--exec=/bin/sleep", "--", "1000", timeout=30)
+    assert r.code == 5, r
+    st = cli.status(save.read_text().strip())
+    assert (st["state"], st["exited"]) == ("exited", "true")
+    assert (st["app-zero"], st["app-five"], st["app-sleeper"]) == ("0", "5", "0")
+
+
+def test_app_exiting_zero_leaves_the_others_running(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", image, "--name=quick", "--exec=/bin/true",
+            image, "--name=slow", "--exec=/bin/sh", "--", "-c", "sleep 1; echo slow done", timeout=30)
+    assert r.code == 0, r
+    assert "slow done" in r.out
+
+
+def test_app_sees_its_own_namespaces_and_a_minimal_dev(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    script = ("echo pid=$$; echo host=$(hostname); cat /etc/hostname; echo app=$AC_APP_NAME; "
+              "ls /proc | grep -c '^[0-9]'; ls /dev; cat /proc/net/dev | grep -c ':'; "
+              "touch /sys/x 2>&1; echo ro=$?")
+    r = cli("run", "--net=none", "--hostname=podhost", image, "--name=probe", "--exec=/bin/sh", "--", "-c", script)
+    assert r.code == 0, r
+    lines = r.out.splitlines()
+    assert lines[0] != "pid=1"  # pod init is PID 1, not the app
+    assert int(lines[0].split("=")[1]) < 10  # a fresh pid namespace
+    assert lines[1:4] == ["host=podhost", "podhost", "app=probe"]
+    assert int(lines[4]) <= 4  # only the pod's processes are visible
+    devs = set(lines[5:-3])
+    for want in ("null", "zero", "full", "random", "urandom", "tty", "console", "pts", "ptmx", "shm", "mqueue"):
+        assert want in devs, (want, devs)
+    assert lines[-3] == "1"  # --net=none: loopback only
+    assert "Read-only file system" in lines[-2]
+
+
+def test_default_hostname_is_rkt_dash_uuid(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    save = cli.data_dir.parent / "host.uuid"
+    r = cli("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/hostname")
+    assert r.code == 0, r
+    assert r.out.strip() == "rkt-" + save.read_text().strip()
+
+
+def test_app_runs_with_rkt_default_caps_no_new_privs_and_seccomp(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c",
+            "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/status")
+    assert r.code == 0, r
+    st = dict(re.split(r":\s+", ln) for ln in r.out.splitlines())
+    assert st["CapBnd"] == st["CapEff"] == st["CapPrm"] == "00000000a80425fb"
+    assert st["NoNewPrivs"] == "1"
+    assert st["Seccomp"] == "2"
+
+
+def test_seccomp_blocks_mount_with_eperm(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c", "unshare -n true; echo rc=$?")
+    assert "Operation not permitted" in r.out + r.err
+    assert "rc=1" in r.out
+
+
+def test_insecure_options_turn_each_protection_off(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("--insecure-options=capabilities,paths,seccomp", "run", "--net=none", image, "--exec=/bin/sh", "--", "-c",
+            "grep -E '^(CapEff|Seccomp):' /proc/self/status; wc -c < /proc/kallsyms")
+    assert r.code == 0, r
+    st = dict(re.split(r":\s+", ln) for ln in r.out.splitlines()[:2])
+    assert st["Seccomp"] == "0"
+    assert st["CapEff"] != "00000000a80425fb"
+    assert int(r.out.splitlines()[2]) > 0  # /proc/kallsyms no longer masked
+
+
+def test_masked_paths_are_inaccessible_by_default(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c",
+            "wc -c < /proc/kallsyms; ls /sys/firmware | wc -l; echo x > /proc/sys/vm/panic_on_oom; echo rc=$?")
+    lines = r.out.splitlines()
+    assert lines[0] == "0" and lines[1] == "0"
+    assert "rc=1" in r.out
+
+
+def test_user_and_group_from_flags_and_the_images_passwd(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", image, "--user=app", "--exec=/bin/sh", "--", "-c", "id -u; id -g; echo $HOME")
+    assert r.code == 0, r
+    assert r.out.split() == ["1000", "1000", "/home/app"] or r.out.split()[:2] == ["1000", "1000"]
+    r = cli("run", "--net=none", image, "--user=4242", "--group=4343", "--exec=/bin/sh", "--", "-c", "id -u; id -g")
+    assert r.out.split() == ["4242", "4343"], r
+    r = cli("run", "--net=none", image, "--user=nosuchuser", "--exec=/bin/true")
+    assert r.code == 254 and "nosuchuser" in r.err, r
+
+
+def test_environment_precedence_and_working_dir(env: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, image = env
+    f = tmp_path / "envfile"
+    f.write_text("# comment\nFROM_FILE=file\nBOTH=file\n")
+    r = cli("run", "--net=none", "--set-env=BOTH=flag", f"--set-env-file={f}", "--set-env=POD=pod", image,
+            "--environment=POD=app", "--working-dir=/tmp", "--exec=/bin/sh", "--", "-c",
+            "echo $FROM_FILE $BOTH $POD; pwd; echo $PATH")
+    assert r.code == 0, r
+    lines = r.out.splitlines()
+    assert lines[0] == "file flag app"
+    assert lines[1] == "/tmp"
+    assert lines[2] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def test_detach_returns_the_uuid_and_the_pod_runs_on(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", "--detach", image, "--name=ticker", "--exec=/bin/sh", "--", "-c",
+            "echo started; echo to-stderr >&2; sleep 1000", timeout=20)
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    assert UUID_RE.match(uuid)
+    st = cli.status(uuid)
+    assert st["state"] == "running" and int(st["pid"]) > 1
+    listed = cli("list", "--no-legend")
+    assert uuid[:8] in listed.out and "running" in listed.out
+    logs = cli("logs", uuid)
+    assert logs.out == "started\n" and logs.err == "to-stderr\n"
+    inside = cli("enter", uuid, "/bin/sh", "-c", "echo entered; cat /etc/hostname")
+    assert inside.code == 0, inside
+    assert inside.out.splitlines() == ["entered", f"rkt-{uuid}"]
+    stopped = cli("stop", uuid)
+    assert stopped.code == 0 and stopped.out.strip() == uuid, stopped
+    st = cli.status(uuid)
+    assert st["state"] == "exited" and st["app-ticker"] == "0"
+    assert cli("logs", uuid).out == "started\n"  # logs outlive the pod
+    assert cli("stop", uuid).code == 254
+    r = cli("rm", uuid)
+    assert r.code == 0, r
+    assert pod_cgroups(uuid) == []
+
+
+def test_rm_flag_removes_the_pod_after_it_exits(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    save = cli.data_dir.parent / "rm.uuid"
+    r = cli("run", "--net=none", "--rm", f"--uuid-file-save={save}", image, "--exec=/bin/true")
+    assert r.code == 0, r
+    assert cli("status", save.read_text().strip()).code == 254
+
+
+def test_prepare_then_run_prepared(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("prepare", "--quiet", image, "--exec=/bin/sh", "--", "-c", "echo prepared-run; exit 3")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    assert cli.status(uuid)["state"] == "prepared"
+    r = cli("run-prepared", "--net=none", uuid)
+    assert r.code == 3 and r.out == "prepared-run\n", r
+    assert cli("run-prepared", "--net=none", uuid).code == 254
+
+
+def test_two_run_prepared_at_once_exactly_one_wins(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = cli("prepare", "--quiet", image, "--exec=/bin/sleep", "--", "1").out.strip()
+    procs = [cli.popen("run-prepared", "--net=none", uuid, stdout=-1, stderr=-1) for _ in range(2)]
+    codes = sorted(p.wait(timeout=30) for p in procs)
+    assert codes == [0, 254]
+
+
+def test_enter_needs_a_running_pod_and_app_for_several(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    save = cli.data_dir.parent / "enter.uuid"
+    assert cli("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/true").code == 0
+    r = cli("enter", save.read_text().strip(), "/bin/true")
+    assert r.code == 254 and "not running" in r.err, r
+    r = cli("run", "--net=none", "--detach", image, "--name=a", "--exec=/bin/sleep", "--", "1000", "---",
+            image, "--name=b", "--exec=/bin/sleep", "--", "1000")
+    uuid = r.out.strip()
+    try:
+        r = cli("enter", uuid, "/bin/true")
+        assert r.code == 254 and "--app" in r.err, r
+        r = cli("enter", "--app=b", uuid, "/bin/sh", "-c", "echo $AC_APP_NAME")
+        assert r.out == "b\n", r
+    finally:
+        cli("stop", "--force", uuid)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("oci:/nonexistent/dir",), "nonexistent"),
+    (("sha256:ffffffffffff",), "ffffffffffff"),
+])
+def test_unknown_image_is_a_one_line_error(env: tuple[Cli, str], args: tuple[str, ...], words: str) -> None:
+    cli, _ = env
+    before = sorted(os.listdir(cli.data_dir / "pods" / "run"))
+    r = cli("run", "--net=none", *args)
+    assert r.code == 254
+    assert len(r.err.strip().splitlines()) == 1 and r.err.startswith("pyrkt: ") and words in r.err
+    assert sorted(os.listdir(cli.data_dir / "pods" / "run")) == before
+
+
+def test_bad_input_leaves_no_pod_behind(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    pods = cli.data_dir / "pods"
+    before = {d: sorted(os.listdir(pods / d)) for d in os.listdir(pods)}
+    cases = [
+        ((image, image), "multiple apps with name"),
+        ((image, "--exec=/no/such/binary"), "/no/such/binary"),
+        ((image, "--exec=nosuchcmd"), "nosuchcmd"),
+        (("--exec=/bin/true",), "must follow an image"),
+        (("--net=bogus", image), "bogus"),
+    ]
+    for args, words in cases:
+        r = cli("run", "--net=none", *args) if "--net=bogus" not in args else cli("run", *args)
+        assert r.code == 254, (args, r)
+        assert words in r.err and len(r.err.strip().splitlines()) == 1, (args, r)
+    assert {d: sorted(os.listdir(pods / d)) for d in os.listdir(pods)} == before
+
+
+def test_uuid_prefix_errors(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("status", "zzzz")
+    assert r.code == 254 and "no matches found" in r.err
+
+
+def test_fly_flavor_shares_the_host_pid_namespace(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--stage1-name=fly", image, "--exec=/bin/sh", "--", "-c", "readlink /proc/self/ns/pid; exit 7")
+    assert r.code == 7, r
+    assert r.out.strip() == os.readlink("/proc/self/ns/pid")
+
+
+def test_sigkill_of_pod_init_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()
+    pid = int(cli.status(uuid)["pid"])
+    os.kill(pid, 9)
+    st = cli.wait_exited(uuid)
+    assert st["state"] == "exited"
+    r = cli("gc", "--grace-period=0s")
+    assert r.code == 0, r
+    assert cli("status", uuid).code == 254
+    assert pod_cgroups(uuid) == []
+    assert mounts_under(cli.data_dir) == []
+
+
+def test_sigkill_of_foreground_run_keeps_the_pod_consistent(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    save = cli.data_dir.parent / "fgkill.uuid"
+    p = cli.popen("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000",
+                  stdout=-1, stderr=-1)
+    deadline = time.monotonic() + 10
+    while not save.exists() or cli("status", save.read_text().strip()).out.find("state=running") < 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    p.kill()
+    p.wait()
+    uuid = save.read_text().strip()
+    assert cli.status(uuid)["state"] == "running"  # the pod lives on without its pyrkt process
+    assert cli("stop", uuid).code == 0
+    assert cli("rm", uuid).code == 0
+    assert pod_cgroups(uuid) == []
+
+
+def test_many_commands_at_once_stay_consistent(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    procs = []
+    for i in range(6):
+        procs.append(cli.popen("run", "--net=none", image, "--exec=/bin/sh", "--", "-c", f"exit {i % 2}",
+                               stdout=-1, stderr=-1))
+        procs.append(cli.popen("list", stdout=-1, stderr=-1))
+        procs.append(cli.popen("gc", "--grace-period=0s", stdout=-1, stderr=-1))
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert "Traceback" not in err, err
+        assert p.returncode in (0, 1), (p.args, p.returncode, err)
+    r = cli("gc", "--grace-period=0s")
+    assert r.code == 0, r
+    assert cli("list", "--no-legend").out.strip() == ""

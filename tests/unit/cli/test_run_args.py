@@ -1,0 +1,54 @@
+"""rkt's per-app argument syntax for run and prepare."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyrkt.cli.commands.apps import parse_pod_and_apps
+from pyrkt.cli.commands.run import RUN_FLAGS, run_options
+from pyrkt.cli.flags import FlagSet
+from pyrkt.errors import UsageError
+
+
+def parse(*args: str):  # type: ignore[no-untyped-def]
+    return parse_pod_and_apps(FlagSet(RUN_FLAGS), list(args))
+
+
+def test_images_take_the_per_app_flags_that_follow_them() -> None:
+    values, apps = parse("--net=none", "img-a", "--name=a", "--exec=/bin/a", "img-b", "--user=5")
+    assert values["net"] == "none"
+    assert [(a.image, a.name, a.exec, a.user) for a in apps] == [
+        ("img-a", "a", "/bin/a", ""), ("img-b", "", "", "5")]
+
+
+def test_double_dash_gives_args_to_the_preceding_image_until_triple_dash() -> None:
+    _, apps = parse("img-a", "--", "-c", "echo --name=x", "---", "img-b", "--", "x", "y")
+    assert apps[0].args == ["-c", "echo --name=x"]
+    assert apps[1].args == ["x", "y"]
+
+
+def test_per_app_flag_before_any_image_is_refused() -> None:
+    with pytest.raises(UsageError, match="--exec must follow an image"):
+        parse("--exec=/bin/true", "img")
+
+
+def test_pod_flags_may_come_between_apps_and_bare_net_means_default() -> None:
+    values, apps = parse("img-a", "--detach", "--net", "img-b")
+    assert values["detach"] is True
+    assert run_options(values).net == ["default"]
+    assert [a.image for a in apps] == ["img-a", "img-b"]
+
+
+def test_repeated_environment_flags_accumulate_per_app() -> None:
+    _, apps = parse("img", "--environment=A=1", "--environment", "B=2")
+    assert apps[0].environment == ["A=1", "B=2"]
+
+
+def test_net_list_rejects_duplicates_and_host_with_others() -> None:
+    from pyrkt.stage0.run import parse_net
+
+    assert parse_net("a,b:IP=10.1.1.5;K=V") == ["a", "b:IP=10.1.1.5;K=V"]
+    with pytest.raises(UsageError):
+        parse_net("a,a")
+    with pytest.raises(UsageError):
+        parse_net("host,a")

@@ -1,0 +1,78 @@
+"""Reifying apps: names, exec, env precedence, user overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyrkt.errors import ImageError, UsageError
+from pyrkt.model.image import AppSpec, Image
+from pyrkt.stage0.prepare import AppRequest, PodRequest, merge_env, read_env_file, reify
+
+IMAGE = Image(
+    id="sha256:" + "ab" * 32,
+    name="example.com/busybox",
+    labels=(("version", "1.36"),),
+    app=AppSpec(exec=("sh", "-c", "echo hi"), user="0", group="0", environment=(("PATH", "/bin"), ("A", "image"))),
+)
+
+
+def test_app_name_defaults_to_the_last_part_of_the_image_name() -> None:
+    [app] = reify(PodRequest(apps=[AppRequest(image="x")]), [IMAGE])
+    assert app.name == "busybox"
+    assert app.app.exec == ("sh", "-c", "echo hi")
+
+
+def test_two_apps_with_one_name_are_refused() -> None:
+    with pytest.raises(UsageError, match="multiple apps with name 'busybox'"):
+        reify(PodRequest(apps=[AppRequest(image="x"), AppRequest(image="x")]), [IMAGE, IMAGE])
+
+
+def test_exec_replaces_entrypoint_and_cmd_and_args_are_appended() -> None:
+    [app] = reify(PodRequest(apps=[AppRequest(image="x", exec="/bin/echo", args=["a", "b"])]), [IMAGE])
+    assert app.app.exec == ("/bin/echo", "a", "b")
+    [app] = reify(PodRequest(apps=[AppRequest(image="x", args=["more"])]), [IMAGE])
+    assert app.app.exec == ("sh", "-c", "echo hi", "more")
+
+
+def test_image_without_command_needs_exec() -> None:
+    bare = Image(id=IMAGE.id, name="scratch", app=None)
+    with pytest.raises(ImageError, match="no command"):
+        reify(PodRequest(apps=[AppRequest(image="x")]), [bare])
+
+
+def test_env_precedence_image_file_set_env_environment(tmp_path: Path) -> None:
+    f = tmp_path / "env"
+    f.write_text("; comment\n# another\nA=file\nF=file\n")
+    req = PodRequest(apps=[AppRequest(image="x", environment=["E=app", "S=app"])],
+                     set_env=["A=set", "S=set"], set_env_file=[str(f)])
+    [app] = reify(req, [IMAGE])
+    env = dict(app.app.environment)
+    assert env == {"PATH": "/bin", "A": "set", "F": "file", "S": "app", "E": "app"}
+
+
+def test_inherited_env_never_overrides_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("A", "parent")
+    monkeypatch.setenv("ONLY_PARENT", "yes")
+    [app] = reify(PodRequest(apps=[AppRequest(image="x")], inherit_env=True), [IMAGE])
+    env = dict(app.app.environment)
+    assert env["A"] == "image" and env["ONLY_PARENT"] == "yes"
+
+
+def test_bad_env_syntax_names_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--set-env"):
+        reify(PodRequest(apps=[AppRequest(image="x")], set_env=["NOEQUALS"]), [IMAGE])
+    with pytest.raises(UsageError, match="cannot read"):
+        read_env_file(str(tmp_path / "missing"))
+
+
+def test_merge_env_keeps_first_position_and_last_value() -> None:
+    assert merge_env([("A", "1"), ("B", "1")], [("A", "2")]) == (("A", "2"), ("B", "1"))
+
+
+def test_user_and_workdir_overrides() -> None:
+    [app] = reify(PodRequest(apps=[AppRequest(image="x", user="app", group="staff", working_dir="/tmp",
+                                              supplementary_gids="5,6")]), [IMAGE])
+    assert (app.app.user, app.app.group, app.app.working_directory, app.app.supplementary_gids) == (
+        "app", "staff", "/tmp", (5, 6))
