@@ -322,3 +322,48 @@ def test_many_commands_at_once_stay_consistent(env: tuple[Cli, str]) -> None:
     r = cli("gc", "--grace-period=0s")
     assert r.code == 0, r
     assert cli("list", "--no-legend").out.strip() == ""
+
+
+def test_interactive_app_gets_a_terminal_and_the_terminal_is_restored(env: tuple[Cli, str]) -> None:
+    """Drive `pyrkt run --interactive IMG sh` from a real pty, as a user at a terminal would."""
+    import pty
+    import select
+    import termios
+
+    cli, image = env
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(cli.argv()[0], cli.argv("run", "--net=none", "--interactive", image, "--exec=/bin/sh"))
+    before = termios.tcgetattr(master)
+    out = b""
+
+    def read_until(token: bytes, timeout: float = 15) -> None:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while token not in out:
+            assert time.monotonic() < deadline, out
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                try:
+                    out += os.read(master, 4096)
+                except OSError:
+                    return
+
+    read_until(b"# ")  # the shell's prompt: it is reading from its terminal now
+    if b"\x1b[6n" in out:
+        os.write(master, b"\x1b[1;3R")  # answer busybox's cursor-position query as a terminal would
+        time.sleep(0.5)
+    os.write(master, b"tty; test -t 0 && echo STDIN-IS-A-TTY; echo DONE-$((40+2))\n")
+    read_until(b"DONE-42")
+    assert b"STDIN-IS-A-TTY" in out and b"not a tty" not in out
+    os.write(master, b"exit 3\n")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
+    assert termios.tcgetattr(master) == before
+    os.close(master)
+
+
+def test_without_interactive_stdin_is_not_a_terminal(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c", "test -t 0 || echo no-tty")
+    assert r.out == "no-tty\n", r

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     except PyrktError as err:
         sys.stdout.flush()
         sys.stderr.write(f"pyrkt: {err}\n")
-        if err.hint:
+        if err.hint and "--debug" in args:  # the error itself stays one line
             sys.stderr.write(f"pyrkt: hint: {err.hint}\n")
         return EXIT_CODE
     except KeyboardInterrupt:

@@ -110,7 +110,8 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             base,
             exec=tuple(command),
             user=ar.user or base.user or "0",
-            group=ar.group or base.group or "",
+            # a user given without a group takes its primary group from the image's passwd
+            group=ar.group or ("" if ar.user else base.group),
             working_directory=ar.working_dir or base.working_directory or "/",
             environment=env,
             supplementary_gids=gids,

@@ -28,10 +28,7 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     root = spec["rootfs"]
     mount.overlay(spec["lowers"], spec["upper"], spec["work"], root)
     rootfs.setup(root, spec, plan)
-    bpf = b""
-    if spec["seccomp"]:
-        with open(spec["seccomp"], "rb") as f:
-            bpf = f.read()
+    bpf: bytes = spec["seccomp"]
     mount.pivot_root(root)
     workdir = spec["workdir"] or "/"
     if not os.path.isdir(workdir):

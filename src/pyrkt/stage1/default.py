@@ -219,6 +219,9 @@ class DefaultFlavor:
     # -- enter -------------------------------------------------------------------------
 
     def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int:
+        from pyrkt.kernel import seccomp
+        from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
+
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
         config = abi.RuntimeConfig.from_json((pod_dir / abi.RUNTIME_CONFIG).read_text())
@@ -226,11 +229,7 @@ class DefaultFlavor:
         ra = manifest.app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
-        bpf = b""
-        if not config.disable_seccomp:
-            from pyrkt.kernel import seccomp
-
-            bpf = seccomp.default_bpf(config.cache_dir or str(pod_dir / "stage1"))
+        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or str(pod_dir / "stage1"))
         pid = os.fork()
         if pid == 0:
             code = 254
@@ -239,8 +238,6 @@ class DefaultFlavor:
                 child = os.fork()
                 if child == 0:
                     try:
-                        from pyrkt.stage1.app import find_executable
-
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
                         held = caps.held() if keep is None else keep
@@ -248,8 +245,6 @@ class DefaultFlavor:
                         caps.set_caps(held, uid=0)
                         caps.set_no_new_privs()
                         if bpf:
-                            from pyrkt.kernel import seccomp
-
                             seccomp.load_bpf(bpf)
                         os.execve(path, argv, env)
                     except BaseException as e:

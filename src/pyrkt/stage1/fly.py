@@ -103,6 +103,8 @@ class FlyFlavor:
         pid = read_pid(pod_dir)
         if pid is None:
             raise PyrktError(f"pod {pod_dir.name} is not running")
+        from pyrkt.stage1.app import find_executable
+
         env = read_env(pod_dir, app)
         root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
         child = os.fork()
@@ -112,8 +114,6 @@ class FlyFlavor:
                 os.fchdir(root_fd)
                 os.chroot(".")
                 os.chdir("/")
-                from pyrkt.stage1.app import find_executable
-
                 os.execve(find_executable(argv[0], env), argv, env)
             except BaseException as e:
                 sys.stderr.write(f"pyrkt: {e}\n")
