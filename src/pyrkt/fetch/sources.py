@@ -1,0 +1,78 @@
+"""What kind of source an image argument names (rkt's distribution points, plus OCI ones).
+
+    oci:DIR[:TAG]                    an OCI image layout directory
+    oci-archive:FILE[:TAG]           the same, as a tar
+    docker-archive:FILE[:NAME:TAG]   `docker save` output
+    docker://REF, docker:REF         a registry (Docker/OCI distribution API)
+    https://…, http://…              an ACI over HTTP(S), or appc discovery
+    file://PATH, PATH.aci, ./PATH    a local ACI file
+    anything else                    an image already in the store: id prefix or name[:tag]
+
+Pure, except that a local path is split from its ``:TAG`` suffix by asking which part exists.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LOCAL_KINDS = ("oci", "oci-archive", "docker-archive")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """``kind``: oci, oci-archive, docker-archive, docker, https, aci-file or store."""
+
+    kind: str
+    location: str
+    ref: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind in LOCAL_KINDS
+
+
+def parse_source(arg: str, *, exists: Callable[[str], bool] = os.path.exists) -> Source:
+    if arg.startswith("docker-archive:"):
+        path, ref = split_path_ref(arg[len("docker-archive:"):], exists, ref_colons=True)
+        return Source("docker-archive", path, ref)
+    if arg.startswith("oci-archive:"):
+        path, ref = split_path_ref(arg[len("oci-archive:"):], exists)
+        return Source("oci-archive", path, ref)
+    if arg.startswith("oci:"):
+        path, ref = split_path_ref(arg[len("oci:"):], exists)
+        return Source("oci", path, ref)
+    if arg.startswith("docker://"):
+        return Source("docker", arg[len("docker://"):])
+    if arg.startswith("docker:"):
+        return Source("docker", arg[len("docker:"):])
+    if arg.startswith(("https://", "http://")):
+        return Source("https", arg)
+    if arg.startswith("file://"):
+        return Source("aci-file", arg[len("file://"):])
+    if arg.endswith(".aci") or arg.startswith(("/", "./", "../")):
+        return Source("aci-file", arg)
+    return Source("store", arg)
+
+
+def split_path_ref(text: str, exists: Callable[[str], bool], *, ref_colons: bool = False) -> tuple[str, str | None]:
+    """``"/dir:1.0"`` -> ("/dir", "1.0") unless ``/dir:1.0`` itself exists.
+
+    With ``ref_colons`` (docker-archive) the ref may hold colons itself (``NAME:TAG``), so the
+    path is the shortest prefix before a colon that exists.
+    """
+    if exists(text) or ":" not in text:
+        return text, None
+    if ref_colons:
+        i = text.find(":")
+        while i != -1:
+            if exists(text[:i]):
+                return text[:i], text[i + 1:] or None
+            i = text.find(":", i + 1)
+        path, _, ref = text.partition(":")
+        return path, ref or None
+    path, _, ref = text.rpartition(":")
+    if "/" in ref:
+        return text, None
+    return path, ref or None

@@ -1,0 +1,226 @@
+"""The local image store: blobs by digest, unpacked layers, and an SQLite index of images.
+
+Knows nothing of pods, HTTP or CNI. On disk, under ``<data dir>/store`` (mode 0700, since layers
+may hold setuid files)::
+
+    blobs/sha256/<hex>          manifests, configs and layer blobs exactly as fetched (blobs.py)
+    layers/sha256/<hex>/        one unpacked layer per diff id: an overlayfs lower dir (layers.py)
+    index.db                    SQLite (WAL): images, refs, blobs and layers they use (index.py)
+    tmp/<session>/              what imports stage before committing (staging.py, imports.py)
+    lock                        flock: imports shared, remove/gc exclusive
+
+Reading (``resolve``, ``get``, ``layer_dirs``, ``list``) opens the db lazily and takes no lock.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyrkt.errors import Ambiguous, ImageError, NotFound
+from pyrkt.model.image import Image
+from pyrkt.store.digests import digest_hex, short_id
+from pyrkt.store.index import ImageRecord, Index
+from pyrkt.store.lookup import check_id_prefix, name_candidates, parse_lookup
+
+if TYPE_CHECKING:
+    from pyrkt.kernel.lock import FileLock
+    from pyrkt.store.blobs import BlobStore
+    from pyrkt.store.imports import ImportSession
+    from pyrkt.store.layers import LayerStore
+
+__all__ = ["ImageRecord", "Store", "short_id"]
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.index = Index(self.root / "index.db")
+
+    # Blob and layer handling (and their imports) are only loaded by commands that need them.
+    @cached_property
+    def blobs(self) -> BlobStore:
+        from pyrkt.store.blobs import BlobStore
+
+        return BlobStore(self.root / "blobs")
+
+    @cached_property
+    def layers(self) -> LayerStore:
+        from pyrkt.store.layers import LayerStore
+
+        return LayerStore(self.root / "layers")
+
+    def layer_path(self, diff_id: str) -> Path:
+        """Where the unpacked layer ``diff_id`` lives (whether or not it is there)."""
+        return self.root / "layers" / "sha256" / digest_hex(diff_id)
+
+    @classmethod
+    def open(cls, store_dir: Path) -> Store:
+        """The store at ``store_dir`` (created on first import); cleans a dead import's leftovers."""
+        store = cls(store_dir)
+        try:
+            leftovers = bool(os.listdir(store.tmp))
+        except OSError:  # no tmp yet, or a user who may only read the store
+            leftovers = False
+        if leftovers:
+            store.gc_temp()
+        return store
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find(self, arg: str) -> ImageRecord:
+        """The record ``arg`` names: an id prefix, ``name[:tag]`` or ``name@digest``."""
+        image_id, _ = self._lookup(arg)
+        rec = self.index.record(image_id)
+        if rec is None:
+            raise NotFound(f"image {arg!r} not found in the store")
+        return rec
+
+    def resolve(self, arg: str) -> Image:
+        """The image ``arg`` names; looked up by name it carries that name and tag."""
+        image_id, ref = self._lookup(arg)
+        image = self.get(image_id)
+        if ref is None:
+            return image
+        name, version = ref
+        labels = tuple((k, v) for k, v in image.labels if k != "version")
+        return dataclasses.replace(image, name=name, labels=(("version", version), *labels) if version else labels)
+
+    def _lookup(self, arg: str) -> tuple[str, tuple[str, str] | None]:
+        look = parse_lookup(arg)
+        if look.id_prefix is not None:
+            check_id_prefix(look.id_prefix)
+            ids = self.index.ids_with_prefix(look.id_prefix)
+            if len(ids) > 1:
+                raise Ambiguous(f"ambiguous image ID {arg!r}: it matches {len(ids)} images")
+            if ids:
+                return ids[0], None
+            if look.name is None:
+                raise NotFound(f"no image IDs found matching {arg!r}")
+        assert look.name is not None
+        for name in name_candidates(look.name):
+            if look.digest is not None:
+                found = self.index.by_manifest(name, look.digest)
+            else:
+                found = self.index.by_ref(name, look.version)
+            if found is not None:
+                return found, (name, look.version if look.digest is None else "")
+        shown = f"{look.name}@{look.digest}" if look.digest else f"{look.name}:{look.version}"
+        raise NotFound(f"image {shown!r} not found in the store")
+
+    def get(self, image_id: str) -> Image:
+        data = self.index.image_json(image_id)
+        if data is None:
+            raise NotFound(f"image {image_id} not found in the store")
+        return Image.from_json(data)
+
+    def record(self, image_id: str) -> ImageRecord:
+        rec = self.index.record(image_id)
+        if rec is None:
+            raise NotFound(f"image {image_id} not found in the store")
+        return rec
+
+    def list(self) -> list[ImageRecord]:
+        return self.index.records()
+
+    def layer_dirs(self, image: Image) -> builtins.list[Path]:
+        """The image's unpacked layer dirs, bottom first, ready as overlay lower dirs.
+
+        A diff id listed twice (e.g. empty layers) appears once, at its topmost position: the
+        merged view is the same, and overlayfs needs distinct lower dirs.
+        """
+        out: builtins.list[Path] = []
+        seen: set[str] = set()
+        for diff_id in reversed(image.layers):
+            if diff_id in seen:
+                continue
+            seen.add(diff_id)
+            path = self.layer_path(diff_id)
+            if not path.is_dir():
+                raise ImageError(f"layer {diff_id} of image {short_id(image.id)} is missing from the store; "
+                                 "fetch the image again")
+            out.append(path)
+        out.reverse()
+        return out
+
+    def manifest(self, image_id: str) -> bytes:
+        """The image's manifest, byte for byte as stored."""
+        rec = self.record(image_id)
+        try:
+            return self.blobs.read(rec.manifest_digest)
+        except NotFound:
+            raise ImageError(f"manifest {rec.manifest_digest} of image {short_id(image_id)} "
+                             "is missing from the store") from None
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def begin_import(self, source: str) -> ImportSession:
+        from pyrkt.store.imports import ImportSession
+
+        return ImportSession(self, source)
+
+    def shared_lock(self) -> FileLock:
+        """Hold this (``with store.shared_lock():``) while using layer dirs that must not vanish:
+        ``remove`` and ``gc_orphans`` wait for it, as they wait for running imports."""
+        from pyrkt.store.staging import store_lock
+
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = store_lock(self.root)
+        lock.shared()
+        return lock
+
+    def touch(self, image_id: str) -> None:
+        self.index.touch(image_id)
+
+    def remove(self, image_id: str) -> ImageRecord:
+        """Forget the image and delete the blobs and layer dirs no other image uses."""
+        from pyrkt.store.staging import store_lock
+
+        rec = self.record(image_id)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with store_lock(self.root) as lock:
+            lock.exclusive()
+            blobs, layers = self.index.remove(image_id)
+            self._delete(blobs, layers)
+        return rec
+
+    def gc_orphans(self) -> tuple[int, int]:
+        """Delete blobs and layer dirs no image refers to (left by a killed import or remove)."""
+        from pyrkt.store.staging import clean_tmp, store_lock
+
+        if not self.root.is_dir():
+            return 0, 0
+        with store_lock(self.root) as lock:
+            lock.exclusive()
+            clean_tmp(self.tmp)
+            blobs = set(self.blobs.walk()) - self.index.referenced_blobs()
+            layers = set(self.layers.walk()) - self.index.referenced_layers()
+            self._delete(blobs, layers)
+        return len(blobs), len(layers)
+
+    def _delete(self, blobs: set[str], layers: set[str]) -> None:
+        for digest in blobs:
+            self.blobs.delete(digest)
+        if layers:
+            self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+            for diff_id in layers:
+                self.layers.remove(diff_id, self.tmp)
+
+    def gc_temp(self) -> int:
+        """Remove what killed imports left in ``tmp``, unless an import is running right now."""
+        from pyrkt.store.staging import clean_tmp, store_lock
+
+        if not self.root.is_dir():
+            return 0
+        with store_lock(self.root) as lock:
+            if not lock.try_exclusive():
+                return 0
+            return clean_tmp(self.tmp)

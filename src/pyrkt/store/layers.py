@@ -1,0 +1,388 @@
+"""Unpacked layers: ``layers/sha256/<diff id hex>/``, each an overlayfs lower dir, never written again.
+
+A layer is unpacked once, into a temp dir of the import session, and renamed into place only
+after its uncompressed bytes matched the diff id; an interrupted unpack therefore never leaves
+a half layer, and two importers of the same layer each unpack privately and the first rename
+wins. The layer dir *is* the layer's root: pass it as it is to overlayfs.
+
+Unpacking (``unpack``) keeps owners (when root), modes, mtimes, xattrs, hardlinks and symlinks,
+makes device nodes only when root, and turns OCI whiteouts into overlayfs ones: ``.wh.NAME``
+becomes a character device 0:0 called NAME, ``.wh..wh..opq`` sets ``trusted.overlay.opaque=y``
+on its directory. It refuses any member that would land outside the layer: ``..``, absolute
+paths, writing through a symlink that leaves the layer, hardlinks to outside.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import IO, Any, cast
+
+from pyrkt.errors import ImageError
+from pyrkt.store.digests import HashingReader, check_digest, digest_hex
+from pyrkt.store.members import MemberPlan, plan_member
+from pyrkt.store.staging import remove_tree
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+# Overlay metadata a layer must not be able to forge (redirects, fake whiteouts, origins).
+FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+MAX_SYMLINK_HOPS = 40
+CHUNK = 1 << 20
+
+
+class LayerStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root  # <store>/layers
+
+    def path(self, diff_id: str) -> Path:
+        return self.root / "sha256" / digest_hex(diff_id)
+
+    def has(self, diff_id: str) -> bool:
+        return self.path(diff_id).is_dir()
+
+    def commit(self, diff_id: str, unpacked: Path) -> None:
+        """Rename a verified unpacked dir into place; if another importer won, drop ours."""
+        dest = self.path(diff_id)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.rename(unpacked, dest)
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            remove_tree(unpacked)
+
+    def remove(self, diff_id: str, trash: Path) -> None:
+        """Move the layer out of sight first (atomic), then delete it."""
+        src = self.path(diff_id)
+        dest = trash / f"layer-{digest_hex(diff_id)}"
+        try:
+            os.rename(src, dest)
+        except FileNotFoundError:
+            return
+        remove_tree(dest)
+
+    def walk(self) -> list[str]:
+        try:
+            return ["sha256:" + n for n in os.listdir(self.root / "sha256") if len(n) == 64]
+        except FileNotFoundError:
+            return []
+
+
+def open_decompressed(raw: IO[bytes], what: str) -> IO[bytes]:
+    """The tar stream inside a layer blob: gzip, zstd, xz, bzip2 or plain, told by magic bytes."""
+    head = raw.read(6)
+    raw.seek(0)
+    if head.startswith(b"\x1f\x8b"):
+        import gzip
+
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[no-any-return]
+    if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+
+        return cast(IO[bytes], lzma.LZMAFile(raw))
+    if head.startswith(b"BZh"):
+        import bz2
+
+        return cast(IO[bytes], bz2.BZ2File(raw))
+    return raw
+
+
+def unpack(blob: Path, dest: Path, *, diff_id: str, layer: str, privileged: bool | None = None,
+           lowers: list[Path] | None = None) -> int:
+    """Unpack the layer blob at ``blob`` into the empty dir ``dest``; returns its size in bytes.
+
+    ``layer`` names the layer in errors (its blob digest). The uncompressed stream must hash to
+    ``diff_id``; a mismatch, a corrupt stream or an unsafe member raises ImageError and leaves
+    ``dest`` for the caller to discard. ``lowers`` (the image's layers below, top first) give
+    a parent dir the tar does not list its owner, mode and time: overlayfs shows the topmost
+    layer's copy of a dir, so a made-up 0755 ``tmp`` would hide a lower 1777 one.
+    """
+    import tarfile
+    import zlib
+
+    privileged = os.geteuid() == 0 if privileged is None else privileged
+    with open(blob, "rb") as raw:
+        reader = HashingReader(open_decompressed(raw, layer))
+        unpacker = Unpacker(dest, layer=layer, privileged=privileged, lowers=lowers or [])
+        try:
+            with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape") as tf:  # type: ignore[call-overload]
+                for info in tf:
+                    unpacker.member(info, tf)
+            reader.drain()
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            if isinstance(e, OSError) and not _is_stream_error(e):
+                raise
+            raise ImageError(f"layer {layer}: corrupt layer tar: {e}") from None
+        except Exception as e:
+            if type(e).__name__ in ("ZstdError", "LZMAError"):
+                raise ImageError(f"layer {layer}: corrupt compressed stream: {e}") from None
+            raise
+    check_digest(f"layer {layer}", diff_id, reader.digest)
+    unpacker.finish()
+    return unpacker.size
+
+
+def _is_stream_error(e: OSError) -> bool:
+    # gzip.BadGzipFile and lzma/bz2 errors are OSErrors without an errno; real I/O errors have one.
+    return e.errno is None
+
+
+class Unpacker:
+    """Applies planned members to one layer dir, resolving paths strictly inside it."""
+
+    def __init__(self, root: Path, *, layer: str, privileged: bool, lowers: list[Path] | None = None) -> None:
+        self.root = str(root)
+        self.lowers = [str(p) for p in lowers or []]
+        self.layer = layer
+        self.privileged = privileged
+        self.size = 0
+        self.dirs: dict[str, Any] = {}  # path -> TarInfo of a dir member, applied at the end
+        self.whiteouts: set[str] = set()
+
+    # -- members ---------------------------------------------------------------------------
+
+    def member(self, info: Any, tf: Any) -> None:
+        plan = plan_member(info.name, info.type, info.linkname, layer=self.layer)
+        if plan.kind == "skip":
+            return
+        if plan.kind == "opaque":
+            d = self.resolve_dir(plan.parts, info.name)
+            self.need_root(info.name, "an opaque-directory marker")
+            os.setxattr(d, OPAQUE_XATTR, b"y", follow_symlinks=False)
+            return
+        if not plan.parts:  # "./": the layer root's own metadata
+            self.dirs[self.root] = info
+            return
+        parent = self.resolve_dir(plan.parts[:-1], info.name)
+        path = os.path.join(parent, plan.parts[-1])
+        if plan.kind == "whiteout":
+            self.whiteout(path, info.name)
+            return
+        if not self.clear(path, plan.kind):
+            self.dirs[path] = info  # an existing dir: later metadata wins
+            self.set_xattrs(path, info)
+            return
+        self.create(plan, path, info, tf)
+
+    def create(self, plan: MemberPlan, path: str, info: Any, tf: Any) -> None:
+        kind = plan.kind
+        mode = info.mode & 0o7777
+        if kind == "dir":
+            os.mkdir(path, 0o700)
+            self.dirs[path] = info
+            self.set_xattrs(path, info)
+            return
+        if kind == "file":
+            self.write_file(path, info, tf.extractfile(info), mode)
+            return
+        if kind == "symlink":
+            os.symlink(info.linkname, path)
+        elif kind == "hardlink":
+            os.link(self.link_source(plan, info.name), path, follow_symlinks=False)
+            return  # a hardlink shares the inode's owner, mode, times and xattrs
+        elif kind == "fifo":
+            os.mkfifo(path, 0o600)
+        else:  # char, block
+            if not self.privileged:
+                return  # device nodes only when root: rootless engines drop them too
+            fmt = stat.S_IFCHR if kind == "char" else stat.S_IFBLK
+            os.mknod(path, fmt | 0o600, os.makedev(info.devmajor, info.devminor))
+        if self.privileged:
+            os.lchown(path, info.uid, info.gid)
+        if kind != "symlink":
+            os.chmod(path, mode)
+        self.set_xattrs(path, info)
+        os.utime(path, ns=(_ns(info.mtime), _ns(info.mtime)), follow_symlinks=False)
+
+    def write_file(self, path: str, info: Any, src: IO[bytes] | None, mode: int) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            if src is not None:
+                while True:
+                    chunk = src.read(CHUNK)
+                    if not chunk:
+                        break
+                    _write_all(fd, chunk)
+            if self.privileged:
+                os.fchown(fd, info.uid, info.gid)
+            os.fchmod(fd, mode)  # after chown, which clears setuid bits
+            self.set_xattrs(fd, info)
+            os.utime(fd, ns=(_ns(info.mtime), _ns(info.mtime)))
+        finally:
+            os.close(fd)
+        self.size += info.size
+
+    def whiteout(self, path: str, member: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            # OCI: a whiteout hides lower layers only; an entry of this same layer stays.
+            return
+        self.need_root(member, "a whiteout")
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        self.whiteouts.add(path)
+
+    def link_source(self, plan: MemberPlan, member: str) -> str:
+        parent = self.resolve_dir(plan.link_parts[:-1], member, create=False)
+        src = os.path.join(parent, plan.link_parts[-1])
+        try:
+            st = os.lstat(src)
+        except FileNotFoundError:
+            raise ImageError(f"layer {self.layer}: member {member!r} is a hardlink to {'/'.join(plan.link_parts)!r}, "
+                             "which is not in the layer") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"layer {self.layer}: member {member!r} is a hardlink to a directory")
+        return src
+
+    # -- paths -----------------------------------------------------------------------------
+
+    def resolve_dir(self, parts: tuple[str, ...], member: str, *, create: bool = True) -> str:
+        """The real dir for ``parts`` inside the layer, following symlinks only while they stay inside."""
+        done: list[str] = []
+        todo = list(parts)
+        hops = 0
+        while todo:
+            comp = todo.pop(0)
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if not done:
+                    raise self.escape(member, parts)
+                done.pop()
+                continue
+            path = os.path.join(self.root, *done, comp)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if not create:
+                    raise ImageError(f"layer {self.layer}: member {member!r} refers to {'/'.join(parts)!r}, "
+                                     "which is not in the layer") from None
+                os.mkdir(path, 0o755)
+                done.append(comp)
+                self.implicit_dir(path, done)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                done.append(comp)
+            elif stat.S_ISLNK(st.st_mode):
+                hops += 1
+                target = os.readlink(path)
+                if target.startswith("/") or hops > MAX_SYMLINK_HOPS:
+                    raise ImageError(f"layer {self.layer}: member {member!r} would be written through symlink "
+                                     f"{'/'.join([*done, comp])!r} -> {target!r}, outside the layer")
+                todo = target.split("/") + todo
+            else:
+                raise ImageError(f"layer {self.layer}: member {member!r}: {'/'.join([*done, comp])!r} "
+                                 "is not a directory")
+        return os.path.join(self.root, *done)
+
+    def escape(self, member: str, parts: tuple[str, ...]) -> ImageError:
+        return ImageError(f"layer {self.layer}: member {member!r} would be written through a symlink "
+                          f"in {'/'.join(parts)!r} that leads outside the layer")
+
+    def clear(self, path: str, kind: str) -> bool:
+        """Make room for a new entry at ``path``; False when an existing dir is simply kept."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            if kind == "dir":
+                return False
+            remove_tree(Path(path))
+            self.dirs = {p: i for p, i in self.dirs.items() if p != path and not p.startswith(path + "/")}
+        else:
+            os.unlink(path)
+            self.whiteouts.discard(path)
+        return True
+
+    def implicit_dir(self, path: str, parts: list[str]) -> None:
+        """A parent the tar did not list takes its attributes from the lower layers, if they have it."""
+        for lower in self.lowers:
+            try:
+                st = os.lstat(os.path.join(lower, *parts))
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self.dirs[path] = _DirAttrs(st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_mtime)
+            return
+
+    def need_root(self, member: str, what: str) -> None:
+        if not self.privileged:
+            raise ImageError(f"layer {self.layer}: member {member!r} is {what}, which only root can unpack")
+
+    # -- metadata --------------------------------------------------------------------------
+
+    def set_xattrs(self, target: str | int, info: Any) -> None:
+        for key, value in (info.pax_headers or {}).items():
+            if not key.startswith("SCHILY.xattr."):
+                continue
+            name = key[len("SCHILY.xattr."):]
+            if name.startswith(FORBIDDEN_XATTR_PREFIXES):
+                continue  # only pyrkt's own whiteout handling writes overlay metadata
+            data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+            try:
+                if isinstance(target, int):
+                    os.setxattr(target, name, data)
+                else:
+                    os.setxattr(target, name, data, follow_symlinks=False)
+            except OSError as e:
+                # EPERM/ENOTSUP: a namespace this host or user cannot hold (e.g. trusted.* when
+                # not root, security.selinux without SELinux); the file itself is still right.
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+                    raise
+
+    def finish(self) -> None:
+        """Directory modes and times last, deepest first: creating children changes both."""
+        root_info = self.dirs.pop(self.root, None)
+        for path in sorted(self.dirs, key=lambda p: p.count("/"), reverse=True):
+            self.apply_dir(path, self.dirs[path])
+        if root_info is not None:
+            self.apply_dir(self.root, root_info)
+        else:
+            os.chmod(self.root, 0o755)
+
+    def apply_dir(self, path: str, info: Any) -> None:
+        if self.privileged:
+            os.lchown(path, info.uid, info.gid)
+        os.chmod(path, info.mode & 0o7777)
+        os.utime(path, ns=(_ns(info.mtime), _ns(info.mtime)), follow_symlinks=False)
+
+
+class _DirAttrs:
+    """What ``apply_dir`` needs of a TarInfo, for a dir copied from a lower layer."""
+
+    def __init__(self, uid: int, gid: int, mode: int, mtime: float) -> None:
+        self.uid, self.gid, self.mode, self.mtime = uid, gid, mode, mtime
+        self.pax_headers: dict[str, str] = {}
+
+
+def _ns(mtime: float) -> int:
+    return int(mtime * 1_000_000_000)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def file_tree_size(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (hardlinks counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total

@@ -1,0 +1,84 @@
+"""OCI/Docker image config -> pyrkt's Image, following docker2aci."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyrkt.errors import ImageError
+from pyrkt.fetch.convert import (
+    appc_arch,
+    image_from_config,
+    parse_env,
+    parse_ports,
+    parse_user,
+    sanitize_name,
+)
+from pyrkt.model.image import MountPoint, Port
+
+DIFF = "sha256:" + "1" * 64
+
+
+def config(**c: object) -> dict[str, object]:
+    return {"architecture": "amd64", "os": "linux", "config": c, "rootfs": {"type": "layers", "diff_ids": [DIFF]}}
+
+
+def test_exec_is_entrypoint_then_cmd_and_env_workdir_map() -> None:
+    image = image_from_config(
+        config(Entrypoint=["/bin/sh", "-c"], Cmd=["echo hi"], Env=["PATH=/bin", "EMPTY=", "A=b=c"], WorkingDir="/srv"),
+        image_id="sha256:" + "2" * 64, name="example/app", tag="1.0", fmt="oci")
+    assert image.app is not None
+    assert image.app.exec == ("/bin/sh", "-c", "echo hi")
+    assert image.app.environment == (("PATH", "/bin"), ("EMPTY", ""), ("A", "b=c"))
+    assert image.app.working_directory == "/srv"
+    assert image.labels == (("version", "1.0"), ("os", "linux"), ("arch", "amd64"))
+    assert image.layers == (DIFF,) and image.display_name == "example/app:1.0"
+
+
+def test_defaults_when_the_config_says_nothing() -> None:
+    image = image_from_config(config(), image_id="sha256:" + "2" * 64, name="n", tag="latest", fmt="oci")
+    assert image.app is not None
+    assert (image.app.exec, image.app.user, image.app.group, image.app.working_directory) == ((), "0", "0", "/")
+
+
+@pytest.mark.parametrize("user,expected", [
+    ("", ("0", "0")), ("1000", ("1000", "1000")), ("1000:50", ("1000", "50")),
+    ("app", ("app", "app")), ("app:staff", ("app", "staff")), ("app:", ("app", "app")),
+])
+def test_user_and_group_follow_docker2aci(user: str, expected: tuple[str, str]) -> None:
+    assert parse_user(user) == expected
+
+
+def test_exposed_ports_are_named_port_dash_protocol() -> None:
+    assert parse_ports({"80/tcp": {}, "53/udp": {}, "8080": {}}) == (
+        Port("53-udp", "udp", 53), Port("80-tcp", "tcp", 80), Port("8080-tcp", "tcp", 8080))
+    with pytest.raises(ImageError, match="invalid exposed port"):
+        parse_ports({"http/tcp": {}})
+
+
+def test_volumes_become_mount_points_and_labels_annotations() -> None:
+    image = image_from_config(config(Volumes={"/var/lib/data": {}}, Labels={"maintainer": "me"}),
+                              image_id="sha256:" + "2" * 64, name="n", tag="t", fmt="docker")
+    assert image.app is not None
+    assert image.app.mount_points == (MountPoint("volume-var-lib-data", "/var/lib/data"),)
+    assert image.annotations == (("maintainer", "me"),)
+
+
+def test_odd_env_entries_do_not_crash() -> None:
+    assert parse_env(["", "NOVALUE", 3, "=x"]) == (("NOVALUE", ""),)
+
+
+def test_arch_labels_use_appc_names() -> None:
+    assert [appc_arch(a, v) for a, v in [("amd64", ""), ("arm64", "v8"), ("arm", "v7"), ("386", "")]] == \
+        ["amd64", "aarch64", "armv7l", "i386"]
+
+
+def test_config_without_diff_ids_is_refused() -> None:
+    with pytest.raises(ImageError, match="rootfs.diff_ids"):
+        image_from_config({"config": {}}, image_id="sha256:" + "2" * 64, name="n", tag="t", fmt="oci")
+
+
+def test_names_made_from_file_names() -> None:
+    assert sanitize_name("My_Image.tar") == "my_image"
+    assert sanitize_name("Some Dir!") == "some-dir"
+    assert sanitize_name("busybox-oci") == "busybox-oci"
+    assert sanitize_name("___") == "image"

@@ -1,0 +1,43 @@
+"""Which source an image argument names, and how a path is split from its tag."""
+
+from __future__ import annotations
+
+from pyrkt.fetch.sources import Source, parse_source
+
+
+def exists_only(*paths: str):  # type: ignore[no-untyped-def]
+    return lambda p: p in paths
+
+
+def test_local_prefixes_split_path_and_tag() -> None:
+    ex = exists_only("/img", "/a.tar")
+    assert parse_source("oci:/img", exists=ex) == Source("oci", "/img")
+    assert parse_source("oci:/img:1.0", exists=ex) == Source("oci", "/img", "1.0")
+    assert parse_source("oci-archive:/a.tar:v2", exists=ex) == Source("oci-archive", "/a.tar", "v2")
+
+
+def test_a_path_that_exists_with_a_colon_is_not_split() -> None:
+    assert parse_source("oci:/odd:name", exists=exists_only("/odd:name")) == Source("oci", "/odd:name")
+
+
+def test_a_suffix_with_a_slash_is_part_of_the_path() -> None:
+    assert parse_source("oci:/x:y/z", exists=exists_only()) == Source("oci", "/x:y/z")
+
+
+def test_docker_archive_ref_keeps_its_own_colons() -> None:
+    ex = exists_only("/s.tar")
+    assert parse_source("docker-archive:/s.tar:example/busybox:latest", exists=ex) == \
+        Source("docker-archive", "/s.tar", "example/busybox:latest")
+    assert parse_source("docker-archive:/s.tar", exists=ex) == Source("docker-archive", "/s.tar")
+    assert parse_source("docker-archive:/gone.tar:a:b", exists=ex) == Source("docker-archive", "/gone.tar", "a:b")
+
+
+def test_remote_and_store_arguments() -> None:
+    assert parse_source("docker://busybox").kind == "docker"
+    assert parse_source("docker:busybox") == Source("docker", "busybox")
+    assert parse_source("https://example.com/app.aci").kind == "https"
+    assert parse_source("./app.aci").kind == "aci-file"
+    assert parse_source("file:///srv/app.aci") == Source("aci-file", "/srv/app.aci")
+    assert parse_source("example.com/app:1.0") == Source("store", "example.com/app:1.0")
+    assert parse_source("sha256:abcd") == Source("store", "sha256:abcd")
+    assert not parse_source("busybox").is_local and parse_source("oci:/x").is_local
