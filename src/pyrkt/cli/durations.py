@@ -1,0 +1,100 @@
+"""Go duration syntax for flags (``30m``, ``1h30m``, ``500ms``, ``0s``), as rkt's flags take it.
+
+``parse_duration`` gives seconds; ``format_duration`` prints seconds back the way Go's
+``time.Duration.String`` does (``30m0s``, ``24h0m0s``, ``1.5s``, ``500ms``), because rkt's
+messages show durations that way ("still within grace period (30m0s)").
+"""
+
+from __future__ import annotations
+
+from pyrkt.errors import UsageError
+
+_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+       "m": 60_000_000_000, "h": 3_600_000_000_000}
+_BOOL = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
+
+
+def parse_duration_ns(text: str) -> int:
+    """``"1h30m"`` -> nanoseconds; the grammar is Go's ``time.ParseDuration``."""
+    s = text.strip()
+    bad = UsageError(f"invalid duration {text!r}: want a number with a unit, e.g. 30s, 5m, 1h30m, 500ms")
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise bad
+    total = 0
+    i = 0
+    while i < len(s):
+        start = i
+        while i < len(s) and (s[i].isdigit() or s[i] == "."):
+            i += 1
+        number = s[start:i]
+        if number in ("", ".") or number.count(".") > 1:
+            raise bad
+        ustart = i
+        while i < len(s) and not (s[i].isdigit() or s[i] == "."):
+            i += 1
+        unit = _NS.get(s[ustart:i])
+        if unit is None:
+            raise bad
+        whole, _, frac = number.partition(".")
+        total += int(whole or "0") * unit
+        if frac:
+            # exact: scale the fraction's digits by the unit without going through a float
+            total += int(frac) * unit // 10 ** len(frac)
+    return sign * total
+
+
+def parse_duration(text: str) -> float:
+    """``"30m"`` -> 1800.0 seconds."""
+    return parse_duration_ns(text) / 1e9
+
+
+def parse_wait(text: str) -> float | None:
+    """rkt's ``--wait[=bool|duration]``: None = do not wait, ``inf`` = no timeout, else seconds.
+
+    ``true`` (or the flag alone) waits forever, ``false`` and ``0`` do not wait, a negative
+    duration waits forever and a positive one is the timeout.
+    """
+    word = text.strip()
+    if word == "" or _BOOL.get(word.lower()) is True:
+        return float("inf")
+    if _BOOL.get(word.lower()) is False:
+        return None
+    seconds = parse_duration(word)
+    if seconds == 0:
+        return None
+    return float("inf") if seconds < 0 else seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Go's ``Duration.String``: 1800 -> ``30m0s``, 0.5 -> ``500ms``, 0 -> ``0s``."""
+    ns = round(seconds * 1e9)
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return sign + _decimal(ns, size) + unit
+    hours, rest = divmod(ns, _NS["h"])
+    minutes, rest = divmod(rest, _NS["m"])
+    out = _decimal(rest, _NS["s"]) + "s"
+    if hours or minutes:
+        out = f"{minutes}m" + out
+    if hours:
+        out = f"{hours}h" + out
+    return sign + out
+
+
+def _decimal(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}"

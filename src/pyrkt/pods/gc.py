@@ -1,0 +1,294 @@
+"""rkt's two-phase pod garbage collection, and the removal of one pod (`rm`).
+
+Mark: exited ``run/`` pods go to ``exited-garbage/`` (the rename's ctime is the gc-marked
+time), aborted ``prepare/`` pods and expired ``prepared/`` pods go to ``garbage/``. Sweep:
+``exited-garbage/`` pods past their grace period and everything in ``garbage/`` are deleted
+under the pod's exclusive lock: the flavor's ``teardown(pod_dir)`` first (mounts, cgroups,
+netns), then the files, never crossing into a mount. Each phase returns what it did; callers
+print. Any number of these may run at once: the lock decides who handles a pod, and a rename
+that lost the race (ENOENT) is not an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyrkt.errors import InvalidState, KernelError, Locked, NotFound, PyrktError
+from pyrkt.model import abi
+from pyrkt.pods.pod import Pod, ensure_dirs
+from pyrkt.pods.state import Dir, State
+
+Teardown = Callable[[Path], None]  # undoes what the pod at pod_dir set up; idempotent
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """What one phase did: pods handled, and the ones it left and why."""
+
+    done: tuple[str, ...] = ()
+    within_grace: tuple[str, ...] = ()
+    busy: tuple[str, ...] = ()  # locked by another command
+    failed: tuple[tuple[str, str], ...] = ()  # (uuid, the user's line)
+
+
+# -- mark --------------------------------------------------------------------------------
+
+def mark_exited(pods_dir: Path) -> Phase:
+    """Exited pods in ``run/`` -> ``exited-garbage/``."""
+    exited = [p for p in Pod.walk(pods_dir, (Dir.RUN,)) if p.state == State.EXITED]
+    return _rename_each(exited, Dir.EXITED_GARBAGE, lock=False)
+
+
+def discard_aborted(pods_dir: Path) -> Phase:
+    """Unlocked pods in ``prepare/`` (a prepare that died) -> ``garbage/``."""
+    aborted = [p for p in Pod.walk(pods_dir, (Dir.PREPARE,)) if p.state == State.ABORTED_PREPARE]
+    return _rename_each(aborted, Dir.GARBAGE, lock=False)
+
+
+def expire_prepared(pods_dir: Path, older_than: float, *, now: float | None = None) -> Phase:
+    """Pods in ``prepared/`` for longer than ``older_than`` seconds -> ``garbage/``.
+
+    Moved under the exclusive lock, so a `run-prepared` that holds the pod keeps it.
+    """
+    now = time.time() if now is None else now
+    old = [p for p in Pod.walk(pods_dir, (Dir.PREPARED,)) if _expired(p, older_than, now)]
+    return _rename_each(old, Dir.GARBAGE, lock=True)
+
+
+def _rename_each(pods: Iterable[Pod], dst: Dir, *, lock: bool) -> Phase:
+    # An exited or aborted pod is never locked again except by gc/rm, so sampling its state
+    # and renaming is safe without holding its lock; holding it would make the pod look
+    # running (or preparing) to a concurrent `list` for that moment.
+    done: list[str] = []
+    busy: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for pod in pods:
+        if lock and not pod.try_lock():
+            busy.append(pod.uuid)
+            continue
+        try:
+            pod.transition(dst)
+            done.append(pod.uuid)
+        except FileNotFoundError as e:
+            if pod.path.is_dir():  # the pod is still here: the destination dir is missing
+                failed.append((pod.uuid, f"cannot move {pod.path} to {dst.value}/: {e.strerror}"))
+            # else another command moved it first
+        except OSError as e:
+            failed.append((pod.uuid, f"cannot move {pod.path} to {dst.value}/: {e.strerror}"))
+        finally:
+            pod.unlock()
+    return Phase(done=tuple(done), busy=tuple(busy), failed=tuple(failed))
+
+
+def _expired(pod: Pod, age: float, now: float) -> bool:
+    try:
+        ctime = os.lstat(pod.path).st_ctime
+    except FileNotFoundError:
+        return False
+    return now > ctime + age
+
+
+# -- sweep -------------------------------------------------------------------------------
+
+def sweep_exited_garbage(pods_dir: Path, grace: float, teardown: Teardown, *, now: float | None = None) -> Phase:
+    """Delete ``exited-garbage/`` pods marked more than ``grace`` seconds ago (0: at once)."""
+    now = time.time() if now is None else now
+    ready: list[Pod] = []
+    waiting: list[str] = []
+    for pod in Pod.walk(pods_dir, (Dir.EXITED_GARBAGE,)):
+        try:
+            marked = os.lstat(pod.path).st_ctime
+        except FileNotFoundError:
+            continue
+        if now > marked + grace:
+            ready.append(pod)
+        else:
+            waiting.append(pod.uuid)
+    swept = _delete_each(ready, teardown)
+    return Phase(done=swept.done, within_grace=tuple(waiting), busy=swept.busy, failed=swept.failed)
+
+
+def sweep_garbage(pods_dir: Path, teardown: Teardown) -> Phase:
+    """Delete every pod in ``garbage/``."""
+    return _delete_each(Pod.walk(pods_dir, (Dir.GARBAGE,)), teardown)
+
+
+def _delete_each(pods: Iterable[Pod], teardown: Teardown) -> Phase:
+    done: list[str] = []
+    busy: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for pod in pods:
+        if not pod.try_lock():
+            if pod.relocate():
+                busy.append(pod.uuid)
+            continue  # else: deleted by another command meanwhile
+        try:
+            delete_pod(pod, teardown)
+            done.append(pod.uuid)
+        except (PyrktError, OSError) as e:
+            failed.append((pod.uuid, _line(e)))
+        finally:
+            pod.unlock()
+    return Phase(done=tuple(done), busy=tuple(busy), failed=tuple(failed))
+
+
+def delete_pod(pod: Pod, teardown: Teardown) -> None:
+    """Tear down and remove a pod the caller holds exclusively in a garbage dir.
+
+    The stage1 rootfs goes first, as rkt: if that fails the pod manifest is still there and a
+    later gc can retry. A teardown that fails leaves the pod in place for the same reason.
+    """
+    if pod.where not in (Dir.EXITED_GARBAGE, Dir.GARBAGE):
+        raise InvalidState(f"pod {pod.uuid} is in {pod.where.value}/, not in a garbage dir; not deleting it")
+    teardown(pod.path)
+    remove_tree(pod.path / abi.STAGE1_ROOTFS)
+    remove_tree(pod.path)
+
+
+# -- rm ----------------------------------------------------------------------------------
+
+def remove_now(pod: Pod, teardown: Teardown) -> None:
+    """`rm`: delete an exited, prepared or aborted pod at once, as rkt's removePod.
+
+    Exited and aborted pods are moved to their garbage dir *before* their lock is taken
+    (nothing else locks them), so no other command ever sees them locked and "running".
+    """
+    state = pod.state
+    _refuse(pod, state)
+    ensure_dirs(pod.pods_dir)
+    if state == State.EXITED:
+        _move_unheld(pod, Dir.EXITED_GARBAGE)
+    elif state == State.ABORTED_PREPARE:
+        _move_unheld(pod, Dir.GARBAGE)
+    for _ in range(3):
+        if pod.try_lock():
+            break
+        if not pod.relocate():
+            raise NotFound(f"pod {pod.uuid} no longer exists")
+        _refuse(pod, pod.state)
+    else:
+        raise Locked(f'pod "{pod.uuid}" is locked by another pyrkt process')
+    try:
+        if pod.where == Dir.PREPARED:
+            pod.transition(Dir.GARBAGE)  # under the lock: a racing run-prepared cannot take it
+        delete_pod(pod, teardown)
+    finally:
+        pod.unlock()
+
+
+def _move_unheld(pod: Pod, dst: Dir) -> None:
+    try:
+        pod.transition(dst)
+    except FileNotFoundError:
+        if not pod.relocate():
+            raise NotFound(f"pod {pod.uuid} no longer exists") from None
+        if pod.where != dst:
+            raise
+        # else a concurrent gc moved it there first
+
+
+def _refuse(pod: Pod, state: State) -> None:
+    if state == State.RUNNING:
+        raise InvalidState(f'pod "{pod.uuid}" is currently running')
+    if state in (State.EMBRYO, State.PREPARING):
+        raise InvalidState(f'pod "{pod.uuid}" is currently being prepared')
+    if state in (State.DELETING, State.EXITED_DELETING):
+        raise InvalidState(f'pod "{pod.uuid}" is currently being deleted')
+    if state == State.GONE:
+        raise NotFound(f"pod {pod.uuid} no longer exists")
+
+
+# -- removing files ----------------------------------------------------------------------
+
+def remove_tree(path: Path) -> None:
+    """``rm -rf path`` that refuses to cross into a mount and copes with odd inodes.
+
+    Mounts left below a pod (a bind-mounted volume after SIGKILL) must be unmounted by the
+    teardown first: deleting through one would delete the host's files. Entries that refuse
+    removal (immutable or append-only attributes, directories without write permission) are
+    fixed up and removed in a second pass.
+    """
+    import shutil
+
+    from pyrkt.kernel.mount import mounts_under
+
+    left = mounts_under(str(path))
+    if left:
+        raise InvalidState(f"{left[-1]} is still mounted; not removing {path}")
+    try:
+        shutil.rmtree(path)
+        return
+    except FileNotFoundError:
+        return
+    except OSError:
+        pass  # retried below after making every entry removable
+    _make_removable(path)
+    errors: list[tuple[str, OSError]] = []
+
+    def collect(func: object, failed: str, exc: tuple[type[BaseException], BaseException, object]) -> None:
+        err = exc[1]
+        if isinstance(err, OSError) and err.errno != errno.ENOENT:
+            errors.append((failed, err))
+
+    shutil.rmtree(path, onerror=collect)
+    if errors and os.path.lexists(path):
+        failed, err = errors[0]
+        raise KernelError("remove", err.errno or errno.EIO, failed)
+
+
+def _make_removable(top: Path) -> None:
+    """Clear immutable/append-only flags and give directories owner rwx, top down."""
+    _fix_inode(str(top))
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            _fix_inode(os.path.join(dirpath, name))
+
+
+# FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (linux/fs.h) and the two flags that block unlink
+_GETFLAGS, _SETFLAGS = 0x80086601, 0x40086602
+_BLOCKING_FLAGS = 0x10 | 0x20  # FS_IMMUTABLE_FL | FS_APPEND_FL
+
+
+def _fix_inode(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        return  # links, devices, fifos: their own flags never block removal of the entry
+    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
+        try:
+            os.chmod(path, st.st_mode | 0o700)
+        except OSError:
+            pass  # the second rmtree reports the entry that still cannot go
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        buf = bytearray(4)
+        fcntl.ioctl(fd, _GETFLAGS, buf, True)
+        flags = int.from_bytes(buf, sys.byteorder)
+        if flags & _BLOCKING_FLAGS:
+            fcntl.ioctl(fd, _SETFLAGS, (flags & ~_BLOCKING_FLAGS).to_bytes(4, sys.byteorder))
+    except OSError:
+        pass  # no inode flags on this file system (ENOTTY) or not permitted: nothing to clear
+    finally:
+        os.close(fd)
+
+
+def _line(err: BaseException) -> str:
+    if isinstance(err, PyrktError):
+        return err.message
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
