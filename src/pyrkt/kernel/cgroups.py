@@ -49,8 +49,15 @@ def hierarchies() -> list[Hierarchy]:
 
 
 def pod_hierarchies() -> list[Hierarchy]:
-    """The hierarchies a pod cgroup is made in: every v2 one, and v1 ones with a wanted controller."""
-    return [h for h in hierarchies() if h.version == 2 or any(c in V1_WANTED for c in h.controllers)]
+    """The hierarchies a pod cgroup is made in: the v1 ones with a wanted controller, or, on a
+    host without v1 controllers (pure v2), the v2 one.
+
+    On a hybrid host the v2 hierarchy holds no controllers (they are all bound to v1), so it
+    adds nothing but another migration: the pod is tracked and killed through its v1 cgroups.
+    """
+    hs = hierarchies()
+    v1 = [h for h in hs if h.version == 1 and any(c in V1_WANTED for c in h.controllers)]
+    return v1 or [h for h in hs if h.version == 2]
 
 
 def paths_for(subpath: str, hs: list[Hierarchy] | None = None) -> list[str]:

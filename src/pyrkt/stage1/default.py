@@ -16,8 +16,8 @@ Pod init itself is ``podinit.py``; app set-up is ``app.py``.
 from __future__ import annotations
 
 import json
-import marshal
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -27,8 +27,10 @@ from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces
 from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
+from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
+from pyrkt.stage1 import podinit
 
-PLAN = "stage1/plan"
+STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 ETC_DIR = "stage1/rootfs/etc"
 CONTAINER_ENV = "pyrkt"
@@ -116,6 +118,8 @@ def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: 
         "status_dir": str(pod_dir / abi.STATUS_DIR),
         "pids_dir": str(pod_dir / PIDS_DIR),
         "supervisor_status": str(pod_dir / abi.SUPERVISOR_STATUS),
+        "state_file": str(pod_dir / STATE_FILE),
+        "podinit": POD_INIT_PATH,
         "etc": {"hostname": str(etc / "hostname"), "hosts": str(etc / "hosts-fallback"), "resolv": resolv},
     }
 
@@ -132,9 +136,6 @@ class DefaultFlavor:
         ready_r, ready_w = os.pipe()
         tee = not detach and not config.interactive
         plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee)
-        plan_path = str(pod_dir / PLAN)
-        with open(plan_path, "wb") as f:
-            marshal.dump(plan, f)
         fs.atomic_write(pod_dir / abi.FLAVOR, self.name + "\n", sync=False)
         sub = f"pyrkt/{config.uuid}"
         fs.atomic_write(pod_dir / abi.SUBCGROUP, sub + "\n", sync=False)
@@ -149,7 +150,7 @@ class DefaultFlavor:
             namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
             raise
         if pid == 0:
-            self.become_pod_init(pod_dir, plan_path, config, net, cgroup_paths, lock_fd, ready_r, ready_w,
+            self.become_pod_init(pod_dir, plan, config, net, cgroup_paths, lock_fd, ready_r, ready_w,
                                  detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
@@ -177,10 +178,11 @@ class DefaultFlavor:
             raise PyrktError(message.removeprefix("error:").strip())
         return code
 
-    def become_pod_init(self, pod_dir: Path, plan_path: str, config: abi.RuntimeConfig, net: str,
+    def become_pod_init(self, pod_dir: Path, plan: dict[str, Any], config: abi.RuntimeConfig, net: str,
                         cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
                         detach: bool, pty: tuple[int, int] | None) -> None:
-        """In the forked child (PID 1 of the new pid namespace): finish the namespaces, exec pod init."""
+        """In the forked child (PID 1 of the new pid namespace): finish the namespaces and become
+        pod init (which later re-executes itself as a lean interpreter, see podinit.py)."""
         try:
             os.close(ready_r)
             os.setsid()
@@ -208,13 +210,20 @@ class DefaultFlavor:
             os.set_inheritable(lock_fd, True)
             os.set_inheritable(ready_w, True)
             os.chdir(pod_dir)
-            env = {abi.LOCK_FD_ENV: str(lock_fd), "PATH": abi.STANDARD_PATH}
-            os.execve(sys.executable, [sys.executable, "-I", "-S", POD_INIT_PATH, plan_path], env)
+            os.environ.clear()
+            os.environ.update({abi.LOCK_FD_ENV: str(lock_fd), "PATH": abi.STANDARD_PATH})
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
         except BaseException as e:
             try:
                 os.write(ready_w, f"error:cannot start pod init: {e}\n".encode())
             finally:
                 os._exit(254)
+        code = 254
+        try:
+            code = podinit.run_forked(plan)
+        finally:
+            os._exit(code)
 
     # -- enter -------------------------------------------------------------------------
 

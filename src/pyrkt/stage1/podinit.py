@@ -1,16 +1,19 @@
 """Pod init: PID 1 of a pod. Starts the apps, reaps every child, keeps their logs, records
 their exit statuses, forwards signals and stops the pod by rkt's rules.
 
-One of these lives per pod, so it is kept lean: it is exec'ed as ``python -I -S podinit.py
-PLAN`` and imports only builtin modules (``_signal`` rather than ``signal``, which costs 0.8 MiB
-of enum machinery; ``marshal`` rather than ``json``). Everything it needs comes in the plan
-(``stage1/plan``, a marshal'ed dict written by the host side, see ``default.build_plan``).
-Each app is set up in a forked child by ``pyrkt.stage1.app``, which is imported only there.
+It starts as a fork of the pyrkt process that ran the pod (so apps start without paying for a
+new interpreter), and once the pod has run for ``SLIM_AFTER`` seconds it re-executes itself as
+``python -I -S podinit.py --resume STATE``: the same PID 1 with the same children and fds, but
+a lean interpreter that imports only builtin modules (``_signal`` rather than ``signal``, which
+costs 0.8 MiB of enum machinery; ``marshal`` rather than ``json``), so an idle pod stays small.
+Signals are blocked across that exec and delivered to the new image.
 
 rkt's rules: an app exiting 0 leaves the others running; the first app exiting non-zero stops
 the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL after the
 stop timeout) are recorded as 0; the pod ends when every app has ended.
 """
+
+from __future__ import annotations
 
 import _signal
 import marshal
@@ -19,30 +22,37 @@ import select
 import sys
 import time
 
-SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGKILL = 17, 15, 2, 1, 9
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGCHLD = 1, 2, 9, 15, 17
+HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP)
 CHUNK = 65536
 LINE_MAX = 16384
+SLIM_AFTER = 0.5
 
 
 class App:
-    __slots__ = ("spec", "name", "pid", "code", "stopped", "bufs", "log")
+    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds")
 
-    def __init__(self, spec):
+    def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        self.name = spec["name"]
+        self.name: str = spec["name"]
         self.pid = 0
-        self.code = None
+        self.code: int | None = None
         self.stopped = False
-        self.bufs = {}
+        self.bufs: dict[str, bytes] = {}
+        self.fds: dict[str, int] = {}
         self.log = -1
 
 
-def stamp():
+def stamp() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
 
 
-def write_all(fd, data):
+def write_all(fd: int, data: bytes) -> None:
     while data:
         try:
             n = os.write(fd, data)
@@ -50,11 +60,11 @@ def write_all(fd, data):
             select.select([], [fd], [], 1.0)
             continue
         except OSError:
-            return
+            return  # the terminal went away; the log file still has everything
         data = data[n:]
 
 
-def write_file(path, text):
+def write_file(path: str, text: str) -> None:
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
@@ -65,68 +75,80 @@ def write_file(path, text):
 
 
 class PodInit:
-    def __init__(self, plan):
+    def __init__(self, plan: dict[str, Any]) -> None:
         self.plan = plan
         self.apps = [App(a) for a in plan["apps"]]
-        self.by_pid = {}
-        self.by_fd = {}
+        self.by_pid: dict[int, App] = {}
+        self.by_fd: dict[int, tuple[App, str]] = {}
         self.poll = select.poll()
         self.stopping = False
-        self.kill_at = None
+        self.kill_at: float | None = None
         self.exit_code = 0
-        self.failed = None
-        self.tee = plan["tee"]
+        self.failed: int | None = None
+        self.tee: bool = plan["tee"]
+        self.wake = -1
 
-    # -- start ---------------------------------------------------------------------
+    # -- signals -------------------------------------------------------------------------
 
-    def start(self):
+    def install_signals(self) -> None:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake = r
         _signal.set_wakeup_fd(w)
-        for sig in (SIGCHLD, SIGTERM, SIGINT, SIGHUP):
+        for sig in HANDLED:
             _signal.signal(sig, self.on_signal)
         self.poll.register(r, select.POLLIN)
-        errors = []
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        pass  # the wakeup fd carries the signal number to the loop
+
+    def handle_signal(self, sig: int) -> None:
+        if sig == SIGCHLD:
+            self.reap()
+        elif sig in (SIGTERM, SIGINT, SIGHUP):
+            self.begin_stop(None, sig)
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.install_signals()
+        error = None
         for app in self.apps:
-            err = self.spawn(app)
-            if err:
-                errors.append(err)
+            error = self.spawn(app)
+            if error:
                 break
         ready = self.plan["ready_fd"]
-        if errors:
-            write_all(ready, ("error:" + errors[0] + "\n").encode())
+        if error:
+            write_all(ready, ("error:" + error + "\n").encode())
             self.begin_stop(254)
         else:
-            now = time.time()
+            now = "%f" % time.time()
             for app in self.apps:
-                write_file(self.plan["status_dir"] + "/" + app.name + "-started", "%f" % now)
+                write_file(self.plan["status_dir"] + "/" + app.name + "-started", now)
             try:
                 os.symlink("ready", self.plan["supervisor_status"])
             except FileExistsError:
                 pass
             write_all(ready, b"ready\n")
         os.close(ready)
+        for app in self.apps:
+            app.spec = {"name": app.name, "log": app.spec["log"]}  # drop what only set-up needed
 
-    def spawn(self, app):
-        """Fork the app; its child sets itself up (pyrkt.stage1.app) and execs. Returns an
-        error line, or None once the exec has happened (the CLOEXEC error pipe closed empty)."""
+    def spawn(self, app: App) -> str | None:
+        """Fork the app; the child sets itself up (pyrkt.stage1.app) and execs. Returns an
+        error line, or None once the exec happened (its CLOEXEC error pipe closed empty)."""
         spec = app.spec
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        pipes = {}
-        if not self.plan["interactive"]:
-            for stream in ("stdout", "stderr"):
-                pipes[stream] = os.pipe2(os.O_CLOEXEC)
+        pipes = {} if self.plan["interactive"] else {s: os.pipe2(os.O_CLOEXEC) for s in ("stdout", "stderr")}
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(err_r)
-                stdio = {k: w for k, (r, w) in pipes.items()}
-                from pyrkt.stage1 import app as setup  # noqa: imported only in the child
+                from pyrkt.stage1 import app as setup
 
-                setup.run_app(spec, self.plan, stdio, err_w)
-            except BaseException as e:  # report anything, never return into pod init
+                setup.run_app(spec, self.plan, {k: w for k, (r, w) in pipes.items()}, err_w)
+            except BaseException as e:  # report anything; never return into pod init
                 try:
-                    os.write(err_w, str(e).encode() or repr(e).encode())
+                    os.write(err_w, (str(e) or repr(e)).encode())
                 finally:
                     os._exit(127)
             os._exit(127)
@@ -137,10 +159,7 @@ class PodInit:
         app.log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         for stream, (r, w) in pipes.items():
             os.close(w)
-            os.set_blocking(r, False)
-            self.by_fd[r] = (app, stream)
-            app.bufs[stream] = b""
-            self.poll.register(r, select.POLLIN)
+            self.watch(app, stream, r)
         msg = b""
         while True:
             try:
@@ -155,18 +174,16 @@ class PodInit:
             return "app %s: %s" % (app.name, msg.decode(errors="replace").strip())
         return None
 
-    # -- signals and children --------------------------------------------------------
+    def watch(self, app: App, stream: str, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self.by_fd[fd] = (app, stream)
+        app.fds[stream] = fd
+        app.bufs.setdefault(stream, b"")
+        self.poll.register(fd, select.POLLIN)
 
-    def on_signal(self, signum, frame):
-        pass  # the wakeup fd carries the signal number to the loop
+    # -- children ------------------------------------------------------------------------
 
-    def handle_signal(self, sig):
-        if sig == SIGCHLD:
-            self.reap()
-        elif sig in (SIGTERM, SIGINT, SIGHUP):
-            self.begin_stop(None, sig)
-
-    def reap(self):
+    def reap(self) -> None:
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -188,8 +205,8 @@ class PodInit:
             if code != 0 and not self.stopping:
                 self.begin_stop(code)
 
-    def begin_stop(self, code, sig=SIGTERM):
-        if code is not None and self.failed is None and code != 0:
+    def begin_stop(self, code: int | None, sig: int = SIGTERM) -> None:
+        if code is not None and code != 0 and self.failed is None:
             self.failed = code
             self.exit_code = code
         if self.stopping:
@@ -200,79 +217,83 @@ class PodInit:
         self.kill_at = time.monotonic() + self.plan["stop_timeout"]
         self.signal_apps(sig)
 
-    def signal_apps(self, sig):
+    def signal_apps(self, sig: int) -> None:
         for app in self.apps:
             if app.pid and app.code is None:
                 app.stopped = True
-                try:
-                    os.kill(-app.pid, sig)
-                except ProcessLookupError:
+                for target in (-app.pid, app.pid):  # its process group, else the process
                     try:
-                        os.kill(app.pid, sig)
+                        os.kill(target, sig)
+                        break
                     except ProcessLookupError:
-                        pass
+                        continue
 
-    # -- logs --------------------------------------------------------------------------
+    # -- logs ----------------------------------------------------------------------------
 
-    def on_output(self, fd):
+    def on_output(self, fd: int) -> bool:
+        """Read what is there; False once the stream has closed."""
         app, stream = self.by_fd[fd]
         try:
             data = os.read(fd, CHUNK)
         except BlockingIOError:
-            return
+            return True
         if not data:
-            self.close_stream(fd, app, stream)
-            return
+            self.close_stream(fd)
+            return False
         if self.tee:
             write_all(1 if stream == "stdout" else 2, data)
-        buf = app.bufs[stream] + data
-        lines = buf.split(b"\n")
+        lines = (app.bufs[stream] + data).split(b"\n")
         rest = lines.pop()
-        out = []
-        for line in lines:
-            out.append(self.record(stream, b"F", line))
+        out = [self.record(stream, b"F", line) for line in lines]
         while len(rest) >= LINE_MAX:
             out.append(self.record(stream, b"P", rest[:LINE_MAX]))
             rest = rest[LINE_MAX:]
         app.bufs[stream] = rest
         if out:
             write_all(app.log, b"".join(out))
+        return True
 
-    def record(self, stream, tag, line):
-        return stamp().encode() + b" " + stream.encode() + b" " + tag + b" " + line + b"\n"
+    def record(self, stream: str, tag: bytes, line: bytes) -> bytes:
+        return b"%s %s %s %s\n" % (stamp().encode(), stream.encode(), tag, line)
 
-    def close_stream(self, fd, app, stream):
+    def close_stream(self, fd: int) -> None:
+        app, stream = self.by_fd.pop(fd)
         self.poll.unregister(fd)
-        del self.by_fd[fd]
         os.close(fd)
+        app.fds.pop(stream, None)
         rest = app.bufs.pop(stream, b"")
         if rest:
             write_all(app.log, self.record(stream, b"P", rest))
 
-    def drain(self, app):
-        for fd, (owner, stream) in list(self.by_fd.items()):
-            if owner is app:
-                while fd in self.by_fd:
-                    before = app.bufs.get(stream)
-                    self.on_output(fd)
-                    if fd in self.by_fd and app.bufs.get(stream) == before:
-                        break
+    def drain(self, app: App) -> None:
+        """Read an exited app's streams to their end; stop when nothing is waiting, since an
+        orphan it left may still hold them open."""
+        for fd in list(app.fds.values()):
+            for _ in range(1024):
+                if fd not in self.by_fd or not self.readable(fd) or not self.on_output(fd):
+                    break
 
-    # -- main loop ---------------------------------------------------------------------
+    def readable(self, fd: int) -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
 
-    def running(self):
+    # -- main loop -----------------------------------------------------------------------
+
+    def running(self) -> bool:
         return any(a.pid and a.code is None for a in self.apps)
 
-    def loop(self):
+    def loop(self, slim_at: float | None = None) -> int:
         while self.running():
+            deadlines = [d for d in (self.kill_at, slim_at) if d is not None]
             timeout = None
-            if self.kill_at is not None:
-                left = self.kill_at - time.monotonic()
-                if left <= 0:
+            if deadlines:
+                left = min(deadlines) - time.monotonic()
+                if self.kill_at is not None and self.kill_at - time.monotonic() <= 0:
                     self.signal_apps(SIGKILL)
                     self.kill_at = None
                     continue
-                timeout = int(left * 1000) + 1
+                if slim_at is not None and slim_at - time.monotonic() <= 0 and not self.stopping:
+                    self.reexec()  # does not return
+                timeout = max(0, int(left * 1000)) + 1
             for fd, _ in self.poll.poll(timeout):
                 if fd == self.wake:
                     try:
@@ -284,11 +305,13 @@ class PodInit:
                 elif fd in self.by_fd:
                     self.on_output(fd)
             self.reap()
+        return self.finish()
+
+    def finish(self) -> int:
         for app in self.apps:
             self.drain(app)
-            for fd, (owner, stream) in list(self.by_fd.items()):
-                if owner is app:
-                    self.close_stream(fd, app, stream)
+            for fd in list(app.fds.values()):
+                self.close_stream(fd)
             if app.log >= 0:
                 os.close(app.log)
         try:
@@ -297,16 +320,66 @@ class PodInit:
             pass
         return self.exit_code
 
+    # -- slimming down -------------------------------------------------------------------
 
-def main(argv):
-    with open(argv[1], "rb") as f:
-        plan = marshal.load(f)
+    def state(self) -> dict[str, Any]:
+        apps = [{"name": a.name, "log": a.spec["log"], "pid": a.pid, "code": a.code, "stopped": a.stopped,
+                 "fds": a.fds, "bufs": a.bufs} for a in self.apps]
+        plan = {k: v for k, v in self.plan.items() if k != "apps"}
+        return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed}
+
+    def reexec(self) -> None:
+        """Become a lean interpreter with the same pid, children and fds (see the docstring)."""
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
+        path = self.plan["state_file"]
+        with open(path, "wb") as f:
+            marshal.dump(self.state(), f)
+        for app in self.apps:
+            for fd in app.fds.values():
+                os.set_inheritable(fd, True)
+        try:
+            os.execv(sys.executable, [sys.executable, "-I", "-S", self.plan["podinit"], "--resume", path])
+        except OSError:
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDLED)  # stay as we are
+
+    @classmethod
+    def resume(cls, path: str) -> PodInit:
+        with open(path, "rb") as f:
+            state = marshal.load(f)
+        os.unlink(path)
+        plan = state["plan"]
+        plan["apps"] = [{"name": a["name"], "log": a["log"]} for a in state["apps"]]
+        init = cls(plan)
+        init.exit_code = state["exit_code"]
+        init.failed = state["failed"]
+        init.install_signals()
+        for app, saved in zip(init.apps, state["apps"]):
+            app.pid, app.code, app.stopped = saved["pid"], saved["code"], saved["stopped"]
+            if app.code is None:
+                init.by_pid[app.pid] = app
+            app.log = os.open(saved["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            for stream, fd in saved["fds"].items():
+                os.set_inheritable(fd, False)
+                app.bufs[stream] = saved["bufs"].get(stream, b"")
+                init.watch(app, stream, fd)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDLED)
+        init.reap()  # children that exited while we were exec'ing
+        return init
+
+
+def run_forked(plan: dict[str, Any]) -> int:
+    """Pod init in the forked child: start the apps, then supervise (slimming down later)."""
     init = PodInit(plan)
     init.start()
-    return init.loop()
+    return init.loop(slim_at=time.monotonic() + SLIM_AFTER)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] != "--resume":
+        sys.stderr.write("usage: podinit.py --resume STATE\n")
+        return 254
+    return PodInit.resume(argv[2]).loop()
 
 
 if __name__ == "__main__":
-    # started with -I -S: put the package root on sys.path for the app children's imports
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     sys.exit(main(sys.argv))
