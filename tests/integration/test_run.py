@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.integration.pods import Cli, make_image, mounts_under, pod_cgroups
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -367,3 +366,22 @@ def test_without_interactive_stdin_is_not_a_terminal(env: tuple[Cli, str]) -> No
     cli, image = env
     r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c", "test -t 0 || echo no-tty")
     assert r.out == "no-tty\n", r
+
+
+def test_ipc_parent_shares_the_host_ipc_namespace(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    host = os.readlink("/proc/self/ns/ipc")
+    r = cli("run", "--net=none", "--ipc=parent", image, "--exec=/bin/readlink", "--", "/proc/self/ns/ipc")
+    assert r.out.strip() == host, r
+    r = cli("run", "--net=none", image, "--exec=/bin/readlink", "--", "/proc/self/ns/ipc")
+    assert r.code == 0 and r.out.strip() != host, r
+    assert cli("run", "--net=none", "--ipc=bogus", image).code == 254
+
+
+def test_net_host_shares_the_host_network(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    host = os.readlink("/proc/self/ns/net")
+    r = cli("run", "--net=host", image, "--exec=/bin/readlink", "--", "/proc/self/ns/net")
+    assert r.code == 0 and r.out.strip() == host, r
+    r = cli("run", "--net=none", image, "--exec=/bin/readlink", "--", "/proc/self/ns/net")
+    assert r.out.strip() != host, r

@@ -50,6 +50,8 @@ def check_options(opts: RunOptions) -> None:
     name = flavor.canonical(opts.stage1_name)
     if opts.detach and opts.interactive:
         raise UsageError("--detach and --interactive cannot be used together")
+    if opts.detach and opts.rm:
+        raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
     if name == "default":

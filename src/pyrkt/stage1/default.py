@@ -187,7 +187,9 @@ class DefaultFlavor:
             os.close(ready_r)
             os.setsid()
             cgroups.join(cgroup_paths)
-            flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWIPC | namespaces.CLONE_NEWCGROUP
+            flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWCGROUP
+            if config.extra.get("ipc", "auto") != "parent":  # --ipc=parent shares the host's
+                flags |= namespaces.CLONE_NEWIPC
             if net == "none":
                 flags |= namespaces.CLONE_NEWNET
             namespaces.unshare(flags)

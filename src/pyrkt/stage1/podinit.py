@@ -15,7 +15,7 @@ stop timeout) are recorded as 0; the pod ends when every app has ended.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C half of `signal`, without enum
 import marshal
 import os
 import select
@@ -49,7 +49,7 @@ class App:
 
 def stamp() -> str:
     t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(t))}.{int((t % 1) * 1e9):09d}Z"
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -121,7 +121,7 @@ class PodInit:
             write_all(ready, ("error:" + error + "\n").encode())
             self.begin_stop(254)
         else:
-            now = "%f" % time.time()
+            now = f"{time.time():f}"
             for app in self.apps:
                 write_file(self.plan["status_dir"] + "/" + app.name + "-started", now)
             try:
@@ -171,7 +171,7 @@ class PodInit:
             msg += chunk
         os.close(err_r)
         if msg:
-            return "app %s: %s" % (app.name, msg.decode(errors="replace").strip())
+            return f"app {app.name}: {msg.decode(errors='replace').strip()}"
         return None
 
     def watch(self, app: App, stream: str, fd: int) -> None:
@@ -353,7 +353,7 @@ class PodInit:
         init.exit_code = state["exit_code"]
         init.failed = state["failed"]
         init.install_signals()
-        for app, saved in zip(init.apps, state["apps"]):
+        for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped = saved["pid"], saved["code"], saved["stopped"]
             if app.code is None:
                 init.by_pid[app.pid] = app
