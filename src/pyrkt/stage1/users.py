@@ -30,13 +30,14 @@ def read_db(path: str) -> list[list[str]]:
         return []
 
 
-def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = ()) -> Ids:
-    passwd = read_db("/etc/passwd")
-    groups = read_db("/etc/group")
+def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = (), *, root: str = "") -> Ids:
+    """Resolve inside ``root`` (the app's root; "" once pivot_root made it "/")."""
+    passwd = read_db(root + "/etc/passwd")
+    groups = read_db(root + "/etc/group")
     user = user or "0"
     name, home, uid, primary = "", "/", None, None
     if user.startswith("/"):
-        uid = os.stat(user).st_uid
+        uid = os.stat(root + user).st_uid
     elif user.isdigit():
         uid = int(user)
     for row in passwd:
@@ -49,7 +50,7 @@ def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = 
     if uid is None:
         raise PyrktError(f"user {user!r} not found in the image's /etc/passwd")
     if group and group.startswith("/"):
-        gid = os.stat(group).st_gid
+        gid = os.stat(root + group).st_gid
     elif group and group.isdigit():
         gid = int(group)
     elif group:

@@ -1,0 +1,75 @@
+# pyrkt — set-up, checks, tests, demo and benchmark. Everything runs as root on Debian 12.
+#
+#   make demo    install what is needed, then run a two-app pod from a busybox image and clean up
+#   make test    install the test dependencies, lint, then run the whole suite (unit, integration, e2e)
+#   make bench   pyrkt against crun (and podman) on the same image; see bench/README.md
+#
+# The targets are idempotent: a second run skips what is already in place.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The interpreter that makes the venv. pyenv's `python3` is a slow shim, so a pyenv 3.11 is used
+# directly when there is one; otherwise whatever `python3` is (Debian 12: 3.11).
+PYENV_PY311 := $(shell ls -d $(HOME)/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | sort -V | tail -n1)
+PYTHON ?= $(or $(PYENV_PY311),python3)
+
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+
+# Debian packages the tests, the demo and the benchmark use.
+DEBS := busybox-static crun podman skopeo docker-registry containernetworking-plugins iptables \
+        umoci hyperfine zstd libseccomp2 gnupg iproute2 python3 python3-venv util-linux
+
+# Extra arguments: make test PYTEST_ARGS='-k logs -x'; make bench BENCH_ARGS='--runs 50'
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_ROOT_USER_ACTION := ignore
+
+.PHONY: help deps venv lint test demo bench clean distclean
+
+help:
+	@echo "make demo    set up everything and run a demo pod"
+	@echo "make test    set up everything, lint, run the whole test suite"
+	@echo "make bench   benchmark pyrkt against crun and podman"
+	@echo "make deps | venv | lint | clean | distclean"
+
+deps:
+	@bash scripts/install-deps.sh $(DEBS)
+
+venv: $(VENV_STAMP)
+
+# Rebuilt (re-installed) only when pyproject.toml changes; a venv whose interpreter is gone is
+# made again from scratch.
+$(VENV_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pyrkt needs Python 3.11+, $(PYTHON) is " + sys.version)'
+	@if ! $(VENV_PY) -c 'pass' 2>/dev/null; then \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv --clear $(VENV); \
+	fi
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src/pyrkt
+	$(VENV)/bin/lint-imports
+
+test: deps venv lint
+	@bash scripts/run-tests.sh $(PYTEST_ARGS)
+
+demo: deps venv
+	@bash scripts/demo.sh
+
+bench: deps venv
+	$(VENV_PY) bench/bench.py $(BENCH_ARGS)
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build bench/out src/*.egg-info
+	find src tests bench scripts -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

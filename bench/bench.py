@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""pyrkt's start-time and memory benchmark, against crun and podman on the same image.
+
+Times, in one run and side by side, the whole command (wall clock, median and p90 of --runs
+runs after --warmup runs) of:
+
+    pyrkt --dir=D run --net=none IMAGE --exec=/bin/true      a cached image, D a fresh data dir
+    crun run                                                  an OCI bundle of the same rootfs
+    podman run --rm --net=none IMAGE true                     when podman is installed
+
+then the memory (PSS) of an idle pod's pyrkt processes, alone and ten at once, the imports of
+the hot path (``python -X importtime``), and checks the targets. Run as root: ``make bench``.
+Everything it makes lives in one temporary directory and is removed at the end, even on
+failure; processes are ended by PID; global state (a hugetlb cgroup mount for crun, podman's
+lock file) is removed only when this benchmark created it. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYRKT = REPO / ".venv" / "bin" / "pyrkt"
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+IMAGES = REPO / "tests" / "support" / "images.py"
+
+TARGET_MS = 40.0
+TARGET_CRUN_RATIO = 4.0
+TARGET_PSS_MIB = 8.0
+# top-level modules that must never load on the hot path: HTTP clients, progress bars, gRPC
+FORBIDDEN = ("httpx", "httpcore", "h11", "h2", "requests", "urllib3", "aiohttp", "http.client",
+             "grpc", "tqdm", "rich")
+# commands run as a user would run them: no PYTHON* settings of the caller (such as
+# PYTHONDONTWRITEBYTECODE, which would make every edited module compile on each start)
+USER_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+HUGETLB = Path("/sys/fs/cgroup/hugetlb")
+# paths podman creates outside its --root/--runroot/--tmpdir (and a libpod_parent cgroup in every
+# hierarchy); removed at the end if they were not there before
+PODMAN_GLOBALS = ("/dev/shm/libpod_lock", "/run/containers", "/var/lib/containers", "/run/crun", "/run/libpod")
+
+
+@dataclass
+class Timing:
+    name: str
+    command: str
+    times_ms: list[float] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def p90(self) -> float:
+        return statistics.quantiles(self.times_ms, n=10, method="inclusive")[-1]
+
+
+@dataclass
+class Report:
+    runs: int
+    data_dir: str = ""
+    timings: list[Timing] = field(default_factory=list)
+    pss_one_mib: float | None = None
+    pss_one_detail: list[str] = field(default_factory=list)
+    pss_many_mib: float | None = None
+    pods: int = 0
+    forbidden: dict[str, list[str]] = field(default_factory=dict)
+    checks: list[tuple[str, str]] = field(default_factory=list)  # (PASS|FAIL|SKIP, text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=30, help="timed runs per command (default 30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    ap.add_argument("--pods", type=int, default=10, help="idle pods at once for the per-pod PSS (default 10)")
+    ap.add_argument("--idle", type=float, default=3.0, help="seconds a pod idles before its PSS is read")
+    ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory"],
+                    help="leave one part out (repeatable)")
+    ap.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "results.json",
+                    help="also write the results here (default bench/out/results.json)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench: pyrkt runs pods as root; run this as root", file=sys.stderr)
+        return 1
+    if not PYRKT.exists():
+        print(f"bench: {PYRKT} is missing; run `make venv`", file=sys.stderr)
+        return 1
+
+    report = Report(runs=args.runs)
+    work = Path(tempfile.mkdtemp(prefix="pyrkt-bench-", dir="/var/tmp"))
+    try:
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(remove_tree, work)
+            bench_all(args, report, work, cleanup)
+    except (RuntimeError, OSError, ValueError) as err:
+        report.checks.append(("FAIL", f"the benchmark stopped: {err}"))
+    judge(report)
+    print_report(report)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(asdict(report), indent=1) + "\n")
+    print(f"\nresults: {args.json}")
+    return 1 if any(status == "FAIL" for status, _ in report.checks) else 0
+
+
+def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
+    print(f"bench: working in {work} (removed at the end)")
+    layout, archive = work / "image", work / "image.tar"
+    sh([VENV_PYTHON, IMAGES, "oci", layout, "--tag", "latest"])
+    sh([VENV_PYTHON, IMAGES, "oci-archive", archive, "--tag", "latest"])
+
+    data = work / "data"
+    report.data_dir = f"{data} (fresh, {fs_of(work)})"
+    pyrkt = Pyrkt(data)
+    cleanup.callback(pyrkt.remove_all_pods)
+    image = pyrkt.check("fetch", "--full", f"oci:{layout}").strip().splitlines()[-1]
+    print(f"bench: image {image} fetched into {data}")
+
+    report.timings.append(time_command(
+        "pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true"), args))
+    # the floor under it: interpreter start, the CLI's imports and nothing else
+    report.timings.append(time_command("pyrkt version", lambda i: pyrkt.argv("version"), args))
+    report.forbidden = import_checks(pyrkt, image, work)
+    if "memory" not in args.skip:
+        measure_memory(pyrkt, image, report, args)
+
+    with hugetlb_for_crun():
+        if "crun" not in args.skip and shutil.which("crun"):
+            report.timings.append(bench_crun(layout, work, args))
+        if "podman" not in args.skip and shutil.which("podman"):
+            report.timings.append(bench_podman(archive, work, args))
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+def time_command(name: str, argv_of: Callable[[int], list[str]], args: argparse.Namespace) -> Timing:
+    timing = Timing(name, " ".join(argv_of(0)))
+    print(f"bench: timing {name}: {args.warmup} warm-up + {args.runs} runs")
+    for i in range(args.warmup + args.runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv_of(i), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=USER_ENV)
+        elapsed = (time.perf_counter() - start) * 1000
+        if proc.returncode != 0:
+            timing.error = f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"
+            timing.times_ms = []
+            print(f"bench: {name} failed, left out: {timing.error}")
+            return timing
+        if i >= args.warmup:
+            timing.times_ms.append(elapsed)
+    return timing
+
+
+def bench_crun(layout: Path, work: Path, args: argparse.Namespace) -> Timing:
+    """crun on a bundle whose rootfs is the image's layers unpacked; config from `crun spec`."""
+    bundle = work / "bundle"
+    unpack_layers(layout, bundle / "rootfs")
+    sh(["crun", "spec"], cwd=bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    config["process"]["args"] = ["/bin/true"]
+    config["process"]["terminal"] = False
+    config["root"]["readonly"] = False
+    namespaces = config["linux"].setdefault("namespaces", [])
+    if not any(ns["type"] == "network" for ns in namespaces):
+        namespaces.append({"type": "network"})
+    (bundle / "config.json").write_text(json.dumps(config))
+    state = work / "crun-state"
+    return time_command("crun run", lambda i: ["crun", f"--root={state}", "run", f"--bundle={bundle}",
+                                               f"pyrkt-bench-{os.getpid()}-{i}"], args)
+
+
+def bench_podman(archive: Path, work: Path, args: argparse.Namespace) -> Timing:
+    """podman on a throwaway store; its global leftovers are removed if it created them."""
+    base = work / "podman"
+    podman = ["podman", f"--root={base}/root", f"--runroot={base}/runroot", f"--tmpdir={base}/tmp",
+              f"--network-config-dir={base}/net", "--cgroup-manager=cgroupfs", "--events-backend=none"]
+    leftovers = [*PODMAN_GLOBALS, *(str(h / "libpod_parent") for h in Path("/sys/fs/cgroup").iterdir())]
+    existed = {p for p in leftovers if os.path.lexists(p)}
+    try:
+        sh([*podman, "load", "-q", "-i", archive])
+        image = sh([*podman, "images", "-q", "--no-trunc"]).split()[0]
+        # No CAP_SYS_RESOURCE on this machine kind: podman's default rlimits are above the hard
+        # limits and crun's setrlimit fails, so ask for lower ones (crun's own spec uses 1024).
+        run = [*podman, "run", "--rm", "--net=none", "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
+               image, "true"]
+        return time_command("podman run --rm", lambda i: run, args)
+    finally:
+        subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+        subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
+        unmount_under(base)
+        for path in leftovers:
+            if path not in existed and os.path.lexists(path):
+                remove_tree(Path(path))
+
+
+@contextlib.contextmanager
+def hugetlb_for_crun() -> Iterator[None]:
+    """crun refuses this hybrid cgroup layout unless hugetlb is mounted as its own v1 hierarchy."""
+    hybrid = Path("/sys/fs/cgroup/unified").is_dir() and "hugetlb" in Path("/proc/cgroups").read_text()
+    if not hybrid or os.path.ismount(HUGETLB):
+        yield
+        return
+    made_dir = not HUGETLB.exists()
+    HUGETLB.mkdir(exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "hugetlb", str(HUGETLB)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"bench: could not mount {HUGETLB} for crun: {proc.stderr.strip()}")
+    try:
+        yield
+    finally:
+        if proc.returncode == 0:
+            subprocess.run(["umount", str(HUGETLB)], check=False)
+        if made_dir:
+            with contextlib.suppress(OSError):
+                HUGETLB.rmdir()
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+def measure_memory(pyrkt: Pyrkt, image: str, report: Report, args: argparse.Namespace) -> None:
+    """PSS of the pyrkt processes of idle `sleep 600` pods: one alone, then args.pods at once."""
+    sleeper = ["run", "--detach", "--net=none", image, "--exec=/bin/sleep", "--", "600"]
+    print(f"bench: memory of one idle pod, then {args.pods} at once (after {args.idle:g} s idle each)")
+    uuid = pyrkt.check(*sleeper).strip().splitlines()[-1]
+    time.sleep(args.idle)
+    procs = pyrkt_processes(pyrkt.pod_pid(uuid))
+    report.pss_one_mib = sum(pss for _, pss, _ in procs) / 1024
+    report.pss_one_detail = [f"pid {pid} {cmd[:70]}: {pss / 1024:.2f} MiB" for pid, pss, cmd in procs]
+    pyrkt.check("stop", uuid)
+    pyrkt.check("rm", uuid)
+
+    uuids = [pyrkt.check(*sleeper).strip().splitlines()[-1] for _ in range(args.pods)]
+    time.sleep(args.idle)
+    total = sum(pss for u in uuids for _, pss, _ in pyrkt_processes(pyrkt.pod_pid(u)))
+    report.pss_many_mib = total / 1024 / len(uuids)
+    report.pods = len(uuids)
+    pyrkt.check("stop", *uuids)
+    pyrkt.check("rm", *uuids)
+
+
+def pyrkt_processes(init_pid: int) -> list[tuple[int, int, str]]:
+    """(pid, PSS in KiB, cmdline) of pod init and every Python process below it (not the apps)."""
+    found, todo = [], [init_pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            pss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                       if line.startswith("Pss:"))
+            for task in os.listdir(f"/proc/{pid}/task"):
+                todo += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it ended meanwhile
+        if pid == init_pid or exe.startswith("python"):
+            found.append((pid, pss, cmd))
+    return found
+
+
+# -- imports ---------------------------------------------------------------------------------
+
+def import_checks(pyrkt: Pyrkt, image: str, work: Path) -> dict[str, list[str]]:
+    """Forbidden modules each hot-path command imports; prints `pyrkt list`'s import profile."""
+    uuid_file = work / "import-check.uuid"
+    commands = {
+        "run --help": ["run", "--help"],
+        "run": ["run", "--net=none", f"--uuid-file-save={uuid_file}", image, "--exec=/bin/true"],
+        "list": ["list"],
+        "status": None,  # needs the uuid of the run above
+    }
+    forbidden: dict[str, list[str]] = {}
+    for name, cmd in commands.items():
+        if cmd is None:
+            cmd = ["status", uuid_file.read_text().strip()]
+        modules = imported_modules(pyrkt.argv(*cmd))
+        forbidden[name] = sorted({m for m, _, _ in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)})
+        if name == "list":
+            print("\nimports of `pyrkt list` (python -X importtime), top 12 by cumulative time:")
+            print(f"  {'cumulative':>10}  {'self':>7}  module")
+            for module, own, cumulative in sorted(modules, key=lambda m: -m[2])[:12]:
+                print(f"  {cumulative / 1000:8.2f}ms  {own / 1000:5.2f}ms  {module}")
+            print(f"  {len(modules)} modules, {sum(m[1] for m in modules) / 1000:.1f} ms importing in all\n")
+    return forbidden
+
+
+def imported_modules(argv: list[str]) -> list[tuple[str, int, int]]:
+    """(module, self µs, cumulative µs) for every import the command makes."""
+    proc = subprocess.run([str(VENV_PYTHON), "-X", "importtime", *argv], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env=USER_ENV)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    modules = []
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "imported package" not in line:
+            own, cumulative, name = line[len("import time:"):].split("|")
+            modules.append((name.strip(), int(own), int(cumulative)))
+    return modules
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def judge(report: Report) -> None:
+    def check(ok: bool | None, text: str) -> None:
+        report.checks.append(("SKIP" if ok is None else "PASS" if ok else "FAIL", text))
+
+    timings = {t.name: t for t in report.timings if t.times_ms}
+    py = timings.get("pyrkt run")
+    crun = timings.get("crun run")
+    check(py is not None and py.median <= TARGET_MS,
+          f"pyrkt run median {py.median:.1f} ms <= {TARGET_MS:g} ms" if py else "pyrkt run did not run")
+    if py and crun:
+        check(py.median <= TARGET_CRUN_RATIO * crun.median,
+              f"pyrkt run median {py.median / crun.median:.1f}x crun <= {TARGET_CRUN_RATIO:g}x")
+    else:
+        check(None, "pyrkt/crun ratio: crun did not run")
+    if report.pss_one_mib is not None:
+        check(report.pss_one_mib <= TARGET_PSS_MIB,
+              f"idle pod's pyrkt processes {report.pss_one_mib:.2f} MiB PSS <= {TARGET_PSS_MIB:g} MiB")
+    bad = {cmd: mods for cmd, mods in report.forbidden.items() if mods}
+    check(not bad, "no HTTP, progress-bar or gRPC module on the hot path"
+          + ("" if not bad else ": " + "; ".join(f"{c}: {', '.join(m)}" for c, m in bad.items())))
+
+
+def print_report(report: Report) -> None:
+    print(f"\n== start time: wall clock of the whole command, {report.runs} runs each ==")
+    print(f"pyrkt data dir: {report.data_dir}")
+    print(f"  {'':18} {'median':>9} {'p90':>9} {'min':>9}")
+    for t in report.timings:
+        if t.times_ms:
+            print(f"  {t.name:18} {t.median:7.1f}ms {t.p90:7.1f}ms {min(t.times_ms):7.1f}ms")
+        else:
+            print(f"  {t.name:18} failed: {t.error}")
+    for t in report.timings:
+        print(f"    {t.name}: {t.command}")
+    medians = {t.name: t.median for t in report.timings if t.times_ms}
+    if "pyrkt run" in medians:
+        ratios = [f"pyrkt/{other.split()[0]} {medians['pyrkt run'] / m:.2f}x"
+                  for other, m in medians.items() if not other.startswith("pyrkt")]
+        print("  ratios of medians: " + ("   ".join(ratios) or "none (nothing to compare with)"))
+
+    print("\n== memory: PSS of an idle pod's pyrkt processes (pod init and any pyrkt Python, not the app) ==")
+    if report.pss_one_mib is not None:
+        print(f"  one pod:   {report.pss_one_mib:.2f} MiB")
+        for line in report.pss_one_detail:
+            print(f"     {line}")
+    if report.pss_many_mib is not None:
+        print(f"  {report.pods} pods:   {report.pss_many_mib:.2f} MiB per pod (total / {report.pods})")
+    if report.pss_one_mib is None:
+        print("  not measured")
+
+    print("\n== hot-path imports: forbidden modules loaded ==")
+    for cmd, mods in report.forbidden.items():
+        print(f"  pyrkt {cmd:12} {', '.join(mods) if mods else 'none'}")
+
+    print("\n== targets ==")
+    for status, text in report.checks:
+        print(f"  {status}  {text}")
+
+
+# -- plumbing --------------------------------------------------------------------------------
+
+class Pyrkt:
+    """The installed CLI on the benchmark's own data dir."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(PYRKT), f"--dir={self.data}", *args]
+
+    def check(self, *args: str) -> str:
+        return sh(self.argv(*args))
+
+    def pod_pid(self, uuid: str) -> int:
+        return int((self.data / "pods" / "run" / uuid / "pid").read_text())
+
+    def is_running(self, uuid: str) -> bool:
+        """The pod dir's lock is held (by pod init)."""
+        try:
+            fd = os.open(self.data / "pods" / "run" / uuid, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    def remove_all_pods(self) -> None:
+        """Stop every pod still running (then KILL pod init by pid), collect them all."""
+        run_dir = self.data / "pods" / "run"
+        uuids = sorted(os.listdir(run_dir)) if run_dir.is_dir() else []
+        if uuids:
+            subprocess.run(self.argv("stop", "--force", *uuids), capture_output=True)
+        for uuid in uuids:
+            if self.is_running(uuid):  # stop failed: end pod init by its pid
+                with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+                    os.kill(self.pod_pid(uuid), signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while self.is_running(uuid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+        if self.data.is_dir():
+            subprocess.run(self.argv("gc", "--grace-period=0s"), capture_output=True)
+
+
+def sh(argv: Sequence[str | Path], cwd: Path | None = None) -> str:
+    proc = subprocess.run([str(a) for a in argv], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))}: exit {proc.returncode}: {proc.stderr.strip()[-600:]}")
+    return proc.stdout
+
+
+def unpack_layers(layout: Path, rootfs: Path) -> None:
+    """The layers of the layout's only image, bottom first (busybox image: no whiteouts)."""
+    def blob(digest: str) -> Path:
+        return layout / "blobs" / digest.replace(":", "/", 1)
+
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
+    rootfs.mkdir(parents=True)
+    for layer in manifest["layers"]:
+        with tarfile.open(blob(layer["digest"])) as tar:
+            tar.extractall(rootfs, filter="tar")
+
+
+def fs_of(path: Path) -> str:
+    out = subprocess.run(["findmnt", "-n", "-o", "FSTYPE,SOURCE,TARGET", "--target", str(path)],
+                         capture_output=True, text=True).stdout.split()
+    return f"{out[0]} {out[1]} mounted on {out[2]}" if len(out) == 3 else "unknown filesystem"
+
+
+def unmount_under(path: Path) -> None:
+    root = str(path)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p == root or p.startswith(root + "/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True)
+
+
+def remove_tree(path: Path) -> None:
+    if str(path).startswith("/sys/fs/cgroup/"):  # a cgroup: only its directories can be removed
+        for top, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+            with contextlib.suppress(OSError):
+                os.rmdir(top)
+    elif path.is_dir() and not path.is_symlink():
+        unmount_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs the test suite tier by tier — unit (pure, no root), then integration and e2e (root, real
+# kernel) — and ends with a summary of every tier. Arguments go to each pytest run. A tier with
+# no test files is reported and skipped (pytest would exit 5); a suite with none at all fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+tiers=(unit integration e2e)
+declare -A result seconds
+status=0
+found=0
+
+for tier in "${tiers[@]}"; do
+    dir=tests/$tier
+    if [ -z "$(find "$dir" -name 'test_*.py' -print -quit 2>/dev/null)" ]; then
+        result[$tier]="no tests"
+        seconds[$tier]=0
+        continue
+    fi
+    found=1
+    echo
+    echo "=== $tier tests ($dir) ==="
+    start=$SECONDS
+    "$PY" -m pytest -p no:cacheprovider -q -ra "$dir" "$@"
+    rc=$?
+    seconds[$tier]=$((SECONDS - start))
+    case $rc in
+        0) result[$tier]="passed" ;;
+        5) if [ "$#" -gt 0 ]; then result[$tier]="none selected by: $*"
+           else result[$tier]="FAILED: no test was collected (exit 5)"; status=1; fi ;;
+        *) result[$tier]="FAILED (pytest exit $rc)"; status=1 ;;
+    esac
+done
+
+if [ "$found" = 0 ]; then
+    echo "run-tests: no test files under tests/" >&2
+    status=1
+fi
+
+echo
+echo "=== summary ==="
+for tier in "${tiers[@]}"; do
+    printf '  %-12s %-40s %4ss\n' "$tier" "${result[$tier]}" "${seconds[$tier]}"
+done
+if [ "$status" = 0 ]; then echo "  all tiers passed"; else echo "  SOME TIERS FAILED"; fi
+exit "$status"

@@ -1,0 +1,275 @@
+"""The CLI frame: flag parsing (cli/flags.py) and dispatch, help, errors and exit codes (cli/main.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrkt import __version__
+from pyrkt.cli import main as cli
+from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.errors import NotFound, UsageError
+
+# -- flags.py ---------------------------------------------------------------------------------
+
+FLAGS = FlagSet([
+    Flag("full", "bool"),
+    Flag("name"),
+    Flag("set-env", "list"),
+    Flag("net", "opt", default="default", implicit="default"),
+    Flag("format", default="", aliases=("output",)),
+    Flag("secret", hidden=True, help="not shown"),
+])
+
+
+def test_flags_take_values_with_equals_or_as_next_argument() -> None:
+    values, rest = FLAGS.parse(["--name=a", "IMG", "--name", "b"])
+    assert values["name"] == "b"
+    assert rest == ["IMG"]
+
+
+@pytest.mark.parametrize("args, expected", [([], False), (["--full"], True), (["--full=true"], True),
+                                            (["--full=false"], False), (["--full=0"], False)])
+def test_bool_flags_accept_bare_and_explicit_values(args: list[str], expected: bool) -> None:
+    assert FLAGS.parse(args)[0]["full"] is expected
+
+
+def test_bool_flag_with_bad_value_names_flag_and_value() -> None:
+    with pytest.raises(UsageError, match=r"invalid value 'maybe' for --full"):
+        FLAGS.parse(["--full=maybe"])
+
+
+def test_list_flags_collect_every_value_in_order() -> None:
+    assert FLAGS.parse(["--set-env=A=1", "--set-env", "B=2"])[0]["set_env"] == ["A=1", "B=2"]
+
+
+def test_list_flag_defaults_are_not_shared_between_parses() -> None:
+    FLAGS.parse(["--set-env=A=1"])
+    assert FLAGS.parse([])[0]["set_env"] == []
+
+
+def test_opt_flag_alone_takes_its_implicit_value_and_never_eats_the_next_argument() -> None:
+    values, rest = FLAGS.parse(["--net", "host"])
+    assert values["net"] == "default"
+    assert rest == ["host"]
+    assert FLAGS.parse(["--net=host,none"])[0]["net"] == "host,none"
+
+
+def test_aliases_set_the_same_value() -> None:
+    assert FLAGS.parse(["--output=json"])[0]["format"] == "json"
+
+
+def test_unknown_flag_is_a_usage_error_naming_it() -> None:
+    with pytest.raises(UsageError, match=r"^unknown flag: --nope$"):
+        FLAGS.parse(["--nope"])
+
+
+def test_shorthand_flags_are_refused() -> None:
+    with pytest.raises(UsageError, match="unknown shorthand flag '-f'"):
+        FLAGS.parse(["-f"])
+
+
+def test_flag_without_its_value_at_the_end_is_an_error() -> None:
+    with pytest.raises(UsageError, match=r"flag needs an argument: --name"):
+        FLAGS.parse(["--name"])
+
+
+def test_double_dash_ends_flags() -> None:
+    values, rest = FLAGS.parse(["--full", "--", "--name=x", "-c"])
+    assert values["name"] is None
+    assert rest == ["--name=x", "-c"]
+
+
+def test_lone_dash_is_a_positional_argument() -> None:
+    assert FLAGS.parse(["-"])[1] == ["-"]
+
+
+def test_without_interspersed_parsing_stops_at_first_positional() -> None:
+    values, rest = FLAGS.parse(["--full", "IMG", "--name=web", "--nope"], interspersed=False)
+    assert values["full"] is True
+    assert rest == ["IMG", "--name=web", "--nope"]
+
+
+def test_help_lines_show_defaults_and_hide_hidden_flags() -> None:
+    text = "\n".join(FLAGS.help_lines())
+    assert "--full " in text
+    assert "--net=VALUE" in text and "(default default)" in text
+    assert "secret" not in text
+
+
+# -- main.py ----------------------------------------------------------------------------------
+
+def pyrkt(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A `pyrkt probe` command that records the config it got and does what it is told."""
+    seen: dict[str, Any] = {}
+
+    def run(ctx: cli.Context, args: list[str]) -> int:
+        values, rest = ctx.parse([Flag("full", "bool")], args)
+        seen.update(config=ctx.config, values=values, rest=rest)
+        if "boom" in rest:
+            raise NotFound("no matches found for 'boom'", hint="see pyrkt list")
+        return int(rest[0]) if rest and rest[0].isdigit() else 0
+
+    module = types.ModuleType("pyrkt.cli.commands._probe")
+    module.USAGE = "pyrkt probe [--full] [CODE]"  # type: ignore[attr-defined]
+    module.FLAGS = [Flag("full", "bool", help="show everything")]  # type: ignore[attr-defined]
+    module.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(cli.COMMANDS, "probe", ("_probe", "Probe the CLI frame"))
+    return seen
+
+
+def test_unknown_command_exits_254_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = pyrkt(capsys, "frobnicate")
+    assert code == 254
+    assert out == ""
+    assert err == "pyrkt: unknown command 'frobnicate' (see pyrkt --help)\n"
+
+
+@pytest.mark.parametrize("argv", [["--frob", "version"], ["version", "--frob"]])
+def test_unknown_flag_before_or_after_command_exits_254_with_one_line(
+        capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, err = pyrkt(capsys, *argv)
+    assert code == 254
+    assert err == "pyrkt: unknown flag: --frob\n"
+
+
+def test_global_flags_before_the_command_set_the_config(capsys: pytest.CaptureFixture[str],
+                                                        probe: dict[str, Any]) -> None:
+    code, _, _ = pyrkt(capsys, "--dir=/tmp/d1", "--debug", "--insecure-options=image,tls", "probe")
+    assert code == 0
+    assert probe["config"].data_dir == Path("/tmp/d1")
+    assert probe["config"].debug is True
+    assert probe["config"].insecure == {"image", "tls"}
+
+
+def test_global_flags_after_the_command_set_the_config_too(capsys: pytest.CaptureFixture[str],
+                                                           probe: dict[str, Any]) -> None:
+    code, _, _ = pyrkt(capsys, "--dir=/tmp/d1", "probe", "--full", "--dir", "/tmp/d2",
+                       "--insecure-options=seccomp", "x")
+    assert code == 0
+    assert probe["config"].data_dir == Path("/tmp/d2")
+    assert probe["config"].is_insecure("seccomp")
+    assert probe["values"]["full"] is True
+    assert probe["rest"] == ["x"]
+
+
+def test_relative_data_dir_is_made_absolute(capsys: pytest.CaptureFixture[str], probe: dict[str, Any],
+                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    pyrkt(capsys, "--dir=data", "probe")
+    assert probe["config"].data_dir == tmp_path / "data"
+
+
+def test_default_data_dir_is_var_lib_pyrkt(capsys: pytest.CaptureFixture[str], probe: dict[str, Any]) -> None:
+    pyrkt(capsys, "probe")
+    assert probe["config"].data_dir == Path("/var/lib/pyrkt")
+
+
+def test_command_exit_code_is_the_process_exit_code(capsys: pytest.CaptureFixture[str],
+                                                    probe: dict[str, Any]) -> None:
+    assert pyrkt(capsys, "probe", "3")[0] == 3
+
+
+def test_pyrkt_error_prints_one_line_and_exits_254(capsys: pytest.CaptureFixture[str],
+                                                  probe: dict[str, Any]) -> None:
+    code, _, err = pyrkt(capsys, "probe", "boom")
+    assert code == 254
+    assert err == "pyrkt: no matches found for 'boom'\n"
+
+
+def test_debug_adds_the_errors_hint(capsys: pytest.CaptureFixture[str], probe: dict[str, Any]) -> None:
+    code, _, err = pyrkt(capsys, "--debug", "probe", "boom")
+    assert code == 254
+    assert err == "pyrkt: no matches found for 'boom'\npyrkt: hint: see pyrkt list\n"
+
+
+def test_bad_insecure_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = pyrkt(capsys, "--insecure-options=everything", "version")
+    assert code == 254
+    assert err.startswith("pyrkt: unknown insecure option 'everything'")
+    assert err.count("\n") == 1
+
+
+def test_version_prints_pyrkt_and_appc_versions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = pyrkt(capsys, "version")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"pyrkt Version: {__version__}"
+    assert lines[1] == "appc Version: 0.8.11"
+    assert any(line.startswith("Python OS/Arch: linux/") for line in lines)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["help"]])
+def test_help_lists_commands_and_global_flags_on_stdout(capsys: pytest.CaptureFixture[str],
+                                                        argv: list[str]) -> None:
+    code, out, err = pyrkt(capsys, *argv)
+    assert code == 0
+    assert err == ""
+    assert "Usage:" in out
+    for command in ("run", "list", "status", "stop", "gc", "version"):
+        assert f"\n  {command} " in out
+    assert "--dir=VALUE" in out and "(default /var/lib/pyrkt)" in out
+
+
+def test_no_command_prints_usage_on_stderr_and_exits_254(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = pyrkt(capsys)
+    assert code == 254
+    assert out == ""
+    assert "Usage:" in err
+
+
+@pytest.mark.parametrize("argv", [["probe", "--help"], ["--help", "probe"], ["probe", "-h"]])
+def test_command_help_shows_summary_usage_and_flags(capsys: pytest.CaptureFixture[str], probe: dict[str, Any],
+                                                    argv: list[str]) -> None:
+    code, out, _ = pyrkt(capsys, *argv)
+    assert code == 0
+    assert out.startswith("Probe the CLI frame\n")
+    assert "pyrkt probe [--full] [CODE]" in out
+    assert "--full" in out and "show everything" in out
+    assert probe == {}  # help never runs the command
+
+
+def test_image_alone_lists_image_subcommands_and_exits_254(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = pyrkt(capsys, "image")
+    assert code == 254
+    assert "image list" in err and "image rm" in err
+    assert "\n  run " not in err
+
+
+def test_image_help_lists_image_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = pyrkt(capsys, "image", "--help")
+    assert code == 0
+    assert "image cat-manifest" in out
+
+
+def test_unknown_image_subcommand_exits_254(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = pyrkt(capsys, "image", "frob")
+    assert code == 254
+    assert err == "pyrkt: unknown command 'image frob' (see pyrkt --help)\n"
+
+
+def test_python_dash_m_pyrkt_is_the_cli() -> None:
+    proc = subprocess.run([sys.executable, "-m", "pyrkt", "version"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"pyrkt Version: {__version__}\n")
+
+
+def test_python_dash_m_pyrkt_reports_errors_with_254() -> None:
+    proc = subprocess.run([sys.executable, "-m", "pyrkt", "frobnicate"], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 254
+    assert proc.stderr == "pyrkt: unknown command 'frobnicate' (see pyrkt --help)\n"
