@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces
@@ -29,6 +28,10 @@ from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import podinit
+
+TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"

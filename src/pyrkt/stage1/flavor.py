@@ -16,26 +16,30 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Protocol
 
 from pyrkt.errors import UsageError
 from pyrkt.model import abi
+
+TYPE_CHECKING = False  # the Protocol exists for mypy; typing stays off the run path
 
 FLAVORS = {"default": "pyrkt.stage1.default", "fly": "pyrkt.stage1.fly"}
 ALIASES = {"coreos.com/rkt/stage1-coreos": "default", "coreos.com/rkt/stage1-fly": "fly",
            "stage1-fly": "fly", "stage1-coreos": "default", "coreos": "default"}
 
 
-class Flavor(Protocol):
-    name: str
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int: ...
+    class Flavor(Protocol):
+        name: str
 
-    def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int: ...
+        def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int: ...
 
-    def stop(self, pod_dir: Path, *, force: bool) -> None: ...
+        def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int: ...
 
-    def gc(self, pod_dir: Path) -> None: ...
+        def stop(self, pod_dir: Path, *, force: bool) -> None: ...
+
+        def gc(self, pod_dir: Path) -> None: ...
 
 
 def canonical(name: str) -> str:

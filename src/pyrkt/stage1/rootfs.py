@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from pyrkt.kernel import mount as M
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 READ_ONLY = ("/proc/bus", "/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",

@@ -8,18 +8,22 @@ group from /etc/passwd, or the same number when the user is numeric and unknown.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pyrkt.errors import PyrktError
 
 
-@dataclass(frozen=True, slots=True)
 class Ids:
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    name: str
-    home: str
+    """Who an app runs as. A plain class: this module is on every app's start path, where the
+    dataclasses machinery would cost more than the whole set-up."""
+
+    __slots__ = ("uid", "gid", "groups", "name", "home")
+
+    def __init__(self, uid: int, gid: int, groups: tuple[int, ...], name: str, home: str) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+        self.name = name
+        self.home = home
 
 
 def read_db(path: str) -> list[list[str]]:
