@@ -56,6 +56,13 @@ class Cli:
         assert r.code == 0, r
         return dict(line.split("=", 1) for line in r.out.splitlines() if "=" in line)
 
+    def stop_all(self) -> None:
+        """Kill every pod of this data dir that still runs (a failed test may leave one)."""
+        for line in self("list", "--no-legend", "--full").out.splitlines():
+            fields = line.split()
+            if fields and "running" in fields:
+                self("stop", "--force", fields[0])
+
     def wait_exited(self, uuid: str, timeout: float = 20) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -23,6 +23,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
     assert r.code == 0, r
     image = r.out.strip().splitlines()[-1]
     yield cli, image
+    cli.stop_all()
     cli("gc", "--grace-period=0s", "--expire-prepared=0s")
     assert mounts_under(base) == []
 
@@ -385,3 +386,61 @@ def test_net_host_shares_the_host_network(env: tuple[Cli, str]) -> None:
     assert r.code == 0 and r.out.strip() == host, r
     r = cli("run", "--net=none", image, "--exec=/bin/readlink", "--", "/proc/self/ns/net")
     assert r.out.strip() != host, r
+
+
+def test_image_config_user_workdir_and_env_are_honoured(tmp_path: Path, env: tuple[Cli, str]) -> None:
+    cli, _ = env
+    src = make_image(tmp_path / "img", cmd=("sh", "-c", "id -u; id -g; pwd; echo $GREETING"), user="app",
+                     workdir="/home/app", env=("PATH=/bin", "GREETING=hi"))
+    r = cli("run", "--net=none", src)
+    assert r.code == 0, r
+    assert r.out.split() == ["1000", "1000", "/home/app", "hi"]
+
+
+def test_sigint_to_a_foreground_run_stops_the_pod(env: tuple[Cli, str]) -> None:
+    import signal
+
+    cli, image = env
+    save = cli.data_dir.parent / "sigint.uuid"
+    p = cli.popen("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000",
+                  stdout=-1, stderr=-1)
+    deadline = time.monotonic() + 10
+    while not (save.exists() and "state=running" in cli("status", save.read_text().strip()).out):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=20)
+    st = cli.status(save.read_text().strip())
+    assert st["state"] == "exited"
+
+
+def test_stop_escalates_to_kill_when_an_app_ignores_term(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sh", "--", "-c",
+               "trap '' TERM; while true; do sleep 0.1; done").out.strip()
+    started = time.monotonic()
+    r = cli("stop", "--timeout=1s", uuid)
+    assert r.code == 0, r
+    assert time.monotonic() - started < 8
+    assert cli.status(uuid)["state"] == "exited"
+
+
+def test_sigkill_of_pyrkt_at_any_moment_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    cgroups_before = {p for p in Path("/sys/fs/cgroup").glob("*/pyrkt/*") if p.is_dir()}
+    for delay in (0.0, 0.02, 0.05, 0.08, 0.12, 0.2, 0.3):
+        p = cli.popen("run", "--net=none", image, "--exec=/bin/sleep", "--", "1000", stdout=-1, stderr=-1)
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+    for line in cli("list", "--no-legend", "--full").out.splitlines():
+        if "running" in line:
+            assert cli("stop", "--force", line.split()[0]).code == 0
+    r = cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+    assert r.code == 0, r
+    leftovers = [p for d in ("prepare", "run", "exited-garbage", "garbage", "embryo")
+                 for p in os.listdir(cli.data_dir / "pods" / d)]
+    assert leftovers == []
+    assert mounts_under(cli.data_dir) == []
+    assert {p for p in Path("/sys/fs/cgroup").glob("*/pyrkt/*") if p.is_dir()} <= cgroups_before

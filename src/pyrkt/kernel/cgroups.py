@@ -11,15 +11,15 @@ import errno as E
 import os
 import signal
 import time
-from dataclasses import dataclass
+
+from pyrkt.model.values import Value
 
 # v1 controllers a pod cgroup is made in. cpuset needs its cpus/mems copied before use and
 # hugetlb, net_cls, perf_event are not mounted on every host, so they are left out for now.
 V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "devices", "freezer", "blkio", "name=systemd")
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
+class Hierarchy(Value):
     mount_point: str
     version: int
     controllers: tuple[str, ...]
@@ -114,8 +114,9 @@ def kill(paths: list[str]) -> None:
 
 
 def remove(subpath: str, *, timeout: float = 5.0) -> None:
-    """Remove the pod's cgroup everywhere, killing what is left in it; idempotent."""
-    paths = [p for p in paths_for(subpath) if os.path.isdir(p)]
+    """Remove the pod's cgroup everywhere, killing what is left in it; idempotent. Every
+    hierarchy is searched, not only the ones pods use now: the host's layout may have changed."""
+    paths = [p for p in paths_for(subpath, hierarchies()) if os.path.isdir(p)]
     deadline = time.monotonic() + timeout
     while paths:
         left = []

@@ -15,6 +15,8 @@ from pyrkt.model.pod import PodManifest
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import State
 
+DEFAULT_STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
+
 
 def app_names(pod_dir: Path) -> list[str]:
     try:
@@ -67,18 +69,24 @@ def default_shell(pod: Pod, app: str) -> list[str]:
     return ["/bin/bash"]
 
 
-def stop(config: Config, uuid: str, *, force: bool, timeout: float = 30.0) -> str:
-    """Stop a running pod and wait until it has exited; returns the pod's UUID."""
+def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STOP_WAIT) -> str:
+    """Stop a running pod and wait until it has exited: TERM, then KILL when ``timeout``
+    seconds pass (pod init itself KILLs its apps after its own stop timeout). Returns the UUID."""
     from pyrkt.stage1 import flavor
 
     pod = Pod.find(config.pods_dir, uuid)
     if pod.state != State.RUNNING:
         raise InvalidState(f"pod {pod.uuid} is already stopped")
-    flavor.of_pod(pod.path).stop(pod.path, force=force)
+    fl = flavor.of_pod(pod.path)
+    fl.stop(pod.path, force=force)
     deadline = time.monotonic() + timeout
     while lock.is_locked(pod.path):
         if time.monotonic() > deadline:
-            raise InvalidState(f"pod {pod.uuid} did not stop within {timeout:.0f}s")
+            if force:
+                raise InvalidState(f"pod {pod.uuid} did not stop after it was killed")
+            fl.stop(pod.path, force=True)
+            force = True
+            deadline = time.monotonic() + timeout
         time.sleep(0.02)
         pod.relocate()
     return pod.uuid

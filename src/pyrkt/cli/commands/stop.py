@@ -14,13 +14,16 @@ USAGE = "pyrkt stop [--force] (UUID... | --uuid-file=FILE)"
 FLAGS = [
     Flag("force", "bool", help="kill the pod at once instead of stopping it"),
     Flag("uuid-file", help="read the pod's UUID from this file"),
+    Flag("timeout", default="15s", help="how long to wait before killing the pod"),
 ]
 
 
 def run(ctx: Context, args: list[str]) -> int:
+    from pyrkt.cli.durations import parse_duration
     from pyrkt.stage0 import control
 
     values, uuids = ctx.parse(FLAGS, args)
+    timeout = parse_duration(values["timeout"])
     ctx.require_root()
     if values["uuid_file"]:
         try:
@@ -32,7 +35,7 @@ def run(ctx: Context, args: list[str]) -> int:
     failed = 0
     for uuid in uuids:
         try:
-            ctx.stdout.write(f"{control.stop(ctx.config, uuid, force=values['force'])}\n")
+            ctx.stdout.write(f"{control.stop(ctx.config, uuid, force=values['force'], timeout=timeout)}\n")
         except PyrktError as e:
             ctx.stderr.write(f"pyrkt: {e}\n")
             failed += 1
