@@ -6,10 +6,10 @@ Built once by the CLI from rkt's global flags and passed explicitly downward; no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyrkt.errors import UsageError
+from pyrkt.model.values import Value
 
 DEFAULT_DATA_DIR = "/var/lib/pyrkt"
 DEFAULT_LOCAL_CONFIG = "/etc/pyrkt"
@@ -40,14 +40,13 @@ def parse_insecure_options(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(Value):
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     local_config: Path = Path(DEFAULT_LOCAL_CONFIG)
     system_config: Path = Path(DEFAULT_SYSTEM_CONFIG)
     user_config: Path | None = None
     debug: bool = False
-    insecure: frozenset[str] = field(default_factory=frozenset)
+    insecure: frozenset[str] = frozenset()
     trust_keys_from_https: bool = False
 
     @property

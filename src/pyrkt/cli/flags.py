@@ -12,16 +12,17 @@ rkt's per-app syntax (`run IMG --exec=… -- args ---`) is handled by the run co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from pyrkt.errors import UsageError
+from pyrkt.model.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TRUE_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-@dataclass(frozen=True, slots=True)
-class Flag:
+class Flag(Value):
     name: str
     kind: str = "str"
     default: Any = None

@@ -6,16 +6,18 @@ modules are imported only when chosen, so `pyrkt list` never pays for `pyrkt fet
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
 
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.config import Config, parse_insecure_options
 from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
+from pyrkt.model.values import Value, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 GLOBAL_FLAGS = [
     Flag("dir", default="/var/lib/pyrkt", help="pyrkt data directory"),
@@ -51,8 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class Context:
+class Context(Value, frozen=False):
     """What every command gets: the configuration and where to write."""
 
     config: Config
@@ -120,7 +121,7 @@ def merge_config(config: Config, changed: dict[str, Any]) -> Config:
         for text in changed["insecure_options"]:
             extra |= parse_insecure_options(text)
         updates["insecure"] = config.insecure | extra
-    return replace(config, **updates)
+    return config.replace(**updates)
 
 
 def usage(out: TextIO, prefix: str = "") -> None:
@@ -157,7 +158,9 @@ def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
         args = args[1:]
     if name not in COMMANDS:
         raise UsageError(f"unknown command {name!r} (see pyrkt --help)")
-    module = importlib.import_module(f"pyrkt.cli.commands.{COMMANDS[name][0]}")
+    module_name = f"pyrkt.cli.commands.{COMMANDS[name][0]}"
+    __import__(module_name)  # importlib.import_module would import importlib and warnings too
+    module = sys.modules[module_name]
     if values["help"] or "--help" in args or "-h" in args:
         command_help(stdout, name, module)
         return 0

@@ -14,12 +14,14 @@ below; a fetcher takes (store, source, arg, insecure) and returns the stored Ima
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pyrkt.errors import FetchError
 from pyrkt.fetch.sources import LOCAL_KINDS, Source, parse_source
 from pyrkt.model.image import Image
 from pyrkt.store import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["LOCAL_KINDS", "Source", "fetch", "parse_source"]
 

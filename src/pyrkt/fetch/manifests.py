@@ -8,7 +8,6 @@ clear message; an index (or Docker manifest list) is narrowed to one platform by
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +85,8 @@ class Index:
 
 
 def host_platform() -> Platform:
+    import platform
+
     arch, variant = _HOST_ARCH.get(platform.machine(), (platform.machine(), ""))
     return Platform("linux", arch, variant)
 

@@ -14,14 +14,17 @@ Pure, except that a local path is split from its ``:TAG`` suffix by asking which
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+
+from pyrkt.model.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LOCAL_KINDS = ("oci", "oci-archive", "docker-archive")
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+class Source(Value):
     """``kind``: oci, oci-archive, docker-archive, docker, https, aci-file or store."""
 
     kind: str

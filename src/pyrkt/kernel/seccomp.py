@@ -9,16 +9,30 @@ and machine, cached in a file, and loaded with the bare ``seccomp(2)`` syscall (
     ...
     caps.set_no_new_privs()          # required: an unprivileged filter load needs NNP
     load_bpf(bpf)                    # last thing before exec
+
+Only the cache lookup and the load are on the run path. The profile's contents are plain tuples
+here (they also name the cache file); ``Profile``, ``Rule``, ``ArgCond``, ``DEFAULT_PROFILE`` and
+the compiler live in ``seccomp_compile`` and are imported when first used, through this module
+(``seccomp.DEFAULT_PROFILE``, ``seccomp.compile_profile``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
 
 from pyrkt.errors import KernelError
 from pyrkt.kernel import libc as L
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the profile types are dataclasses of seccomp_compile, off the run path
+    from typing import Any
+
+    # re-exported: at run time module __getattr__ below imports them on first use
+    from pyrkt.kernel.seccomp_compile import DEFAULT_PROFILE as DEFAULT_PROFILE
+    from pyrkt.kernel.seccomp_compile import ArgCond as ArgCond
+    from pyrkt.kernel.seccomp_compile import Profile as Profile
+    from pyrkt.kernel.seccomp_compile import Rule as Rule
 
 EPERM = 1
 ENOSYS = 38
@@ -32,35 +46,9 @@ CLONE_NEW_ANY = (0x00020000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 
 CMP_NE, CMP_EQ, CMP_MASKED_EQ = 1, 4, 7
 
 
-@dataclass(frozen=True)
-class ArgCond:
-    """``arg[index] <op> value`` (for MASKED_EQ: ``arg & mask == value``)."""
-
-    index: int
-    op: int
-    a: int
-    b: int = 0
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A syscall allowed only under conditions (all must hold), or answered with ``errno``."""
-
-    syscall: str
-    conds: tuple[ArgCond, ...] = ()
-    errno: int | None = None  # None: allow
-
-
-@dataclass(frozen=True)
-class Profile:
-    default_errno: int
-    allow: tuple[str, ...]
-    rules: tuple[Rule, ...]
-
-
 # Grouped by what programs use them for; names unknown to this libseccomp are skipped, so 32-bit
 # (x86, arm) and arm-only names can sit next to the x86_64 ones.
-_ALLOW = (
+DEFAULT_ALLOW: tuple[str, ...] = (
     # reading and writing descriptors
     "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
     "pwritev2", "lseek", "_llseek", "sendfile", "sendfile64", "copy_file_range", "splice", "tee",
@@ -143,30 +131,34 @@ _ALLOW = (
 # and 0xffffffff, which only queries the current persona.
 _PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 
-_RULES = (
-    Rule("clone", (ArgCond(0, CMP_MASKED_EQ, CLONE_NEW_ANY, 0),)),
+DEFAULT_ERRNO = EPERM
+
+# (syscall, ((arg index, operator, a, b), ...), errno or None to allow): the default profile's
+# conditional rules as plain data; seccomp_compile turns them into Rule and ArgCond values.
+DEFAULT_RULES: tuple[tuple[str, tuple[tuple[int, int, int, int], ...], int | None], ...] = (
+    ("clone", ((0, CMP_MASKED_EQ, CLONE_NEW_ANY, 0),), None),
     # glibc falls back to clone only on ENOSYS; EPERM here would break every thread start.
-    Rule("clone3", errno=ENOSYS),
-    Rule("socket", (ArgCond(0, CMP_NE, AF_VSOCK),)),
-    *(Rule("personality", (ArgCond(0, CMP_EQ, value),)) for value in _PERSONALITIES),
+    ("clone3", (), ENOSYS),
+    ("socket", ((0, CMP_NE, AF_VSOCK, 0),), None),
+    *(("personality", ((0, CMP_EQ, value, 0),), None) for value in _PERSONALITIES),
 )
 
-DEFAULT_PROFILE = Profile(default_errno=EPERM, allow=_ALLOW, rules=_RULES)
-"""The profile every app gets unless ``--insecure-options=seccomp``."""
+_CACHE_FORMAT = 2
+_LAZY = ("ArgCond", "Rule", "Profile", "DEFAULT_PROFILE")
 
-# Extra architectures whose syscalls the filter also covers, so 32-bit binaries work too.
-_EXTRA_ARCHES = {"x86_64": ("x86", "x32"), "aarch64": ("arm",)}
+if not TYPE_CHECKING:  # hidden from mypy, which sees the names imported above instead
+    def __getattr__(name: str) -> Any:
+        """``Profile``, ``Rule``, ``ArgCond``, ``DEFAULT_PROFILE``: from seccomp_compile on first use."""
+        if name in _LAZY:
+            from pyrkt.kernel import seccomp_compile
 
-_ACT_ALLOW = 0x7FFF0000
-_FLTATR_CTL_NNP = 3
-_CACHE_FORMAT = 1
-
-
-def _act_errno(errno: int) -> int:
-    return 0x00050000 | (errno & 0xFFFF)
+            return getattr(seccomp_compile, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class _ArgCmp(ctypes.Structure):
+class ArgCmp(ctypes.Structure):
+    """libseccomp's ``struct scmp_arg_cmp``."""
+
     _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
                 ("datum_b", ctypes.c_uint64)]
 
@@ -182,7 +174,8 @@ class _SockFprog(ctypes.Structure):
 _LIBSECCOMP: ctypes.CDLL | None = None
 
 
-def _lib() -> ctypes.CDLL:
+def libseccomp() -> ctypes.CDLL:
+    """libseccomp.so.2, loaded once, with the prototypes pyrkt uses."""
     global _LIBSECCOMP
     if _LIBSECCOMP is None:
         try:
@@ -199,7 +192,7 @@ def _lib() -> ctypes.CDLL:
         lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                               ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
+                                               ctypes.c_uint, ctypes.POINTER(ArgCmp)]
         lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.seccomp_version.restype = ctypes.POINTER(_Version)
         _LIBSECCOMP = lib
@@ -208,78 +201,43 @@ def _lib() -> ctypes.CDLL:
 
 def libseccomp_version() -> str:
     """The version of the libseccomp that compiles filters, e.g. ``2.5.4``."""
-    v = _lib().seccomp_version().contents
+    v = libseccomp().seccomp_version().contents
     return f"{v.major}.{v.minor}.{v.micro}"
-
-
-def _lcheck(ret: int, call: str, detail: str = "") -> None:
-    # libseccomp returns -errno instead of setting errno.
-    if ret < 0:
-        raise KernelError(call, -ret, detail)
 
 
 def compile_profile(profile: Profile) -> bytes:
     """Compile ``profile`` for this machine (plus its 32-bit arches) to classic BPF bytes."""
-    lib = _lib()
-    ctx = lib.seccomp_init(_act_errno(profile.default_errno))
-    if not ctx:
-        raise KernelError("seccomp_init", 12, "default seccomp profile")
-    try:
-        # The caller sets no_new_privs itself; the exported BPF does not carry it anyway.
-        _lcheck(lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0), "seccomp_attr_set", "CTL_NNP")
-        for arch in _EXTRA_ARCHES.get(L.MACHINE, ()):
-            token = lib.seccomp_arch_resolve_name(arch.encode())
-            if token:
-                ret = lib.seccomp_arch_add(ctx, token)
-                if ret != -17:  # EEXIST: already the native arch
-                    _lcheck(ret, "seccomp_arch_add", arch)
-        for syscall in profile.allow:
-            _add(lib, ctx, Rule(syscall))
-        for rule in profile.rules:
-            _add(lib, ctx, rule)
-        return _export(lib, ctx)
-    finally:
-        lib.seccomp_release(ctx)
+    from pyrkt.kernel import seccomp_compile
 
-
-def _add(lib: ctypes.CDLL, ctx: int, rule: Rule) -> None:
-    nr = lib.seccomp_syscall_resolve_name(rule.syscall.encode())
-    if nr == -1:  # __NR_SCMP_ERROR: no such syscall on any arch this libseccomp knows
-        return
-    action = _ACT_ALLOW if rule.errno is None else _act_errno(rule.errno)
-    conds = (_ArgCmp * max(1, len(rule.conds)))()
-    for i, c in enumerate(rule.conds):
-        conds[i].arg, conds[i].op, conds[i].datum_a, conds[i].datum_b = c.index, c.op, c.a, c.b
-    _lcheck(lib.seccomp_rule_add_array(ctx, action, nr, len(rule.conds), conds),
-            "seccomp_rule_add", rule.syscall)
-
-
-def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
-    fd = os.memfd_create("pyrkt-seccomp", os.MFD_CLOEXEC)
-    try:
-        _lcheck(lib.seccomp_export_bpf(ctx, fd), "seccomp_export_bpf")
-        size = os.lseek(fd, 0, os.SEEK_END)
-        return os.pread(fd, size, 0)
-    finally:
-        os.close(fd)
+    return seccomp_compile.compile_profile(profile)
 
 
 def compile_default() -> bytes:
     """The default profile as BPF bytes, compiled now (several ms; see ``default_bpf``)."""
-    return compile_profile(DEFAULT_PROFILE)
+    from pyrkt.kernel import seccomp_compile
+
+    return seccomp_compile.compile_profile(seccomp_compile.DEFAULT_PROFILE)
 
 
-def cache_name(profile: Profile = DEFAULT_PROFILE) -> str:
-    """The cache file name of ``profile``'s BPF: it changes with the profile data, the libseccomp
-    version and the machine.
+def profile_data(profile: Profile | None = None) -> tuple[Any, ...]:
+    """``profile`` (default: the default profile) as plain tuples, the form that names its cache."""
+    if profile is None:
+        return (DEFAULT_ERRNO, DEFAULT_ALLOW, DEFAULT_RULES)
+    rules = tuple((r.syscall, tuple((c.index, c.op, c.a, c.b) for c in r.conds), r.errno) for r in profile.rules)
+    return (profile.default_errno, tuple(profile.allow), rules)
 
-    CRC-32 of the profile's repr names it: the cache dir is root's, so no collision resistance is
+
+def cache_name(profile: Profile | None = None) -> str:
+    """The cache file name of ``profile``'s BPF (default: the default profile's): it changes with
+    the profile data, the libseccomp version and the machine.
+
+    CRC-32 of the profile's data names it: the cache dir is root's, so no collision resistance is
     needed, and hashlib would add ~3.5 ms of imports to the run path.
     """
     import binascii
 
     version = libseccomp_version()
-    key = f"{_CACHE_FORMAT}:{L.MACHINE}:{version}:{profile!r}"
+    key = f"{_CACHE_FORMAT}:{L.MACHINE}:{version}:{profile_data(profile)!r}"
     return f"seccomp-{L.MACHINE}-{version}-{binascii.crc32(key.encode()):08x}.bpf"
 
 

@@ -29,8 +29,12 @@ running exactly as long as some process of it keeps that fd open.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+
+from pyrkt.model.values import Value, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 INTERFACE_VERSION = 1
 LOCK_FD_ENV = "PYRKT_LOCK_FD"
@@ -76,8 +80,7 @@ def app_status(app: str) -> str:
     return f"{STATUS_DIR}/{app}"
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeConfig:
+class RuntimeConfig(Value):
     """Run-time parameters of a pod (rkt's stage1 run argv, kept as a file)."""
 
     uuid: str
@@ -94,7 +97,7 @@ class RuntimeConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        d = asdict(self)
+        d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}
         d["version"] = INTERFACE_VERSION
         d["net"] = list(self.net)
         return json.dumps(d, indent=1)

@@ -7,12 +7,14 @@ which format an image came from, except ``format`` for display. Serialised as pl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from pyrkt.model.values import Value, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
-class Port:
+class Port(Value):
     name: str
     protocol: str
     port: int
@@ -20,15 +22,13 @@ class Port:
     socket_activated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class MountPoint:
+class MountPoint(Value):
     name: str
     path: str
     read_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AppSpec:
+class AppSpec(Value):
     """appc's ``app`` section: how to run the image's main process."""
 
     exec: tuple[str, ...] = ()
@@ -81,8 +81,7 @@ class AppSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Image:
+class Image(Value):
     """A stored image. ``id`` is ``sha256:<hex>`` of the image config (OCI/Docker)."""
 
     id: str

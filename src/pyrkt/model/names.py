@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
-import re
 
 from pyrkt.errors import UsageError
 
-AC_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-AC_IDENTIFIER = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
+# Checked with sets rather than regular expressions: compiling patterns at import costs the
+# run path ~0.1 ms each.
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ID_SEPARATORS = str.maketrans("._~/", "----")
 
 
 def is_ac_name(text: str) -> bool:
-    return bool(AC_NAME.match(text))
+    """An AC Name: ``[a-z0-9]+(-[a-z0-9]+)*``."""
+    return all(part and _ALNUM.issuperset(part) for part in text.split("-"))
+
+
+def is_ac_identifier(text: str) -> bool:
+    """An AC Identifier: ``[a-z0-9]+([-._~/][a-z0-9]+)*``."""
+    return is_ac_name(text.translate(_ID_SEPARATORS))
 
 
 def check_app_name(text: str) -> str:
@@ -25,8 +32,9 @@ def app_name_from_image(image_name: str) -> str:
     """``coreos.com/etcd`` -> ``etcd``; ``registry/library/redis:7`` -> ``redis`` (rkt's rule)."""
     base = image_name.rstrip("/").rsplit("/", 1)[-1]
     base = base.split("@", 1)[0].split(":", 1)[0].lower()
-    cleaned = re.sub(r"[^a-z0-9]+", "-", base).strip("-")
-    return cleaned or "app"
+    # every run of characters outside [a-z0-9] becomes one '-', none at either end
+    words = "".join(c if c in _ALNUM else "-" for c in base).split("-")
+    return "-".join(w for w in words if w) or "app"
 
 
 def new_uuid() -> str:

@@ -6,23 +6,23 @@ the user's per-app flags applied), so a pod runs from its own manifest even afte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from pyrkt.model.image import AppSpec
+from pyrkt.model.values import Value
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 AC_VERSION = "0.8.11"
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeImage:
+class RuntimeImage(Value):
     id: str
     name: str = ""
     labels: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeApp:
+class RuntimeApp(Value):
     name: str
     image: RuntimeImage
     app: AppSpec
@@ -30,15 +30,13 @@ class RuntimeApp:
     annotations: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class PodPort:
+class PodPort(Value):
     name: str
     host_port: int
     host_ip: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class PodManifest:
+class PodManifest(Value):
     apps: tuple[RuntimeApp, ...]
     ports: tuple[PodPort, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()

@@ -16,20 +16,22 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyrkt.errors import InvalidState, KernelError, Locked, NotFound, PyrktError
 from pyrkt.model import abi
+from pyrkt.model.values import Value
 from pyrkt.pods.pod import Pod, ensure_dirs
 from pyrkt.pods.state import Dir, State
 
-Teardown = Callable[[Path], None]  # undoes what the pod at pod_dir set up; idempotent
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `run --rm` and failed runs come here: no typing or dataclasses at run time
+    from collections.abc import Callable, Iterable
+
+    Teardown = Callable[[Path], None]  # undoes what the pod at pod_dir set up; idempotent
 
 
-@dataclass(frozen=True, slots=True)
-class Phase:
+class Phase(Value):
     """What one phase did: pods handled, and the ones it left and why."""
 
     done: tuple[str, ...] = ()

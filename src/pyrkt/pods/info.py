@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from pyrkt.model import abi
 from pyrkt.model.image import Image
 from pyrkt.model.pod import PodManifest
+from pyrkt.model.values import Value
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # pod states in which apps have stopped for good (rkt's pod.IsAfterRun)
 AFTER_RUN = frozenset({State.EXITED, State.EXITED_GARBAGE, State.EXITED_DELETING, State.DELETING,
@@ -27,8 +30,7 @@ FINISHED = frozenset({State.EXITED, State.EXITED_GARBAGE, State.ABORTED_PREPARE,
                       State.GONE})
 
 
-@dataclass(frozen=True, slots=True)
-class NetInfo:
+class NetInfo(Value):
     """One network the pod joined, as written to ``net-info.json``."""
 
     net_name: str
@@ -44,16 +46,14 @@ class NetInfo:
                 "ifName": self.if_name, "ip": self.ip, "args": self.args, "mask": self.mask}
 
 
-@dataclass(frozen=True, slots=True)
-class MountInfo:
+class MountInfo(Value):
     name: str
     container_path: str
     host_path: str = ""
     read_only: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AppInfo:
+class AppInfo(Value):
     """One app of a pod. Times are nanoseconds since the epoch."""
 
     name: str
@@ -85,8 +85,7 @@ class AppInfo:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class PodInfo:
+class PodInfo(Value):
     """A sample of one pod's state. Times are nanoseconds since the epoch."""
 
     uuid: str

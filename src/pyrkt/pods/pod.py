@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from pyrkt.errors import Ambiguous, InvalidState, Locked, NotFound, UsageError
@@ -18,6 +17,10 @@ from pyrkt.kernel.lock import FileLock
 from pyrkt.model import abi
 from pyrkt.model.names import new_uuid
 from pyrkt.pods.state import LISTED, LOOKUP_ORDER, Dir, State, allowed, state_of
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class Pod:

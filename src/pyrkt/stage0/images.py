@@ -8,11 +8,10 @@ files: importing an image the store holds already is cheap (no blob is read twic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyrkt.config import Config
 from pyrkt.errors import NotFound, PyrktError, UsageError
 from pyrkt.model.image import Image
+from pyrkt.model.values import Value
 from pyrkt.store import ImageRecord, Store
 
 PULL_POLICIES = ("never", "new", "update")
@@ -69,8 +68,7 @@ def list_images(store: Store, *, sort: list[str] | None = None, order: str = "as
     return records
 
 
-@dataclass(frozen=True, slots=True)
-class Removal:
+class Removal(Value):
     """The outcome of removing one argument: the record removed, or the error for it."""
 
     arg: str

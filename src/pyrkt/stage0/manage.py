@@ -8,29 +8,31 @@ render; nothing here prints. Deleting a pod tears it down through its stage1 fla
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from pyrkt.config import Config
 from pyrkt.errors import NotFound, PyrktError, UsageError
 from pyrkt.model import abi
+from pyrkt.model.values import Value
 from pyrkt.pods.info import FINISHED, PodInfo, read_pod
 from pyrkt.pods.pod import Pod, ensure_dirs
 from pyrkt.pods.state import State
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: typing and collections.abc are not on list's path
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+    from typing import Any
+
+    # pod_dir -> None: undoes what the pod set up (pyrkt.pods.gc imports lazily: not on list's path)
+    Teardown = Callable[[Path], None]
+    Clock = Callable[[], float]
+    Sleep = Callable[[float], None]
+
 POLL_INTERVAL = 0.1  # rkt polls pod state every 100ms
 GRACE_PERIOD = 30 * 60.0  # rkt's gc defaults
 EXPIRE_PREPARED = 24 * 3600.0
-
-# pod_dir -> None: undoes what the pod set up (pyrkt.pods.gc imports lazily: not on list's path)
-Teardown = Callable[[Path], None]
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
+FOREVER = float("inf")
 
 
 def stage1_teardown(pod_dir: Path) -> None:
@@ -112,13 +114,13 @@ def read_uuid_file(path: str) -> str:
 
 # -- waiting -----------------------------------------------------------------------------
 
-def wait_finished(pod: Pod, timeout: float = math.inf, *, clock: Clock = time.monotonic,
+def wait_finished(pod: Pod, timeout: float = FOREVER, *, clock: Clock = time.monotonic,
                   sleep: Sleep = time.sleep) -> None:
     """Return once the pod can never run again (exited, aborted, garbage or gone)."""
     _poll(lambda: is_finished(pod), timeout, f"pod {pod.uuid} to finish", clock, sleep)
 
 
-def wait_ready(pod: Pod, timeout: float = math.inf, *, clock: Clock = time.monotonic,
+def wait_ready(pod: Pod, timeout: float = FOREVER, *, clock: Clock = time.monotonic,
                sleep: Sleep = time.sleep) -> None:
     """Return once every app of the pod has started (``supervisor-status`` -> ``ready``).
 
@@ -153,8 +155,7 @@ def _poll(done: Callable[[], bool], timeout: float, what: str, clock: Clock, sle
 
 # -- removing ----------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Removal:
+class Removal(Value):
     """The outcome of `rm` for one argument: ``error`` is None when the pod was removed."""
 
     query: str
@@ -181,8 +182,7 @@ def remove_pods(config: Config, uuids: Iterable[str], teardown: Teardown = stage
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class GcReport:
+class GcReport(Value):
     marked: tuple[str, ...] = ()  # run -> exited-garbage
     aborted: tuple[str, ...] = ()  # prepare -> garbage
     expired: tuple[str, ...] = ()  # prepared -> garbage

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pyrkt.config import Config
@@ -21,12 +19,12 @@ from pyrkt.model import abi
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import PodManifest, RuntimeApp, RuntimeImage
+from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
 
 
-@dataclass
-class AppRequest:
+class AppRequest(Value, frozen=False):
     """One image on the command line and the per-app flags that followed it."""
 
     image: str
@@ -41,8 +39,7 @@ class AppRequest:
     readonly_rootfs: bool = False
 
 
-@dataclass
-class PodRequest:
+class PodRequest(Value, frozen=False):
     apps: list[AppRequest]
     set_env: list[str] = field(default_factory=list)
     set_env_file: list[str] = field(default_factory=list)
@@ -106,8 +103,7 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             except ValueError:
                 raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
         env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
-        spec = replace(
-            base,
+        spec = base.replace(
             exec=tuple(command),
             user=ar.user or base.user or "0",
             # a user given without a group takes its primary group from the image's passwd
@@ -180,6 +176,7 @@ def lay_out(pod_dir: Path, manifest: PodManifest, images: list[Image], layer_dir
 
 def discard(pod: Pod) -> None:
     """Remove a pod this command created and still holds (a failed prepare or start)."""
+    from pyrkt.pods.gc import remove_tree
     from pyrkt.stage1 import flavor
 
     try:
@@ -188,7 +185,7 @@ def discard(pod: Pod) -> None:
         elif pod.where == Dir.RUN:
             pod.transition(Dir.EXITED_GARBAGE)
         flavor.of_pod(pod.path).gc(pod.path)
-        shutil.rmtree(pod.path)
+        remove_tree(pod.path)
     except (OSError, PyrktError):
         pass  # left for `pyrkt gc`, which can always finish the job
     finally:

@@ -6,20 +6,22 @@ once every app has started; ``--rm`` removes the pod after it exits.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import TextIO
 
 from pyrkt.config import Config
 from pyrkt.errors import InvalidState, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi
+from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
 from pyrkt.stage0.prepare import PodRequest, discard, prepare
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
-@dataclass
-class RunOptions:
+
+class RunOptions(Value, frozen=False):
     """rkt's run-time flags (the ones run-prepared takes too) and pyrkt's additions."""
 
     net: list[str] = field(default_factory=lambda: ["default"])

@@ -15,11 +15,9 @@ Reading (``resolve``, ``get``, ``layer_dirs``, ``list``) opens the db lazily and
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pyrkt.errors import Ambiguous, ImageError, NotFound
 from pyrkt.model.image import Image
@@ -27,6 +25,7 @@ from pyrkt.store.digests import digest_hex, short_id
 from pyrkt.store.index import ImageRecord, Index
 from pyrkt.store.lookup import check_id_prefix, name_candidates, parse_lookup
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.kernel.lock import FileLock
     from pyrkt.store.blobs import BlobStore
@@ -92,7 +91,7 @@ class Store:
             return image
         name, version = ref
         labels = tuple((k, v) for k, v in image.labels if k != "version")
-        return dataclasses.replace(image, name=name, labels=(("version", version), *labels) if version else labels)
+        return image.replace(name=name, labels=(("version", version), *labels) if version else labels)
 
     def _lookup(self, arg: str) -> tuple[str, tuple[str, str] | None]:
         look = parse_lookup(arg)

@@ -6,25 +6,24 @@ so image ids of both kinds can be given as prefixes to the same lookup.
 
 from __future__ import annotations
 
-import re
-from typing import IO, TYPE_CHECKING
-
 from pyrkt.errors import ImageError, IntegrityError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import hashlib
+    from typing import IO
 
 _HEX_LEN = {"sha256": 64, "sha512": 128}
-_DIGEST = re.compile(r"^(sha256|sha512):([0-9a-f]+)$")
+HEX_DIGITS = frozenset("0123456789abcdef")
 SHORT_HEX = 12
 
 
 def parse_digest(text: str) -> tuple[str, str]:
     """``"sha256:<64 hex>"`` -> ("sha256", hex); anything else is an ImageError."""
-    m = _DIGEST.match(text)
-    if m is None or len(m.group(2)) != _HEX_LEN[m.group(1)]:
+    algo, _, hexpart = text.partition(":")
+    if len(hexpart) != _HEX_LEN.get(algo) or not HEX_DIGITS.issuperset(hexpart):
         raise ImageError(f"invalid digest {text!r}: want sha256:<64 hex digits>")
-    return m.group(1), m.group(2)
+    return algo, hexpart
 
 
 def digest_hex(text: str) -> str:

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pyrkt.errors import PyrktError
+from pyrkt.model.values import Value
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Iterable
+    from pathlib import Path
+    from typing import Any
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -80,8 +81,7 @@ _RECORD_COLUMNS = ("id, name, version, labels, manifest_digest, manifest_media_t
                    "import_time, last_used, source")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageRecord:
+class ImageRecord(Value):
     """One image as ``image list`` shows it (the Image itself is loaded only when needed)."""
 
     id: str
@@ -100,8 +100,7 @@ class ImageRecord:
         return f"{self.name}:{self.version}" if self.version else self.name
 
 
-@dataclass(frozen=True, slots=True)
-class LayerRow:
+class LayerRow(Value):
     diff_id: str
     blob_digest: str
     media_type: str

@@ -7,20 +7,17 @@ name after. Tags default to ``latest``; Docker Hub short names also match their 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from pyrkt.errors import UsageError
+from pyrkt.model.values import Value
 
 MIN_ID_HEX = 2  # rkt: "image ID too short" below two hex digits
 _ID_PREFIXES = ("sha256:", "sha512-")
-_HEX = re.compile(r"^[0-9a-f]*$")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 DEFAULT_TAG = "latest"
 DOCKER_HUB_NAMES = ("docker.io", "registry-1.docker.io", "index.docker.io")
 
 
-@dataclass(frozen=True, slots=True)
-class Lookup:
+class Lookup(Value):
     """``id_prefix`` set: look up by id; ``name`` set: by ref. A bare hex arg sets both."""
 
     id_prefix: str | None = None
@@ -49,13 +46,13 @@ def parse_lookup(arg: str) -> Lookup:
     for prefix in _ID_PREFIXES:
         if text.startswith(prefix):
             hexpart = text[len(prefix):].lower()
-            if not _HEX.match(hexpart):
+            if not _HEX_DIGITS.issuperset(hexpart):
                 raise UsageError(f"invalid image ID {arg!r}: not hexadecimal")
             return Lookup(id_prefix=prefix + hexpart)
     name, tag, digest = split_name(text)
     if not name:
         raise UsageError(f"invalid image name {arg!r}")
-    as_id = "sha256:" + text if _HEX.match(text) and len(text) >= MIN_ID_HEX and tag is None and digest is None else None
+    as_id = "sha256:" + text if _HEX_DIGITS.issuperset(text) and len(text) >= MIN_ID_HEX and tag is None and digest is None else None
     return Lookup(id_prefix=as_id, name=name, version=tag or DEFAULT_TAG, digest=digest)
 
 

@@ -9,11 +9,13 @@ arguments and ``---`` ends them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.stage0.prepare import AppRequest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 APP_FLAGS = [
     Flag("name", help="set the name of the app (default: from the image name)"),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pyrkt.cli import output
 from pyrkt.cli.flags import Flag
 from pyrkt.errors import UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyrkt.cli.main import Context
     from pyrkt.pods.info import NetInfo, PodInfo
 

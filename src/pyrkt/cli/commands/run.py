@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.stage0.prepare import PodRequest
 from pyrkt.stage0.run import RunOptions, parse_net
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrkt.cli.main import Context
 
 USAGE = "pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"

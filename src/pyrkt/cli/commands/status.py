@@ -3,13 +3,12 @@ waiting for it to finish (``--wait``) or to become ready (``--wait-ready``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pyrkt.cli import output
 from pyrkt.cli.flags import Flag
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.pods.state import State
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
     from pyrkt.pods.info import PodInfo

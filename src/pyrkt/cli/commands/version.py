@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import platform
-from typing import TYPE_CHECKING
+import os
+import sys
 
 from pyrkt import __version__
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
@@ -16,11 +17,12 @@ APPC_VERSION = "0.8.11"
 
 def run(ctx: Context, args: list[str]) -> int:
     ctx.parse([], args)
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    machine = os.uname().machine  # what platform.machine() says, without importing platform
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
     ctx.stdout.write(
         f"pyrkt Version: {__version__}\n"
         f"appc Version: {APPC_VERSION}\n"
-        f"Python Version: {platform.python_version()}\n"
+        f"Python Version: {sys.version.split()[0]}\n"
         f"Python OS/Arch: linux/{arch}\n"
         "Features: +OCI +DOCKER +ACI -TPM -SDJOURNAL\n"
     )

@@ -1,0 +1,65 @@
+"""The regression guard of the start-up diet: `run`, `list` and `status` must not import heavy
+modules, neither when their modules load nor while the commands run.
+
+Each check starts a fresh interpreter (what a user's `pyrkt` pays) and reads ``sys.modules``
+at the end. The numbers behind the list, measured on the dev machine: dataclasses ~7 ms
+(inspect, ast, dis, tokenize) plus ~1 ms per decorated class, typing ~3 ms, shutil ~2 ms
+(zlib, bz2, lzma), hashlib ~3.5 ms, platform ~1 ms; the others belong to other commands
+(fetch, the API service) and cost more.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pyrkt.pods.pod import Pod
+
+HOT_MODULES = (
+    "pyrkt.cli.main", "pyrkt.cli.commands.run", "pyrkt.cli.commands.list_pods",
+    "pyrkt.cli.commands.status", "pyrkt.stage0.run", "pyrkt.stage0.prepare", "pyrkt.stage0.manage",
+)
+HEAVY = frozenset({
+    "dataclasses", "inspect", "ast", "http", "urllib.request", "httpx", "tarfile", "hashlib",
+    "shutil", "platform", "argparse", "asyncio", "grpc", "tqdm", "rich",
+    "typing",  # annotations come from `if TYPE_CHECKING:` blocks (TYPE_CHECKING = False)
+})
+
+
+def modules_after(code: str, tmp_path: Path) -> set[str]:
+    """The modules a fresh interpreter holds after running ``code``."""
+    out = tmp_path / "modules.json"
+    script = f"{code}\nimport json, sys\nopen({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path,
+                   stdout=subprocess.DEVNULL, timeout=60)
+    return set(json.loads(out.read_text()))
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m in HEAVY or m.split(".")[0] in HEAVY)
+
+
+def test_hot_path_modules_import_nothing_heavy(tmp_path: Path) -> None:
+    modules = modules_after("import " + ", ".join(HOT_MODULES), tmp_path)
+    assert set(HOT_MODULES) <= modules
+    assert heavy_in(modules) == []
+
+
+def test_list_command_imports_nothing_heavy(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Pod.create(data / "pods").unlock()  # an aborted prepare: a pod for list to read
+    modules = modules_after(f"from pyrkt.cli.main import main\nmain(['--dir={data}', 'list'])", tmp_path)
+    assert "pyrkt.stage0.manage" in modules
+    assert heavy_in(modules) == []
+
+
+def test_status_command_imports_nothing_heavy(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pod = Pod.create(data / "pods")
+    pod.unlock()
+    modules = modules_after(f"from pyrkt.cli.main import main\nmain(['--dir={data}', 'status', '{pod.uuid}'])",
+                            tmp_path)
+    assert "pyrkt.pods.info" in modules
+    assert heavy_in(modules) == []
