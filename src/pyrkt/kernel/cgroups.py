@@ -14,9 +14,10 @@ import time
 
 from pyrkt.model.values import Value
 
-# v1 controllers a pod cgroup is made in. cpuset needs its cpus/mems copied before use and
-# hugetlb, net_cls, perf_event are not mounted on every host, so they are left out for now.
-V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "devices", "freezer", "blkio", "name=systemd")
+# v1 controllers a pod cgroup is made in: accounting and tracking (pids kills, name=systemd
+# is where service managers look). Each costs a migration at start (~0.3 ms); the isolators
+# (devices, blkio, cpuset, ...) will add theirs when a pod asks for them.
+V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "name=systemd")
 
 
 class Hierarchy(Value):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 TIOCSCTTY = 0x540E
+MAX_FD = 1 << 20
 
 
 def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int) -> None:
@@ -74,13 +75,9 @@ def setup_stdio(stdio: dict[str, int], *, interactive: bool) -> None:
 
 
 def close_fds(keep: int) -> None:
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd != keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    """Close every fd above stderr but ``keep`` (two close_range(2) calls)."""
+    os.closerange(3, keep)
+    os.closerange(keep + 1, MAX_FD)
 
 
 def find_executable(name: str, env: dict[str, str]) -> str:
