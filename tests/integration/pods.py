@@ -30,11 +30,12 @@ class Result:
 class Cli:
     """Runs `pyrkt --dir=<data dir> ...` as a user would."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra: list[str] | None = None) -> None:
         self.data_dir = data_dir
+        self.extra = extra or []
 
     def argv(self, *args: str) -> list[str]:
-        return [str(PYRKT), f"--dir={self.data_dir}", *args]
+        return [str(PYRKT), f"--dir={self.data_dir}", *self.extra, *args]
 
     def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> Result:
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, input=input,

@@ -46,7 +46,7 @@ def parse_net(text: str) -> list[str]:
     return nets or ["default"]
 
 
-def check_options(opts: RunOptions) -> None:
+def check_options(config: Config, opts: RunOptions) -> None:
     from pyrkt.stage1 import flavor
 
     name = flavor.canonical(opts.stage1_name)
@@ -56,14 +56,15 @@ def check_options(opts: RunOptions) -> None:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
-    if name == "default":
-        from pyrkt.stage1.default import network_mode
+    names = [n.split(":", 1)[0] for n in opts.net]
+    if name == "default" and names not in (["host"], ["none"]):
+        from pyrkt.network import config as netconf
 
-        network_mode(abi.RuntimeConfig(uuid="", net=tuple(opts.net)))
+        netconf.select(list(opts.net), config.config_dirs())  # unknown networks fail before any work
 
 
 def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
-    check_options(opts)
+    check_options(config, opts)
     pod = prepare(config, req)
     try:
         pod.transition(Dir.RUN)
@@ -74,7 +75,7 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
-    check_options(opts)
+    check_options(config, opts)
     pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
@@ -103,7 +104,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=str(config.data_dir / "cache"),
-        extra={"ipc": opts.ipc},
+        extra={"ipc": opts.ipc, "config_dirs": [str(d) for d in config.config_dirs()]},
     )
 
 

@@ -45,15 +45,17 @@ def hostname_for(config: abi.RuntimeConfig) -> str:
 
 
 def network_mode(config: abi.RuntimeConfig) -> str:
+    """"host", "none", or "cni" (one or more CNI networks, set up by pyrkt.network)."""
     nets = [n.split(":", 1)[0] for n in config.net]
     if nets == ["host"]:
         return "host"
     if nets == ["none"]:
         return "none"
-    raise UsageError(
-        f"network {','.join(config.net) or 'default'!r} needs CNI networking, which this version of pyrkt "
-        "does not have yet: use --net=none or --net=host"
-    )
+    return "cni"
+
+
+def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
+    return [Path(d) for d in config.extra.get("config_dirs", [])]
 
 
 def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> list[str]:
@@ -133,6 +135,16 @@ class DefaultFlavor:
     # -- run ---------------------------------------------------------------------------
 
     def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
+        handed_over: list[bool] = []  # start() marks the moment pod init holds the lock alone
+        try:
+            return self.start(pod_dir, config, lock_fd, detach=detach, handed_over=handed_over)
+        except BaseException:
+            if not handed_over:
+                os.close(lock_fd)  # so the caller can lock the pod again and clean it up
+            raise
+
+    def start(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
+              handed_over: list[bool]) -> int:
         net = network_mode(config)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
             os.makedirs(pod_dir / d, exist_ok=True)
@@ -144,6 +156,11 @@ class DefaultFlavor:
         fs.atomic_write(pod_dir / abi.SUBCGROUP, sub + "\n", sync=False)
         cgroup_paths = cgroups.create(sub)
         pty = os.openpty() if config.interactive else None
+        netns_path = ""
+        if net == "cni":
+            from pyrkt.network import setup as network
+
+            netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config))
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -153,11 +170,12 @@ class DefaultFlavor:
             namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
             raise
         if pid == 0:
-            self.become_pod_init(pod_dir, plan, config, net, cgroup_paths, lock_fd, ready_r, ready_w,
-                                 detach=detach, pty=pty)
+            self.become_pod_init(pod_dir, plan, config, net, netns_path, cgroup_paths, lock_fd, ready_r,
+                                 ready_w, detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
         os.close(ready_w)
+        handed_over.append(True)
         os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
         fs.atomic_write(pod_dir / abi.PID, f"{pid}\n", sync=False)
         if pty is not None:
@@ -167,22 +185,22 @@ class DefaultFlavor:
         if detach:
             if not message.startswith("ready"):
                 code = wait_exit(pid)
-                cgroups.remove(sub)
+                self.gc(pod_dir)
                 raise PyrktError(message.removeprefix("error:").strip() or f"pod init exited with {code} before the apps started")
             return 0
         from pyrkt.stage1 import foreground
 
         code = foreground.wait(pid, pty[0] if pty is not None else None)
         try:
-            cgroups.remove(sub)
-        except OSError:
-            pass  # gc removes it later
+            self.gc(pod_dir)  # the pod has exited: its networks and cgroups go now
+        except (OSError, PyrktError) as e:
+            sys.stderr.write(f"pyrkt: pod {config.uuid}: teardown left for gc: {e}\n")
         if message.startswith("error:"):
             raise PyrktError(message.removeprefix("error:").strip())
         return code
 
     def become_pod_init(self, pod_dir: Path, plan: dict[str, Any], config: abi.RuntimeConfig, net: str,
-                        cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
+                        netns_path: str, cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
                         detach: bool, pty: tuple[int, int] | None) -> None:
         """In the forked child (PID 1 of the new pid namespace): finish the namespaces and become
         pod init (which later re-executes itself as a lean interpreter, see podinit.py)."""
@@ -190,6 +208,10 @@ class DefaultFlavor:
             os.close(ready_r)
             os.setsid()
             cgroups.join(cgroup_paths)
+            if netns_path:
+                fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+                namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")
+                os.close(fd)
             flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWCGROUP
             if config.extra.get("ipc", "auto") != "parent":  # --ipc=parent shares the host's
                 flags |= namespaces.CLONE_NEWIPC
@@ -288,6 +310,10 @@ class DefaultFlavor:
     # -- gc ----------------------------------------------------------------------------
 
     def gc(self, pod_dir: Path) -> None:
+        if (pod_dir / abi.NETNS).exists() or (pod_dir / "net").exists():
+            from pyrkt.network import setup as network
+
+            network.down(pod_dir)
         mount.unmount_all_under(str(pod_dir))
         sub = fs.read_text(pod_dir / abi.SUBCGROUP)
         if sub and sub.strip():

@@ -1,0 +1,93 @@
+"""Running CNI plugins: the CNI contract (CNI_* environment, config on stdin, result or error
+JSON on stdout), plugin lookup, and reading the addresses out of results of any version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from pyrkt.errors import NetworkSetupError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_PLUGIN_DIRS = ("/usr/lib/pyrkt/plugins/net", "/usr/lib/cni", "/opt/cni/bin")
+
+
+def find_plugin(kind: str, plugin_path: list[str]) -> str:
+    for d in plugin_path:
+        candidate = os.path.join(d, kind)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise NetworkSetupError(f"CNI plugin {kind!r} not found in {':'.join(plugin_path)}")
+
+
+def plugin_config(conflist: dict[str, Any], index: int, prev: dict[str, Any] | None,
+                  runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What plugin ``index`` of a chain gets on stdin (CNI spec: name, cniVersion, prevResult)."""
+    conf = dict(conflist["plugins"][index])
+    conf["name"] = conflist["name"]
+    conf["cniVersion"] = conflist.get("cniVersion", "0.4.0")
+    if prev is not None:
+        conf["prevResult"] = prev
+    caps = conf.get("capabilities") or {}
+    wanted = {k: v for k, v in (runtime or {}).items() if caps.get(k)}
+    if wanted:
+        conf["runtimeConfig"] = wanted
+    return conf
+
+
+def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str,
+         args: str, plugin_path: list[str], network: str) -> dict[str, Any] | None:
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container_id,
+        "CNI_NETNS": netns,
+        "CNI_IFNAME": ifname,
+        "CNI_ARGS": args,
+        "CNI_PATH": ":".join(plugin_path),
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    }
+    try:
+        p = subprocess.run([plugin], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r}: {e}") from None
+    out = p.stdout.decode(errors="replace").strip()
+    if p.returncode != 0:
+        msg = out or p.stderr.decode(errors="replace").strip()
+        try:
+            err = json.loads(out)
+            msg = err.get("msg", msg) + (f" ({err['details']})" if err.get("details") else "")
+        except (ValueError, AttributeError):
+            pass
+        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} failed on {command}: "
+                                f"{msg.splitlines()[0] if msg else 'exit ' + str(p.returncode)}")
+    if command != "ADD":
+        return None
+    try:
+        result = json.loads(out) if out else {}
+    except ValueError:
+        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} printed no JSON result") from None
+    if not isinstance(result, dict):
+        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} printed an invalid result")
+    return result
+
+
+def addresses(result: dict[str, Any]) -> list[str]:
+    """IPv4/IPv6 addresses with prefix ("172.16.28.5/24") from a 0.1–1.0 result."""
+    out = []
+    for ip in result.get("ips") or ():
+        if isinstance(ip, dict) and ip.get("address"):
+            out.append(str(ip["address"]))
+    for key in ("ip4", "ip6"):  # CNI 0.1/0.2
+        block = result.get(key)
+        if isinstance(block, dict) and block.get("ip"):
+            out.append(str(block["ip"]))
+    return out
+
+
+def dns(result: dict[str, Any]) -> dict[str, Any]:
+    d = result.get("dns")
+    return d if isinstance(d, dict) else {}

@@ -1,0 +1,120 @@
+"""Bringing a pod's networks up and down.
+
+``up`` writes, in order and each before the step it describes: the netns path (``$P/netns``),
+then per network ``$P/net/<i>-<name>.json`` (the conflist, CNI_ARGS and interface), then runs
+the plugin chain with ADD, then adds the result to that file, and finally ``$P/net-info.json``
+(what list and status show). ``down`` reads those files and DELs every network in reverse
+order (plugins treat DEL of what is not there as success), then removes the netns. It is
+idempotent and needs nothing but the pod dir, so gc can run it after any crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pyrkt.errors import NetworkSetupError, PyrktError
+from pyrkt.kernel import fs
+from pyrkt.model import abi
+from pyrkt.network import cni, config, netns
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+NET_DIR = "net"
+
+
+def plugin_path(config_dirs: list[Path]) -> list[str]:
+    """Where plugins are looked for: the config dirs' net.d first (as rkt), then the system's."""
+    return [str(d / "net.d") for d in reversed(config_dirs)] + list(cni.DEFAULT_PLUGIN_DIRS)
+
+
+def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path],
+       runtime: dict[str, Any] | None = None) -> str:
+    """Create the pod's netns and ADD its networks; returns the netns path."""
+    nets = config.select(requested, config_dirs)
+    path = netns.path_for(uuid)
+    fs.atomic_write(pod_dir / abi.NETNS, path + "\n", sync=False)
+    try:
+        netns.create(path)
+        (pod_dir / NET_DIR).mkdir(exist_ok=True)
+        search = plugin_path(config_dirs)
+        info = []
+        for i, (name, conflist, args) in enumerate(nets):
+            record: dict[str, Any] = {"network": name, "conflist": conflist, "args": args, "ifname": f"eth{i}",
+                                      "plugin_path": search}
+            rec_path = pod_dir / NET_DIR / f"{i:02d}-{name}.json"
+            fs.atomic_write(rec_path, json.dumps(record), sync=False)
+            prev = None
+            for j, plugin in enumerate(conflist["plugins"]):
+                conf = cni.plugin_config(conflist, j, prev, runtime)
+                result = cni.call("ADD", cni.find_plugin(plugin["type"], search), conf, container_id=uuid,
+                                  netns=path, ifname=f"eth{i}", args=args, plugin_path=search, network=name)
+                prev = result if result is not None else prev
+            record["result"] = prev or {}
+            fs.atomic_write(rec_path, json.dumps(record), sync=False)
+            info.append(net_info(record, cni.find_plugin(conflist["plugins"][0]["type"], search)))
+        fs.atomic_write(pod_dir / abi.NET_INFO, json.dumps(info), sync=False)
+    except BaseException:
+        try:
+            down(pod_dir)
+        except PyrktError:
+            pass  # the first error is the one to report; gc retries the teardown
+        raise
+    return path
+
+
+def net_info(record: dict[str, Any], plugin: str) -> dict[str, Any]:
+    """rkt's NetInfo for list/status: the first IPv4 address and its mask."""
+    ip, mask = "", ""
+    for addr in cni.addresses(record.get("result") or {}):
+        if ":" not in addr:
+            ip, _, prefix = addr.partition("/")
+            bits = int(prefix or 32)
+            m = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+            mask = ".".join(str((m >> s) & 0xFF) for s in (24, 16, 8, 0))
+            break
+    return {"netName": record["network"], "netConf": f"net/{record['network']}", "pluginPath": plugin,
+            "ifName": record["ifname"], "ip": ip, "args": record["args"], "mask": mask}
+
+
+def down(pod_dir: Path) -> None:
+    """DEL every network the pod dir records, in reverse order, then remove the netns."""
+    path = (fs.read_text(pod_dir / abi.NETNS) or "").strip()
+    errors: list[str] = []
+    net_dir = pod_dir / NET_DIR
+    try:
+        records = sorted(os.listdir(net_dir), reverse=True)
+    except FileNotFoundError:
+        records = []
+    for name in records:
+        if not name.endswith(".json"):
+            continue
+        try:
+            record = json.loads((net_dir / name).read_text())
+        except (OSError, ValueError):
+            os.unlink(net_dir / name)  # a record cut short before its first plugin ran
+            continue
+        try:
+            delete(record, pod_dir.name, path)
+            os.unlink(net_dir / name)
+        except NetworkSetupError as e:
+            errors.append(str(e))
+    if path:
+        netns.remove(path)
+        fs.unlink_quiet(pod_dir / abi.NETNS)
+    if errors:
+        raise NetworkSetupError(errors[0])
+
+
+def delete(record: dict[str, Any], uuid: str, path: str) -> None:
+    conflist = record["conflist"]
+    search = record.get("plugin_path") or list(cni.DEFAULT_PLUGIN_DIRS)
+    result = record.get("result") or None
+    for j in reversed(range(len(conflist["plugins"]))):
+        conf = cni.plugin_config(conflist, j, result)
+        cni.call("DEL", cni.find_plugin(conf["type"], search), conf, container_id=uuid,
+                 netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
+                 args=record.get("args", ""), plugin_path=search, network=record["network"])

@@ -1,0 +1,171 @@
+"""CNI networking with the real plugins (Debian's containernetworking-plugins): the default
+network, user networks from net.d, the CNI contract, failures, and teardown that leaves the
+host as it was. Traffic stays between the host and netns/veths/bridges these tests make."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from tests.integration.pods import Cli, make_image, mounts_under
+
+RECORDING_PLUGIN = """#!/bin/sh
+# a test CNI plugin: records what it was given, answers with a fixed result
+log={log}
+{{ echo "COMMAND=$CNI_COMMAND"; echo "CONTAINERID=$CNI_CONTAINERID"; echo "NETNS=$CNI_NETNS";
+   echo "IFNAME=$CNI_IFNAME"; echo "ARGS=$CNI_ARGS"; echo "PATH=$CNI_PATH"; echo "STDIN=$(cat)"; }} >> "$log"
+if [ "$CNI_COMMAND" = ADD ]; then
+  echo '{{"cniVersion":"0.4.0","ips":[{{"version":"4","address":"10.99.0.7/24"}}]}}'
+fi
+"""
+
+FAILING_PLUGIN = """#!/bin/sh
+cat >/dev/null
+if [ "$CNI_COMMAND" = ADD ]; then
+  echo '{"cniVersion":"0.4.0","code":11,"msg":"address pool exhausted","details":"test"}'
+  exit 1
+fi
+"""
+
+
+def host_state() -> tuple[int, set[str], list[str], list[str]]:
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    veths = len([ln for ln in links.splitlines() if "veth" in ln])
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    kept = sorted(ln for ln in rules.splitlines() if ln.startswith("-A") and "CNI-HOSTPORT" not in ln)
+    reserved = sorted(p.name for p in Path("/var/lib/cni/networks/default").glob("*")
+                      if p.name not in ("lock",) and not p.name.startswith("last_reserved_ip"))
+    netns = sorted(os.listdir("/run/pyrkt/netns")) if os.path.isdir("/run/pyrkt/netns") else []
+    return veths, set(kept), reserved, netns
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str, Path]:
+    base = tmp_path_factory.mktemp("net")
+    conf = base / "etc"
+    (conf / "net.d").mkdir(parents=True)
+    cli = Cli(base / "data", extra=[f"--local-config={conf}"])
+    r = cli("fetch", make_image(base / "busybox"))
+    assert r.code == 0, r
+    yield cli, r.out.strip().splitlines()[-1], conf
+    cli.stop_all()
+    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+    assert mounts_under(base) == []
+
+
+def test_default_network_gives_eth0_a_route_to_the_host_and_leaves_nothing(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    before = host_state()
+    r = cli("run", image, "--exec=/bin/sh", "--", "-c",
+            "ip -4 -o addr show eth0; ip route | grep default; "
+            "ping -c1 -W3 $(ip route | awk '/default/ {print $3}') >/dev/null && echo host-reachable")
+    assert r.code == 0, r
+    assert re.search(r"eth0\s+inet 172\.16\.28\.\d+/24", r.out), r.out
+    assert "default via 172.16.28.1" in r.out and "host-reachable" in r.out
+    assert host_state() == before
+
+
+def test_list_and_status_show_the_pods_networks(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    uuid = cli("run", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()
+    try:
+        st = cli.status(uuid)
+        assert re.fullmatch(r"default:ip4=172\.16\.28\.\d+", st["networks"]), st
+        listed = cli("list", "--no-legend").out
+        assert st["networks"] in listed
+        pods = json.loads(cli("list", "--format=json").out)
+        [pod] = [p for p in pods if p["name"] == uuid]
+        assert pod["networks"][0]["netName"] == "default" and pod["networks"][0]["ifName"] == "eth0"
+        assert st["networks"].endswith(pod["networks"][0]["ip"])
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)
+
+
+def test_two_pods_on_a_user_bridge_network_reach_each_other(env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = env
+    (conf / "net.d" / "10-testbr.conf").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "testbr", "type": "bridge", "bridge": "pyrkt-tbr0", "isGateway": True,
+        "ipam": {"type": "host-local", "subnet": "10.222.33.0/24", "dataDir": str(conf / "ipam")}}))
+    try:
+        a = cli("run", "--detach", "--net=testbr", image, "--exec=/bin/sleep", "--", "1000").out.strip()
+        ip_a = cli.status(a)["networks"].split("=")[1]
+        r = cli("run", "--net=testbr", image, "--exec=/bin/sh", "--", "-c",
+                f"ping -c1 -W3 {ip_a} >/dev/null && echo reached; ip -4 -o addr show eth0")
+        assert r.code == 0 and "reached" in r.out and "10.222.33." in r.out, r
+        cli("stop", a)
+        cli("rm", a)
+    finally:
+        (conf / "net.d" / "10-testbr.conf").unlink()
+        subprocess.run(["ip", "link", "del", "pyrkt-tbr0"], capture_output=True)
+
+
+def test_cni_contract_env_stdin_and_del_on_exit(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    cli, image, conf = env
+    log = tmp_path / "calls.log"
+    plugin = conf / "net.d" / "recorder"
+    plugin.write_text(RECORDING_PLUGIN.format(log=log))
+    plugin.chmod(0o755)
+    (conf / "net.d" / "20-rec.conf").write_text(json.dumps({"cniVersion": "0.4.0", "name": "rec", "type": "recorder"}))
+    save = tmp_path / "uuid"
+    try:
+        r = cli("run", "--net=rec:IP=10.99.0.7;K=V", f"--uuid-file-save={save}", image, "--exec=/bin/true")
+        assert r.code == 0, r
+    finally:
+        (conf / "net.d" / "20-rec.conf").unlink()
+    uuid = save.read_text().strip()
+    calls = log.read_text().split("COMMAND=")[1:]
+    assert [c.splitlines()[0] for c in calls] == ["ADD", "DEL"]
+    add = dict(line.split("=", 1) for line in ("COMMAND=" + calls[0]).splitlines())
+    assert add["CONTAINERID"] == uuid and add["IFNAME"] == "eth0" and add["ARGS"] == "IP=10.99.0.7;K=V"
+    assert add["NETNS"] == f"/run/pyrkt/netns/{uuid}"
+    assert add["PATH"].split(":")[0] == str(conf / "net.d") and "/usr/lib/cni" in add["PATH"]
+    stdin = json.loads(add["STDIN"])
+    assert (stdin["name"], stdin["cniVersion"], stdin["type"]) == ("rec", "0.4.0", "recorder")
+    deleted = json.loads(dict(line.split("=", 1) for line in ("COMMAND=" + calls[1]).splitlines())["STDIN"])
+    assert deleted["prevResult"]["ips"][0]["address"] == "10.99.0.7/24"
+
+
+def test_failing_plugin_is_one_line_naming_network_and_plugin(env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = env
+    plugin = conf / "net.d" / "failer"
+    plugin.write_text(FAILING_PLUGIN)
+    plugin.chmod(0o755)
+    (conf / "net.d" / "30-fail.conf").write_text(json.dumps({"cniVersion": "0.4.0", "name": "failnet", "type": "failer"}))
+    before = host_state()
+    pods_before = sorted(os.listdir(cli.data_dir / "pods" / "run"))
+    try:
+        r = cli("run", "--net=failnet", image, "--exec=/bin/true")
+    finally:
+        (conf / "net.d" / "30-fail.conf").unlink()
+    assert r.code == 254
+    assert len(r.err.strip().splitlines()) == 1, r
+    assert "failnet" in r.err and "failer" in r.err and "address pool exhausted" in r.err
+    assert host_state() == before
+    assert sorted(os.listdir(cli.data_dir / "pods" / "run")) == pods_before
+
+
+def test_unknown_network_is_rkts_error(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    r = cli("run", "--net=default,bogus", image, "--exec=/bin/true")
+    assert r.code == 254 and "networks not found: bogus" in r.err, r
+
+
+def test_sigkill_of_pod_init_then_gc_tears_the_network_down(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    before = host_state()
+    uuid = cli("run", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()
+    os.kill(int(cli.status(uuid)["pid"]), 9)
+    cli.wait_exited(uuid)
+    assert host_state() != before  # the veth, reservation and netns are still there
+    r = cli("gc", "--grace-period=0s")
+    assert r.code == 0, r
+    deadline = time.monotonic() + 5
+    while host_state() != before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert host_state() == before
