@@ -169,3 +169,45 @@ def test_sigkill_of_pod_init_then_gc_tears_the_network_down(env: tuple[Cli, str,
     while host_state() != before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert host_state() == before
+
+
+def test_port_forward_serves_httpd_in_a_pod_to_the_host(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    """The rkt demo's shape: a web server in a pod, fetched from the host through --port."""
+    import socket
+    import urllib.request
+
+    cli, _, _ = env
+    src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80", "-h", "/www"),
+                     extra_layers=({"www/index.html": b"hello from the pod\n"},))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    before = host_state()
+    r = cli("run", "--detach", f"--port=80-tcp:127.0.0.1:{port}", src)
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    try:
+        body = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body == b"hello from the pod\n"
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)
+    assert host_state() == before
+
+
+def test_port_errors(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    cli, image, _ = env
+    r = cli("run", "--port=80-tcp:8080", image, "--exec=/bin/true")
+    assert r.code == 254 and "no app has a port named '80-tcp'" in r.err, r
+    src = make_image(tmp_path / "web", exposed_ports=("80/tcp",))
+    r = cli("run", "--net=host", "--port=80-tcp:8080", src, "--exec=/bin/true")
+    assert r.code == 254 and "--net=host" in r.err, r
+    r = cli("run", "--port=80-tcp:notaport", src, "--exec=/bin/true")
+    assert r.code == 254 and "NAME:[HOSTIP:]HOSTPORT" in r.err, r

@@ -31,10 +31,19 @@ def plugin_path(config_dirs: list[Path]) -> list[str]:
     return [str(d / "net.d") for d in reversed(config_dirs)] + list(cni.DEFAULT_PLUGIN_DIRS)
 
 
-def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path],
-       runtime: dict[str, Any] | None = None) -> str:
+def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
+    """rkt's rule: port forwards go to the first network with ipMasq, else the last one."""
+    for name, conflist, _ in nets:
+        if any(p.get("ipMasq") for p in conflist["plugins"]):
+            return name
+    return nets[-1][0] if nets else ""
+
+
+def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path], *,
+       port_mappings: list[dict[str, Any]] | None = None) -> str:
     """Create the pod's netns and ADD its networks; returns the netns path."""
     nets = config.select(requested, config_dirs)
+    target = forwardable(nets)
     path = netns.path_for(uuid)
     fs.atomic_write(pod_dir / abi.NETNS, path + "\n", sync=False)
     try:
@@ -43,8 +52,11 @@ def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path],
         search = plugin_path(config_dirs)
         info = []
         for i, (name, conflist, args) in enumerate(nets):
+            runtime = {"portMappings": port_mappings} if port_mappings and name == target else None
+            if runtime and not any((p.get("capabilities") or {}).get("portMappings") for p in conflist["plugins"]):
+                raise NetworkSetupError(f"network {name!r} cannot forward ports: no plugin with the portMappings capability")
             record: dict[str, Any] = {"network": name, "conflist": conflist, "args": args, "ifname": f"eth{i}",
-                                      "plugin_path": search}
+                                      "plugin_path": search, "runtime": runtime}
             rec_path = pod_dir / NET_DIR / f"{i:02d}-{name}.json"
             fs.atomic_write(rec_path, json.dumps(record), sync=False)
             prev = None
@@ -114,7 +126,7 @@ def delete(record: dict[str, Any], uuid: str, path: str) -> None:
     search = record.get("plugin_path") or list(cni.DEFAULT_PLUGIN_DIRS)
     result = record.get("result") or None
     for j in reversed(range(len(conflist["plugins"]))):
-        conf = cni.plugin_config(conflist, j, result)
+        conf = cni.plugin_config(conflist, j, result, record.get("runtime"))
         cni.call("DEL", cni.find_plugin(conf["type"], search), conf, container_id=uuid,
                  netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
                  args=record.get("args", ""), plugin_path=search, network=record["network"])

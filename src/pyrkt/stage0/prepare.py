@@ -18,7 +18,7 @@ from pyrkt.kernel import fs
 from pyrkt.model import abi
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
-from pyrkt.model.pod import PodManifest, RuntimeApp, RuntimeImage
+from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
@@ -47,6 +47,7 @@ class PodRequest(Value, frozen=False):
     pull_policy: str = "new"
     uuid_file_save: str = ""
     stage1_name: str = "default"
+    ports: list[str] = field(default_factory=list)
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -117,6 +118,25 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
     return apps
 
 
+def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]:
+    """rkt's ``--port=NAME:[HOSTIP:]HOSTPORT``; NAME is an image port (``80-tcp`` for an OCI
+    image's exposed 80/tcp) that exactly one app must have."""
+    out = []
+    for spec in specs:
+        name, _, rest = spec.partition(":")
+        host_ip, _, host_port = rest.rpartition(":")
+        if not name or not host_port.isdigit() or not 0 < int(host_port) < 65536:
+            raise UsageError(f"invalid --port={spec!r}: want NAME:[HOSTIP:]HOSTPORT")
+        owners = [a.name for a in apps for p in a.app.ports if p.name == name]
+        if not owners:
+            known = sorted({p.name for a in apps for p in a.app.ports})
+            raise UsageError(f"--port={spec}: no app has a port named {name!r} (ports: {', '.join(known) or 'none'})")
+        if len(owners) > 1:
+            raise UsageError(f"--port={spec}: port {name!r} is in several apps ({', '.join(owners)})")
+        out.append(PodPort(name, int(host_port), host_ip))
+    return tuple(out)
+
+
 def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[Path]]) -> None:
     from pyrkt.stage0.layers import find_executable
 
@@ -141,7 +161,7 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     apps = reify(req, images)
     layer_dirs = [store.layer_dirs(image) for image in images]
     check_executables(apps, layer_dirs)
-    manifest = PodManifest(apps=tuple(apps))
+    manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps))
     pod = Pod.create(config.pods_dir)
     try:
         if req.uuid_file_save:

@@ -63,8 +63,14 @@ def check_options(config: Config, opts: RunOptions) -> None:
         netconf.select(list(opts.net), config.config_dirs())  # unknown networks fail before any work
 
 
+def check_ports(ports: bool, opts: RunOptions) -> None:
+    if ports and [n.split(":", 1)[0] for n in opts.net] in (["host"], ["none"]):
+        raise UsageError(f"--port cannot be used with --net={opts.net[0]}")
+
+
 def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
+    check_ports(bool(req.ports), opts)
     pod = prepare(config, req)
     try:
         pod.transition(Dir.RUN)
@@ -77,6 +83,11 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
     pod = Pod.find(config.pods_dir, uuid)
+    import json
+
+    from pyrkt.model.pod import PodManifest
+
+    check_ports(bool(PodManifest.from_json(json.loads(pod.file(abi.POD_MANIFEST).read_text())).ports), opts)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
     if not pod.try_lock():

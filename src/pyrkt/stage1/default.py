@@ -54,6 +54,21 @@ def network_mode(config: abi.RuntimeConfig) -> str:
     return "cni"
 
 
+def port_mappings(pod_dir: Path) -> list[dict[str, Any]]:
+    """The pod's ``--port`` forwards as CNI portMappings (for the portmap plugin)."""
+    manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+    out = []
+    for fwd in manifest.ports:
+        for ra in manifest.apps:
+            for p in ra.app.ports:
+                if p.name == fwd.name:
+                    m: dict[str, Any] = {"hostPort": fwd.host_port, "containerPort": p.port, "protocol": p.protocol}
+                    if fwd.host_ip:
+                        m["hostIP"] = fwd.host_ip
+                    out.append(m)
+    return out
+
+
 def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
     return [Path(d) for d in config.extra.get("config_dirs", [])]
 
@@ -160,7 +175,8 @@ class DefaultFlavor:
         if net == "cni":
             from pyrkt.network import setup as network
 
-            netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config))
+            netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config),
+                                    port_mappings=port_mappings(pod_dir))
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)

@@ -23,6 +23,7 @@ PREPARE_FLAGS = [
     Flag("pull-policy", default="new", help="when to fetch images: never, new or update"),
     Flag("stage1-name", default="default", help="the stage1 flavor: default or fly"),
     Flag("uuid-file-save", help="write the pod's UUID to this file"),
+    Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
 ]
 RUNTIME_FLAGS = [
     Flag("net", "opt", default="default", implicit="default", help="networks: default, host, none, or a list"),
@@ -48,6 +49,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         pull_policy=values["pull_policy"],
         uuid_file_save=values["uuid_file_save"] or "",
         stage1_name=values["stage1_name"],
+        ports=values["port"],
     )
 
 
