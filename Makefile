@@ -44,13 +44,15 @@ venv: $(VENV_STAMP)
 
 # Rebuilt (re-installed) only when pyproject.toml changes; a venv whose interpreter is gone is
 # made again from scratch.
-$(VENV_STAMP): pyproject.toml
+$(VENV_STAMP): pyproject.toml scripts/write-launcher.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pyrkt needs Python 3.11+, $(PYTHON) is " + sys.version)'
 	@if ! $(VENV_PY) -c 'pass' 2>/dev/null; then \
 		echo "creating $(VENV) with $(PYTHON)"; \
 		$(PYTHON) -m venv --clear $(VENV); \
 	fi
 	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV_PY) scripts/write-launcher.py $(VENV) src
+	$(VENV_PY) -m compileall -q src
 	@touch $@
 
 lint: venv
