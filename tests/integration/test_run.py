@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -289,15 +290,21 @@ def test_sigkill_of_pod_init_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str]
     assert mounts_under(cli.data_dir) == []
 
 
-def test_sigkill_of_foreground_run_keeps_the_pod_consistent(env: tuple[Cli, str]) -> None:
-    cli, image = env
-    save = cli.data_dir.parent / "fgkill.uuid"
+def start_foreground_sleeper(cli: Cli, image: str, save: Path) -> subprocess.Popen[str]:
+    """`pyrkt run` of a sleeping app in the foreground, returned once its pod is running."""
     p = cli.popen("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000",
                   stdout=-1, stderr=-1)
     deadline = time.monotonic() + 10
-    while not save.exists() or cli("status", save.read_text().strip()).out.find("state=running") < 0:
+    while not (save.exists() and "state=running" in cli("status", save.read_text().strip()).out):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    return p
+
+
+def test_sigkill_of_foreground_run_keeps_the_pod_consistent(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    save = cli.data_dir.parent / "fgkill.uuid"
+    p = start_foreground_sleeper(cli, image, save)
     p.kill()
     p.wait()
     uuid = save.read_text().strip()
@@ -402,12 +409,7 @@ def test_sigint_to_a_foreground_run_stops_the_pod(env: tuple[Cli, str]) -> None:
 
     cli, image = env
     save = cli.data_dir.parent / "sigint.uuid"
-    p = cli.popen("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000",
-                  stdout=-1, stderr=-1)
-    deadline = time.monotonic() + 10
-    while not (save.exists() and "state=running" in cli("status", save.read_text().strip()).out):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    p = start_foreground_sleeper(cli, image, save)
     time.sleep(0.2)
     p.send_signal(signal.SIGINT)
     p.communicate(timeout=20)
