@@ -446,3 +446,28 @@ def test_sigkill_of_pyrkt_at_any_moment_leaves_nothing_gc_cannot_clean(env: tupl
     assert leftovers == []
     assert mounts_under(cli.data_dir) == []
     assert {p for p in Path("/sys/fs/cgroup").glob("*/pyrkt/*") if p.is_dir()} <= cgroups_before
+
+
+def test_pod_init_slims_down_and_keeps_supervising(env: tuple[Cli, str]) -> None:
+    """Pod init re-executes itself as a lean interpreter after it settles: apps, logs, exit
+    codes and rkt's rules carry on across that exec."""
+    cli, image = env
+    r = cli("run", "--net=none", image, "--name=early", "--exec=/bin/sh", "--", "-c", "sleep 1.2; echo early done", "---",
+            image, "--name=late", "--exec=/bin/sh", "--", "-c", "echo before; sleep 1.5; echo after; exit 4", timeout=30)
+    assert r.code == 4, r
+    assert r.out.splitlines() == ["before", "early done", "after"]
+    uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sh", "--", "-c",
+               "echo one; sleep 1.5; echo two; sleep 1000").out.strip()
+    pid = int(cli.status(uuid)["pid"])
+    deadline = time.monotonic() + 10
+    while "podinit.py" not in Path(f"/proc/{pid}/cmdline").read_text():
+        assert time.monotonic() < deadline, "pod init did not slim down"
+        time.sleep(0.1)
+    pss = int(next(ln.split()[1] for ln in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                   if ln.startswith("Pss:")))
+    assert pss < 8 * 1024, f"pod init uses {pss} kB PSS"
+    time.sleep(1.5)
+    assert cli("logs", uuid).out == "one\ntwo\n"
+    assert cli("stop", uuid).code == 0
+    st = cli.status(uuid)
+    assert st["state"] == "exited" and st["app-busybox"] == "0"
