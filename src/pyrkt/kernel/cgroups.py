@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno as E
 import os
-import signal
 import time
 
 from pyrkt.model.values import Value
@@ -17,6 +16,8 @@ from pyrkt.model.values import Value
 # v1 controllers a pod cgroup is made in: accounting and tracking (pids kills, name=systemd
 # is where service managers look). Each costs a migration at start (~0.3 ms); the isolators
 # (devices, blkio, cpuset, ...) will add theirs when a pod asks for them.
+SIGKILL = 9
+
 V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "name=systemd")
 
 
@@ -109,7 +110,7 @@ def kill(paths: list[str]) -> None:
                 pass
         for pid in procs(path):
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, SIGKILL)
             except ProcessLookupError:
                 pass
 

@@ -4,13 +4,13 @@ size), restoring the terminal afterwards."""
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers (~1 ms)
 import os
 import select
-import signal
 import sys
 from types import FrameType
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 
 
 def wait(pid: int, master: int | None) -> int:
@@ -22,7 +22,7 @@ def wait(pid: int, master: int | None) -> int:
         except ProcessLookupError:
             pass
 
-    old = {s: signal.signal(s, forward) for s in FORWARDED}
+    old = {s: _signal.signal(s, forward) for s in FORWARDED}
     try:
         if master is not None:
             proxy(master, pid)
@@ -34,7 +34,7 @@ def wait(pid: int, master: int | None) -> int:
                 continue
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            _signal.signal(s, h)
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
     return 128 + os.WTERMSIG(status)
@@ -52,7 +52,7 @@ def proxy(master: int, pid: int) -> None:
         saved = termios.tcgetattr(stdin)
         tty.setraw(stdin)
         copy_winsize(stdin, master)
-        signal.signal(signal.SIGWINCH, lambda s, f: copy_winsize(stdin, master))
+        _signal.signal(_signal.SIGWINCH, lambda s, f: copy_winsize(stdin, master))
     try:
         fds = [master, stdin]
         while True:
@@ -78,7 +78,7 @@ def proxy(master: int, pid: int) -> None:
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-            signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+            _signal.signal(_signal.SIGWINCH, _signal.SIG_DFL)
         os.close(master)
 
 
