@@ -20,7 +20,7 @@ VENV_STAMP := $(VENV)/.installed
 
 # Debian packages the tests, the demo and the benchmark use.
 DEBS := busybox-static crun podman skopeo docker-registry containernetworking-plugins iptables \
-        umoci hyperfine zstd libseccomp2 gnupg iproute2 python3 python3-venv util-linux
+        umoci hyperfine zstd libseccomp2 gnupg iproute2 openssl python3 python3-venv util-linux
 
 # Extra arguments: make test PYTEST_ARGS='-k logs -x'; make bench BENCH_ARGS='--runs 50'
 PYTEST_ARGS ?=

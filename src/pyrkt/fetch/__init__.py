@@ -7,52 +7,78 @@
     manifests.py  OCI/Docker manifests and indexes, platform choice
     convert.py    an OCI/Docker config -> pyrkt.model.image.Image
 
+    reference.py  docker:// references (registry, repository, tag, digest)
+    registry.py   the Docker Registry HTTP API v2 / OCI distribution client (the only httpx user)
+    auth.py       registry credentials (~/.docker/config.json, auth.d dockerAuth) and challenges
+
 Hacking: a new source kind is a ``Source.kind`` in sources.py plus one entry in ``_FETCHERS``
-below; a fetcher takes (store, source, arg, insecure) and returns the stored Image. Registries
-(``docker://``) and HTTPS/appc are not written yet and refuse with a FetchError.
+below; a fetcher takes (store, source, arg, options) and returns the stored Image. HTTPS/appc
+and ACI files are not written yet and refuse with a FetchError.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyrkt.errors import FetchError
 from pyrkt.fetch.sources import LOCAL_KINDS, Source, parse_source
 from pyrkt.model.image import Image
+from pyrkt.model.values import Value
 from pyrkt.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-__all__ = ["LOCAL_KINDS", "Source", "fetch", "parse_source"]
+__all__ = ["LOCAL_KINDS", "FetchOptions", "Source", "fetch", "parse_source"]
 
 
-def _local(store: Store, source: Source, arg: str, insecure: frozenset[str]) -> Image:
+class FetchOptions(Value):
+    """What a fetcher may need besides the source: ``--insecure-options`` and the config dirs
+    (system, local, user) whose ``auth.d`` holds registry credentials."""
+
+    insecure: frozenset[str] = frozenset()
+    config_dirs: tuple[Path, ...] = ()
+
+
+def _local(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
     from pyrkt.fetch.local import import_local
 
     return import_local(store, source, arg=arg)
 
 
-def _not_yet(what: str) -> Callable[[Store, Source, str, frozenset[str]], Image]:
-    def refuse(store: Store, source: Source, arg: str, insecure: frozenset[str]) -> Image:
+def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
+    from pyrkt.fetch.auth import load_credentials
+    from pyrkt.fetch.reference import parse_reference
+    from pyrkt.fetch.registry import import_registry
+
+    ref = parse_reference(source.location)
+    credentials = load_credentials(options.config_dirs).get(ref.registry)
+    return import_registry(store, ref, source=arg, insecure=options.insecure, credentials=credentials)
+
+
+def _not_yet(what: str) -> Callable[[Store, Source, str, FetchOptions], Image]:
+    def refuse(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
         raise FetchError(f"{what} is not supported yet: {arg}")
 
     return refuse
 
 
-_FETCHERS: dict[str, Callable[[Store, Source, str, frozenset[str]], Image]] = {
+_FETCHERS: dict[str, Callable[[Store, Source, str, FetchOptions], Image]] = {
     "oci": _local,
     "oci-archive": _local,
     "docker-archive": _local,
-    "docker": _not_yet("fetching from registries"),
-    "https": _not_yet("fetching from registries"),
+    "docker": _docker,
+    "https": _not_yet("fetching ACI images over https"),
     "aci-file": _not_yet("importing ACI files"),
 }
 
 
-def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: frozenset[str] = frozenset()) -> Image:
+def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: frozenset[str] = frozenset(),
+          config_dirs: Sequence[Path] = ()) -> Image:
     """Import the image ``arg`` names into ``store`` from its source; returns the stored Image."""
     source = source or parse_source(arg)
     fetcher = _FETCHERS.get(source.kind)
     if fetcher is None:
         raise FetchError(f"no fetcher for {arg!r}: it names an image in the store, not a source")
-    return fetcher(store, source, arg, insecure)
+    return fetcher(store, source, arg, FetchOptions(insecure, tuple(config_dirs)))

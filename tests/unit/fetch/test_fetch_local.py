@@ -180,9 +180,9 @@ def test_reimporting_a_stored_image_reads_no_blob_again(store: Store, tmp_path: 
     assert fetch(store, f"oci:{layout}").id == first.id
 
 
-def test_registries_are_not_supported_yet(store: Store) -> None:
-    with pytest.raises(FetchError, match="fetching from registries is not supported yet: docker://busybox"):
-        fetch(store, "docker://busybox")
+def test_https_aci_sources_are_not_supported_yet(store: Store) -> None:
+    with pytest.raises(FetchError, match="fetching ACI images over https is not supported yet: https://e.test/x.aci"):
+        fetch(store, "https://e.test/x.aci")
 
 
 def test_resolve_image_imports_local_sources_whatever_the_policy(store: Store, tmp_path: Path) -> None:

@@ -1,0 +1,463 @@
+"""``docker://`` images: a client of the Docker Registry HTTP API v2 / OCI distribution spec.
+
+``import_registry(store, ref, ...)`` asks the registry for the manifest of ``ref`` (an index or
+manifest list is narrowed to the host's platform), then fetches the config and every layer the
+store does not hold yet, in parallel, each verified against its digest by the store's import
+session before anything is committed. The only module that imports ``httpx``.
+
+Auth: ``GET /v2/`` tells which challenge the registry wants; a bearer token is asked of the
+realm (with the user's credentials if there are any) for ``repository:<name>:pull``, or HTTP
+basic is sent. https only, unless ``--insecure-options=http`` (then https is tried first);
+``tls`` skips certificate checks. 429, 5xx and broken connections are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import IO, cast
+
+import httpx
+
+from pyrkt import __version__
+from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
+from pyrkt.fetch.auth import Credentials, parse_challenge
+from pyrkt.fetch.convert import diff_ids, image_from_config
+from pyrkt.fetch.manifests import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    MT_DOCKER_MANIFEST,
+    Descriptor,
+    Index,
+    Manifest,
+    Platform,
+    choose_platform,
+    load_json,
+    parse_manifest,
+)
+from pyrkt.fetch.reference import Reference
+from pyrkt.model.image import Image
+from pyrkt.store import Store
+from pyrkt.store.imports import ImportSession
+
+ATTEMPTS = 4           # tries of one request before giving up on 429, 5xx or a broken connection
+BACKOFF = 0.5          # seconds before the second try; doubled for each next one
+MAX_WAIT = 10.0        # the longest a Retry-After is honoured
+WORKERS = 4            # layers downloaded at once
+MANIFEST_LIMIT = 4 << 20
+MAX_INDEX_DEPTH = 4
+MANIFEST_ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _Cancelled(Exception):
+    """Another download failed or the user interrupted: stop this one."""
+
+
+class RegistryClient:
+    """One repository of one registry: its base URL, auth state and HTTP connection pool."""
+
+    def __init__(self, ref: Reference, *, insecure: frozenset[str] = frozenset(),
+                 credentials: Credentials | None = None, attempts: int = ATTEMPTS, backoff: float = BACKOFF,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.registry = ref.registry
+        self.repository = ref.repository
+        self.where = f"{ref.registry}/{ref.repository}"
+        self.allow_http = "http" in insecure
+        self.credentials = credentials
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.base = f"https://{ref.registry}"
+        self.auth: str | None = None  # the Authorization header value in use
+        self.lock = threading.Lock()
+        self.cancel = threading.Event()
+        verify: ssl.SSLContext | bool = False if "tls" in insecure else ssl.create_default_context()
+        self.http = httpx.Client(
+            verify=verify, follow_redirects=True,
+            timeout=httpx.Timeout(30.0, connect=15.0),
+            headers={"User-Agent": f"pyrkt/{__version__}"}, transport=transport,
+        )
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """``GET /v2/``: pick https or (when allowed) http, and authenticate as asked."""
+        if self.allow_http:
+            try:
+                resp = self.http.get(f"https://{self.registry}/v2/")
+                resp.close()
+            except httpx.TransportError as e:
+                if isinstance(_tls_error(e), ssl.SSLCertVerificationError):
+                    raise FetchError(f"{self.where}: TLS with {self.registry} failed: {_first_line(e)} "
+                                     "(--insecure-options=tls skips the check)") from None
+                self.base = f"http://{self.registry}"
+            else:
+                self.base = f"https://{self.registry}"
+        resp = self._send("GET", "/v2/", what=self.where, authenticate=False)
+        resp.close()
+        if resp.status_code == 401:
+            self._authenticate(resp.headers.get("www-authenticate"), self.where)
+        elif resp.status_code == 404:
+            raise FetchError(f"{self.where}: {self.registry} is not a Docker registry (no /v2/ API: 404)")
+        elif resp.status_code >= 400:
+            raise FetchError(f"{self.where}: the registry answered {_status(resp)} to /v2/")
+
+    def _send(self, method: str, path: str, *, what: str, headers: dict[str, str] | None = None,
+              stream: bool = False, authenticate: bool = True) -> httpx.Response:
+        """One request, retried on 429/5xx/connection errors; a 401 re-authenticates once."""
+        url = path if path.startswith(("https://", "http://")) else self.base + path
+        delay = self.backoff
+        reauthenticated = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.cancel.is_set():
+                raise _Cancelled()
+            hdrs = dict(headers or {})
+            with self.lock:
+                if self.auth and url.startswith(self.base):
+                    hdrs["Authorization"] = self.auth
+            try:
+                resp = self.http.send(self.http.build_request(method, url, headers=hdrs), stream=stream)
+            except httpx.TransportError as e:
+                tls = _tls_error(e)
+                if tls is not None:  # not transient: a plain-http server, or a certificate not trusted
+                    if isinstance(tls, ssl.SSLCertVerificationError):
+                        hint = " (--insecure-options=tls skips the check)"
+                    else:
+                        hint = "" if self.allow_http else " (a plain-http registry needs --insecure-options=http)"
+                    raise FetchError(f"{what}: TLS with {self.registry} failed: {_first_line(e)}{hint}") from None
+                if attempt >= self.attempts:
+                    raise FetchError(f"{what}: {_transport(e, self.registry)} (after {attempt} attempts)") from None
+                self._sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code == 401 and authenticate and not reauthenticated:
+                resp.close()
+                reauthenticated = True
+                self._authenticate(resp.headers.get("www-authenticate"), what)
+                attempt -= 1  # authenticating is not a failed try
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                resp.close()
+                if attempt >= self.attempts:
+                    raise FetchError(f"{what}: the registry answered {_status(resp)} (after {attempt} attempts)")
+                self._sleep(min(_retry_after(resp) or delay, MAX_WAIT))
+                delay *= 2
+                continue
+            return resp
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise _Cancelled()
+
+    def _authenticate(self, header: str | None, what: str) -> None:
+        if not header:
+            raise FetchError(f"{what}: access denied (401) and the registry sent no authentication challenge")
+        scheme, params = parse_challenge(header)
+        creds = self.credentials
+        if scheme == "basic":
+            if creds is None:
+                raise FetchError(f"{what}: the registry needs a user name and password (401); put them in "
+                                 "~/.docker/config.json or an auth.d dockerAuth file")
+            value = creds.basic_header()
+            with self.lock:
+                if self.auth == value:
+                    raise FetchError(f"{what}: the registry refused the credentials of user {creds.user!r} "
+                                     f"from {creds.origin} (401)")
+                self.auth = value
+            return
+        if scheme != "bearer":
+            raise FetchError(f"{what}: unsupported authentication scheme {scheme!r} (want Bearer or Basic)")
+        realm = params.get("realm")
+        if not realm:
+            raise FetchError(f"{what}: the registry's Bearer challenge has no realm")
+        if not realm.startswith("https://") and not (realm.startswith("http://") and self.allow_http):
+            raise FetchError(f"{what}: the token service {realm} is not https (allow with --insecure-options=http)")
+        scope = f"repository:{self.repository}:pull"
+        query = {"scope": scope}
+        if params.get("service"):
+            query["service"] = params["service"]
+        headers = {}
+        if creds is not None:
+            query["account"] = creds.user
+            headers["Authorization"] = creds.basic_header()
+        url = str(httpx.URL(realm, params=query))
+        token = self._token(url, headers, what, creds)
+        with self.lock:
+            self.auth = f"Bearer {token}"
+
+    def _token(self, url: str, headers: dict[str, str], what: str, creds: Credentials | None) -> str:
+        resp = self._send("GET", url, what=f"{what}: token service", headers=headers, authenticate=False)
+        try:
+            if resp.status_code in (401, 403):
+                if creds is not None:
+                    raise FetchError(f"{what}: the token service refused the credentials of user {creds.user!r} "
+                                     f"from {creds.origin} ({resp.status_code})")
+                raise FetchError(f"{what}: the token service refused an anonymous token ({resp.status_code})")
+            if resp.status_code != 200:
+                raise FetchError(f"{what}: the token service answered {_status(resp)}")
+            data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
+        finally:
+            resp.close()
+        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise FetchError(f"{what}: the token service answered without a token")
+        return token
+
+    # -- manifests and blobs ---------------------------------------------------------------
+
+    def manifest(self, ref: str) -> tuple[bytes, str | None, str | None]:
+        """(bytes, media type, Docker-Content-Digest) of the manifest ``ref`` (tag or digest)."""
+        what = f"{self.where}: manifest {ref}"
+        resp = self._send("GET", f"/v2/{self.repository}/manifests/{ref}", what=what,
+                          headers={"Accept": MANIFEST_ACCEPT})
+        try:
+            self._check(resp, what)
+            if int(resp.headers.get("content-length") or 0) > MANIFEST_LIMIT or len(resp.content) > MANIFEST_LIMIT:
+                raise ImageError(f"{what} is larger than {MANIFEST_LIMIT} bytes")
+            media_type = resp.headers.get("content-type", "").split(";")[0].strip() or None
+            return resp.content, media_type, resp.headers.get("docker-content-digest")
+        finally:
+            resp.close()
+
+    def fetch_blob(self, imp: ImportSession, desc: Descriptor, what: str) -> None:
+        """Stage the blob ``desc`` names into ``imp``, verified; a broken transfer is resumed."""
+        body = _Body(self, f"/v2/{self.repository}/blobs/{desc.digest}", what)
+        try:
+            imp.add_blob(cast(IO[bytes], body), expected=desc.digest, size=desc.size, what=what)
+        finally:
+            body.close()
+
+    def fetch_blobs(self, imp: ImportSession, items: list[tuple[Descriptor, str]]) -> None:
+        """``fetch_blob`` for each (descriptor, what), ``WORKERS`` at a time; the first error wins."""
+        if len(items) <= 1:
+            for desc, what in items:
+                self.fetch_blob(imp, desc, what)
+            return
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="pyrkt-fetch") as pool:
+            futures = [pool.submit(self.fetch_blob, imp, desc, what) for desc, what in items]
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+                for f in futures:
+                    if f.done() and not f.cancelled() and f.exception() is not None:
+                        raise _first_error(futures)
+                for f in futures:
+                    f.result()
+            except BaseException:
+                self.cancel.set()
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def _check(self, resp: httpx.Response, what: str) -> None:
+        code = resp.status_code
+        if code == 200:
+            return
+        if code == 404:
+            raise NotFound(f"{what}: not found in the registry (404)")
+        if code in (401, 403):
+            hint = "the image does not exist or needs credentials" if self.credentials is None else \
+                f"user {self.credentials.user!r} may not pull it"
+            raise FetchError(f"{what}: access denied ({code}): {hint}")
+        raise FetchError(f"{what}: the registry answered {_status(resp)}")
+
+
+def _first_error(futures: list[Future[None]]) -> BaseException:
+    errors = [e for f in futures if f.done() and not f.cancelled() and (e := f.exception()) is not None]
+    real = [e for e in errors if not isinstance(e, _Cancelled)]
+    return (real or errors)[0]
+
+
+class _Body:
+    """A blob's body as a ``read(n)`` stream for the store's verifying copy.
+
+    When the connection breaks, the rest is asked for again (``Range: bytes=N-``) after a
+    backoff, so the store sees one continuous stream; a server that ignores the range sends it
+    all again and the part already read is skipped. ``attempts`` breaks in a row without a byte
+    in between give up.
+    """
+
+    def __init__(self, client: RegistryClient, path: str, what: str) -> None:
+        self.client = client
+        self.path = path
+        self.what = what
+        self.offset = 0      # bytes handed to the reader so far
+        self.failures = 0    # breaks since the last byte received
+        self.buf = b""
+        self.resp: httpx.Response | None = None
+        self.chunks: Iterator[bytes] = iter(())
+        self.skip = 0
+        self._open()
+
+    def _open(self) -> None:
+        headers = {"Accept-Encoding": "identity"}
+        if self.offset:
+            headers["Range"] = f"bytes={self.offset}-"
+        resp = self.client._send("GET", self.path, what=self.what, headers=headers, stream=True)
+        self.resp = resp
+        self.skip = 0
+        try:
+            if self.offset and resp.status_code == 206:
+                if not resp.headers.get("content-range", "").startswith(f"bytes {self.offset}-"):
+                    raise FetchError(f"{self.what}: the registry resumed the download at the wrong place "
+                                     f"({resp.headers.get('content-range')!r} for byte {self.offset})")
+            else:
+                self.client._check(resp, self.what)
+                self.skip = self.offset
+        except BaseException:
+            resp.close()
+            raise
+        self.chunks = resp.iter_bytes()  # as received: a break loses nothing already here
+
+    def close(self) -> None:
+        if self.resp is not None:
+            self.resp.close()
+
+    def _next_chunk(self) -> bytes | None:
+        while True:
+            if self.client.cancel.is_set():
+                raise _Cancelled()
+            try:
+                chunk = next(self.chunks, None)
+            except httpx.TransportError as e:
+                self.failures += 1
+                if self.failures >= self.client.attempts:
+                    raise FetchError(f"{self.what}: {_transport(e, self.client.registry)} at byte {self.offset} "
+                                     f"(after {self.failures} attempts)") from None
+                self.close()
+                self.client._sleep(self.client.backoff * 2 ** (self.failures - 1))
+                self._open()
+                continue
+            if chunk is None:
+                return None
+            if self.skip:
+                dropped = min(self.skip, len(chunk))
+                chunk, self.skip = chunk[dropped:], self.skip - dropped
+            if chunk:
+                self.failures = 0
+                return chunk
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            parts = [self.buf]
+            self.buf = b""
+            while (chunk := self._next_chunk()) is not None:
+                parts.append(chunk)
+            out = b"".join(parts)
+        else:
+            if not self.buf:
+                self.buf = self._next_chunk() or b""
+            out, self.buf = self.buf[:n], self.buf[n:]
+        self.offset += len(out)
+        return out
+
+
+def _status(resp: httpx.Response) -> str:
+    return f"{resp.status_code} {resp.reason_phrase}".strip()
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e) or type(e).__name__).splitlines()[0]
+
+
+def _tls_error(e: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind a transport error, if that is what it is."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None or isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _transport(e: httpx.TransportError, registry: str) -> str:
+    if isinstance(e, httpx.TimeoutException):
+        return f"{registry} did not answer in time"
+    if isinstance(e, httpx.ConnectError):
+        return f"cannot connect to {registry}: {_first_line(e)}"
+    return f"the connection to {registry} broke: {_first_line(e)}"
+
+
+# -- the import ------------------------------------------------------------------------------
+
+
+def import_registry(store: Store, ref: Reference, *, source: str, insecure: frozenset[str] = frozenset(),
+                    credentials: Credentials | None = None, platform: Platform | None = None,
+                    client: RegistryClient | None = None) -> Image:
+    """Fetch ``ref`` into ``store`` (layers it holds are not downloaded); returns the stored Image.
+
+    ``client`` is for tests (a client on a mock transport); by default one is made for ``ref``.
+    """
+    try:
+        with client or RegistryClient(ref, insecure=insecure, credentials=credentials) as client:
+            client.ping()
+            with store.begin_import(source) as imp:
+                digest, manifest = _resolve_manifest(client, imp, ref, platform)
+                where = client.where
+                what = f"{where}: config {manifest.config.digest}"
+                if not imp.has_blob(manifest.config.digest):
+                    client.fetch_blob(imp, manifest.config, what)
+                config = load_json(imp.read_blob(manifest.config.digest), what)
+                if not isinstance(config, dict):
+                    raise ImageError(f"{what} is not a JSON object")
+                ids = diff_ids(config, what)
+                if len(ids) != len(manifest.layers):
+                    raise ImageError(f"{where}: manifest {digest} has {len(manifest.layers)} layers but its "
+                                     f"config lists {len(ids)} diff ids")
+                wanted: dict[str, tuple[Descriptor, str]] = {}
+                for desc in manifest.layers:
+                    if desc.digest not in wanted and not imp.has_blob(desc.digest):
+                        wanted[desc.digest] = (desc, f"{where}: layer {desc.digest}")
+                client.fetch_blobs(imp, list(wanted.values()))
+                for desc, diff_id in zip(manifest.layers, ids, strict=True):
+                    imp.add_layer(desc.digest, diff_id, desc.media_type)
+                fmt = "docker" if manifest.media_type == MT_DOCKER_MANIFEST else "oci"
+                tag = ref.tag if ref.tag and not ref.digest else ""
+                image = image_from_config(config, image_id=manifest.config.digest, name=ref.name, tag=tag,
+                                          fmt=fmt, extra={"manifest_digest": digest}, what=what)
+                imp.commit(image, manifest_digest=digest, manifest_media_type=manifest.media_type,
+                           config_digest=manifest.config.digest, name=ref.name, version=tag)
+        return image
+    except _Cancelled:
+        raise FetchError(f"{ref.registry}/{ref.repository}: fetch cancelled") from None
+
+
+def _resolve_manifest(client: RegistryClient, imp: ImportSession, ref: Reference,
+                      platform: Platform | None) -> tuple[str, Manifest]:
+    """(digest, manifest) of ``ref``: its index narrowed to one platform; each manifest staged."""
+    wanted, media_type, size = ref.digest, None, None
+    target = ref.ref
+    for _ in range(MAX_INDEX_DEPTH):
+        what = f"{client.where}: manifest {target}"
+        data, served_type, served_digest = client.manifest(target)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if wanted is not None and digest != wanted:
+            raise IntegrityError(f"{what}: digest mismatch: expected {wanted}, got {digest}")
+        if served_digest and served_digest.startswith("sha256:") and served_digest != digest:
+            raise IntegrityError(f"{what}: digest mismatch: the registry says {served_digest}, the bytes are {digest}")
+        if size is not None and len(data) != size:
+            raise IntegrityError(f"{what}: size mismatch: expected {size} bytes, got {len(data)}")
+        what = f"{client.where}: manifest {digest}"
+        imp.add_bytes(data, expected=digest, what=what)
+        parsed = parse_manifest(data, what, media_type or served_type)
+        if isinstance(parsed, Index):
+            desc = choose_platform(parsed, what, platform)
+            wanted, media_type, size, target = desc.digest, desc.media_type, desc.size, desc.digest
+            continue
+        return digest, parsed
+    raise ImageError(f"{client.where}: image indexes nested more than {MAX_INDEX_DEPTH} deep")

@@ -1,0 +1,358 @@
+"""The registry client against an in-process fake registry (httpx.MockTransport) serving images
+built by tests/support/images.py: auth flows, retries, verification, manifest kinds, errors.
+The real Docker Distribution registry is exercised in tests/integration/test_registry.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.support.images import build_oci_layout, image_id_of
+
+from pyrkt.config import Config
+from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
+from pyrkt.fetch.auth import Credentials
+from pyrkt.fetch.manifests import host_platform
+from pyrkt.fetch.reference import parse_reference
+from pyrkt.fetch.registry import RegistryClient, import_registry
+from pyrkt.stage0.images import resolve_image
+from pyrkt.store import Store
+
+HOST = "reg.test"
+TOKEN = "t0ken-for-busybox"
+
+
+class FakeRegistry:
+    """Serves an OCI layout's tags and blobs for one repository, as Distribution would."""
+
+    def __init__(self, layout: Path, repository: str = "busybox") -> None:
+        self.layout = layout
+        self.repository = repository
+        self.requests: list[httpx.Request] = []
+        self.auth: str | None = None          # None, "basic" or "bearer"
+        self.user, self.password = "alice", "s3cret-pw"
+        self.fault: Callable[[httpx.Request], httpx.Response | None] = lambda request: None
+        self.manifest_override: dict[str, tuple[bytes, str]] = {}
+
+    def blob(self, digest: str) -> bytes | None:
+        path = self.layout / "blobs" / "sha256" / digest.split(":", 1)[1]
+        return path.read_bytes() if path.is_file() else None
+
+    def tag(self, tag: str) -> str | None:
+        index = json.loads((self.layout / "index.json").read_bytes())
+        for m in index["manifests"]:
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+                return str(m["digest"])
+        return None
+
+    def _authorized(self, request: httpx.Request) -> bool:
+        header = request.headers.get("authorization", "")
+        if self.auth == "basic":
+            return header == "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        if self.auth == "bearer":
+            return header == f"Bearer {TOKEN}"
+        return True
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        faulty = self.fault(request)
+        if faulty is not None:
+            return faulty
+        path = request.url.path
+        if request.url.host == "auth.test" and path == "/token":
+            wanted = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            if request.headers.get("authorization") != wanted:
+                return httpx.Response(401)
+            return httpx.Response(200, json={"token": TOKEN})
+        if not self._authorized(request):
+            challenge = ('Basic realm="fake"' if self.auth == "basic" else
+                         f'Bearer realm="https://auth.test/token",service="{HOST}",'
+                         f'scope="repository:{self.repository}:pull"')
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        if path == "/v2/":
+            return httpx.Response(200, json={})
+        prefix = f"/v2/{self.repository}/"
+        if not path.startswith(prefix):
+            return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN"}]})
+        kind, _, ref = path[len(prefix):].partition("/")
+        if kind == "manifests":
+            if ref in self.manifest_override:
+                data, media_type = self.manifest_override[ref]
+                return httpx.Response(200, content=data, headers={"Content-Type": media_type})
+            digest = ref if ref.startswith("sha256:") else self.tag(ref)
+            data = self.blob(digest) if digest else None
+            if data is None:
+                return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN"}]})
+            return httpx.Response(200, content=data, headers={"Content-Type": json.loads(data)["mediaType"],
+                                                              "Docker-Content-Digest": str(digest)})
+        if kind == "blobs":
+            data = self.blob(ref)
+            if data is None:
+                return httpx.Response(404, json={"errors": [{"code": "BLOB_UNKNOWN"}]})
+            return httpx.Response(200, content=data)
+        return httpx.Response(404)
+
+    def paths(self, kind: str) -> list[str]:
+        return [r.url.path for r in self.requests if f"/{kind}/" in r.url.path]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(tmp_path / "data" / "store")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> FakeRegistry:
+    return FakeRegistry(build_oci_layout(tmp_path / "layout", tag="latest", cmd=("echo", "hi")))
+
+
+def pull(store: Store, registry: FakeRegistry, text: str = f"{HOST}/busybox:latest",
+         credentials: Credentials | None = None, attempts: int = 4) -> str:
+    ref = parse_reference(text)
+    client = RegistryClient(ref, credentials=credentials, backoff=0, attempts=attempts,
+                            transport=httpx.MockTransport(registry.handle))
+    return import_registry(store, ref, source=f"docker://{text}", client=client).id
+
+
+def assert_store_empty(store: Store) -> None:
+    assert store.list() == []
+    assert list(store.blobs.walk()) == []
+    assert not store.tmp.exists() or os.listdir(store.tmp) == []
+
+
+def test_anonymous_pull_stores_the_image_as_registry_slash_repository_with_its_tag(
+        store: Store, registry: FakeRegistry, tmp_path: Path) -> None:
+    image_id = pull(store, registry)
+    assert image_id == image_id_of(tmp_path / "layout")
+    [rec] = store.list()
+    assert rec.display_name == f"{HOST}/busybox:latest"
+    assert store.resolve(f"{HOST}/busybox:latest").app.exec == ("echo", "hi")  # type: ignore[union-attr]
+
+
+def test_a_second_pull_asks_for_the_manifest_but_downloads_no_blob(store: Store, registry: FakeRegistry) -> None:
+    pull(store, registry)
+    assert len(registry.paths("blobs")) == 2  # config and the one layer
+    registry.requests.clear()
+    pull(store, registry)
+    assert registry.paths("manifests") == ["/v2/busybox/manifests/latest"]
+    assert registry.paths("blobs") == []
+
+
+def test_bearer_token_is_asked_of_the_realm_with_credentials_and_the_pull_scope(
+        store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "bearer"
+    pull(store, registry, credentials=Credentials("alice", "s3cret-pw", "config.json"))
+    [token_request] = [r for r in registry.requests if r.url.host == "auth.test"]
+    assert token_request.url.params["scope"] == "repository:busybox:pull"
+    assert token_request.url.params["service"] == HOST
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in registry.requests
+               if "/blobs/" in r.url.path)
+
+
+def test_refused_credentials_name_the_user_but_never_the_password(store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "bearer"
+    with pytest.raises(FetchError) as err:
+        pull(store, registry, credentials=Credentials("alice", "wrong-pw", "/root/.docker/config.json"))
+    assert "'alice'" in str(err.value) and "refused" in str(err.value)
+    assert "wrong-pw" not in str(err.value) and "\n" not in str(err.value)
+    assert "wrong-pw" not in repr(Credentials("alice", "wrong-pw", "x"))
+    assert_store_empty(store)
+
+
+def test_basic_auth_is_sent_when_the_registry_asks_for_it(store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "basic"
+    pull(store, registry, credentials=Credentials("alice", "s3cret-pw", "auth.d/r.json"))
+    assert store.list()
+
+
+def test_basic_auth_without_credentials_says_where_to_put_them(store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "basic"
+    with pytest.raises(FetchError, match=r"needs a user name and password \(401\).*config.json"):
+        pull(store, registry)
+
+
+def test_transient_503_and_429_are_retried(store: Store, registry: FakeRegistry) -> None:
+    failures = iter([503, 429, 502])
+
+    def flaky(request: httpx.Request) -> httpx.Response | None:
+        if "/blobs/" in request.url.path:
+            code = next(failures, None)
+            return httpx.Response(code) if code else None
+        return None
+
+    registry.fault = flaky
+    pull(store, registry)
+    assert len(store.list()) == 1
+
+
+def test_a_registry_failing_every_try_gives_one_line_naming_the_blob(store: Store, registry: FakeRegistry) -> None:
+    registry.fault = lambda r: httpx.Response(503) if "/blobs/" in r.url.path else None
+    with pytest.raises(FetchError, match=rf"^{HOST}/busybox: (config|layer) sha256:[0-9a-f]{{64}}: "
+                                         r"the registry answered 503 Service Unavailable \(after 4 attempts\)$"):
+        pull(store, registry)
+    assert_store_empty(store)
+
+
+def test_a_dropped_connection_is_retried_then_reported(store: Store, registry: FakeRegistry) -> None:
+    def drop(request: httpx.Request) -> httpx.Response | None:
+        if "/blobs/" in request.url.path:
+            raise httpx.RemoteProtocolError("peer closed connection", request=request)
+        return None
+
+    registry.fault = drop
+    with pytest.raises(FetchError, match=rf"{HOST}/busybox: .*connection to {HOST} broke.*after 2 attempts"):
+        pull(store, registry, attempts=2)
+    assert_store_empty(store)
+
+
+def test_wrong_layer_bytes_are_refused_naming_the_digest(store: Store, registry: FakeRegistry) -> None:
+    def corrupt(request: httpx.Request) -> httpx.Response | None:
+        data = registry.blob(request.url.path.rsplit("/", 1)[1]) if "/blobs/" in request.url.path else None
+        if data is not None and len(data) > 10000:
+            return httpx.Response(200, content=data[:-1] + bytes([data[-1] ^ 1]))
+        return None
+
+    registry.fault = corrupt
+    with pytest.raises(IntegrityError, match=rf"{HOST}/busybox: layer sha256:[0-9a-f]{{64}}: digest mismatch"):
+        pull(store, registry)
+    assert_store_empty(store)
+
+
+def test_short_layer_bytes_are_refused(store: Store, registry: FakeRegistry) -> None:
+    def short(request: httpx.Request) -> httpx.Response | None:
+        data = registry.blob(request.url.path.rsplit("/", 1)[1]) if "/blobs/" in request.url.path else None
+        if data is not None and len(data) > 10000:
+            return httpx.Response(200, content=data[:1000])
+        return None
+
+    registry.fault = short
+    with pytest.raises(IntegrityError, match=r"layer sha256:[0-9a-f]{64}: (size|digest) mismatch"):
+        pull(store, registry)
+    assert_store_empty(store)
+
+
+def test_unknown_tag_is_not_found(store: Store, registry: FakeRegistry) -> None:
+    with pytest.raises(NotFound, match=rf"^{HOST}/busybox: manifest nope: not found in the registry \(404\)$"):
+        pull(store, registry, f"{HOST}/busybox:nope")
+
+
+def test_pull_by_digest_checks_the_manifest_bytes(store: Store, registry: FakeRegistry) -> None:
+    digest = registry.tag("latest")
+    assert digest is not None
+    pull(store, registry, f"{HOST}/busybox@{digest}")
+    assert store.list()[0].display_name == f"{HOST}/busybox"
+    other = "sha256:" + "0" * 64
+    registry.manifest_override[other] = (registry.blob(digest) or b"", "application/vnd.oci.image.manifest.v1+json")
+    with pytest.raises(IntegrityError, match=f"manifest {other}: digest mismatch"):
+        pull(store, registry, f"{HOST}/busybox@{other}")
+
+
+def test_an_index_is_narrowed_to_the_host_platform(store: Store, tmp_path: Path) -> None:
+    host = host_platform()
+    other = "linux/s390x" if host.architecture != "s390x" else "linux/amd64"
+    layout = build_oci_layout(tmp_path / "multi", platforms=(other, f"linux/{host.architecture}"))
+    registry = FakeRegistry(layout)
+    assert pull(store, registry) == image_id_of(layout)
+    assert len(registry.paths("manifests")) == 2
+
+
+def test_an_index_without_the_host_platform_is_refused(store: Store, tmp_path: Path) -> None:
+    layout = build_oci_layout(tmp_path / "other", platforms=("windows/amd64", "linux/mips64"))
+    with pytest.raises(ImageError, match=r"manifest sha256:[0-9a-f]{64} has no image for linux/.* "
+                                         r"\(it has: linux/mips64, windows/amd64\)"):
+        pull(store, FakeRegistry(layout))
+    assert_store_empty(store)
+
+
+def test_schema1_and_unknown_manifest_types_are_refused(store: Store, registry: FakeRegistry) -> None:
+    registry.manifest_override["old"] = (json.dumps({"schemaVersion": 1, "name": "busybox"}).encode(),
+                                         "application/vnd.docker.distribution.manifest.v1+prettyjws")
+    with pytest.raises(ImageError, match="Docker schema 1 manifest"):
+        pull(store, registry, f"{HOST}/busybox:old")
+    registry.manifest_override["odd"] = (json.dumps({"schemaVersion": 2, "mediaType": "text/odd"}).encode(),
+                                         "text/odd")
+    with pytest.raises(ImageError, match=rf"{HOST}/busybox: manifest sha256:[0-9a-f]{{64}} has unknown media type"):
+        pull(store, registry, f"{HOST}/busybox:odd")
+    assert_store_empty(store)
+
+
+class BreakingStream(httpx.SyncByteStream):
+    """A body that sends ``data`` and then loses the connection."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.data:
+            yield self.data
+        raise httpx.ReadError("connection reset by peer")
+
+
+def layer_fault(registry: FakeRegistry, respond: Callable[[httpx.Request, bytes], httpx.Response | None]
+                ) -> Callable[[httpx.Request], httpx.Response | None]:
+    """A fault for the big blob (the busybox layer) only."""
+    def fault(request: httpx.Request) -> httpx.Response | None:
+        data = registry.blob(request.url.path.rsplit("/", 1)[1]) if "/blobs/" in request.url.path else None
+        return respond(request, data) if data is not None and len(data) > 10000 else None
+    return fault
+
+
+def test_a_broken_layer_transfer_is_resumed_where_it_stopped(store: Store, registry: FakeRegistry) -> None:
+    def respond(request: httpx.Request, data: bytes) -> httpx.Response:
+        start = int(request.headers.get("range", "bytes=0-")[len("bytes="):].rstrip("-"))
+        if start == 0:
+            return httpx.Response(200, stream=BreakingStream(data[:5000]), headers={"Content-Length": str(len(data))})
+        if start < 20000:  # break once more, later on
+            return httpx.Response(206, stream=BreakingStream(data[start:20000]),
+                                  headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+        return httpx.Response(206, content=data[start:],
+                              headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+
+    registry.fault = layer_fault(registry, respond)
+    pull(store, registry, attempts=2)  # two breaks, each after progress: never two in a row
+    ranges = [r.headers.get("range") for r in registry.requests if r.headers.get("range")]
+    assert ranges == ["bytes=5000-", "bytes=20000-"]
+    assert len(store.list()) == 1
+
+
+def test_a_server_ignoring_the_range_sends_it_all_and_what_was_read_is_skipped(
+        store: Store, registry: FakeRegistry) -> None:
+    def respond(request: httpx.Request, data: bytes) -> httpx.Response:
+        if "range" not in request.headers:
+            return httpx.Response(200, stream=BreakingStream(data[:7000]))
+        return httpx.Response(200, content=data)
+
+    registry.fault = layer_fault(registry, respond)
+    pull(store, registry)
+    assert len(store.list()) == 1
+
+
+def test_a_transfer_breaking_without_progress_gives_up_naming_the_layer_and_byte(
+        store: Store, registry: FakeRegistry) -> None:
+    def respond(request: httpx.Request, data: bytes) -> httpx.Response:
+        return httpx.Response(200 if "range" not in request.headers else 206,
+                              stream=BreakingStream(b"" if "range" in request.headers else data[:3000]),
+                              headers={"Content-Range": f"bytes 3000-{len(data) - 1}/{len(data)}"})
+
+    registry.fault = layer_fault(registry, respond)
+    with pytest.raises(FetchError, match=rf"^{HOST}/busybox: layer sha256:[0-9a-f]{{64}}: the connection to "
+                                         rf"{HOST} broke: connection reset by peer at byte 3000 \(after 3 attempts\)$"):
+        pull(store, registry, attempts=3)
+    assert_store_empty(store)
+
+
+def test_run_policy_new_finds_a_pulled_image_by_its_docker_reference(store: Store, registry: FakeRegistry,
+                                                                     tmp_path: Path) -> None:
+    image_id = pull(store, registry)
+    config = Config(data_dir=tmp_path / "data")
+    for arg in (f"docker://{HOST}/busybox", f"docker:{HOST}/busybox:latest"):
+        assert resolve_image(config, store, arg, pull_policy="new").id == image_id
+    with pytest.raises(NotFound, match=rf"image 'docker://{HOST}/busybox:2' not found in the store \(pull policy never\)"):
+        resolve_image(config, store, f"docker://{HOST}/busybox:2", pull_policy="never")
