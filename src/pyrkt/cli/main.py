@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image list": ("image_list", "List images in the local store"),
     "image rm": ("image_rm", "Remove one or more images with the given IDs or image names from the local store"),
     "image cat-manifest": ("image_cat_manifest", "Inspect and print the image manifest"),
+    "image gc": ("image_gc", "Garbage collect local store"),
+    "image export": ("image_export", "Export a stored image to an ACI or OCI archive file"),
+    "image extract": ("image_extract", "Extract a stored image to a directory"),
+    "image render": ("image_render", "Render a stored image to a directory (for OCI images: as extract)"),
+    "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
     "version": ("version", "Print the version and exit"),
 }
 

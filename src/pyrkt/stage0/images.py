@@ -1,18 +1,28 @@
-"""Image use cases: resolve an image argument for run/prepare/fetch, list, remove, cat-manifest.
+"""Image use cases: resolve an image argument for run/prepare/fetch, list, remove, cat-manifest,
+gc (keeping what pods use), export, extract/render and verify.
 
-Pull policies (rkt's): ``never`` looks only in the store; ``new`` uses the store and fetches
-what is missing; ``update`` always fetches from the source. Local sources (``oci:``,
+Pull policies (rkt's): ``never`` looks only in the store; ``new`` (run/prepare) uses the store
+and fetches what is missing; ``update`` (fetch) always asks the source (for ``docker://``: the
+registry's manifest; layers the store holds are not downloaded again). Local sources (``oci:``,
 ``oci-archive:``, ``docker-archive:``) are always imported, whatever the policy, as rkt did for
 files: importing an image the store holds already is cheap (no blob is read twice).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pyrkt.config import Config
 from pyrkt.errors import NotFound, PyrktError, UsageError
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
-from pyrkt.store import ImageRecord, Store
+from pyrkt.store import Collected, ImageRecord, InUse, Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.fetch.sources import Source
+    from pyrkt.store.verify import Verified
 
 PULL_POLICIES = ("never", "new", "update")
 SORT_KEYS = {"id": "id", "name": "name", "importtime": "import_time", "lastused": "last_used", "size": "size"}
@@ -34,18 +44,29 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str) -
 
     check_pull_policy(pull_policy)
     source = parse_source(arg)
+    dirs = config.config_dirs()
     if source.is_local:
-        return fetch(store, arg, source=source, insecure=config.insecure)
+        return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs)
     if source.kind == "store":
         # Discovery of appc names is not written yet, so every policy ends at the store here.
         return store.resolve(arg)
     if pull_policy != "update":
         try:
-            return store.resolve(source.location)
+            return store.resolve(_stored_name(source))
         except NotFound:
             if pull_policy == "never":
                 raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
-    return fetch(store, arg, source=source, insecure=config.insecure)
+    return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs)
+
+
+def _stored_name(source: Source) -> str:
+    """The store name of a remote source: ``docker://nginx`` is ``registry-1.docker.io/library/nginx:latest``."""
+    if source.kind != "docker":
+        return source.location
+    from pyrkt.fetch.reference import parse_reference
+
+    ref = parse_reference(source.location)
+    return f"{ref.name}@{ref.digest}" if ref.digest else f"{ref.name}:{ref.tag}"
 
 
 def list_images(store: Store, *, sort: list[str] | None = None, order: str = "asc") -> list[ImageRecord]:
@@ -76,13 +97,18 @@ class Removal(Value):
     error: PyrktError | None = None
 
 
-def remove_images(store: Store, args: list[str]) -> list[Removal]:
-    """Remove each image (id prefix or name); an error for one argument does not stop the rest."""
+def remove_images(store: Store, args: list[str], config: Config | None = None) -> list[Removal]:
+    """Remove each image (id prefix or name); an error for one argument does not stop the rest.
+
+    As in rkt, an image a prepared or running pod uses may go: the layer dirs the pod lists
+    (``config`` says where pods are) stay until ``image gc`` finds no pod using them.
+    """
     out = []
     for arg in args:
         try:
             rec = store.find(arg)
-            out.append(Removal(arg, store.remove(rec.id)))
+            in_use = (lambda: pods_in_use(config, store)) if config is not None else (lambda: InUse())
+            out.append(Removal(arg, store.remove(rec.id, in_use=in_use)))
         except PyrktError as e:
             out.append(Removal(arg, error=e))
     return out
@@ -91,3 +117,178 @@ def remove_images(store: Store, args: list[str]) -> list[Removal]:
 def image_manifest(store: Store, arg: str) -> bytes:
     """The stored manifest of the image ``arg`` names, byte for byte."""
     return store.manifest(store.find(arg).id)
+
+
+# -- what pods use, image gc ----------------------------------------------------------------
+
+def pods_in_use(config: Config, store: Store) -> InUse:
+    """Images and layer dirs pods hold. An image counts while its pod may still run or be
+    looked at (prepare, prepared, run, exited-garbage); a layer dir counts while any pod dir
+    that lists it exists (a garbage pod may still have its overlay mounted)."""
+    import json
+
+    from pyrkt.model import abi
+    from pyrkt.pods.pod import Pod
+    from pyrkt.pods.state import LOOKUP_ORDER, Dir
+
+    using_images = (Dir.PREPARE, Dir.PREPARED, Dir.RUN, Dir.EXITED_GARBAGE)
+    layers_root = store.root / "layers" / "sha256"
+    images: set[str] = set()
+    layers: set[str] = set()
+    for pod in Pod.walk(config.pods_dir, LOOKUP_ORDER):
+        if pod.where in using_images:
+            try:
+                with open(pod.path / abi.POD_MANIFEST) as f:
+                    images.update(str(a["image"]["id"]) for a in json.load(f)["apps"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # not written yet (the apps' manifests below are written first) or gone
+        try:
+            apps = os.listdir(pod.path / abi.APPSINFO)
+        except OSError:
+            continue  # an embryo, or a pod deleted meanwhile
+        for app in apps:
+            if pod.where in using_images:
+                try:
+                    with open(pod.path / abi.app_manifest(app)) as f:
+                        images.add(str(json.load(f)["id"]))
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass  # half-written by a prepare that died: its layers below still count
+            try:
+                with open(pod.path / abi.app_layers(app)) as f:
+                    paths = json.load(f)
+            except (OSError, ValueError):
+                continue
+            for p in paths if isinstance(paths, list) else ():
+                path = Path(str(p))
+                if path.parent == layers_root:
+                    layers.add("sha256:" + path.name)
+    return InUse(frozenset(images), frozenset(layers))
+
+
+def gc_images(config: Config, store: Store, *, grace: float) -> Collected:
+    """rkt's ``image gc``: images unused for ``grace`` seconds that no pod uses go, and so do
+    layer dirs and blobs nothing refers to and what killed imports left behind."""
+    import time
+
+    cutoff = time.time_ns() - int(grace * 1e9)
+    return store.collect(unused_since_ns=cutoff, in_use=lambda: pods_in_use(config, store))
+
+
+# -- export, extract, verify ----------------------------------------------------------------
+
+EXPORT_FORMATS = ("aci", "oci-archive")
+
+
+def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overwrite: bool = False) -> ImageRecord:
+    """Write the image ``arg`` names to the file ``output`` as an ACI or an OCI archive."""
+    from pyrkt.store.export import check_output, write_aci_tar, write_atomically, write_oci_archive
+
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"invalid --format {fmt!r}: want aci or oci-archive")
+    if fmt == "aci" and not output.endswith(".aci"):
+        raise UsageError(f"extension must be .aci (given {os.path.splitext(output)[1] or 'none'})")
+    out = Path(os.path.abspath(output))
+    check_output(out, overwrite=overwrite)
+    rec = store.find(arg)
+    with store.shared_lock(), _writing(out):
+        if fmt == "aci":
+            image = store.resolve(arg)
+            layer_dirs = store.layer_dirs(image)
+            write_atomically(out, lambda f: write_aci_tar(f, image, layer_dirs))
+        else:
+            blobs = store.blobs_of(rec.id)
+            write_atomically(out, lambda f: write_oci_archive(
+                f, manifest_digest=rec.manifest_digest, manifest_media_type=rec.manifest_media_type,
+                version=rec.version, blobs=blobs, open_blob=store.blobs.open))
+    return rec
+
+
+def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = False,
+                  overwrite: bool = False) -> ImageRecord:
+    """Write the image's filesystem into the new dir ``dest``: ``rootfs/`` and the appc
+    ``manifest``, or (``rootfs_only``) the filesystem itself. OCI and Docker images have no
+    dependencies, so ``image render`` and ``image extract`` are the same."""
+    from pyrkt.store.aci import manifest_bytes
+    from pyrkt.store.render import render_tree
+    from pyrkt.store.staging import remove_tree
+
+    out = Path(os.path.abspath(dest))
+    rec = store.find(arg)
+    real, data = out.resolve(), store.root.parent.resolve()
+    if data.is_relative_to(real) or real.is_relative_to(data):
+        raise PyrktError(f"refusing to write {out}: it is in or holds pyrkt's data dir {data}")
+    if os.path.lexists(out):
+        if not overwrite:
+            raise PyrktError(f"output directory {out} exists (try --overwrite)")
+        _check_no_mounts(real)
+        remove_tree(out)
+    image = store.resolve(arg)
+    with store.shared_lock(), _writing(out):
+        layer_dirs = store.layer_dirs(image)
+        out.mkdir(mode=0o755, parents=True)
+        try:
+            if rootfs_only:
+                render_tree(layer_dirs, out)
+            else:
+                (out / "rootfs").mkdir()
+                render_tree(layer_dirs, out / "rootfs")
+                (out / "manifest").write_bytes(manifest_bytes(image))
+        except BaseException:
+            remove_tree(out)
+            raise
+    return rec
+
+
+def _check_no_mounts(real: Path) -> None:
+    """``--overwrite`` deletes ``real``: never across a mount."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f]
+    except OSError:
+        mounts = []
+    for mnt in mounts:
+        mnt = mnt.replace("\\040", " ")
+        if Path(mnt).is_relative_to(real):
+            raise PyrktError(f"refusing to overwrite {real}: {mnt} is mounted there")
+
+
+class _writing:
+    """Turns an OSError while writing ``path`` into the user's one line naming it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, OSError):
+            what = exc.strerror or str(exc)
+            source = str(exc.filename or "")
+            if source and not source.startswith(str(self.path.parent)):  # e.g. a layer file read
+                what = f"{source}: {what}"
+            raise PyrktError(f"cannot write {self.path}: {what}") from None
+
+
+class Verification(Value):
+    """One ``image verify`` argument: the image's outcome, or the error that stopped it."""
+
+    arg: str
+    result: Verified | None = None
+    error: PyrktError | None = None
+
+
+def verify_images(config: Config, store: Store, args: list[str]) -> list[Verification]:
+    """Check each image's blobs and layer dirs, repairing damaged layer dirs from their blobs."""
+    from pyrkt.store.verify import verify_image
+
+    out = []
+    for arg in args:
+        try:
+            image_id = store.find(arg).id
+            with store.exclusive_lock():
+                in_use = pods_in_use(config, store)
+                out.append(Verification(arg, verify_image(store, image_id, in_use_layers=in_use.layers)))
+        except PyrktError as e:
+            out.append(Verification(arg, error=e))
+    return out

@@ -157,22 +157,25 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     if not req.apps:
         raise UsageError("pod must contain at least one application")
     store = Store.open(config.store_dir)
-    images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy) for a in req.apps]
-    apps = reify(req, images)
-    layer_dirs = [store.layer_dirs(image) for image in images]
-    check_executables(apps, layer_dirs)
-    manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps))
-    pod = Pod.create(config.pods_dir)
-    try:
-        if req.uuid_file_save:
-            fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
-        lay_out(pod.path, manifest, images, layer_dirs)
-        fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
-        for image in images:
-            store.touch(image.id)
-    except BaseException:
-        discard(pod)
-        raise
+    # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
+    # them in use, and no layer can vanish between resolving an image and recording its layers.
+    with store.shared_lock():
+        images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy) for a in req.apps]
+        apps = reify(req, images)
+        layer_dirs = [store.layer_dirs(image) for image in images]
+        check_executables(apps, layer_dirs)
+        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps))
+        pod = Pod.create(config.pods_dir)
+        try:
+            if req.uuid_file_save:
+                fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
+            lay_out(pod.path, manifest, images, layer_dirs)
+            fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
+            for image in images:
+                store.touch(image.id)
+        except BaseException:
+            discard(pod)
+            raise
     return pod
 
 

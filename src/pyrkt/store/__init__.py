@@ -7,20 +7,30 @@ may hold setuid files)::
     layers/sha256/<hex>/        one unpacked layer per diff id: an overlayfs lower dir (layers.py)
     index.db                    SQLite (WAL): images, refs, blobs and layers they use (index.py)
     tmp/<session>/              what imports stage before committing (staging.py, imports.py)
-    lock                        flock: imports shared, remove/gc exclusive
+    lock                        flock: imports, prepare, export, extract shared;
+                                remove, gc, verify exclusive
+
+Writing an image out: ``squash.py`` merges layers as overlayfs shows them, ``render.py`` copies
+the result into a dir, ``export.py`` writes an ACI or OCI archive (``aci.py``: the appc
+manifest); ``verify.py`` checks and repairs what is stored.
 
 Reading (``resolve``, ``get``, ``layer_dirs``, ``list``) opens the db lazily and takes no lock.
+Pods are not the store's business, but what they use is: ``remove`` and ``collect`` ask an
+``in_use`` callback (called under the exclusive lock, so no prepare can slip in between) which
+images and layer dirs pods still hold, and keep those.
 """
 
 from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
 from pyrkt.errors import Ambiguous, ImageError, NotFound
 from pyrkt.model.image import Image
+from pyrkt.model.values import Value
 from pyrkt.store.digests import digest_hex, short_id
 from pyrkt.store.index import ImageRecord, Index
 from pyrkt.store.lookup import check_id_prefix, name_candidates, parse_lookup
@@ -32,7 +42,28 @@ if TYPE_CHECKING:
     from pyrkt.store.imports import ImportSession
     from pyrkt.store.layers import LayerStore
 
-__all__ = ["ImageRecord", "Store", "short_id"]
+__all__ = ["Collected", "ImageRecord", "InUse", "Store", "short_id"]
+
+
+class InUse(Value):
+    """What pods hold: image ids (kept by ``collect``) and layer diff ids (never deleted)."""
+
+    images: frozenset[str] = frozenset()
+    layers: frozenset[str] = frozenset()
+
+
+class Collected(Value):
+    """What ``collect`` did: images removed, orphan blobs and layer dirs deleted, temp dirs cleaned."""
+
+    removed: tuple[ImageRecord, ...] = ()
+    kept_in_use: tuple[ImageRecord, ...] = ()
+    blobs: int = 0
+    layers: int = 0
+    temp: int = 0
+
+
+def _nothing_in_use() -> InUse:
+    return InUse()
 
 
 class Store:
@@ -168,7 +199,7 @@ class Store:
 
     def shared_lock(self) -> FileLock:
         """Hold this (``with store.shared_lock():``) while using layer dirs that must not vanish:
-        ``remove`` and ``gc_orphans`` wait for it, as they wait for running imports."""
+        ``remove``, ``collect``, ``gc_orphans`` and verify wait for it, as they wait for imports."""
         from pyrkt.store.staging import store_lock
 
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -179,33 +210,76 @@ class Store:
     def touch(self, image_id: str) -> None:
         self.index.touch(image_id)
 
-    def remove(self, image_id: str) -> ImageRecord:
-        """Forget the image and delete the blobs and layer dirs no other image uses."""
+    def blobs_of(self, image_id: str) -> builtins.list[str]:
+        """The image's blobs: manifest, config, then its layer blobs bottom first."""
+        roles = dict(self.index.blobs(image_id))
+        order = {"manifest": 0, "config": 1}
+        layers = [row.blob_digest for row in self.index.layers(image_id)]
+        rest = sorted((d for d, r in roles.items() if r in order), key=lambda d: order[roles[d]])
+        return rest + [d for i, d in enumerate(layers) if d in roles and d not in layers[:i]]
+
+    def exclusive_lock(self) -> FileLock:
+        """The store lock, held exclusively (``with store.exclusive_lock():``): no import,
+        prepare, remove or gc runs meanwhile."""
         from pyrkt.store.staging import store_lock
 
-        rec = self.record(image_id)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with store_lock(self.root) as lock:
-            lock.exclusive()
+        lock = store_lock(self.root)
+        lock.exclusive()
+        return lock
+
+    def remove(self, image_id: str, *, in_use: Callable[[], InUse] = _nothing_in_use) -> ImageRecord:
+        """Forget the image and delete the blobs and layer dirs no other image uses.
+
+        Layer dirs a pod uses (``in_use().layers``) stay, unreferenced, until ``collect`` finds
+        no pod using them: a prepared pod whose image was removed still runs, as in rkt.
+        """
+        rec = self.record(image_id)
+        with self.exclusive_lock():
+            keep = in_use().layers
             blobs, layers = self.index.remove(image_id)
-            self._delete(blobs, layers)
+            self._delete(blobs, layers - keep)
         return rec
 
-    def gc_orphans(self) -> tuple[int, int]:
+    def gc_orphans(self, *, keep_layers: frozenset[str] = frozenset()) -> tuple[int, int]:
         """Delete blobs and layer dirs no image refers to (left by a killed import or remove)."""
-        from pyrkt.store.staging import clean_tmp, store_lock
+        from pyrkt.store.staging import clean_tmp
 
         if not self.root.is_dir():
             return 0, 0
-        with store_lock(self.root) as lock:
-            lock.exclusive()
+        with self.exclusive_lock():
             clean_tmp(self.tmp)
-            blobs = set(self.blobs.walk()) - self.index.referenced_blobs()
-            layers = set(self.layers.walk()) - self.index.referenced_layers()
-            self._delete(blobs, layers)
+            return self._delete_orphans(keep_layers)
+
+    def _delete_orphans(self, keep_layers: frozenset[str]) -> tuple[int, int]:
+        blobs = set(self.blobs.walk()) - self.index.referenced_blobs()
+        layers = set(self.layers.walk()) - self.index.referenced_layers() - keep_layers
+        self._delete(blobs, layers)
         return len(blobs), len(layers)
 
-    def _delete(self, blobs: set[str], layers: set[str]) -> None:
+    def collect(self, *, unused_since_ns: int, in_use: Callable[[], InUse] = _nothing_in_use) -> Collected:
+        """``image gc``: remove images last used before ``unused_since_ns`` that no pod uses,
+        then orphan blobs and layer dirs no image nor pod uses, and dead imports' temp dirs."""
+        from pyrkt.store.staging import clean_tmp
+
+        if not self.root.is_dir():
+            return Collected()
+        with self.exclusive_lock():
+            temp = clean_tmp(self.tmp)
+            used = in_use()
+            removed, kept = [], []
+            for rec in self.index.records():
+                if rec.last_used >= unused_since_ns:
+                    continue
+                if rec.id in used.images:
+                    kept.append(rec)
+                    continue
+                self.index.remove(rec.id)
+                removed.append(rec)
+            blobs, layers = self._delete_orphans(used.layers)
+        return Collected(tuple(removed), tuple(kept), blobs, layers, temp)
+
+    def _delete(self, blobs: set[str], layers: set[str] | frozenset[str]) -> None:
         for digest in blobs:
             self.blobs.delete(digest)
         if layers:

@@ -17,7 +17,7 @@ Schema (``PRAGMA user_version`` = 1)::
       diff_id, blob_digest, media_type, size   media_type and unpacked size of each layer
 
 ``refs``, ``image_blobs`` and ``image_layers`` cascade on image delete. Blobs and layer dirs that
-no image row mentions any more are garbage (``Store.remove``/``gc_orphans`` delete them under
+no image row mentions any more are garbage (``Store.remove``/``collect`` delete them under
 the store's exclusive lock). Every write is one ``BEGIN IMMEDIATE`` transaction.
 """
 
@@ -194,6 +194,11 @@ class Index:
         rows = self._query("SELECT diff_id, blob_digest, media_type, size FROM image_layers "
                            "WHERE image_id=? ORDER BY position", (image_id,))
         return [LayerRow(*r) for r in rows]
+
+    def blobs(self, image_id: str) -> list[tuple[str, str]]:
+        """(digest, role) of every blob the image holds; role is manifest, config or layer."""
+        return [(r[0], r[1]) for r in self._query("SELECT digest, role FROM image_blobs WHERE image_id=?",
+                                                  (image_id,))]
 
     def layer_size(self, diff_id: str) -> int | None:
         rows = self._query("SELECT size FROM image_layers WHERE diff_id=? LIMIT 1", (diff_id,))

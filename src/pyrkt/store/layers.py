@@ -94,14 +94,15 @@ def open_decompressed(raw: IO[bytes], what: str) -> IO[bytes]:
 
 
 def unpack(blob: Path, dest: Path, *, diff_id: str, layer: str, privileged: bool | None = None,
-           lowers: list[Path] | None = None) -> int:
+           lowers: list[Path] | None = None, implicit_dirs: set[str] | None = None) -> int:
     """Unpack the layer blob at ``blob`` into the empty dir ``dest``; returns its size in bytes.
 
     ``layer`` names the layer in errors (its blob digest). The uncompressed stream must hash to
     ``diff_id``; a mismatch, a corrupt stream or an unsafe member raises ImageError and leaves
     ``dest`` for the caller to discard. ``lowers`` (the image's layers below, top first) give
     a parent dir the tar does not list its owner, mode and time: overlayfs shows the topmost
-    layer's copy of a dir, so a made-up 0755 ``tmp`` would hide a lower 1777 one.
+    layer's copy of a dir, so a made-up 0755 ``tmp`` would hide a lower 1777 one. The paths
+    (relative to ``dest``) of such dirs are added to ``implicit_dirs`` when it is given.
     """
     import tarfile
     import zlib
@@ -125,6 +126,8 @@ def unpack(blob: Path, dest: Path, *, diff_id: str, layer: str, privileged: bool
             raise
     check_digest(f"layer {layer}", diff_id, reader.digest)
     unpacker.finish()
+    if implicit_dirs is not None:
+        implicit_dirs.update(os.path.relpath(p, unpacker.root) for p in unpacker.implicit)
     return unpacker.size
 
 
@@ -144,6 +147,7 @@ class Unpacker:
         self.size = 0
         self.dirs: dict[str, Any] = {}  # path -> TarInfo of a dir member, applied at the end
         self.whiteouts: set[str] = set()
+        self.implicit: set[str] = set()  # dirs the tar never listed (made as parents)
 
     # -- members ---------------------------------------------------------------------------
 
@@ -166,6 +170,7 @@ class Unpacker:
             return
         if not self.clear(path, plan.kind):
             self.dirs[path] = info  # an existing dir: later metadata wins
+            self.implicit.discard(path)
             self.set_xattrs(path, info)
             return
         self.create(plan, path, info, tf)
@@ -267,6 +272,7 @@ class Unpacker:
                                      "which is not in the layer") from None
                 os.mkdir(path, 0o755)
                 done.append(comp)
+                self.implicit.add(path)
                 self.implicit_dir(path, done)
                 continue
             if stat.S_ISDIR(st.st_mode):

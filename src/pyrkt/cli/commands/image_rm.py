@@ -22,7 +22,7 @@ def run(ctx: Context, args: list[str]) -> int:
         raise UsageError("image rm needs at least one image ID or name")
     store = open_store(ctx.config)
     try:
-        results = remove_images(store, images)
+        results = remove_images(store, images, ctx.config)
     finally:
         store.close()
     done = 0

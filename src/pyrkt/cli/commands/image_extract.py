@@ -1,0 +1,38 @@
+"""`pyrkt image extract IMAGE DIR`: write an image's filesystem into a new directory.
+
+OCI and Docker images have no appc dependencies, so `image extract` and `image render` (which
+shares this module) write the same tree: the layers merged, whiteouts applied.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyrkt.cli.flags import Flag
+from pyrkt.errors import UsageError
+
+if TYPE_CHECKING:
+    from pyrkt.cli.main import Context
+
+USAGE = ("pyrkt image extract [--rootfs-only] [--overwrite] IMAGE DIR\n\n"
+         "Writes DIR/rootfs (the image's layers merged, whiteouts applied) and DIR/manifest (its appc\n"
+         "image manifest). For OCI and Docker images, which have no dependencies, extract and render\n"
+         "are the same.")
+FLAGS = [
+    Flag("rootfs-only", "bool", help="write only the filesystem, directly into DIR"),
+    Flag("overwrite", "bool", help="remove DIR first if it exists"),
+]
+
+
+def run(ctx: Context, args: list[str], *, command: str = "extract") -> int:
+    from pyrkt.stage0.images import extract_image, open_store
+
+    values, rest = ctx.parse(FLAGS, args)
+    if len(rest) != 2:
+        raise UsageError(f"image {command} needs an image ID or name and an output directory")
+    store = open_store(ctx.config)
+    try:
+        extract_image(store, rest[0], rest[1], rootfs_only=values["rootfs_only"], overwrite=values["overwrite"])
+    finally:
+        store.close()
+    return 0

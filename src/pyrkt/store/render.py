@@ -1,0 +1,133 @@
+"""Copy an image's merged filesystem (``squash.entries``) into a plain directory.
+
+Owners (when root), modes, times, xattrs, symlinks and hardlinks are kept; device nodes are made
+only when root; sockets are skipped; overlay metadata (whiteouts, opaque marks) is applied, not
+copied. Directory modes and times are set last, deepest first, since filling a dir changes them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from pyrkt.store.squash import entries
+
+CHUNK = 1 << 20
+LAYER_ONLY_XATTRS = ("trusted.overlay.", "user.overlay.")
+
+
+def copy_xattrs(src: str, dst: str | int) -> None:
+    try:
+        names = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return  # a filesystem without xattrs: nothing to copy
+    for name in names:
+        if name.startswith(LAYER_ONLY_XATTRS):
+            continue
+        try:
+            value = os.getxattr(src, name, follow_symlinks=False)
+            if isinstance(dst, int):
+                os.setxattr(dst, name, value)
+            else:
+                os.setxattr(dst, name, value, follow_symlinks=False)
+        except OSError as e:
+            # a namespace the destination cannot hold (e.g. trusted.* when not root): the file
+            # itself is still right, as when unpacking a layer
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+                raise
+
+
+def _copy_data(sfd: int, dfd: int, size: int) -> None:
+    """In-kernel copy (reflinks where the filesystem can), plain reads and writes otherwise."""
+    remaining = size
+    fast = True
+    while remaining > 0:
+        n = 0
+        if fast:
+            try:
+                n = os.copy_file_range(sfd, dfd, min(remaining, 1 << 30))
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                fast = False
+        if n <= 0:
+            data = os.read(sfd, CHUNK)
+            if not data:
+                return  # the file shrank meanwhile: copy what there is
+            view = memoryview(data)
+            while view:
+                view = view[os.write(dfd, view):]
+            n = len(data)
+        remaining -= n
+
+
+def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool) -> None:
+    sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            _copy_data(sfd, dfd, st.st_size)
+            if privileged:
+                os.fchown(dfd, st.st_uid, st.st_gid)
+            os.fchmod(dfd, stat.S_IMODE(st.st_mode))
+            copy_xattrs(src, dfd)
+            os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
+
+
+def render_tree(layer_dirs: list[Path], dest: Path) -> int:
+    """Write the merged tree of ``layer_dirs`` (bottom first) into ``dest``, an empty dir.
+
+    Returns the number of entries written.
+    """
+    privileged = os.geteuid() == 0
+    links: dict[tuple[int, int], str] = {}
+    dirs: list[tuple[str, os.stat_result]] = []
+    count = 0
+    for rel, src_path, layer in entries(layer_dirs):
+        src = str(src_path)
+        out = os.path.join(dest, rel) if rel else str(dest)
+        st = os.lstat(src)
+        fmt = stat.S_IFMT(st.st_mode)
+        count += 1
+        if fmt == stat.S_IFDIR:
+            if rel:
+                os.mkdir(out, 0o700)
+            copy_xattrs(src, out)
+            dirs.append((out, st))
+            continue
+        if st.st_nlink > 1:
+            key = (layer, st.st_ino)
+            if key in links:
+                os.link(links[key], out, follow_symlinks=False)
+                continue
+            links[key] = out
+        if fmt == stat.S_IFREG:
+            _copy_file(src, out, st, privileged)
+            continue
+        if fmt == stat.S_IFLNK:
+            os.symlink(os.readlink(src), out)
+        elif fmt == stat.S_IFIFO:
+            os.mkfifo(out, 0o600)
+        elif fmt in (stat.S_IFCHR, stat.S_IFBLK) and privileged:
+            os.mknod(out, fmt | 0o600, st.st_rdev)
+        else:
+            count -= 1  # sockets; devices when not root
+            continue
+        if privileged:
+            os.lchown(out, st.st_uid, st.st_gid)
+        if fmt != stat.S_IFLNK:
+            os.chmod(out, stat.S_IMODE(st.st_mode))
+        copy_xattrs(src, out)
+        os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    for path, st in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
+        if privileged:
+            os.lchown(path, st.st_uid, st.st_gid)
+        os.chmod(path, stat.S_IMODE(st.st_mode))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    return count

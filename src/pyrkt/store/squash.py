@@ -1,0 +1,116 @@
+"""An image's filesystem as one tree: its unpacked layers merged as overlayfs would show them.
+
+``plan_squash`` is pure: given what each layer holds (bottom first), it says which layer each
+path of the merged tree comes from. A whiteout (char 0:0) hides the path and everything under
+it in the layers below; an opaque dir (``trusted.overlay.opaque=y``) hides everything below it
+in lower layers; a non-dir over a dir replaces the whole subtree; the topmost copy of a dir gives
+its owner, mode and times. ``list_layer`` reads one layer dir into the planner's input, and
+``entries`` walks the plan in tar order (parents first) yielding the real path of each entry.
+``image export`` (ACI) and ``image extract``/``render`` follow the plan.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+@dataclass(frozen=True, slots=True)
+class LayerListing:
+    """One layer's entries (relative paths, no leading slash) sorted parents first.
+
+    ``kinds[path]`` is ``"dir"``, ``"whiteout"`` or ``"other"``; ``opaque`` holds the dirs
+    marked opaque in this layer.
+    """
+
+    kinds: dict[str, str]
+    opaque: frozenset[str] = frozenset()
+
+
+def _drop_subtree(merged: dict[str, int], kinds: dict[str, str], path: str, *, keep_self: bool) -> None:
+    prefix = path + "/" if path else ""
+    for p in [p for p in merged if p.startswith(prefix) and p != path]:
+        del merged[p]
+        kinds.pop(p, None)
+    if not keep_self:
+        merged.pop(path, None)
+        kinds.pop(path, None)
+
+
+def plan_squash(layers: list[LayerListing]) -> dict[str, int]:
+    """Path -> index (into ``layers``) of the layer whose entry the merged tree shows."""
+    merged: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    for i, layer in enumerate(layers):
+        for d in sorted(layer.opaque, key=_depth):
+            _drop_subtree(merged, kinds, d, keep_self=True)
+        for path in sorted(layer.kinds, key=_depth):
+            kind = layer.kinds[path]
+            below = kinds.get(path)
+            if kind == "whiteout":
+                if below is not None:
+                    _drop_subtree(merged, kinds, path, keep_self=False)
+                continue
+            if kind != "dir" and below == "dir":  # only a dir has a subtree to drop
+                _drop_subtree(merged, kinds, path, keep_self=True)
+            merged[path] = i
+            kinds[path] = kind
+    return merged
+
+
+def _depth(path: str) -> tuple[int, str]:
+    return (path.count("/") if path else -1, path)
+
+
+def tar_order(paths: list[str]) -> list[str]:
+    """Parents before children, siblings by name: the order a tar (and a copy) needs."""
+    return sorted(paths, key=lambda p: p.split("/"))
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def list_layer(root: Path) -> LayerListing:
+    """What an unpacked layer dir holds, as ``plan_squash`` wants it (the root itself is ``""``)."""
+    kinds: dict[str, str] = {"": "dir"}
+    opaque: set[str] = set()
+    base = str(root)
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel_dir = os.path.relpath(dirpath, base)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        if rel_dir and is_opaque(dirpath):
+            opaque.add(rel_dir)
+        for name in dirnames + filenames:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISDIR(st.st_mode):
+                kinds[rel] = "dir"
+            elif is_whiteout(st):
+                kinds[rel] = "whiteout"
+            else:
+                kinds[rel] = "other"
+    return LayerListing(kinds, frozenset(opaque))
+
+
+def entries(layer_dirs: list[Path]) -> Iterator[tuple[str, Path, int]]:
+    """(relative path, real path, layer index) of each entry of the merged tree, parents first.
+
+    The root (``""``) comes first; hardlinks show as several paths of one inode of one layer.
+    """
+    plan = plan_squash([list_layer(d) for d in layer_dirs])
+    for rel in tar_order(list(plan)):
+        i = plan[rel]
+        yield rel, (layer_dirs[i] / rel if rel else layer_dirs[i]), i
