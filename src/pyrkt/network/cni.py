@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
 
 from pyrkt.errors import NetworkSetupError
 
@@ -13,7 +15,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+TIMINGS_ENV = "PYRKT_NET_TIMINGS"
 DEFAULT_PLUGIN_DIRS = ("/usr/lib/pyrkt/plugins/net", "/usr/lib/cni", "/opt/cni/bin")
+
+
+def report_time(what: str, started: float) -> None:
+    """With ``PYRKT_NET_TIMINGS`` set (by ``make bench``), one stderr line per plugin call and
+    per ``up``/``down``: ``pyrkt-net-timing: <what> <ms>``."""
+    if os.environ.get(TIMINGS_ENV):
+        sys.stderr.write(f"pyrkt-net-timing: {what} {(time.perf_counter() - started) * 1000:.2f}\n")
 
 
 def find_plugin(kind: str, plugin_path: list[str]) -> str:
@@ -50,10 +60,13 @@ def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, 
         "CNI_PATH": ":".join(plugin_path),
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
     }
+    started = time.perf_counter()
     try:
         p = subprocess.run([plugin], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r}: {e}") from None
+    finally:
+        report_time(f"plugin {command} {network} {conf['type']}", started)
     out = p.stdout.decode(errors="replace").strip()
     if p.returncode != 0:
         msg = out or p.stderr.decode(errors="replace").strip()

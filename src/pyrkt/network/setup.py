@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, PyrktError
@@ -42,6 +43,7 @@ def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
 def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path], *,
        port_mappings: list[dict[str, Any]] | None = None) -> str:
     """Create the pod's netns and ADD its networks; returns the netns path."""
+    started = time.perf_counter()
     nets = config.select(requested, config_dirs)
     target = forwardable(nets)
     path = netns.path_for(uuid)
@@ -53,6 +55,8 @@ def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path], 
         info = []
         for i, (name, conflist, args) in enumerate(nets):
             runtime = {"portMappings": port_mappings} if port_mappings and name == target else None
+            if runtime is None and conflist is config.BUILTIN.get(name):
+                conflist = without_portmap(conflist)  # the built-in chain's portmap only serves --port
             if runtime and not any((p.get("capabilities") or {}).get("portMappings") for p in conflist["plugins"]):
                 raise NetworkSetupError(f"network {name!r} cannot forward ports: no plugin with the portMappings capability")
             record: dict[str, Any] = {"network": name, "conflist": conflist, "args": args, "ifname": f"eth{i}",
@@ -75,7 +79,13 @@ def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path], 
         except PyrktError:
             pass  # the first error is the one to report; gc retries the teardown
         raise
+    cni.report_time("up", started)
     return path
+
+
+def without_portmap(conflist: dict[str, Any]) -> dict[str, Any]:
+    plugins = [p for p in conflist["plugins"] if p.get("type") != "portmap"]
+    return {**conflist, "plugins": plugins} if plugins else conflist
 
 
 def net_info(record: dict[str, Any], plugin: str) -> dict[str, Any]:
@@ -92,8 +102,10 @@ def net_info(record: dict[str, Any], plugin: str) -> dict[str, Any]:
             "ifName": record["ifname"], "ip": ip, "args": record["args"], "mask": mask}
 
 
-def down(pod_dir: Path) -> None:
-    """DEL every network the pod dir records, in reverse order, then remove the netns."""
+def down(pod_dir: Path, *, keep_netns: bool = False) -> None:
+    """DEL every network the pod dir records, in reverse order, then remove the netns (unless
+    ``keep_netns``: the caller removes it later, from the right mount namespace)."""
+    started = time.perf_counter()
     path = (fs.read_text(pod_dir / abi.NETNS) or "").strip()
     errors: list[str] = []
     net_dir = pod_dir / NET_DIR
@@ -114,9 +126,10 @@ def down(pod_dir: Path) -> None:
             os.unlink(net_dir / name)
         except NetworkSetupError as e:
             errors.append(str(e))
-    if path:
+    if path and not keep_netns:
         netns.remove(path)
         fs.unlink_quiet(pod_dir / abi.NETNS)
+    cni.report_time("down", started)
     if errors:
         raise NetworkSetupError(errors[0])
 
@@ -130,3 +143,21 @@ def delete(record: dict[str, Any], uuid: str, path: str) -> None:
         cni.call("DEL", cni.find_plugin(conf["type"], search), conf, container_id=uuid,
                  netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
                  args=record.get("args", ""), plugin_path=search, network=record["network"])
+
+
+def first_dns(pod_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """(network, dns block) of the first network, in ``--net`` order, whose result has DNS."""
+    net_dir = pod_dir / NET_DIR
+    try:
+        names = sorted(n for n in os.listdir(net_dir) if n.endswith(".json"))
+    except FileNotFoundError:
+        return None
+    for name in names:
+        try:
+            record = json.loads((net_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        block = cni.dns(record.get("result") or {})
+        if block:
+            return str(record["network"]), block
+    return None

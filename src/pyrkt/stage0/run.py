@@ -18,7 +18,7 @@ from pyrkt.stage0.prepare import PodRequest, discard, prepare
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TextIO
+    from typing import Any, TextIO
 
 
 class RunOptions(Value, frozen=False):
@@ -31,6 +31,11 @@ class RunOptions(Value, frozen=False):
     rm: bool = False
     ipc: str = "auto"
     stage1_name: str = "default"
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opt: list[str] = field(default_factory=list)
+    dns_domain: str = ""
+    hosts_entry: list[str] = field(default_factory=list)
 
 
 def parse_net(text: str) -> list[str]:
@@ -56,11 +61,29 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
+    dns_extra(opts)  # bad --dns*/--hosts-entry values fail before any work
     names = [n.split(":", 1)[0] for n in opts.net]
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
 
         netconf.select(list(opts.net), config.config_dirs())  # unknown networks fail before any work
+
+
+def dns_extra(opts: RunOptions) -> dict[str, Any]:
+    """The ``--dns*`` and ``--hosts-entry`` flags, checked, as runtime-config extras (none when
+    no such flag was given, so the common run path never imports the parser)."""
+    if not (opts.dns or opts.dns_search or opts.dns_opt or opts.dns_domain or opts.hosts_entry):
+        return {}
+    from pyrkt.network import dns
+
+    out: dict[str, Any] = {}
+    conf = dns.parse_dns(opts.dns, opts.dns_search, opts.dns_opt, opts.dns_domain)
+    if conf["mode"]:
+        out["dns"] = conf
+    hosts = dns.parse_hosts(opts.hosts_entry)
+    if hosts:
+        out["hosts"] = hosts
+    return out
 
 
 def check_ports(ports: bool, opts: RunOptions) -> None:
@@ -115,7 +138,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=str(config.data_dir / "cache"),
-        extra={"ipc": opts.ipc, "config_dirs": [str(d) for d in config.config_dirs()]},
+        extra={"ipc": opts.ipc, "config_dirs": [str(d) for d in config.config_dirs()], **dns_extra(opts)},
     )
 
 

@@ -37,6 +37,8 @@ STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 ETC_DIR = "stage1/rootfs/etc"
 CONTAINER_ENV = "pyrkt"
+HOST_RESOLV = "/etc/resolv.conf"
+HOST_HOSTS = "/etc/hosts"
 POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
 
 
@@ -117,16 +119,6 @@ def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: 
             "seccomp": bpf,
             "mask_paths": not config.disable_paths,
         })
-    etc = pod_dir / ETC_DIR
-    hostname = hostname_for(config)
-    fs.atomic_write(etc / "hostname", hostname + "\n", sync=False)
-    fs.atomic_write(etc / "hosts-fallback",
-                    f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
-                    f"::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
-                    f"127.0.0.1\t{hostname}\n", sync=False)
-    resolv = ""
-    if network_mode(config) == "host" and os.path.exists("/etc/resolv.conf"):
-        resolv = "/etc/resolv.conf"
     return {
         "v": abi.INTERFACE_VERSION,
         "uuid": config.uuid,
@@ -140,8 +132,60 @@ def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: 
         "supervisor_status": str(pod_dir / abi.SUPERVISOR_STATUS),
         "state_file": str(pod_dir / STATE_FILE),
         "podinit": POD_INIT_PATH,
-        "etc": {"hostname": str(etc / "hostname"), "hosts": str(etc / "hosts-fallback"), "resolv": resolv},
+        "etc": etc_files(pod_dir, config),
     }
+
+
+def etc_files(pod_dir: Path, config: abi.RuntimeConfig) -> dict[str, Any]:
+    """The /etc files bound into every app (rkt-behaviour §4.6): hostname always; hosts from
+    ``--hosts-entry`` (over the image's file) or the fallback (only where the image has none);
+    resolv.conf from the ``--dns*`` flags, or the host's file (``--dns=host``, ``--net=host``).
+    A CNI network's DNS result is added by ``cni_resolv`` once the networks are up."""
+    etc = pod_dir / ETC_DIR
+    hostname = hostname_for(config)
+    fs.atomic_write(etc / "hostname", hostname + "\n", sync=False)
+    out: dict[str, Any] = {"hostname": str(etc / "hostname"), "hosts": str(etc / "hosts-fallback"),
+                           "hosts_override": False, "hosts_readonly": False, "resolv": ""}
+    hosts = config.extra.get("hosts") or []
+    dns_conf = config.extra.get("dns") or {}
+    if hosts == "host":
+        out.update(hosts=HOST_HOSTS, hosts_override=True, hosts_readonly=True)
+    elif hosts:
+        from pyrkt.network import dns
+
+        fs.atomic_write(etc / "hosts", dns.hosts_file(hosts), sync=False)
+        out.update(hosts=str(etc / "hosts"), hosts_override=True)
+    else:
+        fs.atomic_write(etc / "hosts-fallback",
+                        f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+                        f"::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
+                        f"127.0.0.1\t{hostname}\n", sync=False)
+    mode = dns_conf.get("mode", "")
+    if mode == "flags":
+        from pyrkt.network import dns
+
+        fs.atomic_write(etc / "resolv.conf", dns.resolv_from_flags(dns_conf), sync=False)
+        out["resolv"] = str(etc / "resolv.conf")
+    elif (mode == "host" or (mode == "" and network_mode(config) == "host")) and os.path.exists(HOST_RESOLV):
+        out["resolv"] = HOST_RESOLV
+    return out
+
+
+def cni_resolv(pod_dir: Path, config: abi.RuntimeConfig) -> str:
+    """resolv.conf from the first CNI network that returned DNS, unless a ``--dns*`` flag
+    decided (``--dns=none`` included); the file's path, or "" when there is none."""
+    if (config.extra.get("dns") or {}).get("mode", ""):
+        return ""
+    from pyrkt.network import dns
+    from pyrkt.network import setup as network
+
+    found = network.first_dns(pod_dir)
+    text = dns.resolv_from_cni(*found) if found else None
+    if text is None:
+        return ""
+    path = pod_dir / ETC_DIR / "resolv.conf"
+    fs.atomic_write(path, text, sync=False)
+    return str(path)
 
 
 class DefaultFlavor:
@@ -177,6 +221,7 @@ class DefaultFlavor:
 
             netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config),
                                     port_mappings=port_mappings(pod_dir))
+            plan["etc"]["resolv"] = cni_resolv(pod_dir, config) or plan["etc"]["resolv"]
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -224,6 +269,13 @@ class DefaultFlavor:
             os.close(ready_r)
             os.setsid()
             cgroups.join(cgroup_paths)
+            if netns_path and detach:  # pod init tears the networks down as the pod exits
+                from pyrkt.network import teardown
+
+                host_ns = [os.open(f"/proc/self/ns/{ns}", os.O_RDONLY) for ns in ("net", "mnt")]
+                for fd in host_ns:
+                    os.set_inheritable(fd, True)  # kept across pod init's re-exec, for the teardown
+                plan["teardown"] = {"argv": teardown.command(pod_dir, *host_ns), "timeout": teardown.TIMEOUT}
             if netns_path:
                 fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
                 namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")

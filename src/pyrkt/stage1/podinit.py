@@ -318,7 +318,38 @@ class PodInit:
             os.kill(-1, SIGKILL)  # whatever the apps left behind dies with the pod
         except ProcessLookupError:
             pass
+        self.teardown()
         return self.exit_code
+
+    def teardown(self) -> None:
+        """A detached pod's CNI networks: run the plan's teardown command (it leaves the pod's
+        namespaces itself, see pyrkt.network.teardown) and wait for it, with a timeout, since
+        the pod's pid namespace dies with PID 1. If it fails, gc tears the networks down."""
+        td = self.plan.get("teardown")
+        if not td:
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            return
+        if pid == 0:
+            try:
+                os.execv(td["argv"][0], td["argv"])
+            finally:
+                os._exit(127)
+        deadline = time.monotonic() + td["timeout"]
+        while True:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            if time.monotonic() > deadline:
+                os.kill(pid, SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
 
     # -- slimming down -------------------------------------------------------------------
 

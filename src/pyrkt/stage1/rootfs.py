@@ -34,8 +34,8 @@ def setup(root: str, spec: dict[str, Any], plan: dict[str, Any]) -> None:
     M.mount("sysfs", sys_dir, "sysfs", NOSUID_NODEV_NOEXEC | M.MS_RDONLY)
     etc = plan["etc"]
     bind_file(etc["hostname"], root, "etc/hostname")
-    if etc.get("hosts") and not exists_in(root, "etc/hosts"):
-        bind_file(etc["hosts"], root, "etc/hosts")
+    if etc.get("hosts") and (etc.get("hosts_override") or not exists_in(root, "etc/hosts")):
+        bind_file(etc["hosts"], root, "etc/hosts", readonly=bool(etc.get("hosts_readonly")))
     if etc.get("resolv"):
         bind_file(etc["resolv"], root, "etc/resolv.conf", readonly=True)
     if spec["mask_paths"]:

@@ -30,6 +30,11 @@ RUNTIME_FLAGS = [
     Flag("hostname", help="the pod's hostname (default rkt-$UUID)"),
     Flag("interactive", "bool", help="run the app with a terminal (one app only)"),
     Flag("ipc", default="auto", help="IPC namespace: auto, private or parent"),
+    Flag("dns", "list", help="a name server for the pod (repeatable, or a comma list), or host, or none"),
+    Flag("dns-search", "list", help="a DNS search domain for the pod's resolv.conf (repeatable)"),
+    Flag("dns-opt", "list", help="a DNS option for the pod's resolv.conf (repeatable)"),
+    Flag("dns-domain", help="the DNS domain for the pod's resolv.conf"),
+    Flag("hosts-entry", "list", help="an /etc/hosts entry IP=HOSTNAME (repeatable, or a comma list), or host"),
 ]
 RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [
     Flag("detach", "bool", help="return once the apps have started and leave the pod running"),
@@ -62,6 +67,11 @@ def run_options(values: dict[str, Any]) -> RunOptions:
         rm=values.get("rm", False),
         ipc=values["ipc"],
         stage1_name=values.get("stage1_name", "default"),
+        dns=values["dns"],
+        dns_search=values["dns_search"],
+        dns_opt=values["dns_opt"],
+        dns_domain=values["dns_domain"] or "",
+        hosts_entry=values["hosts_entry"],
     )
 
 
