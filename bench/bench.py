@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -41,6 +42,7 @@ IMAGES = REPO / "tests" / "support" / "images.py"
 
 TARGET_MS = 40.0
 TARGET_CRUN_RATIO = 4.0
+TARGET_PODMAN_NET_RATIO = 0.5  # pyrkt on its default network against podman on its own
 TARGET_PSS_MIB = 8.0
 # top-level modules that must never load on the hot path: HTTP clients, progress bars, gRPC
 FORBIDDEN = ("httpx", "httpcore", "h11", "h2", "requests", "urllib3", "aiohttp", "http.client",
@@ -79,6 +81,7 @@ class Report:
     pss_one_detail: list[str] = field(default_factory=list)
     pss_many_mib: float | None = None
     pods: int = 0
+    net_timings: dict[str, float] = field(default_factory=dict)  # median ms per run: up, down, plugins
     forbidden: dict[str, list[str]] = field(default_factory=dict)
     checks: list[tuple[str, str]] = field(default_factory=list)  # (PASS|FAIL|SKIP, text)
 
@@ -132,6 +135,10 @@ def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: con
 
     report.timings.append(time_command(
         "pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true"), args))
+    # the default network (ptp + portmap, the real CNI plugins): set up and torn down per run
+    report.timings.append(time_command(
+        "pyrkt run default", lambda i: pyrkt.argv("run", image, "--exec=/bin/true"), args))
+    report.net_timings = network_timings(pyrkt, image, args)
     # the floor under it: interpreter start, the CLI's imports and nothing else
     report.timings.append(time_command("pyrkt version", lambda i: pyrkt.argv("version"), args))
     report.forbidden = import_checks(pyrkt, image, work)
@@ -142,7 +149,7 @@ def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: con
         if "crun" not in args.skip and shutil.which("crun"):
             report.timings.append(bench_crun(layout, work, args))
         if "podman" not in args.skip and shutil.which("podman"):
-            report.timings.append(bench_podman(archive, work, args))
+            report.timings += bench_podman(archive, work, args)
 
 
 # -- timing ----------------------------------------------------------------------------------
@@ -165,6 +172,33 @@ def time_command(name: str, argv_of: Callable[[int], list[str]], args: argparse.
     return timing
 
 
+def network_timings(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> dict[str, float]:
+    """Where the default network's time goes: ``PYRKT_NET_TIMINGS=1`` makes pyrkt print one
+    line per plugin call and per network up/down; medians over the runs, in ms per run."""
+    runs = max(5, args.runs // 2)
+    print(f"bench: timing the CNI plugins of pyrkt run on the default network: {runs} runs")
+    per_run: dict[str, list[float]] = {"wall": [], "up": [], "down": [], "plugins": []}
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(pyrkt.argv("run", image, "--exec=/bin/true"), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**USER_ENV, "PYRKT_NET_TIMINGS": "1"})
+        per_run["wall"].append((time.perf_counter() - start) * 1000)
+        if proc.returncode != 0:
+            print(f"bench: network timing run failed: {proc.stderr.strip()[-400:]}")
+            return {}
+        sums = {"up": 0.0, "down": 0.0, "plugins": 0.0}
+        for line in proc.stderr.splitlines():
+            if line.startswith("pyrkt-net-timing: "):
+                what, ms = line.removeprefix("pyrkt-net-timing: ").rsplit(" ", 1)
+                key = "plugins" if what.startswith("plugin ") else what
+                if key in sums:
+                    sums[key] += float(ms)
+        for key, value in sums.items():
+            per_run[key].append(value)
+    return {key: statistics.median(values) for key, values in per_run.items()}
+
+
 def bench_crun(layout: Path, work: Path, args: argparse.Namespace) -> Timing:
     """crun on a bundle whose rootfs is the image's layers unpacked; config from `crun spec`."""
     bundle = work / "bundle"
@@ -183,22 +217,61 @@ def bench_crun(layout: Path, work: Path, args: argparse.Namespace) -> Timing:
                                                f"pyrkt-bench-{os.getpid()}-{i}"], args)
 
 
-def bench_podman(archive: Path, work: Path, args: argparse.Namespace) -> Timing:
-    """podman on a throwaway store; its global leftovers are removed if it created them."""
+def iptables_chains() -> set[tuple[str, str]]:
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    table, chains = "", set()
+    for line in out.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            chains.add((table, line[1:].split()[0]))
+    return chains
+
+
+def remove_new_netavark_state(chains_before: set[tuple[str, str]], links_before: str) -> None:
+    """What podman's default network (netavark) may leave: its bridge and NETAVARK chains.
+    Only what did not exist before the benchmark is removed."""
+    if "podman0" not in links_before:
+        subprocess.run(["ip", "link", "del", "podman0"], capture_output=True)
+    new = [(t, c) for t, c in iptables_chains() - chains_before if c.startswith("NETAVARK")]
+    for table, chain in new:
+        rules = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
+        for rule in rules.splitlines():
+            if rule.startswith("-A ") and f"-j {chain}" in rule:
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(rule)[1:]], capture_output=True)
+    for table, chain in new:
+        subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+    for table, chain in new:
+        subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
+
+
+def bench_podman(archive: Path, work: Path, args: argparse.Namespace) -> list[Timing]:
+    """podman on a throwaway store, with --net=none and on its default network (netavark's
+    bridge); its global leftovers are removed if it created them."""
     base = work / "podman"
     podman = ["podman", f"--root={base}/root", f"--runroot={base}/runroot", f"--tmpdir={base}/tmp",
               f"--network-config-dir={base}/net", "--cgroup-manager=cgroupfs", "--events-backend=none"]
     leftovers = [*PODMAN_GLOBALS, *(str(h / "libpod_parent") for h in Path("/sys/fs/cgroup").iterdir())]
-    existed = {p for p in leftovers if os.path.lexists(p)}
+    existed = {p for p in [*leftovers, "/run/netns"] if os.path.lexists(p)}
+    chains_before = iptables_chains()
+    links_before = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     try:
         sh([*podman, "load", "-q", "-i", archive])
         image = sh([*podman, "images", "-q", "--no-trunc"]).split()[0]
         # No CAP_SYS_RESOURCE on this machine kind: podman's default rlimits are above the hard
         # limits and crun's setrlimit fails, so ask for lower ones (crun's own spec uses 1024).
-        run = [*podman, "run", "--rm", "--net=none", "--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096",
-               image, "true"]
-        return time_command("podman run --rm", lambda i: run, args)
+        limits = ["--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096"]
+        run = [*podman, "run", "--rm", "--net=none", *limits, image, "true"]
+        default = [*podman, "run", "--rm", *limits, image, "true"]
+        return [time_command("podman run --rm", lambda i: run, args),
+                time_command("podman run default", lambda i: default, args)]
     finally:
+        remove_new_netavark_state(chains_before, links_before)
+        if "/run/netns" not in existed and os.path.isdir("/run/netns") and not os.listdir("/run/netns"):
+            # netavark's netns dir (bind-mounted on itself, as `ip netns` does), if it made it
+            subprocess.run(["umount", "/run/netns"], capture_output=True)
+            with contextlib.suppress(OSError):
+                os.rmdir("/run/netns")
         subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
         subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
         unmount_under(base)
@@ -323,6 +396,14 @@ def judge(report: Report) -> None:
     crun = timings.get("crun run")
     check(py is not None and py.median <= TARGET_MS,
           f"pyrkt run median {py.median:.1f} ms <= {TARGET_MS:g} ms" if py else "pyrkt run did not run")
+    py_net, podman_net = timings.get("pyrkt run default"), timings.get("podman run default")
+    if py_net and podman_net:
+        check(py_net.median <= TARGET_PODMAN_NET_RATIO * podman_net.median,
+              f"pyrkt run on the default network {py_net.median / podman_net.median:.2f}x podman's "
+              f"<= {TARGET_PODMAN_NET_RATIO:g}x")
+    else:
+        check(None, "pyrkt/podman ratio on the default networks: "
+                    + ("podman did not run" if py_net else "pyrkt on the default network did not run"))
     if py and crun:
         check(py.median <= TARGET_CRUN_RATIO * crun.median,
               f"pyrkt run median {py.median / crun.median:.1f}x crun <= {TARGET_CRUN_RATIO:g}x")
@@ -350,8 +431,17 @@ def print_report(report: Report) -> None:
     medians = {t.name: t.median for t in report.timings if t.times_ms}
     if "pyrkt run" in medians:
         ratios = [f"pyrkt/{other.split()[0]} {medians['pyrkt run'] / m:.2f}x"
-                  for other, m in medians.items() if not other.startswith("pyrkt")]
+                  for other, m in medians.items() if not other.startswith("pyrkt") and not other.endswith("default")]
         print("  ratios of medians: " + ("   ".join(ratios) or "none (nothing to compare with)"))
+
+    if "pyrkt run default" in medians and "podman run default" in medians:
+        print(f"  default networks (pyrkt: CNI ptp+portmap; podman: netavark bridge): pyrkt/podman "
+              f"{medians['pyrkt run default'] / medians['podman run default']:.2f}x")
+    nt = report.net_timings
+    if nt:
+        print(f"  pyrkt run on the default network, medians per run: {nt['wall']:.1f} ms in all, network up "
+              f"{nt['up']:.1f} ms + down {nt['down']:.1f} ms, of which the CNI plugins {nt['plugins']:.1f} ms "
+              f"({100 * nt['plugins'] / nt['wall']:.0f}% of the run)")
 
     print("\n== memory: PSS of an idle pod's pyrkt processes (pod init and any pyrkt Python, not the app) ==")
     if report.pss_one_mib is not None:
