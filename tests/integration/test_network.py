@@ -211,3 +211,25 @@ def test_port_errors(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     assert r.code == 254 and "--net=host" in r.err, r
     r = cli("run", "--port=80-tcp:notaport", src, "--exec=/bin/true")
     assert r.code == 254 and "NAME:[HOSTIP:]HOSTPORT" in r.err, r
+
+
+def test_a_host_port_another_pod_forwards_is_refused(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    import socket
+
+    cli, _, _ = env
+    src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    first = cli("run", "--detach", f"--port=80-tcp:{port}", src)
+    assert first.code == 0, first
+    uuid = first.out.strip()
+    try:
+        before = host_state()
+        r = cli("run", "--detach", f"--port=80-tcp:{port}", src)
+        assert r.code == 254 and len(r.err.strip().splitlines()) == 1, r
+        assert f"{port}/tcp is already forwarded to pod {uuid}" in r.err and "'default'" in r.err and "portmap" in r.err
+        assert host_state() == before
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)

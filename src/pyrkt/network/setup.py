@@ -2,7 +2,8 @@
 
 ``up`` writes, in order and each before the step it describes: the netns path (``$P/netns``),
 then per network ``$P/net/<i>-<name>.json`` (the conflist, CNI_ARGS and interface), then runs
-the plugin chain with ADD, then adds the result to that file, and finally ``$P/net-info.json``
+the plugin chain with ADD, rewriting that file with each plugin's result before the next plugin
+runs, and finally ``$P/net-info.json``
 (what list and status show). ``down`` reads those files and DELs every network in reverse
 order (plugins treat DEL of what is not there as success), then removes the netns. It is
 idempotent and needs nothing but the pod dir, so gc can run it after any crash.
@@ -69,8 +70,9 @@ def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path], 
                 result = cni.call("ADD", cni.find_plugin(plugin["type"], search), conf, container_id=uuid,
                                   netns=path, ifname=f"eth{i}", args=args, plugin_path=search, network=name)
                 prev = result if result is not None else prev
-            record["result"] = prev or {}
-            fs.atomic_write(rec_path, json.dumps(record), sync=False)
+                record["result"] = prev or {}  # each plugin's result is on disk before the next runs
+                record["added"] = j + 1
+                fs.atomic_write(rec_path, json.dumps(record), sync=False)
             info.append(net_info(record, cni.find_plugin(conflist["plugins"][0]["type"], search)))
         fs.atomic_write(pod_dir / abi.NET_INFO, json.dumps(info), sync=False)
     except BaseException:

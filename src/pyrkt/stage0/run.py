@@ -6,9 +6,10 @@ once every app has started; ``--rm`` removes the pod after it exits.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from pyrkt.config import Config
-from pyrkt.errors import InvalidState, PyrktError, UsageError
+from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi
 from pyrkt.model.values import Value, field
@@ -142,6 +143,40 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
     )
 
 
+def forwarded_ports(pod_dir: Path) -> list[tuple[int, str, str]]:
+    """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
+    import json
+
+    from pyrkt.model.pod import PodManifest
+
+    try:
+        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+    except (OSError, ValueError):
+        return []
+    protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}
+    return [(f.host_port, protocols.get(f.name, "tcp"), f.host_ip) for f in manifest.ports]
+
+
+def check_port_conflicts(config: Config, pod: Pod, nets: list[str]) -> None:
+    """Refuse a host port another running pod already forwards: portmap would add a second,
+    shadowed DNAT rule without a word."""
+    mine = forwarded_ports(pod.path)
+    if not mine:
+        return
+    from pyrkt.network import config as netconf
+    from pyrkt.network import setup as netsetup
+
+    network = netsetup.forwardable(netconf.select(nets, config.config_dirs()))
+    for other in Pod.walk(config.pods_dir, (Dir.RUN,)):
+        if other.uuid == pod.uuid or other.state != State.RUNNING:
+            continue
+        for port, proto, ip in forwarded_ports(other.path):
+            for my_port, my_proto, my_ip in mine:
+                if (port, proto) == (my_port, my_proto) and (not ip or not my_ip or ip == my_ip):
+                    raise NetworkSetupError(f"network {network!r}: plugin 'portmap': host port {port}/{proto} "
+                                            f"is already forwarded to pod {other.uuid}")
+
+
 def start(config: Config, pod: Pod, opts: RunOptions, out: TextIO) -> int:
     """Hand a locked pod in ``run/`` to its flavor; the lock fd goes to pod init."""
     from pyrkt.stage1 import flavor
@@ -149,6 +184,7 @@ def start(config: Config, pod: Pod, opts: RunOptions, out: TextIO) -> int:
     rc = runtime_config(config, pod, opts)
     os.makedirs(rc.cache_dir, exist_ok=True)
     try:
+        check_port_conflicts(config, pod, opts.net)
         fs.atomic_write(pod.file(abi.RUNTIME_CONFIG), rc.to_json(), sync=False)
         fl = flavor.get(rc.flavor)
     except BaseException:
