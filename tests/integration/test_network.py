@@ -233,3 +233,26 @@ def test_a_host_port_another_pod_forwards_is_refused(env: tuple[Cli, str, Path],
     finally:
         cli("stop", uuid)
         cli("rm", uuid)
+
+
+def test_port_forward_is_reachable_from_another_host_through_the_hosts_address(
+        env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    """Another pod (a host of its own, in a netns this test made) reaches the forward through
+    an address of the host's (its gateway, the host side of its veth), not only 127.0.0.1."""
+    import socket
+
+    cli, image, _ = env
+    src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80", "-h", "/www"),
+                     extra_layers=({"www/index.html": b"served\n"},))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uuid = cli("run", "--detach", f"--port=80-tcp:{port}", src).out.strip()
+    try:
+        r = cli("run", image, "--exec=/bin/sh", "--", "-c",
+                f"gw=$(ip route | awk '/default/ {{print $3}}'); "
+                f"for i in 1 2 3 4 5; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $gw {port} && break; sleep 0.3; done")
+        assert r.code == 0 and r.out.startswith("HTTP/1.1 200") and r.out.endswith("\n\nserved\n"), r
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)
