@@ -256,3 +256,46 @@ def test_port_forward_is_reachable_from_another_host_through_the_hosts_address(
     finally:
         cli("stop", uuid)
         cli("rm", uuid)
+
+
+def test_bad_net_d_and_missing_plugin_are_one_line_errors_that_leave_nothing(env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = env
+    pods_before = run_pods(cli)
+    before = host_state()
+    (conf / "net.d" / "40-broken.conf").write_text("{not json")
+    try:
+        r = cli("run", "--net=default", image, "--exec=/bin/true")
+        assert r.code == 254 and len(r.err.strip().splitlines()) == 1 and "40-broken.conf" in r.err, r
+    finally:
+        (conf / "net.d" / "40-broken.conf").unlink()
+    (conf / "net.d" / "41-ghost.conf").write_text(json.dumps({"cniVersion": "1.0.0", "name": "ghost", "type": "nosuchplugin"}))
+    try:
+        r = cli("run", "--net=ghost", image, "--exec=/bin/true")
+        assert r.code == 254 and len(r.err.strip().splitlines()) == 1, r
+        assert "nosuchplugin" in r.err and "not found" in r.err
+    finally:
+        (conf / "net.d" / "41-ghost.conf").unlink()
+    assert host_state() == before
+    assert run_pods(cli) == pods_before
+
+
+def run_pods(cli: Cli) -> list[str]:
+    d = cli.data_dir / "pods" / "run"
+    return sorted(os.listdir(d)) if d.is_dir() else []
+
+
+def test_a_cni_1_0_conflist_network_with_the_real_plugins(env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = env
+    (conf / "net.d" / "50-v1.conflist").write_text(json.dumps({
+        "cniVersion": "1.0.0", "name": "v1net", "plugins": [
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.224.55.0/24", "dataDir": str(conf / "ipam")}},
+            {"type": "tuning", "sysctl": {"net.core.somaxconn": "512"}}]}))
+    before = host_state()
+    try:
+        r = cli("run", "--net=v1net", image, "--exec=/bin/sh", "--", "-c",
+                "ip -4 -o addr show eth0; cat /proc/sys/net/core/somaxconn")
+        assert r.code == 0, r
+        assert "10.224.55." in r.out and r.out.splitlines()[-1] == "512"
+    finally:
+        (conf / "net.d" / "50-v1.conflist").unlink()
+    assert host_state() == before
