@@ -299,3 +299,29 @@ def test_a_cni_1_0_conflist_network_with_the_real_plugins(env: tuple[Cli, str, P
     finally:
         (conf / "net.d" / "50-v1.conflist").unlink()
     assert host_state() == before
+
+
+def test_default_restricted_is_host_only(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    before = host_state()
+    r = cli("run", "--net=default-restricted", image, "--exec=/bin/sh", "--", "-c",
+            "ip -4 -o addr show eth0; ip route | grep -c default")
+    assert "172.31." in r.out and r.out.splitlines()[1] == "0", r  # an address, no default route
+    assert host_state() == before
+
+
+def test_an_address_conflict_is_a_one_line_error_naming_network_and_plugin(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    first = cli("run", "--detach", "--net=default:IP=172.16.28.200", image, "--exec=/bin/sleep", "--", "1000")
+    assert first.code == 0, first
+    uuid = first.out.strip()
+    try:
+        assert cli.status(uuid)["networks"] == "default:ip4=172.16.28.200"
+        before = host_state()
+        r = cli("run", "--net=default:IP=172.16.28.200", image, "--exec=/bin/true")
+        assert r.code == 254 and len(r.err.strip().splitlines()) == 1, r
+        assert "'default'" in r.err and "'ptp'" in r.err and "172.16.28.200" in r.err
+        assert host_state() == before
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)
