@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image extract": ("image_extract", "Extract a stored image to a directory"),
     "image render": ("image_render", "Render a stored image to a directory (for OCI images: as extract)"),
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
+    "trust": ("trust", "Trust a key for image verification"),
     "version": ("version", "Print the version and exit"),
 }
 

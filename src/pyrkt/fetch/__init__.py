@@ -4,6 +4,8 @@
 
     sources.py    what kind of source an argument is (oci:, oci-archive:, docker-archive:, docker://, ...)
     local.py      local OCI layouts and archives, Docker `docker save` archives
+    aci.py        local appc ACI files (signature checked unless --insecure-options=image)
+    trust.py      the trusted-keys store (``pyrkt trust``) and gpg signature checks
     manifests.py  OCI/Docker manifests and indexes, platform choice
     convert.py    an OCI/Docker config -> pyrkt.model.image.Image
 
@@ -13,7 +15,7 @@
 
 Hacking: a new source kind is a ``Source.kind`` in sources.py plus one entry in ``_FETCHERS``
 below; a fetcher takes (store, source, arg, options) and returns the stored Image. HTTPS/appc
-and ACI files are not written yet and refuse with a FetchError.
+discovery is not written yet and refuses with a FetchError.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ __all__ = ["LOCAL_KINDS", "FetchOptions", "Source", "fetch", "parse_source"]
 
 class FetchOptions(Value):
     """What a fetcher may need besides the source: ``--insecure-options`` and the config dirs
-    (system, local, user) whose ``auth.d`` holds registry credentials."""
+    (system, local, user) whose ``auth.d`` holds registry credentials and ``trustedkeys`` the
+    keys ACI signatures are checked with; ``signature``: an ACI's ``--signature`` file."""
 
     insecure: frozenset[str] = frozenset()
     config_dirs: tuple[Path, ...] = ()
+    signature: Path | None = None
 
 
 def _local(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
@@ -57,6 +61,15 @@ def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Im
     return import_registry(store, ref, source=arg, insecure=options.insecure, credentials=credentials)
 
 
+def _aci(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
+    from pyrkt.fetch.aci import import_aci
+
+    dirs = options.config_dirs
+    return import_aci(store, Path(source.location), source=arg, signature=options.signature,
+                      verify="image" not in options.insecure,
+                      system_dir=dirs[0] if dirs else None, local_dir=dirs[1] if len(dirs) > 1 else None)
+
+
 def _not_yet(what: str) -> Callable[[Store, Source, str, FetchOptions], Image]:
     def refuse(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
         raise FetchError(f"{what} is not supported yet: {arg}")
@@ -70,15 +83,16 @@ _FETCHERS: dict[str, Callable[[Store, Source, str, FetchOptions], Image]] = {
     "docker-archive": _local,
     "docker": _docker,
     "https": _not_yet("fetching ACI images over https"),
-    "aci-file": _not_yet("importing ACI files"),
+    "aci-file": _aci,
 }
 
 
 def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: frozenset[str] = frozenset(),
-          config_dirs: Sequence[Path] = ()) -> Image:
-    """Import the image ``arg`` names into ``store`` from its source; returns the stored Image."""
+          config_dirs: Sequence[Path] = (), signature: Path | None = None) -> Image:
+    """Import the image ``arg`` names into ``store`` from its source; returns the stored Image.
+    ``signature``: the detached signature of an ACI file (default: ``<file>.asc``)."""
     source = source or parse_source(arg)
     fetcher = _FETCHERS.get(source.kind)
     if fetcher is None:
         raise FetchError(f"no fetcher for {arg!r}: it names an image in the store, not a source")
-    return fetcher(store, source, arg, FetchOptions(insecure, tuple(config_dirs)))
+    return fetcher(store, source, arg, FetchOptions(insecure, tuple(config_dirs), signature))

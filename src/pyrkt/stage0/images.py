@@ -38,15 +38,19 @@ def check_pull_policy(policy: str) -> str:
     return policy
 
 
-def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str) -> Image:
-    """The stored image ``arg`` names, fetched or imported first as the policy says."""
+def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, signature: str | None = None) -> Image:
+    """The stored image ``arg`` names, fetched or imported first as the policy says.
+
+    Local files (ACIs too) are always imported, whatever the policy, as rkt; ``signature`` is
+    an ACI's detached signature file (``--signature``)."""
     from pyrkt.fetch import fetch, parse_source
 
     check_pull_policy(pull_policy)
     source = parse_source(arg)
     dirs = config.config_dirs()
-    if source.is_local:
-        return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs)
+    sig = Path(signature) if signature else None
+    if source.is_local or source.kind == "aci-file":
+        return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig)
     if source.kind == "store":
         # Discovery of appc names is not written yet, so every policy ends at the store here.
         return store.resolve(arg)
@@ -56,7 +60,7 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str) -
         except NotFound:
             if pull_policy == "never":
                 raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
-    return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs)
+    return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig)
 
 
 def _stored_name(source: Source) -> str:

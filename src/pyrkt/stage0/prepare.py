@@ -37,6 +37,7 @@ class AppRequest(Value, frozen=False):
     environment: list[str] = field(default_factory=list)
     supplementary_gids: str = ""
     readonly_rootfs: bool = False
+    signature: str = ""  # an ACI's detached signature file (--signature)
 
 
 class PodRequest(Value, frozen=False):
@@ -160,7 +161,8 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
-        images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy) for a in req.apps]
+        images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None)
+                  for a in req.apps]
         apps = reify(req, images)
         layer_dirs = [store.layer_dirs(image) for image in images]
         check_executables(apps, layer_dirs)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 AC_VERSION = "0.8.11"  # the last appc spec release, the one rkt 1.30 wrote
+# The media type recorded for an imported ACI's one layer: its blob is the whole uncompressed
+# ACI tar, unpacked with ``rootfs/`` stripped and ``manifest`` left out (``layers.unpack(aci=True)``).
+ACI_MEDIA_TYPE = "application/vnd.appc.aci"
 
 
 def _restrict(text: str, separators: str) -> str:

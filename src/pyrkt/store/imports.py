@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 from pyrkt.errors import ImageError
 from pyrkt.model.image import Image
+from pyrkt.store.aci import ACI_MEDIA_TYPE
 from pyrkt.store.digests import digest_hex
 from pyrkt.store.index import ImageRecord, LayerRow, now_ns
 from pyrkt.store.layers import file_tree_size, unpack
@@ -104,6 +105,8 @@ class ImportSession:
     def add_layer(self, blob_digest: str, diff_id: str, media_type: str) -> int:
         """Unpack the (staged or stored) blob as layer ``diff_id``, unless the store has it.
 
+        A blob of media type ``ACI_MEDIA_TYPE`` is a whole ACI: its ``rootfs/`` is the layer.
+
         Call it for an image's layers bottom first: each layer is unpacked over the ones before.
         """
         if diff_id in self.layers:
@@ -120,7 +123,7 @@ class ImportSession:
         dest = self.dir / f"layer-{digest_hex(diff_id)}"
         dest.mkdir(mode=0o700)
         size = unpack(self.blob_path(blob_digest), dest, diff_id=diff_id, layer=blob_digest,
-                      lowers=list(reversed(self.chain)))
+                      lowers=list(reversed(self.chain)), aci=media_type == ACI_MEDIA_TYPE)
         self.layers[diff_id] = _StagedLayer(dest, LayerRow(diff_id, blob_digest, media_type, size))
         self.chain.append(dest)
         return size

@@ -22,7 +22,7 @@ from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
-from pyrkt.store.members import MemberPlan, plan_member
+from pyrkt.store.members import MemberPlan, aci_member_path, plan_member
 from pyrkt.store.staging import remove_tree
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
@@ -94,7 +94,7 @@ def open_decompressed(raw: IO[bytes], what: str) -> IO[bytes]:
 
 
 def unpack(blob: Path, dest: Path, *, diff_id: str, layer: str, privileged: bool | None = None,
-           lowers: list[Path] | None = None, implicit_dirs: set[str] | None = None) -> int:
+           lowers: list[Path] | None = None, implicit_dirs: set[str] | None = None, aci: bool = False) -> int:
     """Unpack the layer blob at ``blob`` into the empty dir ``dest``; returns its size in bytes.
 
     ``layer`` names the layer in errors (its blob digest). The uncompressed stream must hash to
@@ -103,6 +103,8 @@ def unpack(blob: Path, dest: Path, *, diff_id: str, layer: str, privileged: bool
     a parent dir the tar does not list its owner, mode and time: overlayfs shows the topmost
     layer's copy of a dir, so a made-up 0755 ``tmp`` would hide a lower 1777 one. The paths
     (relative to ``dest``) of such dirs are added to ``implicit_dirs`` when it is given.
+    ``aci``: the blob is a whole appc ACI: ``rootfs/`` is the layer, ``manifest`` is skipped,
+    anything else (and any OCI whiteout, which ACIs do not have) is refused.
     """
     import tarfile
     import zlib
@@ -110,7 +112,7 @@ def unpack(blob: Path, dest: Path, *, diff_id: str, layer: str, privileged: bool
     privileged = os.geteuid() == 0 if privileged is None else privileged
     with open(blob, "rb") as raw:
         reader = HashingReader(open_decompressed(raw, layer))
-        unpacker = Unpacker(dest, layer=layer, privileged=privileged, lowers=lowers or [])
+        unpacker = Unpacker(dest, layer=layer, privileged=privileged, lowers=lowers or [], aci=aci)
         try:
             with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape") as tf:  # type: ignore[call-overload]
                 for info in tf:
@@ -139,8 +141,10 @@ def _is_stream_error(e: OSError) -> bool:
 class Unpacker:
     """Applies planned members to one layer dir, resolving paths strictly inside it."""
 
-    def __init__(self, root: Path, *, layer: str, privileged: bool, lowers: list[Path] | None = None) -> None:
+    def __init__(self, root: Path, *, layer: str, privileged: bool, lowers: list[Path] | None = None,
+                 aci: bool = False) -> None:
         self.root = str(root)
+        self.aci = aci
         self.lowers = [str(p) for p in lowers or []]
         self.layer = layer
         self.privileged = privileged
@@ -152,7 +156,22 @@ class Unpacker:
     # -- members ---------------------------------------------------------------------------
 
     def member(self, info: Any, tf: Any) -> None:
-        plan = plan_member(info.name, info.type, info.linkname, layer=self.layer)
+        if self.aci:
+            name = aci_member_path(info.name, layer=self.layer, member=info.name)
+            if name is None:
+                return  # the manifest
+            linkname = info.linkname
+            if info.type == b"1":
+                target = aci_member_path(linkname, layer=self.layer, member=info.name)
+                if target is None or target == ".":
+                    raise ImageError(f"layer {self.layer}: member {info.name!r} is a hardlink to {linkname!r}, "
+                                     "outside rootfs/")
+                linkname = target
+            plan = plan_member(name, info.type, linkname, layer=self.layer)
+            if plan.kind in ("whiteout", "opaque", "skip"):
+                raise ImageError(f"layer {self.layer}: member {info.name!r} is an OCI whiteout, which an ACI cannot hold")
+        else:
+            plan = plan_member(info.name, info.type, info.linkname, layer=self.layer)
         if plan.kind == "skip":
             return
         if plan.kind == "opaque":

@@ -80,3 +80,18 @@ def plan_member(name: str, type_flag: bytes, linkname: str, *, layer: str) -> Me
             raise ImageError(f"layer {layer}: member {name!r} is a hardlink to the layer's root")
         return MemberPlan("hardlink", parts, link)
     return MemberPlan(kind, parts)
+
+
+ACI_ROOTFS = "rootfs"
+ACI_MANIFEST = "manifest"
+
+
+def aci_member_path(name: str, *, layer: str, member: str) -> str | None:
+    """An ACI member's path inside ``rootfs/`` ("." for rootfs itself), None for the manifest (or
+    the tar's own "./"); anything else at the top of an ACI is refused."""
+    parts = split_path(name, layer=layer, member=member)
+    if not parts or parts == (ACI_MANIFEST,):
+        return None
+    if parts[0] != ACI_ROOTFS:
+        raise ImageError(f"layer {layer}: member {member!r} is outside rootfs/ (an ACI holds only manifest and rootfs/)")
+    return "/".join(parts[1:]) or "."

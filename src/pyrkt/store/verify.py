@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pyrkt.errors import ImageError, NotFound
 from pyrkt.model.values import Value
+from pyrkt.store.aci import ACI_MEDIA_TYPE
 from pyrkt.store.digests import HashingReader, short_id
 from pyrkt.store.index import ImageRecord
 from pyrkt.store.layers import unpack
@@ -157,7 +158,7 @@ def verify_image(store: Store, image_id: str, *, in_use_layers: frozenset[str] =
             fresh.mkdir(mode=0o700)
             implicit: set[str] = set()
             unpack(store.blobs.path(row.blob_digest), fresh, diff_id=diff_id, layer=row.blob_digest,
-                   lowers=list(reversed(below)), implicit_dirs=implicit)
+                   lowers=list(reversed(below)), implicit_dirs=implicit, aci=row.media_type == ACI_MEDIA_TYPE)
             problem = f"layer {diff_id} is missing" if not layer_dir.is_dir() else None
             if problem is None:
                 diff = first_difference(tree_facts(layer_dir), tree_facts(fresh), frozenset(implicit))

@@ -69,4 +69,5 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.environment = v["environment"]
         app.supplementary_gids = v["supplementary_gids"] or ""
         app.readonly_rootfs = v["readonly_rootfs"]
+        app.signature = v["signature"] or ""
     return values, apps

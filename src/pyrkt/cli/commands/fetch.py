@@ -10,27 +10,41 @@ from pyrkt.errors import UsageError
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = "pyrkt fetch [--full] [--pull-policy=update] IMAGE..."
+USAGE = "pyrkt fetch [--full] [--pull-policy=update] [--signature=FILE]... IMAGE..."
 FLAGS = [
     Flag("full", "bool", help="print the full image ID"),
     Flag("pull-policy", default="update", help="when to fetch: never, new or update"),
-    Flag("signature", "list", help="local signature file for the preceding image (ACI only)"),
+    Flag("signature", "list", help="local signature file of an ACI (the Nth --signature goes with the Nth image)"),
 ]
+ACI_SHORT_HEX = 32  # rkt printed sha512- + 32 hex; --full gives its whole 64-hex store key
+
+
+def shown_id(image_id: str, *, full: bool) -> str:
+    from pyrkt.store import short_id
+
+    if full:
+        return image_id
+    if image_id.startswith("sha512-"):
+        return image_id[:len("sha512-") + ACI_SHORT_HEX]
+    return short_id(image_id)
 
 
 def run(ctx: Context, args: list[str]) -> int:
     from pyrkt.stage0.images import check_pull_policy, open_store, resolve_image
-    from pyrkt.store import short_id
 
     values, images = ctx.parse(FLAGS, args)
     if not images:
         raise UsageError("fetch needs at least one image")
+    signatures: list[str] = list(values["signature"] or [])
+    if len(signatures) > len(images):
+        raise UsageError(f"{len(signatures)} --signature files for {len(images)} images")
+    signatures += [""] * (len(images) - len(signatures))
     policy = check_pull_policy(values["pull_policy"])
     store = open_store(ctx.config)
     try:
-        for arg in images:
-            image = resolve_image(ctx.config, store, arg, pull_policy=policy)
-            ctx.stdout.write((image.id if values["full"] else short_id(image.id)) + "\n")
+        for arg, sig in zip(images, signatures, strict=True):
+            image = resolve_image(ctx.config, store, arg, pull_policy=policy, signature=sig or None)
+            ctx.stdout.write(shown_id(image.id, full=values["full"]) + "\n")
     finally:
         store.close()
     return 0

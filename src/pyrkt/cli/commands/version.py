@@ -24,6 +24,6 @@ def run(ctx: Context, args: list[str]) -> int:
         f"appc Version: {APPC_VERSION}\n"
         f"Python Version: {sys.version.split()[0]}\n"
         f"Python OS/Arch: linux/{arch}\n"
-        "Features: +OCI-LAYOUT +DOCKER-ARCHIVE +CNI -REGISTRY -ACI -TPM -SDJOURNAL\n"
+        "Features: +OCI-LAYOUT +DOCKER-ARCHIVE +REGISTRY +ACI +CNI -TPM -SDJOURNAL\n"
     )
     return 0

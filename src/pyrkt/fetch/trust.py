@@ -1,0 +1,146 @@
+"""rkt's keystore of trusted keys and the gpg that checks ACI signatures against it.
+
+Layout (as rkt's ``pkg/keystore``), under the system and the local config dir::
+
+    trustedkeys/root.d/<fingerprint>                  trusted for every image
+    trustedkeys/prefix.d/<name prefix>/<fingerprint>  trusted for images named under the prefix
+
+``<fingerprint>`` is the key's lowercase hex fingerprint. The keyring for image name N is the
+system then local ``root.d`` plus every ``prefix.d`` dir that is N or an ancestor of N; a
+zero-byte local file masks the system key of the same fingerprint. Verification runs the real
+``gpg`` in a throwaway home holding just that keyring; keys are ascii-armored files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pyrkt.errors import FetchError, IntegrityError, UsageError
+
+GPG = "gpg"
+GPG_TIMEOUT = 60.0
+TRUSTED_KEYS = "trustedkeys"
+_FINGERPRINT = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+_PREFIX = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
+
+
+class SignatureError(IntegrityError):
+    """An ACI whose signature is missing, untrusted or bad."""
+
+
+def check_prefix(prefix: str) -> str:
+    """A ``--prefix`` must be an AC Identifier (``example.com/app``), the dir it names under prefix.d."""
+    prefix = prefix.strip().rstrip("/")
+    if not _PREFIX.match(prefix):
+        raise UsageError(f"invalid trust prefix {prefix!r}: want an image name prefix such as example.com/app")
+    return prefix
+
+
+def _ancestors(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def keyring_files(system_dir: Path, local_dir: Path, name: str) -> list[Path]:
+    """The key files trusted for image ``name``, masked system keys left out."""
+    dirs: list[tuple[Path, Path]] = [(system_dir / TRUSTED_KEYS / "root.d", local_dir / TRUSTED_KEYS / "root.d")]
+    for prefix in _ancestors(name):
+        dirs.append((system_dir / TRUSTED_KEYS / "prefix.d" / prefix, local_dir / TRUSTED_KEYS / "prefix.d" / prefix))
+    out: list[Path] = []
+    for system, local in dirs:
+        for d in (system, local):
+            try:
+                names = sorted(os.listdir(d))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for fp in names:
+                path = d / fp
+                if not _FINGERPRINT.match(fp) or not path.is_file() or path.stat().st_size == 0:
+                    continue
+                if d == system and (local / fp).is_file() and (local / fp).stat().st_size == 0:
+                    continue  # masked by the local admin
+                out.append(path)
+    return out
+
+
+def _gpg(home: str, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    cmd = [GPG, "--homedir", home, "--batch", "--no-tty", "--no-autostart", *args]
+    try:
+        return subprocess.run(cmd, input=stdin, capture_output=True, timeout=GPG_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise FetchError("gpg is not installed: it is needed to check ACI signatures and trusted keys") from None
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"gpg did not answer within {GPG_TIMEOUT:.0f} s") from None
+
+
+def _last_line(err: bytes) -> str:
+    lines = [ln.strip() for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1].removeprefix("gpg: ") if lines else "gpg failed"
+
+
+def verify_signature(image: Path, signature: Path, name: str, *, system_dir: Path, local_dir: Path) -> str:
+    """Check ``signature`` (armored, detached) of the file ``image`` against the keys trusted
+    for ``name``; returns the signing key's fingerprint, raises SignatureError otherwise."""
+    if not signature.is_file():
+        raise SignatureError(f"signature verification failed: no signature {str(signature)!r} for {str(image)!r} "
+                             "(use --insecure-options=image to skip the check)")
+    keys = keyring_files(system_dir, local_dir, name)
+    if not keys:
+        raise SignatureError(f"signature verification failed: no keys are trusted for {name!r} "
+                             "(add one with pyrkt trust --prefix)")
+    with tempfile.TemporaryDirectory(prefix="pyrkt-gpg-") as home:
+        imported = _gpg(home, "--import", *map(str, keys))
+        if imported.returncode not in (0, 2):  # 2: one unreadable key file among good ones
+            raise SignatureError(f"signature verification failed: importing trusted keys: {_last_line(imported.stderr)}")
+        checked = _gpg(home, "--status-fd", "1", "--verify", str(signature), str(image))
+        fingerprint = ""
+        for line in checked.stdout.decode(errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[:2] == ["[GNUPG:]", "VALIDSIG"]:
+                fingerprint = fields[2].lower()
+        if checked.returncode != 0 or not fingerprint:
+            raise SignatureError(f"signature verification failed for {str(image)!r}: {_last_line(checked.stderr)}")
+    return fingerprint
+
+
+def key_fingerprint(keyfile: Path) -> tuple[str, str]:
+    """(lowercase fingerprint, user id) of the one primary key in the armored ``keyfile``."""
+    try:
+        data = keyfile.read_bytes()
+    except OSError as e:
+        raise FetchError(f"cannot read key file {str(keyfile)!r}: {e.strerror}") from None
+    with tempfile.TemporaryDirectory(prefix="pyrkt-gpg-") as home:
+        shown = _gpg(home, "--with-colons", "--import-options", "show-only", "--import", stdin=data)
+    fps: list[str] = []
+    uid = ""
+    expect_fp = False
+    for line in shown.stdout.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if fields[0] == "pub":
+            expect_fp = True
+        elif fields[0] == "fpr" and expect_fp and len(fields) > 9:
+            fps.append(fields[9].lower())
+            expect_fp = False
+        elif fields[0] == "uid" and not uid and len(fields) > 9:
+            uid = fields[9]
+    if shown.returncode != 0 or not fps:
+        raise FetchError(f"{str(keyfile)!r} is not an OpenPGP public key: {_last_line(shown.stderr)}")
+    if len(fps) > 1:
+        raise FetchError(f"{str(keyfile)!r} holds {len(fps)} keys; trust one key per file")
+    return fps[0], uid
+
+
+def store_key(local_dir: Path, keyfile: Path, fingerprint: str, *, prefix: str | None) -> Path:
+    """Write ``keyfile`` as trusted for ``prefix`` (``None``: root.d, every image); returns the path."""
+    from pyrkt.kernel.fs import atomic_write
+
+    base = local_dir / TRUSTED_KEYS
+    dest_dir = base / "root.d" if prefix is None else base / "prefix.d" / check_prefix(prefix)
+    dest_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    dest = dest_dir / fingerprint
+    atomic_write(dest, keyfile.read_bytes(), mode=0o644)
+    return dest

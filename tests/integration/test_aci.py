@@ -1,0 +1,120 @@
+"""ACI files through the real CLI: fetch ids, run, `pyrkt trust` and rkt's TestTrust sequence
+with real gpg keys made by the test."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.integration.pods import Cli
+from tests.support.aci import aci_manifest, build_aci, new_key, sign, stop_agent
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods"),
+    pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg"),
+]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data", [f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'lib'}"])
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Path, Path]]]:
+    out = {}
+    for who in ("alice", "bob"):
+        home = tmp_path_factory.mktemp(f"gnupg-{who}")
+        fpr, pub = new_key(home, f"{who}@example.com")
+        out[who] = (fpr, pub, home)
+    yield out
+    for _, _, home in out.values():
+        stop_agent(home)
+
+
+def test_fetch_prints_rkts_ids_and_run_runs_the_aci(cli: Cli, tmp_path: Path) -> None:
+    aci = tmp_path / "app.aci"
+    full = build_aci(aci, compression="gzip")
+    r = cli("--insecure-options=image", "fetch", str(aci))
+    assert r.code == 0, r
+    assert r.out == full[:len("sha512-") + 32] + "\n"
+    r = cli("--insecure-options=image", "fetch", "--full", str(aci))
+    assert r.out == full + "\n" and re.fullmatch(r"sha512-[0-9a-f]{64}\n", r.out)
+    listed = cli("image", "list", "--no-legend")
+    assert full[:19] in listed.out and "example.com/app:1.0.0" in listed.out
+    r = cli("run", "--net=none", full[:20], timeout=120)
+    assert r.code == 0, r
+    assert "hello from aci" in r.out
+    r = cli("--insecure-options=image", "run", "--net=none", str(aci), "--exec=/bin/sh", "--", "-c", "echo $((6*7))",
+            timeout=120)
+    assert r.code == 0, r
+    assert "42" in r.out
+
+
+def test_bad_aci_is_one_line_254_and_the_store_unchanged(cli: Cli, tmp_path: Path) -> None:
+    aci = tmp_path / "bad.aci"
+    build_aci(aci, aci_manifest(name="Bad Name"))
+    r = cli("--insecure-options=image", "fetch", str(aci))
+    assert r.code == 254
+    assert r.err.strip().count("\n") == 0 and "is not a valid AC Identifier" in r.err
+    assert cli("image", "list", "--no-legend").out == ""
+
+
+def test_trust_sequence_as_rkt(cli: Cli, tmp_path: Path, keys: dict[str, tuple[str, Path, Path]]) -> None:
+    fpr, pub, home = keys["alice"]
+    bob_fpr, bob_pub, _ = keys["bob"]
+    app, other = tmp_path / "app.aci", tmp_path / "other.aci"
+    build_aci(app, aci_manifest("example.com/app"))
+    build_aci(other, aci_manifest("example.org/other"))
+
+    r = cli("fetch", str(app))
+    assert r.code == 254 and "signature verification failed: no signature" in r.err, r  # unsigned
+    sign(app, home, fpr)
+    sign(other, home, fpr)
+    r = cli("fetch", str(app))
+    assert r.code == 254 and "no keys are trusted for 'example.com/app'" in r.err, r  # untrusted
+
+    r = cli("trust", "--prefix=example.com/wrong", "--skip-fingerprint-review", str(pub))
+    assert r.code == 0, r
+    assert cli("fetch", str(app)).code == 254  # wrong prefix
+
+    r = cli("trust", "--prefix=example.com/app", "--skip-fingerprint-review", str(bob_pub))
+    assert r.code == 0 and bob_fpr in r.out, r
+    r = cli("fetch", str(app))
+    assert r.code == 254 and "signature verification failed for" in r.err, r  # wrong key
+    assert cli("image", "list", "--no-legend").out == ""
+
+    r = cli("trust", "--prefix=example.com/app", str(pub), input="no\n")
+    assert r.code == 254 and "not trusted: the review was declined" in r.err, r
+    r = cli("trust", "--prefix=example.com/app", str(pub), input="yes\n")
+    assert r.code == 0 and fpr in r.out, r
+    assert (tmp_path / "etc" / "trustedkeys" / "prefix.d" / "example.com" / "app" / fpr).is_file()
+    assert cli("fetch", str(app)).code == 0  # right prefix
+    r = cli("fetch", str(other))
+    assert r.code == 254 and "no keys are trusted for 'example.org/other'" in r.err, r  # unrelated prefix
+
+    r = cli("trust", "--root", str(pub))  # no stdin to confirm with
+    assert r.code == 254 and "stdin is closed" in r.err, r
+    r = cli("trust", "--root", "--skip-fingerprint-review", str(pub))
+    assert r.code == 0, r
+    assert (tmp_path / "etc" / "trustedkeys" / "root.d" / fpr).is_file()
+    assert cli("fetch", str(app)).code == 0
+    assert cli("fetch", str(other)).code == 0  # --root: both
+
+
+def test_signature_flag_names_the_signature_file(cli: Cli, tmp_path: Path,
+                                                  keys: dict[str, tuple[str, Path, Path]]) -> None:
+    fpr, pub, home = keys["alice"]
+    aci = tmp_path / "app.aci"
+    build_aci(aci)
+    sig = sign(aci, home, fpr, dest=tmp_path / "sig.asc")
+    assert cli("trust", "--root", "--skip-fingerprint-review", str(pub)).code == 0
+    assert cli("fetch", str(aci)).code == 254
+    r = cli("fetch", str(aci), f"--signature={sig}")
+    assert r.code == 0, r
+    r = cli("run", "--net=none", str(aci), f"--signature={sig}", timeout=120)
+    assert r.code == 0 and "hello from aci" in r.out, r
