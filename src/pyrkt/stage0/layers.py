@@ -9,19 +9,9 @@ import os
 import stat
 from pathlib import Path
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from pyrkt.store.overlay import is_opaque, is_whiteout
+
 MAX_LINKS = 40
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 def entry(layers_top_first: list[Path], rel: str) -> tuple[Path, os.stat_result] | None:

@@ -23,9 +23,9 @@ from typing import IO, Any, cast
 from pyrkt.errors import ImageError
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
 from pyrkt.store.members import MemberPlan, aci_member_path, plan_member
+from pyrkt.store.overlay import OPAQUE_XATTR
 from pyrkt.store.staging import remove_tree
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
 # Overlay metadata a layer must not be able to forge (redirects, fake whiteouts, origins).
 FORBIDDEN_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 MAX_SYMLINK_HOPS = 40

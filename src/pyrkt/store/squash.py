@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from pyrkt.store.overlay import is_opaque, is_whiteout
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +70,6 @@ def _depth(path: str) -> tuple[int, str]:
 def tar_order(paths: list[str]) -> list[str]:
     """Parents before children, siblings by name: the order a tar (and a copy) needs."""
     return sorted(paths, key=lambda p: p.split("/"))
-
-
-def is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 def list_layer(root: Path) -> LayerListing:
