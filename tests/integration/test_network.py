@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.netenv import host_state
+from tests.integration.pods import Cli, make_image
 
 RECORDING_PLUGIN = """#!/bin/sh
 # a test CNI plugin: records what it was given, answers with a fixed result
@@ -33,33 +33,8 @@ fi
 """
 
 
-def host_state() -> tuple[int, set[str], list[str], list[str]]:
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    veths = len([ln for ln in links.splitlines() if "veth" in ln])
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    kept = sorted(ln for ln in rules.splitlines() if ln.startswith("-A") and "CNI-HOSTPORT" not in ln)
-    reserved = sorted(p.name for p in Path("/var/lib/cni/networks/default").glob("*")
-                      if p.name not in ("lock",) and not p.name.startswith("last_reserved_ip"))
-    netns = sorted(os.listdir("/run/pyrkt/netns")) if os.path.isdir("/run/pyrkt/netns") else []
-    return veths, set(kept), reserved, netns
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str, Path]:
-    base = tmp_path_factory.mktemp("net")
-    conf = base / "etc"
-    (conf / "net.d").mkdir(parents=True)
-    cli = Cli(base / "data", extra=[f"--local-config={conf}"])
-    r = cli("fetch", make_image(base / "busybox"))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1], conf
-    cli.stop_all()
-    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
-    assert mounts_under(base) == []
-
-
-def test_default_network_gives_eth0_a_route_to_the_host_and_leaves_nothing(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_default_network_gives_eth0_a_route_to_the_host_and_leaves_nothing(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     before = host_state()
     r = cli("run", image, "--exec=/bin/sh", "--", "-c",
             "ip -4 -o addr show eth0; ip route | grep default; "
@@ -70,8 +45,8 @@ def test_default_network_gives_eth0_a_route_to_the_host_and_leaves_nothing(env: 
     assert host_state() == before
 
 
-def test_list_and_status_show_the_pods_networks(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_list_and_status_show_the_pods_networks(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     uuid = cli("run", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()
     try:
         st = cli.status(uuid)
@@ -87,8 +62,8 @@ def test_list_and_status_show_the_pods_networks(env: tuple[Cli, str, Path]) -> N
         cli("rm", uuid)
 
 
-def test_two_pods_on_a_user_bridge_network_reach_each_other(env: tuple[Cli, str, Path]) -> None:
-    cli, image, conf = env
+def test_two_pods_on_a_user_bridge_network_reach_each_other(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = net_env
     (conf / "net.d" / "10-testbr.conf").write_text(json.dumps({
         "cniVersion": "0.4.0", "name": "testbr", "type": "bridge", "bridge": "pyrkt-tbr0", "isGateway": True,
         "ipam": {"type": "host-local", "subnet": "10.222.33.0/24", "dataDir": str(conf / "ipam")}}))
@@ -105,8 +80,8 @@ def test_two_pods_on_a_user_bridge_network_reach_each_other(env: tuple[Cli, str,
         subprocess.run(["ip", "link", "del", "pyrkt-tbr0"], capture_output=True)
 
 
-def test_cni_contract_env_stdin_and_del_on_exit(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
-    cli, image, conf = env
+def test_cni_contract_env_stdin_and_del_on_exit(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    cli, image, conf = net_env
     log = tmp_path / "calls.log"
     plugin = conf / "net.d" / "recorder"
     plugin.write_text(RECORDING_PLUGIN.format(log=log))
@@ -131,8 +106,8 @@ def test_cni_contract_env_stdin_and_del_on_exit(env: tuple[Cli, str, Path], tmp_
     assert deleted["prevResult"]["ips"][0]["address"] == "10.99.0.7/24"
 
 
-def test_failing_plugin_is_one_line_naming_network_and_plugin(env: tuple[Cli, str, Path]) -> None:
-    cli, image, conf = env
+def test_failing_plugin_is_one_line_naming_network_and_plugin(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = net_env
     plugin = conf / "net.d" / "failer"
     plugin.write_text(FAILING_PLUGIN)
     plugin.chmod(0o755)
@@ -150,14 +125,14 @@ def test_failing_plugin_is_one_line_naming_network_and_plugin(env: tuple[Cli, st
     assert sorted(os.listdir(cli.data_dir / "pods" / "run")) == pods_before
 
 
-def test_unknown_network_is_rkts_error(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_unknown_network_is_rkts_error(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     r = cli("run", "--net=default,bogus", image, "--exec=/bin/true")
     assert r.code == 254 and "networks not found: bogus" in r.err, r
 
 
-def test_sigkill_of_pod_init_then_gc_tears_the_network_down(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_sigkill_of_pod_init_then_gc_tears_the_network_down(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     before = host_state()
     uuid = cli("run", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()
     os.kill(int(cli.status(uuid)["pid"]), 9)
@@ -171,12 +146,12 @@ def test_sigkill_of_pod_init_then_gc_tears_the_network_down(env: tuple[Cli, str,
     assert host_state() == before
 
 
-def test_port_forward_serves_httpd_in_a_pod_to_the_host(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+def test_port_forward_serves_httpd_in_a_pod_to_the_host(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     """The rkt demo's shape: a web server in a pod, fetched from the host through --port."""
     import socket
     import urllib.request
 
-    cli, _, _ = env
+    cli, _, _ = net_env
     src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80", "-h", "/www"),
                      extra_layers=({"www/index.html": b"hello from the pod\n"},))
     with socket.socket() as s:
@@ -202,8 +177,8 @@ def test_port_forward_serves_httpd_in_a_pod_to_the_host(env: tuple[Cli, str, Pat
     assert host_state() == before
 
 
-def test_port_errors(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
-    cli, image, _ = env
+def test_port_errors(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    cli, image, _ = net_env
     r = cli("run", "--port=80-tcp:8080", image, "--exec=/bin/true")
     assert r.code == 254 and "no app has a port named '80-tcp'" in r.err, r
     src = make_image(tmp_path / "web", exposed_ports=("80/tcp",))
@@ -213,10 +188,10 @@ def test_port_errors(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     assert r.code == 254 and "NAME:[HOSTIP:]HOSTPORT" in r.err, r
 
 
-def test_a_host_port_another_pod_forwards_is_refused(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+def test_a_host_port_another_pod_forwards_is_refused(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     import socket
 
-    cli, _, _ = env
+    cli, _, _ = net_env
     src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -236,12 +211,12 @@ def test_a_host_port_another_pod_forwards_is_refused(env: tuple[Cli, str, Path],
 
 
 def test_port_forward_is_reachable_from_another_host_through_the_hosts_address(
-        env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+        net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     """Another pod (a host of its own, in a netns this test made) reaches the forward through
     an address of the host's (its gateway, the host side of its veth), not only 127.0.0.1."""
     import socket
 
-    cli, image, _ = env
+    cli, image, _ = net_env
     src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80", "-h", "/www"),
                      extra_layers=({"www/index.html": b"served\n"},))
     with socket.socket() as s:
@@ -258,8 +233,8 @@ def test_port_forward_is_reachable_from_another_host_through_the_hosts_address(
         cli("rm", uuid)
 
 
-def test_bad_net_d_and_missing_plugin_are_one_line_errors_that_leave_nothing(env: tuple[Cli, str, Path]) -> None:
-    cli, image, conf = env
+def test_bad_net_d_and_missing_plugin_are_one_line_errors_that_leave_nothing(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = net_env
     pods_before = run_pods(cli)
     before = host_state()
     (conf / "net.d" / "40-broken.conf").write_text("{not json")
@@ -284,8 +259,8 @@ def run_pods(cli: Cli) -> list[str]:
     return sorted(os.listdir(d)) if d.is_dir() else []
 
 
-def test_a_cni_1_0_conflist_network_with_the_real_plugins(env: tuple[Cli, str, Path]) -> None:
-    cli, image, conf = env
+def test_a_cni_1_0_conflist_network_with_the_real_plugins(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = net_env
     (conf / "net.d" / "50-v1.conflist").write_text(json.dumps({
         "cniVersion": "1.0.0", "name": "v1net", "plugins": [
             {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.224.55.0/24", "dataDir": str(conf / "ipam")}},
@@ -301,8 +276,8 @@ def test_a_cni_1_0_conflist_network_with_the_real_plugins(env: tuple[Cli, str, P
     assert host_state() == before
 
 
-def test_default_restricted_is_host_only(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_default_restricted_is_host_only(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     before = host_state()
     r = cli("run", "--net=default-restricted", image, "--exec=/bin/sh", "--", "-c",
             "ip -4 -o addr show eth0; ip route | grep -c default")
@@ -310,8 +285,8 @@ def test_default_restricted_is_host_only(env: tuple[Cli, str, Path]) -> None:
     assert host_state() == before
 
 
-def test_an_address_conflict_is_a_one_line_error_naming_network_and_plugin(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_an_address_conflict_is_a_one_line_error_naming_network_and_plugin(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     first = cli("run", "--detach", "--net=default:IP=172.16.28.200", image, "--exec=/bin/sleep", "--", "1000")
     assert first.code == 0, first
     uuid = first.out.strip()

@@ -10,8 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli
 from tests.integration.test_network import FAILING_PLUGIN, RECORDING_PLUGIN
 
 PODS_PER_KIND = 50  # 200 pods in all, as the issue asks (about 40 s)
@@ -43,22 +42,8 @@ def wait_for(cond: object, timeout: float = 10) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str, Path]:
-    base = tmp_path_factory.mktemp("netleak")
-    conf = base / "etc"
-    (conf / "net.d").mkdir(parents=True)
-    cli = Cli(base / "data", extra=[f"--local-config={conf}"])
-    r = cli("fetch", make_image(base / "busybox"))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1], conf
-    cli.stop_all()
-    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
-    assert mounts_under(base) == []
-
-
-def test_detached_pod_that_exits_leaves_no_network_behind_before_gc(env: tuple[Cli, str, Path]) -> None:
-    cli, image, _ = env
+def test_detached_pod_that_exits_leaves_no_network_behind_before_gc(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = net_env
     before = host_state()
     # 1 s: pod init has re-executed itself as a lean interpreter (after 0.5 s) by the time the
     # app exits, so the teardown runs from the slim pod init (the /bin/true pods below: the fork)
@@ -72,8 +57,8 @@ def test_detached_pod_that_exits_leaves_no_network_behind_before_gc(env: tuple[C
     assert not (cli.pod_dir(uuid) / "netns").exists()
 
 
-def test_detached_pods_teardown_runs_del_with_the_cni_contract(env: tuple[Cli, str, Path], tmp_path: Path) -> None:
-    cli, image, conf = env
+def test_detached_pods_teardown_runs_del_with_the_cni_contract(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    cli, image, conf = net_env
     log = tmp_path / "calls.log"
     plugin = conf / "net.d" / "recorder"
     plugin.write_text(RECORDING_PLUGIN.format(log=log))
@@ -90,8 +75,8 @@ def test_detached_pods_teardown_runs_del_with_the_cni_contract(env: tuple[Cli, s
     assert json.loads(deleted["STDIN"])["prevResult"]["ips"][0]["address"] == "10.99.0.7/24"
 
 
-def test_many_pods_ending_every_way_leave_the_host_as_it_was(env: tuple[Cli, str, Path]) -> None:
-    cli, image, conf = env
+def test_many_pods_ending_every_way_leave_the_host_as_it_was(net_env: tuple[Cli, str, Path]) -> None:
+    cli, image, conf = net_env
     plugin = conf / "net.d" / "failer"
     plugin.write_text(FAILING_PLUGIN)
     plugin.chmod(0o755)
