@@ -9,7 +9,10 @@ runs after --warmup runs) of:
     podman run --rm --net=none IMAGE true                     when podman is installed
 
 then the memory (PSS) of an idle pod's pyrkt processes, alone and ten at once, the imports of
-the hot path (``python -X importtime``), and checks the targets. Run as root: ``make bench``.
+the hot path (``python -X importtime``); then (``--only pull`` for this part alone) the pull of
+a 4-layer ~55 MB ``docker://`` image from a local docker-registry by ``pyrkt fetch``, ``podman
+pull`` and ``skopeo copy`` + ``umoci unpack``, each into a fresh dir; and checks the targets.
+Run as root: ``make bench``.
 Everything it makes lives in one temporary directory and is removed at the end, even on
 failure; processes are ended by PID; global state (a hugetlb cgroup mount for crun, podman's
 lock file) is removed only when this benchmark created it. See bench/README.md.
@@ -25,6 +28,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +48,12 @@ TARGET_MS = 40.0
 TARGET_CRUN_RATIO = 4.0
 TARGET_PODMAN_NET_RATIO = 0.5  # pyrkt on its default network against podman on its own
 TARGET_PSS_MIB = 8.0
+TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same docker:// image
+TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
+PULL_FILES = 1720  # + the busybox base layer's ~290 entries: about 2,000
+PULL_DIRS = 40
+PULL_UNPACKED_BYTES = 84_000_000
+REGISTRY_BIN = "/usr/bin/docker-registry"
 # top-level modules that must never load on the hot path: HTTP clients, progress bars, gRPC
 FORBIDDEN = ("httpx", "httpcore", "h11", "h2", "requests", "urllib3", "aiohttp", "http.client",
              "grpc", "tqdm", "rich")
@@ -84,6 +94,13 @@ class Report:
     net_timings: dict[str, float] = field(default_factory=dict)  # median ms per run: up, down, plugins
     forbidden: dict[str, list[str]] = field(default_factory=dict)
     checks: list[tuple[str, str]] = field(default_factory=list)  # (PASS|FAIL|SKIP, text)
+    sections: list[str] = field(default_factory=list)  # what ran: start, pull
+    pull_image: dict[str, int] = field(default_factory=dict)  # layers, sizes, entries (and ref)
+    pull_ref: str = ""
+    pull_fs: str = ""
+    pull_runs: int = 0
+    pull_skipped: str = ""
+    pull_timings: list[Timing] = field(default_factory=list)
 
 
 def main() -> int:
@@ -92,8 +109,15 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     ap.add_argument("--pods", type=int, default=10, help="idle pods at once for the per-pod PSS (default 10)")
     ap.add_argument("--idle", type=float, default=3.0, help="seconds a pod idles before its PSS is read")
-    ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory"],
+    ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory", "pull"],
                     help="leave one part out (repeatable)")
+    ap.add_argument("--only", choices=["start", "pull"],
+                    help="run one section only: start (start time, memory, imports) or pull (docker:// pulls)")
+    ap.add_argument("--pull-runs", type=int, default=5, help="timed pulls per tool (default 5)")
+    ap.add_argument("--pull-warmup", type=int, default=1, help="untimed pull rounds first (default 1)")
+    ap.add_argument("--pull-fs", choices=["disk", "tmpfs"], default="disk",
+                    help="where each pull's fresh dir is: disk (under /var/tmp, default) or a tmpfs the "
+                         "benchmark mounts")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "results.json",
                     help="also write the results here (default bench/out/results.json)")
     args = ap.parse_args()
@@ -104,7 +128,7 @@ def main() -> int:
         print(f"bench: {PYRKT} is missing; run `make venv`", file=sys.stderr)
         return 1
 
-    report = Report(runs=args.runs)
+    report = Report(runs=args.runs, pull_runs=args.pull_runs)
     work = Path(tempfile.mkdtemp(prefix="pyrkt-bench-", dir="/var/tmp"))
     try:
         with contextlib.ExitStack() as cleanup:
@@ -122,6 +146,16 @@ def main() -> int:
 
 def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
     print(f"bench: working in {work} (removed at the end)")
+    if args.only in (None, "start"):
+        report.sections.append("start")
+        bench_start(args, report, work, cleanup)
+    if args.only == "pull" or (args.only is None and "pull" not in args.skip):
+        report.sections.append("pull")
+        bench_pull(args, report, work, cleanup)
+
+
+def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
+    """Start time of pyrkt run against crun and podman, memory of idle pods, hot-path imports."""
     layout, archive = work / "image", work / "image.tar"
     sh([VENV_PYTHON, IMAGES, "oci", layout, "--tag", "latest"])
     sh([VENV_PYTHON, IMAGES, "oci-archive", archive, "--tag", "latest"])
@@ -249,22 +283,49 @@ def bench_podman(archive: Path, work: Path, args: argparse.Namespace) -> list[Ti
     """podman on a throwaway store, with --net=none and on its default network (netavark's
     bridge); its global leftovers are removed if it created them."""
     base = work / "podman"
-    podman = ["podman", f"--root={base}/root", f"--runroot={base}/runroot", f"--tmpdir={base}/tmp",
-              f"--network-config-dir={base}/net", "--cgroup-manager=cgroupfs", "--events-backend=none"]
+    podman = podman_argv(base)
+    with podman_globals():
+        try:
+            return podman_runs(podman, archive, args)
+        finally:
+            reset_podman(base)
+
+
+def podman_runs(podman: list[str], archive: Path, args: argparse.Namespace) -> list[Timing]:
+    sh([*podman, "load", "-q", "-i", archive])
+    image = sh([*podman, "images", "-q", "--no-trunc"]).split()[0]
+    # No CAP_SYS_RESOURCE on this machine kind: podman's default rlimits are above the hard
+    # limits and crun's setrlimit fails, so ask for lower ones (crun's own spec uses 1024).
+    limits = ["--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096"]
+    run = [*podman, "run", "--rm", "--net=none", *limits, image, "true"]
+    default = [*podman, "run", "--rm", *limits, image, "true"]
+    return [time_command("podman run --rm", lambda i: run, args),
+            time_command("podman run default", lambda i: default, args)]
+
+
+def podman_argv(base: Path) -> list[str]:
+    """podman with all its state under ``base`` (root, runroot, tmpdir, network config)."""
+    return ["podman", f"--root={base}/root", f"--runroot={base}/runroot", f"--tmpdir={base}/tmp",
+            f"--network-config-dir={base}/net", "--cgroup-manager=cgroupfs", "--events-backend=none"]
+
+
+def reset_podman(base: Path) -> None:
+    """Remove the containers and store of a podman_argv(base) podman, and its mounts."""
+    podman = podman_argv(base)
+    subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
+    subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
+    unmount_under(base)
+
+
+@contextlib.contextmanager
+def podman_globals() -> Iterator[None]:
+    """Afterwards, remove what podman made outside its own dirs, when it was not there before."""
     leftovers = [*PODMAN_GLOBALS, *(str(h / "libpod_parent") for h in Path("/sys/fs/cgroup").iterdir())]
     existed = {p for p in [*leftovers, "/run/netns"] if os.path.lexists(p)}
     chains_before = iptables_chains()
     links_before = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     try:
-        sh([*podman, "load", "-q", "-i", archive])
-        image = sh([*podman, "images", "-q", "--no-trunc"]).split()[0]
-        # No CAP_SYS_RESOURCE on this machine kind: podman's default rlimits are above the hard
-        # limits and crun's setrlimit fails, so ask for lower ones (crun's own spec uses 1024).
-        limits = ["--ulimit=nofile=1024:1024", "--ulimit=nproc=4096:4096"]
-        run = [*podman, "run", "--rm", "--net=none", *limits, image, "true"]
-        default = [*podman, "run", "--rm", *limits, image, "true"]
-        return [time_command("podman run --rm", lambda i: run, args),
-                time_command("podman run default", lambda i: default, args)]
+        yield
     finally:
         remove_new_netavark_state(chains_before, links_before)
         if "/run/netns" not in existed and os.path.isdir("/run/netns") and not os.listdir("/run/netns"):
@@ -272,9 +333,6 @@ def bench_podman(archive: Path, work: Path, args: argparse.Namespace) -> list[Ti
             subprocess.run(["umount", "/run/netns"], capture_output=True)
             with contextlib.suppress(OSError):
                 os.rmdir("/run/netns")
-        subprocess.run([*podman, "rm", "--all", "--force"], capture_output=True)
-        subprocess.run([*podman, "system", "reset", "--force"], capture_output=True)
-        unmount_under(base)
         for path in leftovers:
             if path not in existed and os.path.lexists(path):
                 remove_tree(Path(path))
@@ -385,12 +443,189 @@ def imported_modules(argv: list[str]) -> list[tuple[str, int, int]]:
     return modules
 
 
+# -- pull ------------------------------------------------------------------------------------
+
+def pull_image_layers(files: int = PULL_FILES, total: int = PULL_UNPACKED_BYTES) -> list[dict[str, bytes]]:
+    """Three layers (on top of the busybox base) of ``files`` files, ``total`` bytes in all:
+    log-normal sizes, each file 47% pseudo-random bytes and the rest text from a small vocabulary,
+    so gzip makes ~55 MB of the ~85 MB. Seeded: the same image (and id) every time."""
+    import random
+
+    rng = random.Random(20261129)
+    weights = [rng.lognormvariate(0, 1.2) for _ in range(files)]
+    scale = total / sum(weights)
+    words = [bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(300)]
+    layers: list[dict[str, bytes]] = [{}, {}, {}]
+    # keys ending in "/" are directories (tests/support/images.py)
+    layers[0] = {"opt/": b"", "opt/bench/": b"", **{f"opt/bench/d{d:02d}/": b"" for d in range(PULL_DIRS)}}
+    for n, weight in enumerate(weights):
+        size = max(64, int(weight * scale))
+        noise = size * 47 // 100
+        text = bytearray()
+        while len(text) < size - noise:
+            text += b" ".join(rng.choices(words, k=12)) + b"\n"
+        layer = 0 if n < files * 0.45 else 1 if n < files * 0.8 else 2
+        layers[layer][f"opt/bench/d{n % PULL_DIRS:02d}/f{n:04d}.bin"] = rng.randbytes(noise) + bytes(text[:size - noise])
+    return layers
+
+
+def build_pull_image(layout: Path) -> dict[str, int]:
+    """The 4-layer pull image as an OCI layout; returns its sizes (compressed, unpacked, files)."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.images import build_oci_layout
+
+    build_oci_layout(layout, tag="latest", cmd=("sh",), extra_layers=pull_image_layers())
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: layout / "blobs" / d.replace(":", "/", 1)  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
+    unpacked = files = 0
+    for layer in manifest["layers"]:
+        with tarfile.open(blob(layer["digest"])) as tar:
+            for member in tar:
+                files += 1
+                unpacked += member.size
+    return {"layers": len(manifest["layers"]), "compressed_bytes": sum(la["size"] for la in manifest["layers"]),
+            "unpacked_bytes": unpacked, "entries": files}
+
+
+class Registry:
+    """docker-registry on 127.0.0.1 (a free port, plain HTTP), storage under ``root``; ended by PID."""
+
+    def __init__(self, root: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.host = f"127.0.0.1:{s.getsockname()[1]}"
+        root.mkdir(parents=True)
+        config = root / "config.yml"
+        config.write_text("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                          f"storage:\n  filesystem:\n    rootdirectory: {root / 'storage'}\n"
+                          f"http:\n  addr: {self.host}\n")
+        self.log = root / "registry.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL)
+
+    def wait_up(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"docker-registry did not start: {self.log.read_text()[-600:]}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def bench_pull(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
+    """docker:// pulls of one ~55 MB image from a local registry: pyrkt fetch, podman pull and
+    skopeo copy + umoci unpack, each run into a fresh empty directory, interleaved per round."""
+    missing = [t for t in (REGISTRY_BIN, "skopeo") if not shutil.which(t)]
+    if missing:
+        report.pull_skipped = f"{' and '.join(missing)} not installed (make deps)"
+        print(f"bench: pull benchmark skipped: {report.pull_skipped}")
+        return
+    pull = work / "pull"
+    pull.mkdir()
+    print("bench: building the pull image (4 layers, ~55 MB compressed)")
+    layout = pull / "image"
+    report.pull_image = build_pull_image(layout)
+    registry = Registry(pull / "registry")
+    cleanup.callback(registry.stop)
+    registry.wait_up()
+    ref = f"{registry.host}/bench:latest"
+    sh(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:latest", f"docker://{ref}"])
+    report.pull_ref = ref
+
+    # short paths: podman refuses a --runroot longer than 50 characters
+    runs_dir = work / "r"
+    runs_dir.mkdir()
+    if args.pull_fs == "tmpfs":
+        sh(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0700", "pyrkt-bench-pull", runs_dir])
+        cleanup.callback(lambda: subprocess.run(["umount", "--lazy", str(runs_dir)], capture_output=True))
+    report.pull_fs = f"{runs_dir}: {fs_of(runs_dir)}"
+
+    def pyrkt_fetch(d: Path) -> list[list[str]]:
+        return [[str(PYRKT), f"--dir={d}", "--insecure-options=http", "fetch", f"docker://{ref}"]]
+
+    def podman_pull(d: Path) -> list[list[str]]:
+        return [[*podman_argv(d), "pull", "--quiet", "--tls-verify=false", ref]]
+
+    def skopeo_umoci(d: Path) -> list[list[str]]:
+        return [["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}", f"oci:{d}/layout:latest"],
+                ["umoci", "unpack", "--image", f"{d}/layout:latest", f"{d}/bundle"]]
+
+    tools: list[tuple[str, Callable[[Path], list[list[str]]], Callable[[Path], None]]] = [
+        ("pyrkt fetch", pyrkt_fetch, lambda d: None)]
+    if "podman" not in args.skip and shutil.which("podman"):
+        tools.append(("podman pull", podman_pull, reset_podman))
+    if shutil.which("umoci"):
+        tools.append(("skopeo copy + umoci unpack", skopeo_umoci, lambda d: None))
+    timings = {name: Timing(name, " && ".join(" ".join(a) for a in argvs(runs_dir / "<fresh>")))
+               for name, argvs, _ in tools}
+    report.pull_timings = list(timings.values())
+    with podman_globals() if len(tools) > 1 and tools[1][0] == "podman pull" else contextlib.nullcontext():
+        total = args.pull_warmup + args.pull_runs
+        print(f"bench: timing pulls of {ref}: {args.pull_warmup} warm-up + {args.pull_runs} rounds, "
+              f"each tool into a fresh dir on {report.pull_fs}")
+        for i in range(total):
+            for name, argvs, reset in tools:
+                timing = timings[name]
+                if timing.error:
+                    continue
+                fresh = runs_dir / f"{i}{name[:2]}"
+                fresh.mkdir()
+                try:
+                    elapsed = time_once(argvs(fresh))
+                except RuntimeError as err:
+                    timing.error, timing.times_ms = str(err), []
+                    print(f"bench: {name} failed, left out: {err}")
+                    continue
+                finally:
+                    reset(fresh)
+                    remove_tree(fresh)
+                if i >= args.pull_warmup:
+                    timing.times_ms.append(elapsed)
+
+
+def time_once(argvs: list[list[str]]) -> float:
+    """Wall ms of the commands one after the other; RuntimeError when one fails."""
+    start = time.perf_counter()
+    for argv in argvs:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True, env=USER_ENV)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]}: exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    return (time.perf_counter() - start) * 1000
+
+
 # -- report ----------------------------------------------------------------------------------
 
 def judge(report: Report) -> None:
     def check(ok: bool | None, text: str) -> None:
         report.checks.append(("SKIP" if ok is None else "PASS" if ok else "FAIL", text))
 
+    if "start" in report.sections:
+        judge_start(report, check)
+    if "pull" in report.sections:
+        judge_pull(report, check)
+
+
+def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> None:
     timings = {t.name: t for t in report.timings if t.times_ms}
     py = timings.get("pyrkt run")
     crun = timings.get("crun run")
@@ -417,7 +652,61 @@ def judge(report: Report) -> None:
           + ("" if not bad else ": " + "; ".join(f"{c}: {', '.join(m)}" for c, m in bad.items())))
 
 
+def judge_pull(report: Report, check: Callable[[bool | None, str], None]) -> None:
+    if report.pull_skipped:
+        check(None, f"pull benchmark: {report.pull_skipped}")
+        return
+    pulls = {t.name.split()[0]: t for t in report.pull_timings if t.times_ms}
+    py = pulls.get("pyrkt")
+    for other, target, label in (("podman", TARGET_PULL_PODMAN_RATIO, "podman pull"),
+                                 ("skopeo", TARGET_PULL_SKOPEO_RATIO, "skopeo copy + umoci unpack")):
+        if py and other in pulls:
+            ratio = py.median / pulls[other].median
+            sign = "<=" if other == "podman" else "<"
+            ok = ratio <= target if other == "podman" else ratio < target
+            check(ok, f"pyrkt fetch median {ratio:.2f}x {label} {sign} {target:g}x")
+        else:
+            check(None if py else False, f"pyrkt fetch / {label}: " + (f"{label} did not run" if py
+                                                                       else "pyrkt fetch did not run"))
+
+
+def print_pull(report: Report) -> None:
+    print(f"\n== pull: docker://{report.pull_ref or '(registry)'} from a local docker-registry, "
+          f"{report.pull_runs} runs each, each into a fresh empty dir ==")
+    if report.pull_skipped:
+        print(f"  skipped: {report.pull_skipped}")
+        return
+    img = report.pull_image
+    if img:
+        print(f"  image: {img['layers']} layers, {img['compressed_bytes'] / 1e6:.1f} MB compressed, "
+              f"{img['unpacked_bytes'] / 1e6:.1f} MB unpacked, {img['entries']} tar entries")
+    print(f"  fresh dirs on: {report.pull_fs}")
+    print(f"  {'':28} {'median':>9} {'min':>9} {'max':>9}")
+    for t in report.pull_timings:
+        if t.times_ms:
+            print(f"  {t.name:28} {t.median / 1000:8.2f}s {min(t.times_ms) / 1000:8.2f}s "
+                  f"{max(t.times_ms) / 1000:8.2f}s")
+        else:
+            print(f"  {t.name:28} failed: {t.error or 'not run'}")
+    for t in report.pull_timings:
+        print(f"    {t.name}: {t.command}")
+    pulls = {t.name: t.median for t in report.pull_timings if t.times_ms}
+    if "pyrkt fetch" in pulls:
+        ratios = [f"pyrkt/{name} {pulls['pyrkt fetch'] / m:.2f}x" for name, m in pulls.items() if name != "pyrkt fetch"]
+        print("  ratios of medians: " + ("   ".join(ratios) or "none (nothing to compare with)"))
+
+
 def print_report(report: Report) -> None:
+    if "start" in report.sections:
+        print_start(report)
+    if "pull" in report.sections:
+        print_pull(report)
+    print("\n== targets ==")
+    for status, text in report.checks:
+        print(f"  {status}  {text}")
+
+
+def print_start(report: Report) -> None:
     print(f"\n== start time: wall clock of the whole command, {report.runs} runs each ==")
     print(f"pyrkt data dir: {report.data_dir}")
     print(f"  {'':18} {'median':>9} {'p90':>9} {'min':>9}")
@@ -456,10 +745,6 @@ def print_report(report: Report) -> None:
     print("\n== hot-path imports: forbidden modules loaded ==")
     for cmd, mods in report.forbidden.items():
         print(f"  pyrkt {cmd:12} {', '.join(mods) if mods else 'none'}")
-
-    print("\n== targets ==")
-    for status, text in report.checks:
-        print(f"  {status}  {text}")
 
 
 # -- plumbing --------------------------------------------------------------------------------
