@@ -12,6 +12,7 @@
     reference.py  docker:// references (registry, repository, tag, digest)
     registry.py   the Docker Registry HTTP API v2 / OCI distribution client (the only httpx user)
     auth.py       registry credentials (~/.docker/config.json, auth.d dockerAuth) and challenges
+    progress.py   the download progress display on a terminal (docker:// pulls)
 
 Hacking: a new source kind is a ``Source.kind`` in sources.py plus one entry in ``_FETCHERS``
 below; a fetcher takes (store, source, arg, options) and returns the stored Image. HTTPS/appc
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyrkt.errors import FetchError
+from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.sources import LOCAL_KINDS, Source, parse_source
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
@@ -32,17 +33,33 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["LOCAL_KINDS", "FetchOptions", "Source", "fetch", "parse_source"]
+    from pyrkt.fetch.manifests import Platform
+
+__all__ = ["LOCAL_KINDS", "FetchOptions", "Source", "fetch", "parse_platform", "parse_source"]
 
 
 class FetchOptions(Value):
     """What a fetcher may need besides the source: ``--insecure-options`` and the config dirs
     (system, local, user) whose ``auth.d`` holds registry credentials and ``trustedkeys`` the
-    keys ACI signatures are checked with; ``signature``: an ACI's ``--signature`` file."""
+    keys ACI signatures are checked with; ``signature``: an ACI's ``--signature`` file;
+    ``platform``: ``--platform`` (os/arch[/variant], "" for the host's); ``progress``: show
+    download progress on stderr if it is a terminal."""
 
     insecure: frozenset[str] = frozenset()
     config_dirs: tuple[Path, ...] = ()
     signature: Path | None = None
+    platform: str = ""
+    progress: bool = False
+
+
+def parse_platform(text: str) -> Platform:
+    """``--platform=os/arch[/variant]`` as a Platform; a UsageError for anything else."""
+    from pyrkt.fetch.manifests import Platform
+
+    parts = text.split("/")
+    if not 2 <= len(parts) <= 3 or not all(parts) or any(p != p.strip() for p in parts):
+        raise UsageError(f"invalid --platform={text!r}: want os/arch or os/arch/variant, e.g. linux/arm64")
+    return Platform(*parts)
 
 
 def _local(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
@@ -58,7 +75,20 @@ def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Im
 
     ref = parse_reference(source.location)
     credentials = load_credentials(options.config_dirs).get(ref.registry)
-    return import_registry(store, ref, source=arg, insecure=options.insecure, credentials=credentials)
+    platform = parse_platform(options.platform) if options.platform else None
+    progress = None
+    if options.progress:
+        import sys
+
+        from pyrkt.fetch.progress import Progress
+
+        progress = Progress.for_stream(sys.stderr)
+    try:
+        return import_registry(store, ref, source=arg, insecure=options.insecure, credentials=credentials,
+                               platform=platform, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _aci(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
@@ -88,11 +118,14 @@ _FETCHERS: dict[str, Callable[[Store, Source, str, FetchOptions], Image]] = {
 
 
 def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: frozenset[str] = frozenset(),
-          config_dirs: Sequence[Path] = (), signature: Path | None = None) -> Image:
+          config_dirs: Sequence[Path] = (), signature: Path | None = None, platform: str = "",
+          progress: bool = False) -> Image:
     """Import the image ``arg`` names into ``store`` from its source; returns the stored Image.
-    ``signature``: the detached signature of an ACI file (default: ``<file>.asc``)."""
+    ``signature``: the detached signature of an ACI file (default: ``<file>.asc``); ``platform``:
+    the os/arch[/variant] to choose from an index (default: the host's); ``progress``: show the
+    download's progress on stderr when it is a terminal."""
     source = source or parse_source(arg)
     fetcher = _FETCHERS.get(source.kind)
     if fetcher is None:
         raise FetchError(f"no fetcher for {arg!r}: it names an image in the store, not a source")
-    return fetcher(store, source, arg, FetchOptions(insecure, tuple(config_dirs), signature))
+    return fetcher(store, source, arg, FetchOptions(insecure, tuple(config_dirs), signature, platform, progress))

@@ -1,9 +1,10 @@
 """``docker://`` images: a client of the Docker Registry HTTP API v2 / OCI distribution spec.
 
 ``import_registry(store, ref, ...)`` asks the registry for the manifest of ``ref`` (an index or
-manifest list is narrowed to the host's platform), then fetches the config and every layer the
-store does not hold yet, in parallel, each verified against its digest by the store's import
-session before anything is committed. The only module that imports ``httpx``.
+manifest list is narrowed to the host's platform, or to ``platform``), then fetches the config
+and every layer the store does not hold yet, in parallel, each verified against its digest by
+the store's import session before anything is committed; a ``progress`` sink (progress.py) hears
+of every layer's bytes as they arrive, from the download threads.
 
 Auth: ``GET /v2/`` tells which challenge the registry wants; a bearer token is asked of the
 realm (with the user's credentials if there are any) for ``repository:<name>:pull``, or HTTP
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import IO, cast
 
@@ -38,6 +39,7 @@ from pyrkt.fetch.manifests import (
     load_json,
     parse_manifest,
 )
+from pyrkt.fetch.progress import ProgressSink
 from pyrkt.fetch.reference import Reference
 from pyrkt.model.image import Image
 from pyrkt.store import Store
@@ -230,22 +232,34 @@ class RegistryClient:
         finally:
             resp.close()
 
-    def fetch_blob(self, imp: ImportSession, desc: Descriptor, what: str) -> None:
-        """Stage the blob ``desc`` names into ``imp``, verified; a broken transfer is resumed."""
-        body = _Body(self, f"/v2/{self.repository}/blobs/{desc.digest}", what)
+    def fetch_blob(self, imp: ImportSession, desc: Descriptor, what: str,
+                   progress: ProgressSink | None = None) -> None:
+        """Stage the blob ``desc`` names into ``imp``, verified; a broken transfer is resumed.
+        ``progress`` hears of the bytes as they come and of the blob once it is verified."""
+        on_bytes = None
+        if progress is not None:
+            def on_bytes(n: int) -> None:
+                progress.advance(desc.digest, n)
+        body = _Body(self, f"/v2/{self.repository}/blobs/{desc.digest}", what, on_bytes)
         try:
             imp.add_blob(cast(IO[bytes], body), expected=desc.digest, size=desc.size, what=what)
         finally:
             body.close()
+        if progress is not None:
+            progress.finish(desc.digest)
 
-    def fetch_blobs(self, imp: ImportSession, items: list[tuple[Descriptor, str]]) -> None:
+    def fetch_blobs(self, imp: ImportSession, items: list[tuple[Descriptor, str]],
+                    progress: ProgressSink | None = None) -> None:
         """``fetch_blob`` for each (descriptor, what), ``WORKERS`` at a time; the first error wins."""
+        if progress is not None:
+            for desc, _ in items:
+                progress.add(desc.digest, desc.size)
         if len(items) <= 1:
             for desc, what in items:
-                self.fetch_blob(imp, desc, what)
+                self.fetch_blob(imp, desc, what, progress)
             return
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="pyrkt-fetch") as pool:
-            futures = [pool.submit(self.fetch_blob, imp, desc, what) for desc, what in items]
+            futures = [pool.submit(self.fetch_blob, imp, desc, what, progress) for desc, what in items]
             try:
                 wait(futures, return_when=FIRST_EXCEPTION)
                 for f in futures:
@@ -287,10 +301,12 @@ class _Body:
     in between give up.
     """
 
-    def __init__(self, client: RegistryClient, path: str, what: str) -> None:
+    def __init__(self, client: RegistryClient, path: str, what: str,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         self.client = client
         self.path = path
         self.what = what
+        self.on_bytes = on_bytes  # told how many bytes each read handed on
         self.offset = 0      # bytes handed to the reader so far
         self.failures = 0    # breaks since the last byte received
         self.buf = b""
@@ -359,6 +375,8 @@ class _Body:
                 self.buf = self._next_chunk() or b""
             out, self.buf = self.buf[:n], self.buf[n:]
         self.offset += len(out)
+        if self.on_bytes is not None and out:
+            self.on_bytes(len(out))
         return out
 
 
@@ -398,9 +416,11 @@ def _transport(e: httpx.TransportError, registry: str) -> str:
 
 def import_registry(store: Store, ref: Reference, *, source: str, insecure: frozenset[str] = frozenset(),
                     credentials: Credentials | None = None, platform: Platform | None = None,
-                    client: RegistryClient | None = None) -> Image:
+                    progress: ProgressSink | None = None, client: RegistryClient | None = None) -> Image:
     """Fetch ``ref`` into ``store`` (layers it holds are not downloaded); returns the stored Image.
 
+    ``platform``: the one to choose from an index (default: the host's); a single image for
+    another platform is refused when one is given. ``progress`` hears of the layer downloads.
     ``client`` is for tests (a client on a mock transport); by default one is made for ``ref``.
     """
     try:
@@ -415,6 +435,8 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 config = load_json(imp.read_blob(manifest.config.digest), what)
                 if not isinstance(config, dict):
                     raise ImageError(f"{what} is not a JSON object")
+                if platform is not None:
+                    _check_platform(config, platform, f"{where}: manifest {digest}")
                 ids = diff_ids(config, what)
                 if len(ids) != len(manifest.layers):
                     raise ImageError(f"{where}: manifest {digest} has {len(manifest.layers)} layers but its "
@@ -423,7 +445,7 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 for desc in manifest.layers:
                     if desc.digest not in wanted and not imp.has_blob(desc.digest):
                         wanted[desc.digest] = (desc, f"{where}: layer {desc.digest}")
-                client.fetch_blobs(imp, list(wanted.values()))
+                client.fetch_blobs(imp, list(wanted.values()), progress)
                 for desc, diff_id in zip(manifest.layers, ids, strict=True):
                     imp.add_layer(desc.digest, diff_id, desc.media_type)
                 fmt = "docker" if manifest.media_type == MT_DOCKER_MANIFEST else "oci"
@@ -435,6 +457,17 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
         return image
     except _Cancelled:
         raise FetchError(f"{ref.registry}/{ref.repository}: fetch cancelled") from None
+
+
+def _check_platform(config: dict[str, object], want: Platform, what: str) -> None:
+    """Refuse an image whose config names another os/architecture than ``want`` (an index
+    entry was chosen by those already, so this refuses only a single-platform image)."""
+    have = Platform(str(config.get("os") or ""), str(config.get("architecture") or ""),
+                    str(config.get("variant") or ""))
+    if not have.os or not have.architecture:
+        return  # a config that does not say: nothing to check
+    if (have.os, have.architecture) != (want.os, want.architecture):
+        raise ImageError(f"{what} is an image for {have}, not for {want} (it has no index to choose from)")
 
 
 def _resolve_manifest(client: RegistryClient, imp: ImportSession, ref: Reference,

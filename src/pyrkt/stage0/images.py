@@ -38,11 +38,13 @@ def check_pull_policy(policy: str) -> str:
     return policy
 
 
-def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, signature: str | None = None) -> Image:
+def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, signature: str | None = None,
+                  platform: str = "", progress: bool = False) -> Image:
     """The stored image ``arg`` names, fetched or imported first as the policy says.
 
     Local files (ACIs too) are always imported, whatever the policy, as rkt; ``signature`` is
-    an ACI's detached signature file (``--signature``)."""
+    an ACI's detached signature file (``--signature``); ``platform`` (``--platform``) chooses
+    from a registry's index; ``progress``: show downloads on stderr if it is a terminal."""
     from pyrkt.fetch import fetch, parse_source
 
     check_pull_policy(pull_policy)
@@ -50,7 +52,8 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
     dirs = config.config_dirs()
     sig = Path(signature) if signature else None
     if source.is_local or source.kind == "aci-file":
-        return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig)
+        return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig,
+                     platform=platform, progress=progress)
     if source.kind == "store":
         # Discovery of appc names is not written yet, so every policy ends at the store here.
         return store.resolve(arg)
@@ -60,7 +63,8 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
         except NotFound:
             if pull_policy == "never":
                 raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
-    return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig)
+    return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig,
+                 platform=platform, progress=progress)
 
 
 def _stored_name(source: Source) -> str:

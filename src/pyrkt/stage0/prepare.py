@@ -49,6 +49,8 @@ class PodRequest(Value, frozen=False):
     uuid_file_save: str = ""
     stage1_name: str = "default"
     ports: list[str] = field(default_factory=list)
+    platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
+    quiet: bool = False  # --quiet: no download progress
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -161,7 +163,8 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
-        images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None)
+        images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None,
+                                platform=req.platform, progress=not req.quiet)
                   for a in req.apps]
         apps = reify(req, images)
         layer_dirs = [store.layer_dirs(image) for image in images]

@@ -10,9 +10,11 @@ from pyrkt.errors import UsageError
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = "pyrkt fetch [--full] [--pull-policy=update] [--signature=FILE]... IMAGE..."
+USAGE = "pyrkt fetch [--full] [--quiet] [--platform=OS/ARCH[/VARIANT]] [--pull-policy=update] [--signature=FILE]... IMAGE..."
 FLAGS = [
     Flag("full", "bool", help="print the full image ID"),
+    Flag("quiet", "bool", help="print only the image ID: no download progress"),
+    Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
     Flag("pull-policy", default="update", help="when to fetch: never, new or update"),
     Flag("signature", "list", help="local signature file of an ACI (the Nth --signature goes with the Nth image)"),
 ]
@@ -40,10 +42,16 @@ def run(ctx: Context, args: list[str]) -> int:
         raise UsageError(f"{len(signatures)} --signature files for {len(images)} images")
     signatures += [""] * (len(images) - len(signatures))
     policy = check_pull_policy(values["pull_policy"])
+    platform = values["platform"] or ""
+    if platform:
+        from pyrkt.fetch import parse_platform
+
+        parse_platform(platform)
     store = open_store(ctx.config)
     try:
         for arg, sig in zip(images, signatures, strict=True):
-            image = resolve_image(ctx.config, store, arg, pull_policy=policy, signature=sig or None)
+            image = resolve_image(ctx.config, store, arg, pull_policy=policy, signature=sig or None,
+                                  platform=platform, progress=not values["quiet"])
             ctx.stdout.write(shown_id(image.id, full=values["full"]) + "\n")
     finally:
         store.close()

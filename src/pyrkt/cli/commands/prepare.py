@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
 from pyrkt.cli.commands.run import PREPARE_FLAGS, pod_request
-from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.cli.flags import FlagSet
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
 USAGE = "pyrkt prepare [--quiet] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
-OWN_FLAGS = PREPARE_FLAGS + [Flag("quiet", "bool", help="print only the pod's UUID")]
+OWN_FLAGS = PREPARE_FLAGS  # --quiet is among them: only the pod's UUID, no download progress
 FLAGS = OWN_FLAGS + APP_FLAGS
 
 

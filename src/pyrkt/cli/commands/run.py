@@ -24,6 +24,8 @@ PREPARE_FLAGS = [
     Flag("stage1-name", default="default", help="the stage1 flavor: default or fly"),
     Flag("uuid-file-save", help="write the pod's UUID to this file"),
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
+    Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
+    Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
 ]
 RUNTIME_FLAGS = [
     Flag("net", "opt", default="default", implicit="default", help="networks: default, host, none, or a list"),
@@ -46,6 +48,10 @@ FLAGS = RUN_FLAGS + APP_FLAGS
 def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
     if values["pull_policy"] not in ("never", "new", "update"):
         raise UsageError(f"invalid --pull-policy={values['pull_policy']!r}: want never, new or update")
+    if values["platform"]:
+        from pyrkt.fetch import parse_platform
+
+        parse_platform(values["platform"])
     return PodRequest(
         apps=apps,
         set_env=values["set_env"],
@@ -55,6 +61,8 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         uuid_file_save=values["uuid_file_save"] or "",
         stage1_name=values["stage1_name"],
         ports=values["port"],
+        platform=values["platform"] or "",
+        quiet=values["quiet"],
     )
 
 
