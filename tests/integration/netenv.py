@@ -34,6 +34,5 @@ def net_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str
     r = cli("fetch", make_image(base / "busybox"))
     assert r.code == 0, r
     yield cli, r.out.strip().splitlines()[-1], conf
-    cli.stop_all()
-    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+    cli.collect_all()
     assert mounts_under(base) == []

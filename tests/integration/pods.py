@@ -64,6 +64,15 @@ class Cli:
             if fields and "running" in fields:
                 self("stop", "--force", fields[0])
 
+    def collect_all(self) -> None:
+        """Stop what still runs and gc everything; fail if a pod (and so its cgroup or netns)
+        could not be collected: teardown must always be able to finish."""
+        self.stop_all()
+        r = self("gc", "--grace-period=0s", "--expire-prepared=0s")
+        left = [f"{d}/{p}" for d in ("prepare", "run", "exited-garbage", "garbage")
+                for p in (os.listdir(self.data_dir / "pods" / d) if (self.data_dir / "pods" / d).is_dir() else [])]
+        assert not left, (left, r)
+
     def wait_exited(self, uuid: str, timeout: float = 20) -> dict[str, str]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

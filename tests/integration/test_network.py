@@ -252,6 +252,7 @@ def test_bad_net_d_and_missing_plugin_are_one_line_errors_that_leave_nothing(net
         (conf / "net.d" / "41-ghost.conf").unlink()
     assert host_state() == before
     assert run_pods(cli) == pods_before
+    assert os.listdir(cli.data_dir / "pods" / "exited-garbage") == []  # removed, not left for gc
 
 
 def run_pods(cli: Cli) -> list[str]:

@@ -48,8 +48,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str, str, Path]:
                                                                 "etc/hosts": IMAGE_HOSTS},)))
     assert plain.code == 0 and own.code == 0, (plain, own)
     yield cli, plain.out.strip().splitlines()[-1], own.out.strip().splitlines()[-1], conf
-    cli.stop_all()
-    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+    cli.collect_all()
     assert mounts_under(base) == []
 
 

@@ -24,8 +24,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
     assert r.code == 0, r
     image = r.out.strip().splitlines()[-1]
     yield cli, image
-    cli.stop_all()
-    cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+    cli.collect_all()
     assert mounts_under(base) == []
 
 
@@ -428,11 +427,13 @@ def test_stop_escalates_to_kill_when_an_app_ignores_term(env: tuple[Cli, str]) -
     assert cli.status(uuid)["state"] == "exited"
 
 
-def test_sigkill_of_pyrkt_at_any_moment_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str]) -> None:
+def test_sigkill_of_pyrkt_at_any_moment_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str], tmp_path: Path) -> None:
     cli, image = env
-    cgroups_before = {p for p in Path("/sys/fs/cgroup").glob("*/pyrkt/*") if p.is_dir()}
-    for delay in (0.0, 0.02, 0.05, 0.08, 0.12, 0.2, 0.3):
-        p = cli.popen("run", "--net=none", image, "--exec=/bin/sleep", "--", "1000", stdout=-1, stderr=-1)
+    uuid_files = []
+    for i, delay in enumerate((0.0, 0.02, 0.05, 0.08, 0.12, 0.2, 0.3)):
+        uuid_files.append(tmp_path / f"kill{i}.uuid")
+        p = cli.popen("run", "--net=none", f"--uuid-file-save={uuid_files[-1]}", image, "--exec=/bin/sleep", "--",
+                      "1000", stdout=-1, stderr=-1)
         time.sleep(delay)
         p.kill()
         p.wait()
@@ -445,7 +446,9 @@ def test_sigkill_of_pyrkt_at_any_moment_leaves_nothing_gc_cannot_clean(env: tupl
                  for p in os.listdir(cli.data_dir / "pods" / d)]
     assert leftovers == []
     assert mounts_under(cli.data_dir) == []
-    assert {p for p in Path("/sys/fs/cgroup").glob("*/pyrkt/*") if p.is_dir()} <= cgroups_before
+    for f in uuid_files:  # the pods that got as far as a UUID have no cgroup left
+        if f.exists():
+            assert pod_cgroups(f.read_text().strip()) == []
 
 
 def test_pod_init_slims_down_and_keeps_supervising(env: tuple[Cli, str]) -> None:

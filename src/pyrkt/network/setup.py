@@ -142,7 +142,11 @@ def delete(record: dict[str, Any], uuid: str, path: str) -> None:
     result = record.get("result") or None
     for j in reversed(range(len(conflist["plugins"]))):
         conf = cni.plugin_config(conflist, j, result, record.get("runtime"))
-        cni.call("DEL", cni.find_plugin(conf["type"], search), conf, container_id=uuid,
+        try:
+            plugin = cni.find_plugin(conf["type"], search)
+        except NetworkSetupError:
+            continue  # a plugin that is not there cannot have set anything up to undo
+        cni.call("DEL", plugin, conf, container_id=uuid,
                  netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
                  args=record.get("args", ""), plugin_path=search, network=record["network"])
 
