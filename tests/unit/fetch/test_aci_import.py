@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tests.support.aci import aci_manifest, build_aci
 from tests.support.images import Entry
+from tests.support.stores import assert_store_empty
 
 from pyrkt.config import Config
 from pyrkt.errors import ImageError, NotFound
@@ -18,20 +19,6 @@ from pyrkt.stage0.images import resolve_image
 from pyrkt.store import Store
 
 INSECURE = frozenset({"image"})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "data" / "store")
-    yield s  # type: ignore[misc]
-    s.close()
-
-
-def assert_store_empty(store: Store) -> None:
-    assert store.list() == []
-    assert list(store.blobs.walk()) == []
-    assert store.layers.walk() == []
-    assert not store.tmp.exists() or os.listdir(store.tmp) == []
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip", "bzip2", "xz"])

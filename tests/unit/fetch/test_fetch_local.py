@@ -14,6 +14,7 @@ from tests.support.images import (
     build_oci_layout,
     image_id_of,
 )
+from tests.support.stores import assert_store_empty
 
 from pyrkt.config import Config
 from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
@@ -22,20 +23,6 @@ from pyrkt.fetch.convert import appc_arch
 from pyrkt.fetch.manifests import host_platform
 from pyrkt.stage0.images import resolve_image
 from pyrkt.store import Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "data" / "store")
-    yield s  # type: ignore[misc]
-    s.close()
-
-
-def assert_store_empty(store: Store) -> None:
-    assert store.list() == []
-    assert list(store.blobs.walk()) == []
-    assert store.layers.walk() == []
-    assert not store.tmp.exists() or os.listdir(store.tmp) == []
 
 
 def test_oci_layout_imports_with_its_dir_name_and_tag(store: Store, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 from tests.support.images import build_oci_layout
-from tests.unit.fetch.test_registry_client import HOST, FakeRegistry, store  # noqa: F401 (a fixture)
+from tests.unit.fetch.test_registry_client import HOST, FakeRegistry
 
 from pyrkt.fetch.progress import LayerState, Progress, human_bytes, human_duration, render
 from pyrkt.fetch.reference import parse_reference

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from tests.support.images import build_oci_layout, image_id_of
+from tests.support.stores import assert_store_empty
 
 from pyrkt.config import Config
 from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
@@ -102,13 +102,6 @@ class FakeRegistry:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "data" / "store")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def registry(tmp_path: Path) -> FakeRegistry:
     return FakeRegistry(build_oci_layout(tmp_path / "layout", tag="latest", cmd=("echo", "hi")))
 
@@ -119,12 +112,6 @@ def pull(store: Store, registry: FakeRegistry, text: str = f"{HOST}/busybox:late
     client = RegistryClient(ref, credentials=credentials, backoff=0, attempts=attempts,
                             transport=httpx.MockTransport(registry.handle))
     return import_registry(store, ref, source=f"docker://{text}", client=client).id
-
-
-def assert_store_empty(store: Store) -> None:
-    assert store.list() == []
-    assert list(store.blobs.walk()) == []
-    assert not store.tmp.exists() or os.listdir(store.tmp) == []
 
 
 def test_anonymous_pull_stores_the_image_as_registry_slash_repository_with_its_tag(

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.support.images import build_oci_layout, image_id_of
-from tests.unit.fetch.test_registry_client import HOST, FakeRegistry, assert_store_empty, store  # noqa: F401
+from tests.support.stores import assert_store_empty
+from tests.unit.fetch.test_registry_client import HOST, FakeRegistry
 
 from pyrkt.errors import ImageError, UsageError
 from pyrkt.fetch import parse_platform
