@@ -64,3 +64,21 @@ def safe_join(root: str | os.PathLike[str], member: str) -> Path:
             continue
         parts.append(part)
     return Path(root, *parts)
+
+
+# errnos of an xattr namespace a file system or user cannot hold (trusted.* when not root,
+# security.selinux without SELinux): the file itself is still right, so they are skipped
+XATTR_UNSUPPORTED = (1, 95, 13)  # EPERM, ENOTSUP/EOPNOTSUPP, EACCES
+
+
+def set_xattr(target: int | str, name: str, value: bytes) -> None:
+    """setxattr on an fd, or on a path without following a symlink; namespaces the target
+    cannot hold are skipped."""
+    try:
+        if isinstance(target, int):
+            os.setxattr(target, name, value)
+        else:
+            os.setxattr(target, name, value, follow_symlinks=False)
+    except OSError as e:
+        if e.errno not in XATTR_UNSUPPORTED:
+            raise

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError
+from pyrkt.kernel.fs import set_xattr
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
 from pyrkt.store.members import MemberPlan, aci_member_path, plan_member
 from pyrkt.store.overlay import OPAQUE_XATTR
@@ -353,16 +354,7 @@ class Unpacker:
             if name.startswith(FORBIDDEN_XATTR_PREFIXES):
                 continue  # only pyrkt's own whiteout handling writes overlay metadata
             data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
-            try:
-                if isinstance(target, int):
-                    os.setxattr(target, name, data)
-                else:
-                    os.setxattr(target, name, data, follow_symlinks=False)
-            except OSError as e:
-                # EPERM/ENOTSUP: a namespace this host or user cannot hold (e.g. trusted.* when
-                # not root, security.selinux without SELinux); the file itself is still right.
-                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
-                    raise
+            set_xattr(target, name, data)
 
     def finish(self) -> None:
         """Directory modes and times last, deepest first: creating children changes both."""

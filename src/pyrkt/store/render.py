@@ -12,6 +12,7 @@ import os
 import stat
 from pathlib import Path
 
+from pyrkt.kernel.fs import XATTR_UNSUPPORTED, set_xattr
 from pyrkt.store.squash import entries
 
 CHUNK = 1 << 20
@@ -28,15 +29,11 @@ def copy_xattrs(src: str, dst: str | int) -> None:
             continue
         try:
             value = os.getxattr(src, name, follow_symlinks=False)
-            if isinstance(dst, int):
-                os.setxattr(dst, name, value)
-            else:
-                os.setxattr(dst, name, value, follow_symlinks=False)
         except OSError as e:
-            # a namespace the destination cannot hold (e.g. trusted.* when not root): the file
-            # itself is still right, as when unpacking a layer
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+            if e.errno not in XATTR_UNSUPPORTED:
                 raise
+            continue
+        set_xattr(dst, name, value)
 
 
 def _copy_data(sfd: int, dfd: int, size: int) -> None:
