@@ -5,6 +5,8 @@
     sources.py    what kind of source an argument is (oci:, oci-archive:, docker-archive:, docker://, ...)
     local.py      local OCI layouts and archives, Docker `docker save` archives
     aci.py        local appc ACI files (signature checked unless --insecure-options=image)
+    https.py      ACI files over http(s), with a remote cache record (ETag, Cache-Control)
+    discovery.py  appc discovery of names like example.com/app:v1.0,os=linux
     trust.py      the trusted-keys store (``pyrkt trust``) and gpg signature checks
     manifests.py  OCI/Docker manifests and indexes, platform choice
     convert.py    an OCI/Docker config -> pyrkt.model.image.Image
@@ -15,8 +17,9 @@
     progress.py   the download progress display on a terminal (docker:// pulls)
 
 Hacking: a new source kind is a ``Source.kind`` in sources.py plus one entry in ``_FETCHERS``
-below; a fetcher takes (store, source, arg, options) and returns the stored Image. HTTPS/appc
-discovery is not written yet and refuses with a FetchError.
+below; a fetcher takes (store, source, arg, options) and returns the stored Image. The kind
+``appc`` (a name to discover) is never parsed from an argument: ``stage0.images`` chooses it
+when a name is not in the store.
 """
 
 from __future__ import annotations
@@ -43,13 +46,17 @@ class FetchOptions(Value):
     (system, local, user) whose ``auth.d`` holds registry credentials and ``trustedkeys`` the
     keys ACI signatures are checked with; ``signature``: an ACI's ``--signature`` file;
     ``platform``: ``--platform`` (os/arch[/variant], "" for the host's); ``progress``: show
-    download progress on stderr if it is a terminal."""
+    download progress on stderr if it is a terminal; ``pull_policy``: never, new or update (a
+    remote ACI's cache record decides what ``new`` reuses); ``trust_keys_from_https``: trust
+    the keys appc discovery finds for a prefix that has none yet."""
 
     insecure: frozenset[str] = frozenset()
     config_dirs: tuple[Path, ...] = ()
     signature: Path | None = None
     platform: str = ""
     progress: bool = False
+    pull_policy: str = "update"
+    trust_keys_from_https: bool = False
 
 
 def parse_platform(text: str) -> Platform:
@@ -100,11 +107,16 @@ def _aci(store: Store, source: Source, arg: str, options: FetchOptions) -> Image
                       system_dir=dirs[0] if dirs else None, local_dir=dirs[1] if len(dirs) > 1 else None)
 
 
-def _not_yet(what: str) -> Callable[[Store, Source, str, FetchOptions], Image]:
-    def refuse(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
-        raise FetchError(f"{what} is not supported yet: {arg}")
+def _https(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
+    from pyrkt.fetch.https import import_https
 
-    return refuse
+    return import_https(store, source.location, source=arg, options=options)
+
+
+def _appc(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
+    from pyrkt.fetch.discovery import import_discovered
+
+    return import_discovered(store, source.location, source=arg, options=options)
 
 
 _FETCHERS: dict[str, Callable[[Store, Source, str, FetchOptions], Image]] = {
@@ -112,14 +124,15 @@ _FETCHERS: dict[str, Callable[[Store, Source, str, FetchOptions], Image]] = {
     "oci-archive": _local,
     "docker-archive": _local,
     "docker": _docker,
-    "https": _not_yet("fetching ACI images over https"),
+    "https": _https,
     "aci-file": _aci,
+    "appc": _appc,
 }
 
 
 def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: frozenset[str] = frozenset(),
           config_dirs: Sequence[Path] = (), signature: Path | None = None, platform: str = "",
-          progress: bool = False) -> Image:
+          progress: bool = False, pull_policy: str = "update", trust_keys_from_https: bool = False) -> Image:
     """Import the image ``arg`` names into ``store`` from its source; returns the stored Image.
     ``signature``: the detached signature of an ACI file (default: ``<file>.asc``); ``platform``:
     the os/arch[/variant] to choose from an index (default: the host's); ``progress``: show the
@@ -128,4 +141,6 @@ def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: fro
     fetcher = _FETCHERS.get(source.kind)
     if fetcher is None:
         raise FetchError(f"no fetcher for {arg!r}: it names an image in the store, not a source")
-    return fetcher(store, source, arg, FetchOptions(insecure, tuple(config_dirs), signature, platform, progress))
+    options = FetchOptions(insecure, tuple(config_dirs), signature, platform, progress, pull_policy,
+                           trust_keys_from_https)
+    return fetcher(store, source, arg, options)

@@ -51,9 +51,14 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
     source = parse_source(arg)
     dirs = config.config_dirs()
     sig = Path(signature) if signature else None
-    if source.is_local or source.kind == "aci-file":
+
+    def from_source(source: Source) -> Image:
         return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig,
-                     platform=platform, progress=progress)
+                     platform=platform, progress=progress, pull_policy=pull_policy,
+                     trust_keys_from_https=config.trust_keys_from_https)
+
+    if source.is_local or source.kind in ("aci-file", "https"):
+        return from_source(source)  # files are always imported; https applies the policy to its cache record
     if source.kind == "store":
         # Discovery of appc names is not written yet, so every policy ends at the store here.
         return store.resolve(arg)
@@ -63,8 +68,7 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
         except NotFound:
             if pull_policy == "never":
                 raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
-    return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig,
-                 platform=platform, progress=progress)
+    return from_source(source)
 
 
 def _stored_name(source: Source) -> str:
