@@ -28,22 +28,23 @@ class Result:
 
 
 class Cli:
-    """Runs `pyrkt --dir=<data dir> ...` as a user would."""
+    """Runs `pyrkt --dir=<data dir> ...` as a user would; ``env`` is added to its environment."""
 
-    def __init__(self, data_dir: Path, extra: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.extra = extra or []
+        self.env = {**os.environ, **env} if env else None
 
     def argv(self, *args: str) -> list[str]:
         return [str(PYRKT), f"--dir={self.data_dir}", *self.extra, *args]
 
     def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> Result:
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout, input=input,
-                           stdin=None if input is not None else subprocess.DEVNULL)
+                           stdin=None if input is not None else subprocess.DEVNULL, env=self.env)
         return Result(p.returncode, p.stdout, p.stderr)
 
     def popen(self, *args: str, **kw: object) -> subprocess.Popen[str]:
-        return subprocess.Popen(self.argv(*args), text=True, **kw)  # type: ignore[call-overload]
+        return subprocess.Popen(self.argv(*args), text=True, env=self.env, **kw)  # type: ignore[call-overload]
 
     def pod_dir(self, uuid: str) -> Path:
         for state in ("run", "exited-garbage", "prepared", "prepare", "garbage", "embryo"):
