@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.config import Config, parse_insecure_options
@@ -52,7 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image gc": ("image_gc", "Garbage collect local store"),
     "image export": ("image_export", "Export a stored image to an ACI or OCI archive file"),
     "image extract": ("image_extract", "Extract a stored image to a directory"),
-    "image render": ("image_render", "Render a stored image to a directory (for OCI images: as extract)"),
+    "image render": ("image_render", "Render a stored image as pods see it (with its ACI dependencies) to a directory"),
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
     "trust": ("trust", "Trust a key for image verification"),
     "version": ("version", "Print the version and exit"),
@@ -98,10 +97,10 @@ def config_from_flags(values: dict[str, Any]) -> Config:
     for text in values["insecure_options"]:
         insecure |= parse_insecure_options(text)
     return Config(
-        data_dir=Path(os.path.abspath(values["dir"])),
-        local_config=Path(values["local_config"]),
-        system_config=Path(values["system_config"]),
-        user_config=Path(values["user_config"]) if values["user_config"] else None,
+        data_dir=os.path.abspath(values["dir"]),
+        local_config=values["local_config"],
+        system_config=values["system_config"],
+        user_config=values["user_config"] if values["user_config"] else None,
         debug=values["debug"],
         insecure=insecure,
         trust_keys_from_https=values["trust_keys_from_https"],
@@ -111,13 +110,13 @@ def config_from_flags(values: dict[str, Any]) -> Config:
 def merge_config(config: Config, changed: dict[str, Any]) -> Config:
     updates: dict[str, Any] = {}
     if "dir" in changed:
-        updates["data_dir"] = Path(os.path.abspath(changed["dir"]))
+        updates["data_dir"] = os.path.abspath(changed["dir"])
     if "local_config" in changed:
-        updates["local_config"] = Path(changed["local_config"])
+        updates["local_config"] = changed["local_config"]
     if "system_config" in changed:
-        updates["system_config"] = Path(changed["system_config"])
+        updates["system_config"] = changed["system_config"]
     if "user_config" in changed:
-        updates["user_config"] = Path(changed["user_config"])
+        updates["user_config"] = changed["user_config"]
     if "debug" in changed:
         updates["debug"] = changed["debug"]
     if "trust_keys_from_https" in changed:

@@ -63,13 +63,13 @@ def human_size(n: int) -> str:
 
 
 def dump_json(value: Any, *, pretty: bool, out: TextIO | None = None) -> None:
-    import json
+    from pyrkt.model import jsonio
 
     out = out or sys.stdout
     if pretty:
-        out.write(json.dumps(value, indent=2) + "\n")
+        out.write(jsonio.dumps(value, indent=2) + "\n")
     else:
-        out.write(json.dumps(value, separators=(",", ":")) + "\n")
+        out.write(jsonio.dumps(value, separators=(",", ":")) + "\n")
 
 
 def check_format(fmt: str | None) -> str | None:

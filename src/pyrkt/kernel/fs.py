@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644, sync: bool = True) -> None:
@@ -39,6 +42,17 @@ def touch(path: str | os.PathLike[str], mode: int = 0o644) -> None:
     os.utime(path)
 
 
+def read_file(path: str | os.PathLike[str]) -> str:
+    """The text of ``path`` (as ``Path.read_text``, without pathlib)."""
+    with open(path) as f:
+        return f.read()
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def read_text(path: str | os.PathLike[str], default: str | None = None) -> str | None:
     try:
         with open(path) as f:
@@ -63,6 +77,8 @@ def safe_join(root: str | os.PathLike[str], member: str) -> Path:
             parts.pop()
             continue
         parts.append(part)
+    from pathlib import Path
+
     return Path(root, *parts)
 
 

@@ -28,8 +28,7 @@ running exactly as long as some process of it keeps that fd open.
 
 from __future__ import annotations
 
-import json
-
+from pyrkt.model import jsonio
 from pyrkt.model.values import Value, field
 
 TYPE_CHECKING = False
@@ -100,11 +99,11 @@ class RuntimeConfig(Value):
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}
         d["version"] = INTERFACE_VERSION
         d["net"] = list(self.net)
-        return json.dumps(d, indent=1)
+        return jsonio.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> RuntimeConfig:
-        d = json.loads(text)
+        d = jsonio.loads(text)
         d.pop("version", None)
         d["net"] = tuple(d.get("net") or ("default",))
         return cls(**d)

@@ -41,9 +41,10 @@ def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
     return nets[-1][0] if nets else ""
 
 
-def up(pod_dir: Path, uuid: str, requested: list[str], config_dirs: list[Path], *,
+def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs: list[Path], *,
        port_mappings: list[dict[str, Any]] | None = None) -> str:
     """Create the pod's netns and ADD its networks; returns the netns path."""
+    pod_dir = Path(pod)
     started = time.perf_counter()
     nets = config.select(requested, config_dirs)
     target = forwardable(nets)
@@ -104,9 +105,10 @@ def net_info(record: dict[str, Any], plugin: str) -> dict[str, Any]:
             "ifName": record["ifname"], "ip": ip, "args": record["args"], "mask": mask}
 
 
-def down(pod_dir: Path, *, keep_netns: bool = False) -> None:
+def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
     """DEL every network the pod dir records, in reverse order, then remove the netns (unless
     ``keep_netns``: the caller removes it later, from the right mount namespace)."""
+    pod_dir = Path(pod)
     started = time.perf_counter()
     path = (fs.read_text(pod_dir / abi.NETNS) or "").strip()
     errors: list[str] = []
@@ -151,8 +153,9 @@ def delete(record: dict[str, Any], uuid: str, path: str) -> None:
                  args=record.get("args", ""), plugin_path=search, network=record["network"])
 
 
-def first_dns(pod_dir: Path) -> tuple[str, dict[str, Any]] | None:
+def first_dns(pod: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
     """(network, dns block) of the first network, in ``--net`` order, whose result has DNS."""
+    pod_dir = Path(pod)
     net_dir = pod_dir / NET_DIR
     try:
         names = sorted(n for n in os.listdir(net_dir) if n.endswith(".json"))

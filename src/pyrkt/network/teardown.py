@@ -17,7 +17,7 @@ from pathlib import Path
 TIMEOUT = 30.0
 
 
-def command(pod_dir: Path, netns_fd: int, mntns_fd: int) -> list[str]:
+def command(pod_dir: str | os.PathLike[str], netns_fd: int, mntns_fd: int) -> list[str]:
     """The argv pod init execs (the fds must be inheritable)."""
     paths = [p for p in sys.path if p]
     code = (f"import sys; sys.path[:0] = {paths!r}; "

@@ -16,7 +16,6 @@ import os
 import stat
 import sys
 import time
-from pathlib import Path
 
 from pyrkt.errors import InvalidState, KernelError, Locked, NotFound, PyrktError
 from pyrkt.model import abi
@@ -28,7 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `run --rm` and failed runs come here: no typing or dataclasses at run time
     from collections.abc import Callable, Iterable
 
-    Teardown = Callable[[Path], None]  # undoes what the pod at pod_dir set up; idempotent
+    Teardown = Callable[[str], None]  # undoes what the pod at pod_dir set up; idempotent
 
 
 class Phase(Value):
@@ -42,19 +41,19 @@ class Phase(Value):
 
 # -- mark --------------------------------------------------------------------------------
 
-def mark_exited(pods_dir: Path) -> Phase:
+def mark_exited(pods_dir: str) -> Phase:
     """Exited pods in ``run/`` -> ``exited-garbage/``."""
     exited = [p for p in Pod.walk(pods_dir, (Dir.RUN,)) if p.state == State.EXITED]
     return _rename_each(exited, Dir.EXITED_GARBAGE, lock=False)
 
 
-def discard_aborted(pods_dir: Path) -> Phase:
+def discard_aborted(pods_dir: str) -> Phase:
     """Unlocked pods in ``prepare/`` (a prepare that died) -> ``garbage/``."""
     aborted = [p for p in Pod.walk(pods_dir, (Dir.PREPARE,)) if p.state == State.ABORTED_PREPARE]
     return _rename_each(aborted, Dir.GARBAGE, lock=False)
 
 
-def expire_prepared(pods_dir: Path, older_than: float, *, now: float | None = None) -> Phase:
+def expire_prepared(pods_dir: str, older_than: float, *, now: float | None = None) -> Phase:
     """Pods in ``prepared/`` for longer than ``older_than`` seconds -> ``garbage/``.
 
     Moved under the exclusive lock, so a `run-prepared` that holds the pod keeps it.
@@ -79,7 +78,7 @@ def _rename_each(pods: Iterable[Pod], dst: Dir, *, lock: bool) -> Phase:
             pod.transition(dst)
             done.append(pod.uuid)
         except FileNotFoundError as e:
-            if pod.path.is_dir():  # the pod is still here: the destination dir is missing
+            if os.path.isdir(pod.path):  # the pod is still here: the destination dir is missing
                 failed.append((pod.uuid, f"cannot move {pod.path} to {dst.value}/: {e.strerror}"))
             # else another command moved it first
         except OSError as e:
@@ -99,7 +98,7 @@ def _expired(pod: Pod, age: float, now: float) -> bool:
 
 # -- sweep -------------------------------------------------------------------------------
 
-def sweep_exited_garbage(pods_dir: Path, grace: float, teardown: Teardown, *, now: float | None = None) -> Phase:
+def sweep_exited_garbage(pods_dir: str, grace: float, teardown: Teardown, *, now: float | None = None) -> Phase:
     """Delete ``exited-garbage/`` pods marked more than ``grace`` seconds ago (0: at once)."""
     now = time.time() if now is None else now
     ready: list[Pod] = []
@@ -117,7 +116,7 @@ def sweep_exited_garbage(pods_dir: Path, grace: float, teardown: Teardown, *, no
     return Phase(done=swept.done, within_grace=tuple(waiting), busy=swept.busy, failed=swept.failed)
 
 
-def sweep_garbage(pods_dir: Path, teardown: Teardown) -> Phase:
+def sweep_garbage(pods_dir: str, teardown: Teardown) -> Phase:
     """Delete every pod in ``garbage/``."""
     return _delete_each(Pod.walk(pods_dir, (Dir.GARBAGE,)), teardown)
 
@@ -150,7 +149,7 @@ def delete_pod(pod: Pod, teardown: Teardown) -> None:
     if pod.where not in (Dir.EXITED_GARBAGE, Dir.GARBAGE):
         raise InvalidState(f"pod {pod.uuid} is in {pod.where.value}/, not in a garbage dir; not deleting it")
     teardown(pod.path)
-    remove_tree(pod.path / abi.STAGE1_ROOTFS)
+    remove_tree(os.path.join(pod.path, abi.STAGE1_ROOTFS))
     remove_tree(pod.path)
 
 
@@ -209,7 +208,7 @@ def _refuse(pod: Pod, state: State) -> None:
 
 # -- removing files ----------------------------------------------------------------------
 
-def remove_tree(path: Path) -> None:
+def remove_tree(path: str | os.PathLike[str]) -> None:
     """``rm -rf path`` that refuses to cross into a mount and copes with odd inodes.
 
     Mounts left below a pod (a bind-mounted volume after SIGKILL) must be unmounted by the
@@ -245,7 +244,7 @@ def remove_tree(path: Path) -> None:
         raise KernelError("remove", err.errno or errno.EIO, failed)
 
 
-def _make_removable(top: Path) -> None:
+def _make_removable(top: str | os.PathLike[str]) -> None:
     """Clear immutable/append-only flags and give directories owner rwx, top down."""
     _fix_inode(str(top))
     for dirpath, dirnames, filenames in os.walk(top):

@@ -8,10 +8,9 @@ not change what is read, and a file that is missing is simply absent from the re
 
 from __future__ import annotations
 
-import json
 import os
 
-from pyrkt.model import abi
+from pyrkt.model import abi, jsonio
 from pyrkt.model.image import Image
 from pyrkt.model.pod import PodManifest
 from pyrkt.model.values import Value
@@ -190,7 +189,7 @@ def _read(pod: Pod, state: State, r: PodDirReader) -> PodInfo:
     text = r.text(abi.POD_MANIFEST)
     if text is not None:
         try:
-            raw = json.loads(text)
+            raw = jsonio.loads(text)
             manifest = PodManifest.from_json(raw)
         except (ValueError, KeyError, TypeError) as e:
             problems.append(f"pod {pod.uuid}: unreadable pod manifest {abi.POD_MANIFEST!r}: {e}")
@@ -269,7 +268,7 @@ def _image_display_name(r: PodDirReader, app: str, problems: list[str], uuid: st
     if text is None:
         return None
     try:
-        return Image.from_json(json.loads(text)).display_name
+        return Image.from_json(jsonio.loads(text)).display_name
     except (ValueError, KeyError, TypeError) as e:
         problems.append(f"pod {uuid}: unreadable image manifest {abi.app_manifest(app)!r}: {e}")
         return None
@@ -304,7 +303,7 @@ def read_networks(r: PodDirReader, problems: list[str], uuid: str) -> tuple[NetI
     if text is None:
         return ()
     try:
-        entries = json.loads(text)
+        entries = jsonio.loads(text)
         return tuple(
             NetInfo(net_name=str(e.get("netName", "")), if_name=str(e.get("ifName", "")),
                     ip=str(e.get("ip") or ""), net_conf=str(e.get("netConf", "")),

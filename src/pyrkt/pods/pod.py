@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from pyrkt.errors import Ambiguous, InvalidState, Locked, NotFound, UsageError
 from pyrkt.kernel.lock import FileLock
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class Pod:
-    def __init__(self, pods_dir: Path, uuid: str, where: Dir, lock: FileLock | None = None) -> None:
+    def __init__(self, pods_dir: str, uuid: str, where: Dir, lock: FileLock | None = None) -> None:
         self.pods_dir = pods_dir
         self.uuid = uuid
         self.where = where
@@ -34,20 +33,20 @@ class Pod:
         return f"Pod({self.uuid}, {self.where.value})"
 
     @property
-    def path(self) -> Path:
-        return self.pods_dir / self.where.value / self.uuid
+    def path(self) -> str:
+        return os.path.join(self.pods_dir, self.where.value, self.uuid)
 
-    def file(self, name: str) -> Path:
-        return self.path / name
+    def file(self, name: str) -> str:
+        return os.path.join(self.pods_dir, self.where.value, self.uuid, name)
 
     # -- creation and lookup ------------------------------------------------------------
 
     @classmethod
-    def create(cls, pods_dir: Path, uuid: str | None = None) -> Pod:
+    def create(cls, pods_dir: str, uuid: str | None = None) -> Pod:
         """A new pod in ``prepare/``, exclusively locked by the caller."""
         ensure_dirs(pods_dir)
         uuid = uuid or new_uuid()
-        embryo = pods_dir / Dir.EMBRYO.value / uuid
+        embryo = os.path.join(pods_dir, Dir.EMBRYO.value, uuid)
         os.mkdir(embryo, 0o750)
         lock = FileLock.open(embryo)
         lock.exclusive_or_raise(f"pod {uuid}")
@@ -56,15 +55,15 @@ class Pod:
         return pod
 
     @classmethod
-    def load(cls, pods_dir: Path, uuid: str) -> Pod:
+    def load(cls, pods_dir: str, uuid: str) -> Pod:
         """The pod with exactly this UUID, wherever it is (rkt's lookup order)."""
         for d in LOOKUP_ORDER:
-            if (pods_dir / d.value / uuid).is_dir():
+            if os.path.isdir(os.path.join(pods_dir, d.value, uuid)):
                 return cls(pods_dir, uuid, d)
         raise NotFound(f"no matches found for {uuid!r}")
 
     @classmethod
-    def find(cls, pods_dir: Path, prefix: str) -> Pod:
+    def find(cls, pods_dir: str, prefix: str) -> Pod:
         """Resolve a UUID or unique UUID prefix, as rkt: 'no matches found', 'ambiguous uuid'."""
         prefix = prefix.strip().lower()
         if not prefix:
@@ -72,7 +71,7 @@ class Pod:
         matches: dict[str, Dir] = {}
         for d in LISTED:
             try:
-                names = os.listdir(pods_dir / d.value)
+                names = os.listdir(os.path.join(pods_dir, d.value))
             except FileNotFoundError:
                 continue
             for name in names:
@@ -86,10 +85,10 @@ class Pod:
         return cls.load(pods_dir, uuid)
 
     @classmethod
-    def walk(cls, pods_dir: Path, dirs: tuple[Dir, ...] = LISTED) -> Iterator[Pod]:
+    def walk(cls, pods_dir: str, dirs: tuple[Dir, ...] = LISTED) -> Iterator[Pod]:
         for d in dirs:
             try:
-                names = sorted(os.listdir(pods_dir / d.value))
+                names = sorted(os.listdir(os.path.join(pods_dir, d.value)))
             except FileNotFoundError:
                 continue
             for name in names:
@@ -120,7 +119,7 @@ class Pod:
     def relocate(self) -> bool:
         """Find the pod again after another command renamed it; False when it is gone."""
         for d in LOOKUP_ORDER:
-            if (self.pods_dir / d.value / self.uuid).is_dir():
+            if os.path.isdir(os.path.join(self.pods_dir, d.value, self.uuid)):
                 self.where = d
                 return True
         return False
@@ -128,7 +127,7 @@ class Pod:
     def transition(self, dst: Dir) -> None:
         if not allowed(self.where, dst):
             raise InvalidState(f"pod {self.uuid}: cannot move from {self.where.value} to {dst.value}")
-        os.rename(self.path, self.pods_dir / dst.value / self.uuid)
+        os.rename(self.path, os.path.join(self.pods_dir, dst.value, self.uuid))
         self.where = dst
 
     def try_lock(self) -> bool:
@@ -144,7 +143,7 @@ class Pod:
             return False
         self.lock = lk
         # it may have been renamed between our open and our lock
-        if not self.path.is_dir():
+        if not os.path.isdir(self.path):
             self.unlock()
             return False
         return True
@@ -163,14 +162,14 @@ class Pod:
     def created(self) -> float | None:
         for name in (abi.POD_CREATED, abi.POD_MANIFEST):
             try:
-                return self.file(name).stat().st_mtime
+                return os.stat(self.file(name)).st_mtime
             except FileNotFoundError:
                 continue
         return None
 
     def started(self) -> float | None:
         try:
-            return self.file(abi.PID).stat().st_mtime
+            return os.stat(self.file(abi.PID)).st_mtime
         except FileNotFoundError:
             return None
 
@@ -178,23 +177,24 @@ class Pod:
         if self.where not in (Dir.EXITED_GARBAGE, Dir.GARBAGE):
             return None
         try:
-            return self.path.stat().st_ctime
+            return os.stat(self.path).st_ctime
         except FileNotFoundError:
             return None
 
     def pid(self) -> int | None:
         try:
-            return int(self.file(abi.PID).read_text().strip())
+            with open(self.file(abi.PID)) as f:
+                return int(f.read().strip())
         except (FileNotFoundError, ValueError):
             return None
 
     def age(self) -> float:
         try:
-            return time.time() - self.path.stat().st_ctime
+            return time.time() - os.stat(self.path).st_ctime
         except FileNotFoundError:
             return 0.0
 
 
-def ensure_dirs(pods_dir: Path) -> None:
-    for d in Dir:
-        os.makedirs(pods_dir / d.value, mode=0o750, exist_ok=True)
+def ensure_dirs(pods_dir: str) -> None:
+    for d in LOOKUP_ORDER:
+        os.makedirs(os.path.join(pods_dir, d.value), mode=0o750, exist_ok=True)

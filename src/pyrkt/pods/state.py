@@ -16,16 +16,48 @@ Transitions are renames between directories (``TRANSITIONS``); every other move 
 
 from __future__ import annotations
 
-import enum
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
-class Dir(enum.Enum):
-    EMBRYO = "embryo"
-    PREPARE = "prepare"
-    PREPARED = "prepared"
-    RUN = "run"
-    EXITED_GARBAGE = "exited-garbage"
-    GARBAGE = "garbage"
+class _Named:
+    """One of a fixed set of named constants (``Dir.RUN``, ``State.EXITED``), compared by
+    identity. Not ``enum.Enum``: importing enum (and re, functools) costs the run/list/status
+    commands milliseconds, and these constants need nothing but a name and a value."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return getattr, (type(self), self.name)
+
+
+class Dir(_Named):
+    """A state directory under ``pods/``."""
+
+    EMBRYO: ClassVar[Dir]
+    PREPARE: ClassVar[Dir]
+    PREPARED: ClassVar[Dir]
+    RUN: ClassVar[Dir]
+    EXITED_GARBAGE: ClassVar[Dir]
+    GARBAGE: ClassVar[Dir]
+
+
+Dir.EMBRYO = Dir("EMBRYO", "embryo")
+Dir.PREPARE = Dir("PREPARE", "prepare")
+Dir.PREPARED = Dir("PREPARED", "prepared")
+Dir.RUN = Dir("RUN", "run")
+Dir.EXITED_GARBAGE = Dir("EXITED_GARBAGE", "exited-garbage")
+Dir.GARBAGE = Dir("GARBAGE", "garbage")
 
 
 # lookup order when a UUID is searched (first match wins), as rkt
@@ -34,18 +66,33 @@ LOOKUP_ORDER = (Dir.EMBRYO, Dir.PREPARE, Dir.PREPARED, Dir.RUN, Dir.EXITED_GARBA
 LISTED = (Dir.PREPARE, Dir.PREPARED, Dir.RUN, Dir.EXITED_GARBAGE)
 
 
-class State(enum.Enum):
-    EMBRYO = "embryo"
-    PREPARING = "preparing"
-    ABORTED_PREPARE = "aborted prepare"
-    PREPARED = "prepared"
-    RUNNING = "running"
-    EXITED = "exited"
-    EXITED_DELETING = "exited deleting"
-    EXITED_GARBAGE = "exited garbage"
-    DELETING = "deleting"
-    GARBAGE = "garbage"
-    GONE = "gone"
+class State(_Named):
+    """A pod's state, as rkt names it (``value``)."""
+
+    EMBRYO: ClassVar[State]
+    PREPARING: ClassVar[State]
+    ABORTED_PREPARE: ClassVar[State]
+    PREPARED: ClassVar[State]
+    RUNNING: ClassVar[State]
+    EXITED: ClassVar[State]
+    EXITED_DELETING: ClassVar[State]
+    EXITED_GARBAGE: ClassVar[State]
+    DELETING: ClassVar[State]
+    GARBAGE: ClassVar[State]
+    GONE: ClassVar[State]
+
+
+State.EMBRYO = State("EMBRYO", "embryo")
+State.PREPARING = State("PREPARING", "preparing")
+State.ABORTED_PREPARE = State("ABORTED_PREPARE", "aborted prepare")
+State.PREPARED = State("PREPARED", "prepared")
+State.RUNNING = State("RUNNING", "running")
+State.EXITED = State("EXITED", "exited")
+State.EXITED_DELETING = State("EXITED_DELETING", "exited deleting")
+State.EXITED_GARBAGE = State("EXITED_GARBAGE", "exited garbage")
+State.DELETING = State("DELETING", "deleting")
+State.GARBAGE = State("GARBAGE", "garbage")
+State.GONE = State("GONE", "gone")
 
 
 _STATE = {

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from pyrkt.config import Config
 from pyrkt.errors import InvalidState, NotFound, UsageError
-from pyrkt.kernel import lock
+from pyrkt.kernel import fs, lock
 from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
 from pyrkt.pods.pod import Pod
@@ -18,9 +18,9 @@ from pyrkt.pods.state import State
 DEFAULT_STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
 
-def app_names(pod_dir: Path) -> list[str]:
+def app_names(pod_dir: str) -> list[str]:
     try:
-        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+        manifest = PodManifest.from_json(json.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
     except FileNotFoundError:
         return []
     return [a.name for a in manifest.apps]
@@ -42,7 +42,7 @@ def wait_for_pid(pod: Pod, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         st = pod.state
-        if st == State.RUNNING and pod.file(abi.SUPERVISOR_STATUS).is_symlink():
+        if st == State.RUNNING and os.path.islink(pod.file(abi.SUPERVISOR_STATUS)):
             return
         if st not in (State.RUNNING, State.PREPARING) or time.monotonic() > deadline:
             raise InvalidState(f"pod {pod.uuid} is not running")
@@ -60,11 +60,11 @@ def enter(config: Config, uuid: str, app: str, argv: list[str]) -> int:
 
 def default_shell(pod: Pod, app: str) -> list[str]:
     """rkt enters /bin/bash by default; images without bash (busybox, alpine) get /bin/sh."""
-    layers = json.loads(pod.file(abi.app_layers(app)).read_text())
+    layers = json.loads(fs.read_file(pod.file(abi.app_layers(app))))
     from pyrkt.stage0.layers import find_executable
 
     for shell in ("/bin/bash", "/bin/sh"):
-        if find_executable([Path(p) for p in layers], shell, "") is not None:
+        if find_executable([str(p) for p in layers], shell, "") is not None:
             return [shell]
     return ["/bin/bash"]
 
@@ -92,7 +92,7 @@ def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STO
     return pod.uuid
 
 
-def log_records(path: Path, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
+def log_records(path: str, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
     """(timestamp, stream, text) from an app's log file; follows until the pod has exited."""
     try:
         f = open(path, "rb")
@@ -139,8 +139,8 @@ def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple
     names = [name] if name else app_names(pod.path)
     if len(names) == 1:
         raw = pod.file(f"{abi.LOGS}/{names[0]}.raw")  # the fly flavor's unframed output
-        if raw.exists():
-            yield "", "stdout", raw.read_bytes()
+        if os.path.exists(raw):
+            yield "", "stdout", fs.read_bytes(raw)
             return
         yield from log_records(pod.file(abi.app_log(names[0])), follow=follow, pod=pod)
         return

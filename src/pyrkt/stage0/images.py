@@ -6,12 +6,14 @@ and fetches what is missing; ``update`` (fetch) always asks the source (for ``do
 registry's manifest; layers the store holds are not downloaded again). Local sources (``oci:``,
 ``oci-archive:``, ``docker-archive:``) are always imported, whatever the policy, as rkt did for
 files: importing an image the store holds already is cheap (no blob is read twice).
+Any other argument is an id prefix or a store name; an appc name (``example.com/app:1.0,os=linux``:
+a host first, unlike ``busybox``) that is not stored, or that ``update`` asks for again, goes
+to appc discovery (``fetch.discovery``), which applies the policy by name and labels.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pyrkt.config import Config
 from pyrkt.errors import NotFound, PyrktError, UsageError
@@ -21,6 +23,9 @@ from pyrkt.store import Collected, ImageRecord, InUse, Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from pyrkt.fetch.sources import Source
     from pyrkt.store.verify import Verified
 
@@ -49,10 +54,12 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
 
     check_pull_policy(pull_policy)
     source = parse_source(arg)
-    dirs = config.config_dirs()
-    sig = Path(signature) if signature else None
 
     def from_source(source: Source) -> Image:
+        from pathlib import Path  # only when fetching: pathlib is off the run path
+
+        dirs = config.config_dirs()
+        sig = Path(signature) if signature else None
         return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig,
                      platform=platform, progress=progress, pull_policy=pull_policy,
                      trust_keys_from_https=config.trust_keys_from_https)
@@ -60,8 +67,7 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
     if source.is_local or source.kind in ("aci-file", "https"):
         return from_source(source)  # files are always imported; https applies the policy to its cache record
     if source.kind == "store":
-        # Discovery of appc names is not written yet, so every policy ends at the store here.
-        return store.resolve(arg)
+        return _stored_or_discovered(store, arg, pull_policy, from_source)
     if pull_policy != "update":
         try:
             return store.resolve(_stored_name(source))
@@ -69,6 +75,28 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
             if pull_policy == "never":
                 raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
     return from_source(source)
+
+
+def _stored_or_discovered(store: Store, arg: str, pull_policy: str, from_source: Callable[[Source], Image]) -> Image:
+    """An id prefix or a store name wins; an appc name (``example.com/app:1.0,os=linux``) the
+    store lookup does not find, or that ``update`` asks again for, goes to appc discovery,
+    which looks in the store by name and labels first unless the policy is ``update``."""
+    from pyrkt.fetch.sources import Source
+
+    try:
+        image = store.resolve(arg)
+    except NotFound:
+        from pyrkt.fetch.discovery import discoverable
+
+        if not discoverable(arg):
+            raise
+        return from_source(Source("appc", arg))
+    if pull_policy == "update" and image.format == "appc":
+        from pyrkt.fetch.discovery import discoverable
+
+        if discoverable(arg):
+            return from_source(Source("appc", arg))
+    return image
 
 
 def _stored_name(source: Source) -> str:
@@ -144,36 +172,36 @@ def pods_in_use(config: Config, store: Store) -> InUse:
     from pyrkt.pods.state import LOOKUP_ORDER, Dir
 
     using_images = (Dir.PREPARE, Dir.PREPARED, Dir.RUN, Dir.EXITED_GARBAGE)
-    layers_root = store.root / "layers" / "sha256"
+    layers_root = os.path.join(store.dir, "layers", "sha256")
     images: set[str] = set()
     layers: set[str] = set()
     for pod in Pod.walk(config.pods_dir, LOOKUP_ORDER):
         if pod.where in using_images:
             try:
-                with open(pod.path / abi.POD_MANIFEST) as f:
+                with open(pod.file(abi.POD_MANIFEST)) as f:
                     images.update(str(a["image"]["id"]) for a in json.load(f)["apps"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # not written yet (the apps' manifests below are written first) or gone
         try:
-            apps = os.listdir(pod.path / abi.APPSINFO)
+            apps = os.listdir(pod.file(abi.APPSINFO))
         except OSError:
             continue  # an embryo, or a pod deleted meanwhile
         for app in apps:
             if pod.where in using_images:
                 try:
-                    with open(pod.path / abi.app_manifest(app)) as f:
+                    with open(pod.file(abi.app_manifest(app))) as f:
                         images.add(str(json.load(f)["id"]))
                 except (OSError, ValueError, KeyError, TypeError):
                     pass  # half-written by a prepare that died: its layers below still count
             try:
-                with open(pod.path / abi.app_layers(app)) as f:
+                with open(pod.file(abi.app_layers(app))) as f:
                     paths = json.load(f)
             except (OSError, ValueError):
                 continue
             for p in paths if isinstance(paths, list) else ():
-                path = Path(str(p))
-                if path.parent == layers_root:
-                    layers.add("sha256:" + path.name)
+                parent, name = os.path.split(os.path.normpath(str(p)))
+                if parent == layers_root:
+                    layers.add("sha256:" + name)
     return InUse(frozenset(images), frozenset(layers))
 
 
@@ -193,6 +221,8 @@ EXPORT_FORMATS = ("aci", "oci-archive")
 
 def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overwrite: bool = False) -> ImageRecord:
     """Write the image ``arg`` names to the file ``output`` as an ACI or an OCI archive."""
+    from pathlib import Path
+
     from pyrkt.store.export import check_output, write_aci_tar, write_atomically, write_oci_archive
 
     if fmt not in EXPORT_FORMATS:
@@ -216,10 +246,15 @@ def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overw
 
 
 def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = False,
-                  overwrite: bool = False) -> ImageRecord:
+                  overwrite: bool = False, dependencies: bool = True) -> ImageRecord:
     """Write the image's filesystem into the new dir ``dest``: ``rootfs/`` and the appc
-    ``manifest``, or (``rootfs_only``) the filesystem itself. OCI and Docker images have no
-    dependencies, so ``image render`` and ``image extract`` are the same."""
+    ``manifest``, or (``rootfs_only``) the filesystem itself. ``dependencies`` (``image render``):
+    the tree the image runs with, its appc dependencies and pathWhitelist applied; without
+    (``image extract``): only an ACI's own rootfs, as rkt. OCI and Docker images have no
+    dependencies, so both are the same for them."""
+    from pathlib import Path
+
+    from pyrkt.fetch.aci import image_rootfs
     from pyrkt.store.aci import manifest_bytes
     from pyrkt.store.render import render_tree
     from pyrkt.store.staging import remove_tree
@@ -235,8 +270,7 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
         _check_no_mounts(real)
         remove_tree(out)
     image = store.resolve(arg)
-    with store.shared_lock(), _writing(out):
-        layer_dirs = store.layer_dirs(image)
+    with store.shared_lock(), _writing(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
         out.mkdir(mode=0o755, parents=True)
         try:
             if rootfs_only:
@@ -253,6 +287,8 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
 
 def _check_no_mounts(real: Path) -> None:
     """``--overwrite`` deletes ``real``: never across a mount."""
+    from pathlib import Path
+
     try:
         with open("/proc/self/mountinfo") as f:
             mounts = [line.split()[4] for line in f]

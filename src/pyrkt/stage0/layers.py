@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from pyrkt.store.overlay import is_opaque, is_whiteout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
 
 MAX_LINKS = 40
 
 
-def entry(layers_top_first: list[Path], rel: str) -> tuple[Path, os.stat_result] | None:
+def entry(layers_top_first: Sequence[str | Path], rel: str) -> tuple[str | Path, os.stat_result] | None:
     """The topmost layer's entry for ``rel`` (no symlink resolution), or None when absent."""
     parts = [p for p in rel.split("/") if p]
     for layer in layers_top_first:
@@ -37,7 +41,7 @@ def entry(layers_top_first: list[Path], rel: str) -> tuple[Path, os.stat_result]
     return None
 
 
-def resolve(layers_top_first: list[Path], path: str) -> os.stat_result | None:
+def resolve(layers_top_first: Sequence[str | Path], path: str) -> os.stat_result | None:
     """stat() of ``path`` in the union, following symlinks within the image; None if absent."""
     todo = [p for p in path.split("/") if p]
     done: list[str] = []
@@ -71,7 +75,7 @@ def resolve(layers_top_first: list[Path], path: str) -> os.stat_result | None:
     return entry(layers_top_first, "")[1] if layers_top_first else None  # type: ignore[index]
 
 
-def find_executable(layers_bottom_first: list[Path], name: str, path_env: str) -> str | None:
+def find_executable(layers_bottom_first: Sequence[str | Path], name: str, path_env: str) -> str | None:
     """Where ``name`` would be found in the image (PATH search when it has no slash)."""
     layers = list(reversed(layers_bottom_first))
     if "/" in name:

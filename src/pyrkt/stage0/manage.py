@@ -7,12 +7,13 @@ render; nothing here prints. Deleting a pod tears it down through its stage1 fla
 
 from __future__ import annotations
 
-import json
+import os
 import time
 
 from pyrkt.config import Config
 from pyrkt.errors import NotFound, PyrktError, UsageError
-from pyrkt.model import abi
+from pyrkt.kernel import fs
+from pyrkt.model import abi, jsonio
 from pyrkt.model.values import Value
 from pyrkt.pods.info import FINISHED, PodInfo, read_pod
 from pyrkt.pods.pod import Pod, ensure_dirs
@@ -21,11 +22,10 @@ from pyrkt.pods.state import State
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing and collections.abc are not on list's path
     from collections.abc import Callable, Iterable
-    from pathlib import Path
     from typing import Any
 
     # pod_dir -> None: undoes what the pod set up (pyrkt.pods.gc imports lazily: not on list's path)
-    Teardown = Callable[[Path], None]
+    Teardown = Callable[[str], None]
     Clock = Callable[[], float]
     Sleep = Callable[[float], None]
 
@@ -35,7 +35,7 @@ EXPIRE_PREPARED = 24 * 3600.0
 FOREVER = float("inf")
 
 
-def stage1_teardown(pod_dir: Path) -> None:
+def stage1_teardown(pod_dir: str) -> None:
     """The flavor's idempotent gc: unmounts, cgroups, netns of the pod at ``pod_dir``."""
     from pyrkt.stage1 import flavor
 
@@ -85,7 +85,7 @@ def pod_manifest(pod: Pod) -> dict[str, Any] | None:
     for _ in range(5):
         where = pod.where
         try:
-            text = pod.file(abi.POD_MANIFEST).read_text()
+            text = fs.read_file(pod.file(abi.POD_MANIFEST))
         except FileNotFoundError:
             if not pod.relocate():
                 raise NotFound(f"pod {pod.uuid} no longer exists") from None
@@ -93,7 +93,7 @@ def pod_manifest(pod: Pod) -> dict[str, Any] | None:
                 return None
             continue  # moved on meanwhile: read it in its new place
         try:
-            value: dict[str, Any] = json.loads(text)
+            value: dict[str, Any] = jsonio.loads(text)
         except ValueError as e:
             raise PyrktError(f"pod {pod.uuid}: unreadable pod manifest {pod.file(abi.POD_MANIFEST)}: {e}") from None
         return value
@@ -200,7 +200,7 @@ def gc(config: Config, *, grace: float = GRACE_PERIOD,
     from pyrkt.pods import gc as podgc
 
     pods_dir = config.pods_dir
-    if not pods_dir.is_dir():
+    if not os.path.isdir(pods_dir):
         return GcReport()  # no pod was ever made here
     ensure_dirs(pods_dir)
     phases = [podgc.mark_exited(pods_dir), podgc.discard_aborted(pods_dir)]

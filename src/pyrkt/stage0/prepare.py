@@ -8,14 +8,12 @@ removes it again: bad input leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from pyrkt.config import Config
 from pyrkt.errors import ImageError, PyrktError, UsageError
 from pyrkt.kernel import fs
-from pyrkt.model import abi
+from pyrkt.model import abi, jsonio
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
@@ -66,7 +64,7 @@ def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
 def read_env_file(path: str) -> list[tuple[str, str]]:
     """rkt's --set-env-file: KEY=VALUE lines; '#' and ';' start comments."""
     try:
-        text = Path(path).read_text()
+        text = fs.read_file(path)
     except OSError as e:
         raise UsageError(f"cannot read --set-env-file {path}: {e.strerror}") from None
     lines = [ln.strip() for ln in text.splitlines()]
@@ -140,7 +138,7 @@ def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]
     return tuple(out)
 
 
-def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[Path]]) -> None:
+def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> None:
     from pyrkt.stage0.layers import find_executable
 
     for app, layers in zip(apps, layer_dirs, strict=True):
@@ -167,7 +165,7 @@ def prepare(config: Config, req: PodRequest) -> Pod:
                                 platform=req.platform, progress=not req.quiet)
                   for a in req.apps]
         apps = reify(req, images)
-        layer_dirs = [store.layer_dirs(image) for image in images]
+        layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(apps, layer_dirs)
         manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps))
         pod = Pod.create(config.pods_dir)
@@ -184,24 +182,25 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     return pod
 
 
-def lay_out(pod_dir: Path, manifest: PodManifest, images: list[Image], layer_dirs: list[list[Path]]) -> None:
+def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]]) -> None:
+    join = os.path.join
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
-        info = pod_dir / abi.APPSINFO / app.name
-        info.mkdir(parents=True)
-        fs.atomic_write(info / "manifest", json.dumps(image.to_json()), sync=False)
-        fs.atomic_write(pod_dir / abi.app_layers(app.name), json.dumps([str(p) for p in layers]), sync=False)
+        info = join(pod_dir, abi.APPSINFO, app.name)
+        os.makedirs(info)
+        fs.atomic_write(join(info, "manifest"), jsonio.dumps(image.to_json()), sync=False)
+        fs.atomic_write(join(pod_dir, abi.app_layers(app.name)), jsonio.dumps(layers), sync=False)
         for d in ("upper", "work"):
-            (pod_dir / abi.OVERLAY / app.name / d).mkdir(parents=True)
-        (pod_dir / abi.app_rootfs(app.name)).mkdir(parents=True)
-    status = pod_dir / abi.STATUS_DIR
-    status.mkdir(parents=True)
+            os.makedirs(join(pod_dir, abi.OVERLAY, app.name, d))
+        os.makedirs(join(pod_dir, abi.app_rootfs(app.name)))
+    status = join(pod_dir, abi.STATUS_DIR)
+    os.makedirs(status)
     for app in manifest.apps:
-        fs.touch(status / f"{app.name}-created")
-    (pod_dir / abi.LOGS).mkdir()
+        fs.touch(join(status, f"{app.name}-created"))
+    os.mkdir(join(pod_dir, abi.LOGS))
     # renamed into place, not fsync'ed: a pod does not outlive a power loss anyway, and the
     # rename keeps a SIGKILL from ever leaving half a manifest
-    fs.atomic_write(pod_dir / abi.POD_MANIFEST, json.dumps(manifest.to_json()), mode=0o640, sync=False)
-    fs.touch(pod_dir / abi.POD_CREATED)
+    fs.atomic_write(os.path.join(pod_dir, abi.POD_MANIFEST), jsonio.dumps(manifest.to_json()), mode=0o640, sync=False)
+    fs.touch(os.path.join(pod_dir, abi.POD_CREATED))
 
 
 def discard(pod: Pod) -> None:

@@ -6,7 +6,6 @@ once every app has started; ``--rm`` removes the pod after it exits.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pyrkt.config import Config
 from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError
@@ -107,11 +106,10 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
     pod = Pod.find(config.pods_dir, uuid)
-    import json
-
+    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
-    check_ports(bool(PodManifest.from_json(json.loads(pod.file(abi.POD_MANIFEST).read_text())).ports), opts)
+    check_ports(bool(PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST)))).ports), opts)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
     if not pod.try_lock():
@@ -138,19 +136,18 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_capabilities=config.is_insecure("capabilities"),
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
-        cache_dir=str(config.data_dir / "cache"),
-        extra={"ipc": opts.ipc, "config_dirs": [str(d) for d in config.config_dirs()], **dns_extra(opts)},
+        cache_dir=config.cache_dir,
+        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts)},
     )
 
 
-def forwarded_ports(pod_dir: Path) -> list[tuple[int, str, str]]:
+def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
-    import json
-
+    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
     try:
-        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}

@@ -16,21 +16,20 @@ Pod init itself is ``podinit.py``; app set-up is ``app.py``.
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers (~1 ms)
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces
-from pyrkt.model import abi
+from pyrkt.model import abi, jsonio
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import podinit
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 STATE_FILE = "stage1/podinit.state"
@@ -56,9 +55,9 @@ def network_mode(config: abi.RuntimeConfig) -> str:
     return "cni"
 
 
-def port_mappings(pod_dir: Path) -> list[dict[str, Any]]:
+def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
     """The pod's ``--port`` forwards as CNI portMappings (for the portmap plugin)."""
-    manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+    manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
     out = []
     for fwd in manifest.ports:
         for ra in manifest.apps:
@@ -72,6 +71,8 @@ def port_mappings(pod_dir: Path) -> list[dict[str, Any]]:
 
 
 def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
+    from pathlib import Path
+
     return [Path(d) for d in config.extra.get("config_dirs", [])]
 
 
@@ -84,8 +85,8 @@ def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> list[str]:
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool) -> dict[str, Any]:
-    manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool) -> dict[str, Any]:
+    manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
     if not manifest.apps:
         raise PyrktError("pod must contain at least one application")
     if config.interactive and len(manifest.apps) > 1:
@@ -95,13 +96,13 @@ def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: 
     if not config.disable_seccomp:
         from pyrkt.kernel import seccomp
 
-        bpf = seccomp.default_bpf(config.cache_dir or str(pod_dir / "stage1"))
+        bpf = seccomp.default_bpf(config.cache_dir or str(os.path.join(pod_dir, "stage1")))
     apps = []
     for ra in manifest.apps:
         name = ra.name
-        layers = json.loads((pod_dir / abi.app_layers(name)).read_text())
+        layers = jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.app_layers(name))))
         env = app_env(ra.app.environment, name)
-        fs.atomic_write(pod_dir / abi.ENV_DIR / name, "\0".join(env) + "\0", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
         apps.append({
             "name": name,
             "argv": list(ra.app.exec),
@@ -111,10 +112,10 @@ def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: 
             "supplementary_gids": list(ra.app.supplementary_gids),
             "workdir": ra.app.working_directory or "/",
             "lowers": [str(p) for p in reversed(layers)],
-            "upper": str(pod_dir / abi.OVERLAY / name / "upper"),
-            "work": str(pod_dir / abi.OVERLAY / name / "work"),
-            "rootfs": str(pod_dir / abi.app_rootfs(name)),
-            "log": str(pod_dir / abi.app_log(name)),
+            "upper": str(os.path.join(pod_dir, abi.OVERLAY, name, "upper")),
+            "work": str(os.path.join(pod_dir, abi.OVERLAY, name, "work")),
+            "rootfs": str(os.path.join(pod_dir, abi.app_rootfs(name))),
+            "log": str(os.path.join(pod_dir, abi.app_log(name))),
             "caps": keep,
             "seccomp": bpf,
             "mask_paths": not config.disable_paths,
@@ -127,24 +128,24 @@ def build_plan(pod_dir: Path, config: abi.RuntimeConfig, *, ready_fd: int, tee: 
         "stop_timeout": float(config.stop_timeout),
         "ready_fd": ready_fd,
         "tee": tee,
-        "status_dir": str(pod_dir / abi.STATUS_DIR),
-        "pids_dir": str(pod_dir / PIDS_DIR),
-        "supervisor_status": str(pod_dir / abi.SUPERVISOR_STATUS),
-        "state_file": str(pod_dir / STATE_FILE),
+        "status_dir": str(os.path.join(pod_dir, abi.STATUS_DIR)),
+        "pids_dir": str(os.path.join(pod_dir, PIDS_DIR)),
+        "supervisor_status": str(os.path.join(pod_dir, abi.SUPERVISOR_STATUS)),
+        "state_file": str(os.path.join(pod_dir, STATE_FILE)),
         "podinit": POD_INIT_PATH,
         "etc": etc_files(pod_dir, config),
     }
 
 
-def etc_files(pod_dir: Path, config: abi.RuntimeConfig) -> dict[str, Any]:
+def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
     """The /etc files bound into every app (rkt-behaviour §4.6): hostname always; hosts from
     ``--hosts-entry`` (over the image's file) or the fallback (only where the image has none);
     resolv.conf from the ``--dns*`` flags, or the host's file (``--dns=host``, ``--net=host``).
     A CNI network's DNS result is added by ``cni_resolv`` once the networks are up."""
-    etc = pod_dir / ETC_DIR
+    etc = os.path.join(pod_dir, ETC_DIR)
     hostname = hostname_for(config)
-    fs.atomic_write(etc / "hostname", hostname + "\n", sync=False)
-    out: dict[str, Any] = {"hostname": str(etc / "hostname"), "hosts": str(etc / "hosts-fallback"),
+    fs.atomic_write(os.path.join(etc, "hostname"), hostname + "\n", sync=False)
+    out: dict[str, Any] = {"hostname": str(os.path.join(etc, "hostname")), "hosts": str(os.path.join(etc, "hosts-fallback")),
                            "hosts_override": False, "hosts_readonly": False, "resolv": ""}
     hosts = config.extra.get("hosts") or []
     dns_conf = config.extra.get("dns") or {}
@@ -153,10 +154,10 @@ def etc_files(pod_dir: Path, config: abi.RuntimeConfig) -> dict[str, Any]:
     elif hosts:
         from pyrkt.network import dns
 
-        fs.atomic_write(etc / "hosts", dns.hosts_file(hosts), sync=False)
-        out.update(hosts=str(etc / "hosts"), hosts_override=True)
+        fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(hosts), sync=False)
+        out.update(hosts=str(os.path.join(etc, "hosts")), hosts_override=True)
     else:
-        fs.atomic_write(etc / "hosts-fallback",
+        fs.atomic_write(os.path.join(etc, "hosts-fallback"),
                         f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
                         f"::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
                         f"127.0.0.1\t{hostname}\n", sync=False)
@@ -164,14 +165,14 @@ def etc_files(pod_dir: Path, config: abi.RuntimeConfig) -> dict[str, Any]:
     if mode == "flags":
         from pyrkt.network import dns
 
-        fs.atomic_write(etc / "resolv.conf", dns.resolv_from_flags(dns_conf), sync=False)
-        out["resolv"] = str(etc / "resolv.conf")
+        fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(dns_conf), sync=False)
+        out["resolv"] = str(os.path.join(etc, "resolv.conf"))
     elif (mode == "host" or (mode == "" and network_mode(config) == "host")) and os.path.exists(HOST_RESOLV):
         out["resolv"] = HOST_RESOLV
     return out
 
 
-def cni_resolv(pod_dir: Path, config: abi.RuntimeConfig) -> str:
+def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     """resolv.conf from the first CNI network that returned DNS, unless a ``--dns*`` flag
     decided (``--dns=none`` included); the file's path, or "" when there is none."""
     if (config.extra.get("dns") or {}).get("mode", ""):
@@ -183,7 +184,7 @@ def cni_resolv(pod_dir: Path, config: abi.RuntimeConfig) -> str:
     text = dns.resolv_from_cni(*found) if found else None
     if text is None:
         return ""
-    path = pod_dir / ETC_DIR / "resolv.conf"
+    path = os.path.join(pod_dir, ETC_DIR, "resolv.conf")
     fs.atomic_write(path, text, sync=False)
     return str(path)
 
@@ -193,7 +194,7 @@ class DefaultFlavor:
 
     # -- run ---------------------------------------------------------------------------
 
-    def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
+    def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
         handed_over: list[bool] = []  # start() marks the moment pod init holds the lock alone
         try:
             return self.start(pod_dir, config, lock_fd, detach=detach, handed_over=handed_over)
@@ -202,17 +203,17 @@ class DefaultFlavor:
                 os.close(lock_fd)  # so the caller can lock the pod again and clean it up
             raise
 
-    def start(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
+    def start(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
               handed_over: list[bool]) -> int:
         net = network_mode(config)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
-            os.makedirs(pod_dir / d, exist_ok=True)
+            os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
         tee = not detach and not config.interactive
         plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee)
-        fs.atomic_write(pod_dir / abi.FLAVOR, self.name + "\n", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         sub = f"pyrkt/{config.uuid}"
-        fs.atomic_write(pod_dir / abi.SUBCGROUP, sub + "\n", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), sub + "\n", sync=False)
         cgroup_paths = cgroups.create(sub)
         pty = os.openpty() if config.interactive else None
         netns_path = ""
@@ -238,7 +239,7 @@ class DefaultFlavor:
         os.close(ready_w)
         handed_over.append(True)
         os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
-        fs.atomic_write(pod_dir / abi.PID, f"{pid}\n", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
         if pty is not None:
             os.close(pty[1])
         message = read_all(ready_r)
@@ -260,7 +261,7 @@ class DefaultFlavor:
             raise PyrktError(message.removeprefix("error:").strip())
         return code
 
-    def become_pod_init(self, pod_dir: Path, plan: dict[str, Any], config: abi.RuntimeConfig, net: str,
+    def become_pod_init(self, pod_dir: str, plan: dict[str, Any], config: abi.RuntimeConfig, net: str,
                         netns_path: str, cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
                         detach: bool, pty: tuple[int, int] | None) -> None:
         """In the forked child (PID 1 of the new pid namespace): finish the namespaces and become
@@ -322,18 +323,18 @@ class DefaultFlavor:
 
     # -- enter -------------------------------------------------------------------------
 
-    def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int:
+    def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
         from pyrkt.kernel import seccomp
         from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
 
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
-        config = abi.RuntimeConfig.from_json((pod_dir / abi.RUNTIME_CONFIG).read_text())
-        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+        config = abi.RuntimeConfig.from_json(fs.read_file(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
+        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
         ra = manifest.app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
-        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or str(pod_dir / "stage1"))
+        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or str(os.path.join(pod_dir, "stage1")))
         pid = os.fork()
         if pid == 0:
             code = 254
@@ -362,28 +363,28 @@ class DefaultFlavor:
 
     # -- stop --------------------------------------------------------------------------
 
-    def stop(self, pod_dir: Path, *, force: bool) -> None:
+    def stop(self, pod_dir: str, *, force: bool) -> None:
         pid = read_pid(pod_dir)
         if pid is None:
-            raise InvalidState(f"pod {pod_dir.name} has no pod init to stop")
+            raise InvalidState(f"pod {os.path.basename(pod_dir)} has no pod init to stop")
         try:
             os.kill(pid, 9 if force else 15)
         except ProcessLookupError:
             return
         if force:
-            sub = fs.read_text(pod_dir / abi.SUBCGROUP)
+            sub = fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP))
             if sub:
                 cgroups.kill([p for p in cgroups.paths_for(sub.strip()) if os.path.isdir(p)])
 
     # -- gc ----------------------------------------------------------------------------
 
-    def gc(self, pod_dir: Path) -> None:
-        if (pod_dir / abi.NETNS).exists() or (pod_dir / "net").exists():
+    def gc(self, pod_dir: str) -> None:
+        if os.path.exists(os.path.join(pod_dir, abi.NETNS)) or os.path.exists(os.path.join(pod_dir, "net")):
             from pyrkt.network import setup as network
 
             network.down(pod_dir)
         mount.unmount_all_under(str(pod_dir))
-        sub = fs.read_text(pod_dir / abi.SUBCGROUP)
+        sub = fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP))
         if sub and sub.strip():
             cgroups.remove(sub.strip())
 
@@ -412,24 +413,24 @@ def wait_exit(pid: int) -> int:
         return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def read_pid(pod_dir: Path) -> int | None:
-    text = fs.read_text(pod_dir / abi.PID)
+def read_pid(pod_dir: str) -> int | None:
+    text = fs.read_text(os.path.join(pod_dir, abi.PID))
     try:
         return int(text) if text else None
     except ValueError:
         return None
 
 
-def app_host_pid(pod_dir: Path, app: str) -> int:
+def app_host_pid(pod_dir: str, app: str) -> int:
     """The host pid of ``app``'s main process: pod init's child whose pod-side pid it recorded."""
     init = read_pid(pod_dir)
-    inner = fs.read_text(pod_dir / PIDS_DIR / app)
+    inner = fs.read_text(os.path.join(pod_dir, PIDS_DIR, app))
     if init is None or inner is None or not lock.is_locked(pod_dir):
-        raise InvalidState(f"pod {pod_dir.name} is not running")
+        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
     try:
         children = open(f"/proc/{init}/task/{init}/children").read().split()
     except FileNotFoundError:
-        raise InvalidState(f"pod {pod_dir.name} is not running") from None
+        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running") from None
     for child in children:
         try:
             with open(f"/proc/{child}/status") as f:
@@ -440,11 +441,11 @@ def app_host_pid(pod_dir: Path, app: str) -> int:
                         break
         except FileNotFoundError:
             continue
-    raise InvalidState(f"app {app!r} of pod {pod_dir.name} is not running")
+    raise InvalidState(f"app {app!r} of pod {os.path.basename(pod_dir)} is not running")
 
 
-def read_env(pod_dir: Path, app: str) -> dict[str, str]:
-    text = fs.read_text(pod_dir / abi.ENV_DIR / app)
+def read_env(pod_dir: str, app: str) -> dict[str, str]:
+    text = fs.read_text(os.path.join(pod_dir, abi.ENV_DIR, app))
     if text is None:
         raise NotFound(f"no environment recorded for app {app!r}")
     env = {}
@@ -455,7 +456,7 @@ def read_env(pod_dir: Path, app: str) -> dict[str, str]:
     return env
 
 
-def wait_gone(pod_dir: Path, timeout: float) -> bool:
+def wait_gone(pod_dir: str, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not lock.is_locked(pod_dir):

@@ -15,7 +15,7 @@ Flavors are modules, imported only when used.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
+import os
 
 from pyrkt.errors import UsageError
 from pyrkt.model import abi
@@ -33,13 +33,13 @@ if TYPE_CHECKING:
     class Flavor(Protocol):
         name: str
 
-        def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int: ...
+        def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int: ...
 
-        def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int: ...
+        def enter(self, pod_dir: str, app: str, argv: list[str]) -> int: ...
 
-        def stop(self, pod_dir: Path, *, force: bool) -> None: ...
+        def stop(self, pod_dir: str, *, force: bool) -> None: ...
 
-        def gc(self, pod_dir: Path) -> None: ...
+        def gc(self, pod_dir: str) -> None: ...
 
 
 def canonical(name: str) -> str:
@@ -55,10 +55,11 @@ def get(name: str) -> Flavor:
     return flavor
 
 
-def of_pod(pod_dir: Path) -> Flavor:
+def of_pod(pod_dir: str) -> Flavor:
     """The flavor a pod was run with (``default`` when the pod never recorded one)."""
     try:
-        name = (pod_dir / abi.FLAVOR).read_text().strip() or "default"
+        with open(os.path.join(pod_dir, abi.FLAVOR)) as f:
+            name = f.read().strip() or "default"
     except FileNotFoundError:
         name = "default"
     return get(name)

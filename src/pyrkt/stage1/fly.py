@@ -7,14 +7,12 @@ it goes to the app's log file.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from pathlib import Path
 
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel import fs, mount, namespaces
-from pyrkt.model import abi
+from pyrkt.model import abi, jsonio
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1.default import app_env, read_all, read_env, read_pid, wait_exit
 
@@ -22,21 +20,21 @@ from pyrkt.stage1.default import app_env, read_all, read_env, read_pid, wait_exi
 class FlyFlavor:
     name = "fly"
 
-    def run(self, pod_dir: Path, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
-        manifest = PodManifest.from_json(json.loads((pod_dir / abi.POD_MANIFEST).read_text()))
+    def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
+        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
         if len(manifest.apps) != 1:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
         if config.interactive:
             raise UsageError("the fly flavor does not support --interactive")
         ra = manifest.apps[0]
         name = ra.name
-        layers = json.loads((pod_dir / abi.app_layers(name)).read_text())
+        layers = jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.app_layers(name))))
         env = app_env(ra.app.environment, name)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):
-            os.makedirs(pod_dir / d, exist_ok=True)
-        fs.atomic_write(pod_dir / abi.ENV_DIR / name, "\0".join(env) + "\0", sync=False)
-        fs.atomic_write(pod_dir / abi.FLAVOR, "fly\n", sync=False)
-        root = str(pod_dir / abi.app_rootfs(name))
+            os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
+        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), "fly\n", sync=False)
+        root = str(os.path.join(pod_dir, abi.app_rootfs(name)))
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
@@ -45,14 +43,14 @@ class FlyFlavor:
                 os.setsid()
                 namespaces.unshare(namespaces.CLONE_NEWNS)
                 mount.make_rprivate("/")
-                mount.overlay([str(p) for p in reversed(layers)], str(pod_dir / abi.OVERLAY / name / "upper"),
-                              str(pod_dir / abi.OVERLAY / name / "work"), root)
+                mount.overlay([str(p) for p in reversed(layers)], str(os.path.join(pod_dir, abi.OVERLAY, name, "upper")),
+                              str(os.path.join(pod_dir, abi.OVERLAY, name, "work")), root)
                 for d in ("dev", "proc", "sys"):
                     target = os.path.join(root, d)
                     os.makedirs(target, exist_ok=True)
                     mount.bind(f"/{d}", target, recursive=True)
                 if detach:
-                    log = os.open(pod_dir / abi.LOGS / f"{name}.raw", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                    log = os.open(os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
                     null = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(null, 0)
                     os.dup2(log, 1)
@@ -79,16 +77,16 @@ class FlyFlavor:
                     os._exit(127)
         os.close(err_w)
         os.close(lock_fd)
-        fs.atomic_write(pod_dir / abi.PID, f"{pid}\n", sync=False)
-        fs.atomic_write(pod_dir / abi.PGID, f"{pid}\n", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.PGID), f"{pid}\n", sync=False)
         message = read_all(err_r)
         os.close(err_r)
         if message:
             wait_exit(pid)
             raise PyrktError(message)
-        fs.touch(pod_dir / abi.STATUS_DIR / f"{name}-started")
+        fs.touch(os.path.join(pod_dir, abi.STATUS_DIR, f"{name}-started"))
         try:
-            os.symlink("ready", pod_dir / abi.SUPERVISOR_STATUS)
+            os.symlink("ready", os.path.join(pod_dir, abi.SUPERVISOR_STATUS))
         except FileExistsError:
             pass
         if detach:
@@ -96,13 +94,13 @@ class FlyFlavor:
         from pyrkt.stage1 import foreground
 
         code = foreground.wait(pid, None)
-        fs.atomic_write(pod_dir / abi.app_status(name), str(code), sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.app_status(name)), str(code), sync=False)
         return code
 
-    def enter(self, pod_dir: Path, app: str, argv: list[str]) -> int:
+    def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
         pid = read_pid(pod_dir)
         if pid is None:
-            raise PyrktError(f"pod {pod_dir.name} is not running")
+            raise PyrktError(f"pod {os.path.basename(pod_dir)} is not running")
         from pyrkt.stage1.app import find_executable
 
         env = read_env(pod_dir, app)
@@ -121,7 +119,7 @@ class FlyFlavor:
         os.close(root_fd)
         return wait_exit(child)
 
-    def stop(self, pod_dir: Path, *, force: bool) -> None:
+    def stop(self, pod_dir: str, *, force: bool) -> None:
         pid = read_pid(pod_dir)
         if pid is None:
             return
@@ -134,7 +132,7 @@ class FlyFlavor:
             except ProcessLookupError:
                 pass
 
-    def gc(self, pod_dir: Path) -> None:
+    def gc(self, pod_dir: str) -> None:
         mount.unmount_all_under(str(pod_dir))
 
 

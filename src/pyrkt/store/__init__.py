@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable
-from functools import cached_property
-from pathlib import Path
 
 from pyrkt.errors import Ambiguous, ImageError, NotFound
 from pyrkt.model.image import Image
@@ -37,6 +34,9 @@ from pyrkt.store.lookup import check_id_prefix, name_candidates, parse_lookup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     from pyrkt.kernel.lock import FileLock
     from pyrkt.store.blobs import BlobStore
     from pyrkt.store.imports import ImportSession
@@ -67,34 +67,57 @@ def _nothing_in_use() -> InUse:
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.tmp = self.root / "tmp"
-        self.index = Index(self.root / "index.db")
+    """``dir`` is the store's path as a string (the run path does without pathlib); ``root``
+    and ``tmp`` are Paths for the code that imports, exports and collects."""
 
-    # Blob and layer handling (and their imports) are only loaded by commands that need them.
-    @cached_property
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.dir = os.fspath(root)
+        self.index = Index(os.path.join(self.dir, "index.db"))
+        self._blobs: BlobStore | None = None
+        self._layers: LayerStore | None = None
+
+    # Paths, blob and layer handling (and their imports) are only loaded by commands that
+    # need them (functools.cached_property would cost the run path its import).
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self.dir)
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
     def blobs(self) -> BlobStore:
-        from pyrkt.store.blobs import BlobStore
+        if self._blobs is None:
+            from pyrkt.store.blobs import BlobStore
 
-        return BlobStore(self.root / "blobs")
+            self._blobs = BlobStore(self.root / "blobs")
+        return self._blobs
 
-    @cached_property
+    @property
     def layers(self) -> LayerStore:
-        from pyrkt.store.layers import LayerStore
+        if self._layers is None:
+            from pyrkt.store.layers import LayerStore
 
-        return LayerStore(self.root / "layers")
+            self._layers = LayerStore(self.root / "layers")
+        return self._layers
 
     def layer_path(self, diff_id: str) -> Path:
         """Where the unpacked layer ``diff_id`` lives (whether or not it is there)."""
         return self.root / "layers" / "sha256" / digest_hex(diff_id)
 
+    def layer_dir(self, diff_id: str) -> str:
+        """``layer_path`` as a string."""
+        return os.path.join(self.dir, "layers", "sha256", digest_hex(diff_id))
+
     @classmethod
-    def open(cls, store_dir: Path) -> Store:
+    def open(cls, store_dir: str | os.PathLike[str]) -> Store:
         """The store at ``store_dir`` (created on first import); cleans a dead import's leftovers."""
         store = cls(store_dir)
         try:
-            leftovers = bool(os.listdir(store.tmp))
+            leftovers = bool(os.listdir(os.path.join(store.dir, "tmp")))
         except OSError:  # no tmp yet, or a user who may only read the store
             leftovers = False
         if leftovers:
@@ -161,25 +184,31 @@ class Store:
     def list(self) -> list[ImageRecord]:
         return self.index.records()
 
-    def layer_dirs(self, image: Image) -> builtins.list[Path]:
+    def lower_dirs(self, image: Image) -> builtins.list[str]:
         """The image's unpacked layer dirs, bottom first, ready as overlay lower dirs.
 
         A diff id listed twice (e.g. empty layers) appears once, at its topmost position: the
         merged view is the same, and overlayfs needs distinct lower dirs.
         """
-        out: builtins.list[Path] = []
+        out: builtins.list[str] = []
         seen: set[str] = set()
         for diff_id in reversed(image.layers):
             if diff_id in seen:
                 continue
             seen.add(diff_id)
-            path = self.layer_path(diff_id)
-            if not path.is_dir():
+            path = self.layer_dir(diff_id)
+            if not os.path.isdir(path):
                 raise ImageError(f"layer {diff_id} of image {short_id(image.id)} is missing from the store; "
                                  "fetch the image again")
             out.append(path)
         out.reverse()
         return out
+
+    def layer_dirs(self, image: Image) -> builtins.list[Path]:
+        """``lower_dirs`` as Paths."""
+        from pathlib import Path
+
+        return [Path(d) for d in self.lower_dirs(image)]
 
     def manifest(self, image_id: str) -> bytes:
         """The image's manifest, byte for byte as stored."""
@@ -202,8 +231,8 @@ class Store:
         ``remove``, ``collect``, ``gc_orphans`` and verify wait for it, as they wait for imports."""
         from pyrkt.store.staging import store_lock
 
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lock = store_lock(self.root)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        lock = store_lock(self.dir)
         lock.shared()
         return lock
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from pyrkt.kernel.lock import FileLock
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def store_lock(store_dir: Path) -> FileLock:
-    return FileLock.open(store_dir / "lock", create=True)
+
+def store_lock(store_dir: str | os.PathLike[str]) -> FileLock:
+    return FileLock.open(os.path.join(store_dir, "lock"), create=True)
 
 
 def new_session_dir(tmp_dir: Path) -> Path:
     import tempfile
+    from pathlib import Path
 
     tmp_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f"import-{os.getpid()}-", dir=tmp_dir))
@@ -34,12 +38,12 @@ def clean_tmp(tmp_dir: Path) -> int:
     except FileNotFoundError:
         return 0
     for name in names:
-        remove_tree(tmp_dir / name)
+        remove_tree(os.path.join(tmp_dir, name))
         removed += 1
     return removed
 
 
-def remove_tree(path: Path) -> None:
+def remove_tree(path: str | os.PathLike[str]) -> None:
     """``rm -rf path``, also through dirs an unpacked layer made read-only (0555) for us."""
     import shutil
 

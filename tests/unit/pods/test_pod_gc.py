@@ -15,7 +15,7 @@ from pyrkt.errors import InvalidState, NotFound, PyrktError
 from pyrkt.model import abi
 from pyrkt.pods import gc
 from pyrkt.pods.pod import Pod
-from pyrkt.pods.state import Dir
+from pyrkt.pods.state import LOOKUP_ORDER, Dir
 
 HOUR = 3600.0
 
@@ -27,7 +27,8 @@ class Teardowns:
         self.seen: list[Path] = []
         self.fail = fail
 
-    def __call__(self, pod_dir: Path) -> None:
+    def __call__(self, pod: str) -> None:
+        pod_dir = Path(pod)
         assert pod_dir.is_dir(), "teardown must run before the pod dir is removed"
         self.seen.append(pod_dir)
         if self.fail:
@@ -35,7 +36,7 @@ class Teardowns:
 
 
 def where_is(pods_dir: Path, uuid: str) -> str | None:
-    found = [d.value for d in Dir if (pods_dir / d.value / uuid).exists()]
+    found = [d.value for d in LOOKUP_ORDER if (pods_dir / d.value / uuid).exists()]
     assert len(found) <= 1
     return found[0] if found else None
 

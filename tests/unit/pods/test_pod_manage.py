@@ -149,8 +149,8 @@ def test_gc_mark_only_moves_but_deletes_nothing(make_pod: Callable[..., Path], c
     aborted = make_pod(Dir.PREPARE, manifest=False)
     report = manage.gc(config, grace=0, expire=0, mark_only=True, teardown=no_teardown)
     assert (report.marked, report.aborted, report.collected) == ((exited.name,), (aborted.name,), ())
-    assert (config.pods_dir / "exited-garbage" / exited.name).is_dir()
-    assert (config.pods_dir / "garbage" / aborted.name).is_dir()
+    assert (Path(config.pods_dir) / "exited-garbage" / exited.name).is_dir()
+    assert (Path(config.pods_dir) / "garbage" / aborted.name).is_dir()
 
 
 def test_gc_with_zero_grace_and_expiry_deletes_all_but_running_pods(

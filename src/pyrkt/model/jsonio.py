@@ -1,0 +1,78 @@
+"""JSON for the hot path: the standard library's C scanner and encoder, without ``json``'s import.
+
+``import json`` costs a few milliseconds at start-up because its pure-Python fallbacks compile
+regular expressions (and ``re`` brings ``enum``), although CPython always uses the C
+accelerator ``_json`` they fall back from. ``run``, ``list`` and ``status`` read and write a
+handful of small documents, so they use ``loads``/``dumps`` here: the same parser and encoder
+the ``json`` module would call, with the same results and errors (``json.JSONDecodeError``,
+a ValueError, is imported only when there is an error to raise). Pretty-printing (``indent``)
+has no C encoder and goes through ``json`` itself.
+"""
+
+from __future__ import annotations
+
+import _json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["dumps", "loads"]
+
+_WHITESPACE = " \t\n\r"
+_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+
+
+class _Context:
+    """The attributes ``_json.make_scanner`` reads from a decoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+    memo: dict[str, str] = {}
+
+
+_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # typeshed wants a JSONDecoder; it reads only these attributes
+
+
+def _error(msg: str, doc: str, pos: int) -> ValueError:
+    from json import JSONDecodeError
+
+    return JSONDecodeError(msg, doc, pos)
+
+
+def loads(text: str | bytes) -> Any:
+    """As ``json.loads(text)``."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("utf-8-sig" if text[:3] == b"\xef\xbb\xbf" else "utf-8")
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as e:
+        raise _error("Expecting value", text, e.value) from None
+    finally:
+        _Context.memo.clear()
+    rest = text[end:]
+    if rest.strip(_WHITESPACE):
+        raise _error("Extra data", text, end + len(rest) - len(rest.lstrip(_WHITESPACE)))
+    return value
+
+
+def _no_default(o: object) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False,
+          separators: tuple[str, str] | None = None) -> str:
+    """As ``json.dumps(value, ...)`` for these arguments."""
+    if indent is not None:
+        import json
+
+        return json.dumps(value, indent=indent, sort_keys=sort_keys, separators=separators)
+    separators = separators or (", ", ": ")
+    encode = _json.make_encoder({}, _no_default, _json.encode_basestring_ascii, None,
+                                separators[1], separators[0], sort_keys, False, True)
+    return "".join(encode(value, 0))

@@ -1,0 +1,51 @@
+"""pyrkt.model.jsonio gives what the json module gives, errors included."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyrkt.model import jsonio
+
+DOCS = ['{"a": [1, 2.5, "x\\u00e9\\n", null, true, false, {"b": {}}]}', " [1] \n", '"s"', "1e5", "-0",
+        '{"a":1}\n', '[1, "two", [3, [4]]]']
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_loads_parses_as_json_does(doc: str) -> None:
+    assert jsonio.loads(doc) == json.loads(doc)
+    assert jsonio.loads(doc.encode()) == json.loads(doc.encode())
+
+
+def test_loads_reads_utf8_bytes_with_a_bom() -> None:
+    assert jsonio.loads('{"é": 1}'.encode("utf-8-sig")) == {"é": 1}
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "{", "[1] x", '{"a":}', "[1,]", '"\x01"', "{'a': 1}"])
+def test_loads_raises_the_same_error_as_json(bad: str) -> None:
+    with pytest.raises(ValueError) as ours:
+        jsonio.loads(bad)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(bad)
+    assert str(ours.value) == str(theirs.value)
+    assert type(ours.value) is type(theirs.value)
+
+
+VALUES = [{"a": [1, 2.5, "é\n\"", None, True, False]}, [], {}, {"z": 1, "a": {"y": [2, 1]}}, "s", 3]
+
+
+@pytest.mark.parametrize("value", VALUES)
+@pytest.mark.parametrize("kw", [{}, {"sort_keys": True}, {"separators": (",", ":")}, {"indent": 2},
+                                {"indent": 1, "sort_keys": True}])
+def test_dumps_writes_what_json_writes(value: object, kw: dict[str, object]) -> None:
+    assert jsonio.dumps(value, **kw) == json.dumps(value, **kw)  # type: ignore[arg-type]
+
+
+def test_dumps_refuses_what_json_cannot_encode() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        jsonio.dumps({"a": object()})
+    with pytest.raises(ValueError, match="Circular"):
+        loop: list[object] = []
+        loop.append(loop)
+        jsonio.dumps(loop)
