@@ -5,6 +5,9 @@
     build_aci(path, manifest={...})                                            # any manifest dict
     build_aci(path, raw_manifest=b"not json")                                  # any manifest bytes
     build_aci(path, extra_members=[("etc/x", Entry.file(b""))])                # names as written
+    build_files_aci(path, "example.com/app", {"/etc/x": b"1"},                  # files only, with
+                    dependencies=[dependency("example.com/base", "1.0.0")],     # dependencies and
+                    path_whitelist=["/etc/x"])                                  # a pathWhitelist
 
 Deterministic (fixed mtimes, no gzip timestamp): the same call gives the same image id.
 Also ``new_key(gnupghome)``, ``sign(path, gnupghome, fingerprint)`` (the ``.aci.asc`` beside
@@ -27,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support.images import Entry, base_layer_tar, layer_tar
+from tests.support.images import Entry, base_layer_tar, layer_entries, layer_tar
 
 
 def appc_arch() -> str:
@@ -106,6 +109,34 @@ def build_aci(dest: Path, manifest: Mapping[str, Any] | None = None, *, compress
     tar = aci_tar(manifest, **kw)
     dest.write_bytes(compress(tar, compression))
     return "sha512-" + hashlib.sha512(tar).hexdigest()[:64]
+
+
+def dependency(name: str, version: str | None = None, *, image_id: str | None = None,
+               **labels: str) -> dict[str, Any]:
+    """One ``dependencies`` entry of an ImageManifest."""
+    pairs = ([("version", version)] if version else []) + list(labels.items())
+    out: dict[str, Any] = {"imageName": name}
+    if pairs:
+        out["labels"] = [{"name": k, "value": v} for k, v in pairs]
+    if image_id:
+        out["imageID"] = image_id
+    return out
+
+
+def build_files_aci(dest: Path, name: str, files: Mapping[str, bytes | Entry], *, version: str | None = "1.0.0",
+                    busybox: bool = False, dependencies: Sequence[Mapping[str, Any]] = (),
+                    path_whitelist: Sequence[str] | None = None, exec_: Sequence[str] = ("/bin/sh",)) -> str:
+    """An ACI whose rootfs is ``files`` (path -> content; parents made 0755 unless ``busybox``),
+    after the busybox rootfs when ``busybox``; returns its rkt image id."""
+    manifest = aci_manifest(name, version=version, exec_=exec_)
+    if dependencies:
+        manifest["dependencies"] = [dict(d) for d in dependencies]
+    if path_whitelist is not None:
+        manifest["pathWhitelist"] = list(path_whitelist)
+    members = [(f"rootfs/{n}", e) for n, e in layer_entries(dict(files), parents_too=not busybox)]
+    if not busybox:
+        members.insert(0, ("rootfs", Entry.dir()))
+    return build_aci(dest, manifest, with_rootfs=busybox, extra_members=members)
 
 
 def _gpg(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

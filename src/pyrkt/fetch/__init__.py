@@ -13,7 +13,8 @@
 
     reference.py  docker:// references (registry, repository, tag, digest)
     registry.py   the Docker Registry HTTP API v2 / OCI distribution client (the only httpx user)
-    auth.py       registry credentials (~/.docker/config.json, auth.d dockerAuth) and challenges
+    auth.py       credentials: ~/.docker/config.json (and its credential helpers), auth.d
+                  dockerAuth for registries and auth for plain https; challenges
     progress.py   the download progress display on a terminal (docker:// pulls)
 
 Hacking: a new source kind is a ``Source.kind`` in sources.py plus one entry in ``_FETCHERS``
@@ -24,8 +25,6 @@ when a name is not in the store.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.sources import LOCAL_KINDS, Source, parse_source
 from pyrkt.model.image import Image
@@ -35,6 +34,7 @@ from pyrkt.store import Store
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from pathlib import Path
 
     from pyrkt.fetch.manifests import Platform
 
@@ -76,12 +76,12 @@ def _local(store: Store, source: Source, arg: str, options: FetchOptions) -> Ima
 
 
 def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
-    from pyrkt.fetch.auth import load_credentials
+    from pyrkt.fetch.auth import credentials_for
     from pyrkt.fetch.reference import parse_reference
     from pyrkt.fetch.registry import import_registry
 
     ref = parse_reference(source.location)
-    credentials = load_credentials(options.config_dirs).get(ref.registry)
+    credentials = credentials_for(ref.registry, options.config_dirs)
     platform = parse_platform(options.platform) if options.platform else None
     progress = None
     if options.progress:
@@ -99,12 +99,16 @@ def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Im
 
 
 def _aci(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
+    from pathlib import Path
+
     from pyrkt.fetch.aci import import_aci
+    from pyrkt.fetch.discovery import dependency_resolver
 
     dirs = options.config_dirs
     return import_aci(store, Path(source.location), source=arg, signature=options.signature,
                       verify="image" not in options.insecure,
-                      system_dir=dirs[0] if dirs else None, local_dir=dirs[1] if len(dirs) > 1 else None)
+                      system_dir=dirs[0] if dirs else None, local_dir=dirs[1] if len(dirs) > 1 else None,
+                      resolve_dependency=dependency_resolver(store, options))
 
 
 def _https(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:

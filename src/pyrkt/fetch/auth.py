@@ -1,15 +1,20 @@
-"""Registry credentials and authentication challenges.
+"""Registry credentials, rkt's ``auth`` headers for https fetches, and authentication challenges.
 
-Credentials come from, later overriding earlier:
+``credentials_for(registry, config_dirs)`` finds the credentials of the one registry being
+pulled from. They come from, later overriding earlier:
 
-- ``~/.docker/config.json`` (or ``$DOCKER_CONFIG/config.json``): ``auths`` entries with a base64
-  ``auth`` of ``user:password`` (or ``username``/``password``);
+- ``~/.docker/config.json`` (or ``$DOCKER_CONFIG/config.json``), read as Docker and podman read
+  it: ``credsStore`` (the default credential helper) < an ``auths`` entry with a base64 ``auth``
+  of ``user:password`` (or ``username``/``password``) < ``credHelpers[registry]``. A helper is
+  the executable ``docker-credential-<name>`` on PATH, asked only for this registry;
 - rkt's ``dockerAuth`` files, ``<config dir>/auth.d/*.json`` in the system, local and user config
   dirs: ``{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": [...],
-  "credentials": {"user": ..., "password": ...}}``.
+  "credentials": {"user": ..., "password": ...}}`` (when one names the registry, no helper runs).
 
-A password is never part of a ``repr`` or an error message. ``parse_challenge`` reads a
-``WWW-Authenticate`` header (RFC 7235). No network here.
+``http_auth_headers(config_dirs, host)`` is rkt's ``auth`` kind (``type`` basic or oauth, per
+domain) for https ACI fetches and appc discovery. A password or token is never part of a
+``repr`` or an error message. ``parse_challenge`` reads a ``WWW-Authenticate`` header (RFC 7235).
+No network here; the only processes run are credential helpers.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeGuard
 
-from pyrkt.errors import UsageError
+from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.reference import DOCKER_HUB, HUB_ALIASES
+
+HUB_SERVER_URL = "https://index.docker.io/v1/"   # what Docker asks a credential helper for Docker Hub
+HELPER_TIMEOUT = 60.0                            # seconds a credential helper may take (it may prompt)
+HELPER_NOT_FOUND = "credentials not found in native keychain"
+IDENTITY_TOKEN_USER = "<token>"                  # a helper's Username when its Secret is an identity token
 
 
 class Credentials:
@@ -34,7 +45,7 @@ class Credentials:
     def __init__(self, user: str, password: str, origin: str) -> None:
         self.user = user
         self.password = password
-        self.origin = origin  # the file they came from, for messages
+        self.origin = origin  # the file or helper they came from, for messages
 
     def __repr__(self) -> str:
         return f"Credentials(user={self.user!r}, password='***', origin={self.origin!r})"
@@ -47,8 +58,11 @@ class Credentials:
         return hash((self.user, self.origin))
 
     def basic_header(self) -> str:
-        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
-        return f"Basic {token}"
+        return _basic(self.user, self.password)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def registry_key(text: str) -> str:
@@ -62,38 +76,47 @@ def docker_config_path() -> Path:
     return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
 
 
-def load_credentials(config_dirs: Iterable[Path], docker_config: Path | None = None) -> dict[str, Credentials]:
-    """Credentials by registry host from the Docker config and the ``auth.d`` dirs (in that order)."""
-    out: dict[str, Credentials] = {}
-    out.update(_docker_config(docker_config if docker_config is not None else docker_config_path()))
-    for d in config_dirs:
-        auth_d = Path(d) / "auth.d"
-        try:
-            files = sorted(p for p in auth_d.iterdir() if p.suffix == ".json" and p.is_file())
-        except OSError:
-            continue
-        for path in files:
-            out.update(_rkt_docker_auth(path))
-    return out
+# -- docker:// registries -----------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> object:
-    try:
-        return json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"credentials file {str(path)!r} is not readable JSON: {type(e).__name__}") from None
+def credentials_for(registry: str, config_dirs: Iterable[Path | str],
+                    docker_config: Path | None = None) -> Credentials | None:
+    """The credentials for ``registry`` (a host[:port] as in a reference), or None to pull
+    anonymously. A credential helper runs only when the files do not settle it."""
+    registry = registry_key(registry)
+    rkt = _load_auth_d(config_dirs).registries.get(registry)
+    if rkt is not None:
+        return rkt
+    return _from_docker_config(docker_config if docker_config is not None else docker_config_path(), registry)
 
 
-def _docker_config(path: Path) -> dict[str, Credentials]:
+def _from_docker_config(path: Path, registry: str) -> Credentials | None:
     data = _read_json(path)
     if data is None:
-        return {}
-    auths = data.get("auths") if isinstance(data, dict) else None
+        return None
+    if not isinstance(data, dict):
+        raise UsageError(f"credentials file {str(path)!r} is not a JSON object")
+    helpers = data.get("credHelpers")
+    if isinstance(helpers, dict):
+        key = _best_key(helpers, registry)
+        if key is not None and isinstance(helpers[key], str) and helpers[key]:
+            return _ask_helper(helpers[key], _server_url(key, registry), registry, f"credHelpers of {path}")
+    auths = _docker_auths(data.get("auths"), path)
+    key = _best_key(auths, registry)
+    if key is not None and auths[key] is not None:
+        return auths[key]
+    store = data.get("credsStore")
+    if isinstance(store, str) and store:
+        return _ask_helper(store, _server_url(key or registry, registry), registry, f"credsStore of {path}")
+    return None
+
+
+def _docker_auths(auths: object, path: Path) -> dict[str, Credentials | None]:
+    """``auths`` by key as written: the credentials of each, or None for an entry without any
+    (``docker login`` with a credential store writes ``{}``). A broken ``auth`` is refused."""
     if not isinstance(auths, dict):
         return {}
-    out = {}
+    out: dict[str, Credentials | None] = {}
     for key, entry in auths.items():
         if not isinstance(entry, dict):
             continue
@@ -105,25 +128,175 @@ def _docker_config(path: Path) -> dict[str, Credentials]:
                 sep = ""
             if not sep:
                 raise UsageError(f"credentials file {str(path)!r}: the auth of {key!r} is not base64 of user:password")
-        if isinstance(user, str) and isinstance(password, str) and user:
-            out[registry_key(str(key))] = Credentials(user, password, str(path))
+        ok = isinstance(user, str) and isinstance(password, str) and user
+        out[str(key)] = Credentials(str(user), str(password), str(path)) if ok else None
     return out
 
 
-def _rkt_docker_auth(path: Path) -> dict[str, Credentials]:
-    data = _read_json(path)
-    if not isinstance(data, dict) or data.get("rktKind") != "dockerAuth":
-        return {}  # an `auth` (appc https) file or something else: not for registries
-    if data.get("rktVersion") != "v1":
-        raise UsageError(f"credentials file {str(path)!r}: unsupported rktVersion {data.get('rktVersion')!r}")
-    registries, creds = data.get("registries"), data.get("credentials")
-    if (not isinstance(registries, list) or not isinstance(creds, dict)
-            or not isinstance(creds.get("user"), str) or not isinstance(creds.get("password"), str)):
-        raise UsageError(f"credentials file {str(path)!r}: dockerAuth needs registries and credentials "
-                         "with user and password")
-    c = Credentials(creds["user"], creds["password"], str(path))
-    return {registry_key(str(r)): c for r in registries}
+def _best_key(keys: Iterable[str], registry: str) -> str | None:
+    """The one of ``keys`` (of a config.json table) naming ``registry``: one written as Docker asks for it
+    (``https://index.docker.io/v1/`` or the bare host) before any other spelling of it."""
+    matches = [k for k in keys if registry_key(k) == registry]
+    preferred = HUB_SERVER_URL if registry == DOCKER_HUB else registry
+    for k in matches:
+        if k == preferred:
+            return k
+    return matches[0] if matches else None
 
+
+def _server_url(key: str, registry: str) -> str:
+    return HUB_SERVER_URL if registry == DOCKER_HUB else key
+
+
+def _ask_helper(name: str, server_url: str, registry: str, origin: str) -> Credentials | None:
+    """Run ``docker-credential-<name> get`` for ``server_url``; None when it has no credentials.
+    Its stdout (JSON with ServerURL, Username, Secret) is never echoed."""
+    import shutil
+    import subprocess
+
+    exe = f"docker-credential-{name}"
+    what = f"credential helper {exe} for {registry} (from {origin})"
+    path = shutil.which(exe)
+    if path is None:
+        raise FetchError(f"{what}: {exe} is not on PATH")
+    try:
+        proc = subprocess.run([path, "get"], input=server_url.encode(), capture_output=True,
+                              timeout=HELPER_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"{what}: no answer within {HELPER_TIMEOUT:.0f}s") from None
+    except OSError as e:
+        raise FetchError(f"{what}: cannot run it: {e.strerror or type(e).__name__}") from None
+    out = proc.stdout.decode(errors="replace")
+    if proc.returncode != 0:
+        if HELPER_NOT_FOUND in out:
+            return None
+        reason = _helper_reason(out) or _helper_reason(proc.stderr.decode(errors="replace"))
+        raise FetchError(f"{what}: it failed (exit {proc.returncode}){': ' + reason if reason else ''}")
+    try:
+        data = json.loads(out)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("Username"), str) \
+            or not isinstance(data.get("Secret"), str):
+        raise FetchError(f"{what}: its answer is not JSON with Username and Secret")
+    user, secret = data["Username"], data["Secret"]
+    if not secret:
+        return None
+    if user == IDENTITY_TOKEN_USER:
+        raise FetchError(f"{what}: it gave an identity token, which pyrkt does not support yet "
+                         "(store a user name and password instead)")
+    return Credentials(user, secret, f"credential helper {exe}")
+
+
+def _helper_reason(text: str) -> str:
+    """The first line of a helper's complaint, short, unless it looks like a JSON answer
+    (which could hold the secret: a helper that printed one and then failed)."""
+    line = next((s.strip() for s in text.splitlines() if s.strip()), "")
+    if line.startswith(("{", "[")):
+        return ""
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+# -- auth.d: rkt's dockerAuth and auth kinds --------------------------------------------------
+
+
+class _AuthD:
+    """What the ``auth.d`` dirs say: credentials by registry, Authorization headers by domain."""
+
+    __slots__ = ("registries", "domains")
+
+    def __init__(self) -> None:
+        self.registries: dict[str, Credentials] = {}
+        self.domains: dict[str, str] = {}
+
+
+def http_auth_headers(config_dirs: Sequence[Path | str], host: str) -> dict[str, str]:
+    """``{"Authorization": ...}`` for an https request to ``host`` (as in the URL, with its
+    ``:port`` if it has one) from rkt's ``auth`` files, or {} when none names it."""
+    header = _load_auth_d(config_dirs).domains.get(host.strip().lower())
+    return {"Authorization": header} if header else {}
+
+
+def _load_auth_d(config_dirs: Iterable[Path | str]) -> _AuthD:
+    """Every ``auth.d/*.json`` of ``config_dirs``; a later dir overrides an earlier one per
+    registry or domain, and one dir naming a registry or domain twice is an error (as rkt)."""
+    out = _AuthD()
+    for d in config_dirs:
+        auth_d = Path(d) / "auth.d"
+        try:
+            files = sorted(p for p in auth_d.iterdir() if p.suffix == ".json" and p.is_file())
+        except OSError:
+            continue
+        seen: dict[tuple[str, str], tuple[Credentials | str, Path]] = {}
+        for path in files:
+            kind, names, value = _parse_auth_file(path)
+            for name in names:
+                if (kind, name) in seen:
+                    raise UsageError(f"credentials file {str(path)!r}: {name!r} is also given in "
+                                     f"{str(seen[kind, name][1])!r} (one {kind} file per name in a config dir)")
+                seen[kind, name] = (value, path)
+        for (_, name), (value, _) in seen.items():
+            if isinstance(value, Credentials):
+                out.registries[name] = value
+            else:
+                out.domains[name] = value
+    return out
+
+
+def _parse_auth_file(path: Path) -> tuple[str, list[str], Credentials | str]:
+    """(kind, registries or domains, Credentials or Authorization value) of one auth.d file."""
+    where = f"credentials file {str(path)!r}"
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} is not a JSON object")
+    kind, version = data.get("rktKind"), data.get("rktVersion")
+    if kind not in ("auth", "dockerAuth"):
+        raise UsageError(f"{where}: rktKind {kind!r} does not belong in auth.d (want auth or dockerAuth)")
+    if version != "v1":
+        raise UsageError(f"{where}: unsupported rktVersion {version!r} of {kind} (want v1)")
+    creds = data.get("credentials")
+    if kind == "dockerAuth":
+        registries = data.get("registries", data.get("indices"))  # rkt's first name for them
+        if not _strings(registries) or not _user_password(creds):
+            raise UsageError(f"{where}: dockerAuth needs registries and credentials with user and password")
+        c = Credentials(creds["user"], creds["password"], str(path))
+        return kind, [registry_key(r) for r in registries], c
+    domains, auth_type = data.get("domains"), data.get("type")
+    if not _strings(domains):
+        raise UsageError(f"{where}: auth needs domains, a list of host names")
+    names = [d.strip().lower() for d in domains]
+    if auth_type == "basic":
+        if not _user_password(creds):
+            raise UsageError(f"{where}: auth type basic needs credentials with user and password")
+        return kind, names, _basic(creds["user"], creds["password"])
+    if auth_type == "oauth":
+        if not isinstance(creds, dict) or not isinstance(creds.get("token"), str) or not creds["token"]:
+            raise UsageError(f"{where}: auth type oauth needs credentials with a token")
+        return kind, names, f"Bearer {creds['token']}"
+    if auth_type == "aws":
+        raise UsageError(f"{where}: auth type aws is not supported")
+    raise UsageError(f"{where}: unknown auth type {auth_type!r} (want basic or oauth)")
+
+
+def _strings(value: object) -> TypeGuard[list[str]]:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
+
+
+def _user_password(creds: object) -> TypeGuard[dict[str, Any]]:
+    return (isinstance(creds, dict) and isinstance(creds.get("user"), str) and bool(creds["user"])
+            and isinstance(creds.get("password"), str) and bool(creds["password"]))
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"credentials file {str(path)!r} is not readable JSON: {type(e).__name__}") from None
+
+
+# -- challenges ---------------------------------------------------------------------------------
 
 _PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 

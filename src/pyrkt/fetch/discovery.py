@@ -1,17 +1,517 @@
-"""appc discovery: names like ``example.com/app:v1.0,os=linux,arch=amd64`` (not written yet)."""
+"""appc discovery: image names such as ``example.com/app:v1.0,os=linux,arch=amd64``.
+
+    parse_app_name     the name and the labels asked for (os and arch default to the host's)
+    find_stored        the stored image with that name and every label asked for (rkt's GetACI)
+    discover           ``GET https://{prefix}?ac-discovery=1`` from the full name up to its host,
+                       reading the ``ac-discovery`` and ``ac-discovery-pubkeys`` meta tags
+    import_discovered  the store, or discovery + the signing keys (§5.4) + ``https.import_https``
+    discover_keys, fetch_key, key_identity, trust_key   what ``pyrkt trust --prefix P`` needs
+
+The network is reached through one small ``get(url) -> (status, body)`` so the walk, the meta
+parsing and the template filling are tested without a server.
+"""
 
 from __future__ import annotations
 
-from pyrkt.errors import FetchError
+import re
+import sys
+
+from pyrkt.errors import FetchError, ImageError, NotFound, PyrktError, UsageError
 from pyrkt.model.image import Image
+from pyrkt.model.values import Value
 from pyrkt.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from pathlib import Path
+
+    import httpx
+
     from pyrkt.fetch import FetchOptions
+    from pyrkt.fetch.aci import Dependency
+
+    Get = Callable[[str], tuple[int, bytes]]
+
+DEFAULT_VERSION = "latest"
+PAGE_LIMIT = 1 << 20  # a discovery page or a public key larger than this is refused
+_AC_IDENTIFIER = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
+_AC_NAME = re.compile(r"^[a-z0-9]+([-./][a-z0-9]+)*$")  # label names, as fetch.aci checks them
+_VARIABLE = re.compile(r"\{([^{}]*)\}")
+_HOST_ARCH = {"x86_64": "amd64", "i686": "i386", "i586": "i386", "i386": "i386"}
 
 
-def import_discovered(store: Store, name: str, *, source: str, options: FetchOptions) -> Image:
-    """Discover where the appc image ``name`` (with ``:version`` and ``,label=value``s) lives,
-    fetch it and its signature, and return the stored Image."""
-    raise FetchError(f"appc discovery is not supported yet: {source}")
+def host_arch() -> str:
+    """The appc ``arch`` label of this machine (``amd64`` on x86_64; see ``fetch.aci.LINUX_ARCHES``)."""
+    import platform
+
+    machine = platform.machine()
+    return _HOST_ARCH.get(machine, machine)
+
+
+class AppName(Value):
+    """An image asked for by name: ``labels`` in the order given, then os and arch defaults.
+    ``version`` is a label only when asked for; templates fill ``{version}`` with ``latest``."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
+
+    def __str__(self) -> str:
+        """rkt's form: ``example.com/app:1.0,os=linux,arch=amd64``."""
+        version = self.label("version")
+        head = f"{self.name}:{version}" if version else self.name
+        return ",".join([head, *(f"{k}={v}" for k, v in self.labels if k != "version")])
+
+
+def parse_app_name(text: str, *, arch: str | None = None) -> AppName:
+    """``example.com/app:v1.0,channel=alpha`` -> AppName; a UsageError naming what is wrong."""
+    head, *rest = text.strip().split(",")
+    name, colon, version = head.partition(":")
+    if not _AC_IDENTIFIER.match(name):
+        raise UsageError(f"invalid image name {text!r}: {name!r} is not a valid AC Identifier "
+                         "(lower case letters, digits and -._~/ between them)")
+    labels: dict[str, str] = {}
+    if colon:
+        if ":" in version:
+            raise UsageError(f"invalid image name {text!r}: more than one ':version'")
+        labels["version"] = version
+    for part in rest:
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise UsageError(f"invalid image name {text!r}: label {key!r} has no value (want label=value)")
+        if key == "name":
+            raise UsageError(f"invalid image name {text!r}: 'name' is not a label")
+        if not _AC_NAME.match(key):
+            raise UsageError(f"invalid image name {text!r}: label name {key!r} is not a valid AC Name")
+        if key in labels:
+            raise UsageError(f"invalid image name {text!r}: label {key!r} given twice")
+        labels[key] = value
+    if labels.get("version") == "":
+        raise UsageError(f"invalid image name {text!r}: empty version")
+    labels.setdefault("os", "linux")
+    labels.setdefault("arch", arch or host_arch())
+    return AppName(name, tuple(labels.items()))
+
+
+def discoverable(text: str) -> bool:
+    """Whether a store lookup that found nothing should try appc discovery: the name parses
+    and starts with a host (``example.com/…``, ``localhost/…``), unlike Docker Hub short names
+    such as ``busybox:latest``. A ``,label=`` makes it appc whatever it is (parse errors show)."""
+    if "," in text:
+        return True
+    name, _, version = text.partition(":")
+    if "/" in version or "@" in text:
+        return False  # host:port/repo or a digest: a registry reference, not an appc name
+    host = name.split("/", 1)[0]
+    return bool(_AC_IDENTIFIER.match(name)) and ("." in host or host == "localhost")
+
+
+# -- the store -------------------------------------------------------------------------------
+
+
+def find_stored(store: Store, app: AppName) -> Image | None:
+    """The stored image named ``app.name`` carrying every label asked for, the newest import
+    first (rkt's ``GetACI``; no version asked means any version, the newest)."""
+    wanted = app.labels
+    found = [rec for rec in store.list()
+             if rec.name == app.name and all(dict(rec.labels).get(k) == v for k, v in wanted)]
+    if not found:
+        return None
+    return store.get(max(found, key=lambda r: r.import_time).id)
+
+
+def check_image(app: AppName, image: Image) -> None:
+    """The fetched image must be the one asked for: its name and every requested label (rkt's
+    validator, with its messages)."""
+    if image.name != app.name:
+        raise ImageError(f"{app}: error when reading the app name: \"{app.name}\" expected but "
+                         f"\"{image.name}\" found")
+    have = dict(image.labels)
+    for key, value in app.labels:
+        if key not in have:
+            raise ImageError(f"{app}: requested label \"{key}\" not provided by the image manifest")
+        if have[key] != value:
+            raise ImageError(f"{app}: requested value for label \"{key}\": \"{value}\" differs from "
+                             f"fetched aci label value: \"{have[key]}\"")
+
+
+# -- discovery (pure parts) ------------------------------------------------------------------
+
+
+class Meta(Value):
+    """One ``<meta name="ac-discovery[-pubkeys]" content="PREFIX URL">`` tag."""
+
+    name: str
+    prefix: str
+    uri: str
+
+
+class Endpoint(Value):
+    aci: str
+    asc: str
+
+
+class Discovered(Value):
+    """What a walk found: ACI endpoints, key URLs, and what was tried (for the error line)."""
+
+    endpoints: tuple[Endpoint, ...] = ()
+    keys: tuple[str, ...] = ()
+    tried: tuple[str, ...] = ()
+
+
+def parse_meta(page: str) -> list[Meta]:
+    """The ``ac-discovery`` and ``ac-discovery-pubkeys`` meta tags of an HTML page, in order."""
+    from html.parser import HTMLParser
+
+    found: list[Meta] = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag != "meta":
+                return
+            values = {k: v or "" for k, v in attrs}
+            parts = values.get("content", "").split(None, 1)
+            if values.get("name") in ("ac-discovery", "ac-discovery-pubkeys") and len(parts) == 2:
+                found.append(Meta(values["name"], parts[0], parts[1].strip()))
+
+    parser = Parser(convert_charrefs=True)
+    parser.feed(page)
+    parser.close()
+    return found
+
+
+def render_template(template: str, values: dict[str, str]) -> str | None:
+    """``template`` with ``{variable}``s filled from ``values``; None if one is left unfilled."""
+    out = _VARIABLE.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    return None if _VARIABLE.search(out) else out
+
+
+def template_values(app: AppName) -> dict[str, str]:
+    return {**dict(app.labels), "version": app.label("version") or DEFAULT_VERSION, "name": app.name}
+
+
+def endpoints_of(metas: Iterable[Meta], app: AppName) -> tuple[list[Endpoint], list[str], list[str]]:
+    """(ACI endpoints, key URLs, skipped templates) the tags of one page give for ``app``."""
+    values = template_values(app)
+    endpoints: list[Endpoint] = []
+    keys: list[str] = []
+    skipped: list[str] = []
+    for meta in metas:
+        if not app.name.startswith(meta.prefix):
+            continue
+        if meta.name == "ac-discovery-pubkeys":
+            keys.append(meta.uri)
+            continue
+        aci = render_template(meta.uri, {**values, "ext": "aci"})
+        asc = render_template(meta.uri, {**values, "ext": "aci.asc"})
+        if aci is None or asc is None:
+            skipped.append(meta.uri)
+        else:
+            endpoints.append(Endpoint(aci, asc))
+    return endpoints, keys, skipped
+
+
+def walk_prefixes(name: str) -> list[str]:
+    """``a.com/x/y`` -> ``a.com/x/y``, ``a.com/x``, ``a.com``: where discovery asks, in order."""
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def discover(app: AppName, get: Get, *, allow_http: bool = False, want: str = "aci") -> Discovered:
+    """Walk up ``app``'s name until a page gives an ACI endpoint (``want="aci"``) or a key
+    URL (``want="keys"``); a page that fails or has no tag for the name sends it one level up."""
+    endpoints: list[Endpoint] = []
+    keys: list[str] = []
+    tried: list[str] = []
+    for prefix in walk_prefixes(app.name):
+        url, body, error = _page(prefix, get, allow_http)
+        if body is None:
+            tried.append(f"{url}: {error}")
+            continue
+        page_endpoints, page_keys, skipped = endpoints_of(parse_meta(body.decode("utf-8", "replace")), app)
+        endpoints += page_endpoints
+        keys += page_keys
+        enough = endpoints if want == "aci" else keys
+        if enough:
+            break
+        what = "ac-discovery" if want == "aci" else "ac-discovery-pubkeys"
+        note = f" (templates with unfilled variables: {', '.join(skipped)})" if skipped else ""
+        tried.append(f"{url}: no {what} meta tag for {app.name}{note}")
+    return Discovered(tuple(endpoints), tuple(keys), tuple(tried))
+
+
+def _page(prefix: str, get: Get, allow_http: bool) -> tuple[str, bytes | None, str]:
+    """(the URL asked, the page or None, why not): https, then http if allowed and https failed."""
+    url = f"https://{prefix}?ac-discovery=1"
+    first = ""
+    for scheme in ("https", "http") if allow_http else ("https",):
+        asked = f"{scheme}://{prefix}?ac-discovery=1"
+        try:
+            status, body = get(asked)
+        except FetchError as e:
+            first = first or str(e)
+            continue
+        if status == 200:
+            return asked, body, ""
+        first = first or f"answered {status}"
+    return url, None, first
+
+
+# -- the network -----------------------------------------------------------------------------
+
+
+class Web:
+    """GETs for discovery pages and keys: redirects followed, TLS checked unless
+    ``--insecure-options=tls``, no https -> http redirect unless ``http``, credentials from the
+    ``auth`` config on a 401."""
+
+    def __init__(self, insecure: frozenset[str], config_dirs: Sequence[Path] = ()) -> None:
+        self.insecure = insecure
+        self.config_dirs = tuple(config_dirs)
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> Web:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            import ssl
+
+            import httpx
+
+            from pyrkt import __version__
+
+            verify: ssl.SSLContext | bool = False if "tls" in self.insecure else ssl.create_default_context()
+            self._client = httpx.Client(verify=verify, follow_redirects=True, timeout=httpx.Timeout(30.0, connect=15.0),
+                                        headers={"User-Agent": f"pyrkt/{__version__}"})
+        return self._client
+
+    def get(self, url: str) -> tuple[int, bytes]:
+        import httpx
+
+        try:
+            status, body = self._get(url, {})
+            if status == 401:
+                headers = self._auth_headers(url)
+                if headers:
+                    status, body = self._get(url, headers)
+        except httpx.TransportError as e:
+            reason = "no answer in time" if isinstance(e, httpx.TimeoutException) else \
+                (str(e) or type(e).__name__).splitlines()[0]
+            raise FetchError(f"{url}: {reason}") from None
+        return status, body
+
+    def _get(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        with self._http().stream("GET", url, headers=headers) as resp:
+            if resp.url.scheme == "http" and "http" not in self.insecure:
+                raise FetchError(f"{url}: redirected to {resp.url}: plain http needs --insecure-options=http")
+            if resp.status_code != 200:
+                return resp.status_code, b""
+            body = bytearray()
+            for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) > PAGE_LIMIT:
+                    raise FetchError(f"{url}: larger than {PAGE_LIMIT} bytes")
+            return 200, bytes(body)
+
+    def _auth_headers(self, url: str) -> dict[str, str]:
+        """rkt's ``auth`` kind for the URL's host (with its port, if the URL has one)."""
+        from urllib.parse import urlsplit
+
+        from pyrkt.fetch.auth import http_auth_headers
+
+        return http_auth_headers(self.config_dirs, urlsplit(url).netloc.rpartition("@")[2])
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def discover_keys(prefix: str, get: Get, *, allow_http: bool = False) -> list[str]:
+    """The ``ac-discovery-pubkeys`` URLs for ``prefix`` (``pyrkt trust --prefix``)."""
+    found = discover(AppName(prefix), get, allow_http=allow_http, want="keys")
+    if not found.keys:
+        raise FetchError(f"discovery of keys for prefix {prefix!r} failed: {'; '.join(found.tried)}")
+    return list(found.keys)
+
+
+def fetch_key(url: str, get: Get, *, allow_http: bool = False) -> bytes:
+    """The armored public key at ``url`` (https; http only if allowed)."""
+    if url.startswith("http://") and not allow_http:
+        raise FetchError(f"refusing to fetch the key {url} over plain http (fetch: --insecure-options=http,pubkey; "
+                         "trust: --insecure-allow-http)")
+    if not url.startswith(("https://", "http://")):
+        raise FetchError(f"refusing to fetch the key {url}: only https URLs are supported")
+    status, body = get(url)
+    if status != 200:
+        raise FetchError(f"cannot fetch the key {url}: answered {status}")
+    return body
+
+
+def key_identity(data: bytes, url: str) -> tuple[str, str]:
+    """(fingerprint, user id) of the one key in ``data``, fetched from ``url``."""
+    from pyrkt.fetch.trust import key_fingerprint
+
+    with _keyfile(data) as path:
+        try:
+            return key_fingerprint(path)
+        except FetchError as e:
+            raise FetchError(f"the key at {url}: " + str(e).replace(repr(str(path)), "it")) from None
+
+
+def trust_key(local_dir: Path, data: bytes, fingerprint: str, prefix: str) -> Path:
+    """Store ``data`` as trusted for ``prefix`` in the local config dir; returns its path."""
+    from pyrkt.fetch.trust import store_key
+
+    with _keyfile(data) as path:
+        return store_key(local_dir, path, fingerprint, prefix=prefix)
+
+
+class _keyfile:
+    """The key bytes as a temporary file, for gpg and the keystore."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __enter__(self) -> Path:
+        import tempfile
+        from pathlib import Path
+
+        self.dir = tempfile.TemporaryDirectory(prefix="pyrkt-key-")
+        path = Path(self.dir.name) / "key.asc"
+        path.write_bytes(self.data)
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        self.dir.cleanup()
+
+
+def spaced_fingerprint(fingerprint: str) -> str:
+    """``0123…`` as gpg and rkt show it: groups of four, an extra space in the middle."""
+    groups = [fingerprint[i:i + 4].upper() for i in range(0, len(fingerprint), 4)]
+    half = len(groups) // 2
+    return " ".join(groups[:half]) + "  " + " ".join(groups[half:]) if len(groups) == 10 else " ".join(groups)
+
+
+# -- fetching by name --------------------------------------------------------------------------
+
+
+def import_discovered(store: Store, name: str, *, source: str, options: FetchOptions,
+                      confirm: Callable[[str], bool] | None = None) -> Image:
+    """The image ``name`` (with ``:version`` and ``,label=value``s) names: from the store
+    unless the pull policy is ``update``, else discovered, its signing keys trusted if none is
+    yet (``--trust-keys-from-https``, or ``confirm``: a question asked on the terminal), and
+    fetched with its signature by ``https.import_https``; the fetched image must match."""
+    app = parse_app_name(name)
+    if options.pull_policy != "update":
+        stored = find_stored(store, app)
+        if stored is not None:
+            return stored
+        if options.pull_policy == "never":
+            raise NotFound(f"image {source!r} not found in the store (pull policy never)")
+    allow_http = "http" in options.insecure
+    chatty = options.progress and sys.stderr.isatty()  # rkt's progress lines, on a terminal only
+    if chatty:
+        _say(f"searching for app image {app.name}")
+    with Web(options.insecure, options.config_dirs) as web:
+        found = discover(app, web.get, allow_http=allow_http)
+        if not found.endpoints:
+            raise FetchError(f"discovery failed for {str(app)!r}: {'; '.join(found.tried)}")
+        if "image" not in options.insecure:
+            _ensure_keys(app, found, web, options, confirm)
+    endpoint = found.endpoints[0]
+    if chatty:
+        _say(f"remote fetching from URL {endpoint.aci!r}")
+    from pyrkt.fetch.https import import_https
+
+    return import_https(store, endpoint.aci, source=endpoint.aci, options=options, signature_url=endpoint.asc,
+                        check=lambda image: check_image(app, image))
+
+
+def _ensure_keys(app: AppName, found: Discovered, web: Web, options: FetchOptions,
+                 confirm: Callable[[str], bool] | None) -> None:
+    """rkt's maybeFetchPubKeys: no key trusted for the name yet -> discover and trust its keys."""
+    from pathlib import Path
+
+    from pyrkt.fetch.trust import SignatureError, keyring_files
+
+    dirs = [Path(d) for d in options.config_dirs]
+    system = dirs[0] if dirs else Path("/nonexistent")
+    local = dirs[1] if len(dirs) > 1 else Path("/nonexistent")
+    if keyring_files(system, local, app.name):
+        return
+    hint = f"trust one with pyrkt trust --prefix={app.name} or fetch with --trust-keys-from-https"
+    if "tls" in options.insecure and "pubkey" not in options.insecure:
+        raise SignatureError(f"no keys are trusted for {app.name!r} and keys are not fetched without TLS "
+                             f"verification ({hint})")
+    allow_http = "http" in options.insecure and "pubkey" in options.insecure
+    if not found.keys:
+        found = discover(app, web.get, allow_http="http" in options.insecure, want="keys")
+    keys = list(found.keys)
+    if not keys:
+        raise SignatureError(f"no keys are trusted for {app.name!r} and discovery found none "
+                             f"({'; '.join(found.tried)}); add one with pyrkt trust --prefix")
+    if confirm is None and sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty():
+        confirm = _ask
+    trusted = 0
+    for url in keys:
+        force = options.trust_keys_from_https and url.startswith("https://")
+        if not force and confirm is None:
+            raise SignatureError(f"no keys are trusted for {app.name!r} and stdin is not a terminal to ask "
+                                 f"whether to trust {url} ({hint})")
+        data = fetch_key(url, web.get, allow_http=allow_http)
+        fingerprint, uid = key_identity(data, url)
+        _say(f"prefix: \"{app.name}\"\nkey: \"{url}\"\ngpg key fingerprint is: {spaced_fingerprint(fingerprint)}"
+             + (f"\n\t{uid}" if uid else ""), prefix=False)
+        if force:
+            _say(f"Trusting \"{url}\" for prefix \"{app.name}\" without fingerprint review.", prefix=False)
+        elif confirm is not None and confirm(url):
+            _say(f"Trusting \"{url}\" for prefix \"{app.name}\" after fingerprint review.", prefix=False)
+        else:
+            _say(f"not trusting \"{url}\"", prefix=False)
+            continue
+        path = trust_key(local, data, fingerprint, app.name)
+        _say(f"Added key for prefix \"{app.name}\" at \"{path}\"", prefix=False)
+        trusted += 1
+    if not trusted:
+        raise SignatureError(f"no keys are trusted for {app.name!r}: the discovered keys were declined")
+
+
+def _ask(url: str) -> bool:
+    sys.stderr.write("Are you sure you want to trust this key (yes/no)? ")
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _say(message: str, *, prefix: bool = True) -> None:
+    sys.stderr.write(("image: " if prefix else "") + message + "\n")
+    sys.stderr.flush()
+
+
+def dependency_resolver(store: Store, options: FetchOptions) -> Callable[[Dependency], Image]:
+    """How an ACI's dependencies are found, as rkt: a stored image matching the dependency's
+    name, labels and imageID, else appc discovery of ``name:version,label=value`` (fetched with
+    the same options, pull policy ``new``: a dependency stored meanwhile is not fetched again)."""
+    from pyrkt.fetch.aci import find_dependency
+
+    def resolve(dep: Dependency) -> Image:
+        try:
+            return find_dependency(store, dep, needed_by=dep.name)
+        except NotFound:
+            if not discoverable(dep.display):
+                raise NotFound(f"dependency {dep.display} is not in the store and is not a name appc "
+                               "discovery can look up") from None
+        try:
+            return import_discovered(store, dep.display, source=dep.display,
+                                     options=options.replace(pull_policy="new", signature=None))
+        except PyrktError as e:
+            e.message = f"dependency {dep.display}: {e.message}"
+            raise
+
+    return resolve

@@ -1,4 +1,5 @@
-"""Copy an image's merged filesystem (``squash.entries``) into a plain directory.
+"""Copy an image's merged filesystem (``squash.entries``) into a plain directory, or
+(``render_tar``) write it as one uncompressed layer tar.
 
 Owners (when root), modes, times, xattrs, symlinks and hardlinks are kept; device nodes are made
 only when root; sockets are skipped; overlay metadata (whiteouts, opaque marks) is applied, not
@@ -11,9 +12,10 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import IO
 
 from pyrkt.kernel.fs import XATTR_UNSUPPORTED, set_xattr
-from pyrkt.store.squash import entries
+from pyrkt.store.squash import Whitelist, entries
 
 CHUNK = 1 << 20
 LAYER_ONLY_XATTRS = ("trusted.overlay.", "user.overlay.")
@@ -127,4 +129,52 @@ def render_tree(layer_dirs: list[Path], dest: Path) -> int:
             os.lchown(path, st.st_uid, st.st_gid)
         os.chmod(path, stat.S_IMODE(st.st_mode))
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    return count
+
+
+def _pax_xattrs(path: str) -> dict[str, str]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}  # a filesystem without xattrs
+    out = {}
+    for name in names:
+        if name.startswith(LAYER_ONLY_XATTRS):
+            continue
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in XATTR_UNSUPPORTED and e.errno != errno.ENODATA:
+                raise
+            continue
+        out[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
+    return out
+
+
+def render_tar(layer_dirs: list[Path], out: IO[bytes], *, keep: Whitelist | None = None) -> int:
+    """Write the merged tree of ``layer_dirs`` (bottom first; ``keep``: only what the whitelist
+    allows) to ``out`` as an uncompressed pax layer tar; returns the number of members.
+
+    Names are relative (``etc/passwd``; the root is ``./``), owners by number, hardlinks of one
+    layer's inode become tar hardlinks; sockets are skipped (tar has none).
+    """
+    import tarfile
+
+    count = 0
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
+                      errors="surrogateescape") as tf:
+        for rel, src_path, _ in entries(layer_dirs, keep=keep):
+            src = str(src_path)
+            st = os.lstat(src)
+            if stat.S_ISSOCK(st.st_mode):
+                continue
+            info = tf.gettarinfo(src, rel or ".")
+            info.uname = info.gname = ""
+            info.pax_headers = _pax_xattrs(src)
+            if info.isreg():
+                with open(src, "rb") as f:
+                    tf.addfile(info, f)
+            else:
+                tf.addfile(info)
+            count += 1
     return count

@@ -6,14 +6,15 @@ it in the layers below; an opaque dir (``trusted.overlay.opaque=y``) hides every
 in lower layers; a non-dir over a dir replaces the whole subtree; the topmost copy of a dir gives
 its owner, mode and times. ``list_layer`` reads one layer dir into the planner's input, and
 ``entries`` walks the plan in tar order (parents first) yielding the real path of each entry.
-``image export`` (ACI) and ``image extract``/``render`` follow the plan.
+``image export`` (ACI) and ``image extract``/``render`` follow the plan. A ``Whitelist`` (an
+appc ``pathWhitelist``) filters each layer before the merge: ``entries(dirs, keep=…)``.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,42 @@ class LayerListing:
 
     kinds: dict[str, str]
     opaque: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Whitelist:
+    """appc's ``pathWhitelist``: the complete set of paths the rendered tree may hold.
+
+    ``paths`` are relative (no leading slash); a dir that is a parent of a listed path stays
+    too (the listed path needs it), and whiteouts always apply (they only hide what is below).
+    """
+
+    paths: frozenset[str]
+    parents: frozenset[str]
+
+    @classmethod
+    def of(cls, paths: Iterable[str]) -> Whitelist:
+        """From absolute paths as a manifest lists them (``/etc/app.conf``, ``/etc/ssl/``)."""
+        rel = {p.strip("/") for p in paths}
+        parents = {q.rsplit("/", 1)[0] for q in rel if "/" in q}
+        out = set(parents)
+        for q in parents:
+            while "/" in q:
+                q = q.rsplit("/", 1)[0]
+                out.add(q)
+        return cls(frozenset(rel), frozenset(out))
+
+    def allows(self, path: str, kind: str) -> bool:
+        if not path or kind == "whiteout" or path in self.paths:
+            return True
+        return kind == "dir" and path in self.parents
+
+
+def filter_listing(layer: LayerListing, keep: Whitelist) -> LayerListing:
+    """The entries of ``layer`` that ``keep`` allows (filtered before merging, as appc renders:
+    a path the whitelist drops from an upper layer does not hide a lower layer's copy)."""
+    kinds = {p: k for p, k in layer.kinds.items() if keep.allows(p, k)}
+    return LayerListing(kinds, frozenset(d for d in layer.opaque if d in kinds))
 
 
 def _drop_subtree(merged: dict[str, int], kinds: dict[str, str], path: str, *, keep_self: bool) -> None:
@@ -94,12 +131,16 @@ def list_layer(root: Path) -> LayerListing:
     return LayerListing(kinds, frozenset(opaque))
 
 
-def entries(layer_dirs: list[Path]) -> Iterator[tuple[str, Path, int]]:
+def entries(layer_dirs: list[Path], *, keep: Whitelist | None = None) -> Iterator[tuple[str, Path, int]]:
     """(relative path, real path, layer index) of each entry of the merged tree, parents first.
 
     The root (``""``) comes first; hardlinks show as several paths of one inode of one layer.
+    ``keep``: only what the whitelist allows, from every layer.
     """
-    plan = plan_squash([list_layer(d) for d in layer_dirs])
+    listings = [list_layer(d) for d in layer_dirs]
+    if keep is not None:
+        listings = [filter_listing(x, keep) for x in listings]
+    plan = plan_squash(listings)
     for rel in tar_order(list(plan)):
         i = plan[rel]
         yield rel, (layer_dirs[i] / rel if rel else layer_dirs[i]), i

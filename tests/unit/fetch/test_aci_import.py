@@ -88,8 +88,6 @@ def _manifest_with(**changes: object) -> bytes:
     (_manifest_with(labels=[{"name": "arch", "value": "amd64"}]), "missing os label in the image manifest"),
     (_manifest_with(labels=[{"name": "os", "value": "freebsd"}, {"name": "arch", "value": "amd64"}]),
      "bad os 'freebsd'"),
-    (_manifest_with(dependencies=[{"imageName": "example.com/base"}]), "ACI dependencies are not supported yet"),
-    (_manifest_with(pathWhitelist=["/bin/sh"]), "ACI pathWhitelist is not supported yet"),
     (_manifest_with(app={"exec": ["/bin/sh"], "group": "0"}), "manifest app needs a user"),
 ])
 def test_bad_manifests_are_refused_and_the_store_stays_empty(store: Store, tmp_path: Path, raw: bytes,
@@ -97,6 +95,15 @@ def test_bad_manifests_are_refused_and_the_store_stays_empty(store: Store, tmp_p
     aci = tmp_path / "bad.aci"
     build_aci(aci, raw_manifest=raw)
     with pytest.raises(ImageError, match=message.replace("(", r"\(")):
+        fetch(store, str(aci), insecure=INSECURE)
+    assert_store_empty(store)
+
+
+def test_a_dependency_neither_stored_nor_discoverable_is_refused_and_the_store_stays_empty(
+        store: Store, tmp_path: Path) -> None:
+    aci = tmp_path / "app.aci"
+    build_aci(aci, raw_manifest=_manifest_with(dependencies=[{"imageName": "base"}]))
+    with pytest.raises(NotFound, match="dependency base is not in the store and is not a name appc discovery"):
         fetch(store, str(aci), insecure=INSECURE)
     assert_store_empty(store)
 

@@ -17,7 +17,7 @@ from tests.support.images import (
 from tests.support.stores import assert_store_empty
 
 from pyrkt.config import Config
-from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
+from pyrkt.errors import ImageError, IntegrityError, NotFound
 from pyrkt.fetch import fetch
 from pyrkt.fetch.convert import appc_arch
 from pyrkt.fetch.manifests import host_platform
@@ -165,11 +165,6 @@ def test_reimporting_a_stored_image_reads_no_blob_again(store: Store, tmp_path: 
         if p.stat().st_size > 10000:  # the layer blob: gone from the source, still in the store
             p.unlink()
     assert fetch(store, f"oci:{layout}").id == first.id
-
-
-def test_https_aci_sources_are_not_supported_yet(store: Store) -> None:
-    with pytest.raises(FetchError, match="fetching ACI images over https is not supported yet: https://e.test/x.aci"):
-        fetch(store, "https://e.test/x.aci")
 
 
 def test_resolve_image_imports_local_sources_whatever_the_policy(store: Store, tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """`pyrkt image extract IMAGE DIR`: write an image's filesystem into a new directory.
 
-OCI and Docker images have no appc dependencies, so `image extract` and `image render` (which
-shares this module) write the same tree: the layers merged, whiteouts applied.
+As rkt: `image extract` writes the image's own filesystem, `image render` (which shares this
+module) the filesystem a pod sees, with an ACI's dependencies under it and its pathWhitelist
+applied. OCI and Docker images have no dependencies, so both write the same tree: the layers
+merged, whiteouts applied.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ if TYPE_CHECKING:
 
 USAGE = ("pyrkt image extract [--rootfs-only] [--overwrite] IMAGE DIR\n\n"
          "Writes DIR/rootfs (the image's layers merged, whiteouts applied) and DIR/manifest (its appc\n"
-         "image manifest). For OCI and Docker images, which have no dependencies, extract and render\n"
-         "are the same.")
+         "image manifest). An ACI's dependencies are left out (image render puts them in); for OCI and\n"
+         "Docker images, which have none, extract and render are the same.")
 FLAGS = [
     Flag("rootfs-only", "bool", help="write only the filesystem, directly into DIR"),
     Flag("overwrite", "bool", help="remove DIR first if it exists"),
@@ -32,7 +34,8 @@ def run(ctx: Context, args: list[str], *, command: str = "extract") -> int:
         raise UsageError(f"image {command} needs an image ID or name and an output directory")
     store = open_store(ctx.config)
     try:
-        extract_image(store, rest[0], rest[1], rootfs_only=values["rootfs_only"], overwrite=values["overwrite"])
+        extract_image(store, rest[0], rest[1], rootfs_only=values["rootfs_only"], overwrite=values["overwrite"],
+                      dependencies=command == "render")
     finally:
         store.close()
     return 0

@@ -1,5 +1,5 @@
-"""`pyrkt image render IMAGE DIR`: as `image extract` (OCI and Docker images have no dependencies
-to render), kept because rkt users and scripts call it."""
+"""`pyrkt image render IMAGE DIR`: the filesystem a pod of the image sees (an ACI's dependencies
+under it, its pathWhitelist applied); `image extract` writes the image's own filesystem only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pyrkt.cli.commands import image_extract
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = image_extract.USAGE.replace("pyrkt image extract", "pyrkt image render", 1)
+USAGE = ("pyrkt image render [--rootfs-only] [--overwrite] IMAGE DIR\n\n"
+         "Writes DIR/rootfs (what a pod of the image sees: an ACI's dependencies rendered under it,\n"
+         "its pathWhitelist applied) and DIR/manifest (its appc image manifest).")
 FLAGS = image_extract.FLAGS
 
 

@@ -2,8 +2,10 @@
 
 Each armored key file is stored as ``<local config>/trustedkeys/prefix.d/<P>/<fingerprint>``
 (``root.d/<fingerprint>`` with ``--root``) after its fingerprint is shown and confirmed on
-stdin, unless ``--skip-fingerprint-review``. Fetching keys by appc discovery (no key file)
-is not supported yet.
+stdin, unless ``--skip-fingerprint-review``. With ``--prefix`` and no key file, the prefix's
+keys are found by appc discovery (its ``ac-discovery-pubkeys`` meta tags) and fetched over
+https (http with ``--insecure-allow-http``); ``--trust-keys-from-https`` accepts https keys
+without the review, as rkt.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ from pyrkt.errors import FetchError, UsageError
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = "pyrkt trust [--prefix=PREFIX | --root] [--skip-fingerprint-review] KEYFILE..."
+USAGE = "pyrkt trust [--prefix=PREFIX | --root] [--skip-fingerprint-review] [--insecure-allow-http] [KEYFILE...]"
 FLAGS = [
     Flag("prefix", help="image name prefix the keys are trusted for (e.g. example.com/app)"),
     Flag("root", "bool", help="trust the keys for every image (root key), needs key files"),
     Flag("skip-fingerprint-review", "bool", help="accept the keys without asking"),
-    Flag("insecure-allow-http", "bool", help="allow fetching keys over http (not supported: give key files)",
-         hidden=True),
+    Flag("insecure-allow-http", "bool", help="allow discovering and fetching keys over plain http"),
 ]
 
 
@@ -58,13 +59,34 @@ def run(ctx: Context, args: list[str]) -> int:
     if not keyfiles:
         if root:
             raise UsageError("--root needs key files")
-        raise UsageError("fetching keys by appc discovery is not supported yet: give key files")
+        assert prefix is not None
+        return _trust_discovered(ctx, prefix, review=not values["skip_fingerprint_review"],
+                                 allow_http=bool(values["insecure_allow_http"]))
     where = "root (every image)" if root else prefix
     for keyfile in keyfiles:
         path = Path(keyfile)
         fingerprint, uid = key_fingerprint(path)
         if not values["skip_fingerprint_review"] and not _confirmed(ctx, fingerprint, uid, str(where)):
             raise FetchError(f"key {fingerprint} from {keyfile!r} not trusted: the review was declined")
-        dest = store_key(ctx.config.local_config, path, fingerprint, prefix=None if root else prefix)
+        dest = store_key(Path(ctx.config.local_config), path, fingerprint, prefix=None if root else prefix)
         ctx.stdout.write(f"Trusting key {fingerprint} for {where}: stored in {dest}\n")
+    return 0
+
+
+def _trust_discovered(ctx: Context, prefix: str, *, review: bool, allow_http: bool) -> int:
+    """rkt's ``trust --prefix P`` without keys: discover P's keys, show each, store what is accepted."""
+    from pyrkt.fetch.discovery import Web, discover_keys, fetch_key, key_identity, trust_key
+
+    insecure = ctx.config.insecure | ({"http"} if allow_http else set())
+    with Web(insecure, [Path(d) for d in ctx.config.config_dirs()]) as web:
+        urls = discover_keys(prefix, web.get, allow_http=allow_http)
+        keys = [(url, fetch_key(url, web.get, allow_http=allow_http)) for url in urls]
+    for url, data in keys:
+        fingerprint, uid = key_identity(data, url)
+        ctx.stdout.write(f"Key {url}\n")
+        force = not review or (ctx.config.trust_keys_from_https and url.startswith("https://"))
+        if not force and not _confirmed(ctx, fingerprint, uid, prefix):
+            raise FetchError(f"key {fingerprint} from {url} not trusted: the review was declined")
+        dest = trust_key(Path(ctx.config.local_config), data, fingerprint, prefix)
+        ctx.stdout.write(f"Trusting key {fingerprint} for {prefix}: stored in {dest}\n")
     return 0
