@@ -24,7 +24,7 @@ from pyrkt.errors import ImageError, PyrktError
 from pyrkt.model.image import Image
 from pyrkt.store.aci import manifest_bytes
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
-from pyrkt.store.render import LAYER_ONLY_XATTRS
+from pyrkt.store.render import pax_xattrs
 from pyrkt.store.squash import entries
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,27 +59,10 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-def _xattr_headers(path: str) -> dict[str, str]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}
-    out = {}
-    for name in names:
-        if name.startswith(LAYER_ONLY_XATTRS):
-            continue
-        try:
-            value = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
-        out[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
-    return out
-
-
 def _member(tf: tarfile.TarFile, src: str, arcname: str) -> None:
     info = tf.gettarinfo(src, arcname)
     info.uname = info.gname = ""  # owners by number, as in the layers: host names mean nothing here
-    info.pax_headers = _xattr_headers(src)
+    info.pax_headers = pax_xattrs(src)
     if info.isreg():
         with open(src, "rb") as f:
             tf.addfile(info, f)

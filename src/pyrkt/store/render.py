@@ -21,20 +21,31 @@ CHUNK = 1 << 20
 LAYER_ONLY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
 
-def copy_xattrs(src: str, dst: str | int) -> None:
+def image_xattrs(path: str) -> dict[str, bytes]:
+    """The xattrs of a layer file that belong to the image (not overlayfs' own markers)."""
     try:
-        names = os.listxattr(src, follow_symlinks=False)
+        names = os.listxattr(path, follow_symlinks=False)
     except OSError:
-        return  # a filesystem without xattrs: nothing to copy
+        return {}  # a filesystem without xattrs
+    out = {}
     for name in names:
         if name.startswith(LAYER_ONLY_XATTRS):
             continue
         try:
-            value = os.getxattr(src, name, follow_symlinks=False)
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
         except OSError as e:
-            if e.errno not in XATTR_UNSUPPORTED:
+            if e.errno not in XATTR_UNSUPPORTED and e.errno != errno.ENODATA:
                 raise
-            continue
+    return out
+
+
+def pax_xattrs(path: str) -> dict[str, str]:
+    """``image_xattrs`` as pax headers of a tar member."""
+    return {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in image_xattrs(path).items()}
+
+
+def copy_xattrs(src: str, dst: str | int) -> None:
+    for name, value in image_xattrs(src).items():
         set_xattr(dst, name, value)
 
 
@@ -132,25 +143,6 @@ def render_tree(layer_dirs: list[Path], dest: Path) -> int:
     return count
 
 
-def _pax_xattrs(path: str) -> dict[str, str]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}  # a filesystem without xattrs
-    out = {}
-    for name in names:
-        if name.startswith(LAYER_ONLY_XATTRS):
-            continue
-        try:
-            value = os.getxattr(path, name, follow_symlinks=False)
-        except OSError as e:
-            if e.errno not in XATTR_UNSUPPORTED and e.errno != errno.ENODATA:
-                raise
-            continue
-        out[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
-    return out
-
-
 def render_tar(layer_dirs: list[Path], out: IO[bytes], *, keep: Whitelist | None = None) -> int:
     """Write the merged tree of ``layer_dirs`` (bottom first; ``keep``: only what the whitelist
     allows) to ``out`` as an uncompressed pax layer tar; returns the number of members.
@@ -170,7 +162,7 @@ def render_tar(layer_dirs: list[Path], out: IO[bytes], *, keep: Whitelist | None
                 continue
             info = tf.gettarinfo(src, rel or ".")
             info.uname = info.gname = ""
-            info.pax_headers = _pax_xattrs(src)
+            info.pax_headers = pax_xattrs(src)
             if info.isreg():
                 with open(src, "rb") as f:
                     tf.addfile(info, f)
