@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.conftest import GpgKeys
 from tests.integration.pods import Cli
-from tests.support.aci import aci_manifest, build_aci, new_key, sign, stop_agent
+from tests.support.aci import aci_manifest, build_aci, sign
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods"),
@@ -22,18 +22,6 @@ pytestmark = [
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "data", [f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'lib'}"])
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Path, Path]]]:
-    out = {}
-    for who in ("alice", "bob"):
-        home = tmp_path_factory.mktemp(f"gnupg-{who}")
-        fpr, pub = new_key(home, f"{who}@example.com")
-        out[who] = (fpr, pub, home)
-    yield out
-    for _, _, home in out.values():
-        stop_agent(home)
 
 
 def test_fetch_prints_rkts_ids_and_run_runs_the_aci(cli: Cli, tmp_path: Path) -> None:
@@ -64,9 +52,9 @@ def test_bad_aci_is_one_line_254_and_the_store_unchanged(cli: Cli, tmp_path: Pat
     assert cli("image", "list", "--no-legend").out == ""
 
 
-def test_trust_sequence_as_rkt(cli: Cli, tmp_path: Path, keys: dict[str, tuple[str, Path, Path]]) -> None:
-    fpr, pub, home = keys["alice"]
-    bob_fpr, bob_pub, _ = keys["bob"]
+def test_trust_sequence_as_rkt(cli: Cli, tmp_path: Path, gpg_keys: GpgKeys) -> None:
+    fpr, pub, home = gpg_keys["alice"]
+    bob_fpr, bob_pub, _ = gpg_keys["bob"]
     app, other = tmp_path / "app.aci", tmp_path / "other.aci"
     build_aci(app, aci_manifest("example.com/app"))
     build_aci(other, aci_manifest("example.org/other"))
@@ -107,8 +95,8 @@ def test_trust_sequence_as_rkt(cli: Cli, tmp_path: Path, keys: dict[str, tuple[s
 
 
 def test_signature_flag_names_the_signature_file(cli: Cli, tmp_path: Path,
-                                                  keys: dict[str, tuple[str, Path, Path]]) -> None:
-    fpr, pub, home = keys["alice"]
+                                                  gpg_keys: GpgKeys) -> None:
+    fpr, pub, home = gpg_keys["alice"]
     aci = tmp_path / "app.aci"
     build_aci(aci)
     sig = sign(aci, home, fpr, dest=tmp_path / "sig.asc")

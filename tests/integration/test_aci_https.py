@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from tests.integration.conftest import GpgKeys
 from tests.integration.pods import Cli
-from tests.support.aci import build_aci, new_key, sign, stop_agent
+from tests.support.aci import build_aci, sign
 from tests.support.webserver import Reply, WebServer
 
 pytestmark = [
@@ -39,20 +40,8 @@ class Signed:
 
 
 @pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, Path, Path]]]:
-    out = {}
-    for who in ("alice", "bob"):
-        home = tmp_path_factory.mktemp(f"gnupg-{who}")
-        fpr, pub = new_key(home, f"{who}@example.com")
-        out[who] = (fpr, pub, home)
-    yield out
-    for _, _, home in out.values():
-        stop_agent(home)
-
-
-@pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, tuple[str, Path, Path]]) -> Signed:
-    fpr, _, home = keys["alice"]
+def signed(tmp_path_factory: pytest.TempPathFactory, gpg_keys: GpgKeys) -> Signed:
+    fpr, _, home = gpg_keys["alice"]
     return Signed(tmp_path_factory.mktemp("aci"), home, fpr)
 
 
@@ -69,10 +58,10 @@ def make_cli(tmp_path: Path, env: dict[str, str]) -> Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, server: WebServer, keys: dict[str, tuple[str, Path, Path]]) -> Iterator[Cli]:
+def cli(tmp_path: Path, server: WebServer, gpg_keys: GpgKeys) -> Iterator[Cli]:
     """A CLI that trusts the server's certificate and alice's key for example.com/app."""
     c = make_cli(tmp_path, server.env())
-    r = c("trust", "--prefix=example.com/app", "--skip-fingerprint-review", str(keys["alice"][1]))
+    r = c("trust", "--prefix=example.com/app", "--skip-fingerprint-review", str(gpg_keys["alice"][1]))
     assert r.code == 0, r
     yield c
     c.collect_all()
@@ -189,9 +178,9 @@ def test_a_missing_signature_is_the_signature_error(cli: Cli, server: WebServer,
 
 
 def test_a_bad_signature_leaves_the_store_unchanged(cli: Cli, server: WebServer, signed: Signed,
-                                                    keys: dict[str, tuple[str, Path, Path]],
+                                                    gpg_keys: GpgKeys,
                                                     tmp_path: Path) -> None:
-    bob_fpr, _, bob_home = keys["bob"]
+    bob_fpr, _, bob_home = gpg_keys["bob"]
     copy = tmp_path / "copy.aci"
     copy.write_bytes(signed.body)
     url = serve_signed(server, signed)
