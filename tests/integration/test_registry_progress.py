@@ -103,6 +103,19 @@ def test_platform_fetches_another_platform_of_an_index(pyrkt: Pyrkt, multi: tupl
     assert r.code == 0 and r.out.strip() == image_id_of(layout), r
 
 
+def test_run_with_another_platform_fetches_it_although_the_tag_is_stored_for_the_host(
+        pyrkt: Pyrkt, multi: tuple[str, Path]) -> None:
+    ref, layout = multi
+    r = pyrkt("--insecure-options=http", "fetch", "--full", f"--platform=linux/{host_arch()}", ref)
+    assert r.code == 0 and r.out.strip() == image_id_of(layout), r
+    r = pyrkt("--insecure-options=http", "fetch", "--full", "--pull-policy=never", f"--platform={OTHER}", ref)
+    assert r.code == 254 and "is stored for linux/" in r.err and f"not {OTHER} (pull policy never)" in r.err, r
+    r = pyrkt("--insecure-options=http", "fetch", "--full", "--pull-policy=new", f"--platform={OTHER}", ref)
+    assert r.code == 0 and r.out.strip() == platform_image_id(layout, OTHER), r
+    r = pyrkt("--insecure-options=http", "fetch", "--full", "--pull-policy=new", f"--platform={OTHER}", ref)
+    assert r.code == 0 and r.out.strip() == platform_image_id(layout, OTHER), r  # now the stored one
+
+
 def test_a_platform_the_index_lacks_is_one_line_listing_the_platforms_it_has(
         pyrkt: Pyrkt, registry: Registry, multi: tuple[str, Path]) -> None:  # noqa: F811
     ref, _ = multi

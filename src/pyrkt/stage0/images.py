@@ -70,11 +70,30 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
         return _stored_or_discovered(store, arg, pull_policy, from_source)
     if pull_policy != "update":
         try:
-            return store.resolve(_stored_name(source))
+            stored = store.resolve(_stored_name(source))
         except NotFound:
             if pull_policy == "never":
                 raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
+        else:
+            if not platform or _for_platform(stored, platform):
+                return stored
+            if pull_policy == "never":  # the name was stored for another platform
+                raise NotFound(f"image {arg!r} is stored for {_platform_of(stored)}, not {platform} "
+                               "(pull policy never)")
     return from_source(source)
+
+
+def _platform_of(image: Image) -> str:
+    return f"{image.label('os') or '?'}/{image.label('arch') or '?'}"
+
+
+def _for_platform(image: Image, platform: str) -> bool:
+    """Whether a stored image is for ``--platform`` (os/arch[/variant], as appc labels name them)."""
+    from pyrkt.fetch import parse_platform
+    from pyrkt.fetch.convert import appc_arch
+
+    want = parse_platform(platform)
+    return (image.label("os"), image.label("arch")) == (want.os, appc_arch(want.architecture, want.variant))
 
 
 def _stored_or_discovered(store: Store, arg: str, pull_policy: str, from_source: Callable[[Source], Image]) -> Image:
