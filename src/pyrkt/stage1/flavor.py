@@ -14,8 +14,8 @@ Flavors are modules, imported only when used.
 
 from __future__ import annotations
 
-import importlib
 import os
+import sys
 
 from pyrkt.errors import UsageError
 from pyrkt.model import abi
@@ -50,8 +50,9 @@ def canonical(name: str) -> str:
 
 
 def get(name: str) -> Flavor:
-    module = importlib.import_module(FLAVORS[canonical(name)])
-    flavor: Flavor = module.FLAVOR
+    module_name = FLAVORS[canonical(name)]
+    __import__(module_name)  # not importlib.import_module: importlib (and warnings) cost the run path
+    flavor: Flavor = sys.modules[module_name].FLAVOR  # type: ignore[attr-defined]
     return flavor
 
 
