@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from pyrkt.errors import FetchError, NotFound
+from pyrkt.fetch.httperrors import first_line, retry_after, status_text, tls_error, transport_text
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
 from pyrkt.store import Store
@@ -194,13 +195,13 @@ class HttpClient:
             try:
                 resp = self.http.send(self.http.build_request("GET", url, headers=hdrs), stream=True)
             except httpx.TransportError as e:
-                tls = _tls_error(e)
+                tls = tls_error(e)
                 if tls is not None:  # not transient: an untrusted certificate, or not TLS at all
                     hint = " (--insecure-options=tls skips the check)" \
                         if isinstance(tls, ssl.SSLCertVerificationError) else ""
-                    raise FetchError(f"{url}: TLS with {host} failed: {_first_line(e)}{hint}") from None
+                    raise FetchError(f"{url}: TLS with {host} failed: {first_line(e)}{hint}") from None
                 if attempt >= self.attempts:
-                    raise FetchError(f"{url}: {_transport(e, host)} (after {attempt} attempts)") from None
+                    raise FetchError(f"{url}: {transport_text(e, host)} (after {attempt} attempts)") from None
                 time.sleep(delay)
                 delay *= 2
                 continue
@@ -213,8 +214,8 @@ class HttpClient:
             if resp.status_code in _RETRY_STATUS:
                 resp.close()
                 if attempt >= self.attempts:
-                    raise FetchError(f"{url}: the server answered {_status(resp)} (after {attempt} attempts)")
-                time.sleep(min(_retry_after(resp) or delay, MAX_WAIT))
+                    raise FetchError(f"{url}: the server answered {status_text(resp)} (after {attempt} attempts)")
+                time.sleep(min(retry_after(resp) or delay, MAX_WAIT))
                 delay *= 2
                 continue
             return resp
@@ -230,7 +231,7 @@ class HttpClient:
             hint = "the credentials for it in auth.d were refused" if self.auth.get(host) else \
                 "it may need credentials (an auth.d file of kind auth)"
             raise FetchError(f"{url}: access denied ({code}): {hint}")
-        raise FetchError(f"{url}: the server answered {_status(resp)}")
+        raise FetchError(f"{url}: the server answered {status_text(resp)}")
 
     # -- the ACI and its signature ---------------------------------------------------------
 
@@ -280,7 +281,7 @@ class HttpClient:
                 failures += 1
                 if failures >= self.attempts:
                     of = f" of {length}" if length is not None else ""
-                    raise FetchError(f"{url}: the download broke at byte {written}{of}: {_first_line(e)} "
+                    raise FetchError(f"{url}: the download broke at byte {written}{of}: {first_line(e)} "
                                      f"(after {failures} attempts)") from None
             time.sleep(self.backoff * 2 ** (failures - 1))
             resp = self._resume(url, written, etag)
@@ -326,7 +327,7 @@ class HttpClient:
                     if attempt == SIGNATURE_ATTEMPTS:
                         raise FetchError(f"{url}: the signature of {aci_url} was still not ready "
                                          f"(202 Accepted, {attempt} times)")
-                    time.sleep(min(_retry_after(resp) or delay, MAX_WAIT))
+                    time.sleep(min(retry_after(resp) or delay, MAX_WAIT))
                     delay *= 2
                     continue
                 if resp.status_code == 404:
@@ -339,7 +340,7 @@ class HttpClient:
                     if len(data) > SIGNATURE_LIMIT:
                         raise FetchError(f"{url}: a signature larger than {SIGNATURE_LIMIT} bytes")
             except httpx.TransportError as e:
-                raise FetchError(f"{url}: {_transport(e, _host(url))}") from None
+                raise FetchError(f"{url}: {transport_text(e, _host(url))}") from None
             finally:
                 resp.close()
             dest.write_bytes(data)
@@ -362,38 +363,3 @@ def _host(url: str) -> str:
 def _content_length(resp: httpx.Response) -> int | None:
     value = resp.headers.get("content-length", "")
     return int(value) if value.isdigit() else None
-
-
-def _status(resp: httpx.Response) -> str:
-    return f"{resp.status_code} {resp.reason_phrase}".strip()
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e) or type(e).__name__).splitlines()[0]
-
-
-def _tls_error(e: BaseException) -> ssl.SSLError | None:
-    """The ``ssl.SSLError`` behind a transport error, if that is what it is."""
-    import ssl
-
-    seen: BaseException | None = e
-    for _ in range(8):
-        if seen is None or isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _transport(e: httpx.TransportError, host: str) -> str:
-    import httpx
-
-    if isinstance(e, httpx.TimeoutException):
-        return f"{host} did not answer in time"
-    if isinstance(e, httpx.ConnectError):
-        return f"cannot connect to {host}: {_first_line(e)}"
-    return f"the connection to {host} broke: {_first_line(e)}"
