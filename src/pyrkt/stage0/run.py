@@ -105,20 +105,23 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    pod = Pod.find(config.pods_dir, uuid)
     from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
-    check_ports(bool(PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST)))).ports), opts)
+    pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
-    try:
+    try:  # locked: the pod dir stays where it is until we move it
+        check_ports(bool(PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST)))).ports), opts)
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()
         raise InvalidState(f"pod {pod.uuid} was already run by another pyrkt process") from None
+    except BaseException:
+        pod.unlock()
+        raise
     return start(config, pod, opts, out)
 
 
