@@ -3,8 +3,10 @@
 ``import_registry(store, ref, ...)`` asks the registry for the manifest of ``ref`` (an index or
 manifest list is narrowed to the host's platform, or to ``platform``), then fetches the config
 and every layer the store does not hold yet, in parallel, each verified against its digest by
-the store's import session before anything is committed; a ``progress`` sink (progress.py) hears
-of every layer's bytes as they arrive, from the download threads.
+the store's import session before anything is committed. New layers are unpacked while they
+download, a process each, fed a copy of the bytes as they are staged (``ImportSession.
+stream_layers``); a ``progress`` sink (progress.py) hears of every layer's bytes as they
+arrive, from the download threads.
 
 Auth: ``GET /v2/`` tells which challenge the registry wants; a bearer token is asked of the
 realm (with the user's credentials if there are any) for ``repository:<name>:pull``, or HTTP
@@ -44,6 +46,7 @@ from pyrkt.fetch.reference import Reference
 from pyrkt.model.image import Image
 from pyrkt.store import Store
 from pyrkt.store.imports import ImportSession
+from pyrkt.store.layers import BlobFeed
 
 ATTEMPTS = 4           # tries of one request before giving up on 429, 5xx or a broken connection
 BACKOFF = 0.5          # seconds before the second try; doubled for each next one
@@ -233,33 +236,39 @@ class RegistryClient:
             resp.close()
 
     def fetch_blob(self, imp: ImportSession, desc: Descriptor, what: str,
-                   progress: ProgressSink | None = None) -> None:
+                   progress: ProgressSink | None = None, feed: BlobFeed | None = None) -> None:
         """Stage the blob ``desc`` names into ``imp``, verified; a broken transfer is resumed.
-        ``progress`` hears of the bytes as they come and of the blob once it is verified."""
+        ``progress`` hears of the bytes as they come and of the blob once it is verified;
+        ``feed`` (``ImportSession.stream_layers``) gets every byte staged, and is closed."""
         on_bytes = None
         if progress is not None:
             def on_bytes(n: int) -> None:
                 progress.advance(desc.digest, n)
-        body = _Body(self, f"/v2/{self.repository}/blobs/{desc.digest}", what, on_bytes)
+        body = _Body(self, f"/v2/{self.repository}/blobs/{desc.digest}", what, on_bytes, feed)
         try:
             imp.add_blob(cast(IO[bytes], body), expected=desc.digest, size=desc.size, what=what)
         finally:
             body.close()
+            if feed is not None:
+                feed.close()
         if progress is not None:
             progress.finish(desc.digest)
 
     def fetch_blobs(self, imp: ImportSession, items: list[tuple[Descriptor, str]],
-                    progress: ProgressSink | None = None) -> None:
-        """``fetch_blob`` for each (descriptor, what), ``WORKERS`` at a time; the first error wins."""
+                    progress: ProgressSink | None = None, feeds: dict[str, BlobFeed] | None = None) -> None:
+        """``fetch_blob`` for each (descriptor, what), ``WORKERS`` at a time; the first error wins.
+        ``feeds``: blob digest -> where that blob's bytes also go (see ``fetch_blob``)."""
+        feeds = feeds or {}
         if progress is not None:
             for desc, _ in items:
                 progress.add(desc.digest, desc.size)
         if len(items) <= 1:
             for desc, what in items:
-                self.fetch_blob(imp, desc, what, progress)
+                self.fetch_blob(imp, desc, what, progress, feeds.get(desc.digest))
             return
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="pyrkt-fetch") as pool:
-            futures = [pool.submit(self.fetch_blob, imp, desc, what, progress) for desc, what in items]
+            futures = [pool.submit(self.fetch_blob, imp, desc, what, progress, feeds.get(desc.digest))
+                       for desc, what in items]
             try:
                 wait(futures, return_when=FIRST_EXCEPTION)
                 for f in futures:
@@ -302,11 +311,12 @@ class _Body:
     """
 
     def __init__(self, client: RegistryClient, path: str, what: str,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
+                 on_bytes: Callable[[int], None] | None = None, feed: BlobFeed | None = None) -> None:
         self.client = client
         self.path = path
         self.what = what
         self.on_bytes = on_bytes  # told how many bytes each read handed on
+        self.feed = feed  # gets a copy of every byte handed on
         self.offset = 0      # bytes handed to the reader so far
         self.failures = 0    # breaks since the last byte received
         self.buf = b""
@@ -375,8 +385,11 @@ class _Body:
                 self.buf = self._next_chunk() or b""
             out, self.buf = self.buf[:n], self.buf[n:]
         self.offset += len(out)
-        if self.on_bytes is not None and out:
-            self.on_bytes(len(out))
+        if out:
+            if self.feed is not None:
+                self.feed.write(out)
+            if self.on_bytes is not None:
+                self.on_bytes(len(out))
         return out
 
 
@@ -445,9 +458,14 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 for desc in manifest.layers:
                     if desc.digest not in wanted and not imp.has_blob(desc.digest):
                         wanted[desc.digest] = (desc, f"{where}: layer {desc.digest}")
-                client.fetch_blobs(imp, list(wanted.values()), progress)
-                for desc, diff_id in zip(manifest.layers, ids, strict=True):
-                    imp.add_layer(desc.digest, diff_id, desc.media_type)
+                layers = [(desc.digest, diff_id, desc.media_type)
+                          for desc, diff_id in zip(manifest.layers, ids, strict=True)]
+                # unpack while downloading: the unpacking processes start before the download threads
+                fetched = sorted((layer for layer in layers if layer[0] in wanted),
+                                 key=lambda layer: wanted[layer[0]][0].size, reverse=True)
+                feeds = imp.stream_layers(fetched)
+                client.fetch_blobs(imp, list(wanted.values()), progress, feeds)
+                imp.add_layers(layers)
                 fmt = "docker" if manifest.media_type == MT_DOCKER_MANIFEST else "oci"
                 tag = ref.tag if ref.tag and not ref.digest else ""
                 image = image_from_config(config, image_id=manifest.config.digest, name=ref.name, tag=tag,

@@ -3,6 +3,7 @@
     with store.begin_import(source="oci:/srv/img:1.0") as imp:
         cfg = imp.add_blob(stream, expected="sha256:…", size=123)   # staged in tmp, verified
         imp.add_layer(blob_digest, diff_id, media_type)             # unpacked in tmp, verified
+        imp.add_layers([(blob_digest, diff_id, media_type), …])     # the same, side by side
         record = imp.commit(image, manifest_digest=…, …)            # rename into place + index row
 
 Until ``commit``, nothing outside the session's temp dir changes; leaving the ``with`` block
@@ -13,6 +14,7 @@ without committing (an error, a signal) discards the temp dir. The session holds
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -22,11 +24,22 @@ from pyrkt.model.image import Image
 from pyrkt.store.aci import ACI_MEDIA_TYPE
 from pyrkt.store.digests import digest_hex
 from pyrkt.store.index import ImageRecord, LayerRow, now_ns
-from pyrkt.store.layers import file_tree_size, unpack
+from pyrkt.store.layers import (
+    BlobFeed,
+    ForkedUnpacks,
+    UnpackJob,
+    adopt_lower_dirs,
+    file_tree_size,
+    unpack,
+    unpack_all,
+)
 from pyrkt.store.staging import new_session_dir, remove_tree, store_lock
 
 if TYPE_CHECKING:
     from pyrkt.store import Store
+
+
+MAX_STREAMED_LAYERS = 4  # layers unpacked while they download, a process each, at most
 
 
 @dataclass
@@ -51,6 +64,8 @@ class ImportSession:
         self.sizes: dict[str, int] = {}
         self.layers: dict[str, _StagedLayer] = {}
         self.chain: list[Path] = []  # dirs of the layers added so far, bottom first
+        self.streams: ForkedUnpacks | None = None  # stream_layers' processes, until add_layers
+        self.streamed: dict[str, tuple[str, UnpackJob]] = {}  # diff id -> (blob digest, job)
         self.committed = False
 
     def __enter__(self) -> ImportSession:
@@ -61,6 +76,8 @@ class ImportSession:
 
     def close(self) -> None:
         try:
+            if self.streams is not None:  # stop unpacking before removing what it writes into
+                self.streams.close()
             remove_tree(self.dir)
         finally:
             self.lock.close()
@@ -127,6 +144,75 @@ class ImportSession:
         self.layers[diff_id] = _StagedLayer(dest, LayerRow(diff_id, blob_digest, media_type, size))
         self.chain.append(dest)
         return size
+
+    def stream_layers(self, layers: list[tuple[str, str, str]]) -> dict[str, BlobFeed]:
+        """Start unpacking, before their blobs are fetched, the layers (blob digest, diff id,
+        media type) that are new to the store: one process each, reading its blob's bytes as
+        they are written into the feed returned for its blob digest. Whoever fetches a blob
+        writes each byte it stages into that feed and closes it at the end, even on failure;
+        ``add_layers`` collects the results, and nothing counts before the blob is staged.
+
+        At most ``MAX_STREAMED_LAYERS`` are streamed, the first ones given (pass the largest
+        first); the others are unpacked by ``add_layers`` once fetched. Call it before any other
+        thread runs (the processes are forked). Returns {} and starts nothing when streaming
+        cannot help: fewer than two such layers, a single core, or threads running.
+        """
+        import threading
+
+        jobs: dict[str, tuple[str, UnpackJob]] = {}
+        for blob_digest, diff_id, media_type in layers:
+            if diff_id in self.layers or diff_id in jobs or self.store.layers.has(diff_id):
+                continue
+            if self.has_blob(blob_digest) or any(b == blob_digest for b, _ in jobs.values()):
+                continue  # held already, or a second diff id for one blob: unpacked from the file
+            jobs[diff_id] = (blob_digest, UnpackJob(None, self.dir / f"layer-{digest_hex(diff_id)}", diff_id,
+                                                    blob_digest, aci=media_type == ACI_MEDIA_TYPE))
+            if len(jobs) == MAX_STREAMED_LAYERS:
+                break
+        if (len(jobs) < 2 or len(os.sched_getaffinity(0)) < 2 or threading.active_count() > 1
+                or self.streams is not None):
+            return {}
+        for _, job in jobs.values():
+            job.dest.mkdir(mode=0o700)
+        self.streams = ForkedUnpacks([job for _, job in jobs.values()], len(jobs))
+        self.streamed = {diff_id: (blob_digest, job) for diff_id, (blob_digest, job) in jobs.items()}
+        feeds = self.streams.stream()
+        return {blob_digest: feeds[i] for i, (blob_digest, _) in enumerate(jobs.values())}
+
+    def add_layers(self, layers: list[tuple[str, str, str]]) -> list[int]:
+        """``add_layer`` for each (blob digest, diff id, media type), bottom first, with the
+        layers to unpack unpacked side by side (one process per core), or collected from
+        ``stream_layers``; returns their sizes."""
+        unpacked: dict[str, tuple[UnpackJob, tuple[int, set[str]]]] = {}
+        if self.streams is not None:
+            streams, self.streams = self.streams, None
+            for (blob_digest, job), result in zip(self.streamed.values(), streams.run(), strict=True):
+                if blob_digest not in self.staged:
+                    raise ImageError(f"layer {blob_digest} was unpacked but its blob was not fetched")
+                unpacked[job.diff_id] = (job, result)
+        jobs: dict[str, UnpackJob] = {}
+        for blob_digest, diff_id, media_type in layers:
+            if diff_id in self.layers or diff_id in jobs or diff_id in unpacked or self.store.layers.has(diff_id):
+                continue
+            jobs[diff_id] = UnpackJob(self.blob_path(blob_digest), self.dir / f"layer-{digest_hex(diff_id)}",
+                                      diff_id, blob_digest, aci=media_type == ACI_MEDIA_TYPE)
+        if len(jobs) > 1:
+            for job in jobs.values():
+                job.dest.mkdir(mode=0o700)
+            results = unpack_all(list(jobs.values()))
+            for (diff_id, job), result in zip(jobs.items(), results, strict=True):
+                unpacked[diff_id] = (job, result)
+        sizes = []
+        for blob_digest, diff_id, media_type in layers:
+            if diff_id in unpacked and diff_id not in self.layers:
+                job, (size, implicit) = unpacked[diff_id]
+                adopt_lower_dirs(job.dest, implicit, list(reversed(self.chain)))
+                self.layers[diff_id] = _StagedLayer(job.dest, LayerRow(diff_id, blob_digest, media_type, size))
+                self.chain.append(job.dest)
+                sizes.append(size)
+            else:
+                sizes.append(self.add_layer(blob_digest, diff_id, media_type))
+        return sizes
 
     # -- commit ----------------------------------------------------------------------------
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.support.images import build_oci_layout, image_id_of
+from tests.support.images import BUSYBOX, Entry, build_oci_layout, image_id_of
 from tests.support.stores import assert_store_empty
 
 from pyrkt.config import Config
@@ -21,7 +23,7 @@ from pyrkt.fetch.manifests import host_platform
 from pyrkt.fetch.reference import parse_reference
 from pyrkt.fetch.registry import RegistryClient, import_registry
 from pyrkt.stage0.images import resolve_image
-from pyrkt.store import Store
+from pyrkt.store import Store, imports
 
 HOST = "reg.test"
 TOKEN = "t0ken-for-busybox"
@@ -130,6 +132,22 @@ def test_a_second_pull_asks_for_the_manifest_but_downloads_no_blob(store: Store,
     pull(store, registry)
     assert registry.paths("manifests") == ["/v2/busybox/manifests/latest"]
     assert registry.paths("blobs") == []
+
+
+def test_layers_of_a_pull_are_unpacked_together_and_keep_lower_dir_attributes(store: Store, tmp_path: Path) -> None:
+    layout = build_oci_layout(tmp_path / "layers", tag="latest", extra_layers=[
+        {"tmp/a": b"first", "srv/": Entry.dir(0o700)},
+        {"tmp/b": b"second", "srv/www/index.html": b"hi"},
+        {"srv/www/index.html": b"replaced", "opt/x": b"x"},
+    ])
+    image = store.resolve(pull(store, FakeRegistry(layout)))
+    dirs = store.layer_dirs(image)
+    assert len(dirs) == 4
+    for d in dirs[1:3]:  # neither lists /tmp: each keeps the base layer's 1777 dir
+        assert stat.S_IMODE(os.lstat(d / "tmp").st_mode) == 0o1777
+    assert stat.S_IMODE(os.lstat(dirs[2] / "srv").st_mode) == 0o700
+    assert (dirs[3] / "srv/www/index.html").read_bytes() == b"replaced"
+    assert not any(store.tmp.iterdir())
 
 
 def test_bearer_token_is_asked_of_the_realm_with_credentials_and_the_pull_scope(
@@ -307,6 +325,83 @@ def test_a_broken_layer_transfer_is_resumed_where_it_stopped(store: Store, regis
     ranges = [r.headers.get("range") for r in registry.requests if r.headers.get("range")]
     assert ranges == ["bytes=5000-", "bytes=20000-"]
     assert len(store.list()) == 1
+
+
+def layered_registry(tmp_path: Path, top: dict[str, bytes | Entry] | None = None) -> FakeRegistry:
+    """busybox and three small layers on it: a pull unpacks the four while they download."""
+    return FakeRegistry(build_oci_layout(tmp_path / "layered", tag="latest", extra_layers=[
+        {"opt/a": b"a" * 3000}, {"opt/b": b"b" * 3000}, top or {"opt/c": b"c" * 3000}]))
+
+
+def children_of_this_process() -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def test_layers_are_unpacked_while_they_download_even_across_a_resumed_transfer(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = layered_registry(tmp_path)
+
+    def respond(request: httpx.Request, data: bytes) -> httpx.Response:
+        start = int(request.headers.get("range", "bytes=0-")[len("bytes="):].rstrip("-"))
+        if start == 0:
+            return httpx.Response(200, stream=BreakingStream(data[:5000]), headers={"Content-Length": str(len(data))})
+        return httpx.Response(206, content=data[start:],
+                              headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+
+    registry.fault = layer_fault(registry, respond)
+    layer_requests_at_fork: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        layer_requests_at_fork.append(len([p for p in registry.paths("blobs")]))
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    image = store.resolve(pull(store, registry, attempts=2))
+    assert len(layer_requests_at_fork) == 4 and max(layer_requests_at_fork) == 1  # only the config came first
+    dirs = store.layer_dirs(image)
+    assert (dirs[0] / "bin/busybox").read_bytes() == BUSYBOX.read_bytes()
+    assert (dirs[3] / "opt/c").read_bytes() == b"c" * 3000
+    assert children_of_this_process() == []
+
+
+def test_layers_beyond_those_unpacked_while_downloading_are_unpacked_after(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "MAX_STREAMED_LAYERS", 2)
+    image = store.resolve(pull(store, layered_registry(tmp_path)))
+    dirs = store.layer_dirs(image)
+    assert [(d / f"opt/{n}").read_bytes() for d, n in zip(dirs[1:], "abc", strict=True)] == [
+        b"a" * 3000, b"b" * 3000, b"c" * 3000]
+    assert (dirs[0] / "bin/busybox").read_bytes() == BUSYBOX.read_bytes()
+    assert stat.S_IMODE(os.lstat(dirs[2] / "opt").st_mode) == 0o755
+    assert not any(store.tmp.iterdir())
+
+
+def test_wrong_bytes_of_one_of_several_layers_are_refused_and_nothing_is_left(store: Store, tmp_path: Path) -> None:
+    registry = layered_registry(tmp_path)
+    registry.fault = layer_fault(registry, lambda request, data: httpx.Response(
+        200, content=data[:-1] + bytes([data[-1] ^ 1])))
+    with pytest.raises(IntegrityError, match=rf"{HOST}/busybox: layer sha256:[0-9a-f]{{64}}: digest mismatch"):
+        pull(store, registry)
+    assert_store_empty(store)
+    assert children_of_this_process() == []
+
+
+def test_an_unsafe_layer_among_several_is_refused_naming_it_and_nothing_is_left(store: Store, tmp_path: Path) -> None:
+    registry = layered_registry(tmp_path, {"evil": Entry.symlink("/etc"), "evil/passwd": b"owned"})
+    with pytest.raises(ImageError, match=r"layer sha256:[0-9a-f]{64}: member 'evil/passwd' would be written "
+                                         "through symlink"):
+        pull(store, registry)
+    assert_store_empty(store)
+    assert children_of_this_process() == []
 
 
 def test_a_server_ignoring_the_range_sends_it_all_and_what_was_read_is_skipped(
