@@ -294,8 +294,8 @@ def _stage_tar(imp: Any, path: Path, where: str) -> tuple[str, str]:
     """Stage the uncompressed tar as a blob; (its sha256 digest, its sha512 hex)."""
     import zlib
 
+    from pyrkt.store.decompress import open_decompressed
     from pyrkt.store.digests import HashingReader
-    from pyrkt.store.layers import open_decompressed
 
     with open(path, "rb") as raw:
         reader = HashingReader(open_decompressed(raw, where), "sha512")

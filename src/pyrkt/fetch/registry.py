@@ -46,7 +46,7 @@ from pyrkt.fetch.reference import Reference
 from pyrkt.model.image import Image
 from pyrkt.store import Store
 from pyrkt.store.imports import ImportSession
-from pyrkt.store.layers import BlobFeed
+from pyrkt.store.parallel import BlobFeed
 
 ATTEMPTS = 4           # tries of one request before giving up on 429, 5xx or a broken connection
 BACKOFF = 0.5          # seconds before the second try; doubled for each next one

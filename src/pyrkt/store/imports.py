@@ -24,15 +24,8 @@ from pyrkt.model.image import Image
 from pyrkt.store.aci import ACI_MEDIA_TYPE
 from pyrkt.store.digests import digest_hex
 from pyrkt.store.index import ImageRecord, LayerRow, now_ns
-from pyrkt.store.layers import (
-    BlobFeed,
-    ForkedUnpacks,
-    UnpackJob,
-    adopt_lower_dirs,
-    file_tree_size,
-    unpack,
-    unpack_all,
-)
+from pyrkt.store.layers import file_tree_size, unpack
+from pyrkt.store.parallel import BlobFeed, ForkedUnpacks, UnpackJob, adopt_lower_dirs, unpack_all
 from pyrkt.store.staging import new_session_dir, remove_tree, store_lock
 
 if TYPE_CHECKING:

@@ -10,6 +10,9 @@ makes device nodes only when root, and turns OCI whiteouts into overlayfs ones: 
 becomes a character device 0:0 called NAME, ``.wh..wh..opq`` sets ``trusted.overlay.opaque=y``
 on its directory. It refuses any member that would land outside the layer: ``..``, absolute
 paths, writing through a symlink that leaves the layer, hardlinks to outside.
+
+Decompression is in ``store.decompress``, the writer threads in ``store.filewriters``, and
+unpacking several layers at once, in forked processes, in ``store.parallel``.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from pyrkt.errors import ImageError
 from pyrkt.kernel.fs import set_xattr
-from pyrkt.model.values import Value
+from pyrkt.store.decompress import open_decompressed
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
+from pyrkt.store.filewriters import FileWriters
 from pyrkt.store.members import MemberPlan, aci_member_path, plan_member
 from pyrkt.store.overlay import OPAQUE_XATTR
 from pyrkt.store.staging import remove_tree
@@ -35,9 +39,7 @@ MAX_SYMLINK_HOPS = 40
 CHUNK = 1 << 20
 TAR_BUFSIZE = 256 << 10  # tarfile's read size: larger reads cost it a copy of the rest per header
 WRITER_THREADS = 2        # threads creating files beside the tar parsing
-FORKED_WRITER_THREADS = 1  # the same in each of unpack_all's processes, which share the cores
 QUEUED_FILE_MAX = 4 << 20  # a larger file is written by the parsing thread itself, streamed
-QUEUE_BUDGET = 16 << 20    # bytes of file contents held for the writer threads at most
 
 
 class LayerStore:
@@ -76,99 +78,6 @@ class LayerStore:
             return ["sha256:" + n for n in os.listdir(self.root / "sha256") if len(n) == 64]
         except FileNotFoundError:
             return []
-
-
-def open_decompressed(raw: IO[bytes], what: str) -> IO[bytes]:
-    """The tar stream inside a layer blob: gzip, zstd, xz, bzip2 or plain, told by magic bytes."""
-    if raw.seekable():
-        head = raw.read(6)
-        raw.seek(0)
-    else:  # a pipe: keep the bytes looked at in front of the rest
-        head = b""
-        while len(head) < 6 and (more := raw.read(6 - len(head))):
-            head += more
-        raw = cast(IO[bytes], _Prefixed(head, raw))
-    if head.startswith(b"\x1f\x8b"):
-        return cast(IO[bytes], GzipStream(raw))
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        import zstandard
-
-        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
-    if head.startswith(b"\xfd7zXZ\x00"):
-        import lzma
-
-        return cast(IO[bytes], lzma.LZMAFile(raw))
-    if head.startswith(b"BZh"):
-        import bz2
-
-        return cast(IO[bytes], bz2.BZ2File(raw))
-    return raw
-
-
-class _Prefixed:
-    """``head`` and then the rest of ``raw``."""
-
-    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
-        self.head = head
-        self.raw = raw
-
-    def read(self, n: int = -1) -> bytes:
-        if not self.head:
-            return self.raw.read(n)
-        if n < 0:
-            out, self.head = self.head + self.raw.read(), b""
-            return out
-        out, self.head = self.head[:n], self.head[n:]
-        return out
-
-
-class GzipStream:
-    """The bytes of a gzip stream (members one after the other, zero padding after them
-    allowed, as gzip(1) does), inflated by zlib in large steps; zlib checks each member's CRC
-    and length. A truncated stream raises EOFError, a corrupt one zlib.error."""
-
-    IN_CHUNK = 256 << 10
-    OUT_MAX = 1 << 20  # inflated bytes per step at most: a small blob may inflate to gigabytes
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        import zlib
-
-        self._zlib = zlib
-        self.raw = raw
-        self.inflater = zlib.decompressobj(31)
-        self.buf = b""
-        self.pos = 0
-        self.done = False
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            return b"".join(iter(lambda: self.read(self.OUT_MAX), b""))
-        while self.pos >= len(self.buf):
-            if self.done:
-                return b""
-            self.buf, self.pos = self._inflate(), 0
-        out = self.buf[self.pos:self.pos + n]
-        self.pos += len(out)
-        return out
-
-    def _inflate(self) -> bytes:
-        d = self.inflater
-        if d.unconsumed_tail:
-            return d.decompress(d.unconsumed_tail, self.OUT_MAX)
-        if not d.eof:
-            data = self.raw.read(self.IN_CHUNK)
-            if not data:
-                raise EOFError("compressed file ended before the end-of-stream marker was reached")
-            return d.decompress(data, self.OUT_MAX)
-        rest = d.unused_data.lstrip(b"\0")
-        while not rest:  # the end of a member: another one, zero padding or the end
-            data = self.raw.read(self.IN_CHUNK)
-            if not data:
-                self.done = True
-                return b""
-            rest = data.lstrip(b"\0")
-        self.inflater = self._zlib.decompressobj(31)
-        return self.inflater.decompress(rest, self.OUT_MAX)
 
 
 def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, privileged: bool | None = None,
@@ -221,220 +130,6 @@ def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, priv
     if implicit_dirs is not None:
         implicit_dirs.update(os.path.relpath(p, unpacker.root) for p in unpacker.implicit)
     return unpacker.size
-
-
-class UnpackJob(Value):
-    """One layer to unpack (the arguments of ``unpack`` but ``lowers``, see ``unpack_all``);
-    ``blob`` None: its bytes come through a pipe (``ForkedUnpacks.stream``)."""
-
-    blob: Path | None
-    dest: Path
-    diff_id: str
-    layer: str
-    aci: bool = False
-
-
-def unpack_all(jobs: list[UnpackJob], *, workers: int | None = None) -> list[tuple[int, set[str]]]:
-    """``unpack`` each job at once, in up to ``workers`` (default: a core each) child processes;
-    returns each job's (size, implicit dirs). The first error is raised once every child ended.
-
-    Tar parsing holds the GIL, so layers are unpacked in forked processes rather than threads
-    (only when the caller runs no other thread, which could hold a lock the child needs;
-    otherwise one by one, here). They run without ``lowers``: give each job's implicit dirs
-    their lower layers' attributes with ``adopt_lower_dirs`` afterwards, bottom layer first.
-    """
-    import threading
-
-    if workers is None:
-        workers = len(os.sched_getaffinity(0))
-    if threading.active_count() > 1:
-        workers = 1  # forking beside other threads could copy a lock one of them holds
-    if workers <= 1 or len(jobs) <= 1:
-        results = []
-        for job in jobs:
-            implicit: set[str] = set()
-            size = unpack(cast(Path, job.blob), job.dest, diff_id=job.diff_id, layer=job.layer, aci=job.aci,
-                          implicit_dirs=implicit)
-            results.append((size, implicit))
-        return results
-    return ForkedUnpacks(jobs, workers).run()
-
-
-class ForkedUnpacks:
-    """Children that each unpack one layer and send back a pickled result through a pipe.
-
-    ``run`` starts the jobs ``workers`` at a time, largest blob first, and collects them.
-    ``stream`` starts every job at once, each child reading its blob's bytes from a pipe as
-    a download writes them into the job's ``BlobFeed``; ``run`` then collects. ``close`` kills
-    and reaps what still runs (after an error or an interrupt). Fork only while no other
-    thread runs: a child could inherit a lock held by one.
-    """
-
-    def __init__(self, jobs: list[UnpackJob], workers: int) -> None:
-        import tarfile  # noqa: F401  -- what a child needs is imported before it is forked
-        import zlib  # noqa: F401
-
-        self.jobs = jobs
-        self.workers = workers
-        self.running: dict[int, tuple[int, int, list[bytes]]] = {}  # result fd -> (job index, pid, data)
-        self.feeds: dict[int, BlobFeed] = {}  # job index -> where its blob's bytes go
-        self.started: set[int] = set()
-        self.results: dict[int, tuple[int, set[str]]] = {}
-        self.error: BaseException | None = None
-
-    def stream(self) -> dict[int, BlobFeed]:
-        for index in range(len(self.jobs)):
-            self.start(index, stream=True)
-        return dict(self.feeds)
-
-    def run(self) -> list[tuple[int, set[str]]]:
-        """Start the jobs not started yet and collect all; streamed ones are past their input."""
-        import selectors
-
-        for feed in self.feeds.values():
-            feed.close()
-        # Largest blobs first: the last to start are the shortest.
-        todo = sorted((i for i in range(len(self.jobs)) if i not in self.started),
-                      key=lambda i: os.path.getsize(cast(Path, self.jobs[i].blob)), reverse=True)
-        sel = selectors.DefaultSelector()
-        try:
-            for fd in self.running:
-                sel.register(fd, selectors.EVENT_READ)
-            while todo or self.running:
-                while todo and len(self.running) < self.workers:
-                    sel.register(self.start(todo.pop(0)), selectors.EVENT_READ)
-                for key, _ in sel.select():
-                    fd = int(key.fd)
-                    chunk = os.read(fd, 1 << 16)
-                    if chunk:
-                        self.running[fd][2].append(chunk)
-                        continue
-                    sel.unregister(fd)
-                    self.reap(fd)
-                if self.error is not None:
-                    break
-        finally:
-            sel.close()
-            self.close()
-        if self.error is not None:
-            raise self.error
-        return [self.results[i] for i in range(len(self.jobs))]
-
-    def close(self) -> None:
-        """End the feeds, then kill and reap the children still running."""
-        import signal
-
-        for feed in self.feeds.values():
-            feed.close()
-        for fd, (_, pid, _) in list(self.running.items()):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            os.close(fd)
-            del self.running[fd]
-
-    def start(self, index: int, *, stream: bool = False) -> int:
-        job = self.jobs[index]
-        r, w = os.pipe()
-        blob_r, blob_w = os.pipe() if stream else (-1, -1)
-        pid = os.fork()
-        if pid == 0:  # the child: unpack, report, and leave without any of the parent's cleanup
-            code = 0
-            try:
-                for fd in (r, blob_w, *self.running, *(f.fd for f in self.feeds.values())):
-                    if fd >= 0:
-                        os.close(fd)
-                if stream:
-                    with os.fdopen(blob_r, "rb", buffering=CHUNK) as blob:
-                        self.child(job, blob, w)
-                else:
-                    self.child(job, cast(Path, job.blob), w)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(w)
-        if stream:
-            os.close(blob_r)
-            self.feeds[index] = BlobFeed(blob_w)
-        self.running[r] = (index, pid, [])
-        self.started.add(index)
-        return r
-
-    @staticmethod
-    def child(job: UnpackJob, blob: Path | IO[bytes], w: int) -> None:
-        import pickle
-
-        result: tuple[str, object]
-        try:
-            implicit: set[str] = set()
-            size = unpack(blob, job.dest, diff_id=job.diff_id, layer=job.layer, aci=job.aci,
-                          implicit_dirs=implicit, writer_threads=FORKED_WRITER_THREADS)
-            result = ("ok", (size, implicit))
-        except BaseException as e:
-            result = ("error", e)
-        try:
-            data = pickle.dumps(result)
-        except Exception:  # an exception that does not pickle: keep its words
-            data = pickle.dumps(("error", ImageError(f"layer {job.layer}: {result[1]}")))
-        with os.fdopen(w, "wb") as f:
-            f.write(data)
-
-    def reap(self, fd: int) -> None:
-        import pickle
-
-        index, pid, chunks = self.running.pop(fd)
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-        try:
-            kind, value = pickle.loads(b"".join(chunks))
-        except Exception:
-            kind, value = "error", ImageError(f"layer {self.jobs[index].layer}: the unpacking process ended "
-                                              f"without a result (wait status {status})")
-        if kind == "ok":
-            self.results[index] = cast(tuple[int, set[str]], value)
-        elif self.error is None:
-            self.error = cast(BaseException, value)
-
-
-class BlobFeed:
-    """The pipe a download writes a layer blob's bytes into, for the process unpacking it.
-
-    ``close`` when the blob is complete (its end is the unpacker's end of input). If the
-    unpacker has already failed, what is written is dropped: its own error is reported.
-    """
-
-    def __init__(self, fd: int) -> None:
-        import threading
-
-        self.fd = fd
-        self.lock = threading.Lock()
-
-    def write(self, data: bytes) -> None:
-        if self.fd < 0:
-            return
-        try:
-            _write_all(self.fd, data)
-        except BrokenPipeError:
-            self.close()
-
-    def close(self) -> None:
-        with self.lock:
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
-
-
-def adopt_lower_dirs(dest: Path, implicit: set[str], lowers: list[Path], *, privileged: bool | None = None) -> None:
-    """Give the dirs of ``dest`` the tar did not list (``implicit``, relative paths) the owner,
-    mode and time of the same dir in ``lowers`` (top first), as ``unpack(lowers=…)`` does."""
-    privileged = os.geteuid() == 0 if privileged is None else privileged
-    unpacker = Unpacker(dest, layer="", privileged=privileged, lowers=lowers)
-    for rel in sorted(implicit, key=lambda p: p.count("/"), reverse=True):
-        path = os.path.join(unpacker.root, rel)
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            unpacker.implicit_dir(path, rel.split("/"))
-    for path, attrs in unpacker.dirs.items():
-        unpacker.apply_dir(path, attrs)
 
 
 def _is_stream_error(e: OSError) -> bool:
@@ -550,7 +245,7 @@ class Unpacker:
                      0o600 if chmod else mode)
         try:
             for chunk in chunks:
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
             if self.privileged and (info.uid, info.gid) != self.own_ids:
                 os.fchown(fd, info.uid, info.gid)
             if chmod:
@@ -710,92 +405,6 @@ class Unpacker:
         os.utime(path, ns=(_ns(info.mtime), _ns(info.mtime)), follow_symlinks=False)
 
 
-class FileWriters:
-    """A few threads that create and fill the regular files of one unpack.
-
-    Creating an inode is the dearest step of an unpack (on ext4 without a journal it scans the
-    recently freed inodes of the group) and, like writing, runs without the GIL, so files are
-    written beside the tar parsing, on the other cores. The unpacker keeps the order that
-    matters: ``is_pending`` tells it a path may not exist yet, ``drain`` waits for every queued
-    file (before a dir is removed or dir metadata applied). The first error is raised by the next
-    ``submit`` or ``drain``; later jobs are dropped.
-    """
-
-    def __init__(self, threads: int, budget: int | None = None) -> None:
-        import threading
-        from collections import deque
-
-        self._cond = threading.Condition()
-        self._jobs: deque[tuple[str, int, Callable[[], None]]] = deque()
-        self._pending: set[str] = set()
-        self._queued = 0  # bytes held by queued and running jobs
-        self._budget = QUEUE_BUDGET if budget is None else budget
-        self._busy = 0
-        self._error: BaseException | None = None
-        self._closing = False
-        self._threads = [threading.Thread(target=self._run, name=f"pyrkt-unpack-{i}", daemon=True)
-                         for i in range(threads)]
-        for t in self._threads:
-            t.start()
-
-    def submit(self, path: str, size: int, job: Callable[[], None]) -> None:
-        """Queue ``job`` (which creates ``path``, holding ``size`` bytes until it has run)."""
-        with self._cond:
-            while self._queued and self._queued + size > self._budget and self._error is None:
-                self._cond.wait()
-            self._raise()
-            self._jobs.append((path, size, job))
-            self._pending.add(path)
-            self._queued += size
-            self._cond.notify_all()
-
-    def is_pending(self, path: str) -> bool:
-        return path in self._pending
-
-    def drain(self) -> None:
-        with self._cond:
-            while self._jobs or self._busy:
-                self._cond.wait()
-            self._raise()
-
-    def close(self) -> None:
-        """Stop the threads; jobs still queued (after an error) are dropped."""
-        with self._cond:
-            self._jobs.clear()
-            self._closing = True
-            self._cond.notify_all()
-        for t in self._threads:
-            t.join()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._jobs and not self._closing:
-                    self._cond.wait()
-                if not self._jobs:
-                    return
-                path, size, job = self._jobs.popleft()
-                self._busy += 1
-                failed = self._error is not None
-            error: BaseException | None = None
-            if not failed:
-                try:
-                    job()
-                except BaseException as e:  # handed to the unpacking thread
-                    error = e
-            with self._cond:
-                self._busy -= 1
-                self._queued -= size
-                self._pending.discard(path)
-                if error is not None and self._error is None:
-                    self._error = error
-                self._cond.notify_all()
-
-
 class _DirAttrs:
     """What ``apply_dir`` needs of a TarInfo, for a dir copied from a lower layer."""
 
@@ -820,7 +429,7 @@ def _ns(mtime: float) -> int:
     return int(mtime * 1_000_000_000)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)

@@ -14,8 +14,10 @@ import pytest
 from tests.support.images import Entry, compress, layer_tar, sha256
 
 from pyrkt.errors import ImageError
-from pyrkt.store import Store, layers
-from pyrkt.store.layers import FileWriters, UnpackJob, unpack, unpack_all
+from pyrkt.store import Store, filewriters, layers
+from pyrkt.store.filewriters import FileWriters
+from pyrkt.store.layers import unpack
+from pyrkt.store.parallel import UnpackJob, unpack_all
 
 BLOB = "sha256:" + "cd" * 32
 
@@ -106,7 +108,7 @@ def test_threads_and_no_threads_unpack_the_same_tree(tmp_path: Path) -> None:
 
 def test_files_over_the_queue_limits_are_written_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(layers, "QUEUED_FILE_MAX", 1000)
-    monkeypatch.setattr(layers, "QUEUE_BUDGET", 3000)
+    monkeypatch.setattr(filewriters, "QUEUE_BUDGET", 3000)
     monkeypatch.setattr(layers, "CHUNK", 4096)
     tar = layer_tar([*many_files("q", 40), ("huge", Entry.file(os.urandom(50_000)))])
     d = unpack_tar(tmp_path, tar)
