@@ -248,8 +248,7 @@ def _import_layers(imp: ImportSession, files: Files, manifest: Manifest, ids: tu
                          f"lists {len(ids)} diff ids")
     for desc in manifest.layers:
         _stage(imp, files, desc, where)
-    for desc, diff_id in zip(manifest.layers, ids, strict=True):
-        imp.add_layer(desc.digest, diff_id, desc.media_type)
+    imp.add_layers([(desc.digest, diff_id, desc.media_type) for desc, diff_id in zip(manifest.layers, ids, strict=True)])
 
 
 # -- docker save archives --------------------------------------------------------------------
@@ -285,14 +284,16 @@ def import_docker_archive(store: Store, files: Archive, *, ref: str | None, sour
             raise ImageError(f"{where}: manifest.json lists {len(layer_names)} layers but the config "
                              f"lists {len(ids)} diff ids")
         layers = []
+        staged: list[tuple[str, str, str]] = []
         for lname, diff_id in zip(layer_names, ids, strict=True):
             m = re.search(r"(?:^|/)blobs/sha256/([0-9a-f]{64})$", lname)  # only new-style names are digests
             with files.open(lname) as stream:
                 digest = imp.add_blob(stream, expected=f"sha256:{m.group(1)}" if m else None,
                                       what=f"{where}: layer {lname}")
             media_type = _docker_layer_type(imp.blob_path(digest))
-            imp.add_layer(digest, diff_id, media_type)
+            staged.append((digest, diff_id, media_type))
             layers.append({"mediaType": media_type, "digest": digest, "size": imp.blob_size(digest)})
+        imp.add_layers(staged)  # unpacked side by side
         manifest = json.dumps({
             "schemaVersion": 2,
             "mediaType": MT_DOCKER_MANIFEST,

@@ -29,6 +29,7 @@ from pyrkt import __version__
 from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
 from pyrkt.fetch.auth import Credentials, parse_challenge
 from pyrkt.fetch.convert import diff_ids, image_from_config
+from pyrkt.fetch.httperrors import first_line, retry_after, status_text, tls_error, transport_text
 from pyrkt.fetch.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -101,8 +102,8 @@ class RegistryClient:
                 resp = self.http.get(f"https://{self.registry}/v2/")
                 resp.close()
             except httpx.TransportError as e:
-                if isinstance(_tls_error(e), ssl.SSLCertVerificationError):
-                    raise FetchError(f"{self.where}: TLS with {self.registry} failed: {_first_line(e)} "
+                if isinstance(tls_error(e), ssl.SSLCertVerificationError):
+                    raise FetchError(f"{self.where}: TLS with {self.registry} failed: {first_line(e)} "
                                      "(--insecure-options=tls skips the check)") from None
                 self.base = f"http://{self.registry}"
             else:
@@ -114,7 +115,7 @@ class RegistryClient:
         elif resp.status_code == 404:
             raise FetchError(f"{self.where}: {self.registry} is not a Docker registry (no /v2/ API: 404)")
         elif resp.status_code >= 400:
-            raise FetchError(f"{self.where}: the registry answered {_status(resp)} to /v2/")
+            raise FetchError(f"{self.where}: the registry answered {status_text(resp)} to /v2/")
 
     def _send(self, method: str, path: str, *, what: str, headers: dict[str, str] | None = None,
               stream: bool = False, authenticate: bool = True) -> httpx.Response:
@@ -134,15 +135,15 @@ class RegistryClient:
             try:
                 resp = self.http.send(self.http.build_request(method, url, headers=hdrs), stream=stream)
             except httpx.TransportError as e:
-                tls = _tls_error(e)
+                tls = tls_error(e)
                 if tls is not None:  # not transient: a plain-http server, or a certificate not trusted
                     if isinstance(tls, ssl.SSLCertVerificationError):
                         hint = " (--insecure-options=tls skips the check)"
                     else:
                         hint = "" if self.allow_http else " (a plain-http registry needs --insecure-options=http)"
-                    raise FetchError(f"{what}: TLS with {self.registry} failed: {_first_line(e)}{hint}") from None
+                    raise FetchError(f"{what}: TLS with {self.registry} failed: {first_line(e)}{hint}") from None
                 if attempt >= self.attempts:
-                    raise FetchError(f"{what}: {_transport(e, self.registry)} (after {attempt} attempts)") from None
+                    raise FetchError(f"{what}: {transport_text(e, self.registry)} (after {attempt} attempts)") from None
                 self._sleep(delay)
                 delay *= 2
                 continue
@@ -155,8 +156,8 @@ class RegistryClient:
             if resp.status_code in _RETRY_STATUS:
                 resp.close()
                 if attempt >= self.attempts:
-                    raise FetchError(f"{what}: the registry answered {_status(resp)} (after {attempt} attempts)")
-                self._sleep(min(_retry_after(resp) or delay, MAX_WAIT))
+                    raise FetchError(f"{what}: the registry answered {status_text(resp)} (after {attempt} attempts)")
+                self._sleep(min(retry_after(resp) or delay, MAX_WAIT))
                 delay *= 2
                 continue
             return resp
@@ -210,7 +211,7 @@ class RegistryClient:
                                      f"from {creds.origin} ({resp.status_code})")
                 raise FetchError(f"{what}: the token service refused an anonymous token ({resp.status_code})")
             if resp.status_code != 200:
-                raise FetchError(f"{what}: the token service answered {_status(resp)}")
+                raise FetchError(f"{what}: the token service answered {status_text(resp)}")
             data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
         finally:
             resp.close()
@@ -292,7 +293,7 @@ class RegistryClient:
             hint = "the image does not exist or needs credentials" if self.credentials is None else \
                 f"user {self.credentials.user!r} may not pull it"
             raise FetchError(f"{what}: access denied ({code}): {hint}")
-        raise FetchError(f"{what}: the registry answered {_status(resp)}")
+        raise FetchError(f"{what}: the registry answered {status_text(resp)}")
 
 
 def _first_error(futures: list[Future[None]]) -> BaseException:
@@ -358,7 +359,7 @@ class _Body:
             except httpx.TransportError as e:
                 self.failures += 1
                 if self.failures >= self.client.attempts:
-                    raise FetchError(f"{self.what}: {_transport(e, self.client.registry)} at byte {self.offset} "
+                    raise FetchError(f"{self.what}: {transport_text(e, self.client.registry)} at byte {self.offset} "
                                      f"(after {self.failures} attempts)") from None
                 self.close()
                 self.client._sleep(self.client.backoff * 2 ** (self.failures - 1))
@@ -391,37 +392,6 @@ class _Body:
             if self.on_bytes is not None:
                 self.on_bytes(len(out))
         return out
-
-
-def _status(resp: httpx.Response) -> str:
-    return f"{resp.status_code} {resp.reason_phrase}".strip()
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e) or type(e).__name__).splitlines()[0]
-
-
-def _tls_error(e: BaseException) -> ssl.SSLError | None:
-    """The ``ssl.SSLError`` behind a transport error, if that is what it is."""
-    seen: BaseException | None = e
-    for _ in range(8):
-        if seen is None or isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _transport(e: httpx.TransportError, registry: str) -> str:
-    if isinstance(e, httpx.TimeoutException):
-        return f"{registry} did not answer in time"
-    if isinstance(e, httpx.ConnectError):
-        return f"cannot connect to {registry}: {_first_line(e)}"
-    return f"the connection to {registry} broke: {_first_line(e)}"
 
 
 # -- the import ------------------------------------------------------------------------------

@@ -131,12 +131,16 @@ class ForkedUnpacks:
 
     def start(self, index: int, *, stream: bool = False) -> int:
         job = self.jobs[index]
+        from pyrkt.kernel.process import die_with_parent
+
         r, w = os.pipe()
         blob_r, blob_w = os.pipe() if stream else (-1, -1)
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: unpack, report, and leave without any of the parent's cleanup
             code = 0
             try:
+                die_with_parent(parent)  # a SIGKILLed fetch leaves no unpacker holding the store lock
                 for fd in (r, blob_w, *self.running, *(f.fd for f in self.feeds.values())):
                     if fd >= 0:
                         os.close(fd)
