@@ -251,3 +251,14 @@ def test_a_deferred_signature_is_fetched_after_the_aci(cli: Cli, server: WebServ
     r = cli("fetch", url)
     assert r.code == 0 and r.out == signed.short + "\n", r
     assert server.paths() == [ACI_PATH, ACI_PATH + ".asc", ACI_PATH + ".asc"]
+
+
+def test_image_rm_forgets_the_url_of_the_image(cli: Cli, server: WebServer, signed: Signed) -> None:
+    url = serve_signed(server, signed)
+    assert cli("fetch", url).code == 0
+    assert os.listdir(cli.data_dir / "store" / "remotes")
+    assert cli("image", "rm", signed.short).code == 0
+    assert store_is_empty(cli)
+    server.requests.clear()
+    assert cli("run", "--net=none", url, timeout=120).code == 0  # policy new: fetched again
+    assert server.paths() == [ACI_PATH, ACI_PATH + ".asc"]

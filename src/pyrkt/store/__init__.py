@@ -268,7 +268,14 @@ class Store:
             keep = in_use().layers
             blobs, layers = self.index.remove(image_id)
             self._delete(blobs, layers - keep)
+            self._prune_remotes()
         return rec
+
+    def _prune_remotes(self) -> None:
+        """The https URLs recorded for images no longer stored are forgotten (rkt's remote rows)."""
+        from pyrkt.store.remotes import RemoteCache
+
+        RemoteCache(self.root).prune({rec.id for rec in self.index.records()})
 
     def gc_orphans(self, *, keep_layers: frozenset[str] = frozenset()) -> tuple[int, int]:
         """Delete blobs and layer dirs no image refers to (left by a killed import or remove)."""
@@ -306,6 +313,7 @@ class Store:
                 self.index.remove(rec.id)
                 removed.append(rec)
             blobs, layers = self._delete_orphans(used.layers)
+            self._prune_remotes()
         return Collected(tuple(removed), tuple(kept), blobs, layers, temp)
 
     def _delete(self, blobs: set[str], layers: set[str] | frozenset[str]) -> None:

@@ -102,3 +102,25 @@ class RemoteCache:
             os.unlink(self.path(url))
         except FileNotFoundError:
             pass
+
+    def prune(self, image_ids: set[str]) -> int:
+        """Remove the records of images no longer stored (and unreadable ones); how many went.
+        ``image gc`` calls it under the store's exclusive lock."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for name in names:
+            path = self.dir / name
+            try:
+                remote = Remote.from_json(path.read_bytes())
+            except OSError:
+                continue
+            if remote is None or remote.image_id not in image_ids:
+                try:
+                    os.unlink(path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed

@@ -76,3 +76,15 @@ def test_a_record_is_fresh_only_within_its_max_age() -> None:
     assert not remote.is_fresh(now=1060.0)
     assert not remote.is_fresh(now=999.0)  # the clock went back: ask again
     assert not remote.replace(max_age=0).is_fresh(now=1000.0)
+
+
+def test_prune_removes_the_records_of_images_no_longer_stored(tmp_path: Path) -> None:
+    cache = RemoteCache(tmp_path)
+    cache.put(Remote(url="https://e.test/a.aci", image_id="sha512-aaa"))
+    cache.put(Remote(url="https://e.test/b.aci", image_id="sha512-bbb"))
+    cache.path("https://e.test/c.aci").write_bytes(b"not json")
+    assert cache.prune({"sha512-aaa"}) == 2
+    assert cache.get("https://e.test/a.aci") is not None
+    assert cache.get("https://e.test/b.aci") is None
+    assert sorted(os.listdir(cache.dir)) == [cache.path("https://e.test/a.aci").name]
+    assert RemoteCache(tmp_path / "none").prune(set()) == 0
