@@ -24,7 +24,7 @@ from pyrkt.errors import ImageError, PyrktError
 from pyrkt.model.image import Image
 from pyrkt.store.aci import manifest_bytes
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
-from pyrkt.store.render import pax_xattrs
+from pyrkt.store.render import add_member
 from pyrkt.store.squash import entries
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,17 +59,6 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-def _member(tf: tarfile.TarFile, src: str, arcname: str) -> None:
-    info = tf.gettarinfo(src, arcname)
-    info.uname = info.gname = ""  # owners by number, as in the layers: host names mean nothing here
-    info.pax_headers = pax_xattrs(src)
-    if info.isreg():
-        with open(src, "rb") as f:
-            tf.addfile(info, f)
-    else:
-        tf.addfile(info)
-
-
 def write_aci_tar(out: IO[bytes], image: Image, layer_dirs: list[Path]) -> None:
     """The ACI of ``image`` (its layers ``layer_dirs``, bottom first), as an uncompressed tar."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
@@ -84,7 +73,7 @@ def write_aci_tar(out: IO[bytes], image: Image, layer_dirs: list[Path]) -> None:
             st = os.lstat(src)
             if stat.S_ISSOCK(st.st_mode):
                 continue  # tar has no sockets
-            _member(tf, str(src), f"rootfs/{rel}" if rel else "rootfs")
+            add_member(tf, str(src), f"rootfs/{rel}" if rel else "rootfs")
 
 
 def write_oci_archive(out: IO[bytes], *, manifest_digest: str, manifest_media_type: str, version: str,

@@ -17,6 +17,10 @@ from typing import IO
 from pyrkt.kernel.fs import XATTR_UNSUPPORTED, set_xattr
 from pyrkt.store.squash import Whitelist, entries
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import tarfile
+
 CHUNK = 1 << 20
 LAYER_ONLY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
@@ -42,6 +46,19 @@ def image_xattrs(path: str) -> dict[str, bytes]:
 def pax_xattrs(path: str) -> dict[str, str]:
     """``image_xattrs`` as pax headers of a tar member."""
     return {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in image_xattrs(path).items()}
+
+
+def add_member(tf: tarfile.TarFile, src: str, arcname: str) -> None:
+    """Append the layer file ``src`` to ``tf`` as ``arcname``: owners by number (names on this
+    host mean nothing in an image), its image xattrs as pax headers."""
+    info = tf.gettarinfo(src, arcname)
+    info.uname = info.gname = ""
+    info.pax_headers = pax_xattrs(src)
+    if info.isreg():
+        with open(src, "rb") as f:
+            tf.addfile(info, f)
+    else:
+        tf.addfile(info)
 
 
 def copy_xattrs(src: str, dst: str | int) -> None:
@@ -160,13 +177,6 @@ def render_tar(layer_dirs: list[Path], out: IO[bytes], *, keep: Whitelist | None
             st = os.lstat(src)
             if stat.S_ISSOCK(st.st_mode):
                 continue
-            info = tf.gettarinfo(src, rel or ".")
-            info.uname = info.gname = ""
-            info.pax_headers = pax_xattrs(src)
-            if info.isreg():
-                with open(src, "rb") as f:
-                    tf.addfile(info, f)
-            else:
-                tf.addfile(info)
+            add_member(tf, src, rel or ".")
             count += 1
     return count
