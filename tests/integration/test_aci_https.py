@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -262,3 +265,23 @@ def test_image_rm_forgets_the_url_of_the_image(cli: Cli, server: WebServer, sign
     server.requests.clear()
     assert cli("run", "--net=none", url, timeout=120).code == 0  # policy new: fetched again
     assert server.paths() == [ACI_PATH, ACI_PATH + ".asc"]
+
+
+def test_a_fetch_killed_at_any_moment_leaves_nothing_half_stored(cli: Cli, server: WebServer,
+                                                                signed: Signed) -> None:
+    url = serve_signed(server, signed)
+    server.routes[ACI_PATH] = Reply(signed.body, headers={"ETag": ETAG}, pace=0.02)  # a slow download
+    store = cli.data_dir / "store"
+    for delay in (0.1, 0.3, 0.6, 1.0, 1.5):  # before, during and after the download and the import
+        p = cli.popen("fetch", url, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        listed = cli("image", "list", "--no-legend", "--full").out  # opening the store cleans a dead import
+        assert listed == "" or signed.id in listed, listed
+        assert not (store / "tmp").is_dir() or os.listdir(store / "tmp") == [], f"leftovers after {delay}s"
+        if (store / "remotes").is_dir() and os.listdir(store / "remotes"):
+            assert signed.id in listed, f"a URL recorded for an image not stored, after {delay}s"
+        cli("image", "rm", signed.short)
+    r = cli("fetch", url)
+    assert (r.code, r.out) == (0, signed.short + "\n"), r

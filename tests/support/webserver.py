@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,12 +26,14 @@ from pathlib import Path
 @dataclass
 class Reply:
     """What a route answers. ``body`` may be cut after ``cut`` bytes (the connection then
-    closes); ``delay`` seconds pass before the reply; ``handler`` (if set) decides per request."""
+    closes); ``pace`` seconds pass between 64 KiB pieces of the body (a slow download);
+    ``handler`` (if set) decides per request."""
 
     body: bytes = b""
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     cut: int | None = None
+    pace: float = 0.0
     handler: Callable[[BaseHTTPRequestHandler], Reply] | None = None
 
 
@@ -60,6 +63,9 @@ def make_cert(root: Path, name: str = "localhost") -> tuple[Path, Path]:
                     "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1"],
                    check=True, capture_output=True)
     return key, cert
+
+
+PIECE = 64 << 10
 
 
 class WebServer:
@@ -100,9 +106,13 @@ class WebServer:
                 if head:
                     return
                 body = reply.body if reply.cut is None else reply.body[:reply.cut]
+                step = PIECE if reply.pace else max(len(body), 1)
                 try:
-                    self.wfile.write(body)
-                    self.wfile.flush()
+                    for i in range(0, len(body), step):
+                        if reply.pace and i:
+                            time.sleep(reply.pace)
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
                 except OSError:
                     return
                 if reply.cut is not None:
