@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "data", [f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'lib'}"])
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    c = Cli(tmp_path / "data", [f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'lib'}"])
+    yield c
+    c.collect_all()
 
 
 def test_fetch_prints_rkts_ids_and_run_runs_the_aci(cli: Cli, tmp_path: Path) -> None:
@@ -106,3 +109,40 @@ def test_signature_flag_names_the_signature_file(cli: Cli, tmp_path: Path,
     assert r.code == 0, r
     r = cli("run", "--net=none", str(aci), f"--signature={sig}", timeout=120)
     assert r.code == 0 and "hello from aci" in r.out, r
+
+
+def pod_file(cli: Cli, uuid: str, app: str, path: str) -> str:
+    """A file the app wrote, from its overlay's upper dir (after the pod has exited)."""
+    return (cli.pod_dir(uuid) / "overlay" / app / "upper" / path).read_text()
+
+
+def test_event_handlers_run_before_and_after_the_app(cli: Cli, tmp_path: Path) -> None:
+    aci = tmp_path / "eh.aci"
+    build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/sh", "-c", "cat /pre; echo main"), eventHandlers=[
+        {"name": "pre-start", "exec": ["/bin/sh", "-c", "id -u > /pre"]},
+        {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo after > /post"]},
+    ], user="1000", group="1000"))
+    uuid_file = tmp_path / "uuid"
+    r = cli("--insecure-options=image", "run", "--net=none", f"--uuid-file-save={uuid_file}", str(aci), timeout=120)
+    assert (r.code, r.out) == (0, "1000\nmain\n"), r  # pre-start ran first, as the app's user
+    uuid = uuid_file.read_text().strip()
+    assert pod_file(cli, uuid, "eh", "post") == "after\n"
+
+
+def test_a_failing_pre_start_handler_stops_the_app_with_one_line(cli: Cli, tmp_path: Path) -> None:
+    aci = tmp_path / "eh.aci"
+    build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/echo", "never"), eventHandlers=[
+        {"name": "pre-start", "exec": ["/bin/sh", "-c", "exit 3"]}]))
+    r = cli("--insecure-options=image", "run", "--net=none", str(aci), timeout=120)
+    assert r.code == 254 and "never" not in r.out, r
+    assert r.err == "pyrkt: app eh: pre-start event handler /bin/sh exited with 3\n", r
+
+
+def test_stop_runs_the_post_stop_handler(cli: Cli, tmp_path: Path) -> None:
+    aci = tmp_path / "eh.aci"
+    build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/sleep", "600"), eventHandlers=[
+        {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo stopped > /post"]}]))
+    uuid = cli("--insecure-options=image", "run", "--detach", "--net=none", str(aci), timeout=120).out.strip()
+    assert cli("stop", uuid).code == 0
+    assert cli("status", "--wait=10s", uuid).code == 0
+    assert pod_file(cli, uuid, "eh", "post") == "stopped\n"

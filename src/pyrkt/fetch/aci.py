@@ -382,6 +382,28 @@ def check_os_arch(labels: list[tuple[str, str]], where: str) -> None:
         raise ImageError(f"{where}: bad arch {arch!r} for linux")
 
 
+EVENT_HANDLERS = ("pre-start", "post-stop")
+
+
+def _check_event_handlers(value: Any, where: str) -> None:
+    """appc's eventHandlers: at most one ``pre-start`` and one ``post-stop``, each with an exec."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise ImageError(f"{where}: manifest app eventHandlers must be a list")
+    seen: set[str] = set()
+    for h in value:
+        name = h.get("name") if isinstance(h, dict) else None
+        if name not in EVENT_HANDLERS:
+            raise ImageError(f"{where}: manifest app event handler {name!r}: want pre-start or post-stop")
+        if name in seen:
+            raise ImageError(f"{where}: manifest app has two {name} event handlers")
+        seen.add(name)
+        exec_ = h.get("exec")
+        if not isinstance(exec_, list) or not exec_ or not all(isinstance(a, str) and a for a in exec_):
+            raise ImageError(f"{where}: manifest app {name} event handler needs an exec: a list of strings")
+
+
 def _app(d: Any, where: str) -> AppSpec | None:
     if d is None:
         return None
@@ -396,8 +418,7 @@ def _app(d: Any, where: str) -> AppSpec | None:
     wd = d.get("workingDirectory")
     if wd and (not isinstance(wd, str) or not wd.startswith("/")):
         raise ImageError(f"{where}: manifest app workingDirectory {wd!r} must be absolute")
-    if d.get("eventHandlers"):
-        raise ImageError(f"{where}: ACI event handlers are not supported yet")
+    _check_event_handlers(d.get("eventHandlers"), where)
     try:
         return AppSpec.from_appc(d)
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -40,6 +40,7 @@ class AppSpec(Value):
     ports: tuple[Port, ...] = ()
     mount_points: tuple[MountPoint, ...] = ()
     isolators: tuple[tuple[str, Any], ...] = ()
+    event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (pre-start|post-stop, exec)
 
     def to_appc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"exec": list(self.exec), "user": self.user, "group": self.group}
@@ -58,6 +59,8 @@ class AppSpec(Value):
             out["mountPoints"] = [{"name": m.name, "path": m.path, "readOnly": m.read_only} for m in self.mount_points]
         if self.isolators:
             out["isolators"] = [{"name": n, "value": v} for n, v in self.isolators]
+        if self.event_handlers:
+            out["eventHandlers"] = [{"name": n, "exec": list(e)} for n, e in self.event_handlers]
         return out
 
     @classmethod
@@ -78,6 +81,7 @@ class AppSpec(Value):
                 MountPoint(m["name"], m["path"], bool(m.get("readOnly", False))) for m in d.get("mountPoints") or ()
             ),
             isolators=tuple((i["name"], i.get("value")) for i in d.get("isolators") or ()),
+            event_handlers=tuple((h["name"], tuple(h["exec"])) for h in d.get("eventHandlers") or ()),
         )
 
 

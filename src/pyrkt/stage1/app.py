@@ -4,10 +4,15 @@ Order matters and is rkt's/runc's: own session and mount namespace; the app's ov
 /proc, /dev, /sys and the /etc files; masked paths; pivot_root; user and groups; then
 capabilities, no_new_privs and seccomp last, right before exec. Everything is imported before
 pivot_root: afterwards the host's Python library is out of reach.
+
+appc event handlers run as the app runs: ``pre-start`` must exit 0 before the main process
+starts; with a ``post-stop``, this process stays as the app's supervisor (forwarding signals)
+and runs the handler once the main process has exited, in the app's root and namespaces.
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers
 import os
 import stat
 
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 TIOCSCTTY = 0x540E
+FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 MAX_FD = 1 << 20
 
 
@@ -52,10 +58,67 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     caps.set_no_new_privs()
     if bpf:
         seccomp.load_bpf(bpf)
+    handlers: dict[str, list[str]] = spec.get("event_handlers") or {}
+    if "pre-start" in handlers:
+        code = run_handler(handlers["pre-start"], env)
+        if code != 0:
+            raise PyrktError(f"pre-start event handler {handlers['pre-start'][0]} exited with {code}")
+    if "post-stop" in handlers:
+        post_stop = [find_executable(handlers["post-stop"][0], env), *handlers["post-stop"]]
+        main = os.fork()
+        if main > 0:
+            os.close(err_w)  # the error pipe is the main process's, closed by its exec
+            supervise(main, post_stop, env)
     try:
         os.execve(path, spec["argv"], env)
     except OSError as e:
         raise PyrktError(f"cannot execute {path}: {e.strerror}") from None
+
+
+def run_handler(argv: list[str], env: dict[str, str]) -> int:
+    """Run an appc event handler as the app would run (same root, user, capabilities, seccomp)
+    and wait for it; its exit code (128 + N for signal N)."""
+    path = find_executable(argv[0], env)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execve(path, argv, env)
+        finally:
+            os._exit(127)
+    return exit_code(os.waitpid(pid, 0)[1])
+
+
+def supervise(main: int, post_stop: list[str], env: dict[str, str]) -> None:
+    """An app with a post-stop handler: this process (what pod init sees as the app) forwards
+    signals to the main process, waits for it, runs the handler in the app's namespaces and
+    root, then ends as the main process ended. Never returns."""
+    def forward(signum: int, frame: object) -> None:
+        try:
+            os.kill(main, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED:
+        _signal.signal(sig, forward)
+    status = os.waitpid(main, 0)[1]
+    for sig in FORWARDED:
+        _signal.signal(sig, _signal.SIG_DFL)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.execve(post_stop[0], post_stop[1:], env)
+            finally:
+                os._exit(127)
+        os.waitpid(pid, 0)
+    finally:
+        if os.WIFSIGNALED(status):  # end as the main process did, so pod init records the same
+            os.kill(os.getpid(), os.WTERMSIG(status))
+        os._exit(exit_code(status))
+
+
+def exit_code(status: int) -> int:
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def setup_stdio(stdio: dict[str, int], *, interactive: bool) -> None:

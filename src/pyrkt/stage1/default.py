@@ -96,7 +96,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
     if not config.disable_seccomp:
         from pyrkt.kernel import seccomp
 
-        bpf = seccomp.default_bpf(config.cache_dir or str(os.path.join(pod_dir, "stage1")))
+        bpf = seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
     apps = []
     for ra in manifest.apps:
         name = ra.name
@@ -112,13 +112,14 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
             "supplementary_gids": list(ra.app.supplementary_gids),
             "workdir": ra.app.working_directory or "/",
             "lowers": [str(p) for p in reversed(layers)],
-            "upper": str(os.path.join(pod_dir, abi.OVERLAY, name, "upper")),
-            "work": str(os.path.join(pod_dir, abi.OVERLAY, name, "work")),
-            "rootfs": str(os.path.join(pod_dir, abi.app_rootfs(name))),
-            "log": str(os.path.join(pod_dir, abi.app_log(name))),
+            "upper": os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
+            "work": os.path.join(pod_dir, abi.OVERLAY, name, "work"),
+            "rootfs": os.path.join(pod_dir, abi.app_rootfs(name)),
+            "log": os.path.join(pod_dir, abi.app_log(name)),
             "caps": keep,
             "seccomp": bpf,
             "mask_paths": not config.disable_paths,
+            "event_handlers": {n: list(e) for n, e in ra.app.event_handlers},
         })
     return {
         "v": abi.INTERFACE_VERSION,
@@ -128,10 +129,10 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
         "stop_timeout": float(config.stop_timeout),
         "ready_fd": ready_fd,
         "tee": tee,
-        "status_dir": str(os.path.join(pod_dir, abi.STATUS_DIR)),
-        "pids_dir": str(os.path.join(pod_dir, PIDS_DIR)),
-        "supervisor_status": str(os.path.join(pod_dir, abi.SUPERVISOR_STATUS)),
-        "state_file": str(os.path.join(pod_dir, STATE_FILE)),
+        "status_dir": os.path.join(pod_dir, abi.STATUS_DIR),
+        "pids_dir": os.path.join(pod_dir, PIDS_DIR),
+        "supervisor_status": os.path.join(pod_dir, abi.SUPERVISOR_STATUS),
+        "state_file": os.path.join(pod_dir, STATE_FILE),
         "podinit": POD_INIT_PATH,
         "etc": etc_files(pod_dir, config),
     }
@@ -145,7 +146,7 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
     etc = os.path.join(pod_dir, ETC_DIR)
     hostname = hostname_for(config)
     fs.atomic_write(os.path.join(etc, "hostname"), hostname + "\n", sync=False)
-    out: dict[str, Any] = {"hostname": str(os.path.join(etc, "hostname")), "hosts": str(os.path.join(etc, "hosts-fallback")),
+    out: dict[str, Any] = {"hostname": os.path.join(etc, "hostname"), "hosts": os.path.join(etc, "hosts-fallback"),
                            "hosts_override": False, "hosts_readonly": False, "resolv": ""}
     hosts = config.extra.get("hosts") or []
     dns_conf = config.extra.get("dns") or {}
@@ -155,7 +156,7 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
         from pyrkt.network import dns
 
         fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(hosts), sync=False)
-        out.update(hosts=str(os.path.join(etc, "hosts")), hosts_override=True)
+        out.update(hosts=os.path.join(etc, "hosts"), hosts_override=True)
     else:
         fs.atomic_write(os.path.join(etc, "hosts-fallback"),
                         f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
@@ -166,7 +167,7 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
         from pyrkt.network import dns
 
         fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(dns_conf), sync=False)
-        out["resolv"] = str(os.path.join(etc, "resolv.conf"))
+        out["resolv"] = os.path.join(etc, "resolv.conf")
     elif (mode == "host" or (mode == "" and network_mode(config) == "host")) and os.path.exists(HOST_RESOLV):
         out["resolv"] = HOST_RESOLV
     return out
@@ -334,7 +335,7 @@ class DefaultFlavor:
         ra = manifest.app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
-        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or str(os.path.join(pod_dir, "stage1")))
+        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
         pid = os.fork()
         if pid == 0:
             code = 254

@@ -143,6 +143,9 @@ class PodInit:
         if pid == 0:
             try:
                 os.close(err_r)
+                _signal.set_wakeup_fd(-1)  # the app is not pod init: default dispositions, no wakeup fd
+                for sig in HANDLED:
+                    _signal.signal(sig, _signal.SIG_DFL)
                 from pyrkt.stage1 import app as setup
 
                 setup.run_app(spec, self.plan, {k: w for k, (r, w) in pipes.items()}, err_w)

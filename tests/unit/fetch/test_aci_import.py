@@ -179,3 +179,31 @@ def test_verify_finds_an_intact_aci_layer_and_repairs_a_damaged_one(store: Store
     assert result.damage and "etc/passwd" in result.damage[0]
     assert (layer / "etc" / "passwd").read_text().startswith("root:")
     assert not (layer / "rootfs").exists()
+
+
+def test_event_handlers_are_read_into_the_app_and_written_back_on_export(store: Store, tmp_path: Path) -> None:
+    from pyrkt.store.aci import image_manifest
+
+    handlers = [{"name": "pre-start", "exec": ["/bin/true"]}, {"name": "post-stop", "exec": ["/bin/sh", "-c", "x"]}]
+    aci = tmp_path / "eh.aci"
+    build_aci(aci, raw_manifest=_manifest_with(app={"exec": ["/bin/sh"], "user": "0", "group": "0",
+                                                    "eventHandlers": handlers}))
+    image = fetch(store, str(aci), insecure=INSECURE)
+    assert image.app is not None
+    assert image.app.event_handlers == (("pre-start", ("/bin/true",)), ("post-stop", ("/bin/sh", "-c", "x")))
+    assert image_manifest(store.get(image.id))["app"]["eventHandlers"] == handlers
+
+
+@pytest.mark.parametrize(("handlers", "message"), [
+    ([{"name": "on-boot", "exec": ["/bin/true"]}], "event handler 'on-boot': want pre-start or post-stop"),
+    ([{"name": "pre-start", "exec": ["/a"]}, {"name": "pre-start", "exec": ["/b"]}], "two pre-start event handlers"),
+    ([{"name": "post-stop", "exec": []}], "post-stop event handler needs an exec"),
+    ({"name": "post-stop"}, "eventHandlers must be a list"),
+])
+def test_bad_event_handlers_are_refused(store: Store, tmp_path: Path, handlers: object, message: str) -> None:
+    aci = tmp_path / "eh.aci"
+    build_aci(aci, raw_manifest=_manifest_with(app={"exec": ["/bin/sh"], "user": "0", "group": "0",
+                                                    "eventHandlers": handlers}))
+    with pytest.raises(ImageError, match=message):
+        fetch(store, str(aci), insecure=INSECURE)
+    assert_store_empty(store)
