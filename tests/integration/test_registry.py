@@ -382,8 +382,11 @@ def test_basic_auth_without_or_with_wrong_credentials_is_one_line_without_the_pa
 
 
 class TokenServer:
-    """A Docker token service: HTTP basic in, an RS256 JWT (x5c: a self-signed cert that the
+    """A Docker token service: HTTP basic in (GET), or an OAuth2 refresh-token grant (a form POST
+    with REFRESH_TOKEN, USER's identity token), an RS256 JWT (x5c: a self-signed cert that the
     registry trusts) out, granting the requested actions to USER and nothing to anyone else."""
+
+    REFRESH_TOKEN = "r3fresh-t0ken-of-pyrkt-user"
 
     def __init__(self, root: Path) -> None:
         self.key, self.cert = root / "token.key", root / "token.crt"
@@ -394,6 +397,7 @@ class TokenServer:
                              check=True, capture_output=True).stdout
         self.x5c = base64.b64encode(der).decode()
         self.requests: list[dict[str, list[str]]] = []
+        self.posts: list[dict[str, list[str]]] = []  # the forms of the OAuth2 POSTs
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -416,6 +420,32 @@ class TokenServer:
                     access.append({"type": kind, "name": name, "actions": actions.split(",")})
                 body = json.dumps({"token": server.token(query.get("service", [""])[0], access)}).encode()
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                form = urllib.parse.parse_qs(raw.decode())
+                server.posts.append(form)
+                one = {k: v[0] for k, v in form.items() if len(v) == 1}
+                status, answer = 200, {}
+                if (self.headers.get("Content-Type") != "application/x-www-form-urlencoded"
+                        or one.get("grant_type") != "refresh_token" or one.get("client_id") != "pyrkt"
+                        or not one.get("service") or not one.get("scope") or "Authorization" in self.headers):
+                    status, answer = 400, {"error": "invalid_request"}
+                elif one.get("refresh_token") != TokenServer.REFRESH_TOKEN:
+                    status, answer = 400, {"error": "invalid_grant"}
+                else:
+                    access: list[dict[str, object]] = []
+                    for scope in one["scope"].split(" "):
+                        kind, name, actions = scope.split(":")
+                        access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                    answer = {"access_token": server.token(one["service"], access), "expires_in": 300,
+                              "scope": one["scope"]}
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -5,8 +5,9 @@ pulled from. They come from, later overriding earlier:
 
 - ``~/.docker/config.json`` (or ``$DOCKER_CONFIG/config.json``), read as Docker and podman read
   it: ``credsStore`` (the default credential helper) < an ``auths`` entry with a base64 ``auth``
-  of ``user:password`` (or ``username``/``password``) < ``credHelpers[registry]``. A helper is
-  the executable ``docker-credential-<name>`` on PATH, asked only for this registry;
+  of ``user:password`` (or ``username``/``password``, or an ``identitytoken``) <
+  ``credHelpers[registry]``. A helper is the executable ``docker-credential-<name>`` on PATH, asked
+  only for this registry; its Username ``<token>`` makes its Secret an identity token;
 - rkt's ``dockerAuth`` files, ``<config dir>/auth.d/*.json`` in the system, local and user config
   dirs: ``{"rktKind": "dockerAuth", "rktVersion": "v1", "registries": [...],
   "credentials": {"user": ..., "password": ...}}`` (when one names the registry, no helper runs).
@@ -38,27 +39,37 @@ IDENTITY_TOKEN_USER = "<token>"                  # a helper's Username when its 
 
 
 class Credentials:
-    """A user name and password for one registry; the password stays out of ``repr``."""
+    """A user name and password for one registry, or an identity token (an OAuth2 refresh token,
+    traded at the registry's token service for access tokens); secrets stay out of ``repr``."""
 
-    __slots__ = ("user", "password", "origin")
+    __slots__ = ("user", "password", "origin", "identity_token")
 
-    def __init__(self, user: str, password: str, origin: str) -> None:
+    def __init__(self, user: str, password: str, origin: str, identity_token: str = "") -> None:
         self.user = user
         self.password = password
         self.origin = origin  # the file or helper they came from, for messages
+        self.identity_token = identity_token
 
     def __repr__(self) -> str:
-        return f"Credentials(user={self.user!r}, password='***', origin={self.origin!r})"
+        token = ", identity_token='***'" if self.identity_token else ""
+        return f"Credentials(user={self.user!r}, password='***', origin={self.origin!r}{token})"
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Credentials)
-                and (self.user, self.password, self.origin) == (other.user, other.password, other.origin))
+                and (self.user, self.password, self.origin, self.identity_token)
+                == (other.user, other.password, other.origin, other.identity_token))
 
     def __hash__(self) -> int:
         return hash((self.user, self.origin))
 
     def basic_header(self) -> str:
         return _basic(self.user, self.password)
+
+    def describe(self) -> str:
+        """``the credentials of user 'alice' from …`` or ``the identity token from …``, for messages."""
+        if self.identity_token:
+            return f"the identity token from {self.origin}"
+        return f"the credentials of user {self.user!r} from {self.origin}"
 
 
 def _basic(user: str, password: str) -> str:
@@ -128,6 +139,11 @@ def _docker_auths(auths: object, path: Path) -> dict[str, Credentials | None]:
                 sep = ""
             if not sep:
                 raise UsageError(f"credentials file {str(path)!r}: the auth of {key!r} is not base64 of user:password")
+        token = entry.get("identitytoken")
+        if isinstance(token, str) and token:  # `docker login` to a registry that gave a refresh token
+            out[str(key)] = Credentials(user if isinstance(user, str) else "",
+                                        password if isinstance(password, str) else "", str(path), token)
+            continue
         ok = isinstance(user, str) and isinstance(password, str) and user
         out[str(key)] = Credentials(str(user), str(password), str(path)) if ok else None
     return out
@@ -182,9 +198,8 @@ def _ask_helper(name: str, server_url: str, registry: str, origin: str) -> Crede
     user, secret = data["Username"], data["Secret"]
     if not secret:
         return None
-    if user == IDENTITY_TOKEN_USER:
-        raise FetchError(f"{what}: it gave an identity token, which pyrkt does not support yet "
-                         "(store a user name and password instead)")
+    if user == IDENTITY_TOKEN_USER:  # as Docker: the Secret is an identity token, there is no user name
+        return Credentials("", "", f"credential helper {exe}", identity_token=secret)
     return Credentials(user, secret, f"credential helper {exe}")
 
 

@@ -10,8 +10,10 @@ arrive, from the download threads.
 
 Auth: ``GET /v2/`` tells which challenge the registry wants; a bearer token is asked of the
 realm (with the user's credentials if there are any) for ``repository:<name>:pull``, or HTTP
-basic is sent. https only, unless ``--insecure-options=http`` (then https is tried first);
-``tls`` skips certificate checks. 429, 5xx and broken connections are retried with backoff.
+basic is sent. An identity token (an OAuth2 refresh token) is traded for the bearer token by a
+form ``POST`` to the realm (``grant_type=refresh_token``), never sent to the registry itself.
+https only, unless ``--insecure-options=http`` (then https is tried first); ``tls`` skips
+certificate checks. 429, 5xx and broken connections are retried with backoff.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ WORKERS = 4            # layers downloaded at once
 MANIFEST_LIMIT = 4 << 20
 MAX_INDEX_DEPTH = 4
 MANIFEST_ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
+OAUTH_CLIENT_ID = "pyrkt"  # the client_id of an OAuth2 token request
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
@@ -118,7 +121,7 @@ class RegistryClient:
             raise FetchError(f"{self.where}: the registry answered {status_text(resp)} to /v2/")
 
     def _send(self, method: str, path: str, *, what: str, headers: dict[str, str] | None = None,
-              stream: bool = False, authenticate: bool = True) -> httpx.Response:
+              stream: bool = False, authenticate: bool = True, content: bytes | None = None) -> httpx.Response:
         """One request, retried on 429/5xx/connection errors; a 401 re-authenticates once."""
         url = path if path.startswith(("https://", "http://")) else self.base + path
         delay = self.backoff
@@ -133,7 +136,7 @@ class RegistryClient:
                 if self.auth and url.startswith(self.base):
                     hdrs["Authorization"] = self.auth
             try:
-                resp = self.http.send(self.http.build_request(method, url, headers=hdrs), stream=stream)
+                resp = self.http.send(self.http.build_request(method, url, headers=hdrs, content=content), stream=stream)
             except httpx.TransportError as e:
                 tls = tls_error(e)
                 if tls is not None:  # not transient: a plain-http server, or a certificate not trusted
@@ -175,6 +178,9 @@ class RegistryClient:
             if creds is None:
                 raise FetchError(f"{what}: the registry needs a user name and password (401); put them in "
                                  "~/.docker/config.json or an auth.d dockerAuth file")
+            if creds.identity_token and not creds.password:
+                raise FetchError(f"{what}: {self.registry} asks for HTTP basic auth, which cannot use "
+                                 f"{creds.describe()} (it needs a user name and password)")
             value = creds.basic_header()
             with self.lock:
                 if self.auth == value:
@@ -189,16 +195,19 @@ class RegistryClient:
             raise FetchError(f"{what}: the registry's Bearer challenge has no realm")
         if not realm.startswith("https://") and not (realm.startswith("http://") and self.allow_http):
             raise FetchError(f"{what}: the token service {realm} is not https (allow with --insecure-options=http)")
-        scope = f"repository:{self.repository}:pull"
-        query = {"scope": scope}
-        if params.get("service"):
-            query["service"] = params["service"]
-        headers = {}
-        if creds is not None:
-            query["account"] = creds.user
-            headers["Authorization"] = creds.basic_header()
-        url = str(httpx.URL(realm, params=query))
-        token = self._token(url, headers, what, creds)
+        scopes = [f"repository:{self.repository}:pull"]
+        if creds is not None and creds.identity_token:
+            token = self._oauth_token(realm, params.get("service", ""), scopes, what, creds)
+        else:
+            query = {"scope": " ".join(scopes)}
+            if params.get("service"):
+                query["service"] = params["service"]
+            headers = {}
+            if creds is not None:
+                query["account"] = creds.user
+                headers["Authorization"] = creds.basic_header()
+            url = str(httpx.URL(realm, params=query))
+            token = self._token(url, headers, what, creds)
         with self.lock:
             self.auth = f"Bearer {token}"
 
@@ -218,6 +227,35 @@ class RegistryClient:
         token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise FetchError(f"{what}: the token service answered without a token")
+        return token
+
+    def _oauth_token(self, realm: str, service: str, scopes: list[str], what: str, creds: Credentials) -> str:
+        """The access token the realm gives for the identity token (the OAuth2 refresh-token grant,
+        Docker's token spec): neither the identity token nor the answer ever goes into a message."""
+        from urllib.parse import urlencode
+
+        form = urlencode({"grant_type": "refresh_token", "refresh_token": creds.identity_token,
+                          "service": service, "scope": " ".join(scopes), "client_id": OAUTH_CLIENT_ID})
+        resp = self._send("POST", realm, what=f"{what}: token service", authenticate=False, content=form.encode(),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        try:
+            if resp.status_code in (400, 401, 403):  # 400: OAuth2's invalid_grant
+                raise FetchError(f"{what}: the token service refused {creds.describe()} ({resp.status_code})")
+            if resp.status_code in (404, 405):
+                raise FetchError(f"{what}: the token service {realm} does not take identity tokens "
+                                 f"(its OAuth2 POST answered {status_text(resp)})")
+            if resp.status_code != 200:
+                raise FetchError(f"{what}: the token service answered {status_text(resp)}")
+            data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
+        finally:
+            resp.close()
+        token = data.get("access_token") or data.get("token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise FetchError(f"{what}: the token service answered without an access_token")
+        refresh = data.get("refresh_token") if isinstance(data, dict) else None
+        if isinstance(refresh, str) and refresh and refresh != creds.identity_token:
+            # a rotated refresh token: the next token of this pull is asked with it (kept in memory only)
+            self.credentials = Credentials(creds.user, creds.password, creds.origin, refresh)
         return token
 
     # -- manifests and blobs ---------------------------------------------------------------

@@ -152,9 +152,12 @@ def test_a_helper_answer_that_is_not_the_protocol_is_refused_without_echoing_it(
     assert SECRET not in str(err.value)
 
 
-def test_an_identity_token_from_a_helper_is_refused_as_not_supported_yet(tmp_path: Path, helpers: Helpers) -> None:
+def test_an_identity_token_from_a_helper_is_taken_as_one_with_no_user_name(tmp_path: Path, helpers: Helpers) -> None:
     helpers.add("test", user="<token>")
     cfg = docker_config(tmp_path, {"credsStore": "test"})
-    with pytest.raises(FetchError, match="identity token, which pyrkt does not support yet") as err:
-        credentials_for("reg.example", [], cfg)
-    assert SECRET not in str(err.value) and "docker-credential-test for reg.example" in str(err.value)
+    creds = credentials_for("reg.example", [], cfg)
+    assert creds is not None
+    assert (creds.identity_token, creds.user, creds.password) == (SECRET, "", "")
+    assert creds.origin == "credential helper docker-credential-test"
+    assert SECRET not in repr(creds) and "identity_token='***'" in repr(creds)
+    assert helpers.calls() == ["test get reg.example"]

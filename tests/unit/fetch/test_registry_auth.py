@@ -88,6 +88,19 @@ def test_a_docker_config_auths_entry_without_credentials_means_anonymous(tmp_pat
 
 # -- rkt's `auth` kind: Authorization headers for https fetches and discovery ------------------
 
+def test_a_docker_config_identitytoken_is_read_with_the_user_name_beside_it(tmp_path: Path) -> None:
+    cfg = write_json(tmp_path / "config.json", {"auths": {
+        "reg.example": {"auth": base64.b64encode(b"alice:").decode(), "identitytoken": "r3fresh-t0ken"},
+        "other.example": {"identitytoken": "0ther-t0ken"},
+    }})
+    creds = credentials_for("reg.example", [], cfg)
+    assert creds is not None
+    assert (creds.user, creds.password, creds.identity_token) == ("alice", "", "r3fresh-t0ken")
+    assert "r3fresh-t0ken" not in repr(creds)
+    other = credentials_for("other.example", [], cfg)
+    assert other is not None and (other.user, other.identity_token) == ("", "0ther-t0ken")
+
+
 def http_auth(d: Path, name: str, domains: list[str], auth_type: str, credentials: dict[str, str]) -> Path:
     return write_json(d / "auth.d" / name, {"rktKind": "auth", "rktVersion": "v1", "domains": domains,
                                             "type": auth_type, "credentials": credentials})

@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import stat
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from pyrkt.store import Store, imports
 
 HOST = "reg.test"
 TOKEN = "t0ken-for-busybox"
+REFRESH = "r3fresh-t0ken-of-alice"
 
 
 class FakeRegistry:
@@ -38,6 +40,8 @@ class FakeRegistry:
         self.requests: list[httpx.Request] = []
         self.auth: str | None = None          # None, "basic" or "bearer"
         self.user, self.password = "alice", "s3cret-pw"
+        self.refresh_token = REFRESH          # the identity token the token service takes in a POST
+        self.rotate_to: str | None = None     # a new refresh token to hand out with the access token
         self.fault: Callable[[httpx.Request], httpx.Response | None] = lambda request: None
         self.manifest_override: dict[str, tuple[bytes, str]] = {}
 
@@ -66,6 +70,14 @@ class FakeRegistry:
         if faulty is not None:
             return faulty
         path = request.url.path
+        if request.url.host == "auth.test" and path == "/token" and request.method == "POST":
+            form = urllib.parse.parse_qs(request.content.decode())
+            if form.get("grant_type") != ["refresh_token"] or form.get("refresh_token") != [self.refresh_token]:
+                return httpx.Response(400, json={"error": "invalid_grant"})
+            answer: dict[str, object] = {"access_token": TOKEN, "expires_in": 300, "scope": form["scope"][0]}
+            if self.rotate_to:
+                answer["refresh_token"] = self.refresh_token = self.rotate_to
+            return httpx.Response(200, json=answer)
         if request.url.host == "auth.test" and path == "/token":
             wanted = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             if request.headers.get("authorization") != wanted:
@@ -438,3 +450,86 @@ def test_run_policy_new_finds_a_pulled_image_by_its_docker_reference(store: Stor
         assert resolve_image(config, store, arg, pull_policy="new").id == image_id
     with pytest.raises(NotFound, match=rf"image 'docker://{HOST}/busybox:2' not found in the store \(pull policy never\)"):
         resolve_image(config, store, f"docker://{HOST}/busybox:2", pull_policy="never")
+
+
+# -- identity tokens (the OAuth2 refresh-token grant) -------------------------------------------
+
+def identity(token: str = REFRESH) -> Credentials:
+    return Credentials("", "", "credential helper docker-credential-test", identity_token=token)
+
+
+def token_posts(registry: FakeRegistry) -> list[httpx.Request]:
+    return [r for r in registry.requests if r.url.host == "auth.test" and r.method == "POST"]
+
+
+def test_an_identity_token_is_traded_for_the_bearer_token_by_an_oauth2_post_to_the_realm(
+        store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "bearer"
+    pull(store, registry, credentials=identity())
+    [post] = token_posts(registry)
+    assert [r for r in registry.requests if r.url.host == "auth.test"] == [post]  # no GET with basic auth
+    assert post.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert "authorization" not in post.headers
+    assert urllib.parse.parse_qs(post.content.decode()) == {
+        "grant_type": ["refresh_token"], "refresh_token": [REFRESH], "service": [HOST],
+        "scope": ["repository:busybox:pull"], "client_id": ["pyrkt"]}
+    blobs = [r for r in registry.requests if "/blobs/" in r.url.path]
+    assert blobs and all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in blobs)
+    assert not any(REFRESH in str(r.headers) or REFRESH.encode() in r.content
+                   for r in registry.requests if r.url.host == HOST)
+    assert store.list()
+
+
+def test_a_refused_identity_token_is_one_line_naming_its_origin_but_never_the_token(
+        store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "bearer"
+    with pytest.raises(FetchError) as err:
+        pull(store, registry, credentials=identity("stale-r3fresh-t0ken"))
+    assert str(err.value) == (f"{HOST}/busybox: the token service refused the identity token from "
+                              "credential helper docker-credential-test (400)")
+    assert "stale-r3fresh-t0ken" not in repr(identity("stale-r3fresh-t0ken"))
+    assert_store_empty(store)
+
+
+def test_a_token_service_without_the_oauth2_post_is_one_line_without_the_token(
+        store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "bearer"
+    registry.fault = lambda r: httpx.Response(404) if r.method == "POST" else None
+    with pytest.raises(FetchError, match=r"token service https://auth.test/token does not take identity "
+                                         r"tokens \(its OAuth2 POST answered 404 Not Found\)") as err:
+        pull(store, registry, credentials=identity())
+    assert REFRESH not in str(err.value)
+    assert_store_empty(store)
+
+
+def test_a_basic_auth_registry_cannot_use_an_identity_token_and_never_sees_it(
+        store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "basic"
+    with pytest.raises(FetchError) as err:
+        pull(store, registry, credentials=identity())
+    assert str(err.value) == (f"{HOST}/busybox: {HOST} asks for HTTP basic auth, which cannot use the identity "
+                              "token from credential helper docker-credential-test (it needs a user name and password)")
+    assert not any("authorization" in r.headers for r in registry.requests)
+    assert_store_empty(store)
+
+
+def test_a_refresh_token_rotated_by_the_token_service_is_the_one_asked_with_next(
+        store: Store, registry: FakeRegistry) -> None:
+    registry.auth = "bearer"
+    registry.rotate_to = "r0tated-refresh"
+    expired = [True]
+
+    def expire_once(request: httpx.Request) -> httpx.Response | None:
+        if "/blobs/" in request.url.path and expired[0]:  # the access token ran out mid-pull
+            expired[0] = False
+            return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="https://auth.test/token",'
+                                                                    f'service="{HOST}"'})
+        return None
+
+    registry.fault = expire_once
+    credentials = identity()
+    pull(store, registry, credentials=credentials)
+    sent = [urllib.parse.parse_qs(r.content.decode())["refresh_token"] for r in token_posts(registry)]
+    assert sent == [[REFRESH], ["r0tated-refresh"]]
+    assert credentials.identity_token == REFRESH  # the caller's credentials are not changed
+    assert store.list()
