@@ -9,10 +9,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# The interpreter that makes the venv. pyenv's `python3` is a slow shim, so a pyenv 3.11 is used
-# directly when there is one; otherwise whatever `python3` is (Debian 12: 3.11).
+# The interpreter that makes the venv: Debian's /usr/bin/python3 (3.11 on Debian 12) when it is
+# 3.11 or newer. It is built with PGO and LTO and libpython linked in, so it starts ~1 ms sooner
+# and runs pyrkt ~12% faster than a default pyenv build (a shared libpython, no PGO): `pyrkt
+# run` ~35 ms instead of ~40. Looked up when used, since `make deps` may just have installed it.
+# Else a pyenv 3.11 directly (its `python3` on PATH is a slow shim), else whatever `python3` is.
+SYSTEM_PY311 = $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && echo /usr/bin/python3)
 PYENV_PY311 := $(shell ls -d $(HOME)/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | sort -V | tail -n1)
-PYTHON ?= $(or $(PYENV_PY311),python3)
+PYTHON ?= $(or $(SYSTEM_PY311),$(PYENV_PY311),python3)
 
 VENV := .venv
 VENV_PY := $(VENV)/bin/python
@@ -40,13 +44,18 @@ help:
 deps:
 	@bash scripts/install-deps.sh $(DEBS)
 
-venv: $(VENV_STAMP)
+# The venv is made again when its interpreter is not $(PYTHON) (e.g. made by an older Makefile).
+SAME_PY = [ "$$(readlink -f $(VENV_PY))" = "$$(readlink -f "$$(command -v $(PYTHON))")" ]
 
-# Rebuilt (re-installed) only when pyproject.toml changes; a venv whose interpreter is gone is
-# made again from scratch.
+venv:
+	@if [ -e $(VENV_STAMP) ] && ! $(SAME_PY); then rm -f $(VENV_STAMP); fi
+	@$(MAKE) --no-print-directory $(VENV_STAMP)
+
+# Rebuilt (re-installed) only when pyproject.toml changes; a venv whose interpreter is gone, or
+# is another than $(PYTHON), is made again from scratch.
 $(VENV_STAMP): pyproject.toml scripts/write-launcher.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pyrkt needs Python 3.11+, $(PYTHON) is " + sys.version)'
-	@if ! $(VENV_PY) -c 'pass' 2>/dev/null; then \
+	@if ! $(VENV_PY) -c 'pass' 2>/dev/null || ! $(SAME_PY); then \
 		echo "creating $(VENV) with $(PYTHON)"; \
 		$(PYTHON) -m venv --clear $(VENV); \
 	fi
