@@ -143,7 +143,7 @@ DEFAULT_RULES: tuple[tuple[str, tuple[tuple[int, int, int, int], ...], int | Non
     *(("personality", ((0, CMP_EQ, value, 0),), None) for value in _PERSONALITIES),
 )
 
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3  # 3: the binary-tree BPF
 _LAZY = ("ArgCond", "Rule", "Profile", "DEFAULT_PROFILE")
 
 if not TYPE_CHECKING:  # hidden from mypy, which sees the names imported above instead

@@ -55,6 +55,7 @@ _EXTRA_ARCHES = {"x86_64": ("x86", "x32"), "aarch64": ("arm",)}
 
 _ACT_ALLOW = 0x7FFF0000
 _FLTATR_CTL_NNP = 3
+_FLTATR_CTL_OPTIMIZE = 8  # libseccomp >= 2.5: 2 sorts the syscalls into a binary tree
 
 
 def _act_errno(errno: int) -> int:
@@ -76,6 +77,10 @@ def compile_profile(profile: Profile) -> bytes:
     try:
         # The caller sets no_new_privs itself; the exported BPF does not carry it anyway.
         _lcheck(lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0), "seccomp_attr_set", "CTL_NNP")
+        # A binary tree instead of ~950 comparisons in a row: the kernel checks each syscall in
+        # ~10 steps, and attaching the filter (which emulates it for every syscall number to
+        # cache the always-allowed ones) takes 0.55 ms instead of 1 ms. Older libseccomp: linear.
+        lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)
         for arch in _EXTRA_ARCHES.get(L.MACHINE, ()):
             token = lib.seccomp_arch_resolve_name(arch.encode())
             if token:

@@ -92,9 +92,7 @@ def setup_dev(root: str, *, interactive: bool) -> None:
     dev = make_dir(root, "dev")
     M.mount("tmpfs", dev, "tmpfs", M.MS_NOSUID | M.MS_STRICTATIME, "mode=755,size=65536k")
     for name in DEVICES:
-        target = os.path.join(dev, name)
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
-        M.bind(f"/dev/{name}", target)
+        make_device(f"/dev/{name}", os.path.join(dev, name))
     console = os.path.join(dev, "console")
     os.close(os.open(console, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     tty = os.ttyname(0) if interactive and os.isatty(0) else "/dev/null"
@@ -112,6 +110,18 @@ def setup_dev(root: str, *, interactive: bool) -> None:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, os.path.join(dev, name))
+
+
+def make_device(host: str, target: str) -> None:
+    """``target`` as the same character device as the host's ``host`` (mode 0666): a node made
+    with mknod, as crun does, which costs less to make and to tear down than a bind mount;
+    a bind mount of the host's where mknod is not allowed."""
+    try:
+        os.mknod(target, stat.S_IFCHR | 0o666, os.stat(host).st_rdev)
+        os.chmod(target, 0o666)  # mknod's mode went through the umask
+    except PermissionError:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        M.bind(host, target)
 
 
 def mask(root: str) -> None:
