@@ -144,6 +144,11 @@ DEFAULT_RULES: tuple[tuple[str, tuple[tuple[int, int, int, int], ...], int | Non
 )
 
 _CACHE_FORMAT = 3  # 3: the binary-tree BPF
+# profile_crc() of the default profile, kept here so that a pod's start does not compute it
+# (tests/unit/kernel/test_seccomp.py fails when the profile changes and this does not).
+DEFAULT_PROFILE_CRC = "24ace799"
+_TRIPLET = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}.get(L.MACHINE, f"{L.MACHINE}-linux-gnu")
+_LIB_DIRS = (f"/usr/lib/{_TRIPLET}", f"/lib/{_TRIPLET}", "/usr/lib64", "/lib64", "/usr/lib", "/lib")
 _LAZY = ("ArgCond", "Rule", "Profile", "DEFAULT_PROFILE")
 
 if not TYPE_CHECKING:  # hidden from mypy, which sees the names imported above instead
@@ -200,7 +205,13 @@ def libseccomp() -> ctypes.CDLL:
 
 
 def libseccomp_version() -> str:
-    """The version of the libseccomp that compiles filters, e.g. ``2.5.4``."""
+    """The version of the libseccomp that compiles filters, e.g. ``2.5.4``: read from the name
+    the library's ``libseccomp.so.2`` link points to, which costs no dlopen on the run path, or
+    asked of the library itself."""
+    for d in _LIB_DIRS:
+        real = os.path.basename(os.path.realpath(os.path.join(d, "libseccomp.so.2")))
+        if real.startswith("libseccomp.so.2.") and os.path.exists(os.path.join(d, real)):
+            return real.removeprefix("libseccomp.so.")
     v = libseccomp().seccomp_version().contents
     return f"{v.major}.{v.minor}.{v.micro}"
 
@@ -227,18 +238,19 @@ def profile_data(profile: Profile | None = None) -> tuple[Any, ...]:
     return (profile.default_errno, tuple(profile.allow), rules)
 
 
-def cache_name(profile: Profile | None = None) -> str:
-    """The cache file name of ``profile``'s BPF (default: the default profile's): it changes with
-    the profile data, the libseccomp version and the machine.
-
-    CRC-32 of the profile's data names it: the cache dir is root's, so no collision resistance is
-    needed, and hashlib would add ~3.5 ms of imports to the run path.
-    """
+def profile_crc(profile: Profile | None = None) -> str:
+    """CRC-32 of the cache format and ``profile``'s data, which names its cache file: the cache
+    dir is root's, so no collision resistance is needed (and hashlib costs ~3.5 ms of imports)."""
     import binascii
 
-    version = libseccomp_version()
-    key = f"{_CACHE_FORMAT}:{L.MACHINE}:{version}:{profile_data(profile)!r}"
-    return f"seccomp-{L.MACHINE}-{version}-{binascii.crc32(key.encode()):08x}.bpf"
+    return f"{binascii.crc32(repr((_CACHE_FORMAT, profile_data(profile))).encode()):08x}"
+
+
+def cache_name(profile: Profile | None = None) -> str:
+    """The cache file name of ``profile``'s BPF (default: the default profile's): it changes with
+    the profile data, the libseccomp version and the machine."""
+    crc = DEFAULT_PROFILE_CRC if profile is None else profile_crc(profile)
+    return f"seccomp-{L.MACHINE}-{libseccomp_version()}-{crc}.bpf"
 
 
 def default_bpf(cache_dir: str) -> bytes:

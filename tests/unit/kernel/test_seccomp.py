@@ -108,3 +108,14 @@ def test_load_refuses_bytes_that_are_not_whole_instructions() -> None:
 
     with pytest.raises(KernelError, match="seccomp"):
         seccomp.load_bpf(b"\x00" * 12)
+
+
+def test_the_default_profiles_crc_constant_is_the_crc_of_the_profile() -> None:
+    # DEFAULT_PROFILE_CRC spares each pod start computing it; it must follow the profile
+    assert seccomp.profile_crc() == seccomp.DEFAULT_PROFILE_CRC
+    assert seccomp.profile_crc(seccomp.DEFAULT_PROFILE) == seccomp.DEFAULT_PROFILE_CRC
+
+
+def test_the_libseccomp_version_from_the_library_name_is_the_librarys_own() -> None:
+    v = seccomp.libseccomp().seccomp_version().contents
+    assert seccomp.libseccomp_version() == f"{v.major}.{v.minor}.{v.micro}"
