@@ -23,7 +23,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import httpx
 
@@ -64,6 +64,20 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 class _Cancelled(Exception):
     """Another download failed or the user interrupted: stop this one."""
+
+
+def _token_answer(resp: httpx.Response, what: str, refusals: dict[int, str]) -> dict[str, Any]:
+    """The token service's JSON answer (closed after reading); ``refusals``: the line to raise
+    for a status that means the credentials were refused, by status."""
+    try:
+        if resp.status_code in refusals:
+            raise FetchError(refusals[resp.status_code])
+        if resp.status_code != 200:
+            raise FetchError(f"{what}: the token service answered {status_text(resp)}")
+        data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
+    finally:
+        resp.close()
+    return data if isinstance(data, dict) else {}
 
 
 class RegistryClient:
@@ -213,18 +227,11 @@ class RegistryClient:
 
     def _token(self, url: str, headers: dict[str, str], what: str, creds: Credentials | None) -> str:
         resp = self._send("GET", url, what=f"{what}: token service", headers=headers, authenticate=False)
-        try:
-            if resp.status_code in (401, 403):
-                if creds is not None:
-                    raise FetchError(f"{what}: the token service refused the credentials of user {creds.user!r} "
-                                     f"from {creds.origin} ({resp.status_code})")
-                raise FetchError(f"{what}: the token service refused an anonymous token ({resp.status_code})")
-            if resp.status_code != 200:
-                raise FetchError(f"{what}: the token service answered {status_text(resp)}")
-            data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
-        finally:
-            resp.close()
-        token = data.get("token") or data.get("access_token") if isinstance(data, dict) else None
+        refused = (f"the credentials of user {creds.user!r} from {creds.origin}" if creds is not None
+                   else "an anonymous token")
+        data = _token_answer(resp, what, {code: f"{what}: the token service refused {refused} ({code})"
+                                          for code in (401, 403)})
+        token = data.get("token") or data.get("access_token")
         if not isinstance(token, str) or not token:
             raise FetchError(f"{what}: the token service answered without a token")
         return token
@@ -238,21 +245,15 @@ class RegistryClient:
                           "service": service, "scope": " ".join(scopes), "client_id": OAUTH_CLIENT_ID})
         resp = self._send("POST", realm, what=f"{what}: token service", authenticate=False, content=form.encode(),
                           headers={"Content-Type": "application/x-www-form-urlencoded"})
-        try:
-            if resp.status_code in (400, 401, 403):  # 400: OAuth2's invalid_grant
-                raise FetchError(f"{what}: the token service refused {creds.describe()} ({resp.status_code})")
-            if resp.status_code in (404, 405):
-                raise FetchError(f"{what}: the token service {realm} does not take identity tokens "
-                                 f"(its OAuth2 POST answered {status_text(resp)})")
-            if resp.status_code != 200:
-                raise FetchError(f"{what}: the token service answered {status_text(resp)}")
-            data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
-        finally:
-            resp.close()
-        token = data.get("access_token") or data.get("token") if isinstance(data, dict) else None
+        refusals = {code: f"{what}: the token service refused {creds.describe()} ({code})"
+                    for code in (400, 401, 403)}  # 400: OAuth2's invalid_grant
+        refusals.update({code: f"{what}: the token service {realm} does not take identity tokens (its OAuth2 "
+                               f"POST answered {status_text(resp)})" for code in (404, 405)})
+        data = _token_answer(resp, what, refusals)
+        token = data.get("access_token") or data.get("token")
         if not isinstance(token, str) or not token:
             raise FetchError(f"{what}: the token service answered without an access_token")
-        refresh = data.get("refresh_token") if isinstance(data, dict) else None
+        refresh = data.get("refresh_token")
         if isinstance(refresh, str) and refresh and refresh != creds.identity_token:
             # a rotated refresh token: the next token of this pull is asked with it (kept in memory only)
             self.credentials = Credentials(creds.user, creds.password, creds.origin, refresh)
