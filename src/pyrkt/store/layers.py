@@ -157,8 +157,9 @@ class Unpacker:
         self.dirs: dict[str, Any] = {}  # path -> TarInfo of a dir member, applied at the end
         self.whiteouts: set[str] = set()
         self.implicit: set[str] = set()  # dirs the tar never listed (made as parents)
-        # parts -> the real dir resolve_dir found; forgotten whenever clear() removes anything
-        self.resolved: dict[tuple[str, ...], str] = {}
+        # (real dir, name) -> the real dir it holds under that name, as resolve_dir found it;
+        # forgotten whenever clear() removes anything
+        self.resolved: dict[tuple[str, str], str] = {}
 
     # -- members ---------------------------------------------------------------------------
 
@@ -284,23 +285,34 @@ class Unpacker:
     # -- paths -----------------------------------------------------------------------------
 
     def resolve_dir(self, parts: tuple[str, ...], member: str, *, create: bool = True) -> str:
-        """The real dir for ``parts`` inside the layer, following symlinks only while they stay inside."""
-        known = self.resolved.get(parts)
-        if known is not None:
-            return known
-        done: list[str] = []
-        todo = list(parts)
+        """The real dir for ``parts`` inside the layer, following symlinks only while they stay inside.
+
+        Each real dir met is remembered by (its parent's real path, its name), so once its
+        parents were seen a member costs one dict lookup per component: unpacking stays linear
+        in the size of the tar however deep its tree is.
+        """
+        cur = self.root
+        above: list[str] = []  # the real dirs above ``cur``, for ".."
+        names: list[str] = []  # the components that led to ``cur``, for errors and lower layers
+        todo = list(reversed(parts))  # popped from the end
         hops = 0
         while todo:
-            comp = todo.pop(0)
+            comp = todo.pop()
             if comp in ("", "."):
                 continue
             if comp == "..":
-                if not done:
+                if not above:
                     raise self.escape(member, parts)
-                done.pop()
+                cur = above.pop()
+                names.pop()
                 continue
-            path = os.path.join(self.root, *done, comp)
+            known = self.resolved.get((cur, comp))
+            if known is not None:
+                above.append(cur)
+                names.append(comp)
+                cur = known
+                continue
+            path = f"{cur}/{comp}"
             self.settle(path)
             try:
                 st = os.lstat(path)
@@ -309,25 +321,27 @@ class Unpacker:
                     raise ImageError(f"layer {self.layer}: member {member!r} refers to {'/'.join(parts)!r}, "
                                      "which is not in the layer") from None
                 os.mkdir(path, 0o755)
-                done.append(comp)
+                names.append(comp)
                 self.implicit.add(path)
-                self.implicit_dir(path, done)
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                done.append(comp)
+                self.implicit_dir(path, names)
+                st = None
+            if st is None or stat.S_ISDIR(st.st_mode):
+                self.resolved[(cur, comp)] = path
+                if st is not None:
+                    names.append(comp)
+                above.append(cur)
+                cur = path
             elif stat.S_ISLNK(st.st_mode):
                 hops += 1
                 target = os.readlink(path)
                 if target.startswith("/") or hops > MAX_SYMLINK_HOPS:
                     raise ImageError(f"layer {self.layer}: member {member!r} would be written through symlink "
-                                     f"{'/'.join([*done, comp])!r} -> {target!r}, outside the layer")
-                todo = target.split("/") + todo
+                                     f"{'/'.join([*names, comp])!r} -> {target!r}, outside the layer")
+                todo.extend(reversed(target.split("/")))
             else:
-                raise ImageError(f"layer {self.layer}: member {member!r}: {'/'.join([*done, comp])!r} "
+                raise ImageError(f"layer {self.layer}: member {member!r}: {'/'.join([*names, comp])!r} "
                                  "is not a directory")
-        resolved = os.path.join(self.root, *done)
-        self.resolved[parts] = resolved
-        return resolved
+        return cur
 
     def escape(self, member: str, parts: tuple[str, ...]) -> ImageError:
         return ImageError(f"layer {self.layer}: member {member!r} would be written through a symlink "
@@ -438,12 +452,13 @@ def write_all(fd: int, data: bytes) -> None:
 
 def file_tree_size(path: Path) -> int:
     """Bytes of the regular files under ``path`` (hardlinks counted once)."""
+    from pyrkt.kernel.trees import walk
+
     seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
+    for entry in walk(path):
+        st = entry.st
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
     return total
