@@ -180,11 +180,11 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
 
 def _remove_entry(pfd: int, name: str, path: str) -> None:
     outside = _Levels(os.path.dirname(path) or ".", _Level(pfd, os.fstat(pfd), [], "", ""))
-    if _unlink(outside, pfd, name):
+    if _unlink(outside, pfd, name, inside=False):
         return
     fd = _open_dir(outside, pfd, name)
     if fd is None:  # not a dir after all
-        _unlink(outside, pfd, name)
+        _unlink(outside, pfd, name, inside=False)
         return
     try:
         st = os.fstat(fd)
@@ -198,7 +198,7 @@ def _remove_entry(pfd: int, name: str, path: str) -> None:
         raise KernelError("remove", e.errno or errno.EIO, levels.shown()) from None
     finally:
         levels.close()
-    _unlink(outside, pfd, name, rmdir=True)
+    _unlink(outside, pfd, name, rmdir=True, inside=False)
 
 
 def _empty(levels: _Levels, dev: int) -> None:
@@ -230,8 +230,11 @@ def _empty(levels: _Levels, dev: int) -> None:
         _unlink(levels, levels.current.fd, done.name, rmdir=True)
 
 
-def _unlink(levels: _Levels, dir_fd: int, name: str, *, rmdir: bool = False) -> bool:
-    """Remove the entry (``rmdir``: the empty dir) ``name``; False when it is a dir to empty first."""
+def _unlink(levels: _Levels, dir_fd: int, name: str, *, rmdir: bool = False, inside: bool = True) -> bool:
+    """Remove the entry (``rmdir``: the empty dir) ``name``; False when it is a dir to empty first.
+
+    ``inside``: ``dir_fd`` is a dir of the tree, which may be changed to let its entries go; the
+    parent of the tree's top is the caller's and is left as it is."""
     for attempt in (1, 2):
         try:
             if rmdir:
@@ -248,7 +251,8 @@ def _unlink(levels: _Levels, dir_fd: int, name: str, *, rmdir: bool = False) -> 
         except PermissionError as e:
             if attempt == 2:
                 raise KernelError("remove", e.errno or errno.EPERM, levels.shown(name)) from None
-            _make_writable(dir_fd)
+            if inside:
+                _make_writable(dir_fd)
             _unblock_entry(dir_fd, name)
     return False  # not reached
 

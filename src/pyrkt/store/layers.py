@@ -40,6 +40,7 @@ CHUNK = 1 << 20
 TAR_BUFSIZE = 256 << 10  # tarfile's read size: larger reads cost it a copy of the rest per header
 WRITER_THREADS = 2        # threads creating files beside the tar parsing
 QUEUED_FILE_MAX = 4 << 20  # a larger file is written by the parsing thread itself, streamed
+RECENT_DIRS = 64  # whole resolve_dir results kept (keys are tuples as long as the path is deep)
 
 
 class LayerStore:
@@ -157,9 +158,10 @@ class Unpacker:
         self.dirs: dict[str, Any] = {}  # path -> TarInfo of a dir member, applied at the end
         self.whiteouts: set[str] = set()
         self.implicit: set[str] = set()  # dirs the tar never listed (made as parents)
-        # (real dir, name) -> the real dir it holds under that name, as resolve_dir found it;
-        # forgotten whenever clear() removes anything
+        # (real dir, name) -> the real dir it holds under that name, and the last parts ->
+        # real dir results, as resolve_dir found them; forgotten whenever clear() removes anything
         self.resolved: dict[tuple[str, str], str] = {}
+        self.recent: dict[tuple[str, ...], str] = {}
 
     # -- members ---------------------------------------------------------------------------
 
@@ -287,29 +289,30 @@ class Unpacker:
     def resolve_dir(self, parts: tuple[str, ...], member: str, *, create: bool = True) -> str:
         """The real dir for ``parts`` inside the layer, following symlinks only while they stay inside.
 
-        Each real dir met is remembered by (its parent's real path, its name), so once its
-        parents were seen a member costs one dict lookup per component: unpacking stays linear
-        in the size of the tar however deep its tree is.
+        Each real dir met is remembered by (its parent's real path, its name), and the last few
+        results whole: a member whose parent dir came just before it costs one lookup, any other
+        one lookup per component, so unpacking stays linear in the size of the tar however deep
+        its tree is. A real dir's path holds no symlink, so ``..`` is its lexical parent.
         """
-        cur = self.root
-        above: list[str] = []  # the real dirs above ``cur``, for ".."
-        names: list[str] = []  # the components that led to ``cur``, for errors and lower layers
-        todo = list(reversed(parts))  # popped from the end
+        known = self.recent.get(parts)
+        if known is not None:
+            return known
+        cur, todo = self.root, list(reversed(parts))  # popped from the end
+        start = self.recent.get(parts[:-1]) if len(parts) > 1 else None
+        if start is not None:
+            cur, todo = start, [parts[-1]]
         hops = 0
         while todo:
             comp = todo.pop()
             if comp in ("", "."):
                 continue
             if comp == "..":
-                if not above:
+                if cur == self.root:
                     raise self.escape(member, parts)
-                cur = above.pop()
-                names.pop()
+                cur = cur[:cur.rfind("/")]
                 continue
             known = self.resolved.get((cur, comp))
             if known is not None:
-                above.append(cur)
-                names.append(comp)
                 cur = known
                 continue
             path = f"{cur}/{comp}"
@@ -321,27 +324,29 @@ class Unpacker:
                     raise ImageError(f"layer {self.layer}: member {member!r} refers to {'/'.join(parts)!r}, "
                                      "which is not in the layer") from None
                 os.mkdir(path, 0o755)
-                names.append(comp)
                 self.implicit.add(path)
-                self.implicit_dir(path, names)
+                self.implicit_dir(path, self.rel(path).split("/"))
                 st = None
             if st is None or stat.S_ISDIR(st.st_mode):
                 self.resolved[(cur, comp)] = path
-                if st is not None:
-                    names.append(comp)
-                above.append(cur)
                 cur = path
             elif stat.S_ISLNK(st.st_mode):
                 hops += 1
                 target = os.readlink(path)
                 if target.startswith("/") or hops > MAX_SYMLINK_HOPS:
                     raise ImageError(f"layer {self.layer}: member {member!r} would be written through symlink "
-                                     f"{'/'.join([*names, comp])!r} -> {target!r}, outside the layer")
+                                     f"{self.rel(path)!r} -> {target!r}, outside the layer")
                 todo.extend(reversed(target.split("/")))
             else:
-                raise ImageError(f"layer {self.layer}: member {member!r}: {'/'.join([*names, comp])!r} "
-                                 "is not a directory")
+                raise ImageError(f"layer {self.layer}: member {member!r}: {self.rel(path)!r} is not a directory")
+        if len(self.recent) >= RECENT_DIRS:
+            self.recent.clear()
+        self.recent[parts] = cur
         return cur
+
+    def rel(self, path: str) -> str:
+        """``path`` (a real path in the layer) relative to the layer's root."""
+        return path[len(self.root) + 1:]
 
     def escape(self, member: str, parts: tuple[str, ...]) -> ImageError:
         return ImageError(f"layer {self.layer}: member {member!r} would be written through a symlink "
@@ -357,6 +362,7 @@ class Unpacker:
         if stat.S_ISDIR(st.st_mode) and kind == "dir":
             return False
         self.resolved.clear()  # what goes may be a dir or a symlink that some resolution went through
+        self.recent.clear()
         if stat.S_ISDIR(st.st_mode):
             if self.writers is not None:
                 self.writers.drain()  # files may still be on their way into it
