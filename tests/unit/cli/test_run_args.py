@@ -52,3 +52,10 @@ def test_net_list_rejects_duplicates_and_host_with_others() -> None:
         parse_net("a,a")
     with pytest.raises(UsageError):
         parse_net("host,a")
+
+
+def test_readonly_rootfs_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(UsageError, match="--readonly-rootfs is not supported yet"):
+        parse("img", "--readonly-rootfs")
+    _, apps = parse("img", "--readonly-rootfs=false")
+    assert apps[0].readonly_rootfs is False
