@@ -74,9 +74,9 @@ def test_an_unprivileged_apps_1200_deep_dir_is_removed_by_rm_and_gc_with_the_oth
     assert mounts_under(base) == []
 
 
-def deep_image_layout(dest: Path, depth: int) -> str:
-    """An OCI layout whose one extra layer is ``depth`` nested dirs with a file at the bottom;
-    returns the bottom file's path in the image."""
+def deep_image_layout(dest: Path, depth: int, *, last: str = "") -> str:
+    """An OCI layout whose one extra layer is ``depth`` nested dirs with a file at the bottom,
+    then a file named ``last`` if given; returns the bottom file's path in the image."""
     spec: dict[str, bytes | Entry | None] = {}
     path = "deep"
     for _ in range(depth):
@@ -84,6 +84,8 @@ def deep_image_layout(dest: Path, depth: int) -> str:
         path += "/d"
     bottom = path.rsplit("/", 1)[0] + "/bottom"
     spec[bottom] = b"at the bottom\n"
+    if last:
+        spec[last] = b"x"
     build_oci_layout(dest, tag="1", extra_layers=[spec])
     return "/" + bottom
 
@@ -163,3 +165,12 @@ def test_a_deep_tree_an_interrupted_import_left_in_store_tmp_is_cleaned_by_the_n
     r = cli("run", "--net=none", "busybox:latest", timeout=120)
     assert (r.code, r.out) == (0, "ok\n"), r
     cli.collect_all()
+
+
+def test_an_import_refused_after_unpacking_a_deep_tree_leaves_nothing_in_the_store(base: Path) -> None:
+    cli = Cli(base / "data")
+    deep_image_layout(base / "bad", IMAGE_DEPTH, last="deep/../../etc/passwd")
+    r = cli("fetch", f"oci:{base / 'bad'}:1", timeout=120)
+    assert r.code == 254 and len(r.err.splitlines()) == 1 and "'..'" in r.err, r
+    assert store_leftovers(cli) == []
+    assert json.loads(cli("image", "list", "--format=json").out) == []
