@@ -171,7 +171,10 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
     parent, name = os.path.split(path)
     if name in ("", ".", ".."):
         raise InvalidState(f"refusing to remove {path!r}")
-    pfd = os.open(parent or ".", _DIR & ~os.O_NOFOLLOW)
+    try:
+        pfd = os.open(parent or ".", _DIR & ~os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
     try:
         _remove_entry(pfd, name, path)
     finally:

@@ -155,6 +155,7 @@ def test_a_symlink_given_as_the_tree_is_removed_not_followed(tmp_path: Path) -> 
 
 def test_a_missing_tree_is_a_no_op_and_a_file_is_unlinked(tmp_path: Path) -> None:
     trees.remove_tree(tmp_path / "nothing")
+    trees.remove_tree(tmp_path / "no" / "such" / "parent")
     (tmp_path / "file").write_text("x")
     trees.remove_tree(tmp_path / "file")
     assert os.listdir(tmp_path) == []
