@@ -1,4 +1,5 @@
-"""Deep trees from a hostile app or image never wedge gc, rm or the store.
+"""Deep trees from a hostile app or image never wedge gc, rm or the store, and a pod gc cannot
+delete is reported while the others go.
 
 An unprivileged app's 1200-deep dir in its /tmp once made every `gc` and `rm` raise
 RecursionError; a 1500-deep image took minutes to import and then broke every store command.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -72,6 +74,32 @@ def test_an_unprivileged_apps_1200_deep_dir_is_removed_by_rm_and_gc_with_the_oth
     finally:
         cli.collect_all()
     assert mounts_under(base) == []
+
+
+def test_gc_reports_a_pod_it_cannot_delete_on_one_line_collects_the_others_and_exits_0(base: Path) -> None:
+    cli = Cli(base / "data")
+    image = cli("fetch", make_image(base / "busybox")).out.strip().splitlines()[-1]
+    marked = run_saved(cli, image, base / "b.uuid", "--exec=/bin/true")
+    assert cli("gc", "--mark-only").code == 0  # -> exited-garbage/
+    exited = run_saved(cli, image, base / "c.uuid", "--exec=/bin/true")
+    prepared = cli("prepare", "--quiet", image, "--exec=/bin/true").out.strip()
+    stuck = cli.data_dir / "pods" / "exited-garbage"
+    subprocess.run(["chattr", "+i", str(stuck)], check=True)  # nothing can leave or enter it
+    try:
+        r = cli("gc", "--grace-period=0s", "--expire-prepared=0s")
+        assert (r.code, r.out) == (0, f'Garbage collecting pod "{prepared}"\n'), r
+        failed = [line for line in r.err.splitlines() if "not removed" in line]
+        assert sorted(failed) == sorted([
+            f'pyrkt: pod "{exited}" not removed: cannot move {cli.data_dir}/pods/run/{exited} to exited-garbage/: '
+            "Operation not permitted",
+            f'pyrkt: pod "{marked}" not removed: remove: {stuck}/{marked}: Operation not permitted',
+        ]), r
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    r = cli("gc", "--grace-period=0s")
+    assert r.code == 0 and sorted(r.out.splitlines()) == sorted(
+        f'Garbage collecting pod "{u}"' for u in (marked, exited)), r
+    assert uuids_in(cli, "run", "prepared", "exited-garbage", "garbage") == set()
 
 
 def deep_image_layout(dest: Path, depth: int, *, last: str = "") -> str:
