@@ -111,3 +111,76 @@ def test_insecure_paths_leaves_proc_as_the_kernel_shows_it(env: tuple[Cli, str])
     options = mount_options(out[:sep])
     assert not [p for p in (*READ_ONLY, *MASKED) if p in options]
     assert int(out[sep + 1]) > 0
+
+
+def pods_on_disk(cli: Cli) -> dict[str, list[str]]:
+    pods = cli.data_dir / "pods"
+    return {d: sorted(os.listdir(pods / d)) for d in os.listdir(pods)}
+
+
+def test_sysctl_flag_sets_namespaced_sysctls_in_the_pod_only(env: tuple[Cli, str],
+                                                             host_sysctls_kept: dict[str, str]) -> None:
+    cli, image = env
+    host_shmmni = read_host("kernel/shmmni")
+    wanted_shmmni = str(int(host_shmmni) - 1)
+    out = pod_output(cli, image, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni; "
+                     "(echo 5 > /proc/sys/net/ipv4/ip_unprivileged_port_start) 2>&1; true",
+                     "--sysctl=net.ipv4.ip_unprivileged_port_start=0", f"--sysctl=kernel/shmmni={wanted_shmmni}")
+    assert out[:2] == ["0", wanted_shmmni]
+    assert "Read-only file system" in out[2]  # the app itself still cannot change it
+    assert UNPRIVILEGED_PORT.read_text().strip() == host_sysctls_kept["net/ipv4/ip_unprivileged_port_start"]
+    assert read_host("kernel/shmmni") == host_shmmni
+
+
+def test_prepared_pod_keeps_its_sysctls_and_run_prepared_may_override_them(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("prepare", "--quiet", "--sysctl=net.ipv4.ip_unprivileged_port_start=80", "--sysctl=fs.mqueue.queues_max=64",
+            image, "--exec=/bin/sh", "--", "-c",
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/fs/mqueue/queues_max")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    r = cli("run-prepared", "--net=host", uuid)  # the prepared net.* key needs the pod's own network
+    assert r.code == 254 and "--net=host" in r.err and len(r.err.splitlines()) == 1, r
+    assert cli.status(uuid)["state"] == "prepared"
+    r = cli("run-prepared", "--net=none", "--sysctl=fs.mqueue.queues_max=65", uuid)
+    assert r.code == 0, r
+    assert r.out.splitlines() == ["80", "65"]
+
+
+@pytest.mark.parametrize("flags, words", [
+    (("--sysctl=vm.swappiness=61",), "vm.swappiness: not a sysctl of the pod's own namespaces"),
+    (("--sysctl=kernel.randomize_va_space=0",), "kernel.randomize_va_space"),
+    (("--sysctl=net/../vm/swappiness=61",), "invalid --sysctl key 'net/../vm/swappiness'"),
+    (("--sysctl=kernel.hostname=x",), "--hostname"),
+    (("--net=host", "--sysctl=net.ipv4.ip_unprivileged_port_start=0"), "net.ipv4.ip_unprivileged_port_start"),
+    (("--ipc=parent", "--sysctl=kernel.shmmni=100"), "kernel.shmmni"),
+    (("--stage1-name=fly", "--sysctl=net.ipv4.ip_unprivileged_port_start=0"), "fly flavor"),
+])
+def test_sysctls_a_pod_may_not_own_are_refused_before_anything_is_prepared(
+        env: tuple[Cli, str], host_sysctls_kept: dict[str, str], flags: tuple[str, ...], words: str) -> None:
+    cli, image = env
+    before = pods_on_disk(cli)
+    net = [] if any(f.startswith("--net") for f in flags) else ["--net=none"]
+    r = cli("run", *net, *flags, image)
+    assert r.code == 254, r
+    assert r.err.startswith("pyrkt: ") and words in r.err and len(r.err.splitlines()) == 1, r
+    r = cli("prepare", *[f for f in flags if not f.startswith(("--net", "--ipc"))], image)
+    if not any(f.startswith(("--net", "--ipc")) for f in flags):  # prepare cannot know the pod's namespaces
+        assert r.code == 254 and words in r.err, r
+    else:
+        assert r.code == 0, r
+        assert cli("rm", r.out.strip()).code == 0
+    assert pods_on_disk(cli) == before
+
+
+def test_sysctl_the_kernel_refuses_fails_the_pod_start_naming_it(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    cli("gc", "--grace-period=0s")
+    before = pods_on_disk(cli)
+    for flag, words in (("--sysctl=net.ipv4.no_such_sysctl=1", "net.ipv4.no_such_sysctl"),
+                        ("--sysctl=net.ipv4.ip_unprivileged_port_start=many", "net.ipv4.ip_unprivileged_port_start")):
+        r = cli("run", "--net=none", flag, image)
+        assert r.code == 254, r
+        assert r.err.startswith("pyrkt: ") and words in r.err and len(r.err.splitlines()) == 1, r
+    assert pods_on_disk(cli) == before
+    assert cli("run", "--net=none", image).code == 0  # and pods still run

@@ -26,6 +26,8 @@ class FlyFlavor:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
         if config.interactive:
             raise UsageError("the fly flavor does not support --interactive")
+        if config.extra.get("sysctls"):
+            raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
         layers = jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.app_layers(name))))
