@@ -65,3 +65,10 @@ def test_sysctl_is_a_pod_flag_of_run_prepare_and_run_prepared() -> None:
     assert values["sysctl"] == ["fs.mqueue.msg_max=5"]
     values, rest = FlagSet(run_prepared.FLAGS).parse(["--sysctl=net.ipv4.ip_forward=0", "UUID"])
     assert run_options(values).sysctl == ["net.ipv4.ip_forward=0"] and rest == ["UUID"]
+
+
+def test_readonly_rootfs_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(UsageError, match="--readonly-rootfs is not supported yet"):
+        parse("img", "--readonly-rootfs")
+    _, apps = parse("img", "--readonly-rootfs=false")
+    assert apps[0].readonly_rootfs is False
