@@ -1,7 +1,8 @@
 """Hostile local images through the installed CLI: OCI layouts whose files are links out of the
-layout (to a fake credentials file, to /etc/shadow) or FIFOs, and garbage archives. Each case
-fails with one line (exit 254) that quotes nothing of the file, and the store works afterwards.
-Needs root (device nodes, /etc/shadow)."""
+layout (to a fake credentials file, to /etc/shadow) or FIFOs, garbage archives, and images
+whose setuid files and device nodes `image extract`/`render` must not hand to local users.
+Each case fails with one line (exit 254) that quotes nothing of the file, and the store works
+afterwards. Needs root (device nodes in layers, /etc/shadow)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import stat
+import subprocess
 import sys
 import tarfile
 import time
@@ -23,7 +25,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.conftest import Pyrkt, Result  # noqa: E402
-from tests.support.images import build_docker_archive, build_oci_archive, build_oci_layout  # noqa: E402
+from tests.support.images import (  # noqa: E402
+    Entry,
+    build_docker_archive,
+    build_oci_archive,
+    build_oci_layout,
+    layer_tar,
+)
 
 SECRET = "pyrkt-test-secret-7f3a9c"
 CREDENTIALS = json.dumps({"auths": {"registry.example": {"auth": SECRET}}}).encode()
@@ -218,3 +226,73 @@ def test_good_archives_still_fetch(pyrkt: Pyrkt, tmp_path: Path) -> None:
     """The checks above refuse nothing a real `docker save` or OCI archive holds."""
     pyrkt("fetch", f"oci-archive:{build_oci_archive(tmp_path / 'o.tar', tag='1.0')}", check=True)
     pyrkt("fetch", f"docker-archive:{build_docker_archive(tmp_path / 'd.tar', repo_tag='example/d:1')}", check=True)
+
+
+# -- image extract / render: nothing a local user could use --------------------------------------
+
+CAP_NET_RAW = bytes([1, 0, 0, 2, 0, 0x20, 0, 0]) + bytes(12)  # vfs_cap_data v2, effective, cap_net_raw
+SPECIAL_LAYERS = [
+    {"etc/hidden": b"lower", "srv/old/": Entry.dir()},
+    layer_tar([
+        ("usr/", Entry.dir()), ("usr/bin/", Entry.dir()),
+        ("usr/bin/su", Entry.file(b"#!/bin/sh\n", 0o4755)),
+        ("usr/bin/wall", Entry.file(b"#!/bin/sh\n", 0o2755)),
+        ("usr/bin/ping", Entry.file(b"#!/bin/sh\n", 0o755,
+                                    xattrs={"security.capability": CAP_NET_RAW.decode("latin-1")})),
+        ("srv/", Entry.dir()), ("srv/shared/", Entry.dir(0o2775)),
+        ("dev/", Entry.dir()), ("dev/kmsg", Entry.char(1, 11)), ("dev/kmsg-again", Entry.hardlink("dev/kmsg")),
+        ("etc/", Entry.dir()), ("etc/.wh.hidden", Entry.file(b"")), ("srv/.wh.old", Entry.file(b"")),
+    ]),
+]
+
+
+def special_files(root: Path) -> list[str]:
+    """Devices (whiteouts included), setuid/setgid files and files with capabilities under root."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            rel = os.path.relpath(path, root)
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                found.append(f"device {rel}")
+            elif stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+                found.append(f"set-id {rel}")
+            if stat.S_ISREG(st.st_mode) and "security.capability" in os.listxattr(path):
+                found.append(f"caps {rel}")
+    return sorted(found)
+
+
+@pytest.mark.parametrize("command", ["extract", "render"])
+@pytest.mark.parametrize("rootfs_only", [False, True], ids=["dir", "rootfs-only"])
+def test_extract_and_render_leave_out_devices_and_set_id_bits_unless_keep_special(
+        pyrkt: Pyrkt, tmp_path: Path, command: str, rootfs_only: bool) -> None:
+    layout = build_oci_layout(tmp_path / "special", tag="1.0", extra_layers=SPECIAL_LAYERS)
+    pyrkt("fetch", f"oci:{layout}:1.0", check=True)
+    flags = ["--rootfs-only"] if rootfs_only else []
+
+    out = tmp_path / "out"
+    pyrkt("image", command, *flags, "special:1.0", str(out), check=True)
+    rootfs = out if rootfs_only else out / "rootfs"
+    assert stat.S_IMODE(os.lstat(out).st_mode) == 0o700
+    assert special_files(rootfs) == []
+    assert stat.S_IMODE(os.lstat(rootfs / "usr" / "bin" / "su").st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(rootfs / "usr" / "bin" / "wall").st_mode) == 0o755
+    assert stat.S_IMODE(os.lstat(rootfs / "srv" / "shared").st_mode) == 0o2775  # a dir's setgid is harmless
+    assert not os.path.lexists(rootfs / "dev" / "kmsg") and not os.path.lexists(rootfs / "dev" / "kmsg-again")
+    assert not os.path.lexists(rootfs / "etc" / "hidden") and not os.path.lexists(rootfs / "srv" / "old")
+
+    kept = tmp_path / "kept"
+    pyrkt("image", command, *flags, "--keep-special", "special:1.0", str(kept), check=True)
+    rootfs = kept if rootfs_only else kept / "rootfs"
+    assert stat.S_IMODE(os.lstat(kept).st_mode) == 0o700
+    assert special_files(rootfs) == ["caps usr/bin/ping", "device dev/kmsg", "device dev/kmsg-again",
+                                     "set-id usr/bin/su", "set-id usr/bin/wall"]
+    assert os.lstat(rootfs / "dev" / "kmsg").st_rdev == os.makedev(1, 11)
+    assert os.getxattr(rootfs / "usr" / "bin" / "ping", "security.capability") == CAP_NET_RAW
+    assert not os.path.lexists(rootfs / "etc" / "hidden")  # whiteouts are applied, never made
+
+    r = pyrkt("image", command, "special:1.0", str(out))
+    assert r.code == 254 and "exists (try --overwrite)" in r.err, r
+    assert "special:1.0" in pyrkt("image", "list", "--no-legend", "--fields=name", check=True).out
+    subprocess.run(["rm", "-rf", "--one-file-system", str(out), str(kept)], check=True)
