@@ -249,7 +249,8 @@ def _stage_whitelisted(imp: Any, store: Store, blob: str, deps: list[Image], whi
         below.append(path)
     own = imp.dir / "aci-rootfs"
     own.mkdir(mode=0o700)
-    unpack(imp.blob_path(blob), own, diff_id=blob, layer=blob, lowers=list(reversed(below)), aci=True)
+    unpack(imp.blob_path(blob), own, diff_id=blob, layer=blob, lowers=list(reversed(below)), aci=True,
+           budget=imp.budget)
     tar = imp.dir / "whitelisted.tar"
     with open(tar, "wb") as f:
         render_tar([*below, own], f, keep=Whitelist.of(whitelist))
