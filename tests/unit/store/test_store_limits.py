@@ -15,9 +15,9 @@ from pyrkt.store.layers import unpack
 from pyrkt.store.limits import (
     DEFAULT_MAX_IMPORT_BYTES,
     GiB,
-    MiB,
     ImportBudget,
     ImportLimits,
+    MiB,
     format_bytes,
     parse_store_config,
     read_import_limits,
