@@ -214,20 +214,24 @@ def test_a_terabyte_sparse_file_within_the_limit_takes_only_its_data(tmp_path: P
 # -- the free-space reserve ------------------------------------------------------------------
 
 
-def test_an_import_stops_before_the_reserve_of_a_small_filesystem(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reserve", ["default", "none"])
+def test_an_import_stops_before_the_reserve_of_a_small_filesystem(tmp_path: Path, reserve: str) -> None:
     """A 128 MiB tmpfs as the data dir (reserve: 5 %, 6.4 MiB) and a layer of 200 MiB of 'A's
-    within the default limit: stopped with free space left, and cleaned up."""
+    within the default limit: stopped with free space left, and cleaned up. With no reserve
+    (minFreeBytes 0) the filesystem fills: that is one line too, and cleaned up as well."""
     mnt = tmp_path / "small"
     mnt.mkdir()
+    if reserve == "none":
+        store_config(tmp_path / "etc", minFreeBytes=0)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128m,mode=0700", "tmpfs", str(mnt)], check=True)
     try:
         cli = Cli(mnt / "data", [f"--local-config={tmp_path / 'etc'}", f"--system-config={tmp_path / 'lib'}"])
         layer = bomb_layer([(f"a/{i:02d}", 8 * MiB) for i in range(25)], "gzip", fill=b"A")
         layout = build_oci_layout(tmp_path / "big", extra_layers=[layer])
-        assert_refused_and_store_unchanged(
-            cli, tmp_path, f"oci:{layout}",
-            rf"pyrkt: image oci:.*: layer {layer.digest} would leave less than 6.4 MiB free on the filesystem "
-            rf"of {re.escape(str(mnt))}/data/store \(store setting minFreeBytes\)")
+        line = (rf"pyrkt: image oci:.*: layer {layer.digest} would leave less than 6.4 MiB free on the filesystem "
+                rf"of {re.escape(str(mnt))}/data/store \(store setting minFreeBytes\)" if reserve == "default" else
+                rf"pyrkt: layer {layer.digest}: no space left on the store's filesystem \(No space left on device\)")
+        assert_refused_and_store_unchanged(cli, tmp_path, f"oci:{layout}", line)
         st = os.statvfs(mnt)
         assert st.f_bavail * st.f_frsize > 100 * MiB  # all of it given back
         cli.collect_all()

@@ -14,6 +14,7 @@ charged to its ``ImportBudget`` (``store.limits``): the store's ``store.d`` sett
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from dataclasses import dataclass
@@ -90,8 +91,13 @@ class ImportSession:
             digest_hex(expected)  # refuse malformed digests before reading anything
             if self.has_blob(expected):
                 return expected
-        digest, n, path = self.store.blobs.stage(stream, self.dir, expected=expected, size=size, what=what,
-                                                 charge=self.budget.charge)
+        try:
+            digest, n, path = self.store.blobs.stage(stream, self.dir, expected=expected, size=size, what=what,
+                                                     charge=self.budget.charge)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ImageError(f"{what}: no space left on the store's filesystem ({e.strerror})") from None
         self.staged[digest] = path
         self.sizes[digest] = n
         return digest

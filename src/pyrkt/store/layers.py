@@ -34,7 +34,7 @@ from pyrkt.kernel.fs import set_xattr
 from pyrkt.store.decompress import open_decompressed
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
 from pyrkt.store.filewriters import FileWriters
-from pyrkt.store.limits import ChargedReader, ImportBudget
+from pyrkt.store.limits import ChargedStream, ImportBudget
 from pyrkt.store.members import MemberPlan, aci_member_path, plan_member
 from pyrkt.store.overlay import OPAQUE_XATTR
 from pyrkt.store.staging import remove_tree
@@ -112,7 +112,7 @@ def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, priv
     with open(blob, "rb") if isinstance(blob, Path) else contextlib.nullcontext(blob) as raw:
         stream = open_decompressed(raw, layer)
         if budget is not None:
-            stream = cast(IO[bytes], ChargedReader(stream, budget, f"layer {layer}"))
+            stream = cast(IO[bytes], ChargedStream(stream, budget, f"layer {layer}"))
         reader = HashingReader(stream)
         writers = FileWriters(writer_threads) if writer_threads > 0 else None
         unpacker = Unpacker(dest, layer=layer, privileged=privileged, lowers=lowers or [], aci=aci, writers=writers,

@@ -208,8 +208,9 @@ class ImportBudget:
             self._free.append(slot)
 
 
-class ChargedReader:
-    """A stream whose bytes are charged to a budget as they are read (a layer's tar stream)."""
+class ChargedStream:
+    """A stream whose bytes are charged to a budget as they are read (a layer's tar stream) or
+    before they are written (a tar an import makes)."""
 
     def __init__(self, raw: IO[bytes], budget: ImportBudget, what: str) -> None:
         self.raw = raw
@@ -220,3 +221,7 @@ class ChargedReader:
         data = self.raw.read(n)
         self.budget.charge(len(data), self.what)
         return data
+
+    def write(self, data: bytes) -> int:
+        self.budget.charge(len(data), self.what)
+        return self.raw.write(data)
