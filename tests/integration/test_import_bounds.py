@@ -166,6 +166,21 @@ def test_a_bomb_pulled_from_a_registry_stops_at_the_limit(cli: Cli, tmp_path: Pa
         registry.stop()
 
 
+def test_an_aci_download_that_never_ends_stops_at_the_limit(cli: Cli, tmp_path: Path) -> None:
+    """An http server sending 80 MiB as an ACI: the download itself is charged."""
+    from tests.support.webserver import Reply, WebServer
+
+    server = WebServer(tmp_path / "web", tls=False)
+    try:
+        server.routes["/big.aci"] = Reply(bytes(80 * MiB))
+        url = f"{server.base}/big.aci"
+        assert_refused_and_store_unchanged(
+            cli, tmp_path, url, rf"pyrkt: image {re.escape(url)}: the ACI download {LIMIT_LINE}",
+            "--insecure-options=http,image")
+    finally:
+        server.close()
+
+
 # -- GNU sparse files --------------------------------------------------------------------------
 
 needs_gnu_tar = pytest.mark.skipif(not have_gnu_tar(), reason="needs GNU tar to make sparse archives")
