@@ -241,3 +241,16 @@ def test_runs_tar_is_a_valid_tar_of_the_sizes_asked(tmp_path: Path) -> None:
     data = b"".join(runs_tar([("d/", 0), ("d/f", 1000)], fill=b"ab", head=[("h", b"head")]))
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         assert [(m.name, m.size) for m in tf] == [("h", 4), ("d", 0), ("d/f", 1000)]
+
+
+# -- what the kernel refuses ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "/".join(["d" * 200] * 25) + "/f"])
+def test_a_name_the_kernel_finds_too_long_is_one_line(tmp_path: Path, name: str) -> None:
+    tar = layer_tar([(name, Entry.file(b"x"))])
+    with pytest.raises(ImageError) as err:
+        unpack_blob(tmp_path, tar, sha256(tar), None)
+    message = str(err.value)
+    assert message.startswith(f"layer {BLOB}: member '{name[:80]}… ({len(name)} characters)' cannot be unpacked: ")
+    assert message.endswith("File name too long") and "\n" not in message
