@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError, NotFound
 from pyrkt.model.image import AppSpec, Image
@@ -235,6 +235,7 @@ def _stage_whitelisted(imp: Any, store: Store, blob: str, deps: list[Image], whi
     """Merge the dependencies' layers and the ACI's rootfs, keep what ``whitelist`` allows, and
     stage the result as one plain layer tar (blob and unpacked layer); returns its diff id."""
     from pyrkt.store.layers import unpack
+    from pyrkt.store.limits import ChargedStream
     from pyrkt.store.render import render_tar
     from pyrkt.store.squash import Whitelist
 
@@ -249,10 +250,12 @@ def _stage_whitelisted(imp: Any, store: Store, blob: str, deps: list[Image], whi
         below.append(path)
     own = imp.dir / "aci-rootfs"
     own.mkdir(mode=0o700)
-    unpack(imp.blob_path(blob), own, diff_id=blob, layer=blob, lowers=list(reversed(below)), aci=True)
+    unpack(imp.blob_path(blob), own, diff_id=blob, layer=blob, lowers=list(reversed(below)), aci=True,
+           budget=imp.budget)
     tar = imp.dir / "whitelisted.tar"
     with open(tar, "wb") as f:
-        render_tar([*below, own], f, keep=Whitelist.of(whitelist))
+        out = ChargedStream(f, imp.budget, f"{where}: rootfs filtered by its pathWhitelist")
+        render_tar([*below, own], cast(IO[bytes], out), keep=Whitelist.of(whitelist))
     with open(tar, "rb") as f:
         digest: str = imp.add_blob(f, expected=None, what=f"{where}: rootfs filtered by its pathWhitelist")
     tar.unlink()

@@ -34,7 +34,7 @@ SORT_KEYS = {"id": "id", "name": "name", "importtime": "import_time", "lastused"
 
 
 def open_store(config: Config) -> Store:
-    return Store.open(config.store_dir)
+    return Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
 
 
 def check_pull_policy(policy: str) -> str:

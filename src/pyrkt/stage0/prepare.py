@@ -159,7 +159,7 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     if not req.apps:
         raise UsageError("pod must contain at least one application")
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
-    store = Store.open(config.store_dir)
+    store = Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
