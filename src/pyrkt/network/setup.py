@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, PyrktError
 from pyrkt.kernel import fs
-from pyrkt.model import abi
+from pyrkt.model import abi, jsonio
 from pyrkt.network import cni, config, netns
 
 TYPE_CHECKING = False
@@ -121,7 +121,7 @@ def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
         if not name.endswith(".json"):
             continue
         try:
-            record = json.loads((net_dir / name).read_text())
+            record = jsonio.loads((net_dir / name).read_text())
         except (OSError, ValueError):
             os.unlink(net_dir / name)  # a record cut short before its first plugin ran
             continue
@@ -163,7 +163,7 @@ def first_dns(pod: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
         return None
     for name in names:
         try:
-            record = json.loads((net_dir / name).read_text())
+            record = jsonio.loads((net_dir / name).read_text())
         except (OSError, ValueError):
             continue
         block = cni.dns(record.get("result") or {})

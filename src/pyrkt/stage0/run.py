@@ -105,7 +105,6 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
     pod = Pod.find(config.pods_dir, uuid)
@@ -114,7 +113,7 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        check_ports(bool(PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST)))).ports), opts)
+        check_ports(bool(PodManifest.from_json(fs.read_json(pod.file(abi.POD_MANIFEST))).ports), opts)
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()
@@ -146,11 +145,10 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
 
 def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
-    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
     try:
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}

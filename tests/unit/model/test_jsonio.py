@@ -49,3 +49,23 @@ def test_dumps_refuses_what_json_cannot_encode() -> None:
         loop: list[object] = []
         loop.append(loop)
         jsonio.dumps(loop)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("doc", [nested(200_000), '{"a": ' * 200_000 + "1" + "}" * 200_000,
+                                 nested(jsonio.MAX_DEPTH + 1), '{"a": [' + nested(jsonio.MAX_DEPTH) + "]}"])
+def test_nesting_deeper_than_the_bound_is_a_value_error_not_a_recursion_error(doc: str) -> None:
+    with pytest.raises(jsonio.TooDeep, match=f"nested more than {jsonio.MAX_DEPTH} levels deep"):
+        jsonio.loads(doc)
+    assert issubclass(jsonio.TooDeep, ValueError)  # every reader that handles bad JSON handles it
+
+
+def test_nesting_up_to_the_bound_parses_and_pretty_prints() -> None:
+    doc = nested(jsonio.MAX_DEPTH)
+    assert jsonio.loads(doc) == json.loads(doc)
+    assert jsonio.loads(jsonio.dumps(jsonio.loads(doc), indent=4)) == json.loads(doc)
+    wide = "[" + ", ".join(["[1]"] * 5000) + "]"  # many brackets, little depth
+    assert jsonio.loads(wide) == json.loads(wide)
