@@ -10,7 +10,7 @@ import os
 import sys
 
 from pyrkt.cli.flags import Flag, FlagSet
-from pyrkt.config import Config, parse_insecure_options
+from pyrkt.config import Config, check_data_dir, parse_insecure_options
 from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
 from pyrkt.model.values import Value, field
 
@@ -97,7 +97,7 @@ def config_from_flags(values: dict[str, Any]) -> Config:
     for text in values["insecure_options"]:
         insecure |= parse_insecure_options(text)
     return Config(
-        data_dir=os.path.abspath(values["dir"]),
+        data_dir=check_data_dir(values["dir"]),
         local_config=values["local_config"],
         system_config=values["system_config"],
         user_config=values["user_config"] if values["user_config"] else None,
@@ -110,7 +110,7 @@ def config_from_flags(values: dict[str, Any]) -> Config:
 def merge_config(config: Config, changed: dict[str, Any]) -> Config:
     updates: dict[str, Any] = {}
     if "dir" in changed:
-        updates["data_dir"] = os.path.abspath(changed["dir"])
+        updates["data_dir"] = check_data_dir(changed["dir"])
     if "local_config" in changed:
         updates["local_config"] = changed["local_config"]
     if "system_config" in changed:

@@ -33,7 +33,12 @@ PULL_POLICIES = ("never", "new", "update")
 SORT_KEYS = {"id": "id", "name": "name", "importtime": "import_time", "lastused": "last_used", "size": "size"}
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config, *, write: bool = False) -> Store:
+    """The store; ``write``: one that will be written (a read-only data dir is refused first)."""
+    if write:
+        from pyrkt.config import check_writable
+
+        check_writable(config.data_dir)
     return Store.open(config.store_dir)
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.config import Config
+from pyrkt.config import Config, check_writable
 from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi
+from pyrkt.model.names import check_hostname
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
@@ -61,6 +62,8 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
+    if opts.hostname:
+        check_hostname(opts.hostname)
     dns_extra(opts)  # bad --dns*/--hosts-entry values fail before any work
     names = [n.split(":", 1)[0] for n in opts.net]
     if name == "default" and names not in (["host"], ["none"]):
@@ -107,6 +110,7 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     check_options(config, opts)
     from pyrkt.model.pod import PodManifest
 
+    check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")

@@ -19,13 +19,13 @@ FLAGS = [
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    from pyrkt.cli.durations import format_duration, parse_duration
+    from pyrkt.cli.durations import format_duration, parse_period
     from pyrkt.stage0.images import gc_images, open_store
 
     values, rest = ctx.parse(FLAGS, args)
     if rest:
         raise UsageError(f"image gc takes no arguments (got {rest[0]!r})")
-    grace = parse_duration(values["grace_period"])
+    grace = parse_period(values["grace_period"], "grace-period")
     ctx.require_root()
     store = open_store(ctx.config)
     try:
