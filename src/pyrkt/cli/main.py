@@ -10,6 +10,7 @@ import os
 import sys
 
 from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.cli.output import printable
 from pyrkt.config import Config, check_data_dir, parse_insecure_options
 from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
 from pyrkt.model.values import Value, field
@@ -68,10 +69,10 @@ class Context(Value, frozen=False):
 
     def debug(self, message: str) -> None:
         if self.config.debug:
-            self.stderr.write(f"pyrkt: {message}\n")
+            self.stderr.write(f"pyrkt: {printable(message)}\n")
 
     def warn(self, message: str) -> None:
-        self.stderr.write(f"pyrkt: {message}\n")
+        self.stderr.write(f"pyrkt: {printable(message)}\n")
 
     def require_root(self) -> None:
         if os.geteuid() != 0:
@@ -192,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(args, sys.stdout, sys.stderr)
     except PyrktError as err:
         sys.stdout.flush()
-        sys.stderr.write(f"pyrkt: {err}\n")
-        if err.hint and "--debug" in args:  # the error itself stays one line
-            sys.stderr.write(f"pyrkt: hint: {err.hint}\n")
+        sys.stderr.write(f"pyrkt: {printable(str(err))}\n")  # one line, whatever it quotes
+        if err.hint and "--debug" in args:
+            sys.stderr.write(f"pyrkt: hint: {printable(err.hint)}\n")
         return EXIT_CODE
     except KeyboardInterrupt:
         return 130

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
+from pyrkt.cli.output import printable
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -34,9 +35,9 @@ def run(ctx: Context, args: list[str]) -> int:
         store.close()
     err = ctx.stderr
     for rec in done.kept_in_use:
-        err.write(f'image gc: image "{rec.id}" ("{rec.display_name}") not removed: a pod uses it\n')
+        err.write(f'image gc: image "{rec.id}" ("{printable(rec.display_name)}") not removed: a pod uses it\n')
     for rec in done.removed:
-        ctx.stdout.write(f'successfully removed image: "{rec.id}" ("{rec.display_name}")\n')
+        ctx.stdout.write(f'successfully removed image: "{rec.id}" ("{printable(rec.display_name)}")\n')
     if done.removed:
         ctx.stdout.write(f"{len(done.removed)} image(s) successfully removed\n")
     if done.layers or done.blobs:
