@@ -330,7 +330,7 @@ class DefaultFlavor:
 
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
-        config = abi.RuntimeConfig.from_json(fs.read_file(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
+        config = abi.RuntimeConfig.from_dict(fs.read_json(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
         manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
         ra = manifest.app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
