@@ -65,19 +65,31 @@ def loads(text: str | bytes) -> Any:
         text = text.decode("utf-8-sig" if text[:3] == b"\xef\xbb\xbf" else "utf-8")
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scan(text, start)
-    except StopIteration as e:
-        raise _error("Expecting value", text, e.value) from None
-    except RecursionError:
-        raise TooDeep() from None
-    finally:
-        _Context.memo.clear()
+        value, end = _scan_value(text, start)
+    except SystemError:
+        # The scanner raises its errors as json.decoder.JSONDecodeError, which it finds only
+        # once the json package is imported (it is not, on purpose): import it and scan again
+        # to raise the real error.
+        import json.decoder  # noqa: F401
+
+        value, end = _scan_value(text, start)
     rest = text[end:]
     if rest.strip(_WHITESPACE):
         raise _error("Extra data", text, end + len(rest) - len(rest.lstrip(_WHITESPACE)))
     if text.count("[") + text.count("{") > MAX_DEPTH:  # fewer brackets cannot nest deeper
         _check_depth(value)
     return value
+
+
+def _scan_value(text: str, start: int) -> tuple[Any, int]:
+    try:
+        return _scan(text, start)  # type: ignore[no-any-return]
+    except StopIteration as e:
+        raise _error("Expecting value", text, e.value) from None
+    except RecursionError:
+        raise TooDeep() from None
+    finally:
+        _Context.memo.clear()
 
 
 def _check_depth(value: Any) -> None:
