@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from tests.integration.pods import Cli, make_image, mounts_under
-from tests.integration.test_network_teardown import host_state, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts, pods and CNI need root")
 
@@ -105,18 +104,34 @@ def test_an_invalid_hostname_is_refused_before_anything_runs(stored: tuple[Cli, 
     assert sorted(p.name for p in (cli.data_dir / "pods").glob("*/*")) == before
 
 
+def traces_of(uuid: str) -> list[str]:
+    """What a pod's networks could leave on the host, found by its UUID (other tests may run
+    pods meanwhile): its netns file or mount, iptables rules, IPAM reservations."""
+    found = [f"netns {p}" for p in Path("/run/pyrkt/netns").glob(f"*{uuid}*")]
+    found += [f"mount {ln.split()[1]}" for ln in Path("/proc/self/mounts").read_text().splitlines() if uuid in ln]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    found += [f"rule {ln}" for ln in rules.splitlines() if uuid in ln]
+    for p in Path("/var/lib/cni/networks").glob("*/*"):
+        try:
+            if uuid in p.read_text():
+                found.append(f"reservation {p}")
+        except OSError:
+            continue  # released meanwhile
+    return found
+
+
 def test_cni_args_the_plugin_refuses_fail_run_in_one_line_and_gc_collects_the_pod(
-        net_env: tuple[Cli, str, Path]) -> None:
+        net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     cli, image, _ = net_env
-    before = host_state()
-    r = cli("run", "--net=default:IP=999.1.1.1", image, "--exec=/bin/true")
+    r = cli("run", f"--uuid-file-save={tmp_path}/uuid", "--net=default:IP=999.1.1.1", image, "--exec=/bin/true")
     assert (r.code, r.out) == (254, ""), r
     assert r.err.count("\n") == 1 and r.err.startswith("pyrkt: network 'default': plugin 'ptp' failed on ADD: ")
     assert "999.1.1.1" in r.err
+    uuid = (tmp_path / "uuid").read_text().strip()
     r = cli("gc", "--grace-period=0s")
     assert r.code == 0 and "not removed" not in r.err, r
-    assert not any((cli.data_dir / "pods").glob("*/*"))
-    assert wait_for(lambda: host_state() == before), (before, host_state())
+    assert not list((cli.data_dir / "pods").glob(f"*/{uuid}"))
+    assert traces_of(uuid) == []
     r = cli("run", "--net=default", image, "--exec=/bin/true")  # the network still works
     assert r.code == 0, r
 
