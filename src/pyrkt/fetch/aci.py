@@ -20,7 +20,6 @@ its dependencies and whitelist (the reverse of ``pyrkt.store.aci.image_manifest`
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError, NotFound
+from pyrkt.model import jsonio
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.values import Value
 from pyrkt.store import Store
@@ -475,7 +475,7 @@ def parse_manifest(data: bytes, *, image_id: str, diff_id: str, where: str) -> A
     """The ImageManifest's image (one layer, ``diff_id``), dependencies and pathWhitelist;
     ImageError when anything is invalid."""
     try:
-        m = json.loads(data)
+        m = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ImageError(f"{where}: the ACI manifest is not valid JSON: {e}") from None
     if not isinstance(m, dict):

@@ -33,7 +33,12 @@ PULL_POLICIES = ("never", "new", "update")
 SORT_KEYS = {"id": "id", "name": "name", "importtime": "import_time", "lastused": "last_used", "size": "size"}
 
 
-def open_store(config: Config) -> Store:
+def open_store(config: Config, *, write: bool = False) -> Store:
+    """The store; ``write``: one that will be written (a read-only data dir is refused first)."""
+    if write:
+        from pyrkt.config import check_writable
+
+        check_writable(config.data_dir)
     return Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
 
 
@@ -184,9 +189,7 @@ def pods_in_use(config: Config, store: Store) -> InUse:
     """Images and layer dirs pods hold. An image counts while its pod may still run or be
     looked at (prepare, prepared, run, exited-garbage); a layer dir counts while any pod dir
     that lists it exists (a garbage pod may still have its overlay mounted)."""
-    import json
-
-    from pyrkt.model import abi
+    from pyrkt.model import abi, jsonio
     from pyrkt.pods.pod import Pod
     from pyrkt.pods.state import LOOKUP_ORDER, Dir
 
@@ -198,7 +201,7 @@ def pods_in_use(config: Config, store: Store) -> InUse:
         if pod.where in using_images:
             try:
                 with open(pod.file(abi.POD_MANIFEST)) as f:
-                    images.update(str(a["image"]["id"]) for a in json.load(f)["apps"])
+                    images.update(str(a["image"]["id"]) for a in jsonio.loads(f.read())["apps"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # not written yet (the apps' manifests below are written first) or gone
         try:
@@ -209,12 +212,12 @@ def pods_in_use(config: Config, store: Store) -> InUse:
             if pod.where in using_images:
                 try:
                     with open(pod.file(abi.app_manifest(app))) as f:
-                        images.add(str(json.load(f)["id"]))
+                        images.add(str(jsonio.loads(f.read())["id"]))
                 except (OSError, ValueError, KeyError, TypeError):
                     pass  # half-written by a prepare that died: its layers below still count
             try:
                 with open(pod.file(abi.app_layers(app))) as f:
-                    paths = json.load(f)
+                    paths = jsonio.loads(f.read())
             except (OSError, ValueError):
                 continue
             for p in paths if isinstance(paths, list) else ():

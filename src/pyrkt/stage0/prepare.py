@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.config import Config
+from pyrkt.config import Config, check_writable
 from pyrkt.errors import ImageError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
@@ -159,6 +159,7 @@ def prepare(config: Config, req: PodRequest) -> Pod:
     if not req.apps:
         raise UsageError("pod must contain at least one application")
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
+    check_writable(config.data_dir)
     store = Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.config import Config
+from pyrkt.config import Config, check_writable
 from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi
+from pyrkt.model.names import check_hostname
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
@@ -62,6 +63,8 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
+    if opts.hostname:
+        check_hostname(opts.hostname)
     dns_extra(opts)  # bad --dns*/--hosts-entry values fail before any work
     sysctl_extra(opts, name)  # and so do --sysctl values the pod may not set
     names = [n.split(":", 1)[0] for n in opts.net]
@@ -121,16 +124,16 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
+    check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(pod.file(abi.POD_MANIFEST)))
         check_ports(bool(manifest.ports), opts)
         if manifest.sysctls:  # the prepared pod's, then this command's
             opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
@@ -167,11 +170,10 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
 
 def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
-    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
     try:
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}
