@@ -17,7 +17,7 @@ import sys
 
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel import fs, mount, namespaces
-from pyrkt.model import abi, jsonio
+from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import rootfs
 from pyrkt.stage1.default import ETC_DIR, app_env, read_all, read_env, read_pid, wait_exit
@@ -77,14 +77,16 @@ class FlyFlavor:
     name = "fly"
 
     def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
         if len(manifest.apps) != 1:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
         if config.interactive:
             raise UsageError("the fly flavor does not support --interactive")
+        if config.extra.get("sysctls"):
+            raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
-        layers = jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.app_layers(name))))
+        layers = fs.read_json(os.path.join(pod_dir, abi.app_layers(name)))
         env = app_env(ra.app.environment, name)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
