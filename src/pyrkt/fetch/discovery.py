@@ -264,70 +264,45 @@ def _page(prefix: str, get: Get, allow_http: bool) -> tuple[str, bytes | None, s
 
 
 class Web:
-    """GETs for discovery pages and keys: redirects followed, TLS checked unless
+    """GETs for discovery pages and keys through the transport: each asked once (a page that
+    fails sends the walk one level up), redirects followed, TLS checked unless
     ``--insecure-options=tls``, no https -> http redirect unless ``http``, credentials from the
-    ``auth`` config on a 401."""
+    ``auth`` config on a 401. ``transport`` is for tests."""
 
-    def __init__(self, insecure: frozenset[str], config_dirs: Sequence[Path] = ()) -> None:
-        self.insecure = insecure
+    def __init__(self, insecure: frozenset[str], config_dirs: Sequence[Path] = (),
+                 transport: httpx.BaseTransport | None = None) -> None:
+        from pyrkt.fetch.transport import Transport
+
         self.config_dirs = tuple(config_dirs)
-        self._client: httpx.Client | None = None
+        self.web = Transport(insecure=insecure, transport=transport)
 
     def __enter__(self) -> Web:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            import ssl
-
-            import httpx
-
-            from pyrkt import __version__
-
-            verify: ssl.SSLContext | bool = False if "tls" in self.insecure else ssl.create_default_context()
-            self._client = httpx.Client(verify=verify, follow_redirects=True, timeout=httpx.Timeout(30.0, connect=15.0),
-                                        headers={"User-Agent": f"pyrkt/{__version__}"})
-        return self._client
+        self.web.close()
 
     def get(self, url: str) -> tuple[int, bytes]:
-        import httpx
+        """(status, body): the body of a 200 only, at most ``PAGE_LIMIT`` bytes."""
+        from pyrkt.fetch.transport import read_limited
 
+        resp = self.web.send("GET", url, what=url, retry=False, on_401=self._on_401)
         try:
-            status, body = self._get(url, {})
-            if status == 401:
-                headers = self._auth_headers(url)
-                if headers:
-                    status, body = self._get(url, headers)
-        except httpx.TransportError as e:
-            reason = "no answer in time" if isinstance(e, httpx.TimeoutException) else \
-                (str(e) or type(e).__name__).splitlines()[0]
-            raise FetchError(f"{url}: {reason}") from None
-        return status, body
-
-    def _get(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        with self._http().stream("GET", url, headers=headers) as resp:
-            if resp.url.scheme == "http" and "http" not in self.insecure:
-                raise FetchError(f"{url}: redirected to {resp.url}: plain http needs --insecure-options=http")
             if resp.status_code != 200:
                 return resp.status_code, b""
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > PAGE_LIMIT:
-                    raise FetchError(f"{url}: larger than {PAGE_LIMIT} bytes")
-            return 200, bytes(body)
+            return 200, read_limited(resp, what=url, limit=PAGE_LIMIT, too_large=f"larger than {PAGE_LIMIT} bytes")
+        finally:
+            resp.close()
 
-    def _auth_headers(self, url: str) -> dict[str, str]:
+    def _on_401(self, resp: httpx.Response) -> bool:
         """rkt's ``auth`` kind for the URL's host (with its port, if the URL has one)."""
-        from urllib.parse import urlsplit
-
         from pyrkt.fetch.auth import http_auth_headers
+        from pyrkt.fetch.transport import host_of
 
-        return http_auth_headers(self.config_dirs, urlsplit(url).netloc.rpartition("@")[2])
+        host = host_of(str(resp.request.url))
+        header = http_auth_headers(self.config_dirs, host).get("Authorization")
+        self.web.authorize(host, header)
+        return header is not None
 
 
 # -- keys --------------------------------------------------------------------------------------
