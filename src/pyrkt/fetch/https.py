@@ -56,21 +56,21 @@ def import_https(store: Store, url: str, *, source: str, options: FetchOptions,
     ``store`` as ``options.pull_policy`` says; returns the stored Image. ``check`` (discovery's
     name and label match) may refuse the image before anything is committed. ``client`` is for
     tests (one on a mock transport)."""
+    from pyrkt.fetch.policy import use_stored
+
     cache = RemoteCache(store.root)
     remote = cache.get(url)
     cached = _stored(store, remote)
-    policy = options.pull_policy
-    if policy == "never" and cached is None:
-        raise NotFound(f"image {url!r} not found in the store (pull policy never)")
-    if cached is not None and remote is not None and (policy in ("never", "new") or remote.is_fresh()):
-        return _checked(cached, check)
+    reuse = use_stored(options.pull_policy, cached, what=url, fresh=remote is not None and remote.is_fresh())
+    if reuse is not None:
+        return _checked(reuse, check)
 
     verify = "image" not in options.insecure
     sig_url = signature_url or url + ".asc"
     check_url(url, options.insecure)
     if verify:
         check_url(sig_url, options.insecure)
-    with client or HttpClient(insecure=options.insecure, config_dirs=options.config_dirs) as http, \
+    with client or HttpClient(insecure=options.insecure, config_dirs=options.dirs.paths()) as http, \
             store.begin_import(source) as staging:  # only its temp dir and lock: import_aci commits
         aci = staging.dir / "image.aci"
         etag = remote.etag if cached is not None and remote is not None else ""
@@ -120,10 +120,8 @@ def _import(store: Store, aci: Path, sig: Path, *, source: str, verify: bool, op
     from pyrkt.fetch.discovery import dependency_resolver
     from pyrkt.fetch.trust import SignatureError
 
-    dirs = options.config_dirs
     try:
-        return import_aci(store, aci, source=source, signature=sig, verify=verify,
-                          system_dir=dirs[0] if dirs else None, local_dir=dirs[1] if len(dirs) > 1 else None,
+        return import_aci(store, aci, source=source, signature=sig, verify=verify, dirs=options.dirs,
                           check=check, resolve_dependency=dependency_resolver(store, options))
     except SignatureError as e:
         message = e.message
