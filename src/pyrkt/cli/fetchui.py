@@ -37,11 +37,11 @@ class TerminalUI(FetchUI):
         self.ask_without_tty = ask_without_tty
 
     def progress(self) -> ProgressDisplay | None:
-        if self.quiet:
+        if self.quiet or not _is_tty(self.out):
             return None
         from pyrkt.fetch.progress import Progress
 
-        return Progress.for_stream(self.out)
+        return Progress(self.out)
 
     def status(self, message: str) -> None:
         if not self.quiet and _is_tty(self.out):
