@@ -244,8 +244,9 @@ class Transport:
         try:
             self.http.get(url).close()
         except httpx.TransportError as e:
-            if isinstance(tls_error(e), ssl.SSLCertVerificationError):
-                raise FetchError(f"{what}: TLS with {host_of(url)} failed: {first_line(e)}{TLS_HINT}") from None
+            failure = self.tls_failure(e, what, host_of(url))
+            if failure is not None and isinstance(tls_error(e), ssl.SSLCertVerificationError):
+                raise failure from None
             return False
         return True
 

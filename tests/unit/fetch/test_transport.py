@@ -46,6 +46,14 @@ def answers(*responses: httpx.Response | Exception) -> Handler:
     return handler
 
 
+def untrusted(request: httpx.Request) -> httpx.Response:
+    """A server whose certificate the client does not trust."""
+    try:
+        raise ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
+    except ssl.SSLError as e:
+        raise httpx.ConnectError(str(e), request=request) from e
+
+
 def cut(body: bytes, at: int) -> Iterator[bytes]:
     yield body[:at]
     raise httpx.ReadError("connection reset by peer")
@@ -106,18 +114,22 @@ def test_asked_once_any_status_comes_back_and_a_failure_has_no_attempt_count() -
 
 
 def test_an_untrusted_certificate_is_not_retried_and_says_how_to_skip_the_check() -> None:
-    def untrusted(request: httpx.Request) -> httpx.Response:
-        try:
-            raise ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate")
-        except ssl.SSLError as e:
-            raise httpx.ConnectError(str(e), request=request) from e
-
     t = Recorded(untrusted)
     with pytest.raises(FetchError) as err:
         t.send("GET", URL, what="what")
     assert str(err.value).startswith("what: TLS with example.com failed: ")
     assert str(err.value).endswith("(--insecure-options=tls skips the check)")
     assert len(t.requests) == 1 and t.waits == []
+
+
+def test_a_probe_is_false_for_a_server_that_is_down_and_an_error_for_an_untrusted_certificate() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    assert Recorded(lambda r: httpx.Response(404)).probe(URL, what="reg") is True
+    assert Recorded(down).probe(URL, what="reg") is False
+    with pytest.raises(FetchError, match=r"^reg: TLS with example.com failed: .*skips the check\)$"):
+        Recorded(untrusted).probe(URL, what="reg")
 
 
 # -- plain http, auth ---------------------------------------------------------------------------
