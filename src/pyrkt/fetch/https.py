@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from pyrkt.errors import FetchError, NotFound
-from pyrkt.fetch.transport import ATTEMPTS, host_of, status_text
+from pyrkt.fetch.transport import ATTEMPTS, host_of
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
 from pyrkt.store import Store
@@ -166,16 +166,9 @@ class HttpClient:
         return header is not None
 
     def _check(self, resp: httpx.Response, url: str) -> None:
-        code = resp.status_code
-        if code == 200:
-            return
-        if code == 404:
-            raise NotFound(f"{url}: not found (404)")
-        if code in (401, 403):
-            hint = "the credentials for it in auth.d were refused" if self.web.authorized(host_of(url)) else \
-                "it may need credentials (an auth.d file of kind auth)"
-            raise FetchError(f"{url}: access denied ({code}): {hint}")
-        raise FetchError(f"{url}: the server answered {status_text(resp)}")
+        denied = "the credentials for it in auth.d were refused" if self.web.authorized(host_of(url)) else \
+            "it may need credentials (an auth.d file of kind auth)"
+        self.web.check(resp, url, not_found="not found", denied=denied)
 
     # -- the ACI and its signature ---------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import IO, Any, cast
 
 import httpx
 
-from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
+from pyrkt.errors import FetchError, ImageError, IntegrityError
 from pyrkt.fetch.auth import Credentials, parse_challenge
 from pyrkt.fetch.convert import diff_ids, image_from_config
 from pyrkt.fetch.manifests import (
@@ -261,16 +261,9 @@ class RegistryClient:
                 raise
 
     def _check(self, resp: httpx.Response, what: str) -> None:
-        code = resp.status_code
-        if code == 200:
-            return
-        if code == 404:
-            raise NotFound(f"{what}: not found in the registry (404)")
-        if code in (401, 403):
-            hint = "the image does not exist or needs credentials" if self.credentials is None else \
-                f"user {self.credentials.user!r} may not pull it"
-            raise FetchError(f"{what}: access denied ({code}): {hint}")
-        raise FetchError(f"{what}: the registry answered {status_text(resp)}")
+        denied = "the image does not exist or needs credentials" if self.credentials is None else \
+            f"user {self.credentials.user!r} may not pull it"
+        self.web.check(resp, what, not_found="not found in the registry", denied=denied)
 
 
 def _first_error(futures: list[Future[None]]) -> BaseException:

@@ -234,6 +234,20 @@ class Transport:
                 continue
             return resp
 
+    def check(self, resp: httpx.Response, what: str, *, not_found: str, denied: str) -> None:
+        """Nothing for a 200, else the one line: ``WHAT: NOT_FOUND (404)`` (a NotFound),
+        ``WHAT: access denied (401): DENIED``, ``WHAT: PEER answered 418 I'm a teapot``."""
+        from pyrkt.errors import NotFound
+
+        code = resp.status_code
+        if code == 200:
+            return
+        if code == 404:
+            raise NotFound(f"{what}: {not_found} (404)")
+        if code in (401, 403):
+            raise FetchError(f"{what}: access denied ({code}): {denied}")
+        raise FetchError(f"{what}: {self.peer} answered {status_text(resp)}")
+
     def probe(self, url: str, *, what: str) -> bool:
         """One GET of ``url``: whether it answered at all. A certificate that is not trusted is
         an error (the one line); a server that is down or speaks no TLS is False."""
