@@ -95,7 +95,7 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
     stored image for one dependency; by default it is looked up in the store
     (``find_dependency``).
     """
-    if not path.is_file():
+    if not path.exists():
         raise NotFound(f"ACI file {str(path)!r} not found")
     with store.begin_import(source) as imp:
         blob, sha512 = _stage_tar(imp, path, source)
@@ -296,10 +296,11 @@ def _stage_tar(imp: Any, path: Path, where: str) -> tuple[str, str]:
     """Stage the uncompressed tar as a blob; (its sha256 digest, its sha512 hex)."""
     import zlib
 
+    from pyrkt.fetch.local import open_regular_file
     from pyrkt.store.decompress import open_decompressed
     from pyrkt.store.digests import HashingReader
 
-    with open(path, "rb") as raw:
+    with open_regular_file(str(path), where, what="the ACI file") as raw:
         reader = HashingReader(open_decompressed(raw, where), "sha512")
         try:
             digest: str = imp.add_blob(reader, expected=None, what=f"{where}: ACI")

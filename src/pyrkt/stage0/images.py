@@ -257,12 +257,15 @@ def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overw
 
 
 def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = False,
-                  overwrite: bool = False, dependencies: bool = True) -> ImageRecord:
+                  overwrite: bool = False, dependencies: bool = True, keep_special: bool = False) -> ImageRecord:
     """Write the image's filesystem into the new dir ``dest``: ``rootfs/`` and the appc
     ``manifest``, or (``rootfs_only``) the filesystem itself. ``dependencies`` (``image render``):
     the tree the image runs with, its appc dependencies and pathWhitelist applied; without
     (``image extract``): only an ACI's own rootfs, as rkt. OCI and Docker images have no
-    dependencies, so both are the same for them."""
+    dependencies, so both are the same for them.
+
+    ``dest`` is made 0700: what is in it belongs to the image, not to every local user. Device
+    nodes, setuid/setgid bits and file capabilities are left out unless ``keep_special``."""
     from pathlib import Path
 
     from pyrkt.fetch.aci import image_rootfs
@@ -282,13 +285,14 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
         remove_tree(out)
     image = store.resolve(arg)
     with store.shared_lock(), _writing(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
-        out.mkdir(mode=0o755, parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700)
         try:
             if rootfs_only:
-                render_tree(layer_dirs, out)
+                render_tree(layer_dirs, out, keep_special=keep_special, root_mode=0o700)
             else:
                 (out / "rootfs").mkdir()
-                render_tree(layer_dirs, out / "rootfs")
+                render_tree(layer_dirs, out / "rootfs", keep_special=keep_special)
                 (out / "manifest").write_bytes(manifest_bytes(image))
         except BaseException:
             remove_tree(out)

@@ -52,6 +52,7 @@ class PodRequest(Value, frozen=False):
     stage1_name: str = "default"
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
+    sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -161,6 +162,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
 
     if not req.apps:
         raise UsageError("pod must contain at least one application")
+    sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
     store = Store.open(config.store_dir)
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
@@ -171,7 +173,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         apps = reify(req, images)
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(apps, layer_dirs)
-        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps))
+        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()))
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:
@@ -184,6 +186,17 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             discard(pod)
             raise
     return pod
+
+
+def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
+    """``--sysctl`` values, checked (key -> value; {} without a flag, with no import)."""
+    if not items:
+        return {}
+    from pyrkt.model import sysctl
+
+    if flavor_name == "fly":
+        raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
+    return sysctl.parse_all(items)
 
 
 def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]]) -> None:
