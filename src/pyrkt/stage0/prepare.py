@@ -21,6 +21,10 @@ from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.fetch.ui import FetchUI
+
 
 class AppRequest(Value, frozen=False):
     """One image on the command line and the per-app flags that followed it."""
@@ -48,7 +52,6 @@ class PodRequest(Value, frozen=False):
     stage1_name: str = "default"
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
-    quiet: bool = False  # --quiet: no download progress
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
 
 
@@ -150,8 +153,9 @@ def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> No
             raise ImageError(f"app {app.name!r}: executable {argv0!r} not found{where} in image {app.image.name!r}")
 
 
-def prepare(config: Config, req: PodRequest) -> Pod:
-    """Resolve, check and lay out a pod; returns it locked in ``prepare/``."""
+def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Pod:
+    """Resolve, check and lay out a pod; returns it locked in ``prepare/``. ``ui``: how image
+    fetches show progress and ask (default: headless)."""
     from pyrkt.stage0.images import resolve_image
     from pyrkt.stage1 import flavor
     from pyrkt.store import Store
@@ -160,12 +164,12 @@ def prepare(config: Config, req: PodRequest) -> Pod:
         raise UsageError("pod must contain at least one application")
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
     check_writable(config.data_dir)
-    store = Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
+    store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
         images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None,
-                                platform=req.platform, progress=not req.quiet)
+                                platform=req.platform, ui=ui)
                   for a in req.apps]
         apps = reify(req, images)
         layer_dirs = [store.lower_dirs(image) for image in images]

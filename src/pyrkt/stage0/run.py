@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
 
+    from pyrkt.fetch.ui import FetchUI
+
 
 class RunOptions(Value, frozen=False):
     """rkt's run-time flags (the ones run-prepared takes too) and pyrkt's additions."""
@@ -71,7 +73,7 @@ def check_options(config: Config, opts: RunOptions) -> None:
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
 
-        netconf.select(list(opts.net), config.config_dirs())  # unknown networks fail before any work
+        netconf.select(list(opts.net), config.dirs.paths())  # unknown networks fail before any work
 
 
 def dns_extra(opts: RunOptions) -> dict[str, Any]:
@@ -110,10 +112,11 @@ def check_ports(ports: bool, opts: RunOptions) -> None:
         raise UsageError(f"--port cannot be used with --net={opts.net[0]}")
 
 
-def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
+def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: FetchUI | None = None) -> int:
+    """Prepare and start a pod; ``ui``: how image fetches show progress and ask (default: headless)."""
     check_options(config, opts)
     check_ports(bool(req.ports), opts)
-    pod = prepare(config, req)
+    pod = prepare(config, req, ui=ui)
     try:
         pod.transition(Dir.RUN)
     except BaseException:
@@ -163,7 +166,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=config.cache_dir,
-        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts),
+        extra={"ipc": opts.ipc, "config_dirs": config.dirs.names(), **dns_extra(opts),
                **sysctl_extra(opts, flavor.canonical(recorded.strip()))},
     )
 
@@ -189,7 +192,7 @@ def check_port_conflicts(config: Config, pod: Pod, nets: list[str]) -> None:
     from pyrkt.network import config as netconf
     from pyrkt.network import setup as netsetup
 
-    network = netsetup.forwardable(netconf.select(nets, config.config_dirs()))
+    network = netsetup.forwardable(netconf.select(nets, config.dirs.paths()))
     for other in Pod.walk(config.pods_dir, (Dir.RUN,)):
         if other.uuid == pod.uuid or other.state != State.RUNNING:
             continue

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrkt.cli.main import Context
+    from pyrkt.fetch.ui import FetchUI
 
 USAGE = "pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
 
@@ -49,8 +50,9 @@ FLAGS = RUN_FLAGS + APP_FLAGS
 
 
 def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
-    if values["pull_policy"] not in ("never", "new", "update"):
-        raise UsageError(f"invalid --pull-policy={values['pull_policy']!r}: want never, new or update")
+    from pyrkt.fetch.policy import check_pull_policy
+
+    check_pull_policy(values["pull_policy"])
     if values["platform"]:
         from pyrkt.fetch import parse_platform
 
@@ -65,7 +67,6 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         stage1_name=values["stage1_name"],
         ports=values["port"],
         platform=values["platform"] or "",
-        quiet=values["quiet"],
         sysctl=values.get("sysctl") or [],
     )
 
@@ -96,4 +97,12 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps:
         raise UsageError("run requires at least one image")
-    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout)
+    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout,
+                          ui=fetch_ui(ctx, values))
+
+
+def fetch_ui(ctx: Context, values: dict[str, Any]) -> FetchUI:
+    """What image fetches of run and prepare show on the terminal (``--quiet``: no progress)."""
+    from pyrkt.cli.fetchui import TerminalUI
+
+    return TerminalUI(ctx.stderr, quiet=values["quiet"])
