@@ -26,6 +26,8 @@ PREPARE_FLAGS = [
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
+    Flag("device", "list", metavar="HOSTPATH[:rwm]",
+         help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
 ]
 RUNTIME_FLAGS = [
     Flag("net", "opt", default="default", implicit="default", help="networks: default, host, none, or a list"),
@@ -63,6 +65,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         ports=values["port"],
         platform=values["platform"] or "",
         quiet=values["quiet"],
+        devices=values["device"],
     )
 
 
