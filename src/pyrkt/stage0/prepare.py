@@ -140,7 +140,8 @@ def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]
     return tuple(out)
 
 
-DEVICE_DIRS_REFUSED = ("/dev/pts/", "/dev/shm/", "/dev/mqueue/")
+# What every app's /dev has that is no device node of its own: mounts and links, left alone.
+DEV_ENTRIES_REFUSED = frozenset({"pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"})
 
 
 def host_devices(specs: list[str]) -> tuple[HostDevice, ...]:
@@ -152,14 +153,16 @@ def host_devices(specs: list[str]) -> tuple[HostDevice, ...]:
     for text in specs:
         path, access = parse_device_flag(text)
         path = os.path.normpath(path)
-        if not path.startswith("/dev/") or path.startswith(DEVICE_DIRS_REFUSED):
-            raise UsageError(f"--device={text}: want a device node under /dev (not in /dev/pts, /dev/shm or /dev/mqueue)")
+        if not path.startswith("/dev/"):
+            raise UsageError(f"--device={text}: want a device node under /dev")
         try:
             st = os.stat(path)
         except OSError as e:
             raise UsageError(f"--device={text}: {e.strerror}") from None
         if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
             raise UsageError(f"--device={text}: not a character or block device")
+        if path.split("/")[2] in DEV_ENTRIES_REFUSED:
+            raise UsageError(f"--device={text}: every app's /dev has its own {path.split('/')[2]}")
         out.append(HostDevice(path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
                               os.minor(st.st_rdev), access, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
     return tuple(out)
