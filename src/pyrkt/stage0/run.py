@@ -14,7 +14,7 @@ from pyrkt.model import abi
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
-from pyrkt.stage0.prepare import PodRequest, discard, host_devices, prepare
+from pyrkt.stage0.prepare import PodRequest, discard, host_devices, pod_sysctls, prepare
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ class RunOptions(Value, frozen=False):
     dns_opt: list[str] = field(default_factory=list)
     dns_domain: str = ""
     hosts_entry: list[str] = field(default_factory=list)
+    sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE; run-prepared's over the prepared pod's
 
 
 def parse_net(text: str) -> list[str]:
@@ -62,6 +63,7 @@ def check_options(config: Config, opts: RunOptions) -> None:
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
     dns_extra(opts)  # bad --dns*/--hosts-entry values fail before any work
+    sysctl_extra(opts, name)  # and so do --sysctl values the pod may not set
     names = [n.split(":", 1)[0] for n in opts.net]
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
@@ -84,6 +86,20 @@ def dns_extra(opts: RunOptions) -> dict[str, Any]:
     if hosts:
         out["hosts"] = hosts
     return out
+
+
+def sysctl_extra(opts: RunOptions, flavor_name: str) -> dict[str, Any]:
+    """The pod's ``--sysctl`` values as a runtime-config extra, refused (one line naming the key)
+    unless the pod has the namespace that owns each: its own network for net.*, its own IPC
+    namespace for the IPC keys."""
+    sysctls = pod_sysctls(opts.sysctl, flavor_name)
+    if not sysctls:
+        return {}
+    from pyrkt.model import sysctl
+
+    names = [n.split(":", 1)[0] for n in opts.net]
+    sysctl.check_namespaces(sysctls, host_net=names == ["host"], host_ipc=opts.ipc == "parent")
+    return {"sysctls": sysctls}
 
 
 def check_ports(ports: bool, opts: RunOptions) -> None:
@@ -114,7 +130,11 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        check_ports(bool(PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST)))).ports), opts)
+        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST))))
+        check_ports(bool(manifest.ports), opts)
+        if manifest.sysctls:  # the prepared pod's, then this command's
+            opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
+        sysctl_extra(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()
@@ -143,7 +163,8 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=config.cache_dir,
         devices=host_devices(jsonio.loads(devices)) if devices else (),  # the host's numbers now
-        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts)},
+        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts),
+               **sysctl_extra(opts, flavor.canonical(recorded.strip()))},
     )
 
 

@@ -191,6 +191,19 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     return str(path)
 
 
+def write_sysctls(config: abi.RuntimeConfig, net: str) -> None:
+    """The pod's ``--sysctl`` values, checked again (the runtime config is a file) and written
+    in the calling process's namespaces; the first that fails stops the pod, naming its key."""
+    values = config.extra.get("sysctls")
+    if not values:
+        return
+    from pyrkt.kernel import sysctl as kernel_sysctl
+    from pyrkt.model import sysctl
+
+    for s in sysctl.check_namespaces(values, host_net=net == "host", host_ipc=config.extra.get("ipc") == "parent"):
+        kernel_sysctl.write(s.key, s.path, s.value)
+
+
 class DefaultFlavor:
     name = "default"
 
@@ -293,6 +306,7 @@ class DefaultFlavor:
             namespaces.unshare(flags)
             mount.make_rprivate("/")
             namespaces.set_hostname(hostname_for(config))
+            write_sysctls(config, net)  # in the pod's net and ipc namespaces, before any app starts
             if net == "none":
                 namespaces.loopback_up()
             if pty is not None:

@@ -68,6 +68,7 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.working_dir = v["working_dir"] or ""
         app.environment = v["environment"]
         app.supplementary_gids = v["supplementary_gids"] or ""
-        app.readonly_rootfs = v["readonly_rootfs"]
+        if v["readonly_rootfs"]:  # refused, not dropped: a read-only root comes with volumes (issue 10)
+            raise UsageError("--readonly-rootfs is not supported yet: the app's root is always writable")
         app.signature = v["signature"] or ""
     return values, apps

@@ -29,6 +29,9 @@ PREPARE_FLAGS = [
     Flag("device", "list", metavar="HOSTPATH[:rwm]",
          help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
 ]
+# a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
+SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
+                   "repeatable)")
 RUNTIME_FLAGS = [
     Flag("net", "opt", default="default", implicit="default", help="networks: default, host, none, or a list"),
     Flag("hostname", help="the pod's hostname (default rkt-$UUID)"),
@@ -40,7 +43,7 @@ RUNTIME_FLAGS = [
     Flag("dns-domain", help="the DNS domain for the pod's resolv.conf"),
     Flag("hosts-entry", "list", help="an /etc/hosts entry IP=HOSTNAME (repeatable, or a comma list), or host"),
 ]
-RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [
+RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [SYSCTL_FLAG] + [
     Flag("detach", "bool", help="return once the apps have started and leave the pod running"),
     Flag("rm", "bool", help="remove the pod when it exits"),
 ]
@@ -66,6 +69,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         platform=values["platform"] or "",
         quiet=values["quiet"],
         devices=values["device"],
+        sysctl=values.get("sysctl") or [],
     )
 
 
@@ -83,6 +87,7 @@ def run_options(values: dict[str, Any]) -> RunOptions:
         dns_opt=values["dns_opt"],
         dns_domain=values["dns_domain"] or "",
         hosts_entry=values["hosts_entry"],
+        sysctl=values.get("sysctl") or [],
     )
 
 
