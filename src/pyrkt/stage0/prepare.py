@@ -14,6 +14,7 @@ from pyrkt.config import Config, check_writable
 from pyrkt.errors import ImageError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
+from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
@@ -52,6 +53,7 @@ class PodRequest(Value, frozen=False):
     stage1_name: str = "default"
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
+    devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
 
 
@@ -142,6 +144,34 @@ def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]
     return tuple(out)
 
 
+# What every app's /dev has that is no device node of its own: mounts and links, left alone.
+DEV_ENTRIES_REFUSED = frozenset({"pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"})
+
+
+def host_devices(specs: list[str]) -> tuple[HostDevice, ...]:
+    """The ``--device`` flags, each checked to name a character or block device node under
+    /dev on this host; its numbers, mode and owner as the host has them now."""
+    import stat
+
+    out = []
+    for text in specs:
+        path, access = parse_device_flag(text)
+        path = os.path.normpath(path)
+        if not path.startswith("/dev/"):
+            raise UsageError(f"--device={text}: want a device node under /dev")
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise UsageError(f"--device={text}: {e.strerror}") from None
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise UsageError(f"--device={text}: not a character or block device")
+        if path.split("/")[2] in DEV_ENTRIES_REFUSED:
+            raise UsageError(f"--device={text}: every app's /dev has its own {path.split('/')[2]}")
+        out.append(HostDevice(path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+                              os.minor(st.st_rdev), access, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+    return tuple(out)
+
+
 def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> None:
     from pyrkt.stage0.layers import find_executable
 
@@ -162,6 +192,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
 
     if not req.apps:
         raise UsageError("pod must contain at least one application")
+    devices = host_devices(req.devices)  # bad --device values fail before any work
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
     check_writable(config.data_dir)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
@@ -181,6 +212,8 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
             lay_out(pod.path, manifest, images, layer_dirs)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
+            if devices:
+                fs.atomic_write(pod.file(abi.DEVICES), jsonio.dumps([f"{d.path}:{d.access}" for d in devices]), sync=False)
             for image in images:
                 store.touch(image.id)
         except BaseException:

@@ -15,7 +15,7 @@ from pyrkt.model.names import check_hostname
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
-from pyrkt.stage0.prepare import PodRequest, discard, pod_sysctls, prepare
+from pyrkt.stage0.prepare import PodRequest, discard, host_devices, pod_sysctls, prepare
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -152,9 +152,11 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
 
 
 def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeConfig:
+    from pyrkt.model import jsonio
     from pyrkt.stage1 import flavor
 
     recorded = fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name
+    devices = fs.read_text(pod.file(abi.DEVICES))
     return abi.RuntimeConfig(
         uuid=pod.uuid,
         flavor=flavor.canonical(recorded.strip()),
@@ -166,6 +168,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=config.cache_dir,
+        devices=host_devices(jsonio.loads(devices)) if devices else (),  # the host's numbers now
         extra={"ipc": opts.ipc, "config_dirs": config.dirs.names(), **dns_extra(opts),
                **sysctl_extra(opts, flavor.canonical(recorded.strip()))},
     )
@@ -207,9 +210,9 @@ def start(config: Config, pod: Pod, opts: RunOptions, out: TextIO) -> int:
     """Hand a locked pod in ``run/`` to its flavor; the lock fd goes to pod init."""
     from pyrkt.stage1 import flavor
 
-    rc = runtime_config(config, pod, opts)
-    os.makedirs(rc.cache_dir, exist_ok=True)
     try:
+        rc = runtime_config(config, pod, opts)
+        os.makedirs(rc.cache_dir, exist_ok=True)
         check_port_conflicts(config, pod, opts.net)
         fs.atomic_write(pod.file(abi.RUNTIME_CONFIG), rc.to_json(), sync=False)
         fl = flavor.get(rc.flavor)

@@ -27,6 +27,8 @@ PREPARE_FLAGS = [
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
+    Flag("device", "list", metavar="HOSTPATH[:rwm]",
+         help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -67,6 +69,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         stage1_name=values["stage1_name"],
         ports=values["port"],
         platform=values["platform"] or "",
+        devices=values["device"],
         sysctl=values.get("sysctl") or [],
     )
 
