@@ -1,4 +1,4 @@
-"""Global configuration: the data dir, config dirs and security options of one command.
+"""Global configuration: the data dir, config dirs (``ConfigDirs``) and security options of one command.
 
 Built once by the CLI from rkt's global flags and passed explicitly downward; nothing below
 `cli/` reads flags or the environment for these. Paths are plain strings: ``pathlib`` costs
@@ -92,11 +92,29 @@ def check_writable(path: str) -> None:
     raise PyrktError(f"data directory {path} is not writable: {reason.lower()}{where}")
 
 
+class ConfigDirs(Value):
+    """rkt's config dirs: ``system`` (the vendor's defaults), ``local`` (the admin's; ``pyrkt
+    trust`` stores keys there) and ``user`` (optional). Where they say different things, a
+    later one wins: user over local over system."""
+
+    system: str = DEFAULT_SYSTEM_CONFIG
+    local: str = DEFAULT_LOCAL_CONFIG
+    user: str | None = None
+
+    def names(self) -> list[str]:
+        """The dirs in override order: system, local, then user if there is one."""
+        return [self.system, self.local] if self.user is None else [self.system, self.local, self.user]
+
+    def paths(self) -> list[Path]:
+        """``names`` as Paths, for the fetchers and the networks (off the run path)."""
+        from pathlib import Path
+
+        return [Path(d) for d in self.names()]
+
+
 class Config(Value):
     data_dir: str = DEFAULT_DATA_DIR
-    local_config: str = DEFAULT_LOCAL_CONFIG
-    system_config: str = DEFAULT_SYSTEM_CONFIG
-    user_config: str | None = None
+    dirs: ConfigDirs = ConfigDirs()
     debug: bool = False
     insecure: frozenset[str] = frozenset()
     trust_keys_from_https: bool = False
@@ -120,19 +138,6 @@ class Config(Value):
     @property
     def cache_dir(self) -> str:
         return os.path.join(self.data_dir, "cache")
-
-    def config_dir_names(self) -> list[str]:
-        """Config dirs in override order: system, local, user (later wins), as rkt."""
-        dirs = [self.system_config, self.local_config]
-        if self.user_config is not None:
-            dirs.append(self.user_config)
-        return dirs
-
-    def config_dirs(self) -> list[Path]:
-        """``config_dir_names`` as Paths, for the fetchers (off the run path)."""
-        from pathlib import Path
-
-        return [Path(d) for d in self.config_dir_names()]
 
     def is_insecure(self, option: str) -> bool:
         return option in self.insecure

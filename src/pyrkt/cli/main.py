@@ -11,7 +11,7 @@ import sys
 
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.cli.output import printable
-from pyrkt.config import Config, check_data_dir, parse_insecure_options
+from pyrkt.config import Config, ConfigDirs, check_data_dir, parse_insecure_options
 from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
 from pyrkt.model.values import Value, field
 
@@ -99,9 +99,8 @@ def config_from_flags(values: dict[str, Any]) -> Config:
         insecure |= parse_insecure_options(text)
     return Config(
         data_dir=check_data_dir(values["dir"]),
-        local_config=values["local_config"],
-        system_config=values["system_config"],
-        user_config=values["user_config"] if values["user_config"] else None,
+        dirs=ConfigDirs(system=values["system_config"], local=values["local_config"],
+                        user=values["user_config"] or None),
         debug=values["debug"],
         insecure=insecure,
         trust_keys_from_https=values["trust_keys_from_https"],
@@ -112,12 +111,11 @@ def merge_config(config: Config, changed: dict[str, Any]) -> Config:
     updates: dict[str, Any] = {}
     if "dir" in changed:
         updates["data_dir"] = check_data_dir(changed["dir"])
-    if "local_config" in changed:
-        updates["local_config"] = changed["local_config"]
-    if "system_config" in changed:
-        updates["system_config"] = changed["system_config"]
-    if "user_config" in changed:
-        updates["user_config"] = changed["user_config"]
+    dirs = {name: changed[f"{name}_config"] for name in ("system", "local", "user") if f"{name}_config" in changed}
+    if dirs:
+        if "user" in dirs:
+            dirs["user"] = dirs["user"] or None
+        updates["dirs"] = config.dirs.replace(**dirs)
     if "debug" in changed:
         updates["debug"] = changed["debug"]
     if "trust_keys_from_https" in changed:

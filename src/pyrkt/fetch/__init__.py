@@ -7,12 +7,18 @@
     aci.py        local appc ACI files (signature checked unless --insecure-options=image)
     https.py      ACI files over http(s), with a remote cache record (ETag, Cache-Control)
     discovery.py  appc discovery of names like example.com/app:v1.0,os=linux
-    trust.py      the trusted-keys store (``pyrkt trust``) and gpg signature checks
+    trust.py      the trusted-keys store, gpg signature checks, and admit_key: where a key
+                  becomes trusted (``pyrkt trust`` and discovery), reviewed through the ui
+    policy.py     pull policies (never, new, update): use_stored decides for every source
+    ui.py         FetchUI: the progress, notices and questions a caller passes in (headless default)
     manifests.py  OCI/Docker manifests and indexes, platform choice
     convert.py    an OCI/Docker config -> pyrkt.model.image.Image
 
     reference.py  docker:// references (registry, repository, tag, digest)
-    registry.py   the Docker Registry HTTP API v2 / OCI distribution client (the only httpx user)
+    registry.py   the Docker Registry HTTP API v2 / OCI distribution client (its token dance)
+    transport.py  the one HTTP transport (httpx) under registry.py, https.py and discovery.py:
+                  TLS, plain http, retries and backoff, resumed downloads, auth per host, the
+                  error phrases; nothing else imports httpx to talk to a server
     auth.py       credentials: ~/.docker/config.json (and its credential helpers), auth.d
                   dockerAuth for registries and auth for plain https; challenges
     progress.py   the download progress display on a terminal (docker:// pulls)
@@ -25,15 +31,17 @@ when a name is not in the store.
 
 from __future__ import annotations
 
+from pyrkt.config import ConfigDirs
 from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.sources import LOCAL_KINDS, Source, parse_source
+from pyrkt.fetch.ui import HEADLESS, FetchUI
 from pyrkt.model.image import Image
-from pyrkt.model.values import Value
+from pyrkt.model.values import Value, field
 from pyrkt.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
     from pathlib import Path
 
     from pyrkt.fetch.manifests import Platform
@@ -42,19 +50,19 @@ __all__ = ["LOCAL_KINDS", "FetchOptions", "Source", "fetch", "parse_platform", "
 
 
 class FetchOptions(Value):
-    """What a fetcher may need besides the source: ``--insecure-options`` and the config dirs
-    (system, local, user) whose ``auth.d`` holds registry credentials and ``trustedkeys`` the
-    keys ACI signatures are checked with; ``signature``: an ACI's ``--signature`` file;
-    ``platform``: ``--platform`` (os/arch[/variant], "" for the host's); ``progress``: show
-    download progress on stderr if it is a terminal; ``pull_policy``: never, new or update (a
-    remote ACI's cache record decides what ``new`` reuses); ``trust_keys_from_https``: trust
-    the keys appc discovery finds for a prefix that has none yet."""
+    """What a fetcher may need besides the source: ``--insecure-options``; the config ``dirs``
+    whose ``auth.d`` holds credentials and ``trustedkeys`` the keys ACI signatures are checked
+    with; ``signature``: an ACI's ``--signature`` file; ``platform``: ``--platform``
+    (os/arch[/variant], "" for the host's); ``ui``: the caller's progress display and questions
+    (headless by default); ``pull_policy``: never, new or update (``policy.use_stored``
+    decides); ``trust_keys_from_https``: trust the keys appc discovery finds over https for a
+    prefix that has none yet."""
 
     insecure: frozenset[str] = frozenset()
-    config_dirs: tuple[Path, ...] = ()
+    dirs: ConfigDirs = ConfigDirs()
     signature: Path | None = None
     platform: str = ""
-    progress: bool = False
+    ui: FetchUI = field(default=HEADLESS, compare=False)
     pull_policy: str = "update"
     trust_keys_from_https: bool = False
 
@@ -81,15 +89,9 @@ def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Im
     from pyrkt.fetch.registry import import_registry
 
     ref = parse_reference(source.location)
-    credentials = credentials_for(ref.registry, options.config_dirs)
+    credentials = credentials_for(ref.registry, options.dirs.names())
     platform = parse_platform(options.platform) if options.platform else None
-    progress = None
-    if options.progress:
-        import sys
-
-        from pyrkt.fetch.progress import Progress
-
-        progress = Progress.for_stream(sys.stderr)
+    progress = options.ui.progress()
     try:
         return import_registry(store, ref, source=arg, insecure=options.insecure, credentials=credentials,
                                platform=platform, progress=progress)
@@ -104,10 +106,8 @@ def _aci(store: Store, source: Source, arg: str, options: FetchOptions) -> Image
     from pyrkt.fetch.aci import import_aci
     from pyrkt.fetch.discovery import dependency_resolver
 
-    dirs = options.config_dirs
     return import_aci(store, Path(source.location), source=arg, signature=options.signature,
-                      verify="image" not in options.insecure,
-                      system_dir=dirs[0] if dirs else None, local_dir=dirs[1] if len(dirs) > 1 else None,
+                      verify="image" not in options.insecure, dirs=options.dirs,
                       resolve_dependency=dependency_resolver(store, options))
 
 
@@ -135,16 +135,18 @@ _FETCHERS: dict[str, Callable[[Store, Source, str, FetchOptions], Image]] = {
 
 
 def fetch(store: Store, arg: str, *, source: Source | None = None, insecure: frozenset[str] = frozenset(),
-          config_dirs: Sequence[Path] = (), signature: Path | None = None, platform: str = "",
-          progress: bool = False, pull_policy: str = "update", trust_keys_from_https: bool = False) -> Image:
+          dirs: ConfigDirs | None = None, signature: Path | None = None, platform: str = "",
+          ui: FetchUI | None = None, pull_policy: str = "update", trust_keys_from_https: bool = False) -> Image:
     """Import the image ``arg`` names into ``store`` from its source; returns the stored Image.
-    ``signature``: the detached signature of an ACI file (default: ``<file>.asc``); ``platform``:
-    the os/arch[/variant] to choose from an index (default: the host's); ``progress``: show the
-    download's progress on stderr when it is a terminal."""
+    ``dirs``: the config dirs (default: pyrkt's); ``signature``: the detached signature of an ACI
+    file (default: ``<file>.asc``); ``platform``:
+    the os/arch[/variant] to choose from an index (default: the host's); ``ui``: where progress
+    goes and who is asked (default: nobody, nothing shown)."""
     source = source or parse_source(arg)
     fetcher = _FETCHERS.get(source.kind)
     if fetcher is None:
         raise FetchError(f"no fetcher for {arg!r}: it names an image in the store, not a source")
-    options = FetchOptions(insecure, tuple(config_dirs), signature, platform, progress, pull_policy,
-                           trust_keys_from_https)
+    options = FetchOptions(insecure=insecure, dirs=dirs or ConfigDirs(), signature=signature, platform=platform,
+                           ui=ui or HEADLESS,
+                           pull_policy=pull_policy, trust_keys_from_https=trust_keys_from_https)
     return fetcher(store, source, arg, options)

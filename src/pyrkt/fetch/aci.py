@@ -28,6 +28,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any, cast
 
+from pyrkt.config import ConfigDirs
 from pyrkt.errors import ImageError, NotFound
 from pyrkt.model import jsonio
 from pyrkt.model.image import AppSpec, Image
@@ -82,11 +83,12 @@ class AciManifest(Value):
 
 
 def import_aci(store: Store, path: Path, *, source: str, signature: Path | None = None,
-               verify: bool = True, system_dir: Path | None = None, local_dir: Path | None = None,
+               verify: bool = True, dirs: ConfigDirs | None = None,
                check: Callable[[Image], None] | None = None,
                resolve_dependency: Callable[[Dependency], Image] | None = None) -> Image:
     """Import the ACI file at ``path``; with ``verify``, its signature must check against the
-    keys trusted in ``system_dir``/``local_dir`` (``signature`` defaults to ``<path>.asc``).
+    keys trusted in the system and local config ``dirs`` (default: pyrkt's default dirs;
+    ``signature`` defaults to ``<path>.asc``).
 
     ``check(image)`` runs after the signature check and before anything is committed (an
     exception from it leaves the store unchanged). ``resolve_dependency(dep)`` returns the
@@ -104,8 +106,8 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
             from pyrkt.fetch.trust import verify_signature
 
             sig = signature or path.with_name(path.name + ".asc")
-            verify_signature(path, sig, image.name, system_dir=system_dir or Path("/nonexistent"),
-                             local_dir=local_dir or Path("/nonexistent"))
+            keys = dirs or ConfigDirs()
+            verify_signature(path, sig, image.name, system_dir=Path(keys.system), local_dir=Path(keys.local))
         if check is not None:
             check(image)
         needed_by = image.name

@@ -5,7 +5,7 @@
     discover           ``GET https://{prefix}?ac-discovery=1`` from the full name up to its host,
                        reading the ``ac-discovery`` and ``ac-discovery-pubkeys`` meta tags
     import_discovered  the store, or discovery + the signing keys (§5.4) + ``https.import_https``
-    discover_keys, fetch_key, key_identity, trust_key   what ``pyrkt trust --prefix P`` needs
+    discover_keys, fetch_key, admit_discovered_key      what ``pyrkt trust --prefix P`` needs too
 
 The network is reached through one small ``get(url) -> (status, body)`` so the walk, the meta
 parsing and the template filling are tested without a server.
@@ -14,7 +14,6 @@ parsing and the template filling are tested without a server.
 from __future__ import annotations
 
 import re
-import sys
 
 from pyrkt.errors import FetchError, ImageError, NotFound, PyrktError, UsageError
 from pyrkt.model.image import Image
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
     from pyrkt.fetch import FetchOptions
     from pyrkt.fetch.aci import Dependency
+    from pyrkt.fetch.ui import FetchUI
 
     Get = Callable[[str], tuple[int, bytes]]
 
@@ -264,70 +264,45 @@ def _page(prefix: str, get: Get, allow_http: bool) -> tuple[str, bytes | None, s
 
 
 class Web:
-    """GETs for discovery pages and keys: redirects followed, TLS checked unless
+    """GETs for discovery pages and keys through the transport: each asked once (a page that
+    fails sends the walk one level up), redirects followed, TLS checked unless
     ``--insecure-options=tls``, no https -> http redirect unless ``http``, credentials from the
-    ``auth`` config on a 401."""
+    ``auth`` config on a 401. ``transport`` is for tests."""
 
-    def __init__(self, insecure: frozenset[str], config_dirs: Sequence[Path] = ()) -> None:
-        self.insecure = insecure
+    def __init__(self, insecure: frozenset[str], config_dirs: Sequence[Path] = (),
+                 transport: httpx.BaseTransport | None = None) -> None:
+        from pyrkt.fetch.transport import Transport
+
         self.config_dirs = tuple(config_dirs)
-        self._client: httpx.Client | None = None
+        self.web = Transport(insecure=insecure, transport=transport)
 
     def __enter__(self) -> Web:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._client is not None:
-            self._client.close()
-
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            import ssl
-
-            import httpx
-
-            from pyrkt import __version__
-
-            verify: ssl.SSLContext | bool = False if "tls" in self.insecure else ssl.create_default_context()
-            self._client = httpx.Client(verify=verify, follow_redirects=True, timeout=httpx.Timeout(30.0, connect=15.0),
-                                        headers={"User-Agent": f"pyrkt/{__version__}"})
-        return self._client
+        self.web.close()
 
     def get(self, url: str) -> tuple[int, bytes]:
-        import httpx
+        """(status, body): the body of a 200 only, at most ``PAGE_LIMIT`` bytes."""
+        from pyrkt.fetch.transport import read_limited
 
+        resp = self.web.send("GET", url, what=url, retry=False, on_401=self._on_401)
         try:
-            status, body = self._get(url, {})
-            if status == 401:
-                headers = self._auth_headers(url)
-                if headers:
-                    status, body = self._get(url, headers)
-        except httpx.TransportError as e:
-            reason = "no answer in time" if isinstance(e, httpx.TimeoutException) else \
-                (str(e) or type(e).__name__).splitlines()[0]
-            raise FetchError(f"{url}: {reason}") from None
-        return status, body
-
-    def _get(self, url: str, headers: dict[str, str]) -> tuple[int, bytes]:
-        with self._http().stream("GET", url, headers=headers) as resp:
-            if resp.url.scheme == "http" and "http" not in self.insecure:
-                raise FetchError(f"{url}: redirected to {resp.url}: plain http needs --insecure-options=http")
             if resp.status_code != 200:
                 return resp.status_code, b""
-            body = bytearray()
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > PAGE_LIMIT:
-                    raise FetchError(f"{url}: larger than {PAGE_LIMIT} bytes")
-            return 200, bytes(body)
+            return 200, read_limited(resp, what=url, limit=PAGE_LIMIT, too_large=f"larger than {PAGE_LIMIT} bytes")
+        finally:
+            resp.close()
 
-    def _auth_headers(self, url: str) -> dict[str, str]:
+    def _on_401(self, resp: httpx.Response) -> bool:
         """rkt's ``auth`` kind for the URL's host (with its port, if the URL has one)."""
-        from urllib.parse import urlsplit
-
         from pyrkt.fetch.auth import http_auth_headers
+        from pyrkt.fetch.transport import host_of
 
-        return http_auth_headers(self.config_dirs, urlsplit(url).netloc.rpartition("@")[2])
+        host = host_of(str(resp.request.url))
+        header = http_auth_headers(self.config_dirs, host).get("Authorization")
+        self.web.authorize(host, header)
+        return header is not None
 
 
 # -- keys --------------------------------------------------------------------------------------
@@ -354,23 +329,19 @@ def fetch_key(url: str, get: Get, *, allow_http: bool = False) -> bytes:
     return body
 
 
-def key_identity(data: bytes, url: str) -> tuple[str, str]:
-    """(fingerprint, user id) of the one key in ``data``, fetched from ``url``."""
-    from pyrkt.fetch.trust import key_fingerprint
+def admit_discovered_key(local_dir: Path, url: str, data: bytes, prefix: str, *, ui: FetchUI, review: bool = True,
+                         trust_https: bool = False) -> tuple[str, Path | None]:
+    """(fingerprint, where it is stored or None when declined) of the key fetched from ``url``,
+    offered for ``prefix`` through ``fetch.trust.admit_key``."""
+    from pyrkt.fetch.trust import admit_key, key_fingerprint
 
     with _keyfile(data) as path:
         try:
-            return key_fingerprint(path)
+            fingerprint, uid = key_fingerprint(path)
         except FetchError as e:
             raise FetchError(f"the key at {url}: " + str(e).replace(repr(str(path)), "it")) from None
-
-
-def trust_key(local_dir: Path, data: bytes, fingerprint: str, prefix: str) -> Path:
-    """Store ``data`` as trusted for ``prefix`` in the local config dir; returns its path."""
-    from pyrkt.fetch.trust import store_key
-
-    with _keyfile(data) as path:
-        return store_key(local_dir, path, fingerprint, prefix=prefix)
+        return fingerprint, admit_key(local_dir, path, origin=url, fingerprint=fingerprint, uid=uid, prefix=prefix,
+                                      ui=ui, review=review, trust_https=trust_https)
 
 
 class _keyfile:
@@ -392,59 +363,45 @@ class _keyfile:
         self.dir.cleanup()
 
 
-def spaced_fingerprint(fingerprint: str) -> str:
-    """``0123…`` as gpg and rkt show it: groups of four, an extra space in the middle."""
-    groups = [fingerprint[i:i + 4].upper() for i in range(0, len(fingerprint), 4)]
-    half = len(groups) // 2
-    return " ".join(groups[:half]) + "  " + " ".join(groups[half:]) if len(groups) == 10 else " ".join(groups)
-
-
 # -- fetching by name --------------------------------------------------------------------------
 
 
-def import_discovered(store: Store, name: str, *, source: str, options: FetchOptions,
-                      confirm: Callable[[str], bool] | None = None) -> Image:
-    """The image ``name`` (with ``:version`` and ``,label=value``s) names: from the store
-    unless the pull policy is ``update``, else discovered, its signing keys trusted if none is
-    yet (``--trust-keys-from-https``, or ``confirm``: a question asked on the terminal), and
-    fetched with its signature by ``https.import_https``; the fetched image must match."""
+def import_discovered(store: Store, name: str, *, source: str, options: FetchOptions) -> Image:
+    """The image ``name`` (with ``:version`` and ``,label=value``s) names: from the store as
+    the pull policy says, else discovered, its signing keys trusted if none is yet
+    (``--trust-keys-from-https``, or a question through ``options.ui``), and fetched with its
+    signature by ``https.import_https``; the fetched image must match."""
+    from pyrkt.fetch.policy import use_stored
+
     app = parse_app_name(name)
-    if options.pull_policy != "update":
-        stored = find_stored(store, app)
-        if stored is not None:
-            return stored
-        if options.pull_policy == "never":
-            raise NotFound(f"image {source!r} not found in the store (pull policy never)")
+    stored = use_stored(options.pull_policy, find_stored(store, app) if options.pull_policy != "update" else None,
+                        what=source)
+    if stored is not None:
+        return stored
     allow_http = "http" in options.insecure
-    chatty = options.progress and sys.stderr.isatty()  # rkt's progress lines, on a terminal only
-    if chatty:
-        _say(f"searching for app image {app.name}")
-    with Web(options.insecure, options.config_dirs) as web:
+    options.ui.status(f"searching for app image {app.name}")
+    with Web(options.insecure, options.dirs.paths()) as web:
         found = discover(app, web.get, allow_http=allow_http)
         if not found.endpoints:
             raise FetchError(f"discovery failed for {str(app)!r}: {'; '.join(found.tried)}")
         if "image" not in options.insecure:
-            _ensure_keys(app, found, web, options, confirm)
+            _ensure_keys(app, found, web, options)
     endpoint = found.endpoints[0]
-    if chatty:
-        _say(f"remote fetching from URL {endpoint.aci!r}")
+    options.ui.status(f"remote fetching from URL {endpoint.aci!r}")
     from pyrkt.fetch.https import import_https
 
     return import_https(store, endpoint.aci, source=endpoint.aci, options=options, signature_url=endpoint.asc,
                         check=lambda image: check_image(app, image))
 
 
-def _ensure_keys(app: AppName, found: Discovered, web: Web, options: FetchOptions,
-                 confirm: Callable[[str], bool] | None) -> None:
+def _ensure_keys(app: AppName, found: Discovered, web: Web, options: FetchOptions) -> None:
     """rkt's maybeFetchPubKeys: no key trusted for the name yet -> discover and trust its keys."""
     from pathlib import Path
 
     from pyrkt.fetch.trust import SignatureError, keyring_files
 
-    dirs = [Path(d) for d in options.config_dirs]
-    system = dirs[0] if dirs else Path("/nonexistent")
-    local = dirs[1] if len(dirs) > 1 else Path("/nonexistent")
-    if keyring_files(system, local, app.name):
+    local = Path(options.dirs.local)
+    if keyring_files(Path(options.dirs.system), local, app.name):
         return
     hint = f"trust one with pyrkt trust --prefix={app.name} or fetch with --trust-keys-from-https"
     if "tls" in options.insecure and "pubkey" not in options.insecure:
@@ -457,41 +414,20 @@ def _ensure_keys(app: AppName, found: Discovered, web: Web, options: FetchOption
     if not keys:
         raise SignatureError(f"no keys are trusted for {app.name!r} and discovery found none "
                              f"({'; '.join(found.tried)}); add one with pyrkt trust --prefix")
-    if confirm is None and sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty():
-        confirm = _ask
     trusted = 0
     for url in keys:
         force = options.trust_keys_from_https and url.startswith("https://")
-        if not force and confirm is None:
+        if not force and not options.ui.can_ask():
             raise SignatureError(f"no keys are trusted for {app.name!r} and stdin is not a terminal to ask "
                                  f"whether to trust {url} ({hint})")
         data = fetch_key(url, web.get, allow_http=allow_http)
-        fingerprint, uid = key_identity(data, url)
-        _say(f"prefix: \"{app.name}\"\nkey: \"{url}\"\ngpg key fingerprint is: {spaced_fingerprint(fingerprint)}"
-             + (f"\n\t{uid}" if uid else ""), prefix=False)
-        if force:
-            _say(f"Trusting \"{url}\" for prefix \"{app.name}\" without fingerprint review.", prefix=False)
-        elif confirm is not None and confirm(url):
-            _say(f"Trusting \"{url}\" for prefix \"{app.name}\" after fingerprint review.", prefix=False)
-        else:
-            _say(f"not trusting \"{url}\"", prefix=False)
-            continue
-        path = trust_key(local, data, fingerprint, app.name)
-        _say(f"Added key for prefix \"{app.name}\" at \"{path}\"", prefix=False)
-        trusted += 1
+        _, path = admit_discovered_key(local, url, data, app.name, ui=options.ui,
+                                       trust_https=options.trust_keys_from_https)
+        if path is not None:
+            options.ui.notice(f"Added key for prefix \"{app.name}\" at \"{path}\"")
+            trusted += 1
     if not trusted:
         raise SignatureError(f"no keys are trusted for {app.name!r}: the discovered keys were declined")
-
-
-def _ask(url: str) -> bool:
-    sys.stderr.write("Are you sure you want to trust this key (yes/no)? ")
-    sys.stderr.flush()
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def _say(message: str, *, prefix: bool = True) -> None:
-    sys.stderr.write(("image: " if prefix else "") + message + "\n")
-    sys.stderr.flush()
 
 
 def dependency_resolver(store: Store, options: FetchOptions) -> Callable[[Dependency], Image]:

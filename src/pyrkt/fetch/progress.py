@@ -32,6 +32,12 @@ class ProgressSink(Protocol):
     def finish(self, key: str) -> None: ...
 
 
+class ProgressDisplay(ProgressSink, Protocol):
+    """A sink shown to someone: closed once the image's downloads are over."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(slots=True)
 class LayerState:
     """One download: ``started`` (monotonic seconds) once a byte came, ``ended`` once verified."""

@@ -19,19 +19,15 @@ certificate checks. 429, 5xx and broken connections are retried with backoff.
 from __future__ import annotations
 
 import hashlib
-import ssl
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import IO, Any, cast
 
 import httpx
 
-from pyrkt import __version__
-from pyrkt.errors import FetchError, ImageError, IntegrityError, NotFound
+from pyrkt.errors import FetchError, ImageError, IntegrityError
 from pyrkt.fetch.auth import Credentials, parse_challenge
 from pyrkt.fetch.convert import diff_ids, image_from_config
-from pyrkt.fetch.httperrors import first_line, retry_after, status_text, tls_error, transport_text
 from pyrkt.fetch.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -46,24 +42,18 @@ from pyrkt.fetch.manifests import (
 )
 from pyrkt.fetch.progress import ProgressSink
 from pyrkt.fetch.reference import Reference
+from pyrkt.fetch.transport import ATTEMPTS, Cancelled, Download, Transport, status_text
 from pyrkt.model.image import Image
 from pyrkt.store import Store
 from pyrkt.store.imports import ImportSession
 from pyrkt.store.parallel import BlobFeed
 
-ATTEMPTS = 4           # tries of one request before giving up on 429, 5xx or a broken connection
 BACKOFF = 0.5          # seconds before the second try; doubled for each next one
-MAX_WAIT = 10.0        # the longest a Retry-After is honoured
 WORKERS = 4            # layers downloaded at once
 MANIFEST_LIMIT = 4 << 20
 MAX_INDEX_DEPTH = 4
 MANIFEST_ACCEPT = ", ".join((*MANIFEST_TYPES, *INDEX_TYPES))
 OAUTH_CLIENT_ID = "pyrkt"  # the client_id of an OAuth2 token request
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class _Cancelled(Exception):
-    """Another download failed or the user interrupted: stop this one."""
 
 
 def _token_answer(resp: httpx.Response, what: str, refusals: dict[int, str]) -> dict[str, Any]:
@@ -81,7 +71,7 @@ def _token_answer(resp: httpx.Response, what: str, refusals: dict[int, str]) -> 
 
 
 class RegistryClient:
-    """One repository of one registry: its base URL, auth state and HTTP connection pool."""
+    """One repository of one registry: its base URL, auth state and the transport under it."""
 
     def __init__(self, ref: Reference, *, insecure: frozenset[str] = frozenset(),
                  credentials: Credentials | None = None, attempts: int = ATTEMPTS, backoff: float = BACKOFF,
@@ -91,40 +81,25 @@ class RegistryClient:
         self.where = f"{ref.registry}/{ref.repository}"
         self.allow_http = "http" in insecure
         self.credentials = credentials
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
         self.base = f"https://{ref.registry}"
-        self.auth: str | None = None  # the Authorization header value in use
-        self.lock = threading.Lock()
-        self.cancel = threading.Event()
-        verify: ssl.SSLContext | bool = False if "tls" in insecure else ssl.create_default_context()
-        self.http = httpx.Client(
-            verify=verify, follow_redirects=True,
-            timeout=httpx.Timeout(30.0, connect=15.0),
-            headers={"User-Agent": f"pyrkt/{__version__}"}, transport=transport,
-        )
+        self.web = Transport(insecure=insecure, peer="the registry", attempts=attempts, backoff=backoff,
+                             plain_http_hint=" (a plain-http registry needs --insecure-options=http)",
+                             transport=transport)
+        self.cancel = self.web.cancel
 
     def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.http.close()
+        self.web.close()
 
     # -- requests --------------------------------------------------------------------------
 
     def ping(self) -> None:
         """``GET /v2/``: pick https or (when allowed) http, and authenticate as asked."""
         if self.allow_http:
-            try:
-                resp = self.http.get(f"https://{self.registry}/v2/")
-                resp.close()
-            except httpx.TransportError as e:
-                if isinstance(tls_error(e), ssl.SSLCertVerificationError):
-                    raise FetchError(f"{self.where}: TLS with {self.registry} failed: {first_line(e)} "
-                                     "(--insecure-options=tls skips the check)") from None
-                self.base = f"http://{self.registry}"
-            else:
-                self.base = f"https://{self.registry}"
+            https = self.web.probe(f"https://{self.registry}/v2/", what=self.where)
+            self.base = f"{'https' if https else 'http'}://{self.registry}"
         resp = self._send("GET", "/v2/", what=self.where, authenticate=False)
         resp.close()
         if resp.status_code == 401:
@@ -136,52 +111,17 @@ class RegistryClient:
 
     def _send(self, method: str, path: str, *, what: str, headers: dict[str, str] | None = None,
               stream: bool = False, authenticate: bool = True, content: bytes | None = None) -> httpx.Response:
-        """One request, retried on 429/5xx/connection errors; a 401 re-authenticates once."""
+        """One request through the transport; a 401 re-authenticates once (``authenticate``)."""
         url = path if path.startswith(("https://", "http://")) else self.base + path
-        delay = self.backoff
-        reauthenticated = False
-        attempt = 0
-        while True:
-            attempt += 1
-            if self.cancel.is_set():
-                raise _Cancelled()
-            hdrs = dict(headers or {})
-            with self.lock:
-                if self.auth and url.startswith(self.base):
-                    hdrs["Authorization"] = self.auth
-            try:
-                resp = self.http.send(self.http.build_request(method, url, headers=hdrs, content=content), stream=stream)
-            except httpx.TransportError as e:
-                tls = tls_error(e)
-                if tls is not None:  # not transient: a plain-http server, or a certificate not trusted
-                    if isinstance(tls, ssl.SSLCertVerificationError):
-                        hint = " (--insecure-options=tls skips the check)"
-                    else:
-                        hint = "" if self.allow_http else " (a plain-http registry needs --insecure-options=http)"
-                    raise FetchError(f"{what}: TLS with {self.registry} failed: {first_line(e)}{hint}") from None
-                if attempt >= self.attempts:
-                    raise FetchError(f"{what}: {transport_text(e, self.registry)} (after {attempt} attempts)") from None
-                self._sleep(delay)
-                delay *= 2
-                continue
-            if resp.status_code == 401 and authenticate and not reauthenticated:
-                resp.close()
-                reauthenticated = True
-                self._authenticate(resp.headers.get("www-authenticate"), what)
-                attempt -= 1  # authenticating is not a failed try
-                continue
-            if resp.status_code in _RETRY_STATUS:
-                resp.close()
-                if attempt >= self.attempts:
-                    raise FetchError(f"{what}: the registry answered {status_text(resp)} (after {attempt} attempts)")
-                self._sleep(min(retry_after(resp) or delay, MAX_WAIT))
-                delay *= 2
-                continue
-            return resp
+        return self.web.send(method, url, what=what, headers=headers, stream=stream, content=content,
+                             on_401=self._on_401(what) if authenticate else None)
 
-    def _sleep(self, seconds: float) -> None:
-        if self.cancel.wait(seconds):
-            raise _Cancelled()
+    def _on_401(self, what: str) -> Callable[[httpx.Response], bool]:
+        def answer(resp: httpx.Response) -> bool:
+            self._authenticate(resp.headers.get("www-authenticate"), what)
+            return True
+
+        return answer
 
     def _authenticate(self, header: str | None, what: str) -> None:
         if not header:
@@ -196,11 +136,10 @@ class RegistryClient:
                 raise FetchError(f"{what}: {self.registry} asks for HTTP basic auth, which cannot use "
                                  f"{creds.describe()} (it needs a user name and password)")
             value = creds.basic_header()
-            with self.lock:
-                if self.auth == value:
-                    raise FetchError(f"{what}: the registry refused the credentials of user {creds.user!r} "
-                                     f"from {creds.origin} (401)")
-                self.auth = value
+            if self.web.authorized(self.registry) == value:
+                raise FetchError(f"{what}: the registry refused the credentials of user {creds.user!r} "
+                                 f"from {creds.origin} (401)")
+            self.web.authorize(self.registry, value)
             return
         if scheme != "bearer":
             raise FetchError(f"{what}: unsupported authentication scheme {scheme!r} (want Bearer or Basic)")
@@ -222,8 +161,7 @@ class RegistryClient:
                 headers["Authorization"] = creds.basic_header()
             url = str(httpx.URL(realm, params=query))
             token = self._token(url, headers, what, creds)
-        with self.lock:
-            self.auth = f"Bearer {token}"
+        self.web.authorize(self.registry, f"Bearer {token}")
 
     def _token(self, url: str, headers: dict[str, str], what: str, creds: Credentials | None) -> str:
         resp = self._send("GET", url, what=f"{what}: token service", headers=headers, authenticate=False)
@@ -323,108 +261,44 @@ class RegistryClient:
                 raise
 
     def _check(self, resp: httpx.Response, what: str) -> None:
-        code = resp.status_code
-        if code == 200:
-            return
-        if code == 404:
-            raise NotFound(f"{what}: not found in the registry (404)")
-        if code in (401, 403):
-            hint = "the image does not exist or needs credentials" if self.credentials is None else \
-                f"user {self.credentials.user!r} may not pull it"
-            raise FetchError(f"{what}: access denied ({code}): {hint}")
-        raise FetchError(f"{what}: the registry answered {status_text(resp)}")
+        denied = "the image does not exist or needs credentials" if self.credentials is None else \
+            f"user {self.credentials.user!r} may not pull it"
+        self.web.check(resp, what, not_found="not found in the registry", denied=denied)
 
 
 def _first_error(futures: list[Future[None]]) -> BaseException:
     errors = [e for f in futures if f.done() and not f.cancelled() and (e := f.exception()) is not None]
-    real = [e for e in errors if not isinstance(e, _Cancelled)]
+    real = [e for e in errors if not isinstance(e, Cancelled)]
     return (real or errors)[0]
 
 
 class _Body:
-    """A blob's body as a ``read(n)`` stream for the store's verifying copy.
-
-    When the connection breaks, the rest is asked for again (``Range: bytes=N-``) after a
-    backoff, so the store sees one continuous stream; a server that ignores the range sends it
-    all again and the part already read is skipped. ``attempts`` breaks in a row without a byte
-    in between give up.
-    """
+    """A blob's body as a ``read(n)`` stream for the store's verifying copy: the transport's
+    ``Download`` (resumed across breaks; a blob named by its digest cannot change, so a server
+    ignoring the range has what was read already skipped), and the bytes told to ``on_bytes``
+    and copied to ``feed`` as they are handed on."""
 
     def __init__(self, client: RegistryClient, path: str, what: str,
                  on_bytes: Callable[[int], None] | None = None, feed: BlobFeed | None = None) -> None:
-        self.client = client
-        self.path = path
-        self.what = what
-        self.on_bytes = on_bytes  # told how many bytes each read handed on
-        self.feed = feed  # gets a copy of every byte handed on
-        self.offset = 0      # bytes handed to the reader so far
-        self.failures = 0    # breaks since the last byte received
+        self.on_bytes = on_bytes
+        self.feed = feed
         self.buf = b""
-        self.resp: httpx.Response | None = None
-        self.chunks: Iterator[bytes] = iter(())
-        self.skip = 0
-        self._open()
-
-    def _open(self) -> None:
-        headers = {"Accept-Encoding": "identity"}
-        if self.offset:
-            headers["Range"] = f"bytes={self.offset}-"
-        resp = self.client._send("GET", self.path, what=self.what, headers=headers, stream=True)
-        self.resp = resp
-        self.skip = 0
-        try:
-            if self.offset and resp.status_code == 206:
-                if not resp.headers.get("content-range", "").startswith(f"bytes {self.offset}-"):
-                    raise FetchError(f"{self.what}: the registry resumed the download at the wrong place "
-                                     f"({resp.headers.get('content-range')!r} for byte {self.offset})")
-            else:
-                self.client._check(resp, self.what)
-                self.skip = self.offset
-        except BaseException:
-            resp.close()
-            raise
-        self.chunks = resp.iter_bytes()  # as received: a break loses nothing already here
+        self.download = Download(client.web, client.base + path, what=what,
+                                 check=lambda resp: client._check(resp, what), name_host=True,
+                                 on_401=client._on_401(what))
+        self.chunks = self.download.chunks()
 
     def close(self) -> None:
-        if self.resp is not None:
-            self.resp.close()
-
-    def _next_chunk(self) -> bytes | None:
-        while True:
-            if self.client.cancel.is_set():
-                raise _Cancelled()
-            try:
-                chunk = next(self.chunks, None)
-            except httpx.TransportError as e:
-                self.failures += 1
-                if self.failures >= self.client.attempts:
-                    raise FetchError(f"{self.what}: {transport_text(e, self.client.registry)} at byte {self.offset} "
-                                     f"(after {self.failures} attempts)") from None
-                self.close()
-                self.client._sleep(self.client.backoff * 2 ** (self.failures - 1))
-                self._open()
-                continue
-            if chunk is None:
-                return None
-            if self.skip:
-                dropped = min(self.skip, len(chunk))
-                chunk, self.skip = chunk[dropped:], self.skip - dropped
-            if chunk:
-                self.failures = 0
-                return chunk
+        self.download.close()
 
     def read(self, n: int = -1) -> bytes:
         if n < 0:
-            parts = [self.buf]
+            out = self.buf + b"".join(self.chunks)
             self.buf = b""
-            while (chunk := self._next_chunk()) is not None:
-                parts.append(chunk)
-            out = b"".join(parts)
         else:
             if not self.buf:
-                self.buf = self._next_chunk() or b""
+                self.buf = next(self.chunks, b"")
             out, self.buf = self.buf[:n], self.buf[n:]
-        self.offset += len(out)
         if out:
             if self.feed is not None:
                 self.feed.write(out)
@@ -482,7 +356,7 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 imp.commit(image, manifest_digest=digest, manifest_media_type=manifest.media_type,
                            config_digest=manifest.config.digest, name=ref.name, version=tag)
         return image
-    except _Cancelled:
+    except Cancelled:
         raise FetchError(f"{ref.registry}/{ref.repository}: fetch cancelled") from None
 
 

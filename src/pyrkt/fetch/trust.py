@@ -9,6 +9,9 @@ Layout (as rkt's ``pkg/keystore``), under the system and the local config dir::
 system then local ``root.d`` plus every ``prefix.d`` dir that is N or an ancestor of N; a
 zero-byte local file masks the system key of the same fingerprint. Verification runs the real
 ``gpg`` in a throwaway home holding just that keyring; keys are ascii-armored files.
+
+``admit_key`` is where a key becomes trusted, for ``pyrkt trust`` and for the keys appc
+discovery finds: shown, reviewed (or not, as asked) through the caller's ``FetchUI``, stored.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ import tempfile
 from pathlib import Path
 
 from pyrkt.errors import FetchError, IntegrityError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.fetch.ui import FetchUI
 
 GPG = "gpg"
 GPG_TIMEOUT = 60.0
@@ -144,3 +151,33 @@ def store_key(local_dir: Path, keyfile: Path, fingerprint: str, *, prefix: str |
     dest = dest_dir / fingerprint
     atomic_write(dest, keyfile.read_bytes(), mode=0o644)
     return dest
+
+
+# -- deciding to trust a key: the one place, for `pyrkt trust` and for appc discovery -------------
+
+
+def spaced_fingerprint(fingerprint: str) -> str:
+    """``0123…`` as gpg and rkt show it: groups of four, an extra space in the middle."""
+    groups = [fingerprint[i:i + 4].upper() for i in range(0, len(fingerprint), 4)]
+    half = len(groups) // 2
+    return " ".join(groups[:half]) + "  " + " ".join(groups[half:]) if len(groups) == 10 else " ".join(groups)
+
+
+def admit_key(local_dir: Path, keyfile: Path, *, origin: str, fingerprint: str, uid: str, prefix: str | None,
+              ui: FetchUI, review: bool = True, trust_https: bool = False) -> Path | None:
+    """Offer the key in ``keyfile`` (from ``origin``: a file or a URL) for ``prefix`` (None:
+    every image, a root key): it is shown through ``ui``, and stored in the local config dir
+    when accepted: at once if not ``review``ed or if ``trust_https`` and it came over https
+    (``--trust-keys-from-https``), else if the user answers yes to ``ui.confirm``. Returns
+    where it is stored, or None when it was declined."""
+    ui.notice(f"prefix: \"{prefix or ''}\"\nkey: \"{origin}\"\ngpg key fingerprint is: "
+              f"{spaced_fingerprint(fingerprint)}" + (f"\n\t{uid}" if uid else ""))
+    for_what = f"prefix \"{prefix}\"" if prefix else "every image (root key)"
+    if not review or (trust_https and origin.startswith("https://")):
+        ui.notice(f"Trusting \"{origin}\" for {for_what} without fingerprint review.")
+    elif ui.confirm("Are you sure you want to trust this key (yes/no)? "):
+        ui.notice(f"Trusting \"{origin}\" for {for_what} after fingerprint review.")
+    else:
+        ui.notice(f"Not trusting \"{origin}\" (key {fingerprint})")
+        return None
+    return store_key(local_dir, keyfile, fingerprint, prefix=prefix)

@@ -2,7 +2,9 @@
 
 A pod gets ``pyrkt/<uuid>`` below the root of every hierarchy it uses: on v2 (or the v2 of a
 hybrid host) for tracking and race-free killing (``cgroup.kill``), and on the useful v1
-controllers for accounting and, later, limits. Nothing here needs systemd.
+controllers for accounting and, later, limits. The pod's device allow-list goes to the v1
+``devices`` controller, or where there is none to a BPF_CGROUP_DEVICE program on its v2 cgroup
+(``kernel.bpf``). Nothing here needs systemd.
 """
 
 from __future__ import annotations
@@ -11,14 +13,20 @@ import errno as E
 import os
 import time
 
+from pyrkt.errors import KernelError
 from pyrkt.model.values import Value
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.model.devices import DeviceRule
+
 # v1 controllers a pod cgroup is made in: accounting and tracking (pids kills, name=systemd
-# is where service managers look). Each costs a migration at start (~0.3 ms); the isolators
-# (devices, blkio, cpuset, ...) will add theirs when a pod asks for them.
+# is where service managers look) and the device policy (``devices``). Each costs a migration
+# at start (~0.3 ms); the other isolators (blkio, cpuset, ...) will add theirs when a pod asks
+# for them.
 SIGKILL = 9
 
-V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "name=systemd")
+V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "name=systemd", "devices")
 
 
 class Hierarchy(Value):
@@ -50,16 +58,62 @@ def hierarchies() -> list[Hierarchy]:
     return out
 
 
-def pod_hierarchies() -> list[Hierarchy]:
+def pod_hierarchies(hs: list[Hierarchy] | None = None) -> list[Hierarchy]:
     """The hierarchies a pod cgroup is made in: the v1 ones with a wanted controller, or, on a
     host without v1 controllers (pure v2), the v2 one.
 
     On a hybrid host the v2 hierarchy holds no controllers (they are all bound to v1), so it
     adds nothing but another migration: the pod is tracked and killed through its v1 cgroups.
+    Unless the v1 side has no ``devices`` controller: then the v2 cgroup is made too, for the
+    device program (``device_hierarchy``).
     """
-    hs = hierarchies()
+    hs = hierarchies() if hs is None else hs
     v1 = [h for h in hs if h.version == 1 and any(c in V1_WANTED for c in h.controllers)]
-    return v1 or [h for h in hs if h.version == 2]
+    v2 = [h for h in hs if h.version == 2]
+    if v1 and not any("devices" in h.controllers for h in v1):
+        return v1 + v2[:1]
+    return v1 or v2
+
+
+def device_hierarchy(hs: list[Hierarchy]) -> Hierarchy | None:
+    """Where a pod's device policy goes: the v1 ``devices`` controller when there is one (rules
+    in ``devices.allow``), else the v2 hierarchy (a BPF_CGROUP_DEVICE program); None when the
+    host has neither."""
+    for h in hs:
+        if h.version == 1 and "devices" in h.controllers:
+            return h
+    return next((h for h in hs if h.version == 2), None)
+
+
+def limit_devices(subpath: str, rules: tuple[DeviceRule, ...]) -> str:
+    """Allow the pod cgroup ``subpath`` exactly ``rules`` (everything else: EPERM on open and
+    mknod). Must run before any process joins it. Returns the cgroup directory it went to."""
+    h = device_hierarchy(pod_hierarchies())
+    if h is None:
+        raise KernelError("device policy", E.ENOENT, "no cgroup v1 devices controller and no cgroup v2 "
+                          "on this host (--insecure-options=paths runs without one)")
+    path = os.path.join(h.mount_point, subpath)
+    if h.version == 2:
+        from pyrkt.kernel import bpf
+
+        bpf.limit_devices(path, rules)
+        return path
+    write(os.path.join(path, "devices.deny"), "a")
+    for rule in rules:
+        write(os.path.join(path, "devices.allow"), rule.v1())
+    return path
+
+
+def write(path: str, text: str) -> None:
+    """One write to a cgroup file; an error (a rule the kernel refuses) is raised, naming it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise KernelError("write", e.errno or E.EIO, f"{text!r} to {path}") from None
 
 
 def paths_for(subpath: str, hs: list[Hierarchy] | None = None) -> list[str]:

@@ -11,6 +11,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── pid                           host pid of pod init (mtime = start time)
     ├── subcgroup                     cgroup path of the pod below each hierarchy
     ├── netns                         path of the pod's netns bind mount (written before use)
+    ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
     ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
     ├── overlay/<app>/{upper,work}    the app's writable layer
@@ -29,6 +30,7 @@ running exactly as long as some process of it keeps that fd open.
 from __future__ import annotations
 
 from pyrkt.model import jsonio
+from pyrkt.model.devices import HostDevice
 from pyrkt.model.values import Value, field
 
 TYPE_CHECKING = False
@@ -46,6 +48,7 @@ PID = "pid"
 PGID = "pgid"
 SUBCGROUP = "subcgroup"
 NETNS = "netns"
+DEVICES = "devices"
 NET_INFO = "net-info.json"
 APPSINFO = "appsinfo"
 OVERLAY = "overlay"
@@ -93,12 +96,14 @@ class RuntimeConfig(Value):
     disable_seccomp: bool = False
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     cache_dir: str = ""  # where stage1 may cache compiled artefacts (seccomp BPF)
+    devices: tuple[HostDevice, ...] = ()  # --device: made in every app's /dev and allowed
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}
         d["version"] = INTERFACE_VERSION
         d["net"] = list(self.net)
+        d["devices"] = [x.to_json() for x in self.devices]
         return jsonio.dumps(d)
 
     @classmethod
@@ -110,4 +115,5 @@ class RuntimeConfig(Value):
         d = dict(d)
         d.pop("version", None)
         d["net"] = tuple(d.get("net") or ("default",))
+        d["devices"] = tuple(HostDevice.from_json(x) for x in d.get("devices") or ())
         return cls(**d)

@@ -1,9 +1,9 @@
 """Image use cases: resolve an image argument for run/prepare/fetch, list, remove, cat-manifest,
 gc (keeping what pods use), export, extract/render and verify.
 
-Pull policies (rkt's): ``never`` looks only in the store; ``new`` (run/prepare) uses the store
-and fetches what is missing; ``update`` (fetch) always asks the source (for ``docker://``: the
-registry's manifest; layers the store holds are not downloaded again). Local sources (``oci:``,
+Pull policies (rkt's, decided in ``fetch.policy``): ``never`` looks only in the store; ``new``
+(run/prepare) uses the store and fetches what is missing; ``update`` (fetch) always asks the
+source (for ``docker://``: the registry's manifest; layers the store holds are not downloaded again). Local sources (``oci:``,
 ``oci-archive:``, ``docker-archive:``) are always imported, whatever the policy, as rkt did for
 files: importing an image the store holds already is cheap (no blob is read twice).
 Any other argument is an id prefix or a store name; an appc name (``example.com/app:1.0,os=linux``:
@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pyrkt.fetch.sources import Source
+    from pyrkt.fetch.ui import FetchUI
     from pyrkt.store.verify import Verified
 
-PULL_POLICIES = ("never", "new", "update")
 SORT_KEYS = {"id": "id", "name": "name", "importtime": "import_time", "lastused": "last_used", "size": "size"}
 
 
@@ -39,23 +39,19 @@ def open_store(config: Config, *, write: bool = False) -> Store:
         from pyrkt.config import check_writable
 
         check_writable(config.data_dir)
-    return Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
-
-
-def check_pull_policy(policy: str) -> str:
-    if policy not in PULL_POLICIES:
-        raise UsageError(f"invalid pull policy {policy!r}: want never, new or update")
-    return policy
+    return Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
 
 
 def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, signature: str | None = None,
-                  platform: str = "", progress: bool = False) -> Image:
+                  platform: str = "", ui: FetchUI | None = None) -> Image:
     """The stored image ``arg`` names, fetched or imported first as the policy says.
 
     Local files (ACIs too) are always imported, whatever the policy, as rkt; ``signature`` is
     an ACI's detached signature file (``--signature``); ``platform`` (``--platform``) chooses
-    from a registry's index; ``progress``: show downloads on stderr if it is a terminal."""
+    from a registry's index; ``ui``: the caller's progress display and questions (default:
+    headless, nothing shown or asked)."""
     from pyrkt.fetch import fetch, parse_source
+    from pyrkt.fetch.policy import check_pull_policy, use_stored
 
     check_pull_policy(pull_policy)
     source = parse_source(arg)
@@ -63,29 +59,24 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
     def from_source(source: Source) -> Image:
         from pathlib import Path  # only when fetching: pathlib is off the run path
 
-        dirs = config.config_dirs()
         sig = Path(signature) if signature else None
-        return fetch(store, arg, source=source, insecure=config.insecure, config_dirs=dirs, signature=sig,
-                     platform=platform, progress=progress, pull_policy=pull_policy,
+        return fetch(store, arg, source=source, insecure=config.insecure, dirs=config.dirs, signature=sig,
+                     platform=platform, ui=ui, pull_policy=pull_policy,
                      trust_keys_from_https=config.trust_keys_from_https)
 
     if source.is_local or source.kind in ("aci-file", "https"):
         return from_source(source)  # files are always imported; https applies the policy to its cache record
     if source.kind == "store":
         return _stored_or_discovered(store, arg, pull_policy, from_source)
-    if pull_policy != "update":
-        try:
-            stored = store.resolve(_stored_name(source))
-        except NotFound:
-            if pull_policy == "never":
-                raise NotFound(f"image {arg!r} not found in the store (pull policy never)") from None
-        else:
-            if not platform or _for_platform(stored, platform):
-                return stored
-            if pull_policy == "never":  # the name was stored for another platform
-                raise NotFound(f"image {arg!r} is stored for {_platform_of(stored)}, not {platform} "
-                               "(pull policy never)")
-    return from_source(source)
+    try:
+        stored: Image | None = store.resolve(_stored_name(source))
+    except NotFound:
+        stored = None
+    missing = ""
+    if stored is not None and platform and not _for_platform(stored, platform):
+        missing = f"image {arg!r} is stored for {_platform_of(stored)}, not {platform} (pull policy never)"
+        stored = None  # the name was stored for another platform
+    return use_stored(pull_policy, stored, what=arg, missing=missing) or from_source(source)
 
 
 def _platform_of(image: Image) -> str:
@@ -115,11 +106,12 @@ def _stored_or_discovered(store: Store, arg: str, pull_policy: str, from_source:
         if not discoverable(arg):
             raise
         return from_source(Source("appc", arg))
-    if pull_policy == "update" and image.format == "appc":
+    if image.format == "appc":
         from pyrkt.fetch.discovery import discoverable
+        from pyrkt.fetch.policy import use_stored
 
-        if discoverable(arg):
-            return from_source(Source("appc", arg))
+        if discoverable(arg) and use_stored(pull_policy, image, what=arg) is None:
+            return from_source(Source("appc", arg))  # discovery looks in the store by labels first
     return image
 
 

@@ -14,12 +14,17 @@ from pyrkt.config import Config, check_writable
 from pyrkt.errors import ImageError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
+from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.fetch.ui import FetchUI
 
 
 class AppRequest(Value, frozen=False):
@@ -48,7 +53,7 @@ class PodRequest(Value, frozen=False):
     stage1_name: str = "default"
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
-    quiet: bool = False  # --quiet: no download progress
+    devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
 
 
@@ -139,6 +144,34 @@ def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]
     return tuple(out)
 
 
+# What every app's /dev has that is no device node of its own: mounts and links, left alone.
+DEV_ENTRIES_REFUSED = frozenset({"pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"})
+
+
+def host_devices(specs: list[str]) -> tuple[HostDevice, ...]:
+    """The ``--device`` flags, each checked to name a character or block device node under
+    /dev on this host; its numbers, mode and owner as the host has them now."""
+    import stat
+
+    out = []
+    for text in specs:
+        path, access = parse_device_flag(text)
+        path = os.path.normpath(path)
+        if not path.startswith("/dev/"):
+            raise UsageError(f"--device={text}: want a device node under /dev")
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise UsageError(f"--device={text}: {e.strerror}") from None
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            raise UsageError(f"--device={text}: not a character or block device")
+        if path.split("/")[2] in DEV_ENTRIES_REFUSED:
+            raise UsageError(f"--device={text}: every app's /dev has its own {path.split('/')[2]}")
+        out.append(HostDevice(path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+                              os.minor(st.st_rdev), access, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+    return tuple(out)
+
+
 def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> None:
     from pyrkt.stage0.layers import find_executable
 
@@ -150,22 +183,24 @@ def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> No
             raise ImageError(f"app {app.name!r}: executable {argv0!r} not found{where} in image {app.image.name!r}")
 
 
-def prepare(config: Config, req: PodRequest) -> Pod:
-    """Resolve, check and lay out a pod; returns it locked in ``prepare/``."""
+def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Pod:
+    """Resolve, check and lay out a pod; returns it locked in ``prepare/``. ``ui``: how image
+    fetches show progress and ask (default: headless)."""
     from pyrkt.stage0.images import resolve_image
     from pyrkt.stage1 import flavor
     from pyrkt.store import Store
 
     if not req.apps:
         raise UsageError("pod must contain at least one application")
+    devices = host_devices(req.devices)  # bad --device values fail before any work
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
     check_writable(config.data_dir)
-    store = Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
+    store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
         images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None,
-                                platform=req.platform, progress=not req.quiet)
+                                platform=req.platform, ui=ui)
                   for a in req.apps]
         apps = reify(req, images)
         layer_dirs = [store.lower_dirs(image) for image in images]
@@ -177,6 +212,8 @@ def prepare(config: Config, req: PodRequest) -> Pod:
                 fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
             lay_out(pod.path, manifest, images, layer_dirs)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
+            if devices:
+                fs.atomic_write(pod.file(abi.DEVICES), jsonio.dumps([f"{d.path}:{d.access}" for d in devices]), sync=False)
             for image in images:
                 store.touch(image.id)
         except BaseException:

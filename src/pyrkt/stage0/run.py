@@ -15,11 +15,13 @@ from pyrkt.model.names import check_hostname
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
-from pyrkt.stage0.prepare import PodRequest, discard, pod_sysctls, prepare
+from pyrkt.stage0.prepare import PodRequest, discard, host_devices, pod_sysctls, prepare
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TextIO
+
+    from pyrkt.fetch.ui import FetchUI
 
 
 class RunOptions(Value, frozen=False):
@@ -71,7 +73,7 @@ def check_options(config: Config, opts: RunOptions) -> None:
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
 
-        netconf.select(list(opts.net), config.config_dirs())  # unknown networks fail before any work
+        netconf.select(list(opts.net), config.dirs.paths())  # unknown networks fail before any work
 
 
 def dns_extra(opts: RunOptions) -> dict[str, Any]:
@@ -110,10 +112,11 @@ def check_ports(ports: bool, opts: RunOptions) -> None:
         raise UsageError(f"--port cannot be used with --net={opts.net[0]}")
 
 
-def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
+def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: FetchUI | None = None) -> int:
+    """Prepare and start a pod; ``ui``: how image fetches show progress and ask (default: headless)."""
     check_options(config, opts)
     check_ports(bool(req.ports), opts)
-    pod = prepare(config, req)
+    pod = prepare(config, req, ui=ui)
     try:
         pod.transition(Dir.RUN)
     except BaseException:
@@ -149,9 +152,11 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
 
 
 def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeConfig:
+    from pyrkt.model import jsonio
     from pyrkt.stage1 import flavor
 
     recorded = fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name
+    devices = fs.read_text(pod.file(abi.DEVICES))
     return abi.RuntimeConfig(
         uuid=pod.uuid,
         flavor=flavor.canonical(recorded.strip()),
@@ -163,7 +168,8 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=config.cache_dir,
-        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts),
+        devices=host_devices(jsonio.loads(devices)) if devices else (),  # the host's numbers now
+        extra={"ipc": opts.ipc, "config_dirs": config.dirs.names(), **dns_extra(opts),
                **sysctl_extra(opts, flavor.canonical(recorded.strip()))},
     )
 
@@ -189,7 +195,7 @@ def check_port_conflicts(config: Config, pod: Pod, nets: list[str]) -> None:
     from pyrkt.network import config as netconf
     from pyrkt.network import setup as netsetup
 
-    network = netsetup.forwardable(netconf.select(nets, config.config_dirs()))
+    network = netsetup.forwardable(netconf.select(nets, config.dirs.paths()))
     for other in Pod.walk(config.pods_dir, (Dir.RUN,)):
         if other.uuid == pod.uuid or other.state != State.RUNNING:
             continue
@@ -204,9 +210,9 @@ def start(config: Config, pod: Pod, opts: RunOptions, out: TextIO) -> int:
     """Hand a locked pod in ``run/`` to its flavor; the lock fd goes to pod init."""
     from pyrkt.stage1 import flavor
 
-    rc = runtime_config(config, pod, opts)
-    os.makedirs(rc.cache_dir, exist_ok=True)
     try:
+        rc = runtime_config(config, pod, opts)
+        os.makedirs(rc.cache_dir, exist_ok=True)
         check_port_conflicts(config, pod, opts.net)
         fs.atomic_write(pod.file(abi.RUNTIME_CONFIG), rc.to_json(), sync=False)
         fl = flavor.get(rc.flavor)

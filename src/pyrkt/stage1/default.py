@@ -22,7 +22,7 @@ import time
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces
-from pyrkt.model import abi
+from pyrkt.model import abi, devices
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import podinit
@@ -135,6 +135,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
         "state_file": os.path.join(pod_dir, STATE_FILE),
         "podinit": POD_INIT_PATH,
         "etc": etc_files(pod_dir, config),
+        "devices": [[d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid] for d in config.devices],
     }
 
 
@@ -229,6 +230,8 @@ class DefaultFlavor:
         sub = f"pyrkt/{config.uuid}"
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), sub + "\n", sync=False)
         cgroup_paths = cgroups.create(sub)
+        if not config.disable_paths:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
+            cgroups.limit_devices(sub, devices.policy(tuple(d.rule() for d in config.devices)))
         pty = os.openpty() if config.interactive else None
         netns_path = ""
         if net == "cni":
@@ -350,10 +353,13 @@ class DefaultFlavor:
         workdir = ra.app.working_directory if ra is not None else "/"
         keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
         bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
+        sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
+        pod_cgroups = [p for p in cgroups.paths_for(sub) if os.path.isdir(p)] if sub else []
         pid = os.fork()
         if pid == 0:
             code = 254
             try:
+                cgroups.join(pod_cgroups)  # the pod's device policy and limits hold for what enters too
                 namespaces.join(target)
                 child = os.fork()
                 if child == 0:

@@ -32,7 +32,7 @@ NOSUID_NODEV_NOEXEC = M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC
 def setup(root: str, spec: dict[str, Any], plan: dict[str, Any]) -> None:
     proc = make_dir(root, "proc")
     M.mount("proc", proc, "proc", NOSUID_NODEV_NOEXEC)
-    setup_dev(root, interactive=plan["interactive"])
+    setup_dev(root, interactive=plan["interactive"], host_devices=plan.get("devices") or ())
     sys_dir = make_dir(root, "sys")
     M.mount("sysfs", sys_dir, "sysfs", NOSUID_NODEV_NOEXEC | M.MS_RDONLY)
     etc = plan["etc"]
@@ -91,11 +91,13 @@ def bind_file(source: str, root: str, rel: str, *, readonly: bool = False) -> No
     M.bind(source, make_file(root, rel), readonly=readonly)
 
 
-def setup_dev(root: str, *, interactive: bool) -> None:
+def setup_dev(root: str, *, interactive: bool, host_devices: Any = ()) -> None:
     dev = make_dir(root, "dev")
     M.mount("tmpfs", dev, "tmpfs", M.MS_NOSUID | M.MS_STRICTATIME, "mode=755,size=65536k")
     for name in DEVICES:
         make_device(f"/dev/{name}", os.path.join(dev, name))
+    for spec in host_devices:
+        make_host_device(dev, spec)
     console = os.path.join(dev, "console")
     os.close(os.open(console, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
     tty = os.ttyname(0) if interactive and os.isatty(0) else "/dev/null"
@@ -125,6 +127,25 @@ def make_device(host: str, target: str) -> None:
     except PermissionError:
         os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
         M.bind(host, target)
+
+
+def make_host_device(dev: str, spec: list[Any]) -> None:
+    """A ``--device`` node at its host path below the app's /dev: ``spec`` is (path, "c"|"b",
+    major, minor, mode, uid, gid) as stage0 found it. Where the pod's policy does not allow
+    mknod of it (access without "m"), the host's node is bound instead."""
+    path, kind, major, minor, mode, uid, gid = spec
+    rel = os.path.relpath(path, "/dev")
+    parent = os.path.dirname(rel)
+    target = os.path.join(make_dir(dev, parent) if parent else dev, os.path.basename(rel))
+    if os.path.lexists(target):
+        return  # one of the standard nodes (--device=/dev/null): already there
+    try:
+        os.mknod(target, (stat.S_IFCHR if kind == "c" else stat.S_IFBLK) | 0o600, os.makedev(major, minor))
+        os.chown(target, uid, gid)
+        os.chmod(target, mode)
+    except PermissionError:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        M.bind(path, target)
 
 
 def mask(root: str) -> None:

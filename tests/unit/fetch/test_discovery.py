@@ -26,9 +26,9 @@ from pyrkt.fetch.discovery import (
     parse_app_name,
     parse_meta,
     render_template,
-    spaced_fingerprint,
     walk_prefixes,
 )
+from pyrkt.fetch.trust import spaced_fingerprint
 from pyrkt.model.image import Image
 from pyrkt.stage0.images import resolve_image
 from pyrkt.store import Store

@@ -8,9 +8,18 @@ from pathlib import Path
 import pytest
 from tests.support.aci import build_aci, new_key, sign, stop_agent
 
+from pyrkt.config import ConfigDirs
 from pyrkt.errors import IntegrityError, UsageError
 from pyrkt.fetch import fetch
-from pyrkt.fetch.trust import check_prefix, key_fingerprint, keyring_files, store_key, verify_signature
+from pyrkt.fetch.trust import (
+    admit_key,
+    check_prefix,
+    key_fingerprint,
+    keyring_files,
+    store_key,
+    verify_signature,
+)
+from pyrkt.fetch.ui import FetchUI
 from pyrkt.store import Store
 
 pytestmark = pytest.mark.skipif(shutil.which("gpg") is None, reason="needs gpg")
@@ -74,17 +83,17 @@ def test_signature_checks_against_the_prefix_keys(tmp_path: Path, keys: dict[str
 def test_signed_aci_imports_and_a_bad_one_leaves_the_store_empty(tmp_path: Path,
                                                                  keys: dict[str, tuple[str, Path, Path]]) -> None:
     fpr, pub, home = keys["alice"]
-    config_dirs = (tmp_path / "sys", tmp_path / "local")
-    store_key(config_dirs[1], pub, fpr, prefix=None)
+    dirs = ConfigDirs(system=str(tmp_path / "sys"), local=str(tmp_path / "local"))
+    store_key(tmp_path / "local", pub, fpr, prefix=None)
     aci = tmp_path / "app.aci"
     expected = build_aci(aci, compression="gzip")
     other_sig = sign(aci, home, fpr, dest=tmp_path / "elsewhere.asc")
     store = Store.open(tmp_path / "store")
     try:
         with pytest.raises(IntegrityError, match="no signature"):
-            fetch(store, str(aci), config_dirs=config_dirs)
+            fetch(store, str(aci), dirs=dirs)
         assert store.list() == [] and list(store.blobs.walk()) == []
-        assert fetch(store, str(aci), config_dirs=config_dirs, signature=other_sig).id == expected
+        assert fetch(store, str(aci), dirs=dirs, signature=other_sig).id == expected
     finally:
         store.close()
 
@@ -94,3 +103,59 @@ def test_prefixes_must_be_image_name_prefixes() -> None:
     for bad in ("../etc", "/abs", "Example.com", ""):
         with pytest.raises(UsageError, match="invalid trust prefix"):
             check_prefix(bad)
+
+
+class Recording(FetchUI):
+    """A caller that answers ``answer`` to every question (None: it has no one to ask)."""
+
+    def __init__(self, answer: bool | None) -> None:
+        self.answer = answer
+        self.lines: list[str] = []
+        self.questions: list[str] = []
+
+    def notice(self, message: str) -> None:
+        self.lines.append(message)
+
+    def can_ask(self) -> bool:
+        return self.answer is not None
+
+    def confirm(self, question: str) -> bool:
+        self.questions.append(question)
+        if self.answer is None:
+            return super().confirm(question)
+        return self.answer
+
+
+def test_a_key_is_shown_then_trusted_only_when_the_review_says_yes(tmp_path: Path,
+                                                                   keys: dict[str, tuple[str, Path, Path]]) -> None:
+    fpr, pub, _ = keys["alice"]
+    stored = tmp_path / "local" / "trustedkeys" / "prefix.d" / "example.com/app" / fpr
+    no = Recording(False)
+    assert admit_key(tmp_path / "local", pub, origin=str(pub), fingerprint=fpr, uid="alice", prefix="example.com/app",
+                     ui=no) is None
+    assert not stored.exists()
+    assert no.questions == ["Are you sure you want to trust this key (yes/no)? "]
+    assert no.lines[0].startswith(f'prefix: "example.com/app"\nkey: "{pub}"\ngpg key fingerprint is: ')
+    assert no.lines[-1] == f'Not trusting "{pub}" (key {fpr})'
+
+    yes = Recording(True)
+    assert admit_key(tmp_path / "local", pub, origin=str(pub), fingerprint=fpr, uid="alice", prefix="example.com/app",
+                     ui=yes) == stored
+    assert stored.read_bytes() == pub.read_bytes()
+    assert yes.lines[-1] == f'Trusting "{pub}" for prefix "example.com/app" after fingerprint review.'
+
+
+def test_without_review_or_from_https_with_trust_keys_from_https_nobody_is_asked(
+        tmp_path: Path, keys: dict[str, tuple[str, Path, Path]]) -> None:
+    fpr, pub, _ = keys["bob"]
+    headless = Recording(None)
+    assert admit_key(tmp_path, pub, origin=str(pub), fingerprint=fpr, uid="", prefix=None, ui=headless,
+                     review=False) == tmp_path / "trustedkeys" / "root.d" / fpr
+    url = "https://example.com/pubkeys.asc"
+    assert admit_key(tmp_path, pub, origin=url, fingerprint=fpr, uid="", prefix="example.com", ui=headless,
+                     trust_https=True) is not None
+    assert headless.questions == []
+    assert headless.lines[-1] == f'Trusting "{url}" for prefix "example.com" without fingerprint review.'
+    with pytest.raises(UsageError, match="cannot ask"):  # http is never trusted unasked; headless cannot ask
+        admit_key(tmp_path, pub, origin="http://example.com/k.asc", fingerprint=fpr, uid="", prefix="example.com",
+                  ui=headless, trust_https=True)

@@ -8,7 +8,7 @@ import pytest
 
 from pyrkt.errors import ImageError, UsageError
 from pyrkt.model.image import AppSpec, Image
-from pyrkt.stage0.prepare import AppRequest, PodRequest, merge_env, read_env_file, reify
+from pyrkt.stage0.prepare import AppRequest, PodRequest, host_devices, merge_env, read_env_file, reify
 
 IMAGE = Image(
     id="sha256:" + "ab" * 32,
@@ -76,6 +76,24 @@ def test_user_and_workdir_overrides() -> None:
                                               supplementary_gids="5,6")]), [IMAGE])
     assert (app.app.user, app.app.group, app.app.working_directory, app.app.supplementary_gids) == (
         "app", "staff", "/tmp", (5, 6))
+
+
+def test_device_flag_takes_the_host_nodes_numbers_mode_and_owner() -> None:
+    import os
+
+    st = os.stat("/dev/null")
+    [dev] = host_devices(["/dev/null:rw"])
+    assert (dev.path, dev.kind, dev.major, dev.minor, dev.access) == ("/dev/null", "c", 1, 3, "rw")
+    assert (dev.mode, dev.uid, dev.gid) == (st.st_mode & 0o7777, st.st_uid, st.st_gid)
+
+
+@pytest.mark.parametrize(("flag", "why"), [
+    ("/dev/no-such-device", "No such file"), ("/dev/shm", "not a character or block device"),
+    ("/etc/passwd", "under /dev"), ("/dev/../etc/passwd", "under /dev"), ("/dev/pts/ptmx", "every app's /dev has its own pts"),
+])
+def test_device_flag_naming_no_device_node_is_refused(flag: str, why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        host_devices([flag])
 
 
 def test_sysctls_are_checked_against_the_pods_namespaces_and_flavor() -> None:

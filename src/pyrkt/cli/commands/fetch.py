@@ -32,7 +32,9 @@ def shown_id(image_id: str, *, full: bool) -> str:
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    from pyrkt.stage0.images import check_pull_policy, open_store, resolve_image
+    from pyrkt.cli.fetchui import TerminalUI
+    from pyrkt.fetch.policy import check_pull_policy
+    from pyrkt.stage0.images import open_store, resolve_image
 
     values, images = ctx.parse(FLAGS, args)
     if not images:
@@ -47,11 +49,12 @@ def run(ctx: Context, args: list[str]) -> int:
         from pyrkt.fetch import parse_platform
 
         parse_platform(platform)
+    ui = TerminalUI(ctx.stderr, quiet=values["quiet"])
     store = open_store(ctx.config, write=True)
     try:
         for arg, sig in zip(images, signatures, strict=True):
             image = resolve_image(ctx.config, store, arg, pull_policy=policy, signature=sig or None,
-                                  platform=platform, progress=not values["quiet"])
+                                  platform=platform, ui=ui)
             ctx.stdout.write(shown_id(image.id, full=values["full"]) + "\n")
     finally:
         store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
-from pyrkt.cli.commands.run import PREPARE_FLAGS, SYSCTL_FLAG, pod_request
+from pyrkt.cli.commands.run import PREPARE_FLAGS, SYSCTL_FLAG, fetch_ui, pod_request
 from pyrkt.cli.flags import FlagSet
 from pyrkt.errors import UsageError
 
@@ -26,7 +26,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps:
         raise UsageError("prepare requires at least one image")
-    pod = prepare(ctx.config, pod_request(values, apps))
+    pod = prepare(ctx.config, pod_request(values, apps), ui=fetch_ui(ctx, values))
     try:
         pod.transition(Dir.PREPARED)
     except BaseException:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrkt.cli.main import Context
+    from pyrkt.fetch.ui import FetchUI
 
 USAGE = "pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
 
@@ -26,6 +27,8 @@ PREPARE_FLAGS = [
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
+    Flag("device", "list", metavar="HOSTPATH[:rwm]",
+         help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -49,8 +52,9 @@ FLAGS = RUN_FLAGS + APP_FLAGS
 
 
 def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
-    if values["pull_policy"] not in ("never", "new", "update"):
-        raise UsageError(f"invalid --pull-policy={values['pull_policy']!r}: want never, new or update")
+    from pyrkt.fetch.policy import check_pull_policy
+
+    check_pull_policy(values["pull_policy"])
     if values["platform"]:
         from pyrkt.fetch import parse_platform
 
@@ -65,7 +69,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         stage1_name=values["stage1_name"],
         ports=values["port"],
         platform=values["platform"] or "",
-        quiet=values["quiet"],
+        devices=values["device"],
         sysctl=values.get("sysctl") or [],
     )
 
@@ -96,4 +100,12 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps:
         raise UsageError("run requires at least one image")
-    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout)
+    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout,
+                          ui=fetch_ui(ctx, values))
+
+
+def fetch_ui(ctx: Context, values: dict[str, Any]) -> FetchUI:
+    """What image fetches of run and prepare show on the terminal (``--quiet``: no progress)."""
+    from pyrkt.cli.fetchui import TerminalUI
+
+    return TerminalUI(ctx.stderr, quiet=values["quiet"])

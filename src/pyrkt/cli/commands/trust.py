@@ -2,7 +2,8 @@
 
 Each armored key file is stored as ``<local config>/trustedkeys/prefix.d/<P>/<fingerprint>``
 (``root.d/<fingerprint>`` with ``--root``) after its fingerprint is shown and confirmed on
-stdin, unless ``--skip-fingerprint-review``. With ``--prefix`` and no key file, the prefix's
+stdin, unless ``--skip-fingerprint-review`` (``fetch.trust.admit_key`` decides, as for the keys
+a fetch discovers). With ``--prefix`` and no key file, the prefix's
 keys are found by appc discovery (its ``ac-discovery-pubkeys`` meta tags) and fetched over
 https (http with ``--insecure-allow-http``); ``--trust-keys-from-https`` accepts https keys
 without the review, as rkt.
@@ -10,7 +11,6 @@ without the review, as rkt.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from pyrkt.cli.flags import Flag
 from pyrkt.errors import FetchError, UsageError
 
 if TYPE_CHECKING:
+    from pyrkt.cli.fetchui import TerminalUI
     from pyrkt.cli.main import Context
 
 USAGE = "pyrkt trust [--prefix=PREFIX | --root] [--skip-fingerprint-review] [--insecure-allow-http] [KEYFILE...]"
@@ -29,23 +30,15 @@ FLAGS = [
 ]
 
 
-def _confirmed(ctx: Context, fingerprint: str, uid: str, where: str) -> bool:
-    ctx.stdout.write(f"Prefix: {where}\nKey fingerprint: {fingerprint}\n")
-    if uid:
-        ctx.stdout.write(f"\tSubkey fingerprint/uid: {uid}\n")
-    ctx.stdout.write("Are you sure you want to trust this key (yes/no)? ")
-    ctx.stdout.flush()
-    stdin = sys.stdin
-    if stdin is None or stdin.closed:
-        raise UsageError("cannot ask whether to trust the key: no stdin (use --skip-fingerprint-review)")
-    answer = stdin.readline()
-    if not answer:
-        raise UsageError("cannot ask whether to trust the key: stdin is closed (use --skip-fingerprint-review)")
-    return answer.strip().lower() in ("y", "yes")
+def _review_ui(ctx: Context) -> TerminalUI:
+    """The review is this command's output: on stdout, answers read from stdin (a pipe too)."""
+    from pyrkt.cli.fetchui import TerminalUI
+
+    return TerminalUI(ctx.stdout, ask_without_tty=True)
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    from pyrkt.fetch.trust import check_prefix, key_fingerprint, store_key
+    from pyrkt.fetch.trust import admit_key, check_prefix, key_fingerprint
 
     values, keyfiles = ctx.parse(FLAGS, args)
     prefix = values["prefix"] or None
@@ -63,30 +56,31 @@ def run(ctx: Context, args: list[str]) -> int:
         return _trust_discovered(ctx, prefix, review=not values["skip_fingerprint_review"],
                                  allow_http=bool(values["insecure_allow_http"]))
     where = "root (every image)" if root else prefix
+    ui = _review_ui(ctx)
     for keyfile in keyfiles:
         path = Path(keyfile)
         fingerprint, uid = key_fingerprint(path)
-        if not values["skip_fingerprint_review"] and not _confirmed(ctx, fingerprint, uid, str(where)):
+        dest = admit_key(Path(ctx.config.dirs.local), path, origin=keyfile, fingerprint=fingerprint, uid=uid,
+                         prefix=None if root else prefix, ui=ui, review=not values["skip_fingerprint_review"])
+        if dest is None:
             raise FetchError(f"key {fingerprint} from {keyfile!r} not trusted: the review was declined")
-        dest = store_key(Path(ctx.config.local_config), path, fingerprint, prefix=None if root else prefix)
         ctx.stdout.write(f"Trusting key {fingerprint} for {where}: stored in {dest}\n")
     return 0
 
 
 def _trust_discovered(ctx: Context, prefix: str, *, review: bool, allow_http: bool) -> int:
     """rkt's ``trust --prefix P`` without keys: discover P's keys, show each, store what is accepted."""
-    from pyrkt.fetch.discovery import Web, discover_keys, fetch_key, key_identity, trust_key
+    from pyrkt.fetch.discovery import Web, admit_discovered_key, discover_keys, fetch_key
 
     insecure = ctx.config.insecure | ({"http"} if allow_http else set())
-    with Web(insecure, [Path(d) for d in ctx.config.config_dirs()]) as web:
+    with Web(insecure, ctx.config.dirs.paths()) as web:
         urls = discover_keys(prefix, web.get, allow_http=allow_http)
         keys = [(url, fetch_key(url, web.get, allow_http=allow_http)) for url in urls]
+    ui = _review_ui(ctx)
     for url, data in keys:
-        fingerprint, uid = key_identity(data, url)
-        ctx.stdout.write(f"Key {url}\n")
-        force = not review or (ctx.config.trust_keys_from_https and url.startswith("https://"))
-        if not force and not _confirmed(ctx, fingerprint, uid, prefix):
+        fingerprint, dest = admit_discovered_key(Path(ctx.config.dirs.local), url, data, prefix, ui=ui, review=review,
+                                                 trust_https=ctx.config.trust_keys_from_https)
+        if dest is None:
             raise FetchError(f"key {fingerprint} from {url} not trusted: the review was declined")
-        dest = trust_key(Path(ctx.config.local_config), data, fingerprint, prefix)
         ctx.stdout.write(f"Trusting key {fingerprint} for {prefix}: stored in {dest}\n")
     return 0

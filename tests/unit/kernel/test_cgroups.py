@@ -1,0 +1,34 @@
+"""Which cgroups a pod gets and where its device policy goes, decided from the hierarchies a
+host mounts (v1, v2, hybrid with and without a v1 ``devices`` controller)."""
+
+from __future__ import annotations
+
+from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies
+
+V2 = Hierarchy("/sys/fs/cgroup/unified", 2, ())
+MEMORY = Hierarchy("/sys/fs/cgroup/memory", 1, ("memory",))
+PIDS = Hierarchy("/sys/fs/cgroup/pids", 1, ("pids",))
+DEVICES = Hierarchy("/sys/fs/cgroup/devices", 1, ("devices",))
+FREEZER = Hierarchy("/sys/fs/cgroup/freezer", 1, ("freezer",))
+
+
+def test_hybrid_host_with_v1_devices_uses_its_v1_cgroups_only() -> None:
+    hs = [MEMORY, PIDS, DEVICES, FREEZER, V2]
+    assert pod_hierarchies(hs) == [MEMORY, PIDS, DEVICES]
+    assert device_hierarchy(pod_hierarchies(hs)) == DEVICES
+
+
+def test_hybrid_host_without_v1_devices_adds_the_v2_cgroup_for_the_device_program() -> None:
+    hs = [MEMORY, PIDS, FREEZER, V2]
+    assert pod_hierarchies(hs) == [MEMORY, PIDS, V2]
+    assert device_hierarchy(pod_hierarchies(hs)) == V2
+
+
+def test_pure_v2_host_puts_everything_in_v2() -> None:
+    assert pod_hierarchies([V2]) == [V2]
+    assert device_hierarchy([V2]) == V2
+
+
+def test_host_without_a_device_controller_has_no_device_hierarchy() -> None:
+    assert pod_hierarchies([MEMORY]) == [MEMORY]
+    assert device_hierarchy([MEMORY]) is None
