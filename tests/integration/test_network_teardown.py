@@ -57,6 +57,26 @@ def test_detached_pod_that_exits_leaves_no_network_behind_before_gc(net_env: tup
     assert not (cli.pod_dir(uuid) / "netns").exists()
 
 
+def test_foreground_pod_whose_run_is_killed_tears_its_network_down(net_env: tuple[Cli, str, Path],
+                                                                   tmp_path: Path) -> None:
+    """No one is left to tear the network down after the run process's SIGKILL: pod init
+    stops the pod and runs the teardown itself, from its own root, before any gc."""
+    cli, image, _ = net_env
+    before = host_state()
+    save = tmp_path / "fg.uuid"
+    p = cli.popen("run", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: save.exists() and "state=running" in cli("status", save.read_text().strip()).out)
+    time.sleep(0.7)  # from the re-executed pod init
+    p.kill()
+    p.wait()
+    uuid = save.read_text().strip()
+    st = cli.wait_exited(uuid, timeout=10)
+    assert st["state"] == "exited" and st["app-busybox"] == "0", st
+    assert wait_for(lambda: host_state() == before)  # no gc has run
+    assert not (cli.pod_dir(uuid) / "netns").exists()
+
+
 def test_detached_pods_teardown_runs_del_with_the_cni_contract(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     cli, image, conf = net_env
     log = tmp_path / "calls.log"
