@@ -257,6 +257,7 @@ class DefaultFlavor:
                 os.close(plan["parent_fd"])
             raise
         if pid == 0:
+            os.close(host_pidns)  # the apps could reach it through /proc/1/fd
             self.become_pod_init(pod_dir, plan, config, net, netns_path, cgroup_paths, lock_fd, ready_r,
                                  ready_w, detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")

@@ -44,10 +44,10 @@ def enter(mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
     """Leave the current mount namespace for a new one, mount pod init's root on ``mountpoint``
     there, pivot into it and drop the old root. ``pod_fd`` is an fd on the pod dir pod init
     keeps open (the lock's); ``podinit`` the script pod init re-executes, in the pyrkt package.
-    Returns the plan's new values: the namespace left (``apps_mntns``,
-    an fd the apps join before they unshare theirs; close it once they have started), where
-    the pod dir, the interpreter and podinit.py are now, the fds the links need (kept across pod
-    init's re-exec) and the import path under which pyrkt is found both in this root and, after
+    Returns the plan's new values: the namespace left (``apps_mntns``, an fd the apps join
+    before they unshare theirs; close it once they have started), where the pod dir, the
+    interpreter and the script are now, the fds the links need (kept across pod init's
+    re-exec) and the import path under which pyrkt is found both in this root and, after
     setns, on the host."""
     python = os.path.realpath(sys.executable)
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../pyrkt
@@ -64,7 +64,7 @@ def enter(mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
             host = "/" + name
             if os.path.islink(host):  # merged /usr: lib -> usr/lib
                 target = os.readlink(host)
-                if top(target) not in names and not os.path.isabs(target):
+                if top(target) not in names:
                     names.append(top(target))
                 os.symlink(target, os.path.join(mountpoint, name))
             elif os.path.isdir(host):
@@ -80,5 +80,6 @@ def enter(mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
         raise
     for fd in fds:
         os.set_inheritable(fd, True)  # the links must resolve in the re-executed pod init too
-    return {"apps_mntns": left, "pod": POD, "python": python, "podinit": "/pyrkt/" + os.path.relpath(podinit, package),
+    return {"apps_mntns": left, "pod": POD, "python": python,
+            "podinit": "/pyrkt/" + os.path.relpath(podinit, package),
             "import_path": f"/proc/self/fd/{fds[-1]}", "root_fds": fds}
