@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.errors import UsageError
+from pyrkt.errors import PyrktError, UsageError
 from pyrkt.model.values import Value
 
 TYPE_CHECKING = False
@@ -43,6 +43,53 @@ def parse_insecure_options(text: str) -> frozenset[str]:
         else:
             raise UsageError(f"unknown insecure option {word!r} (known: none, {', '.join(sorted(INSECURE_KNOWN))}, all-fetch, all-run, all)")
     return frozenset(out)
+
+
+def _nearest_existing(path: str) -> tuple[str, os.stat_result]:
+    """``path`` or its closest ancestor that exists, with its stat."""
+    while True:
+        try:
+            return path, os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            parent = os.path.dirname(path)
+            if parent == path:
+                raise
+            path = parent
+
+
+def check_data_dir(path: str) -> str:
+    """``path`` (absolute) if it is, or can become, pyrkt's data directory: a directory, or
+    missing below one. ``--dir`` naming a file is a UsageError, not a traceback later on."""
+    import stat
+
+    path = os.path.abspath(path)
+    try:
+        found, st = _nearest_existing(path)
+    except OSError:  # unreadable or unreachable: whatever uses it next says how
+        return path
+    if not stat.S_ISDIR(st.st_mode):
+        where = "" if found == path else f" ({found} is not a directory)"
+        raise UsageError(f"data directory {path} is not a directory{where}")
+    return path
+
+
+def check_writable(path: str) -> None:
+    """PyrktError unless pyrkt can write the data directory ``path`` (or create it): a
+    read-only mount or a directory root may not write is reported before any work starts."""
+    import errno
+
+    try:
+        found, _ = _nearest_existing(path)
+    except OSError:
+        return
+    if os.statvfs(found).f_flag & os.ST_RDONLY:
+        reason = os.strerror(errno.EROFS)
+    elif not os.access(found, os.W_OK | os.X_OK):
+        reason = os.strerror(errno.EACCES)
+    else:
+        return
+    where = "" if found == path else f" (at {found})"
+    raise PyrktError(f"data directory {path} is not writable: {reason.lower()}{where}")
 
 
 class Config(Value):

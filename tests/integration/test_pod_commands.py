@@ -274,9 +274,14 @@ def test_rm_refuses_a_running_pod_but_removes_the_others(data: Data) -> None:
         f'pyrkt: pod "{running}" is currently running',
         "pyrkt: no matches found for '0000'",
         "pyrkt: UUID cannot be empty",
-        "pyrkt: failed to remove one or more pods",
-    ]
+    ]  # one line per pod that failed, and nothing more
     assert data.path(running) is not None and data.path(exited) is None
+
+
+def test_rm_of_a_missing_pod_is_one_line(data: Data) -> None:
+    assert data("rm", "0123") == Result(254, "", "pyrkt: no matches found for '0123'\n")
+    assert data("rm", "--uuid-file=/nonexistent/uuid").code == 254
+    assert len(data("rm", "--uuid-file=/nonexistent/uuid").err.splitlines()) == 1
 
 
 def test_rm_uuid_file(data: Data) -> None:

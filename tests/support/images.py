@@ -21,7 +21,8 @@ Parent dirs are not written into extra layers (``layer_entries(parents_too=True)
 so e.g. ``{"tmp/x": b""}`` leaves the base layer's 1777 ``/tmp`` as it is.
 
 A layer may also be given as raw ``bytes`` of an uncompressed tar (see ``layer_tar``), written
-as-is: that is how tests make hostile layers (``../x``, links out of the layer).
+as-is: that is how tests make hostile layers (``../x``, links out of the layer); or as a ready
+``Layer`` (blob, diff id, media type), e.g. a decompression bomb from ``tests.support.bombs``.
 
 Also a script (used by ``make demo`` and the benchmarks); it prints the image id::
 
@@ -295,17 +296,18 @@ def build_image(
     exposed_ports: Sequence[str] = (),
     volumes: Sequence[str] = (),
     labels: Mapping[str, str] | None = None,
-    extra_layers: Sequence[Mapping[str, bytes | Entry | None] | bytes] = (),
+    extra_layers: Sequence[Mapping[str, bytes | Entry | None] | bytes | Layer] = (),
     compression: str = "gzip",
     arch: str | None = None,
     variant: str = "",
     os_name: str = "linux",
 ) -> Built:
     """The config and layer blobs of one image (what every output format is made of)."""
-    tars = [base_layer_tar()]
-    for spec in extra_layers:
-        tars.append(spec if isinstance(spec, bytes) else layer_tar(layer_entries(spec)))
-    layers = tuple(Layer(sha256(t), compress(t, compression), LAYER_MEDIA_TYPES[compression]) for t in tars)
+    made: list[bytes | Layer] = [base_layer_tar()]
+    for spec in extra_layers:  # a Layer (e.g. tests.support.bombs) is taken as it is
+        made.append(spec if isinstance(spec, bytes | Layer) else layer_tar(layer_entries(spec)))
+    layers = tuple(t if isinstance(t, Layer) else Layer(sha256(t), compress(t, compression), LAYER_MEDIA_TYPES[compression])
+                   for t in made)
     arch = arch or host_arch()
     cfg: dict[str, Any] = {"Env": list(env)}
     if entrypoint:

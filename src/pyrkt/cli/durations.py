@@ -54,6 +54,15 @@ def parse_duration(text: str) -> float:
     return parse_duration_ns(text) / 1e9
 
 
+def parse_period(text: str, flag: str) -> float:
+    """A ``--grace-period``-like duration in seconds; a negative one is refused (Go's flag
+    takes it, but "since 5s in the future" collects nothing and says nothing)."""
+    seconds = parse_duration(text)
+    if seconds < 0:
+        raise UsageError(f"invalid --{flag}={text!r}: must not be negative")
+    return seconds
+
+
 def parse_wait(text: str) -> float | None:
     """rkt's ``--wait[=bool|duration]``: None = do not wait, ``inf`` = no timeout, else seconds.
 

@@ -10,7 +10,8 @@ import os
 import sys
 
 from pyrkt.cli.flags import Flag, FlagSet
-from pyrkt.config import Config, parse_insecure_options
+from pyrkt.cli.output import printable
+from pyrkt.config import Config, check_data_dir, parse_insecure_options
 from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
 from pyrkt.model.values import Value, field
 
@@ -68,10 +69,10 @@ class Context(Value, frozen=False):
 
     def debug(self, message: str) -> None:
         if self.config.debug:
-            self.stderr.write(f"pyrkt: {message}\n")
+            self.stderr.write(f"pyrkt: {printable(message)}\n")
 
     def warn(self, message: str) -> None:
-        self.stderr.write(f"pyrkt: {message}\n")
+        self.stderr.write(f"pyrkt: {printable(message)}\n")
 
     def require_root(self) -> None:
         if os.geteuid() != 0:
@@ -97,7 +98,7 @@ def config_from_flags(values: dict[str, Any]) -> Config:
     for text in values["insecure_options"]:
         insecure |= parse_insecure_options(text)
     return Config(
-        data_dir=os.path.abspath(values["dir"]),
+        data_dir=check_data_dir(values["dir"]),
         local_config=values["local_config"],
         system_config=values["system_config"],
         user_config=values["user_config"] if values["user_config"] else None,
@@ -110,7 +111,7 @@ def config_from_flags(values: dict[str, Any]) -> Config:
 def merge_config(config: Config, changed: dict[str, Any]) -> Config:
     updates: dict[str, Any] = {}
     if "dir" in changed:
-        updates["data_dir"] = os.path.abspath(changed["dir"])
+        updates["data_dir"] = check_data_dir(changed["dir"])
     if "local_config" in changed:
         updates["local_config"] = changed["local_config"]
     if "system_config" in changed:
@@ -192,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(args, sys.stdout, sys.stderr)
     except PyrktError as err:
         sys.stdout.flush()
-        sys.stderr.write(f"pyrkt: {err}\n")
-        if err.hint and "--debug" in args:  # the error itself stays one line
-            sys.stderr.write(f"pyrkt: hint: {err.hint}\n")
+        sys.stderr.write(f"pyrkt: {printable(str(err))}\n")  # one line, whatever it quotes
+        if err.hint and "--debug" in args:
+            sys.stderr.write(f"pyrkt: hint: {printable(err.hint)}\n")
         return EXIT_CODE
     except KeyboardInterrupt:
         return 130

@@ -1,4 +1,5 @@
-"""Rendering for the terminal: aligned tables, rkt's humanized times and sizes, JSON."""
+"""Rendering for the terminal: aligned tables, rkt's humanized times and sizes, JSON, and names
+from outside (images, annotations, configs) made safe to print."""
 
 from __future__ import annotations
 
@@ -11,10 +12,31 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every unprintable character (newline, ESC and other controls, bidi
+    overrides) as a backslash escape, as Go's %q writes them: an image name or an error naming
+    one stays on one line and cannot drive the terminal. Printable text is returned as it is."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    if o < 0x80:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
 def table(rows: Sequence[Sequence[str]], *, header: Sequence[str] | None, out: TextIO | None = None) -> None:
     """Print rows as tab-aligned columns, as rkt's tabwriter does (two spaces apart)."""
     out = out or sys.stdout
-    all_rows = ([list(header)] if header else []) + [list(r) for r in rows]
+    all_rows = ([list(header)] if header else []) + [[printable(c) for c in r] for r in rows]
     if not all_rows:
         return
     widths = [0] * max(len(r) for r in all_rows)

@@ -20,16 +20,16 @@ its dependencies and whitelist (the reverse of ``pyrkt.store.aci.image_manifest`
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError, NotFound
+from pyrkt.model import jsonio
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.values import Value
 from pyrkt.store import Store
@@ -93,7 +93,7 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
     stored image for one dependency; by default it is looked up in the store
     (``find_dependency``).
     """
-    if not path.is_file():
+    if not path.exists():
         raise NotFound(f"ACI file {str(path)!r} not found")
     with store.begin_import(source) as imp:
         blob, sha512 = _stage_tar(imp, path, source)
@@ -235,6 +235,7 @@ def _stage_whitelisted(imp: Any, store: Store, blob: str, deps: list[Image], whi
     """Merge the dependencies' layers and the ACI's rootfs, keep what ``whitelist`` allows, and
     stage the result as one plain layer tar (blob and unpacked layer); returns its diff id."""
     from pyrkt.store.layers import unpack
+    from pyrkt.store.limits import ChargedStream
     from pyrkt.store.render import render_tar
     from pyrkt.store.squash import Whitelist
 
@@ -249,10 +250,12 @@ def _stage_whitelisted(imp: Any, store: Store, blob: str, deps: list[Image], whi
         below.append(path)
     own = imp.dir / "aci-rootfs"
     own.mkdir(mode=0o700)
-    unpack(imp.blob_path(blob), own, diff_id=blob, layer=blob, lowers=list(reversed(below)), aci=True)
+    unpack(imp.blob_path(blob), own, diff_id=blob, layer=blob, lowers=list(reversed(below)), aci=True,
+           budget=imp.budget)
     tar = imp.dir / "whitelisted.tar"
     with open(tar, "wb") as f:
-        render_tar([*below, own], f, keep=Whitelist.of(whitelist))
+        out = ChargedStream(f, imp.budget, f"{where}: rootfs filtered by its pathWhitelist")
+        render_tar([*below, own], cast(IO[bytes], out), keep=Whitelist.of(whitelist))
     with open(tar, "rb") as f:
         digest: str = imp.add_blob(f, expected=None, what=f"{where}: rootfs filtered by its pathWhitelist")
     tar.unlink()
@@ -294,10 +297,11 @@ def _stage_tar(imp: Any, path: Path, where: str) -> tuple[str, str]:
     """Stage the uncompressed tar as a blob; (its sha256 digest, its sha512 hex)."""
     import zlib
 
+    from pyrkt.fetch.local import open_regular_file
     from pyrkt.store.decompress import open_decompressed
     from pyrkt.store.digests import HashingReader
 
-    with open(path, "rb") as raw:
+    with open_regular_file(str(path), where, what="the ACI file") as raw:
         reader = HashingReader(open_decompressed(raw, where), "sha512")
         try:
             digest: str = imp.add_blob(reader, expected=None, what=f"{where}: ACI")
@@ -471,7 +475,7 @@ def parse_manifest(data: bytes, *, image_id: str, diff_id: str, where: str) -> A
     """The ImageManifest's image (one layer, ``diff_id``), dependencies and pathWhitelist;
     ImageError when anything is invalid."""
     try:
-        m = json.loads(data)
+        m = jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ImageError(f"{where}: the ACI manifest is not valid JSON: {e}") from None
     if not isinstance(m, dict):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -31,6 +30,7 @@ from typing import Any, TypeGuard
 
 from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.reference import DOCKER_HUB, HUB_ALIASES
+from pyrkt.model import jsonio
 
 HUB_SERVER_URL = "https://index.docker.io/v1/"   # what Docker asks a credential helper for Docker Hub
 HELPER_TIMEOUT = 60.0                            # seconds a credential helper may take (it may prompt)
@@ -189,7 +189,7 @@ def _ask_helper(name: str, server_url: str, registry: str, origin: str) -> Crede
         reason = _helper_reason(out) or _helper_reason(proc.stderr.decode(errors="replace"))
         raise FetchError(f"{what}: it failed (exit {proc.returncode}){': ' + reason if reason else ''}")
     try:
-        data = json.loads(out)
+        data = jsonio.loads(out)
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("Username"), str) \
@@ -304,11 +304,12 @@ def _user_password(creds: object) -> TypeGuard[dict[str, Any]]:
 
 def _read_json(path: Path) -> object:
     try:
-        return json.loads(path.read_bytes())
+        return jsonio.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:
-        raise UsageError(f"credentials file {str(path)!r} is not readable JSON: {type(e).__name__}") from None
+    except (OSError, ValueError) as e:  # the type only: a parser's message could quote a secret
+        why = str(e) if isinstance(e, jsonio.TooDeep) else type(e).__name__
+        raise UsageError(f"credentials file {str(path)!r} is not readable JSON: {why}") from None
 
 
 # -- challenges ---------------------------------------------------------------------------------

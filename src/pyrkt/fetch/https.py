@@ -79,7 +79,7 @@ def import_https(store: Store, url: str, *, source: str, options: FetchOptions,
             store.begin_import(source) as staging:  # only its temp dir and lock: import_aci commits
         aci = staging.dir / "image.aci"
         etag = remote.etag if cached is not None and remote is not None else ""
-        answer = http.download(url, aci, etag=etag)
+        answer = http.download(url, aci, etag=etag, charge=staging.budget.charge)
         if answer.status == 304:
             assert cached is not None and remote is not None
             cache.put(remote.replace(etag=answer.etag or remote.etag, max_age=answer.max_age,
@@ -235,9 +235,11 @@ class HttpClient:
 
     # -- the ACI and its signature ---------------------------------------------------------
 
-    def download(self, url: str, dest: Path, *, etag: str = "") -> Answer:
+    def download(self, url: str, dest: Path, *, etag: str = "",
+                 charge: Callable[[int, str], None] | None = None) -> Answer:
         """GET ``url`` into ``dest`` (``etag``: revalidate, a 304 downloads nothing); a broken
-        transfer is resumed where it stopped."""
+        transfer is resumed where it stopped. ``charge(n, what)`` is told of each piece before it
+        is written (an import's budget, which stops a body that never ends)."""
         headers = {"Accept-Encoding": "identity"}
         if etag:
             headers["If-None-Match"] = etag
@@ -251,13 +253,14 @@ class HttpClient:
             self._check(resp, url)
             answer = Answer(200, resp.headers.get("etag", ""), max_age, now)
             with open(dest, "wb") as f:
-                self._copy(responses, f, url, answer.etag)
+                self._copy(responses, f, url, answer.etag, charge)
             return answer
         finally:
             for resp in responses:
                 resp.close()
 
-    def _copy(self, responses: list[httpx.Response], f: BinaryIO, url: str, etag: str) -> None:
+    def _copy(self, responses: list[httpx.Response], f: BinaryIO, url: str, etag: str,
+              charge: Callable[[int, str], None] | None = None) -> None:
         """Write the body of ``responses[-1]`` into ``f``; when it breaks, ask for the rest
         (``Range``, with ``If-Range`` so a changed file comes whole), appending to ``responses``."""
         import httpx
@@ -270,6 +273,8 @@ class HttpClient:
         while True:
             try:
                 for chunk in resp.iter_bytes():
+                    if charge is not None:
+                        charge(len(chunk), "the ACI download")
                     f.write(chunk)
                     written += len(chunk)
                     if written > furthest:

@@ -8,6 +8,7 @@ Any failure leaves the store as it was.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -51,36 +52,65 @@ def import_local(store: Store, source: Source, *, arg: str) -> Image:
             raise NotFound(f"oci layout {str(path)!r} not found")
         if not path.is_dir():
             raise ImageError(f"{arg}: {str(path)!r} is not a directory (an OCI layout is; use oci-archive: for a tar)")
-        return import_oci(store, LayoutDir(path, arg), ref=source.ref, source=arg, default_name=path.resolve().name)
+        with LayoutDir(path, arg) as layout:
+            return import_oci(store, layout, ref=source.ref, source=arg, default_name=path.resolve().name)
     if not path.exists():
         raise NotFound(f"{source.kind} file {str(path)!r} not found")
     with Archive(path, arg) as files:
-        if source.kind == "oci-archive":
-            return import_oci(store, files, ref=source.ref, source=arg, default_name=path.name)
-        return import_docker_archive(store, files, ref=source.ref, source=arg, default_name=path.name)
+        try:
+            if source.kind == "oci-archive":
+                return import_oci(store, files, ref=source.ref, source=arg, default_name=path.name)
+            return import_docker_archive(store, files, ref=source.ref, source=arg, default_name=path.name)
+        except decode_errors() as e:  # a member's compressed bytes went bad after the listing read fine
+            raise ImageError(f"{arg}: the archive is corrupt: {_one_line(e)}") from None
 
 
 # -- where the files come from ---------------------------------------------------------------
 
 
+def open_regular_file(path: str, where: str, *, beneath: int | None = None, what: str = "") -> IO[bytes]:
+    """``path`` opened for reading if it is a regular file (within the directory ``beneath``,
+    through no symlink, when given); a one-line error naming it otherwise. Nothing of the
+    file is read here, and no error ever quotes what is in it."""
+    from pyrkt.kernel.beneath import NotRegularFile, open_regular
+
+    what = what or path
+    try:
+        return os.fdopen(open_regular(path, beneath=beneath), "rb")
+    except NotRegularFile as e:
+        raise ImageError(f"{where}: {what} is {e.kind}, not a regular file") from None
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise NotFound(f"{where}: {what} is missing") from None
+        if beneath is not None and e.errno == errno.ELOOP:
+            raise ImageError(f"{where}: {what} is a symbolic link or lies under one; pyrkt follows no links "
+                             "in an OCI layout") from None
+        if beneath is not None and e.errno == errno.EXDEV:
+            raise ImageError(f"{where}: {what} is outside the layout") from None
+        raise ImageError(f"{where}: cannot open {what}: {e.strerror}") from None
+
+
 class LayoutDir:
-    """Files of an OCI layout directory, never outside it."""
+    """Files of an OCI layout directory, opened beneath it: never through a symlink, never a
+    FIFO or device (``open_regular_file``). Skopeo and umoci write no links, so a layout that
+    holds one is refused rather than followed."""
 
     def __init__(self, root: Path, where: str) -> None:
         self.root = root
         self.where = where
+        try:
+            self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise ImageError(f"{where}: cannot open the layout {str(root)!r}: {e.strerror}") from None
+
+    def __enter__(self) -> LayoutDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
     def open(self, name: str) -> IO[bytes]:
-        from pyrkt.kernel.fs import safe_join
-
-        try:
-            path = safe_join(self.root, name)
-        except ValueError:
-            raise ImageError(f"{self.where}: {name!r} is outside the layout") from None
-        try:
-            return open(path, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"{self.where}: {name} is missing") from None
+        return open_regular_file(name, self.where, beneath=self.fd)
 
     def read(self, name: str) -> bytes:
         with self.open(name) as f:
@@ -91,23 +121,41 @@ class LayoutDir:
 
 
 class Archive:
-    """Files of a tar (plain or compressed), looked up by name; links inside it are followed."""
+    """Files of a tar (plain or compressed), looked up by name; links inside it are followed
+    within its own members (``docker save`` links repeated layers), never to the host's files.
+
+    The archive itself must be a regular file (a FIFO such as a pipe on ``/dev/stdin`` is
+    refused): its members are looked up by name, so it is read more than once."""
 
     def __init__(self, path: Path, where: str) -> None:
         import tarfile
 
         self.where = where
+        self.file = open_regular_file(str(path), where, what="the archive")
+        unreadable: tuple[type[BaseException], ...] = (*decode_errors(), OSError)
         try:
-            self.tf = tarfile.open(path, "r:*")
+            if os.fstat(self.file.fileno()).st_size == 0:
+                raise ImageError(f"{where}: the archive is empty")
+            try:
+                self.tf = tarfile.open(fileobj=self.file, mode="r:*")
+            except tarfile.ReadError as e:
+                if str(e).startswith("file could not be opened"):  # no method of tarfile's fits
+                    raise ImageError(f"{where}: not a readable tar archive (plain, gzip, bzip2 or xz)") from None
+                raise
             self.members = {_norm(m.name): m for m in self.tf.getmembers()}
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise ImageError(f"{where}: {str(path)!r} is not a readable tar archive: {e}") from None
+        except unreadable as e:
+            self.file.close()
+            raise ImageError(f"{where}: not a readable tar archive: {_one_line(e)}") from None
+        except BaseException:
+            self.file.close()
+            raise
 
     def __enter__(self) -> Archive:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.tf.close()
+        self.file.close()
 
     def open(self, name: str) -> IO[bytes]:
         key = _norm(name)
@@ -124,7 +172,8 @@ class Archive:
             f = self.tf.extractfile(m) if m.isfile() else None
             if f is not None:
                 return f
-            break
+            kind = "a directory" if m.isdir() else "a FIFO" if m.isfifo() else "a device" if m.isdev() else "of an unknown kind"
+            raise ImageError(f"{self.where}: {name} is {kind} in the archive, not a regular file")
         raise NotFound(f"{self.where}: {name} is missing")
 
     def read(self, name: str) -> bytes:
@@ -132,6 +181,21 @@ class Archive:
         if len(data) > JSON_LIMIT:
             raise ImageError(f"{self.where}: {name} is too large")
         return data
+
+
+def decode_errors() -> tuple[type[BaseException], ...]:
+    """What reading a corrupt tar or compressed stream raises, besides OSError."""
+    import lzma
+    import tarfile
+    import zlib
+
+    return tarfile.TarError, EOFError, zlib.error, lzma.LZMAError
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's text on one line, for the user's error."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text[:200]
 
 
 def _norm(name: str) -> str:
@@ -160,7 +224,7 @@ def import_oci(store: Store, files: Files, *, ref: str | None, source: str, defa
     except NotFound:
         raise ImageError(f"{where} is not an OCI image layout: it has no oci-layout file") from None
     if not isinstance(layout, dict) or not str(layout.get("imageLayoutVersion", "")).startswith("1."):
-        raise ImageError(f"{where}: unsupported oci-layout {layout!r}")
+        raise ImageError(f"{where}: oci-layout has no imageLayoutVersion 1.x (pyrkt reads version 1 layouts)")
     index = parse_index(files.read("index.json"), f"{where}: index.json")
     top = select_ref(index, ref, where)
     name, tag = oci_name(top, ref, sanitize_name(default_name))

@@ -7,11 +7,11 @@ clear message; an index (or Docker manifest list) is narrowed to one platform by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from pyrkt.errors import ImageError
+from pyrkt.model import jsonio
 from pyrkt.store.digests import parse_digest
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -93,7 +93,7 @@ def host_platform() -> Platform:
 
 def load_json(data: bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        return jsonio.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise ImageError(f"{what} is not valid JSON: {e}") from None
 

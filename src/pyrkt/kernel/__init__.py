@@ -5,5 +5,5 @@ failure is raised as a ``KernelError`` naming the call and the path.
 - ``fs``: atomic writes (temp + fsync + rename), safe joins under a root
 - ``lock``: flock(2) on files and directories, shared/exclusive, inheritable across exec
 - ``libc``: the ctypes binding (loaded lazily; nothing else touches ctypes)
-- ``mount``, ``namespaces``, ``caps``, ``seccomp``, ``cgroups``, ``proc``
+- ``mount``, ``namespaces``, ``caps``, ``seccomp`` (and ``seccomp_compile``), ``cgroups``, ``process``
 """

@@ -7,6 +7,7 @@ import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644, sync: bool = True) -> None:
@@ -51,6 +52,20 @@ def read_file(path: str | os.PathLike[str]) -> str:
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     with open(path, "rb") as f:
         return f.read()
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON document in ``path``; a damaged one (bad syntax, nested too deep) is one
+    PyrktError naming the file. OSErrors pass through for the caller to judge."""
+    from pyrkt.model import jsonio
+
+    data = read_bytes(path)
+    try:
+        return jsonio.loads(data)
+    except ValueError as e:
+        from pyrkt.errors import PyrktError
+
+        raise PyrktError(f"{os.fspath(path)}: invalid JSON: {e}") from None
 
 
 def read_text(path: str | os.PathLike[str], default: str | None = None) -> str | None:

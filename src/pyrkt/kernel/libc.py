@@ -19,13 +19,13 @@ _LIBC: ctypes.CDLL | None = None
 _NR_X86_64 = {
     "capget": 125, "capset": 126, "pivot_root": 155, "unshare": 272, "setns": 308, "seccomp": 317,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-    "pidfd_open": 434, "mount_setattr": 442,
+    "pidfd_open": 434, "openat2": 437, "mount_setattr": 442,
 }
-# aarch64 uses the asm-generic table; the new mount API and pidfd_open share numbers everywhere.
+# aarch64 uses the asm-generic table; the new mount API, pidfd_open and openat2 share numbers everywhere.
 _NR_AARCH64 = {
     "pivot_root": 41, "capget": 90, "capset": 91, "unshare": 97, "setns": 268, "seccomp": 277,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-    "pidfd_open": 434, "mount_setattr": 442,
+    "pidfd_open": 434, "openat2": 437, "mount_setattr": 442,
 }
 
 MACHINE = os.uname().machine

@@ -103,7 +103,11 @@ class RuntimeConfig(Value):
 
     @classmethod
     def from_json(cls, text: str) -> RuntimeConfig:
-        d = jsonio.loads(text)
+        return cls.from_dict(jsonio.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RuntimeConfig:
+        d = dict(d)
         d.pop("version", None)
         d["net"] = tuple(d.get("net") or ("default",))
         return cls(**d)

@@ -7,6 +7,10 @@ handful of small documents, so they use ``loads``/``dumps`` here: the same parse
 the ``json`` module would call, with the same results and errors (``json.JSONDecodeError``,
 a ValueError, is imported only when there is an error to raise). Pretty-printing (``indent``)
 has no C encoder and goes through ``json`` itself.
+
+Every document pyrkt reads may come from outside (a config dir, an image, a pod dir), so
+``loads`` bounds nesting at ``MAX_DEPTH``: deeper input is a ValueError like any other syntax
+error (never a RecursionError), and what it returns can be printed and walked safely.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["dumps", "loads"]
+__all__ = ["MAX_DEPTH", "TooDeep", "dumps", "loads"]
+
+# Far deeper than any manifest, config or record (they nest a handful of levels) and well
+# within what the C scanner and the pretty-printer can recurse through.
+MAX_DEPTH = 200
 
 _WHITESPACE = " \t\n\r"
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
@@ -44,21 +52,55 @@ def _error(msg: str, doc: str, pos: int) -> ValueError:
     return JSONDecodeError(msg, doc, pos)
 
 
+class TooDeep(ValueError):
+    """A document nested deeper than ``MAX_DEPTH``."""
+
+    def __init__(self) -> None:
+        super().__init__(f"nested more than {MAX_DEPTH} levels deep")
+
+
 def loads(text: str | bytes) -> Any:
-    """As ``json.loads(text)``."""
+    """As ``json.loads(text)``, but nesting deeper than ``MAX_DEPTH`` raises TooDeep."""
     if isinstance(text, (bytes, bytearray)):
         text = text.decode("utf-8-sig" if text[:3] == b"\xef\xbb\xbf" else "utf-8")
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
-        value, end = _scan(text, start)
-    except StopIteration as e:
-        raise _error("Expecting value", text, e.value) from None
-    finally:
-        _Context.memo.clear()
+        value, end = _scan_value(text, start)
+    except SystemError:
+        # The scanner raises its errors as json.decoder.JSONDecodeError, which it finds only
+        # once the json package is imported (it is not, on purpose): import it and scan again
+        # to raise the real error.
+        import json.decoder  # noqa: F401
+
+        value, end = _scan_value(text, start)
     rest = text[end:]
     if rest.strip(_WHITESPACE):
         raise _error("Extra data", text, end + len(rest) - len(rest.lstrip(_WHITESPACE)))
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # fewer brackets cannot nest deeper
+        _check_depth(value)
     return value
+
+
+def _scan_value(text: str, start: int) -> tuple[Any, int]:
+    try:
+        return _scan(text, start)  # type: ignore[no-any-return]
+    except StopIteration as e:
+        raise _error("Expecting value", text, e.value) from None
+    except RecursionError:
+        raise TooDeep() from None
+    finally:
+        _Context.memo.clear()
+
+
+def _check_depth(value: Any) -> None:
+    """TooDeep if ``value`` nests more than MAX_DEPTH containers (walked with a stack)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise TooDeep()
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 
 
 def _no_default(o: object) -> Any:

@@ -1,4 +1,4 @@
-"""appc names (AC Name, AC Identifier), app names derived from image names, pod UUIDs."""
+"""appc names (AC Name, AC Identifier), app names derived from image names, hostnames, pod UUIDs."""
 
 from __future__ import annotations
 
@@ -23,8 +23,32 @@ def is_ac_identifier(text: str) -> bool:
 
 
 def check_app_name(text: str) -> str:
+    if not text:
+        raise UsageError("invalid app name '': an app name cannot be empty")
     if not is_ac_name(text):
         raise UsageError(f"invalid app name {text!r}: must match [a-z0-9]+(-[a-z0-9]+)*")
+    return text
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def check_hostname(text: str) -> str:
+    """A hostname as RFC 1123 has it: dot-separated labels of 1-63 letters, digits and hyphens,
+    none starting or ending with a hyphen, 253 characters at most."""
+    labels = text.split(".")
+    if len(text) > 253 or not all(
+            0 < len(label) <= 63 and _HOST_CHARS.issuperset(label.lower())
+            and not label.startswith("-") and not label.endswith("-") for label in labels):
+        raise UsageError(f"invalid hostname {text!r}: want dot-separated labels of 1-63 letters, digits "
+                         "and inner hyphens (RFC 1123)")
+    return text
+
+
+def check_absolute_dir(text: str, what: str) -> str:
+    """An app's working directory: appc requires an absolute path."""
+    if not text.startswith("/"):
+        raise UsageError(f"invalid {what} {text!r}: it must be an absolute path")
     return text
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 AC_VERSION = "0.8.11"
+SYSCTL_ISOLATOR = "os/unix/sysctl"
 
 
 class RuntimeImage(Value):
@@ -42,6 +43,7 @@ class PodManifest(Value):
     annotations: tuple[tuple[str, str], ...] = ()
     user_annotations: tuple[tuple[str, str], ...] = ()
     user_labels: tuple[tuple[str, str], ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()  # --sysctl, kept as appc's pod isolator os/unix/sysctl
 
     def app(self, name: str) -> RuntimeApp | None:
         for a in self.apps:
@@ -69,7 +71,7 @@ class PodManifest(Value):
                 for a in self.apps
             ],
             "volumes": [],
-            "isolators": [],
+            "isolators": [{"name": SYSCTL_ISOLATOR, "value": dict(self.sysctls)}] if self.sysctls else [],
             "annotations": [{"name": k, "value": v} for k, v in self.annotations],
             "ports": [
                 {"name": p.name, "hostPort": p.host_port, **({"hostIP": p.host_ip} if p.host_ip else {})}
@@ -103,4 +105,6 @@ class PodManifest(Value):
             annotations=tuple((x["name"], x["value"]) for x in d.get("annotations") or ()),
             user_annotations=tuple((d.get("userAnnotations") or {}).items()),
             user_labels=tuple((d.get("userLabels") or {}).items()),
+            sysctls=tuple((str(k), str(v)) for i in d.get("isolators") or () if i.get("name") == SYSCTL_ISOLATOR
+                          for k, v in (i.get("value") or {}).items()),
         )

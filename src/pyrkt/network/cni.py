@@ -10,6 +10,7 @@ import sys
 import time
 
 from pyrkt.errors import NetworkSetupError
+from pyrkt.model import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, 
     if p.returncode != 0:
         msg = out or p.stderr.decode(errors="replace").strip()
         try:
-            err = json.loads(out)
+            err = jsonio.loads(out)
             msg = err.get("msg", msg) + (f" ({err['details']})" if err.get("details") else "")
         except (ValueError, AttributeError):
             pass
@@ -80,7 +81,7 @@ def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, 
     if command != "ADD":
         return None
     try:
-        result = json.loads(out) if out else {}
+        result = jsonio.loads(out) if out else {}
     except ValueError:
         raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} printed no JSON result") from None
     if not isinstance(result, dict):

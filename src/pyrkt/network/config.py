@@ -6,11 +6,11 @@ A network is a CNI conflist (a name, a cniVersion and a chain of plugin configs)
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, UsageError
+from pyrkt.model import jsonio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def load_user(config_dirs: list[Path]) -> list[tuple[str, dict[str, Any]]]:
     for n in sorted(files):
         path = files[n]
         try:
-            conf = json.loads(path.read_text())
+            conf = jsonio.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise NetworkSetupError(f"network config {path}: {e}") from None
         if not isinstance(conf, dict):

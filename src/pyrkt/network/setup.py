@@ -6,7 +6,8 @@ the plugin chain with ADD, rewriting that file with each plugin's result before 
 runs, and finally ``$P/net-info.json``
 (what list and status show). ``down`` reads those files and DELs every network in reverse
 order (plugins treat DEL of what is not there as success), then removes the netns. It is
-idempotent and needs nothing but the pod dir, so gc can run it after any crash.
+idempotent and needs nothing but the pod dir, so gc can run it after any crash; only a plugin
+whose ADD completed can make it fail (``delete``), so a refused ADD never wedges gc.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, PyrktError
 from pyrkt.kernel import fs
-from pyrkt.model import abi
+from pyrkt.model import abi, jsonio
 from pyrkt.network import cni, config, netns
 
 TYPE_CHECKING = False
@@ -121,7 +122,7 @@ def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
         if not name.endswith(".json"):
             continue
         try:
-            record = json.loads((net_dir / name).read_text())
+            record = jsonio.loads((net_dir / name).read_text())
         except (OSError, ValueError):
             os.unlink(net_dir / name)  # a record cut short before its first plugin ran
             continue
@@ -139,18 +140,27 @@ def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
 
 
 def delete(record: dict[str, Any], uuid: str, path: str) -> None:
+    """DEL the record's chain in reverse. A plugin whose ADD completed (``added``) must undo it:
+    its failure is an error (gc retries). One whose ADD failed or never ran is told DEL as CNI
+    asks, but best effort: it was refused (e.g. bad CNI_ARGS that its DEL refuses again) and
+    owns nothing to undo, so its failure must not keep the pod from being collected."""
     conflist = record["conflist"]
     search = record.get("plugin_path") or list(cni.DEFAULT_PLUGIN_DIRS)
     result = record.get("result") or None
+    added = int(record.get("added") or 0)
     for j in reversed(range(len(conflist["plugins"]))):
         conf = cni.plugin_config(conflist, j, result, record.get("runtime"))
         try:
             plugin = cni.find_plugin(conf["type"], search)
         except NetworkSetupError:
             continue  # a plugin that is not there cannot have set anything up to undo
-        cni.call("DEL", plugin, conf, container_id=uuid,
-                 netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
-                 args=record.get("args", ""), plugin_path=search, network=record["network"])
+        try:
+            cni.call("DEL", plugin, conf, container_id=uuid,
+                     netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
+                     args=record.get("args", ""), plugin_path=search, network=record["network"])
+        except NetworkSetupError:
+            if j < added:
+                raise
 
 
 def first_dns(pod: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
@@ -163,7 +173,7 @@ def first_dns(pod: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
         return None
     for name in names:
         try:
-            record = json.loads((net_dir / name).read_text())
+            record = jsonio.loads((net_dir / name).read_text())
         except (OSError, ValueError):
             continue
         block = cni.dns(record.get("result") or {})

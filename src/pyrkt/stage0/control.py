@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ DEFAULT_STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
 def app_names(pod_dir: str) -> list[str]:
     try:
-        manifest = PodManifest.from_json(json.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     except FileNotFoundError:
         return []
     return [a.name for a in manifest.apps]
@@ -60,7 +59,7 @@ def enter(config: Config, uuid: str, app: str, argv: list[str]) -> int:
 
 def default_shell(pod: Pod, app: str) -> list[str]:
     """rkt enters /bin/bash by default; images without bash (busybox, alpine) get /bin/sh."""
-    layers = json.loads(fs.read_file(pod.file(abi.app_layers(app))))
+    layers = fs.read_json(pod.file(abi.app_layers(app)))
     from pyrkt.stage0.layers import find_executable
 
     for shell in ("/bin/bash", "/bin/sh"):

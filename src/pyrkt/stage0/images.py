@@ -33,8 +33,13 @@ PULL_POLICIES = ("never", "new", "update")
 SORT_KEYS = {"id": "id", "name": "name", "importtime": "import_time", "lastused": "last_used", "size": "size"}
 
 
-def open_store(config: Config) -> Store:
-    return Store.open(config.store_dir)
+def open_store(config: Config, *, write: bool = False) -> Store:
+    """The store; ``write``: one that will be written (a read-only data dir is refused first)."""
+    if write:
+        from pyrkt.config import check_writable
+
+        check_writable(config.data_dir)
+    return Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
 
 
 def check_pull_policy(policy: str) -> str:
@@ -184,9 +189,7 @@ def pods_in_use(config: Config, store: Store) -> InUse:
     """Images and layer dirs pods hold. An image counts while its pod may still run or be
     looked at (prepare, prepared, run, exited-garbage); a layer dir counts while any pod dir
     that lists it exists (a garbage pod may still have its overlay mounted)."""
-    import json
-
-    from pyrkt.model import abi
+    from pyrkt.model import abi, jsonio
     from pyrkt.pods.pod import Pod
     from pyrkt.pods.state import LOOKUP_ORDER, Dir
 
@@ -198,7 +201,7 @@ def pods_in_use(config: Config, store: Store) -> InUse:
         if pod.where in using_images:
             try:
                 with open(pod.file(abi.POD_MANIFEST)) as f:
-                    images.update(str(a["image"]["id"]) for a in json.load(f)["apps"])
+                    images.update(str(a["image"]["id"]) for a in jsonio.loads(f.read())["apps"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # not written yet (the apps' manifests below are written first) or gone
         try:
@@ -209,12 +212,12 @@ def pods_in_use(config: Config, store: Store) -> InUse:
             if pod.where in using_images:
                 try:
                     with open(pod.file(abi.app_manifest(app))) as f:
-                        images.add(str(json.load(f)["id"]))
+                        images.add(str(jsonio.loads(f.read())["id"]))
                 except (OSError, ValueError, KeyError, TypeError):
                     pass  # half-written by a prepare that died: its layers below still count
             try:
                 with open(pod.file(abi.app_layers(app))) as f:
-                    paths = json.load(f)
+                    paths = jsonio.loads(f.read())
             except (OSError, ValueError):
                 continue
             for p in paths if isinstance(paths, list) else ():
@@ -265,12 +268,15 @@ def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overw
 
 
 def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = False,
-                  overwrite: bool = False, dependencies: bool = True) -> ImageRecord:
+                  overwrite: bool = False, dependencies: bool = True, keep_special: bool = False) -> ImageRecord:
     """Write the image's filesystem into the new dir ``dest``: ``rootfs/`` and the appc
     ``manifest``, or (``rootfs_only``) the filesystem itself. ``dependencies`` (``image render``):
     the tree the image runs with, its appc dependencies and pathWhitelist applied; without
     (``image extract``): only an ACI's own rootfs, as rkt. OCI and Docker images have no
-    dependencies, so both are the same for them."""
+    dependencies, so both are the same for them.
+
+    ``dest`` is made 0700: what is in it belongs to the image, not to every local user. Device
+    nodes, setuid/setgid bits and file capabilities are left out unless ``keep_special``."""
     from pathlib import Path
 
     from pyrkt.fetch.aci import image_rootfs
@@ -290,13 +296,14 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
         remove_tree(out)
     image = store.resolve(arg)
     with store.shared_lock(), _writing(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
-        out.mkdir(mode=0o755, parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700)
         try:
             if rootfs_only:
-                render_tree(layer_dirs, out)
+                render_tree(layer_dirs, out, keep_special=keep_special, root_mode=0o700)
             else:
                 (out / "rootfs").mkdir()
-                render_tree(layer_dirs, out / "rootfs")
+                render_tree(layer_dirs, out / "rootfs", keep_special=keep_special)
                 (out / "manifest").write_bytes(manifest_bytes(image))
         except BaseException:
             remove_tree(out)

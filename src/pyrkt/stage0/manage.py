@@ -178,7 +178,8 @@ def remove_pods(config: Config, uuids: Iterable[str], teardown: Teardown = stage
         except PyrktError as e:
             out.append(Removal(query, uuid, e.message))
         except OSError as e:
-            out.append(Removal(query, uuid, f"{e.filename}: {e.strerror}" if e.filename else str(e)))
+            what = f"{e.filename}: {e.strerror}" if e.filename else (e.strerror or str(e))
+            out.append(Removal(query, uuid, f"pod {uuid or query}: {what}"))
     return out
 
 

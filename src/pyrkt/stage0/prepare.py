@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.config import Config
+from pyrkt.config import Config, check_writable
 from pyrkt.errors import ImageError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
@@ -49,6 +49,7 @@ class PodRequest(Value, frozen=False):
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
     quiet: bool = False  # --quiet: no download progress
+    sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -157,7 +158,9 @@ def prepare(config: Config, req: PodRequest) -> Pod:
 
     if not req.apps:
         raise UsageError("pod must contain at least one application")
-    store = Store.open(config.store_dir)
+    sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
+    check_writable(config.data_dir)
+    store = Store.open(config.store_dir, config_dirs=tuple(config.config_dir_names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
@@ -167,7 +170,7 @@ def prepare(config: Config, req: PodRequest) -> Pod:
         apps = reify(req, images)
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(apps, layer_dirs)
-        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps))
+        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()))
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:
@@ -180,6 +183,17 @@ def prepare(config: Config, req: PodRequest) -> Pod:
             discard(pod)
             raise
     return pod
+
+
+def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
+    """``--sysctl`` values, checked (key -> value; {} without a flag, with no import)."""
+    if not items:
+        return {}
+    from pyrkt.model import sysctl
+
+    if flavor_name == "fly":
+        raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
+    return sysctl.parse_all(items)
 
 
 def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]]) -> None:

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.config import Config
+from pyrkt.config import Config, check_writable
 from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError
 from pyrkt.kernel import fs
 from pyrkt.model import abi
+from pyrkt.model.names import check_hostname
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
-from pyrkt.stage0.prepare import PodRequest, discard, prepare
+from pyrkt.stage0.prepare import PodRequest, discard, pod_sysctls, prepare
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class RunOptions(Value, frozen=False):
     dns_opt: list[str] = field(default_factory=list)
     dns_domain: str = ""
     hosts_entry: list[str] = field(default_factory=list)
+    sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE; run-prepared's over the prepared pod's
 
 
 def parse_net(text: str) -> list[str]:
@@ -61,7 +63,10 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
+    if opts.hostname:
+        check_hostname(opts.hostname)
     dns_extra(opts)  # bad --dns*/--hosts-entry values fail before any work
+    sysctl_extra(opts, name)  # and so do --sysctl values the pod may not set
     names = [n.split(":", 1)[0] for n in opts.net]
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
@@ -86,6 +91,20 @@ def dns_extra(opts: RunOptions) -> dict[str, Any]:
     return out
 
 
+def sysctl_extra(opts: RunOptions, flavor_name: str) -> dict[str, Any]:
+    """The pod's ``--sysctl`` values as a runtime-config extra, refused (one line naming the key)
+    unless the pod has the namespace that owns each: its own network for net.*, its own IPC
+    namespace for the IPC keys."""
+    sysctls = pod_sysctls(opts.sysctl, flavor_name)
+    if not sysctls:
+        return {}
+    from pyrkt.model import sysctl
+
+    names = [n.split(":", 1)[0] for n in opts.net]
+    sysctl.check_namespaces(sysctls, host_net=names == ["host"], host_ipc=opts.ipc == "parent")
+    return {"sysctls": sysctls}
+
+
 def check_ports(ports: bool, opts: RunOptions) -> None:
     if ports and [n.split(":", 1)[0] for n in opts.net] in (["host"], ["none"]):
         raise UsageError(f"--port cannot be used with --net={opts.net[0]}")
@@ -105,16 +124,20 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO) -> int:
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
+    check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
         raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        check_ports(bool(PodManifest.from_json(jsonio.loads(fs.read_file(pod.file(abi.POD_MANIFEST)))).ports), opts)
+        manifest = PodManifest.from_json(fs.read_json(pod.file(abi.POD_MANIFEST)))
+        check_ports(bool(manifest.ports), opts)
+        if manifest.sysctls:  # the prepared pod's, then this command's
+            opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
+        sysctl_extra(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()
@@ -140,17 +163,17 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_paths=config.is_insecure("paths"),
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=config.cache_dir,
-        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts)},
+        extra={"ipc": opts.ipc, "config_dirs": config.config_dir_names(), **dns_extra(opts),
+               **sysctl_extra(opts, flavor.canonical(recorded.strip()))},
     )
 
 
 def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
-    from pyrkt.model import jsonio
     from pyrkt.model.pod import PodManifest
 
     try:
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}

@@ -22,7 +22,7 @@ import time
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces, process
-from pyrkt.model import abi, jsonio
+from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import initroot, podinit
@@ -75,7 +75,7 @@ def network_mode(config: abi.RuntimeConfig) -> str:
 
 def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
     """The pod's ``--port`` forwards as CNI portMappings (for the portmap plugin)."""
-    manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+    manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     out = []
     for fwd in manifest.ports:
         for ra in manifest.apps:
@@ -104,7 +104,7 @@ def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> list[str]:
 
 
 def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool) -> dict[str, Any]:
-    manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+    manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     if not manifest.apps:
         raise PyrktError("pod must contain at least one application")
     if config.interactive and len(manifest.apps) > 1:
@@ -118,7 +118,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
     apps = []
     for ra in manifest.apps:
         name = ra.name
-        layers = jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.app_layers(name))))
+        layers = fs.read_json(os.path.join(pod_dir, abi.app_layers(name)))
         env = app_env(ra.app.environment, name)
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
         apps.append({
@@ -208,6 +208,19 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     path = os.path.join(pod_dir, ETC_DIR, "resolv.conf")
     fs.atomic_write(path, text, sync=False)
     return str(path)
+
+
+def write_sysctls(config: abi.RuntimeConfig, net: str) -> None:
+    """The pod's ``--sysctl`` values, checked again (the runtime config is a file) and written
+    in the calling process's namespaces; the first that fails stops the pod, naming its key."""
+    values = config.extra.get("sysctls")
+    if not values:
+        return
+    from pyrkt.kernel import sysctl as kernel_sysctl
+    from pyrkt.model import sysctl
+
+    for s in sysctl.check_namespaces(values, host_net=net == "host", host_ipc=config.extra.get("ipc") == "parent"):
+        kernel_sysctl.write(s.key, s.path, s.value)
 
 
 class DefaultFlavor:
@@ -320,6 +333,7 @@ class DefaultFlavor:
             namespaces.unshare(flags)
             mount.make_rprivate("/")
             namespaces.set_hostname(hostname_for(config))
+            write_sysctls(config, net)  # in the pod's net and ipc namespaces, before any app starts
             if net == "none":
                 namespaces.loopback_up()
             if pty is not None:
@@ -369,8 +383,8 @@ class DefaultFlavor:
 
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
-        config = abi.RuntimeConfig.from_json(fs.read_file(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        config = abi.RuntimeConfig.from_dict(fs.read_json(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
         ra = manifest.app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)

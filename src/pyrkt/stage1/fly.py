@@ -3,6 +3,11 @@ shares the host's pid, network, uts and ipc namespaces, gets no capability, secc
 restrictions, and is exec'ed directly: it holds the pod lock itself, so the pod runs exactly
 as long as the app does. Foreground output goes straight to the terminal; with ``--detach``
 it goes to the app's log file.
+
+/etc files as rkt's fly: ``--dns=host`` and ``--hosts-entry=host`` bind the host's files
+read-only; ``--dns`` servers (and ``--dns-search``...) write a resolv.conf into the app's root;
+``--hosts-entry=IP=HOST`` binds the generated hosts file; with no ``--hosts-entry`` an image
+without /etc/hosts gets a localhost stub. The image's files stay otherwise.
 """
 
 from __future__ import annotations
@@ -12,29 +17,83 @@ import sys
 
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel import fs, mount, namespaces
-from pyrkt.model import abi, jsonio
+from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
-from pyrkt.stage1.default import app_env, read_all, read_env, read_pid, wait_exit
+from pyrkt.stage1 import rootfs
+from pyrkt.stage1.default import ETC_DIR, app_env, read_all, read_env, read_pid, wait_exit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+HOSTS_STUB = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localhost.localdomain\n"
+
+
+def etc_plan(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
+    """What the app's /etc/resolv.conf and /etc/hosts become (rkt's fly modes): ``{"resolv":
+    ("bind"|"copy", path) | None, "hosts": ("bind", path) | ("stub", "") }``; generated files
+    are written under the pod's stage1 /etc."""
+    from pyrkt.network import dns
+
+    etc = os.path.join(pod_dir, ETC_DIR)
+    dns_conf: dict[str, Any] = config.extra.get("dns") or {}
+    hosts = config.extra.get("hosts") or []
+    plan: dict[str, Any] = {"resolv": None, "hosts": ("stub", "")}
+    if dns_conf.get("mode") == "host":
+        plan["resolv"] = ("bind", dns.HOST_RESOLV)
+    elif dns_conf.get("mode") == "flags":
+        os.makedirs(etc, exist_ok=True)
+        path = os.path.join(etc, "resolv.conf")
+        fs.atomic_write(path, dns.resolv_from_flags(dns_conf), sync=False)
+        plan["resolv"] = ("copy", path)
+    if hosts == "host":
+        plan["hosts"] = ("bind", dns.HOST_HOSTS)
+    elif hosts:
+        os.makedirs(etc, exist_ok=True)
+        path = os.path.join(etc, "hosts")
+        fs.atomic_write(path, dns.hosts_file(hosts), sync=False)
+        plan["hosts"] = ("bind", path)
+    return plan
+
+
+def set_up_etc(root: str, plan: dict[str, Any]) -> None:
+    """Apply ``etc_plan`` inside the app's root (before the chroot)."""
+    resolv = plan["resolv"]
+    if resolv is not None:
+        how, source = resolv
+        if how == "bind":
+            rootfs.bind_file(source, root, "etc/resolv.conf", readonly=True)
+        else:
+            target = rootfs.make_file(root, "etc/resolv.conf")
+            fs.atomic_write(target, fs.read_file(source), mode=0o644, sync=False)
+    how, source = plan["hosts"]
+    if how == "bind":
+        rootfs.bind_file(source, root, "etc/hosts", readonly=source == "/etc/hosts")
+    elif not rootfs.exists_in(root, "etc/hosts"):
+        fs.atomic_write(rootfs.make_file(root, "etc/hosts"), HOSTS_STUB, mode=0o644, sync=False)
 
 
 class FlyFlavor:
     name = "fly"
 
     def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
-        manifest = PodManifest.from_json(jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.POD_MANIFEST))))
+        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
         if len(manifest.apps) != 1:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
         if config.interactive:
             raise UsageError("the fly flavor does not support --interactive")
+        if config.extra.get("sysctls"):
+            raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
-        layers = jsonio.loads(fs.read_file(os.path.join(pod_dir, abi.app_layers(name))))
+        layers = fs.read_json(os.path.join(pod_dir, abi.app_layers(name)))
         env = app_env(ra.app.environment, name)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), "fly\n", sync=False)
         root = str(os.path.join(pod_dir, abi.app_rootfs(name)))
+        etc = etc_plan(pod_dir, config)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
@@ -49,6 +108,7 @@ class FlyFlavor:
                     target = os.path.join(root, d)
                     os.makedirs(target, exist_ok=True)
                     mount.bind(f"/{d}", target, recursive=True)
+                set_up_etc(root, etc)
                 if detach:
                     log = os.open(os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
                     null = os.open("/dev/null", os.O_RDONLY)

@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# rkt's lists, plus what runc and crun make read-only or mask: all of /proc/sys (pod init has
+# written the pod's --sysctl values before any app starts) and the kernel's debug files.
 READ_ONLY = ("/proc/bus", "/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
-             "/proc/sys/vm/panic_on_oom", "/proc/sysrq-trigger")
+             "/proc/sys/vm/panic_on_oom", "/proc/sysrq-trigger", "/proc/sys", "/proc/irq", "/proc/fs")
 INACCESSIBLE = ("/proc/config.gz", "/proc/kallsyms", "/proc/sched_debug", "/proc/kcore", "/proc/kmem",
                 "/proc/mem", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/sys/fs",
-                "/sys/hypervisor", "/sys/module", "/sys/power")
+                "/sys/hypervisor", "/sys/module", "/sys/power", "/proc/acpi", "/proc/latency_stats",
+                "/proc/timer_stats", "/proc/scsi", "/sys/devices/virtual/powercap")
 NOSUID_NODEV_NOEXEC = M.MS_NOSUID | M.MS_NODEV | M.MS_NOEXEC
 
 

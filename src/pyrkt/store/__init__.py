@@ -70,8 +70,9 @@ class Store:
     """``dir`` is the store's path as a string (the run path does without pathlib); ``root``
     and ``tmp`` are Paths for the code that imports, exports and collects."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, config_dirs: tuple[str, ...] = ()) -> None:
         self.dir = os.fspath(root)
+        self.config_dirs = config_dirs  # whose store.d bounds imports (store.limits)
         self.index = Index(os.path.join(self.dir, "index.db"))
         self._blobs: BlobStore | None = None
         self._layers: LayerStore | None = None
@@ -113,9 +114,10 @@ class Store:
         return os.path.join(self.dir, "layers", "sha256", digest_hex(diff_id))
 
     @classmethod
-    def open(cls, store_dir: str | os.PathLike[str]) -> Store:
-        """The store at ``store_dir`` (created on first import); cleans a dead import's leftovers."""
-        store = cls(store_dir)
+    def open(cls, store_dir: str | os.PathLike[str], *, config_dirs: tuple[str, ...] = ()) -> Store:
+        """The store at ``store_dir`` (created on first import); cleans a dead import's leftovers.
+        ``config_dirs`` (system, local, user) hold the ``store.d`` settings that bound imports."""
+        store = cls(store_dir, config_dirs=config_dirs)
         try:
             leftovers = bool(os.listdir(os.path.join(store.dir, "tmp")))
         except OSError:  # no tmp yet, or a user who may only read the store

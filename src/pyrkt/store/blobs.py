@@ -9,7 +9,7 @@ filesystem (an import session's), which lets an import verify everything before 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -43,8 +43,9 @@ class BlobStore:
         return self.path(digest).stat().st_size
 
     def stage(self, stream: IO[bytes], tmp_dir: Path, *, expected: str | None, size: int | None = None,
-              what: str = "blob") -> tuple[str, int, Path]:
+              what: str = "blob", charge: Callable[[int, str], None] | None = None) -> tuple[str, int, Path]:
         """Copy ``stream`` into ``tmp_dir`` verifying it; returns (digest, size, staged path).
+        ``charge(n, what)`` is told of each chunk before it is written (an import's budget).
 
         ``expected`` None means "whatever it hashes to" (a file named by its content, e.g. a
         ``docker save`` config). A mismatch raises IntegrityError and leaves nothing behind.
@@ -57,6 +58,8 @@ class BlobStore:
                     chunk = reader.read(CHUNK)
                     if not chunk:
                         break
+                    if charge is not None:
+                        charge(len(chunk), what)
                     out.write(chunk)
                     if size is not None and reader.count > size:
                         raise IntegrityError(f"{what}: more than the {size} bytes its descriptor declares")

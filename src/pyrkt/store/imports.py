@@ -7,12 +7,14 @@
         record = imp.commit(image, manifest_digest=…, …)            # rename into place + index row
 
 Until ``commit``, nothing outside the session's temp dir changes; leaving the ``with`` block
-without committing (an error, a signal) discards the temp dir. The session holds the store lock
+without committing (an error, a signal) discards the temp dir. What the session writes is
+charged to its ``ImportBudget`` (``store.limits``): the store's ``store.d`` settings bound it. The session holds the store lock
 *shared* throughout, so ``remove``/``gc`` (exclusive) never delete what an import relies on.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from pyrkt.store.aci import ACI_MEDIA_TYPE
 from pyrkt.store.digests import digest_hex
 from pyrkt.store.index import ImageRecord, LayerRow, now_ns
 from pyrkt.store.layers import file_tree_size, unpack
+from pyrkt.store.limits import ImportBudget, read_import_limits
 from pyrkt.store.parallel import BlobFeed, ForkedUnpacks, UnpackJob, adopt_lower_dirs, unpack_all
 from pyrkt.store.staging import new_session_dir, remove_tree, store_lock
 
@@ -45,6 +48,7 @@ class ImportSession:
     def __init__(self, store: Store, source: str) -> None:
         self.store = store
         self.source = source
+        self.budget = ImportBudget(read_import_limits(store.config_dirs), store.dir, source)
         store.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.lock = store_lock(store.root)
         self.lock.shared()
@@ -87,7 +91,13 @@ class ImportSession:
             digest_hex(expected)  # refuse malformed digests before reading anything
             if self.has_blob(expected):
                 return expected
-        digest, n, path = self.store.blobs.stage(stream, self.dir, expected=expected, size=size, what=what)
+        try:
+            digest, n, path = self.store.blobs.stage(stream, self.dir, expected=expected, size=size, what=what,
+                                                     charge=self.budget.charge)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ImageError(f"{what}: no space left on the store's filesystem ({e.strerror})") from None
         self.staged[digest] = path
         self.sizes[digest] = n
         return digest
@@ -133,7 +143,7 @@ class ImportSession:
         dest = self.dir / f"layer-{digest_hex(diff_id)}"
         dest.mkdir(mode=0o700)
         size = unpack(self.blob_path(blob_digest), dest, diff_id=diff_id, layer=blob_digest,
-                      lowers=list(reversed(self.chain)), aci=media_type == ACI_MEDIA_TYPE)
+                      lowers=list(reversed(self.chain)), aci=media_type == ACI_MEDIA_TYPE, budget=self.budget)
         self.layers[diff_id] = _StagedLayer(dest, LayerRow(diff_id, blob_digest, media_type, size))
         self.chain.append(dest)
         return size
@@ -167,7 +177,7 @@ class ImportSession:
             return {}
         for _, job in jobs.values():
             job.dest.mkdir(mode=0o700)
-        self.streams = ForkedUnpacks([job for _, job in jobs.values()], len(jobs))
+        self.streams = ForkedUnpacks([job for _, job in jobs.values()], len(jobs), budget=self.budget)
         self.streamed = {diff_id: (blob_digest, job) for diff_id, (blob_digest, job) in jobs.items()}
         feeds = self.streams.stream()
         return {blob_digest: feeds[i] for i, (blob_digest, _) in enumerate(jobs.values())}
@@ -192,7 +202,7 @@ class ImportSession:
         if len(jobs) > 1:
             for job in jobs.values():
                 job.dest.mkdir(mode=0o700)
-            results = unpack_all(list(jobs.values()))
+            results = unpack_all(list(jobs.values()), budget=self.budget)
             for (diff_id, job), result in zip(jobs.items(), results, strict=True):
                 unpacked[diff_id] = (job, result)
         sizes = []

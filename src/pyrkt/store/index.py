@@ -139,6 +139,13 @@ class Index:
 
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         try:
+            if not create and os.statvfs(os.path.dirname(self.path)).f_flag & os.ST_RDONLY:
+                # WAL readers must write the -shm file; on a read-only mount nobody can write
+                # the db either, so it is read as immutable (no locks, no -shm)
+                uri = "file:" + self.path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+                conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
+                self._conn = conn
+                return conn
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=NORMAL")

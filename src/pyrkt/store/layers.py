@@ -11,6 +11,11 @@ becomes a character device 0:0 called NAME, ``.wh..wh..opq`` sets ``trusted.over
 on its directory. It refuses any member that would land outside the layer: ``..``, absolute
 paths, writing through a symlink that leaves the layer, hardlinks to outside.
 
+GNU sparse files are written sparse: their holes stay holes, and so do whole chunks of zeros in
+a large file. With a ``budget`` (``store.limits``) the tar stream is charged as it is read, a
+member's size is checked before its file is created and a sparse file's holes count too, so a
+layer that would expand past the import's limit is stopped before it is written.
+
 Decompression is in ``store.decompress``, the writer threads in ``store.filewriters``, and
 unpacking several layers at once, in forked processes, in ``store.parallel``.
 """
@@ -20,15 +25,16 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError
 from pyrkt.kernel.fs import set_xattr
 from pyrkt.store.decompress import open_decompressed
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
 from pyrkt.store.filewriters import FileWriters
+from pyrkt.store.limits import ChargedStream, ImportBudget
 from pyrkt.store.members import MemberPlan, aci_member_path, plan_member
 from pyrkt.store.overlay import OPAQUE_XATTR
 from pyrkt.store.staging import remove_tree
@@ -82,7 +88,7 @@ class LayerStore:
 
 def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, privileged: bool | None = None,
            lowers: list[Path] | None = None, implicit_dirs: set[str] | None = None, aci: bool = False,
-           writer_threads: int = WRITER_THREADS) -> int:
+           writer_threads: int = WRITER_THREADS, budget: ImportBudget | None = None) -> int:
     """Unpack the layer blob at ``blob`` (a path, or a stream of its bytes) into the empty dir
     ``dest``; returns its size in bytes.
 
@@ -95,6 +101,7 @@ def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, priv
     ``aci``: the blob is a whole appc ACI: ``rootfs/`` is the layer, ``manifest`` is skipped,
     anything else (and any OCI whiteout, which ACIs do not have) is refused.
     ``writer_threads``: threads that create the regular files (``FileWriters``); 0 for none.
+    ``budget``: the import's, charged with what the layer expands to (ImageError when it is spent).
     """
     import tarfile
     import zlib
@@ -103,20 +110,29 @@ def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, priv
     import contextlib
 
     with open(blob, "rb") if isinstance(blob, Path) else contextlib.nullcontext(blob) as raw:
-        reader = HashingReader(open_decompressed(raw, layer))
+        stream = open_decompressed(raw, layer)
+        if budget is not None:
+            stream = cast(IO[bytes], ChargedStream(stream, budget, f"layer {layer}"))
+        reader = HashingReader(stream)
         writers = FileWriters(writer_threads) if writer_threads > 0 else None
-        unpacker = Unpacker(dest, layer=layer, privileged=privileged, lowers=lowers or [], aci=aci, writers=writers)
+        unpacker = Unpacker(dest, layer=layer, privileged=privileged, lowers=lowers or [], aci=aci, writers=writers,
+                            budget=budget)
         try:
             with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",  # type: ignore[call-overload]
                               bufsize=TAR_BUFSIZE) as tf:
                 for info in tf:
-                    unpacker.member(info, tf)
+                    try:
+                        unpacker.member(info, tf)
+                    except OSError as e:
+                        if _is_stream_error(e):
+                            raise
+                        raise unpacker.member_error(info.name, e) from None
             reader.drain()
             if writers is not None:
                 writers.drain()
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
             if isinstance(e, OSError) and not _is_stream_error(e):
-                raise
+                raise unpacker.member_error(None, e) from None
             raise ImageError(f"layer {layer}: corrupt layer tar: {e}") from None
         except Exception as e:
             if type(e).__name__ in ("ZstdError", "LZMAError"):
@@ -126,7 +142,10 @@ def unpack(blob: Path | IO[bytes], dest: Path, *, diff_id: str, layer: str, priv
             if writers is not None:
                 writers.close()  # on an error: queued files are dropped, running ones end first
     check_digest(f"layer {layer}", diff_id, reader.digest)
-    unpacker.finish()
+    try:
+        unpacker.finish()
+    except OSError as e:
+        raise unpacker.member_error(None, e) from None
     if implicit_dirs is not None:
         implicit_dirs.update(os.path.relpath(p, unpacker.root) for p in unpacker.implicit)
     return unpacker.size
@@ -141,9 +160,10 @@ class Unpacker:
     """Applies planned members to one layer dir, resolving paths strictly inside it."""
 
     def __init__(self, root: Path, *, layer: str, privileged: bool, lowers: list[Path] | None = None,
-                 aci: bool = False, writers: FileWriters | None = None) -> None:
+                 aci: bool = False, writers: FileWriters | None = None, budget: ImportBudget | None = None) -> None:
         self.root = str(root)
         self.writers = writers
+        self.budget = budget
         # A new file gets our euid/egid (the layer's dirs are not setgid while we unpack) and
         # open()'s mode minus the umask: when those are already right, fchown/fchmod are skipped.
         root_st = os.lstat(root)
@@ -211,13 +231,21 @@ class Unpacker:
             return
         if kind == "file":
             self.size += info.size
+            sparse = info.sparse  # GNU sparse: the stream holds only these (offset, length) blocks
+            if self.budget is not None:
+                what = f"layer {self.layer}"
+                self.budget.check_fits(info.size, what)
+                if sparse is not None:  # the holes count as written: a copy of the file writes them
+                    self.budget.charge(info.size - sum(length for _, length in sparse), what)
             src = tf.extractfile(info)
-            if self.writers is not None and info.size <= QUEUED_FILE_MAX:
+            if self.writers is not None and info.size <= QUEUED_FILE_MAX and sparse is None:
                 data = src.read() if src is not None and info.size else b""
-                self.writers.submit(path, len(data), lambda: self.write_file(path, info, (data,), mode))
+                fill: Callable[[int], None] = lambda fd: write_all(fd, data)  # noqa: E731
+                self.writers.submit(path, len(data), lambda: self.write_file(path, info, fill, mode))
+            elif sparse is not None:
+                self.write_file(path, info, lambda fd: _write_sparse(fd, tf.fileobj, info, sparse), mode)
             else:
-                chunks = iter(lambda: src.read(CHUNK), b"") if src is not None else iter(())
-                self.write_file(path, info, chunks, mode)
+                self.write_file(path, info, lambda fd: _write_stream(fd, src), mode)
             return
         if kind == "symlink":
             os.symlink(info.linkname, path)
@@ -238,14 +266,22 @@ class Unpacker:
         self.set_xattrs(path, info)
         os.utime(path, ns=(_ns(info.mtime), _ns(info.mtime)), follow_symlinks=False)
 
-    def write_file(self, path: str, info: Any, chunks: Iterable[bytes], mode: int) -> None:
-        """Create the regular file ``path`` (called from the writer threads too: no shared state)."""
+    def write_file(self, path: str, info: Any, fill: Callable[[int], None], mode: int) -> None:
+        """Create the regular file ``path``, its contents written by ``fill(fd)`` (called from the
+        writer threads too: no shared state; an OSError becomes the member's ImageError)."""
+        try:
+            self._write_file(path, info, fill, mode)
+        except OSError as e:
+            if _is_stream_error(e):
+                raise
+            raise self.member_error(info.name, e) from None
+
+    def _write_file(self, path: str, info: Any, fill: Callable[[int], None], mode: int) -> None:
         chmod = bool(mode & 0o7000 or mode & self.umask)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600 if chmod else mode)
         try:
-            for chunk in chunks:
-                write_all(fd, chunk)
+            fill(fd)
             if self.privileged and (info.uid, info.gid) != self.own_ids:
                 os.fchown(fd, info.uid, info.gid)
             if chmod:
@@ -370,6 +406,15 @@ class Unpacker:
         if self.writers is not None and self.writers.is_pending(path):
             self.writers.drain()
 
+    def member_error(self, member: str | None, e: OSError) -> ImageError:
+        """The one line for an OSError while unpacking ``member`` (None: not known)."""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return ImageError(f"layer {self.layer}: no space left on the store's filesystem ({e.strerror})")
+        if member is None:
+            where = os.path.relpath(e.filename, self.root) if isinstance(e.filename, str) else "a member"
+            return ImageError(f"layer {self.layer}: {_shown(where)!r} cannot be unpacked: {e.strerror}")
+        return ImageError(f"layer {self.layer}: member {_shown(member)!r} cannot be unpacked: {e.strerror}")
+
     def need_root(self, member: str, what: str) -> None:
         if not self.privileged:
             raise ImageError(f"layer {self.layer}: member {member!r} is {what}, which only root can unpack")
@@ -384,7 +429,11 @@ class Unpacker:
             if name.startswith(FORBIDDEN_XATTR_PREFIXES):
                 continue  # only pyrkt's own whiteout handling writes overlay metadata
             data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
-            set_xattr(target, name, data)
+            try:
+                set_xattr(target, name, data)
+            except OSError as e:
+                raise ImageError(f"layer {self.layer}: member {_shown(info.name)!r}: xattr {_shown(name)!r} "
+                                 f"cannot be set: {e.strerror}") from None
 
     def finish(self) -> None:
         """Directory modes and times last, deepest first: creating children changes both."""
@@ -427,6 +476,47 @@ def _umask() -> int:
 
 def _ns(mtime: float) -> int:
     return int(mtime * 1_000_000_000)
+
+
+def _shown(name: str, limit: int = 80) -> str:
+    """A member name short enough for a one-line error."""
+    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
+
+
+def _write_stream(fd: int, src: IO[bytes] | None) -> None:
+    """Copy a file's bytes; a chunk of nothing but zeros becomes a hole (seek over it)."""
+    if src is None:
+        return
+    hole_at_end = False
+    for chunk in iter(lambda: src.read(CHUNK), b""):
+        if len(chunk) == CHUNK and chunk.count(0) == CHUNK:
+            os.lseek(fd, CHUNK, os.SEEK_CUR)
+            hole_at_end = True
+        else:
+            write_all(fd, chunk)
+            hole_at_end = False
+    if hole_at_end:
+        os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))
+
+
+def _write_sparse(fd: int, stream: Any, info: Any, blocks: list[tuple[int, int]]) -> None:
+    """Write a GNU sparse file's data blocks where they belong; the rest stays holes.
+
+    The blocks' data follow one another in the archive from ``info.offset_data``, in the map's
+    order; they are read from tarfile's stream directly (its file object for the member would
+    make up the holes' zeros, and cannot seek on a stream)."""
+    stream.seek(info.offset_data)  # forward: tarfile's stream cannot go back
+    for offset, length in blocks:
+        while length > 0:
+            data = stream.read(min(CHUNK, length))
+            if not data:
+                raise EOFError("the data of a sparse file ends early")
+            view = memoryview(data)
+            while view:
+                n = os.pwrite(fd, view, offset)
+                view, offset = view[n:], offset + n
+            length -= len(data)
+    os.ftruncate(fd, info.size)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -17,6 +17,10 @@ from pyrkt.errors import ImageError
 from pyrkt.model.values import Value
 from pyrkt.store.layers import CHUNK, Unpacker, unpack, write_all
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.store.limits import ImportBudget
+
 FORKED_WRITER_THREADS = 1  # the writer threads in each of unpack_all's processes, which share the cores
 
 
@@ -31,7 +35,8 @@ class UnpackJob(Value):
     aci: bool = False
 
 
-def unpack_all(jobs: list[UnpackJob], *, workers: int | None = None) -> list[tuple[int, set[str]]]:
+def unpack_all(jobs: list[UnpackJob], *, workers: int | None = None,
+               budget: ImportBudget | None = None) -> list[tuple[int, set[str]]]:
     """``unpack`` each job at once, in up to ``workers`` (default: a core each) child processes;
     returns each job's (size, implicit dirs). The first error is raised once every child ended.
 
@@ -39,6 +44,7 @@ def unpack_all(jobs: list[UnpackJob], *, workers: int | None = None) -> list[tup
     (only when the caller runs no other thread, which could hold a lock the child needs;
     otherwise one by one, here). They run without ``lowers``: give each job's implicit dirs
     their lower layers' attributes with ``adopt_lower_dirs`` afterwards, bottom layer first.
+    ``budget``: the import's, which every child draws on.
     """
     import threading
 
@@ -51,10 +57,10 @@ def unpack_all(jobs: list[UnpackJob], *, workers: int | None = None) -> list[tup
         for job in jobs:
             implicit: set[str] = set()
             size = unpack(cast(Path, job.blob), job.dest, diff_id=job.diff_id, layer=job.layer, aci=job.aci,
-                          implicit_dirs=implicit)
+                          implicit_dirs=implicit, budget=budget)
             results.append((size, implicit))
         return results
-    return ForkedUnpacks(jobs, workers).run()
+    return ForkedUnpacks(jobs, workers, budget=budget).run()
 
 
 class ForkedUnpacks:
@@ -67,7 +73,7 @@ class ForkedUnpacks:
     thread runs: a child could inherit a lock held by one.
     """
 
-    def __init__(self, jobs: list[UnpackJob], workers: int) -> None:
+    def __init__(self, jobs: list[UnpackJob], workers: int, *, budget: ImportBudget | None = None) -> None:
         import tarfile  # noqa: F401  -- what a child needs is imported before it is forked
         import zlib  # noqa: F401
 
@@ -78,6 +84,8 @@ class ForkedUnpacks:
         self.started: set[int] = set()
         self.results: dict[int, tuple[int, set[str]]] = {}
         self.error: BaseException | None = None
+        self.budget = budget
+        self.slots: dict[int, int] = {}  # result fd -> the child's slot of the budget
 
     def stream(self) -> dict[int, BlobFeed]:
         for index in range(len(self.jobs)):
@@ -128,6 +136,7 @@ class ForkedUnpacks:
             os.waitpid(pid, 0)
             os.close(fd)
             del self.running[fd]
+            self.release_slot(fd)
 
     def start(self, index: int, *, stream: bool = False) -> int:
         job = self.jobs[index]
@@ -136,19 +145,22 @@ class ForkedUnpacks:
         r, w = os.pipe()
         blob_r, blob_w = os.pipe() if stream else (-1, -1)
         parent = os.getpid()
+        slot = self.budget.new_slot() if self.budget is not None else 0
         pid = os.fork()
         if pid == 0:  # the child: unpack, report, and leave without any of the parent's cleanup
             code = 0
             try:
                 die_with_parent(parent)  # a SIGKILLed fetch leaves no unpacker holding the store lock
+                if self.budget is not None:
+                    self.budget.use_slot(slot)
                 for fd in (r, blob_w, *self.running, *(f.fd for f in self.feeds.values())):
                     if fd >= 0:
                         os.close(fd)
                 if stream:
                     with os.fdopen(blob_r, "rb", buffering=CHUNK) as blob:
-                        self.child(job, blob, w)
+                        self.child(job, blob, w, self.budget)
                 else:
-                    self.child(job, cast(Path, job.blob), w)
+                    self.child(job, cast(Path, job.blob), w, self.budget)
             except BaseException:
                 code = 1
             finally:
@@ -158,18 +170,19 @@ class ForkedUnpacks:
             os.close(blob_r)
             self.feeds[index] = BlobFeed(blob_w)
         self.running[r] = (index, pid, [])
+        self.slots[r] = slot
         self.started.add(index)
         return r
 
     @staticmethod
-    def child(job: UnpackJob, blob: Path | IO[bytes], w: int) -> None:
+    def child(job: UnpackJob, blob: Path | IO[bytes], w: int, budget: ImportBudget | None) -> None:
         import pickle
 
         result: tuple[str, object]
         try:
             implicit: set[str] = set()
             size = unpack(blob, job.dest, diff_id=job.diff_id, layer=job.layer, aci=job.aci,
-                          implicit_dirs=implicit, writer_threads=FORKED_WRITER_THREADS)
+                          implicit_dirs=implicit, writer_threads=FORKED_WRITER_THREADS, budget=budget)
             result = ("ok", (size, implicit))
         except BaseException as e:
             result = ("error", e)
@@ -186,6 +199,7 @@ class ForkedUnpacks:
         index, pid, chunks = self.running.pop(fd)
         os.close(fd)
         _, status = os.waitpid(pid, 0)
+        self.release_slot(fd)
         try:
             kind, value = pickle.loads(b"".join(chunks))
         except Exception:
@@ -195,6 +209,13 @@ class ForkedUnpacks:
             self.results[index] = cast(tuple[int, set[str]], value)
         elif self.error is None:
             self.error = cast(BaseException, value)
+
+
+    def release_slot(self, fd: int) -> None:
+        """The child of ``fd`` is gone: its bytes stay charged, its slot is free again."""
+        slot = self.slots.pop(fd, 0)
+        if self.budget is not None:
+            self.budget.release_slot(slot)
 
 
 class BlobFeed:

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from pyrkt.model import jsonio
 from pyrkt.model.values import Value
 
 REMOTES = "remotes"
@@ -44,7 +45,7 @@ class Remote(Value):
     def from_json(cls, data: bytes) -> Remote | None:
         """The record in ``data``, or None when it is not one (a damaged file is a cache miss)."""
         try:
-            d = json.loads(data)
+            d = jsonio.loads(data)
             remote = cls(url=d["url"], image_id=d["imageId"], signature_url=d.get("signatureUrl") or "",
                          etag=d.get("etag") or "", max_age=int(d.get("cacheMaxAge") or 0),
                          download_time=float(d.get("downloadTime") or 0.0))

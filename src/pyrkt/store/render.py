@@ -1,9 +1,11 @@
 """Copy an image's merged filesystem (``squash.entries``) into a plain directory, or
 (``render_tar``) write it as one uncompressed layer tar.
 
-Owners (when root), modes, times, xattrs, symlinks and hardlinks are kept; device nodes are made
-only when root; sockets are skipped; overlay metadata (whiteouts, opaque marks) is applied, not
-copied. Directory modes and times are set last, deepest first, since filling a dir changes them.
+Owners (when root), modes, times, xattrs, symlinks and hardlinks are kept; sockets are skipped;
+overlay metadata (whiteouts, opaque marks) is applied, not copied. What would hand a local user
+the image's privileges (device nodes, setuid/setgid bits, file capabilities) is left out of a
+rendered tree unless asked for (``keep_special``; devices then only when root). Directory modes
+and times are set last, deepest first, since filling a dir changes them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 CHUNK = 1 << 20
 LAYER_ONLY_XATTRS = ("trusted.overlay.", "user.overlay.")
+FILE_CAPS_XATTR = "security.capability"
+SET_ID_BITS = stat.S_ISUID | stat.S_ISGID
 
 
 def image_xattrs(path: str) -> dict[str, bytes]:
@@ -61,9 +65,10 @@ def add_member(tf: tarfile.TarFile, src: str, arcname: str) -> None:
         tf.addfile(info)
 
 
-def copy_xattrs(src: str, dst: str | int) -> None:
+def copy_xattrs(src: str, dst: str | int, *, file_caps: bool = True) -> None:
     for name, value in image_xattrs(src).items():
-        set_xattr(dst, name, value)
+        if file_caps or name != FILE_CAPS_XATTR:
+            set_xattr(dst, name, value)
 
 
 def _copy_data(sfd: int, dfd: int, size: int) -> None:
@@ -90,7 +95,7 @@ def _copy_data(sfd: int, dfd: int, size: int) -> None:
         remaining -= n
 
 
-def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool) -> None:
+def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool, keep_special: bool) -> None:
     sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -98,8 +103,9 @@ def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool) -> None
             _copy_data(sfd, dfd, st.st_size)
             if privileged:
                 os.fchown(dfd, st.st_uid, st.st_gid)
-            os.fchmod(dfd, stat.S_IMODE(st.st_mode))
-            copy_xattrs(src, dfd)
+            mode = stat.S_IMODE(st.st_mode)
+            os.fchmod(dfd, mode if keep_special else mode & ~SET_ID_BITS)
+            copy_xattrs(src, dfd, file_caps=keep_special)
             os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
         finally:
             os.close(dfd)
@@ -107,14 +113,17 @@ def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool) -> None
         os.close(sfd)
 
 
-def render_tree(layer_dirs: list[Path], dest: Path) -> int:
+def render_tree(layer_dirs: list[Path], dest: Path, *, keep_special: bool = False,
+                root_mode: int | None = None) -> int:
     """Write the merged tree of ``layer_dirs`` (bottom first) into ``dest``, an empty dir.
 
+    Device nodes, setuid/setgid bits of files and file capabilities are left out unless
+    ``keep_special``. ``dest`` itself gets the mode of the image's root, or ``root_mode``.
     Returns the number of entries written.
     """
     privileged = os.geteuid() == 0
     links: dict[tuple[int, int], str] = {}
-    dirs: list[tuple[str, os.stat_result]] = []
+    dirs: list[tuple[str, os.stat_result, int]] = []  # (path, its stat, the mode it gets)
     count = 0
     for rel, src_path, layer in entries(layer_dirs):
         src = str(src_path)
@@ -126,7 +135,7 @@ def render_tree(layer_dirs: list[Path], dest: Path) -> int:
             if rel:
                 os.mkdir(out, 0o700)
             copy_xattrs(src, out)
-            dirs.append((out, st))
+            dirs.append((out, st, stat.S_IMODE(st.st_mode) if rel or root_mode is None else root_mode))
             continue
         if st.st_nlink > 1:
             key = (layer, st.st_ino)
@@ -135,16 +144,18 @@ def render_tree(layer_dirs: list[Path], dest: Path) -> int:
                 continue
             links[key] = out
         if fmt == stat.S_IFREG:
-            _copy_file(src, out, st, privileged)
+            _copy_file(src, out, st, privileged, keep_special)
             continue
         if fmt == stat.S_IFLNK:
             os.symlink(os.readlink(src), out)
         elif fmt == stat.S_IFIFO:
             os.mkfifo(out, 0o600)
-        elif fmt in (stat.S_IFCHR, stat.S_IFBLK) and privileged:
+        elif fmt in (stat.S_IFCHR, stat.S_IFBLK) and privileged and keep_special:
             os.mknod(out, fmt | 0o600, st.st_rdev)
         else:
-            count -= 1  # sockets; devices when not root
+            count -= 1  # sockets; devices unless asked for, and as root
+            if links.get((layer, st.st_ino)) == out:
+                del links[(layer, st.st_ino)]  # a hardlink to what was left out is left out too
             continue
         if privileged:
             os.lchown(out, st.st_uid, st.st_gid)
@@ -152,10 +163,10 @@ def render_tree(layer_dirs: list[Path], dest: Path) -> int:
             os.chmod(out, stat.S_IMODE(st.st_mode))
         copy_xattrs(src, out)
         os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-    for path, st in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
+    for path, st, mode in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
         if privileged:
             os.lchown(path, st.st_uid, st.st_gid)
-        os.chmod(path, stat.S_IMODE(st.st_mode))
+        os.chmod(path, mode)
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     return count
 

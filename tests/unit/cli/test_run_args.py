@@ -52,3 +52,23 @@ def test_net_list_rejects_duplicates_and_host_with_others() -> None:
         parse_net("a,a")
     with pytest.raises(UsageError):
         parse_net("host,a")
+
+
+def test_sysctl_is_a_pod_flag_of_run_prepare_and_run_prepared() -> None:
+    from pyrkt.cli.commands import prepare, run_prepared
+    from pyrkt.cli.commands.run import pod_request
+
+    values, apps = parse("--sysctl=net.ipv4.ip_forward=1", "img", "--sysctl", "kernel.shmmni=100")
+    assert run_options(values).sysctl == ["net.ipv4.ip_forward=1", "kernel.shmmni=100"]
+    assert pod_request(values, apps).sysctl == ["net.ipv4.ip_forward=1", "kernel.shmmni=100"]
+    values, _ = parse_pod_and_apps(FlagSet(prepare.FLAGS), ["--sysctl=fs.mqueue.msg_max=5", "img"])
+    assert values["sysctl"] == ["fs.mqueue.msg_max=5"]
+    values, rest = FlagSet(run_prepared.FLAGS).parse(["--sysctl=net.ipv4.ip_forward=0", "UUID"])
+    assert run_options(values).sysctl == ["net.ipv4.ip_forward=0"] and rest == ["UUID"]
+
+
+def test_readonly_rootfs_is_refused_rather_than_ignored() -> None:
+    with pytest.raises(UsageError, match="--readonly-rootfs is not supported yet"):
+        parse("img", "--readonly-rootfs")
+    _, apps = parse("img", "--readonly-rootfs=false")
+    assert apps[0].readonly_rootfs is False

@@ -49,3 +49,44 @@ def test_dumps_refuses_what_json_cannot_encode() -> None:
         loop: list[object] = []
         loop.append(loop)
         jsonio.dumps(loop)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("doc", [nested(200_000), '{"a": ' * 200_000 + "1" + "}" * 200_000,
+                                 nested(jsonio.MAX_DEPTH + 1), '{"a": [' + nested(jsonio.MAX_DEPTH) + "]}"],
+                         ids=["arrays-200000", "objects-200000", "arrays-201", "object-array-202"])
+def test_nesting_deeper_than_the_bound_is_a_value_error_not_a_recursion_error(doc: str) -> None:
+    with pytest.raises(jsonio.TooDeep, match=f"nested more than {jsonio.MAX_DEPTH} levels deep"):
+        jsonio.loads(doc)
+    assert issubclass(jsonio.TooDeep, ValueError)  # every reader that handles bad JSON handles it
+
+
+def test_nesting_up_to_the_bound_parses_and_pretty_prints() -> None:
+    doc = nested(jsonio.MAX_DEPTH)
+    assert jsonio.loads(doc) == json.loads(doc)
+    assert jsonio.loads(jsonio.dumps(jsonio.loads(doc), indent=4)) == json.loads(doc)
+    wide = "[" + ", ".join(["[1]"] * 5000) + "]"  # many brackets, little depth
+    assert jsonio.loads(wide) == json.loads(wide)
+
+
+def test_syntax_errors_are_json_errors_in_a_process_that_never_imported_json() -> None:
+    """The C scanner raises JSONDecodeError only if json.decoder is loaded: pyrkt's commands do
+    not load it, and a broken net.d file gave SystemError and a traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pyrkt.model import jsonio\nassert 'json' not in sys.modules\n"
+            "for doc in ('{not json', '[1,]', '{\"a\" 1}', '\"\\x01\"', '[' * 5000):\n"
+            "    try:\n        jsonio.loads(doc)\n    except ValueError as e:\n"
+            "        print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "JSONDecodeError Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        "JSONDecodeError Expecting value: line 1 column 4 (char 3)",
+        "JSONDecodeError Expecting ':' delimiter: line 1 column 6 (char 5)",
+        "JSONDecodeError Invalid control character at: line 1 column 2 (char 1)",
+        "TooDeep nested more than 200 levels deep",
+    ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from pyrkt.errors import NetworkSetupError
 from pyrkt.network import config, setup
 
 
@@ -33,3 +36,42 @@ def test_builtin_default_without_port_forwards_runs_ptp_alone() -> None:
     assert [p["type"] for p in default["plugins"]] == ["ptp", "portmap"]  # the built-in is not changed
     only = {"name": "x", "plugins": [{"type": "portmap"}]}
     assert setup.without_portmap(only) is only
+
+
+REFUSING_PLUGIN = """#!/bin/sh
+echo "$CNI_COMMAND $CNI_ARGS" >> "$(dirname "$0")/calls"
+echo '{"cniVersion": "0.4.0", "code": 7, "msg": "invalid IP address 999.1.1.1"}'
+exit 1
+"""
+
+
+def refused_record(pod: Path, added: int | None) -> dict[str, object]:
+    plugins = pod / "plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "refuser").write_text(REFUSING_PLUGIN)
+    (plugins / "refuser").chmod(0o755)
+    record: dict[str, object] = {
+        "network": "bad", "args": "IP=999.1.1.1", "ifname": "eth0", "plugin_path": [str(plugins)],
+        "conflist": {"name": "bad", "cniVersion": "0.4.0", "plugins": [{"type": "refuser"}]}}
+    if added is not None:
+        record.update(added=added, result={"cniVersion": "0.4.0"})
+    (pod / "net").mkdir(exist_ok=True)
+    (pod / "net" / "00-bad.json").write_text(json.dumps(record))
+    return record
+
+
+def test_del_of_a_plugin_whose_add_was_refused_is_best_effort(tmp_path: Path) -> None:
+    """ADD refused (bad CNI_ARGS): DEL is still sent, with what ADD recorded, and its refusal
+    does not keep the pod's networks from being torn down (gc used to fail on it forever)."""
+    refused_record(tmp_path, added=None)
+    setup.down(tmp_path)
+    assert (tmp_path / "plugins" / "calls").read_text() == "DEL IP=999.1.1.1\n"
+    assert not (tmp_path / "net" / "00-bad.json").exists()
+    setup.down(tmp_path)  # idempotent
+
+
+def test_del_failing_for_a_plugin_whose_add_completed_is_an_error_kept_for_gc(tmp_path: Path) -> None:
+    refused_record(tmp_path, added=1)
+    with pytest.raises(NetworkSetupError, match="plugin 'refuser' failed on DEL: invalid IP address 999.1.1.1"):
+        setup.down(tmp_path)
+    assert (tmp_path / "net" / "00-bad.json").exists()  # gc tries again

@@ -76,3 +76,19 @@ def test_user_and_workdir_overrides() -> None:
                                               supplementary_gids="5,6")]), [IMAGE])
     assert (app.app.user, app.app.group, app.app.working_directory, app.app.supplementary_gids) == (
         "app", "staff", "/tmp", (5, 6))
+
+
+def test_sysctls_are_checked_against_the_pods_namespaces_and_flavor() -> None:
+    from pyrkt.stage0.prepare import pod_sysctls
+    from pyrkt.stage0.run import RunOptions, sysctl_extra
+
+    assert sysctl_extra(RunOptions(), "default") == {}
+    opts = RunOptions(net=["none"], sysctl=["net.ipv4.ip_forward=1", "kernel.shmmni=100"])
+    assert sysctl_extra(opts, "default") == {"sysctls": {"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"}}
+    with pytest.raises(UsageError, match="net.ipv4.ip_forward: .*--net=host"):
+        sysctl_extra(RunOptions(net=["host"], sysctl=["net.ipv4.ip_forward=1"]), "default")
+    with pytest.raises(UsageError, match="kernel.shmmni: .*--ipc=parent"):
+        sysctl_extra(RunOptions(ipc="parent", sysctl=["kernel.shmmni=100"]), "default")
+    with pytest.raises(UsageError, match="fly flavor"):
+        pod_sysctls(["net.ipv4.ip_forward=1"], "fly")
+    assert pod_sysctls([], "fly") == {}

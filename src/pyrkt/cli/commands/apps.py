@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
+from pyrkt.model.names import check_absolute_dir, check_app_name
 from pyrkt.stage0.prepare import AppRequest
 
 TYPE_CHECKING = False
@@ -61,6 +62,10 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         apps.append(AppRequest(image=arg))
         app_values.append(app_fs.defaults())
     for app, v in zip(apps, app_values, strict=True):
+        if v["name"] is not None:  # given, even as --name=
+            check_app_name(v["name"])
+        if v["working_dir"]:
+            check_absolute_dir(v["working_dir"], "--working-dir")
         app.name = v["name"] or ""
         app.exec = v["exec"] or ""
         app.user = v["user"] or ""
@@ -68,6 +73,7 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.working_dir = v["working_dir"] or ""
         app.environment = v["environment"]
         app.supplementary_gids = v["supplementary_gids"] or ""
-        app.readonly_rootfs = v["readonly_rootfs"]
+        if v["readonly_rootfs"]:  # refused, not dropped: a read-only root comes with volumes (issue 10)
+            raise UsageError("--readonly-rootfs is not supported yet: the app's root is always writable")
         app.signature = v["signature"] or ""
     return values, apps

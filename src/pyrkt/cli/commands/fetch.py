@@ -47,7 +47,7 @@ def run(ctx: Context, args: list[str]) -> int:
         from pyrkt.fetch import parse_platform
 
         parse_platform(platform)
-    store = open_store(ctx.config)
+    store = open_store(ctx.config, write=True)
     try:
         for arg, sig in zip(images, signatures, strict=True):
             image = resolve_image(ctx.config, store, arg, pull_policy=policy, signature=sig or None,

@@ -26,14 +26,14 @@ FLAGS = [
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    from pyrkt.cli.durations import parse_duration
+    from pyrkt.cli.durations import parse_period
     from pyrkt.stage0 import manage
 
     values, rest = ctx.parse(FLAGS, args)
     if rest:
         raise UsageError(f"gc takes no arguments (got {rest[0]!r})")
-    grace = parse_duration(values["grace_period"])
-    expire = parse_duration(values["expire_prepared"])
+    grace = parse_period(values["grace_period"], "grace-period")
+    expire = parse_period(values["expire_prepared"], "expire-prepared")
     ctx.require_root()
     report = manage.gc(ctx.config, grace=grace, expire=expire, mark_only=values["mark_only"])
     report_lines(ctx, report, grace)

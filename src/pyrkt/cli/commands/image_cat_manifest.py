@@ -15,8 +15,7 @@ FLAGS = [Flag("pretty-print", "bool", default=True, help="indent the manifest")]
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    import json
-
+    from pyrkt.model import jsonio
     from pyrkt.stage0.images import image_manifest, open_store
 
     values, images = ctx.parse(FLAGS, args)
@@ -28,7 +27,7 @@ def run(ctx: Context, args: list[str]) -> int:
     finally:
         store.close()
     if values["pretty_print"]:
-        ctx.stdout.write(json.dumps(json.loads(data), indent=4) + "\n")
+        ctx.stdout.write(jsonio.dumps(jsonio.loads(data), indent=4) + "\n")
     else:
         ctx.stdout.write(data.decode() + ("" if data.endswith(b"\n") else "\n"))
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
+from pyrkt.cli.output import printable
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -19,13 +20,13 @@ FLAGS = [
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    from pyrkt.cli.durations import format_duration, parse_duration
+    from pyrkt.cli.durations import format_duration, parse_period
     from pyrkt.stage0.images import gc_images, open_store
 
     values, rest = ctx.parse(FLAGS, args)
     if rest:
         raise UsageError(f"image gc takes no arguments (got {rest[0]!r})")
-    grace = parse_duration(values["grace_period"])
+    grace = parse_period(values["grace_period"], "grace-period")
     ctx.require_root()
     store = open_store(ctx.config)
     try:
@@ -34,9 +35,9 @@ def run(ctx: Context, args: list[str]) -> int:
         store.close()
     err = ctx.stderr
     for rec in done.kept_in_use:
-        err.write(f'image gc: image "{rec.id}" ("{rec.display_name}") not removed: a pod uses it\n')
+        err.write(f'image gc: image "{rec.id}" ("{printable(rec.display_name)}") not removed: a pod uses it\n')
     for rec in done.removed:
-        ctx.stdout.write(f'successfully removed image: "{rec.id}" ("{rec.display_name}")\n')
+        ctx.stdout.write(f'successfully removed image: "{rec.id}" ("{printable(rec.display_name)}")\n')
     if done.removed:
         ctx.stdout.write(f"{len(done.removed)} image(s) successfully removed\n")
     if done.layers or done.blobs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
+from pyrkt.cli.output import printable
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,10 +30,10 @@ def run(ctx: Context, args: list[str]) -> int:
     for r in results:
         if r.record is not None:
             done += 1
-            ctx.stdout.write(f'successfully removed image: "{r.record.id}" ("{r.record.display_name}")\n')
+            ctx.stdout.write(f'successfully removed image: "{r.record.id}" ("{printable(r.record.display_name)}")\n')
         else:
             ctx.stdout.flush()
-            ctx.stderr.write(f"pyrkt: {r.error}\n")
+            ctx.stderr.write(f"pyrkt: {printable(str(r.error))}\n")
     if done:
         ctx.stdout.write(f"{done} image(s) successfully removed\n")
     return 254 if done < len(results) else 0

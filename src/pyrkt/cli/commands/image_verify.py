@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
+from pyrkt.cli.output import printable
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -35,10 +36,10 @@ def run(ctx: Context, args: list[str]) -> int:
             continue
         rec = r.result.record
         if r.result.ok:
-            ctx.stdout.write(f'image "{rec.id}" ("{rec.display_name}"): OK\n')
+            ctx.stdout.write(f'image "{rec.id}" ("{printable(rec.display_name)}"): OK\n')
             continue
         bad += 1
-        ctx.stdout.write(f'image "{rec.id}" ("{rec.display_name}"): DAMAGED\n')
+        ctx.stdout.write(f'image "{rec.id}" ("{printable(rec.display_name)}"): DAMAGED\n')
         for line in r.result.damage:
             ctx.stdout.write(f"  {line}\n")
         for line in r.result.repaired:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
-from pyrkt.cli.commands.run import PREPARE_FLAGS, pod_request
+from pyrkt.cli.commands.run import PREPARE_FLAGS, SYSCTL_FLAG, pod_request
 from pyrkt.cli.flags import FlagSet
 from pyrkt.errors import UsageError
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
 USAGE = "pyrkt prepare [--quiet] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
-OWN_FLAGS = PREPARE_FLAGS  # --quiet is among them: only the pod's UUID, no download progress
+OWN_FLAGS = PREPARE_FLAGS + [SYSCTL_FLAG]  # --quiet is among them: only the pod's UUID, no download progress
 FLAGS = OWN_FLAGS + APP_FLAGS
 
 

@@ -27,6 +27,9 @@ PREPARE_FLAGS = [
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
 ]
+# a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
+SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
+                   "repeatable)")
 RUNTIME_FLAGS = [
     Flag("net", "opt", default="default", implicit="default", help="networks: default, host, none, or a list"),
     Flag("hostname", help="the pod's hostname (default rkt-$UUID)"),
@@ -38,7 +41,7 @@ RUNTIME_FLAGS = [
     Flag("dns-domain", help="the DNS domain for the pod's resolv.conf"),
     Flag("hosts-entry", "list", help="an /etc/hosts entry IP=HOSTNAME (repeatable, or a comma list), or host"),
 ]
-RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [
+RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [SYSCTL_FLAG] + [
     Flag("detach", "bool", help="return once the apps have started and leave the pod running"),
     Flag("rm", "bool", help="remove the pod when it exits"),
 ]
@@ -63,6 +66,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         ports=values["port"],
         platform=values["platform"] or "",
         quiet=values["quiet"],
+        sysctl=values.get("sysctl") or [],
     )
 
 
@@ -80,6 +84,7 @@ def run_options(values: dict[str, Any]) -> RunOptions:
         dns_opt=values["dns_opt"],
         dns_domain=values["dns_domain"] or "",
         hosts_entry=values["hosts_entry"],
+        sysctl=values.get("sysctl") or [],
     )
 
 

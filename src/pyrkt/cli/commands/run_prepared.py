@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyrkt.cli.commands.run import RUNTIME_FLAGS, run_options
+from pyrkt.cli.commands.run import RUNTIME_FLAGS, SYSCTL_FLAG, run_options
 from pyrkt.cli.flags import Flag
 from pyrkt.errors import UsageError
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 USAGE = "pyrkt run-prepared [--net=...] [--interactive] [--detach] UUID"
 FLAGS = RUNTIME_FLAGS + [
+    SYSCTL_FLAG,
     Flag("detach", "bool", help="return once the apps have started and leave the pod running"),
     Flag("rm", "bool", help="remove the pod when it exits"),
 ]

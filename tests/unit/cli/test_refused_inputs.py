@@ -1,0 +1,84 @@
+"""Inputs pyrkt used to accept or to answer with a traceback are refused with one line
+(``pyrkt: ...``) and exit 254: a data dir that is a file, a negative grace period, an empty
+app name, a relative working dir, a hostname that is not one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyrkt.cli import main as cli
+from pyrkt.cli.durations import parse_period
+from pyrkt.config import Config, check_data_dir
+from pyrkt.errors import UsageError
+from pyrkt.stage0.run import RunOptions, check_options
+
+
+def pyrkt(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv", [["list"], ["image", "list"], ["status", "abc"], ["gc"], ["image", "gc"],
+                                  ["fetch", "oci:/nonexistent"]])
+def test_a_data_dir_that_is_a_file_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                               argv: list[str]) -> None:
+    (tmp_path / "file").write_text("")
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path}/file", *argv)
+    assert (code, out, err) == (254, "", f"pyrkt: data directory {tmp_path}/file is not a directory\n")
+
+
+def test_a_data_dir_below_a_file_is_one_line_too(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    code, _, err = pyrkt(capsys, "list", f"--dir={tmp_path}/file/data")
+    assert (code, err) == (254, f"pyrkt: data directory {tmp_path}/file/data is not a directory "
+                                f"({tmp_path}/file is not a directory)\n")
+
+
+def test_a_missing_data_dir_under_a_directory_is_fine(tmp_path: Path) -> None:
+    assert check_data_dir(str(tmp_path / "new" / "data")) == str(tmp_path / "new" / "data")
+    assert check_data_dir(str(tmp_path)) == str(tmp_path)
+
+
+@pytest.mark.parametrize("argv", [["gc", "--grace-period=-5s"], ["gc", "--expire-prepared=-1h"],
+                                  ["image", "gc", "--grace-period=-1ns"]])
+def test_negative_periods_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]) -> None:
+    flag, _, value = argv[-1][2:].partition("=")
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path}", *argv)
+    assert (code, out, err) == (254, "", f"pyrkt: invalid --{flag}={value!r}: must not be negative\n")
+
+
+def test_zero_and_positive_periods_are_seconds() -> None:
+    assert parse_period("0s", "grace-period") == 0
+    assert parse_period("30m", "grace-period") == 1800
+    with pytest.raises(UsageError, match="must not be negative"):
+        parse_period("-0.5s", "grace-period")
+
+
+@pytest.mark.parametrize("args, line", [
+    (["oci:/x", "--name="], "pyrkt: invalid app name '': an app name cannot be empty\n"),
+    (["oci:/x", "--name", ""], "pyrkt: invalid app name '': an app name cannot be empty\n"),
+    (["oci:/x", "--working-dir=rel/dir"], "pyrkt: invalid --working-dir 'rel/dir': it must be an absolute path\n"),
+    (["oci:/x", "--working-dir", "."], "pyrkt: invalid --working-dir '.': it must be an absolute path\n"),
+])
+@pytest.mark.parametrize("command", ["run", "prepare"])
+def test_per_app_flags_are_checked_before_any_work(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   command: str, args: list[str], line: str) -> None:
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path}", command, *args)
+    assert (code, out, err) == (254, "", line)
+
+
+@pytest.mark.parametrize("hostname", ["a_b", "-a", "a-", "a..b", ".a", "a.", "x" * 64, ("a" * 62 + ".") * 4 + "aa",
+                                      "ä", "a b", "a\nb"])
+def test_invalid_hostnames_are_refused(hostname: str) -> None:
+    with pytest.raises(UsageError) as e:
+        check_options(Config(), RunOptions(hostname=hostname, net=("none",)))
+    assert str(e.value).startswith(f"invalid hostname {hostname!r}: ")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("hostname", ["a", "web-1", "Pod-7.example.com", "x" * 63, "1.2.3.4", ("a" * 62 + ".") * 3 + "a" * 61])
+def test_rfc_1123_hostnames_are_accepted(hostname: str) -> None:
+    check_options(Config(), RunOptions(hostname=hostname, net=("none",)))
