@@ -31,6 +31,8 @@ MAX_FD = 1 << 20
 
 def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int) -> None:
     """Never returns: execs the app, or raises for pod init to report."""
+    if plan.get("apps_mntns", -1) >= 0:  # pod init's own root has nothing the app needs (initroot)
+        namespaces.setns(plan["apps_mntns"], namespaces.CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
     setup_stdio(stdio, interactive=plan["interactive"])
     namespaces.unshare(namespaces.CLONE_NEWNS)
