@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
     "trust": ("trust", "Trust a key for image verification"),
     "version": ("version", "Print the version and exit"),
+    "completion": ("completion", "Output shell completion code for bash or zsh"),
 }
 
 
