@@ -230,4 +230,4 @@ def test_verify_detects_and_repairs_a_deleted_file_and_detects_a_corrupt_blob(py
 def test_image_commands_name_a_missing_image(pyrkt: Pyrkt, tmp_path: Path, cmd: tuple[str, ...]) -> None:
     args = [cmd[0], "nosuch:1", *[str(tmp_path / (a + ".aci")) for a in cmd[1:]]]
     r = pyrkt("image", *args)
-    assert r.code == 254 and "image 'nosuch:1' not found in the store" in r.err, r
+    assert r.code == 254 and 'image "nosuch:1" not found in the store' in r.err, r

@@ -150,4 +150,4 @@ def test_image_names_with_control_characters_are_printed_escaped(tmp_path: Path)
     assert pods.out.count("\n") == 1 and "evil:v1\\nx\\x1b[31mred" in pods.out and "\x1b" not in pods.out
     assert cli("rm", uuid).code == 0
     r = cli("image", "rm", "evil:v2\n\x1b[31m")
-    assert (r.code, r.err) == (254, "pyrkt: image 'evil:v2\\n\\x1b[31m' not found in the store\n"), r
+    assert (r.code, r.err) == (254, 'pyrkt: image "evil:v2\\n\\x1b[31m" not found in the store\n'), r

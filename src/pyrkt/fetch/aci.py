@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from pyrkt.config import ConfigDirs
-from pyrkt.errors import ImageError, NotFound
+from pyrkt.errors import ImageError, NotFound, quote
 from pyrkt.model import jsonio
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.values import Value
@@ -380,12 +380,12 @@ def check_os_arch(labels: list[tuple[str, str]], where: str) -> None:
     if os_name is None:
         raise ImageError(f"{where}: missing os label in the image manifest")
     if os_name != "linux":
-        raise ImageError(f"{where}: bad os {os_name!r}")
+        raise ImageError(f"{where}: bad os {quote(os_name)} (must be linux)")
     arch = values.get("arch")
     if arch is None:
         raise ImageError(f"{where}: missing arch label in the image manifest")
     if arch not in LINUX_ARCHES:
-        raise ImageError(f"{where}: bad arch {arch!r} for linux")
+        raise ImageError(f"{where}: bad arch {quote(arch)} for linux (must be one of: {' '.join(LINUX_ARCHES)})")
 
 
 EVENT_HANDLERS = ("pre-start", "post-stop")

@@ -87,7 +87,7 @@ def _manifest_with(**changes: object) -> bytes:
     (_manifest_with(name="Example.com/App"), "manifest name 'Example.com/App' is not a valid AC Identifier"),
     (_manifest_with(labels=[{"name": "arch", "value": "amd64"}]), "missing os label in the image manifest"),
     (_manifest_with(labels=[{"name": "os", "value": "freebsd"}, {"name": "arch", "value": "amd64"}]),
-     "bad os 'freebsd'"),
+     'bad os "freebsd"'),
     (_manifest_with(app={"exec": ["/bin/sh"], "group": "0"}), "manifest app needs a user"),
 ])
 def test_bad_manifests_are_refused_and_the_store_stays_empty(store: Store, tmp_path: Path, raw: bytes,
