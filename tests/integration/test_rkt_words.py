@@ -110,3 +110,14 @@ def test_stop_enter_and_run_prepared_say_what_rkt_says(cli: Cli, aci: Path) -> N
     assert r.code == 254 and f'pod "{uuid}" is not prepared' in r.err, r
     r = cli("stop", uuid)
     assert (r.code, r.out) == (0, f'pod "{uuid}" is already stopped\n'), r  # as rkt: not an error
+
+
+def test_enter_without_a_command_names_the_shell_it_assumes_in_quotes(cli: Cli, tmp_path: Path) -> None:
+    sleeper = tmp_path / "sleeper.aci"
+    build_aci(sleeper, aci_manifest("example.com/sleeper", exec_=("/bin/sleep", "60")))
+    uuid = cli("--insecure-options=image", "run", "--net=none", "--detach", str(sleeper), timeout=120).out.strip()
+    try:
+        r = cli("enter", uuid)  # stdin is /dev/null: the shell exits at once
+        assert r.code == 0 and 'pyrkt: no command specified, assuming "/bin/sh"\n' in r.err, r
+    finally:
+        cli("stop", "--force", uuid)
