@@ -138,8 +138,8 @@ def test_list_shows_every_live_pod_one_row_per_app(data: Data) -> None:
     r = data("list")
     assert (r.code, r.err) == (0, "")
     header, *rows = r.out.splitlines()
-    assert re.split(r"\s{2,}", header) == ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
-    by_uuid = {row.split()[0]: row for row in rows if not row.startswith(" ")}
+    assert re.split(r"\t+", header) == ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
+    by_uuid = {row.split()[0]: row for row in rows if not row.startswith("\t")}
     assert set(by_uuid) == {running[:8], prepared[:8], exited[:8]}
     assert "running" in by_uuid[running[:8]] and "default:ip4=172.16.28.9" in by_uuid[running[:8]]
     assert "example.com/web:2.1" in by_uuid[running[:8]]
