@@ -219,7 +219,7 @@ def test_enter_needs_a_running_pod_and_app_for_several(env: tuple[Cli, str]) -> 
     save = cli.data_dir.parent / "enter.uuid"
     assert cli("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/true").code == 0
     r = cli("enter", save.read_text().strip(), "/bin/true")
-    assert r.code == 254 and "not running" in r.err, r
+    assert r.code == 254 and "isn't currently running" in r.err, r  # rkt's words
     r = cli("run", "--net=none", "--detach", image, "--name=a", "--exec=/bin/sleep", "--", "1000", "---",
             image, "--name=b", "--exec=/bin/sleep", "--", "1000")
     uuid = r.out.strip()
