@@ -1,8 +1,8 @@
 # pyrkt — set-up, checks, tests, demo and benchmark. Everything runs as root on Debian 12.
 #
-#   make demo    install what is needed, then run a two-app pod from a busybox image and clean up
-#   make test    install the test dependencies, lint, then run the whole suite (unit, integration, e2e)
-#   make bench   pyrkt against crun (and podman) on the same image; see bench/README.md
+#   make demo    install what running pods needs, then run a two-app pod from a busybox image and clean up
+#   make test    also install what the tests need, lint, then run the whole suite (unit, integration, e2e)
+#   make bench   also install crun, podman & co., then pyrkt against them on the same image; see bench/README.md
 #
 # The targets are idempotent: a second run skips what is already in place.
 
@@ -22,9 +22,15 @@ VENV := .venv
 VENV_PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 
-# Debian packages the tests, the demo and the benchmark use.
-DEBS := busybox-static crun podman skopeo docker-registry containernetworking-plugins iptables \
-        umoci hyperfine zstd libseccomp2 gnupg iproute2 openssl python3 python3-venv util-linux
+# Debian packages. DEMO_DEBS: what pyrkt needs to run pods: the venv's Python, the CNI plugins
+# and iptables (NAT) of --net, libseccomp (apps' seccomp filters), gpg (signed ACIs, trust),
+# util-linux; and busybox-static, the demo's (and the tests') image.
+DEMO_DEBS := busybox-static containernetworking-plugins iptables libseccomp2 gpg python3 python3-venv util-linux
+# TEST_DEBS adds what the tests call on the host: skopeo (pushes to, reads from) docker-registry,
+# gnupg (gpg-agent makes the test keys), openssl (test TLS certificates), iproute2 (ip link).
+TEST_DEBS := $(DEMO_DEBS) skopeo docker-registry gnupg openssl iproute2
+# BENCH_DEBS adds what pyrkt is measured against: crun, podman, skopeo + umoci, docker-registry.
+BENCH_DEBS := $(DEMO_DEBS) crun podman skopeo umoci docker-registry
 
 # Extra arguments: make test PYTEST_ARGS='-k logs -x'; make bench BENCH_ARGS='--runs 50'
 PYTEST_ARGS ?=
@@ -33,16 +39,22 @@ BENCH_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: help deps venv lint test demo bench clean distclean
+.PHONY: help deps test-deps bench-deps venv lint test demo bench clean distclean
 
 help:
 	@echo "make demo    set up everything and run a demo pod"
 	@echo "make test    set up everything, lint, run the whole test suite"
 	@echo "make bench   benchmark pyrkt against crun and podman"
-	@echo "make deps | venv | lint | clean | distclean"
+	@echo "make deps | test-deps | bench-deps | venv | lint | clean | distclean"
 
 deps:
-	@bash scripts/install-deps.sh $(DEBS)
+	@bash scripts/install-deps.sh $(DEMO_DEBS)
+
+test-deps:
+	@bash scripts/install-deps.sh $(TEST_DEBS)
+
+bench-deps:
+	@bash scripts/install-deps.sh $(BENCH_DEBS)
 
 # The venv is made again when its interpreter is not $(PYTHON) (e.g. made by an older Makefile).
 SAME_PY = [ "$$(readlink -f $(VENV_PY))" = "$$(readlink -f "$$(command -v $(PYTHON))")" ]
@@ -69,13 +81,13 @@ lint: venv
 	$(VENV)/bin/mypy src/pyrkt
 	$(VENV)/bin/lint-imports
 
-test: deps venv lint
+test: test-deps venv lint
 	@bash scripts/run-tests.sh $(PYTEST_ARGS)
 
 demo: deps venv
 	@bash scripts/demo.sh
 
-bench: deps venv
+bench: bench-deps venv
 	$(VENV_PY) bench/bench.py $(BENCH_ARGS)
 
 clean:

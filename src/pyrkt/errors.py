@@ -21,6 +21,26 @@ from __future__ import annotations
 
 EXIT_CODE = 254
 
+_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def escape(c: str) -> str:
+    """One unprintable character as Go's %q writes it: ``\\n``, ``\\x1b``, ``\\u202e``."""
+    if c in _ESCAPES:
+        return _ESCAPES[c]
+    o = ord(c)
+    if o < 0x80:
+        return f"\\x{o:02x}"
+    return f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def quote(text: str) -> str:
+    """``text`` in double quotes as Go's %q (rkt's messages) writes it: ``bad os "freebsd"``,
+    ``no matches found for "ab"``. Quotes and backslashes are escaped, and so is every
+    unprintable character, so a quoted name stays on one line and cannot drive the terminal."""
+    return '"' + "".join(
+        "\\" + c if c in '"\\' else c if c.isprintable() else escape(c) for c in text) + '"'
+
 
 class PyrktError(Exception):
     """Base of every error pyrkt reports; ``str(err)`` is the user's line."""

@@ -215,7 +215,8 @@ def test_trust_prefix_without_key_files_discovers_the_keys(cli: Cli, site: Site,
     assert site.asked() == ["/app?ac-discovery=1", "/?ac-discovery=1", "/pubkeys.asc"]
 
     r = cli("trust", "--prefix=localhost/app", input="yes\n")
-    assert r.code == 0 and f"Trusting key {site.fpr} for localhost/app" in r.out, r
+    assert r.code == 0 and r.out.splitlines()[-1] == (
+        f'Added key for prefix "localhost/app" at "{trusted_key(tmp_path, "localhost/app", site.fpr)}"'), r
     assert trusted_key(tmp_path, "localhost/app", site.fpr).read_bytes() == site.pub.read_bytes()
 
     r = cli("trust", "--prefix=localhost/app/sub", "--skip-fingerprint-review")

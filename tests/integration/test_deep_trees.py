@@ -156,7 +156,7 @@ def test_a_1500_deep_image_imports_runs_exports_renders_verifies_and_goes(base: 
 
         assert cli("gc", "--grace-period=0s").code == 0
         r = cli("image", "rm", "deep:1")
-        assert r.code == 0 and "1 image(s) successfully removed" in r.out, r
+        assert r.code == 0 and "1 image(s) successfully removed" in r.err, r
         r = cli("image", "gc", "--grace-period=0s")
         assert r.code == 0, r
         assert store_leftovers(cli) == []

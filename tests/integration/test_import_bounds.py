@@ -153,7 +153,7 @@ def test_a_bomb_pulled_from_a_registry_stops_at_the_limit(cli: Cli, tmp_path: Pa
     from tests.integration.test_registry import REGISTRY_BIN, Registry
 
     if not os.path.exists(REGISTRY_BIN):
-        pytest.skip("needs docker-registry (make deps)")
+        pytest.skip("needs docker-registry (make test-deps)")
     layer = bomb_layer(BOMB_FILES, "gzip")
     layout = build_oci_layout(tmp_path / "bomb", extra_layers=[layer])
     registry = Registry(tmp_path / "registry")

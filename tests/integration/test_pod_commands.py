@@ -138,8 +138,8 @@ def test_list_shows_every_live_pod_one_row_per_app(data: Data) -> None:
     r = data("list")
     assert (r.code, r.err) == (0, "")
     header, *rows = r.out.splitlines()
-    assert re.split(r"\s{2,}", header) == ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
-    by_uuid = {row.split()[0]: row for row in rows if not row.startswith(" ")}
+    assert re.split(r"\t+", header) == ["UUID", "APP", "IMAGE NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
+    by_uuid = {row.split()[0]: row for row in rows if not row.startswith("\t")}
     assert set(by_uuid) == {running[:8], prepared[:8], exited[:8]}
     assert "running" in by_uuid[running[:8]] and "default:ip4=172.16.28.9" in by_uuid[running[:8]]
     assert "example.com/web:2.1" in by_uuid[running[:8]]
@@ -153,7 +153,7 @@ def test_list_full_and_no_legend(data: Data) -> None:
     r = data("list", "--full", "--no-legend")
     assert r.code == 0
     [row] = r.out.splitlines()
-    cells = re.split(r"\s{2,}", row)
+    cells = re.split(r"\t+", row)  # rkt's tabwriter pads with tabs
     assert cells[:5] == [uuid, "web", "example.com/web:2.1", IMAGE_ID[:19], "prepared"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+", cells[5])
 
@@ -193,8 +193,8 @@ def test_status_json(data: Data) -> None:
 def test_status_errors_name_the_uuid(data: Data) -> None:
     data.pod("prepared", uuid="abcd0001-0000-4000-8000-000000000000")
     data.pod("prepared", uuid="abcd0002-0000-4000-8000-000000000000")
-    assert data("status", "ffff") == Result(254, "", "pyrkt: no matches found for 'ffff'\n")
-    assert data("status", "abcd") == Result(254, "", "pyrkt: ambiguous uuid 'abcd', 2 matches\n")
+    assert data("status", "ffff") == Result(254, "", 'pyrkt: no matches found for "ffff"\n')
+    assert data("status", "abcd") == Result(254, "", 'pyrkt: ambiguous uuid, 2 matches for "abcd"\n')
     r = data("status", f"--uuid-file={data.root}/no-such-file")
     assert r.code == 1 and "no-such-file" in r.err
 
@@ -272,14 +272,14 @@ def test_rm_refuses_a_running_pod_but_removes_the_others(data: Data) -> None:
     assert r.out == f'"{exited}"\n'
     assert r.err.splitlines() == [
         f'pyrkt: pod "{running}" is currently running',
-        "pyrkt: no matches found for '0000'",
+        'pyrkt: no matches found for "0000"',
         "pyrkt: UUID cannot be empty",
     ]  # one line per pod that failed, and nothing more
     assert data.path(running) is not None and data.path(exited) is None
 
 
 def test_rm_of_a_missing_pod_is_one_line(data: Data) -> None:
-    assert data("rm", "0123") == Result(254, "", "pyrkt: no matches found for '0123'\n")
+    assert data("rm", "0123") == Result(254, "", 'pyrkt: no matches found for "0123"\n')
     assert data("rm", "--uuid-file=/nonexistent/uuid").code == 254
     assert len(data("rm", "--uuid-file=/nonexistent/uuid").err.splitlines()) == 1
 

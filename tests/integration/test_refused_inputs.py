@@ -141,7 +141,7 @@ def test_image_names_with_control_characters_are_printed_escaped(tmp_path: Path)
     image = make_image(tmp_path / "evil", tag="v1\nx\x1b[31mred")
     image_id = cli("fetch", image).out.strip()
     listed = cli("image", "list", "--no-legend")
-    assert listed.code == 0 and listed.out == f"{image_id}  evil:v1\\nx\\x1b[31mred  " + listed.out.split("red  ", 1)[1]
+    assert listed.code == 0 and listed.out == f"{image_id}\tevil:v1\\nx\\x1b[31mred\t" + listed.out.split("red\t", 1)[1]
     assert listed.out.count("\n") == 1 and "\x1b" not in listed.out
     r = cli("prepare", "--quiet", image_id)
     assert r.code == 0, r
@@ -150,4 +150,4 @@ def test_image_names_with_control_characters_are_printed_escaped(tmp_path: Path)
     assert pods.out.count("\n") == 1 and "evil:v1\\nx\\x1b[31mred" in pods.out and "\x1b" not in pods.out
     assert cli("rm", uuid).code == 0
     r = cli("image", "rm", "evil:v2\n\x1b[31m")
-    assert (r.code, r.err) == (254, "pyrkt: image 'evil:v2\\n\\x1b[31m' not found in the store\n"), r
+    assert (r.code, r.err) == (254, 'pyrkt: image "evil:v2\\n\\x1b[31m" not found in the store\n'), r

@@ -30,7 +30,7 @@ from tests.support.images import build_oci_layout, host_arch, image_id_of
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 pytestmark = pytest.mark.skipif(not (os.path.exists(REGISTRY_BIN) and shutil.which("skopeo")),
-                                reason="needs docker-registry and skopeo (make deps)")
+                                reason="needs docker-registry and skopeo (make test-deps)")
 
 
 def free_port() -> int:

@@ -27,11 +27,14 @@ class TerminalUI(FetchUI):
     """Writes to ``out`` (stderr for fetches; stdout for ``pyrkt trust``, whose review is its
     output) and reads answers from ``stdin``. ``quiet``: no progress display and no status
     lines; those are shown on a terminal only anyway. ``ask_without_tty``: ask even when stdin
-    and ``out`` are not a terminal (``pyrkt trust`` reads its answers from a pipe too)."""
+    and ``out`` are not a terminal (``pyrkt trust`` reads its answers from a pipe too).
+    ``debug`` (``--debug``): rkt's debug lines on where each image comes from, and the status
+    lines, wherever ``out`` goes."""
 
     def __init__(self, out: TextIO, *, stdin: TextIO | None = None, quiet: bool = False,
-                 ask_without_tty: bool = False) -> None:
+                 ask_without_tty: bool = False, debug: bool = False) -> None:
         self.out = out
+        self.show_debug = debug
         self.stdin = stdin if stdin is not None else sys.stdin
         self.quiet = quiet
         self.ask_without_tty = ask_without_tty
@@ -44,7 +47,11 @@ class TerminalUI(FetchUI):
         return Progress(self.out)
 
     def status(self, message: str) -> None:
-        if not self.quiet and _is_tty(self.out):
+        if self.show_debug or (not self.quiet and _is_tty(self.out)):
+            self._write("image: " + message)
+
+    def debug(self, message: str) -> None:
+        if self.show_debug:
             self._write("image: " + message)
 
     def notice(self, message: str) -> None:

@@ -12,40 +12,38 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
 def printable(text: str) -> str:
     """``text`` with every unprintable character (newline, ESC and other controls, bidi
     overrides) as a backslash escape, as Go's %q writes them: an image name or an error naming
     one stays on one line and cannot drive the terminal. Printable text is returned as it is."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else _escape(c) for c in text)
+    from pyrkt.errors import escape
 
-
-def _escape(c: str) -> str:
-    o = ord(c)
-    if c in _ESCAPES:
-        return _ESCAPES[c]
-    if o < 0x80:
-        return f"\\x{o:02x}"
-    return f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+    return "".join(c if c.isprintable() else escape(c) for c in text)
 
 
 def table(rows: Sequence[Sequence[str]], *, header: Sequence[str] | None, out: TextIO | None = None) -> None:
-    """Print rows as tab-aligned columns, as rkt's tabwriter does (two spaces apart)."""
+    """Print rows as rkt does, through Go's text/tabwriter as rkt sets it up (minimum width 0,
+    tab width 8, padding 1, padded with tabs): each cell but a row's last is followed by the
+    tabs that take it to its column's tab stop, the same for every row; the last is not padded.
+    So columns line up on a terminal and ``cut -f1`` or ``awk '{print $1}'`` read them."""
     out = out or sys.stdout
     all_rows = ([list(header)] if header else []) + [[printable(c) for c in r] for r in rows]
     if not all_rows:
         return
-    widths = [0] * max(len(r) for r in all_rows)
+    stops = [0] * (max(len(r) for r in all_rows) - 1)
     for r in all_rows:
-        for i, cell in enumerate(r):
-            widths[i] = max(widths[i], len(cell))
+        for i, cell in enumerate(r[:-1]):
+            stops[i] = max(stops[i], len(cell) + TAB_PADDING)
+    stops = [-(-w // TAB_WIDTH) * TAB_WIDTH for w in stops]  # up to a multiple of the tab width
     for r in all_rows:
-        cells = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
-        out.write("  ".join(cells).rstrip() + "\n")
+        padded = [cell + "\t" * -(-(stops[i] - len(cell)) // TAB_WIDTH) for i, cell in enumerate(r[:-1])]
+        out.write("".join(padded) + (r[-1] if r else "") + "\n")
+
+
+TAB_WIDTH = 8
+TAB_PADDING = 1
 
 
 def humanize_ago(then: float, now: float | None = None) -> str:

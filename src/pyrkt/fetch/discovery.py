@@ -370,6 +370,7 @@ def import_discovered(store: Store, name: str, *, source: str, options: FetchOpt
     stored = use_stored(options.pull_policy, find_stored(store, app) if options.pull_policy != "update" else None,
                         what=source)
     if stored is not None:
+        options.ui.debug(f"using image from local store for image name {name}")
         return stored
     allow_http = "http" in options.insecure
     options.ui.status(f"searching for app image {app.name}")
@@ -417,7 +418,6 @@ def _ensure_keys(app: AppName, found: Discovered, web: Web, options: FetchOption
         _, path = admit_discovered_key(local, url, data, app.name, ui=options.ui,
                                        trust_https=options.trust_keys_from_https)
         if path is not None:
-            options.ui.notice(f"Added key for prefix \"{app.name}\" at \"{path}\"")
             trusted += 1
     if not trusted:
         raise SignatureError(f"no keys are trusted for {app.name!r}: the discovered keys were declined")

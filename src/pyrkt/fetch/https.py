@@ -63,6 +63,8 @@ def import_https(store: Store, url: str, *, source: str, options: FetchOptions,
     cached = _stored(store, remote)
     reuse = use_stored(options.pull_policy, cached, what=url, fresh=remote is not None and remote.is_fresh())
     if reuse is not None:
+        options.ui.debug(f"using image from local store for url {url}" if options.pull_policy != "update"
+                         else f"image for {url} isn't expired, not fetching.")
         return _checked(reuse, check)
 
     verify = "image" not in options.insecure
@@ -70,6 +72,7 @@ def import_https(store: Store, url: str, *, source: str, options: FetchOptions,
     check_url(url, options.insecure)
     if verify:
         check_url(sig_url, options.insecure)
+    options.ui.debug(f"fetching image from {url}")
     with client or HttpClient(insecure=options.insecure, config_dirs=options.dirs.paths()) as http, \
             store.begin_import(source) as staging:  # only its temp dir and lock: import_aci commits
         aci = staging.dir / "image.aci"

@@ -9,7 +9,7 @@ always imported and never ask.
 
 from __future__ import annotations
 
-from pyrkt.errors import NotFound, UsageError
+from pyrkt.errors import NotFound, UsageError, quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def use_stored(policy: str, stored: Image | None, *, what: str, fresh: bool = Fa
     NotFound naming ``what`` (``missing``: why nothing fits, when something is stored)."""
     if stored is None:
         if policy == "never":
-            raise NotFound(missing or f"image {what!r} not found in the store (pull policy never)")
+            raise NotFound(missing or f"image {quote(what)} not found in the store (pull policy never)")
         return None
     if policy in ("never", "new") or fresh:
         return stored

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from pyrkt.errors import FetchError, IntegrityError, UsageError
+from pyrkt.errors import FetchError, IntegrityError, UsageError, quote
 from pyrkt.model.names import is_ac_identifier
 
 TYPE_CHECKING = False
@@ -168,8 +168,9 @@ def admit_key(local_dir: Path, keyfile: Path, *, origin: str, fingerprint: str, 
     """Offer the key in ``keyfile`` (from ``origin``: a file or a URL) for ``prefix`` (None:
     every image, a root key): it is shown through ``ui``, and stored in the local config dir
     when accepted: at once if not ``review``ed or if ``trust_https`` and it came over https
-    (``--trust-keys-from-https``), else if the user answers yes to ``ui.confirm``. Returns
-    where it is stored, or None when it was declined."""
+    (``--trust-keys-from-https``), else if the user answers yes to ``ui.confirm``; then rkt's
+    ``Added root key at "…"`` or ``Added key for prefix "…" at "…"``. Returns where it is
+    stored, or None when it was declined."""
     ui.notice(f"prefix: \"{prefix or ''}\"\nkey: \"{origin}\"\ngpg key fingerprint is: "
               f"{spaced_fingerprint(fingerprint)}" + (f"\n\t{uid}" if uid else ""))
     for_what = f"prefix \"{prefix}\"" if prefix else "every image (root key)"
@@ -180,4 +181,7 @@ def admit_key(local_dir: Path, keyfile: Path, *, origin: str, fingerprint: str, 
     else:
         ui.notice(f"Not trusting \"{origin}\" (key {fingerprint})")
         return None
-    return store_key(local_dir, keyfile, fingerprint, prefix=prefix)
+    dest = store_key(local_dir, keyfile, fingerprint, prefix=prefix)
+    ui.notice(f"Added key for prefix {quote(prefix)} at {quote(str(dest))}" if prefix
+              else f"Added root key at {quote(str(dest))}")  # rkt's lines, which scripts look for
+    return dest

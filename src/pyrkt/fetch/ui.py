@@ -1,7 +1,7 @@
 """How a fetch talks to a person, if there is one: ``FetchUI``, the callbacks its caller passes
 down (a progress display, status lines, notices, a yes/no question). The base class is the
 headless default for callers without a terminal (an API or CRI server): no display, status and
-notices dropped, nothing ever asked. The CLI's terminal version is ``pyrkt.cli.fetchui``.
+notices and debug lines dropped, nothing ever asked. The CLI's terminal version is ``pyrkt.cli.fetchui``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class FetchUI:
 
     def status(self, message: str) -> None:
         """A line on what the fetch is doing (rkt's ``image: searching for …``): chatter, may be dropped."""
+
+    def debug(self, message: str) -> None:
+        """Where the image comes from, as rkt's ``--debug`` lines (``using image from local store
+        for image name …``, ``using image from file …``): shown only when asked for."""
 
     def notice(self, message: str) -> None:
         """A line the user must be able to see afterwards (which keys were trusted, and why)."""

@@ -10,6 +10,8 @@ omit them.
 
 from __future__ import annotations
 
+from pyrkt.errors import quote
+
 # appc's types.ValidOSArch: the os/arch pairs a manifest may name.
 APPC_OS_ARCH: dict[str, tuple[str, ...]] = {
     "linux": ("amd64", "i386", "aarch64", "aarch64_be", "armv6l", "armv7l", "armv7b", "ppc64", "ppc64le", "s390x"),
@@ -25,10 +27,10 @@ def manifest_os_arch_problem(labels: dict[str, str]) -> str | None:
     if os_name is None:
         return None
     if os_name not in APPC_OS_ARCH:
-        return f"bad os {os_name!r} (must be one of: {', '.join(sorted(APPC_OS_ARCH))})"
+        return f"bad os {quote(os_name)} (must be one of: {', '.join(sorted(APPC_OS_ARCH))})"
     arch = labels.get("arch")
     if arch is not None and arch not in APPC_OS_ARCH[os_name]:
-        return f"bad arch {arch!r} for {os_name}"
+        return f"bad arch {quote(arch)} for {os_name}"
     return None
 
 
@@ -39,7 +41,7 @@ def runnable_os_arch_problem(labels: dict[str, str]) -> str | None:
     if "arch" not in labels:
         return "missing arch label in the image manifest"
     if labels["os"] != "linux":
-        return f"bad os {labels['os']!r}"
+        return f"bad os {quote(labels['os'])}"
     if labels["arch"] not in LINUX_ARCHES:
-        return f"bad arch {labels['arch']!r} for linux"
+        return f"bad arch {quote(labels['arch'])} for linux"
     return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyrkt.errors import Ambiguous, InvalidState, Locked, NotFound, UsageError
+from pyrkt.errors import Ambiguous, InvalidState, Locked, NotFound, UsageError, quote
 from pyrkt.kernel.lock import FileLock
 from pyrkt.model import abi
 from pyrkt.model.names import new_uuid
@@ -60,7 +60,7 @@ class Pod:
         for d in LOOKUP_ORDER:
             if os.path.isdir(os.path.join(pods_dir, d.value, uuid)):
                 return cls(pods_dir, uuid, d)
-        raise NotFound(f"no matches found for {uuid!r}")
+        raise NotFound(f"no matches found for {quote(uuid)}")
 
     @classmethod
     def find(cls, pods_dir: str, prefix: str) -> Pod:
@@ -78,9 +78,9 @@ class Pod:
                 if name.startswith(prefix) and name not in matches:
                     matches[name] = d
         if not matches:
-            raise NotFound(f"no matches found for {prefix!r}")
+            raise NotFound(f"no matches found for {quote(prefix)}")
         if len(matches) > 1:
-            raise Ambiguous(f"ambiguous uuid {prefix!r}, {len(matches)} matches")
+            raise Ambiguous(f"ambiguous uuid, {len(matches)} matches for {quote(prefix)}")
         (uuid, _), = matches.items()
         return cls.load(pods_dir, uuid)
 

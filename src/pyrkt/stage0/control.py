@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from pyrkt.config import Config
-from pyrkt.errors import InvalidState, NotFound, UsageError
+from pyrkt.errors import InvalidState, NotFound, UsageError, quote
 from pyrkt.kernel import fs, lock
 from pyrkt.model import abi
 from pyrkt.model.pod import PodManifest
@@ -44,7 +44,7 @@ def wait_for_pid(pod: Pod, timeout: float = 5.0) -> None:
         if st == State.RUNNING and os.path.islink(pod.file(abi.SUPERVISOR_STATUS)):
             return
         if st not in (State.RUNNING, State.PREPARING) or time.monotonic() > deadline:
-            raise InvalidState(f"pod {pod.uuid} is not running")
+            raise InvalidState(f"pod {quote(pod.uuid)} isn't currently running")  # rkt's words
         time.sleep(0.02)
 
 
@@ -68,14 +68,21 @@ def default_shell(pod: Pod, app: str) -> list[str]:
     return ["/bin/bash"]
 
 
-def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STOP_WAIT) -> str:
+AFTER_RUN = (State.EXITED, State.EXITED_DELETING, State.EXITED_GARBAGE, State.DELETING, State.GARBAGE)
+
+
+def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STOP_WAIT) -> tuple[str, bool]:
     """Stop a running pod and wait until it has exited: TERM, then KILL when ``timeout``
-    seconds pass (pod init itself KILLs its apps after its own stop timeout). Returns the UUID."""
+    seconds pass (pod init itself KILLs its apps after its own stop timeout). Returns the UUID
+    and whether it was stopped now: a pod that has exited already is no error (rkt: "already
+    stopped"), one that has not run yet is."""
     from pyrkt.stage1 import flavor
 
     pod = Pod.find(config.pods_dir, uuid)
+    if pod.state in AFTER_RUN:
+        return pod.uuid, False
     if pod.state != State.RUNNING:
-        raise InvalidState(f"pod {pod.uuid} is already stopped")
+        raise InvalidState(f"pod {quote(pod.uuid)} is not running")
     fl = flavor.of_pod(pod.path)
     fl.stop(pod.path, force=force)
     deadline = time.monotonic() + timeout
@@ -88,7 +95,7 @@ def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STO
             deadline = time.monotonic() + timeout
         time.sleep(0.02)
         pod.relocate()
-    return pod.uuid
+    return pod.uuid, True
 
 
 def log_records(path: str, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from pyrkt.config import Config
-from pyrkt.errors import NotFound, PyrktError, UsageError
+from pyrkt.errors import NotFound, PyrktError, UsageError, quote
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
 from pyrkt.store import Collected, ImageRecord, InUse, Store
@@ -55,6 +55,7 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
 
     check_pull_policy(pull_policy)
     source = parse_source(arg)
+    debug = ui.debug if ui is not None else _no_debug
 
     def from_source(source: Source) -> Image:
         from pathlib import Path  # only when fetching: pathlib is off the run path
@@ -65,18 +66,39 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
                      trust_keys_from_https=config.trust_keys_from_https)
 
     if source.is_local or source.kind in ("aci-file", "https"):
+        if source.kind != "https":
+            debug(f"using image from {'OCI layout' if source.kind == 'oci' else 'file'} {os.path.abspath(source.location)}")
         return from_source(source)  # files are always imported; https applies the policy to its cache record
     if source.kind == "store":
-        return _stored_or_discovered(store, arg, pull_policy, from_source)
+        return _stored_or_discovered(store, arg, pull_policy, from_source, debug)
     try:
         stored: Image | None = store.resolve(_stored_name(source))
     except NotFound:
         stored = None
     missing = ""
     if stored is not None and platform and not _for_platform(stored, platform):
-        missing = f"image {arg!r} is stored for {_platform_of(stored)}, not {platform} (pull policy never)"
+        missing = f"image {quote(arg)} is stored for {_platform_of(stored)}, not {platform} (pull policy never)"
         stored = None  # the name was stored for another platform
-    return use_stored(pull_policy, stored, what=arg, missing=missing) or from_source(source)
+    image = use_stored(pull_policy, stored, what=arg, missing=missing)
+    if image is not None:
+        debug(f"using image from local store for url docker://{source.location}")
+        return image
+    debug(f"remote fetching from URL {quote('docker://' + source.location)}")
+    return from_source(source)
+
+
+def _no_debug(message: str) -> None:
+    pass
+
+
+def _from_store(arg: str, image: Image) -> str:
+    """rkt's debug line for an image found in the store: by (a prefix of) its id, or by name."""
+    from pyrkt.store.lookup import parse_lookup
+
+    prefix = parse_lookup(arg).id_prefix
+    if prefix is not None and image.id.startswith(prefix):
+        return f"using image from the store with hash {image.id}"
+    return f"using image from local store for image name {arg}"
 
 
 def _platform_of(image: Image) -> str:
@@ -92,7 +114,8 @@ def _for_platform(image: Image, platform: str) -> bool:
     return (image.label("os"), image.label("arch")) == (want.os, appc_arch(want.architecture, want.variant))
 
 
-def _stored_or_discovered(store: Store, arg: str, pull_policy: str, from_source: Callable[[Source], Image]) -> Image:
+def _stored_or_discovered(store: Store, arg: str, pull_policy: str, from_source: Callable[[Source], Image],
+                          debug: Callable[[str], None]) -> Image:
     """An id prefix or a store name wins; an appc name (``example.com/app:1.0,os=linux``) the
     store lookup does not find, or that ``update`` asks again for, goes to appc discovery,
     which looks in the store by name and labels first unless the policy is ``update``."""
@@ -112,6 +135,7 @@ def _stored_or_discovered(store: Store, arg: str, pull_policy: str, from_source:
 
         if discoverable(arg) and use_stored(pull_policy, image, what=arg) is None:
             return from_source(Source("appc", arg))  # discovery looks in the store by labels first
+    debug(_from_store(arg, image))
     return image
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from pyrkt.config import Config, check_writable
-from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError
+from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError, quote
 from pyrkt.kernel import fs
 from pyrkt.model import abi
 from pyrkt.model.names import check_hostname
@@ -132,7 +132,7 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
-        raise InvalidState(f"pod {pod.uuid} is not prepared (it is {pod.state.value})")
+        raise InvalidState(f"pod {quote(pod.uuid)} is not prepared (it is {pod.state.value})")
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it

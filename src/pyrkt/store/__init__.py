@@ -25,7 +25,7 @@ from __future__ import annotations
 import builtins
 import os
 
-from pyrkt.errors import Ambiguous, ImageError, NotFound
+from pyrkt.errors import Ambiguous, ImageError, NotFound, quote
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
 from pyrkt.store.digests import digest_hex, short_id
@@ -136,7 +136,7 @@ class Store:
         image_id, _ = self._lookup(arg)
         rec = self.index.record(image_id)
         if rec is None:
-            raise NotFound(f"image {arg!r} not found in the store")
+            raise NotFound(f"image {quote(arg)} not found in the store")
         return rec
 
     def resolve(self, arg: str) -> Image:
@@ -155,15 +155,15 @@ class Store:
             check_id_prefix(look.id_prefix)
             ids = self.index.ids_with_prefix(look.id_prefix)
             if len(ids) > 1:
-                raise Ambiguous(f"ambiguous image ID {arg!r}: it matches {len(ids)} images")
+                raise Ambiguous(f"ambiguous image ID: {quote(arg)} matches {len(ids)} images")
             if ids:
                 return ids[0], None
             if look.name is None:
-                raise NotFound(f"no image IDs found matching {arg!r}")
+                raise NotFound(f"no image IDs found matching {quote(arg)}")
         assert look.name is not None
         found = self.find_named(look)
         if found is None:
-            raise NotFound(f"image {str(look)!r} not found in the store")
+            raise NotFound(f"image {quote(str(look))} not found in the store")
         return found
 
     def find_named(self, look: Lookup) -> tuple[str, tuple[str, str]] | None:

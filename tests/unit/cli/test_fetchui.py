@@ -31,6 +31,18 @@ def test_status_lines_and_progress_only_on_a_terminal_and_never_when_quiet() -> 
     assert tty.getvalue() == "image: searching for app image example.com/app\nTrusting it\n"
 
 
+def test_debug_lines_only_with_debug_and_then_with_the_status_lines_wherever_they_go() -> None:
+    """rkt's ``--debug`` image lines (``image: using image from …``) go to stderr, a pipe too."""
+    plain, debug, quiet_debug = io.StringIO(), io.StringIO(), io.StringIO()
+    for ui in (TerminalUI(plain), TerminalUI(debug, debug=True), TerminalUI(quiet_debug, quiet=True, debug=True)):
+        ui.debug("using image from local store for image name busybox")
+        ui.status("searching for app image example.com/app")
+    assert plain.getvalue() == ""
+    assert debug.getvalue() == quiet_debug.getvalue() == (
+        "image: using image from local store for image name busybox\n"
+        "image: searching for app image example.com/app\n")
+
+
 def test_a_fetch_asks_only_with_stdin_and_stderr_on_a_terminal() -> None:
     assert not TerminalUI(Tty(), stdin=io.StringIO("yes\n")).can_ask()
     assert not TerminalUI(io.StringIO(), stdin=Tty("yes\n")).can_ask()

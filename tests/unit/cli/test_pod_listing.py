@@ -64,10 +64,11 @@ def test_list_shows_one_row_per_app_with_pod_columns_on_the_first_only() -> None
 
 def test_list_table_is_aligned_under_rkts_header() -> None:
     text = render([running_pod()])
-    header, first, second = text.splitlines()
+    header, first, second = text.expandtabs(8).splitlines()  # as a terminal shows rkt's tab-padded table
     assert header.split() == ["UUID", "APP", "IMAGE", "NAME", "STATE", "CREATED", "STARTED", "NETWORKS"]
     assert first.index("running") == header.index("STATE")
     assert second.index("db") == header.index("APP")
+    assert text.splitlines()[2].split("\t")[:3] == ["", "", "db"]  # tabs, never spaces: cut -f reads it
 
 
 def test_list_full_shows_whole_uuid_image_id_and_exact_times() -> None:
@@ -145,7 +146,7 @@ def test_status_with_an_unreadable_uuid_file_exits_1_as_rkt(tmp_path: Path) -> N
 
 
 def test_list_of_an_empty_data_dir_prints_the_header_or_an_empty_json_array(tmp_path: Path) -> None:
-    assert cli(tmp_path, "list") == (0, "UUID  APP  IMAGE NAME  STATE  CREATED  STARTED  NETWORKS\n", "")
+    assert cli(tmp_path, "list") == (0, "UUID\tAPP\tIMAGE NAME\tSTATE\tCREATED\tSTARTED\tNETWORKS\n", "")
     assert cli(tmp_path, "list", "--no-legend") == (0, "", "")
     assert cli(tmp_path, "list", "--format=json") == (0, "[]\n", "")
 

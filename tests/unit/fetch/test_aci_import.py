@@ -87,9 +87,9 @@ def _manifest_with(**changes: object) -> bytes:
     (_manifest_with(name=None), "manifest has no name"),
     (_manifest_with(name="Example.com/App"), "manifest name 'Example.com/App' is not a valid AC Identifier"),
     (_manifest_with(labels=[{"name": "os", "value": "plan9"}, {"name": "arch", "value": "amd64"}]),
-     "bad os 'plan9' (must be one of: darwin, freebsd, linux)"),
+     'bad os "plan9" (must be one of: darwin, freebsd, linux)'),
     (_manifest_with(labels=[{"name": "os", "value": "linux"}, {"name": "arch", "value": "armv5l"}]),
-     "bad arch 'armv5l' for linux"),
+     'bad arch "armv5l" for linux'),
     (_manifest_with(app={"exec": ["/bin/sh"], "group": "0"}), "manifest app needs a user"),
 ])
 def test_bad_manifests_are_refused_and_the_store_stays_empty(store: Store, tmp_path: Path, raw: bytes,

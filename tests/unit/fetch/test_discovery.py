@@ -251,7 +251,7 @@ def test_pull_policies_new_and_never_use_the_store_without_the_network(store: St
     for policy in ("new", "never"):
         options = FetchOptions(pull_policy=policy)
         assert import_discovered(store, "localhost/app,os=linux", source="x", options=options).id == stored
-    with pytest.raises(NotFound, match=r"image 'localhost/app:9' not found in the store \(pull policy never\)"):
+    with pytest.raises(NotFound, match=r'image "localhost/app:9" not found in the store \(pull policy never\)'):
         import_discovered(store, "localhost/app:9", source="localhost/app:9", options=FetchOptions(pull_policy="never"))
 
 
@@ -263,9 +263,9 @@ def test_resolve_keeps_store_names_and_ids_and_sends_only_appc_names_to_discover
     assert resolve_image(config, store, "localhost/app:1.0.0", pull_policy="new").id == stored
     assert resolve_image(config, store, "localhost/app", pull_policy="new").id == stored  # by name, newest
     assert resolve_image(config, store, "localhost/app,os=linux", pull_policy="never").id == stored
-    with pytest.raises(NotFound, match="'busybox' not found in the store"):
+    with pytest.raises(NotFound, match='"busybox" not found in the store'):
         resolve_image(config, store, "busybox", pull_policy="new")  # a short name never goes to discovery
-    with pytest.raises(NotFound, match=r"'localhost/app:2.0.0' not found in the store \(pull policy never\)"):
+    with pytest.raises(NotFound, match=r'"localhost/app:2.0.0" not found in the store \(pull policy never\)'):
         resolve_image(config, store, "localhost/app:2.0.0", pull_policy="never")
     with pytest.raises(UsageError, match="label name 'Os' is not a valid AC Identifier"):
         resolve_image(config, store, "localhost/app,Os=linux", pull_policy="new")

@@ -17,6 +17,7 @@ from pyrkt.errors import FetchError, ImageError, NotFound
 from pyrkt.fetch import FetchOptions
 from pyrkt.fetch.https import HttpClient, check_url, import_https
 from pyrkt.fetch.trust import SignatureError
+from pyrkt.fetch.ui import HEADLESS, FetchUI
 from pyrkt.model.image import Image
 from pyrkt.store import Store
 from pyrkt.store.remotes import RemoteCache
@@ -230,9 +231,27 @@ def test_a_missing_signature_is_the_signature_error(tmp_path: Path) -> None:
 
 
 def fetch(store: Store, server: Server, policy: str = "update", insecure: frozenset[str] = frozenset({"image"}),
-          check: Callable[[Image], None] | None = None) -> Image:
-    options = FetchOptions(insecure=insecure, pull_policy=policy)
+          check: Callable[[Image], None] | None = None, ui: FetchUI = HEADLESS) -> Image:
+    options = FetchOptions(insecure=insecure, pull_policy=policy, ui=ui)
     return import_https(store, URL, source=URL, options=options, client=server.client(), check=check)
+
+
+class DebugLines(FetchUI):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_debug_lines_say_whether_the_url_was_fetched_or_the_store_used_as_rkt(store: Store) -> None:
+    server = Server()
+    server.routes["/app-1.0.aci"] = serve(ACI, ETag='"v1"', **{"Cache-Control": "max-age=600"})
+    ui = DebugLines()
+    image = fetch(store, server, "new", ui=ui)
+    assert fetch(store, server, "new", ui=ui) == image and fetch(store, server, "update", ui=ui) == image
+    assert ui.lines == [f"fetching image from {URL}", f"using image from local store for url {URL}",
+                        f"image for {URL} isn't expired, not fetching."]
 
 
 def test_policies_use_the_cache_record(store: Store) -> None:

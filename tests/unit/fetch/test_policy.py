@@ -24,7 +24,7 @@ def test_nothing_stored_is_fetched_except_with_never_which_says_what_is_missing(
     assert use_stored("update", None, what="x") is None
     with pytest.raises(NotFound) as err:
         use_stored("never", None, what="docker://busybox")
-    assert str(err.value) == "image 'docker://busybox' not found in the store (pull policy never)"
+    assert str(err.value) == 'image "docker://busybox" not found in the store (pull policy never)'
     with pytest.raises(NotFound, match="^stored for linux/arm64$"):
         use_stored("never", None, what="x", missing="stored for linux/arm64")
 

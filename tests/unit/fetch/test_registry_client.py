@@ -448,7 +448,7 @@ def test_run_policy_new_finds_a_pulled_image_by_its_docker_reference(store: Stor
     config = Config(data_dir=tmp_path / "data")
     for arg in (f"docker://{HOST}/busybox", f"docker:{HOST}/busybox:latest"):
         assert resolve_image(config, store, arg, pull_policy="new").id == image_id
-    with pytest.raises(NotFound, match=rf"image 'docker://{HOST}/busybox:2' not found in the store \(pull policy never\)"):
+    with pytest.raises(NotFound, match=rf'image "docker://{HOST}/busybox:2" not found in the store \(pull policy never\)'):
         resolve_image(config, store, f"docker://{HOST}/busybox:2", pull_policy="never")
 
 

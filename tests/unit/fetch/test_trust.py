@@ -142,7 +142,8 @@ def test_a_key_is_shown_then_trusted_only_when_the_review_says_yes(tmp_path: Pat
     assert admit_key(tmp_path / "local", pub, origin=str(pub), fingerprint=fpr, uid="alice", prefix="example.com/app",
                      ui=yes) == stored
     assert stored.read_bytes() == pub.read_bytes()
-    assert yes.lines[-1] == f'Trusting "{pub}" for prefix "example.com/app" after fingerprint review.'
+    assert yes.lines[-2:] == [f'Trusting "{pub}" for prefix "example.com/app" after fingerprint review.',
+                              f'Added key for prefix "example.com/app" at "{stored}"']  # rkt's words
 
 
 def test_without_review_or_from_https_with_trust_keys_from_https_nobody_is_asked(
@@ -155,7 +156,9 @@ def test_without_review_or_from_https_with_trust_keys_from_https_nobody_is_asked
     assert admit_key(tmp_path, pub, origin=url, fingerprint=fpr, uid="", prefix="example.com", ui=headless,
                      trust_https=True) is not None
     assert headless.questions == []
-    assert headless.lines[-1] == f'Trusting "{url}" for prefix "example.com" without fingerprint review.'
+    assert headless.lines[-2] == f'Trusting "{url}" for prefix "example.com" without fingerprint review.'
+    assert [headless.lines[2], headless.lines[5]] == [f'Added root key at "{tmp_path}/trustedkeys/root.d/{fpr}"',
+                                     f'Added key for prefix "example.com" at "{tmp_path}/trustedkeys/prefix.d/example.com/{fpr}"']
     with pytest.raises(UsageError, match="cannot ask"):  # http is never trusted unasked; headless cannot ask
         admit_key(tmp_path, pub, origin="http://example.com/k.asc", fingerprint=fpr, uid="", prefix="example.com",
                   ui=headless, trust_https=True)

@@ -120,7 +120,7 @@ def test_rm_carries_on_past_failures_and_reports_each(
     assert [(r.query, r.uuid, r.error) for r in results] == [
         ("aaaa", exited.name, None),
         ("bbbb", running.name, f'pod "{running.name}" is currently running'),
-        ("nope", None, "no matches found for 'nope'"),
+        ("nope", None, 'no matches found for "nope"'),
         ("", None, "UUID cannot be empty"),
         ("cccc", prepared.name, None),
     ]

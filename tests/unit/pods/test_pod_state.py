@@ -86,14 +86,14 @@ def test_a_unique_prefix_finds_the_pod_case_insensitively(make_pod: Callable[...
 
 
 def test_a_prefix_matching_nothing_says_no_matches_found(pods_dir: Path) -> None:
-    with pytest.raises(NotFound, match="no matches found for 'ffff'"):
+    with pytest.raises(NotFound, match='no matches found for "ffff"'):
         Pod.find(pods_dir, "ffff")
 
 
 def test_a_prefix_matching_several_pods_is_ambiguous(make_pod: Callable[..., Path], pods_dir: Path) -> None:
     make_pod(Dir.RUN, "abcdef01-0000-4000-8000-000000000000")
     make_pod(Dir.EXITED_GARBAGE, "abcdef02-0000-4000-8000-000000000000")
-    with pytest.raises(Ambiguous, match="ambiguous uuid 'abcdef0', 2 matches"):
+    with pytest.raises(Ambiguous, match='ambiguous uuid, 2 matches for "abcdef0"'):
         Pod.find(pods_dir, "abcdef0")
 
 

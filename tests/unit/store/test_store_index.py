@@ -56,7 +56,7 @@ def test_imported_image_resolves_by_name_tag_and_id(store: Store) -> None:
 def test_name_without_tag_means_latest(store: Store) -> None:
     image = add_image(store, tag="latest")
     assert store.resolve("example.com/app").id == image.id
-    with pytest.raises(NotFound, match="'example.com/app:2.0' not found in the store"):
+    with pytest.raises(NotFound, match='"example.com/app:2.0" not found in the store'):
         store.resolve("example.com/app:2.0")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
-from pyrkt.errors import UsageError
+from pyrkt.errors import UsageError, quote
 
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
@@ -27,6 +27,6 @@ def run(ctx: Context, args: list[str]) -> int:
         pod = Pod.find(ctx.config.pods_dir, rest[0])
         control.wait_for_pid(pod)
         argv = control.default_shell(pod, control.pick_app(pod, values["app"] or ""))
-        ctx.stderr.write(f"pyrkt: no command specified, assuming {argv[0]!r}\n")
+        ctx.stderr.write(f"pyrkt: no command specified, assuming {quote(argv[0])}\n")
     ctx.stdout.flush()
     return control.enter(ctx.config, rest[0], values["app"] or "", argv)

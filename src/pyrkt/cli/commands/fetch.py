@@ -50,7 +50,7 @@ def run(ctx: Context, args: list[str]) -> int:
         from pyrkt.fetch import parse_platform
 
         parse_platform(platform)
-    ui = TerminalUI(ctx.stderr, quiet=values["quiet"])
+    ui = TerminalUI(ctx.stderr, quiet=values["quiet"], debug=ctx.config.debug)
     store = open_store(ctx.config, write=True)
     try:
         for arg, sig in zip(images, signatures, strict=True):

@@ -37,9 +37,10 @@ def run(ctx: Context, args: list[str]) -> int:
     for rec in done.kept_in_use:
         err.write(f'image gc: image "{rec.id}" ("{printable(rec.display_name)}") not removed: a pod uses it\n')
     for rec in done.removed:
-        ctx.stdout.write(f'successfully removed image: "{rec.id}" ("{printable(rec.display_name)}")\n')
+        ctx.stdout.write(f'successfully removed aci for image: "{rec.id}" ("{printable(rec.display_name)}")\n')
     if done.removed:
-        ctx.stdout.write(f"{len(done.removed)} image(s) successfully removed\n")
+        ctx.stdout.flush()
+        err.write(f"{len(done.removed)} image(s) successfully removed\n")  # on stderr, as rkt
     if done.layers or done.blobs:
         err.write(f"image gc: removed {done.layers} unused layer dir(s) and {done.blobs} unused blob(s)\n")
     if done.temp:

@@ -30,10 +30,11 @@ def run(ctx: Context, args: list[str]) -> int:
     for r in results:
         if r.record is not None:
             done += 1
-            ctx.stdout.write(f'successfully removed image: "{r.record.id}" ("{printable(r.record.display_name)}")\n')
+            ctx.stdout.write(f'successfully removed aci for image: "{r.record.id}" ("{printable(r.record.display_name)}")\n')
         else:
             ctx.stdout.flush()
             ctx.stderr.write(f"pyrkt: {printable(str(r.error))}\n")
     if done:
-        ctx.stdout.write(f"{done} image(s) successfully removed\n")
+        ctx.stdout.flush()
+        ctx.stderr.write(f"{done} image(s) successfully removed\n")  # on stderr, as rkt
     return 254 if done < len(results) else 0

@@ -113,4 +113,4 @@ def fetch_ui(ctx: Context, values: dict[str, Any]) -> FetchUI:
     """What image fetches of run and prepare show on the terminal (``--quiet``: no progress)."""
     from pyrkt.cli.fetchui import TerminalUI
 
-    return TerminalUI(ctx.stderr, quiet=values["quiet"])
+    return TerminalUI(ctx.stderr, quiet=values["quiet"], debug=ctx.config.debug)

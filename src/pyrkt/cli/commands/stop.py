@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
-from pyrkt.errors import PyrktError, UsageError
+from pyrkt.errors import PyrktError, UsageError, quote
 
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
@@ -35,8 +35,12 @@ def run(ctx: Context, args: list[str]) -> int:
     failed = 0
     for uuid in uuids:
         try:
-            ctx.stdout.write(f"{control.stop(ctx.config, uuid, force=values['force'], timeout=timeout)}\n")
+            full, stopped = control.stop(ctx.config, uuid, force=values["force"], timeout=timeout)
         except PyrktError as e:
-            ctx.stderr.write(f"pyrkt: {e}\n")
+            ctx.warn(str(e))
             failed += 1
+            continue
+        ctx.stdout.write(f"{quote(full)}\n" if stopped else f"pod {quote(full)} is already stopped\n")
+    if failed:
+        ctx.warn(f"failed to stop {failed} pod(s)")
     return 254 if failed else 0

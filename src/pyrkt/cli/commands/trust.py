@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.flags import Flag
-from pyrkt.errors import FetchError, UsageError
+from pyrkt.errors import FetchError, UsageError, quote
 
 if TYPE_CHECKING:
     from pyrkt.cli.fetchui import TerminalUI
@@ -55,7 +55,6 @@ def run(ctx: Context, args: list[str]) -> int:
         assert prefix is not None
         return _trust_discovered(ctx, prefix, review=not values["skip_fingerprint_review"],
                                  allow_http=bool(values["insecure_allow_http"]))
-    where = "root (every image)" if root else prefix
     ui = _review_ui(ctx)
     for keyfile in keyfiles:
         path = Path(keyfile)
@@ -63,8 +62,7 @@ def run(ctx: Context, args: list[str]) -> int:
         dest = admit_key(Path(ctx.config.dirs.local), path, origin=keyfile, fingerprint=fingerprint, uid=uid,
                          prefix=None if root else prefix, ui=ui, review=not values["skip_fingerprint_review"])
         if dest is None:
-            raise FetchError(f"key {fingerprint} from {keyfile!r} not trusted: the review was declined")
-        ctx.stdout.write(f"Trusting key {fingerprint} for {where}: stored in {dest}\n")
+            raise FetchError(f"key {fingerprint} from {quote(keyfile)} not trusted: the review was declined")
     return 0
 
 
@@ -82,5 +80,4 @@ def _trust_discovered(ctx: Context, prefix: str, *, review: bool, allow_http: bo
                                                  trust_https=ctx.config.trust_keys_from_https)
         if dest is None:
             raise FetchError(f"key {fingerprint} from {url} not trusted: the review was declined")
-        ctx.stdout.write(f"Trusting key {fingerprint} for {prefix}: stored in {dest}\n")
     return 0
