@@ -176,10 +176,10 @@ def read_kind(path: str, kinds: tuple[str, ...], *, what: str = "config file") -
     subdir = os.path.basename(os.path.dirname(path))
     if not kind:
         raise UsageError(f"{where}: no rktKind")
-    if kind not in kinds:
-        raise UsageError(f"{where}: rktKind {kind!r} does not belong in {subdir} (want {' or '.join(kinds)})")
     if not version:
         raise UsageError(f"{where}: no rktVersion")
+    if kind not in kinds:
+        raise UsageError(f"{where}: rktKind {kind!r} does not belong in {subdir} (want {' or '.join(kinds)})")
     if version != "v1":
         raise UsageError(f"{where}: unsupported rktVersion {version!r} of {kind} (want v1)")
     return kind, data

@@ -39,16 +39,22 @@ def find_plugin(kind: str, plugin_path: list[str]) -> str:
 def plugin_config(conflist: dict[str, Any], index: int, prev: dict[str, Any] | None,
                   runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """What plugin ``index`` of a chain gets on stdin (CNI spec: name, cniVersion, prevResult)."""
-    conf = {k: v for k, v in conflist["plugins"][index].items()
-            if jsonio.fold_key(k) not in ("name", "cniversion", "prevresult", "runtimeconfig")}
-    conf["name"] = conflist["name"]
-    conf["cniVersion"] = conflist.get("cniVersion", "0.4.0")
+    conf = dict(conflist["plugins"][index])
+    _put(conf, "name", conflist["name"])
+    _put(conf, "cniVersion", conflist.get("cniVersion", "0.4.0"))
     if prev is not None:
-        conf["prevResult"] = prev
+        _put(conf, "prevResult", prev)
     wanted = wanted_runtime(conf, runtime)
     if wanted:
-        conf["runtimeConfig"] = wanted
+        _put(conf, "runtimeConfig", wanted)
     return conf
+
+
+def _put(conf: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key``, dropping its other spellings (``"Name"``), which a plugin would also read."""
+    for k in [k for k in conf if k != key and jsonio.fold_key(k) == jsonio.fold_key(key)]:
+        del conf[k]
+    conf[key] = value
 
 
 def wanted_runtime(plugin: dict[str, Any], runtime: dict[str, Any] | None) -> dict[str, Any]:
