@@ -121,7 +121,7 @@ def test_image_rm_by_name_and_id_reports_each_and_continues_after_errors(pyrkt: 
         f'successfully removed image: "{b}" ("b:latest")',
         "2 image(s) successfully removed",
     ]
-    assert r.err == "pyrkt: image 'nonexistent:latest' not found in the store\n"
+    assert r.err == "pyrkt: image 'nonexistent' not found in the store\n"
     assert pyrkt("image", "list", "--no-legend").out == ""
     blobs, layers, tmp = pyrkt.contents()
     assert (blobs, layers, tmp) == ([], [], [])
@@ -148,7 +148,7 @@ def test_cat_manifest_prints_the_stored_manifest(pyrkt: Pyrkt, tmp_path: Path) -
     assert json.loads(r.out)["config"]["digest"] == image_id
     assert pyrkt("image", "cat-manifest", "--pretty-print=false", image_id[:12]).out == raw + "\n"
     r = pyrkt("image", "cat-manifest", "missing")
-    assert (r.code, r.err) == (254, "pyrkt: image 'missing:latest' not found in the store\n")
+    assert (r.code, r.err) == (254, "pyrkt: image 'missing' not found in the store\n")
 
 
 # -- whiteouts through a real overlay mount ------------------------------------------------------

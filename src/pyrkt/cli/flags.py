@@ -31,6 +31,8 @@ class Flag(Value):
     metavar: str = "VALUE"
     aliases: tuple[str, ...] = ()
     hidden: bool = False
+    deprecated: str = ""  # rkt's old spelling, still taken: what to use instead (cobra's MarkDeprecated)
+    refused: str = ""  # an rkt flag pyrkt does not take: the one line saying so and what replaced it
 
     @property
     def dest(self) -> str:
@@ -56,6 +58,7 @@ class FlagSet:
 
     def __init__(self, flags: list[Flag]) -> None:
         self.flags = flags
+        self.notes: list[str] = []  # deprecation warnings of the flags parsed, for the user
         self.by_name: dict[str, Flag] = {}
         for f in flags:
             self.by_name[f.name] = f
@@ -92,6 +95,10 @@ class FlagSet:
         flag = self.by_name.get(name)
         if flag is None:
             raise UsageError(f"unknown flag: --{name}")
+        if flag.refused:
+            raise UsageError(flag.refused)
+        if flag.deprecated:
+            self.notes.append(f"Flag --{name} has been deprecated, {flag.deprecated}")
         if flag.kind == "bool":
             values[flag.dest] = parse_bool(name, value) if eq else True
             return i
@@ -112,9 +119,22 @@ class FlagSet:
     def help_lines(self) -> list[str]:
         lines = []
         for f in self.flags:
-            if f.hidden:
+            if f.hidden or f.deprecated or f.refused:
                 continue
             spec = f"--{f.name}" if f.kind == "bool" else f"--{f.name}={f.metavar}"
             default = f" (default {f.default})" if f.default not in (None, "", False, [], ()) else ""
             lines.append(f"      {spec:<34} {f.help}{default}")
         return lines
+
+
+# rkt's deprecated spellings of --pull-policy (rkt/fetch.go, run.go, prepare.go); fetch.policy maps them.
+PULL_POLICY_ALIASES = [
+    Flag("store-only", "bool", deprecated="please use --pull-policy=never"),
+    Flag("no-store", "bool", deprecated="please use --pull-policy=update"),
+]
+# rkt's deprecated per-app capability flags (rkt/run.go addIsolatorFlags): their replacements
+# are not pyrkt's yet, so they are refused, not dropped.
+CAPS_ALIASES = [
+    Flag(name, refused=f"--{name} is rkt's old spelling of --{name.replace('cap-', 'caps-')}, "
+         "which pyrkt does not support yet") for name in ("cap-retain", "cap-remove")
+]

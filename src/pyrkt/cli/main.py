@@ -29,6 +29,8 @@ GLOBAL_FLAGS = [
          "none,image,tls,ondisk,http,pubkey,capabilities,paths,seccomp,all-fetch,all-run,all"),
     Flag("trust-keys-from-https", "bool", help="automatically trust gpg keys fetched from https"),
     Flag("help", "bool", help="help for pyrkt"),
+    *(Flag(name, refused=f"--{name} writes a profile of rkt's Go runtime; pyrkt has no such flag "
+           "(python -X importtime or py-spy profile pyrkt)") for name in ("cpuprofile", "memprofile")),
 ]
 
 # name -> (module under pyrkt.cli.commands, one-line summary). Order is the help order.
@@ -57,6 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trust": ("trust", "Trust a key for image verification"),
     "config": ("config", "Print the configuration merged from the config dirs, as JSON"),
     "version": ("version", "Print the version and exit"),
+    "completion": ("completion", "Output shell completion code for bash or zsh"),
 }
 
 
@@ -83,8 +86,14 @@ class Context(Value, frozen=False):
         """Parse a command's flags, accepting the global flags among them as cobra does."""
         fs = FlagSet(flags + self.global_flags.flags)
         values, rest = fs.parse(args, interspersed=interspersed)
+        self.report(fs)
         self.apply_globals(values)
         return values, rest
+
+    def report(self, fs: FlagSet) -> None:
+        """Say which deprecated flag spellings were used, as rkt (cobra) did."""
+        for note in fs.notes:
+            self.warn(note)
 
     def apply_globals(self, values: dict[str, Any]) -> None:
         """Fold global flags given after the command name into the config."""
@@ -147,29 +156,69 @@ def command_help(out: TextIO, name: str, module: Any) -> None:
         out.write("\nFlags:\n" + "\n".join(FlagSet(flags).help_lines()) + "\n")
 
 
+def _is_command(words: list[str], word: str) -> bool:
+    """Whether ``word`` names a command where ``words`` (the command words so far) leave off."""
+    if not words:
+        return word in COMMANDS or word == "help"
+    return words == ["image"] and f"image {word}" in COMMANDS
+
+
+def split_command(argv: list[str], gfs: FlagSet) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Global flag values, the command words (``["image", "rm"]``) and the command's arguments.
+
+    As cobra does for rkt, a command's own flags may come before its name (``pyrkt --net=host
+    run IMG``): they go to the command ahead of its other arguments. Such a flag written
+    ``--flag value`` takes the next word as its value unless that word names a command."""
+    values = gfs.defaults()
+    words: list[str] = []
+    early: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            continue
+        if arg.startswith("--"):
+            name, eq, _ = arg[2:].partition("=")
+            if name in gfs.by_name:
+                i = gfs.take(values, arg, argv, i)
+                continue
+            early.append(arg)
+            if not eq and i < len(argv) and not argv[i].startswith("-") and not _is_command(words, argv[i]):
+                early.append(argv[i])
+                i += 1
+            continue
+        if arg.startswith("-") and arg != "-":
+            early.append(arg)
+            continue
+        words.append(arg)
+        if words != ["image"]:
+            break
+    return values, words, early + argv[i:]
+
+
 def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     gfs = FlagSet(GLOBAL_FLAGS)
-    values, rest = gfs.parse(argv, interspersed=False)
-    if not rest:
-        usage(stdout if values["help"] else stderr)
-        return 0 if values["help"] else EXIT_CODE
-    name = rest[0]
-    args = rest[1:]
+    values, words, args = split_command(argv, gfs)
+    wants_help = values["help"] or "--help" in args or "-h" in args
+    if not words:
+        if args and not wants_help:
+            raise UsageError(f"flags but no command: {' '.join(args)} (see pyrkt --help)")
+        usage(stdout if wants_help else stderr)
+        return 0 if wants_help else EXIT_CODE
+    name = " ".join(words)
     if name == "help":
         usage(stdout)
         return 0
     if name == "image":
-        if not args or args[0].startswith("-"):
-            usage(stdout if "--help" in args else stderr, prefix="image ")
-            return 0 if "--help" in args else EXIT_CODE
-        name = f"image {args[0]}"
-        args = args[1:]
+        usage(stdout if wants_help else stderr, prefix="image ")
+        return 0 if wants_help else EXIT_CODE
     if name not in COMMANDS:
         raise UsageError(f"unknown command {name!r} (see pyrkt --help)")
     module_name = f"pyrkt.cli.commands.{COMMANDS[name][0]}"
     __import__(module_name)  # importlib.import_module would import importlib and warnings too
     module = sys.modules[module_name]
-    if values["help"] or "--help" in args or "-h" in args:
+    if wants_help:
         command_help(stdout, name, module)
         return 0
     ctx = Context(config=config_from_flags(values), global_flags=gfs, stdout=stdout, stderr=stderr)

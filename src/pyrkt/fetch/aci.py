@@ -32,6 +32,8 @@ from pyrkt.config import ConfigDirs
 from pyrkt.errors import ImageError, NotFound
 from pyrkt.model import jsonio
 from pyrkt.model.image import AppSpec, Image
+from pyrkt.model.names import is_ac_identifier
+from pyrkt.model.osarch import manifest_os_arch_problem
 from pyrkt.model.values import Value
 from pyrkt.store import Store
 from pyrkt.store.aci import ACI_MEDIA_TYPE
@@ -39,12 +41,7 @@ from pyrkt.store.digests import short_id
 
 MANIFEST_LIMIT = 1 << 20
 MT_APPC_MANIFEST = "application/vnd.appc.image-manifest+json"
-_AC_IDENTIFIER = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
-_AC_NAME = re.compile(r"^[a-z0-9]+([-./][a-z0-9]+)*$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-# appc's valid os/arch pairs (schema/types/labels.go) for the one os pyrkt runs.
-LINUX_ARCHES = ("amd64", "i386", "aarch64", "aarch64_be", "armv6l", "armv7l", "armv7b",
-                "ppc64", "ppc64le", "s390x")
 ID_HEX = 64  # rkt's store key: half of the sha512
 _IMAGE_ID = re.compile(r"^sha512-[0-9a-f]{2,128}$")
 MAX_DEPENDENCY_DEPTH = 16  # images below an image, counted along its longest dependency chain
@@ -364,8 +361,8 @@ def _name_values(value: Any, what: str, where: str) -> list[tuple[str, str]]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(item.get("value"), str):
             raise ImageError(f"{where}: manifest {what} entries need a string name and value")
         name = item["name"]
-        if not _AC_NAME.match(name):
-            raise ImageError(f"{where}: manifest {what[:-1]} name {name!r} is not a valid AC Name")
+        if not is_ac_identifier(name):  # appc: label and annotation names are AC Identifiers
+            raise ImageError(f"{where}: manifest {what[:-1]} name {name!r} is not a valid AC Identifier")
         if name in seen:
             raise ImageError(f"{where}: manifest has duplicate {what[:-1]} {name!r}")
         seen.add(name)
@@ -374,18 +371,12 @@ def _name_values(value: Any, what: str, where: str) -> list[tuple[str, str]]:
 
 
 def check_os_arch(labels: list[tuple[str, str]], where: str) -> None:
-    """As rkt: an image must say it is for linux on an arch appc knows."""
-    values = dict(labels)
-    os_name = values.get("os")
-    if os_name is None:
-        raise ImageError(f"{where}: missing os label in the image manifest")
-    if os_name != "linux":
-        raise ImageError(f"{where}: bad os {os_name!r}")
-    arch = values.get("arch")
-    if arch is None:
-        raise ImageError(f"{where}: missing arch label in the image manifest")
-    if arch not in LINUX_ARCHES:
-        raise ImageError(f"{where}: bad arch {arch!r} for linux")
+    """As appc and rkt's fetch: ``os`` and ``arch`` may be absent (the image runs anywhere; run
+    and prepare check the app's image, ``model.osarch``), but an os must be one appc knows and
+    an arch one of that os."""
+    problem = manifest_os_arch_problem(dict(labels))
+    if problem is not None:
+        raise ImageError(f"{where}: {problem}")
 
 
 EVENT_HANDLERS = ("pre-start", "post-stop")
@@ -441,7 +432,7 @@ def _dependencies(value: Any, where: str) -> tuple[Dependency, ...]:
         if not isinstance(item, dict):
             raise ImageError(f"{where}: manifest dependencies must be objects")
         name = item.get("imageName")
-        if not isinstance(name, str) or not _AC_IDENTIFIER.match(name):
+        if not isinstance(name, str) or not is_ac_identifier(name):
             raise ImageError(f"{where}: manifest dependency imageName {name!r} is not a valid AC Identifier")
         image_id = item.get("imageID")
         if image_id is not None and (not isinstance(image_id, str) or not _IMAGE_ID.match(image_id)):
@@ -490,7 +481,7 @@ def parse_manifest(data: bytes, *, image_id: str, diff_id: str, where: str) -> A
     name = m.get("name")
     if not isinstance(name, str) or not name:
         raise ImageError(f"{where}: manifest has no name")
-    if not _AC_IDENTIFIER.match(name):
+    if not is_ac_identifier(name):
         raise ImageError(f"{where}: manifest name {name!r} is not a valid AC Identifier")
     labels = _name_values(m.get("labels"), "labels", where)
     if any(k == "name" for k, _ in labels):

@@ -17,8 +17,10 @@ import re
 
 from pyrkt.errors import FetchError, ImageError, NotFound, PyrktError, UsageError
 from pyrkt.model.image import Image
+from pyrkt.model.names import is_ac_identifier
 from pyrkt.model.values import Value
 from pyrkt.store import Store
+from pyrkt.store.lookup import parse_labels
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,14 +37,12 @@ if TYPE_CHECKING:
 
 DEFAULT_VERSION = "latest"
 PAGE_LIMIT = 1 << 20  # a discovery page or a public key larger than this is refused
-_AC_IDENTIFIER = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
-_AC_NAME = re.compile(r"^[a-z0-9]+([-./][a-z0-9]+)*$")  # label names, as fetch.aci checks them
 _VARIABLE = re.compile(r"\{([^{}]*)\}")
 _HOST_ARCH = {"x86_64": "amd64", "i686": "i386", "i586": "i386", "i386": "i386"}
 
 
 def host_arch() -> str:
-    """The appc ``arch`` label of this machine (``amd64`` on x86_64; see ``fetch.aci.LINUX_ARCHES``)."""
+    """The appc ``arch`` label of this machine (``amd64`` on x86_64; see ``model.osarch.LINUX_ARCHES``)."""
     import platform
 
     machine = platform.machine()
@@ -70,7 +70,7 @@ def parse_app_name(text: str, *, arch: str | None = None) -> AppName:
     """``example.com/app:v1.0,channel=alpha`` -> AppName; a UsageError naming what is wrong."""
     head, *rest = text.strip().split(",")
     name, colon, version = head.partition(":")
-    if not _AC_IDENTIFIER.match(name):
+    if not is_ac_identifier(name):
         raise UsageError(f"invalid image name {text!r}: {name!r} is not a valid AC Identifier "
                          "(lower case letters, digits and -._~/ between them)")
     labels: dict[str, str] = {}
@@ -78,14 +78,7 @@ def parse_app_name(text: str, *, arch: str | None = None) -> AppName:
         if ":" in version:
             raise UsageError(f"invalid image name {text!r}: more than one ':version'")
         labels["version"] = version
-    for part in rest:
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise UsageError(f"invalid image name {text!r}: label {key!r} has no value (want label=value)")
-        if key == "name":
-            raise UsageError(f"invalid image name {text!r}: 'name' is not a label")
-        if not _AC_NAME.match(key):
-            raise UsageError(f"invalid image name {text!r}: label name {key!r} is not a valid AC Name")
+    for key, value in parse_labels(text, rest):
         if key in labels:
             raise UsageError(f"invalid image name {text!r}: label {key!r} given twice")
         labels[key] = value
@@ -106,21 +99,21 @@ def discoverable(text: str) -> bool:
     if "/" in version or "@" in text:
         return False  # host:port/repo or a digest: a registry reference, not an appc name
     host = name.split("/", 1)[0]
-    return bool(_AC_IDENTIFIER.match(name)) and ("." in host or host == "localhost")
+    return is_ac_identifier(name) and ("." in host or host == "localhost")
 
 
 # -- the store -------------------------------------------------------------------------------
 
 
 def find_stored(store: Store, app: AppName) -> Image | None:
-    """The stored image named ``app.name`` carrying every label asked for, the newest import
-    first (rkt's ``GetACI``; no version asked means any version, the newest)."""
-    wanted = app.labels
-    found = [rec for rec in store.list()
-             if rec.name == app.name and all(dict(rec.labels).get(k) == v for k, v in wanted)]
-    if not found:
-        return None
-    return store.get(max(found, key=lambda r: r.import_time).id)
+    """The stored image named ``app.name`` carrying every label asked for, as every command
+    looks names up (``store.lookup.choose``: rkt's ``GetACI``; no version asked means any
+    version, ``latest`` first, then the newest import)."""
+    from pyrkt.store.lookup import Lookup
+
+    labels = tuple((k, v) for k, v in app.labels if k != "version")
+    found = store.find_named(Lookup(name=app.name, version=app.label("version"), labels=labels))
+    return store.get(found[0]) if found is not None else None
 
 
 def check_image(app: AppName, image: Image) -> None:

@@ -38,3 +38,15 @@ def use_stored(policy: str, stored: Image | None, *, what: str, fresh: bool = Fa
     if policy in ("never", "new") or fresh:
         return stored
     return None
+
+
+def policy_from_flags(pull_policy: str, *, store_only: bool = False, no_store: bool = False) -> str:
+    """The pull policy of ``--pull-policy`` and rkt's deprecated ``--store-only`` (never) and
+    ``--no-store`` (update), which win over it as in rkt; both at once is an error."""
+    if store_only and no_store:
+        raise UsageError("both --store-only and --no-store specified")
+    if store_only:
+        return "never"
+    if no_store:
+        return "update"
+    return check_pull_policy(pull_policy)

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from pyrkt.errors import FetchError, IntegrityError, UsageError
+from pyrkt.model.names import is_ac_identifier
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ GPG = "gpg"
 GPG_TIMEOUT = 60.0
 TRUSTED_KEYS = "trustedkeys"
 _FINGERPRINT = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
-_PREFIX = re.compile(r"^[a-z0-9]+([-._~/][a-z0-9]+)*$")
 
 
 class SignatureError(IntegrityError):
@@ -42,7 +42,7 @@ class SignatureError(IntegrityError):
 def check_prefix(prefix: str) -> str:
     """A ``--prefix`` must be an AC Identifier (``example.com/app``), the dir it names under prefix.d."""
     prefix = prefix.strip().rstrip("/")
-    if not _PREFIX.match(prefix):
+    if not is_ac_identifier(prefix):
         raise UsageError(f"invalid trust prefix {prefix!r}: want an image name prefix such as example.com/app")
     return prefix
 

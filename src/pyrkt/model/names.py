@@ -9,24 +9,33 @@ from pyrkt.errors import UsageError
 # Checked with sets rather than regular expressions: compiling patterns at import costs the
 # run path ~0.1 ms each.
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_ID_SEPARATORS = str.maketrans("._~/", "----")
+_AC_NAME_CHARS = _ALNUM | {"-"}
+_AC_IDENTIFIER_CHARS = _ALNUM | frozenset("-._~/")
+
+
+def _appc_valid(text: str, chars: frozenset[str]) -> bool:
+    """appc's check (schema/types assertValid): not empty, only ``chars``, and alphanumeric at
+    both edges. Separators may follow each other inside (``shorthash--8``): the stricter
+    regular expression appc documents is not what appc and rkt enforce."""
+    return bool(text) and chars.issuperset(text) and text[0] in _ALNUM and text[-1] in _ALNUM
 
 
 def is_ac_name(text: str) -> bool:
-    """An AC Name: ``[a-z0-9]+(-[a-z0-9]+)*``."""
-    return all(part and _ALNUM.issuperset(part) for part in text.split("-"))
+    """An AC Name: lower case letters, digits and ``-``, starting and ending alphanumeric."""
+    return _appc_valid(text, _AC_NAME_CHARS)
 
 
 def is_ac_identifier(text: str) -> bool:
-    """An AC Identifier: ``[a-z0-9]+([-._~/][a-z0-9]+)*``."""
-    return is_ac_name(text.translate(_ID_SEPARATORS))
+    """An AC Identifier: lower case letters, digits and ``-._~/``, starting and ending alphanumeric."""
+    return _appc_valid(text, _AC_IDENTIFIER_CHARS)
 
 
 def check_app_name(text: str) -> str:
     if not text:
         raise UsageError("invalid app name '': an app name cannot be empty")
     if not is_ac_name(text):
-        raise UsageError(f"invalid app name {text!r}: must match [a-z0-9]+(-[a-z0-9]+)*")
+        raise UsageError(f"invalid app name {text!r}: want lower case letters, digits and '-', "
+                         "starting and ending with a letter or digit (an AC Name)")
     return text
 
 
@@ -56,9 +65,9 @@ def app_name_from_image(image_name: str) -> str:
     """``coreos.com/etcd`` -> ``etcd``; ``registry/library/redis:7`` -> ``redis`` (rkt's rule)."""
     base = image_name.rstrip("/").rsplit("/", 1)[-1]
     base = base.split("@", 1)[0].split(":", 1)[0].lower()
-    # every run of characters outside [a-z0-9] becomes one '-', none at either end
-    words = "".join(c if c in _ALNUM else "-" for c in base).split("-")
-    return "-".join(w for w in words if w) or "app"
+    # as appc's SanitizeACName: each character outside [a-z0-9-] becomes '-' (``a__b`` ->
+    # ``a--b``, ``shorthash--8`` stays), then hyphens at either end go
+    return "".join(c if c in _AC_NAME_CHARS else "-" for c in base).strip("-") or "app"
 
 
 def new_uuid() -> str:

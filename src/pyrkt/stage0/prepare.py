@@ -200,6 +200,18 @@ def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> No
             raise ImageError(f"app {app.name!r}: executable {argv0!r} not found{where} in image {app.image.name!r}")
 
 
+def check_runnable(image: Image) -> None:
+    """As rkt's stage0: an app's ACI runs only when its labels say linux and a known arch (an
+    ACI without them may still be fetched, and serve as a dependency: ``model.osarch``)."""
+    if image.format != "appc":
+        return
+    from pyrkt.model.osarch import runnable_os_arch_problem
+
+    problem = runnable_os_arch_problem(dict(image.labels))
+    if problem is not None:
+        raise ImageError(f"image {image.name!r}: {problem}")
+
+
 def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Pod:
     """Resolve, check and lay out a pod; returns it locked in ``prepare/``. ``ui``: how image
     fetches show progress and ask (default: headless)."""
@@ -219,6 +231,8 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None,
                                 platform=req.platform, ui=ui)
                   for a in req.apps]
+        for image in images:
+            check_runnable(image)
         apps = reify(req, images)
         if ui is not None:  # the headless default drops notices anyway
             for line in unhonoured(apps, images):

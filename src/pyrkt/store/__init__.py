@@ -30,7 +30,7 @@ from pyrkt.model.image import Image
 from pyrkt.model.values import Value
 from pyrkt.store.digests import digest_hex, short_id
 from pyrkt.store.index import ImageRecord, Index
-from pyrkt.store.lookup import check_id_prefix, name_candidates, parse_lookup
+from pyrkt.store.lookup import Candidate, Lookup, check_id_prefix, choose, name_candidates, parse_lookup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -161,15 +161,25 @@ class Store:
             if look.name is None:
                 raise NotFound(f"no image IDs found matching {arg!r}")
         assert look.name is not None
+        found = self.find_named(look)
+        if found is None:
+            raise NotFound(f"image {str(look)!r} not found in the store")
+        return found
+
+    def find_named(self, look: Lookup) -> tuple[str, tuple[str, str]] | None:
+        """(id, (name, version)) of the image a name lookup means, as rkt's store chose (``lookup.choose``)."""
+        assert look.name is not None
         for name in name_candidates(look.name):
             if look.digest is not None:
                 found = self.index.by_manifest(name, look.digest)
-            else:
-                found = self.index.by_ref(name, look.version)
-            if found is not None:
-                return found, (name, look.version if look.digest is None else "")
-        shown = f"{look.name}@{look.digest}" if look.digest else f"{look.name}:{look.version}"
-        raise NotFound(f"image {shown!r} not found in the store")
+                if found is not None:
+                    return found, (name, "")
+                continue
+            refs = [Candidate(*row) for row in self.index.refs_named(name)]
+            best = choose(refs, look.version, look.labels)
+            if best is not None:
+                return best.image_id, (name, best.version)
+        return None
 
     def get(self, image_id: str) -> Image:
         data = self.index.image_json(image_id)

@@ -205,6 +205,13 @@ class Index:
         rows = self._query("SELECT image_id FROM refs WHERE name=? AND version=?", (name, version))
         return rows[0][0] if rows else None
 
+    def refs_named(self, name: str) -> list[tuple[str, str, tuple[tuple[str, str], ...], int]]:
+        """Every ref of ``name``: (image id, the ref's version, the image's labels, import time)."""
+        rows = self._query(
+            "SELECT images.id, refs.version, images.labels, images.import_time FROM refs "
+            "JOIN images ON refs.image_id=images.id WHERE refs.name=?", (name,))
+        return [(r[0], r[1], tuple((k, v) for k, v in jsonio.loads(r[2])), r[3]) for r in rows]
+
     def by_manifest(self, name: str, manifest_digest: str) -> str | None:
         rows = self._query(
             "SELECT images.id FROM images JOIN refs ON refs.image_id=images.id "

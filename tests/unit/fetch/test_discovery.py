@@ -54,7 +54,7 @@ def test_name_with_version_and_labels_gets_os_and_arch_defaults() -> None:
     ("Example.com/app", "'Example.com/app' is not a valid AC Identifier"),
     ("example.com/app:1:2", "more than one ':version'"),
     ("example.com/app,os", "label 'os' has no value"),
-    ("example.com/app,Os=linux", "label name 'Os' is not a valid AC Name"),
+    ("example.com/app,Os=linux", "label name 'Os' is not a valid AC Identifier"),
     ("example.com/app:1.0,version=2.0", "label 'version' given twice"),
     ("example.com/app,name=x", "'name' is not a label"),
     ("example.com/app:", "empty version"),
@@ -263,9 +263,9 @@ def test_resolve_keeps_store_names_and_ids_and_sends_only_appc_names_to_discover
     assert resolve_image(config, store, "localhost/app:1.0.0", pull_policy="new").id == stored
     assert resolve_image(config, store, "localhost/app", pull_policy="new").id == stored  # by name, newest
     assert resolve_image(config, store, "localhost/app,os=linux", pull_policy="never").id == stored
-    with pytest.raises(NotFound, match="'busybox:latest' not found in the store"):
+    with pytest.raises(NotFound, match="'busybox' not found in the store"):
         resolve_image(config, store, "busybox", pull_policy="new")  # a short name never goes to discovery
     with pytest.raises(NotFound, match=r"'localhost/app:2.0.0' not found in the store \(pull policy never\)"):
         resolve_image(config, store, "localhost/app:2.0.0", pull_policy="never")
-    with pytest.raises(UsageError, match="label name 'Os' is not a valid AC Name"):
+    with pytest.raises(UsageError, match="label name 'Os' is not a valid AC Identifier"):
         resolve_image(config, store, "localhost/app,Os=linux", pull_policy="new")

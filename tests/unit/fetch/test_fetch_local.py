@@ -174,6 +174,6 @@ def test_resolve_image_imports_local_sources_whatever_the_policy(store: Store, t
     assert resolve_image(config, store, "pol", pull_policy="never").id == image.id
     with pytest.raises(NotFound, match="not found in the store"):
         resolve_image(config, store, "other", pull_policy="never")
-    with pytest.raises(NotFound, match="'other:latest' not found in the store"):
+    with pytest.raises(NotFound, match="'other' not found in the store"):
         resolve_image(config, store, "other", pull_policy="new")
     shutil.rmtree(layout)

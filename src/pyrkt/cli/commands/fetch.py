@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyrkt.cli.flags import Flag
+from pyrkt.cli.flags import PULL_POLICY_ALIASES, Flag
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ FLAGS = [
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
     Flag("pull-policy", default="update", help="when to fetch: never, new or update"),
     Flag("signature", "list", help="local signature file of an ACI (the Nth --signature goes with the Nth image)"),
+    *PULL_POLICY_ALIASES,
 ]
 ACI_SHORT_HEX = 32  # rkt printed sha512- + 32 hex; --full gives its whole 64-hex store key
 
@@ -33,7 +34,7 @@ def shown_id(image_id: str, *, full: bool) -> str:
 
 def run(ctx: Context, args: list[str]) -> int:
     from pyrkt.cli.fetchui import TerminalUI
-    from pyrkt.fetch.policy import check_pull_policy
+    from pyrkt.fetch.policy import policy_from_flags
     from pyrkt.stage0.images import open_store, resolve_image
 
     values, images = ctx.parse(FLAGS, args)
@@ -43,7 +44,7 @@ def run(ctx: Context, args: list[str]) -> int:
     if len(signatures) > len(images):
         raise UsageError(f"{len(signatures)} --signature files for {len(images)} images")
     signatures += [""] * (len(images) - len(signatures))
-    policy = check_pull_policy(values["pull_policy"])
+    policy = policy_from_flags(values["pull_policy"], store_only=values["store_only"], no_store=values["no_store"])
     platform = values["platform"] or ""
     if platform:
         from pyrkt.fetch import parse_platform

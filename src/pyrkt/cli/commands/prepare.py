@@ -21,7 +21,9 @@ def run(ctx: Context, args: list[str]) -> int:
     from pyrkt.pods.state import Dir
     from pyrkt.stage0.prepare import discard, prepare
 
-    values, apps = parse_pod_and_apps(FlagSet(OWN_FLAGS + ctx.global_flags.flags), args)
+    flags = FlagSet(OWN_FLAGS + ctx.global_flags.flags)
+    values, apps = parse_pod_and_apps(flags, args)
+    ctx.report(flags)
     ctx.apply_globals(values)
     ctx.require_root()
     if not apps:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
-from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.cli.flags import CAPS_ALIASES, PULL_POLICY_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.stage0.prepare import PodRequest
 from pyrkt.stage0.run import RunOptions, parse_net
@@ -22,6 +22,8 @@ PREPARE_FLAGS = [
     Flag("set-env-file", "list", help="a file of KEY=VALUE lines with environment variables for all apps"),
     Flag("inherit-env", "bool", help="inherit all environment variables not set by the apps"),
     Flag("pull-policy", default="new", help="when to fetch images: never, new or update"),
+    *PULL_POLICY_ALIASES,
+    *CAPS_ALIASES,
     Flag("stage1-name", help="the stage1 flavor: default or fly (default: the name stage1.d sets, else default)"),
     Flag("uuid-file-save", help="write the pod's UUID to this file"),
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
@@ -52,9 +54,10 @@ FLAGS = RUN_FLAGS + APP_FLAGS
 
 
 def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
-    from pyrkt.fetch.policy import check_pull_policy
+    from pyrkt.fetch.policy import policy_from_flags
 
-    check_pull_policy(values["pull_policy"])
+    pull_policy = policy_from_flags(values["pull_policy"], store_only=values["store_only"],
+                                    no_store=values["no_store"])
     if values["platform"]:
         from pyrkt.fetch import parse_platform
 
@@ -64,7 +67,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         set_env=values["set_env"],
         set_env_file=values["set_env_file"],
         inherit_env=values["inherit_env"],
-        pull_policy=values["pull_policy"],
+        pull_policy=pull_policy,
         uuid_file_save=values["uuid_file_save"] or "",
         stage1_name=values["stage1_name"],
         ports=values["port"],
@@ -95,7 +98,9 @@ def run_options(values: dict[str, Any]) -> RunOptions:
 def run(ctx: Context, args: list[str]) -> int:
     from pyrkt.stage0 import run as stage0_run
 
-    values, apps = parse_pod_and_apps(FlagSet(RUN_FLAGS + ctx.global_flags.flags), args)
+    flags = FlagSet(RUN_FLAGS + ctx.global_flags.flags)
+    values, apps = parse_pod_and_apps(flags, args)
+    ctx.report(flags)
     ctx.apply_globals(values)
     ctx.require_root()
     if not apps:
