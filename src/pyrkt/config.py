@@ -1,8 +1,15 @@
-"""Global configuration: the data dir, config dirs (``ConfigDirs``) and security options of one command.
+"""Global configuration: the data dir, config dirs (``ConfigDirs``) and security options of one
+command, and rkt's configuration files in those dirs.
 
 Built once by the CLI from rkt's global flags and passed explicitly downward; nothing below
 `cli/` reads flags or the environment for these. Paths are plain strings: ``pathlib`` costs
 milliseconds to import and the run/list/status path does without it.
+
+rkt's files are ``<config dir>/<kind>.d/*.json``, each with ``rktKind`` and ``rktVersion`` (read
+here: ``kind_files``, ``read_kind``), in the system, local and user dirs, a later dir overriding
+an earlier one. This module reads the ``paths`` kind (``paths.d``: the data dir when ``--dir``
+is not given) and the ``stage1`` kind (``stage1.d``: the default stage1); ``auth``/``dockerAuth``
+are read by fetch/auth.py and pyrkt's own ``store`` kind by store/limits.py.
 """
 
 from __future__ import annotations
@@ -10,11 +17,14 @@ from __future__ import annotations
 import os
 
 from pyrkt.errors import PyrktError, UsageError
+from pyrkt.model import jsonio
 from pyrkt.model.values import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
+    from typing import Any
 
 DEFAULT_DATA_DIR = "/var/lib/pyrkt"
 DEFAULT_LOCAL_CONFIG = "/etc/pyrkt"
@@ -112,12 +122,192 @@ class ConfigDirs(Value):
         return [Path(d) for d in self.names()]
 
 
+# -- rkt's configuration files -----------------------------------------------------------------
+
+PATHS_D = "paths.d"
+STAGE1_D = "stage1.d"
+STAGE1_SCHEMES = ("docker", "file", "http", "https")  # rkt's allowed stage1 location URLs
+
+
+def kind_files(dirs: Iterable[str | os.PathLike[str]], subdir: str) -> list[list[str]]:
+    """The config files of ``subdir`` (``auth.d``…) in each of ``dirs`` (config dirs, in
+    override order: ``ConfigDirs.names()``):
+    per dir, its ``*.json`` files by name. As rkt, nothing else counts: not files with other
+    names (notes beside the configuration), not what is in subdirectories."""
+    import stat
+
+    out = []
+    for d in dirs:
+        path = os.path.join(d, subdir)
+        try:
+            names = sorted(n for n in os.listdir(path) if n.endswith(".json"))
+        except (FileNotFoundError, NotADirectoryError):
+            names = []
+        except OSError as e:
+            raise UsageError(f"config dir {path!r}: {e.strerror}") from None
+        files = []
+        for n in names:
+            try:
+                if stat.S_ISREG(os.stat(os.path.join(path, n)).st_mode):
+                    files.append(os.path.join(path, n))
+            except OSError:
+                continue  # a dangling link: there is no file to read
+        out.append(files)
+    return out
+
+
+def read_kind(path: str, kinds: tuple[str, ...], *, what: str = "config file") -> tuple[str, dict[str, Any]]:
+    """(rktKind, document) of the config file ``path``, which must be one of ``kinds`` (the
+    kinds of its directory) at rktVersion v1. Keys are read as rkt reads them, without regard
+    to case (``field``); ``what`` names the file in errors ("credentials file" keeps it
+    apart from those of secrets)."""
+    where = f"{what} {path!r}"
+    try:
+        with open(path, "rb") as f:
+            data = jsonio.loads(f.read(1 << 20))
+    except OSError as e:
+        raise UsageError(f"{where}: {e.strerror}") from None
+    except ValueError as e:  # the type only: a parser's message could quote a secret
+        why = str(e) if isinstance(e, jsonio.TooDeep) else type(e).__name__
+        raise UsageError(f"{where} is not readable JSON: {why}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} is not a JSON object")
+    kind, version = jsonio.field(data, "rktKind"), jsonio.field(data, "rktVersion")
+    subdir = os.path.basename(os.path.dirname(path))
+    if not kind:
+        raise UsageError(f"{where}: no rktKind")
+    if not version:
+        raise UsageError(f"{where}: no rktVersion")
+    if kind not in kinds:
+        raise UsageError(f"{where}: rktKind {kind!r} does not belong in {subdir} (want {' or '.join(kinds)})")
+    if version != "v1":
+        raise UsageError(f"{where}: unsupported rktVersion {version!r} of {kind} (want v1)")
+    return kind, data
+
+
+def _settings(path: str, data: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """The non-empty string settings ``names`` of one file; other keys are refused."""
+    extra = jsonio.unknown_keys(data, ("rktKind", "rktVersion") + names)
+    if extra:
+        raise UsageError(f"config file {path!r}: unknown setting {extra[0]!r} (known: {', '.join(names)})")
+    out = {}
+    for name in names:
+        value = jsonio.field(data, name, "")
+        if not isinstance(value, str):
+            raise UsageError(f"config file {path!r}: {name} must be a string, not {value!r}")
+        if value:
+            out[name] = value
+    return out
+
+
+class PathsConfig(Value):
+    """rkt's ``paths`` kind: the data dir and the dir of stage1 images, and the files that
+    set them ("" where none did)."""
+
+    data: str = ""
+    stage1_images: str = ""
+    data_file: str = ""
+    stage1_images_file: str = ""
+
+
+def read_paths(dirs: ConfigDirs) -> PathsConfig:
+    """The merged ``paths.d`` of ``dirs``: each setting from the last dir that sets it; one dir
+    setting it in two files is an error, as is a relative path (as rkt)."""
+    found: dict[str, tuple[str, str]] = {}
+    for files in kind_files(dirs.names(), PATHS_D):
+        seen: dict[str, str] = {}
+        for path in files:
+            _, doc = read_kind(path, ("paths",))
+            for name, value in _settings(path, doc, ("data", "stage1-images")).items():
+                if name in seen:
+                    raise UsageError(f"config file {path!r}: {name} is also set in {seen[name]!r} "
+                                     "(one file per setting in a config dir)")
+                if not os.path.isabs(value):
+                    raise UsageError(f"config file {path!r}: {name} must be an absolute path, not {value!r}")
+                seen[name] = path
+                found[name] = (value, path)
+    data, data_file = found.get("data", ("", ""))
+    images, images_file = found.get("stage1-images", ("", ""))
+    return PathsConfig(data, images, data_file, images_file)
+
+
+class Stage1Config(Value):
+    """rkt's ``stage1`` kind: the default stage1 image's ``name`` and ``version`` (set together)
+    and ``location``, and the file each came from ("" where none did)."""
+
+    name: str = ""
+    version: str = ""
+    location: str = ""
+    name_file: str = ""
+    location_file: str = ""
+
+
+def read_stage1(dirs: ConfigDirs) -> Stage1Config:
+    """The merged ``stage1.d`` of ``dirs``: name+version from the last dir that sets them,
+    location likewise; one dir setting either in two files is an error (as rkt)."""
+    name = version = location = name_file = location_file = ""
+    for files in kind_files(dirs.names(), STAGE1_D):
+        seen: dict[str, str] = {}
+        for path in files:
+            _, doc = read_kind(path, ("stage1",))
+            got = _settings(path, doc, ("name", "version", "location"))
+            if ("name" in got) != ("version" in got):
+                have, missing = ("name", "version") if "name" in got else ("version", "name")
+                raise UsageError(f"config file {path!r}: the default stage1 image's {have} is set, its {missing} is not")
+            if "location" in got:
+                check_stage1_location(got["location"], path)
+            for key in ("name", "location"):
+                if key in got and key in seen:
+                    raise UsageError(f"config file {path!r}: the default stage1 image's {key} is also set in "
+                                     f"{seen[key]!r} (one file per setting in a config dir)")
+                if key in got:
+                    seen[key] = path
+            if "name" in got:
+                name, version, name_file = got["name"], got["version"], path
+            if "location" in got:
+                location, location_file = got["location"], path
+    return Stage1Config(name, version, location, name_file, location_file)
+
+
+def check_stage1_location(location: str, path: str) -> None:
+    """An absolute path or a URL of one of rkt's schemes (file, http, https, docker)."""
+    if os.path.isabs(location):
+        return
+    import re
+
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", location)
+    scheme = m.group(1) if m else ""
+    if not scheme:
+        raise UsageError(f"config file {path!r}: the default stage1 image's location {location!r} is neither "
+                         "an absolute path nor a URL")
+    if scheme.lower() not in STAGE1_SCHEMES:
+        raise UsageError(f"config file {path!r}: the default stage1 image's location has scheme {scheme!r} "
+                         f"(want {', '.join(STAGE1_SCHEMES)})")
+
+
+def data_dir_for(dir_flag: str, dirs: ConfigDirs) -> tuple[str, str]:
+    """(data dir, where it came from) as rkt decides it: ``--dir`` if given, else the ``data``
+    of ``paths.d``, else the default."""
+    if dir_flag:
+        return check_data_dir(dir_flag), "--dir"
+    paths = read_paths(dirs)
+    if paths.data:
+        return check_data_dir(paths.data), paths.data_file
+    return check_data_dir(DEFAULT_DATA_DIR), "default"
+
+
 class Config(Value):
     data_dir: str = DEFAULT_DATA_DIR
     dirs: ConfigDirs = ConfigDirs()
     debug: bool = False
     insecure: frozenset[str] = frozenset()
     trust_keys_from_https: bool = False
+    data_dir_source: str = "default"  # "--dir", the paths.d file that set it, or "default"
+
+    def stage1_default(self) -> Stage1Config:
+        """The default stage1 the ``stage1.d`` files name, read when asked (as rkt reads them
+        only when it chooses a stage1, so a bad file fails run and prepare, not list)."""
+        return read_stage1(self.dirs)
 
     @property
     def pods_dir(self) -> str:

@@ -221,7 +221,7 @@ def test_help_lists_commands_and_global_flags_on_stdout(capsys: pytest.CaptureFi
     assert "Usage:" in out
     for command in ("run", "list", "status", "stop", "gc", "version"):
         assert f"\n  {command} " in out
-    assert "--dir=VALUE" in out and "(default /var/lib/pyrkt)" in out
+    assert "--dir=VALUE" in out and "else /var/lib/pyrkt)" in out
 
 
 def test_no_command_prints_usage_on_stderr_and_exits_254(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import sys
 
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.cli.output import printable
-from pyrkt.config import Config, ConfigDirs, check_data_dir, parse_insecure_options
+from pyrkt.config import Config, ConfigDirs, data_dir_for, parse_insecure_options
 from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
 from pyrkt.model.values import Value, field
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 GLOBAL_FLAGS = [
-    Flag("dir", default="/var/lib/pyrkt", help="pyrkt data directory"),
+    Flag("dir", default="", help="pyrkt data directory (default: the data of paths.d, else /var/lib/pyrkt)"),
     Flag("local-config", default="/etc/pyrkt", help="local configuration directory"),
     Flag("system-config", default="/usr/lib/pyrkt", help="system configuration directory"),
     Flag("user-config", default="", help="user configuration directory"),
@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image render": ("image_render", "Render a stored image as pods see it (with its ACI dependencies) to a directory"),
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
     "trust": ("trust", "Trust a key for image verification"),
+    "config": ("config", "Print the configuration merged from the config dirs, as JSON"),
     "version": ("version", "Print the version and exit"),
     "completion": ("completion", "Output shell completion code for bash or zsh"),
 }
@@ -106,10 +107,12 @@ def config_from_flags(values: dict[str, Any]) -> Config:
     insecure: frozenset[str] = frozenset()
     for text in values["insecure_options"]:
         insecure |= parse_insecure_options(text)
+    dirs = ConfigDirs(system=values["system_config"], local=values["local_config"], user=values["user_config"] or None)
+    data_dir, source = data_dir_for(values["dir"], dirs)
     return Config(
-        data_dir=check_data_dir(values["dir"]),
-        dirs=ConfigDirs(system=values["system_config"], local=values["local_config"],
-                        user=values["user_config"] or None),
+        data_dir=data_dir,
+        data_dir_source=source,
+        dirs=dirs,
         debug=values["debug"],
         insecure=insecure,
         trust_keys_from_https=values["trust_keys_from_https"],
@@ -118,13 +121,14 @@ def config_from_flags(values: dict[str, Any]) -> Config:
 
 def merge_config(config: Config, changed: dict[str, Any]) -> Config:
     updates: dict[str, Any] = {}
-    if "dir" in changed:
-        updates["data_dir"] = check_data_dir(changed["dir"])
     dirs = {name: changed[f"{name}_config"] for name in ("system", "local", "user") if f"{name}_config" in changed}
     if dirs:
         if "user" in dirs:
             dirs["user"] = dirs["user"] or None
         updates["dirs"] = config.dirs.replace(**dirs)
+    if "dir" in changed or (dirs and config.data_dir_source != "--dir"):  # paths.d of the new dirs
+        flag = changed.get("dir") or ""
+        updates["data_dir"], updates["data_dir_source"] = data_dir_for(flag, updates.get("dirs", config.dirs))
     if "debug" in changed:
         updates["debug"] = changed["debug"]
     if "trust_keys_from_https" in changed:

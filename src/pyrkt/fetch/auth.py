@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from pyrkt.config import kind_files, read_kind
 from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.reference import DOCKER_HUB, HUB_ALIASES
 from pyrkt.model import jsonio
@@ -95,7 +96,7 @@ def credentials_for(registry: str, config_dirs: Iterable[Path | str],
     """The credentials for ``registry`` (a host[:port] as in a reference), or None to pull
     anonymously. A credential helper runs only when the files do not settle it."""
     registry = registry_key(registry)
-    rkt = _load_auth_d(config_dirs).registries.get(registry)
+    rkt = read_auth_d(config_dirs).registries.get(registry)
     if rkt is not None:
         return rkt
     return _from_docker_config(docker_config if docker_config is not None else docker_config_path(), registry)
@@ -107,16 +108,16 @@ def _from_docker_config(path: Path, registry: str) -> Credentials | None:
         return None
     if not isinstance(data, dict):
         raise UsageError(f"credentials file {str(path)!r} is not a JSON object")
-    helpers = data.get("credHelpers")
+    helpers = jsonio.field(data, "credHelpers")  # Docker reads its keys without regard to case too
     if isinstance(helpers, dict):
         key = _best_key(helpers, registry)
         if key is not None and isinstance(helpers[key], str) and helpers[key]:
             return _ask_helper(helpers[key], _server_url(key, registry), registry, f"credHelpers of {path}")
-    auths = _docker_auths(data.get("auths"), path)
+    auths = _docker_auths(jsonio.field(data, "auths"), path)
     key = _best_key(auths, registry)
     if key is not None and auths[key] is not None:
         return auths[key]
-    store = data.get("credsStore")
+    store = jsonio.field(data, "credsStore")
     if isinstance(store, str) and store:
         return _ask_helper(store, _server_url(key or registry, registry), registry, f"credsStore of {path}")
     return None
@@ -131,15 +132,16 @@ def _docker_auths(auths: object, path: Path) -> dict[str, Credentials | None]:
     for key, entry in auths.items():
         if not isinstance(entry, dict):
             continue
-        user, password = entry.get("username"), entry.get("password")
-        if isinstance(entry.get("auth"), str) and entry["auth"]:
+        user, password = jsonio.field(entry, "username"), jsonio.field(entry, "password")
+        encoded = jsonio.field(entry, "auth")
+        if isinstance(encoded, str) and encoded:
             try:
-                user, sep, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+                user, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 sep = ""
             if not sep:
                 raise UsageError(f"credentials file {str(path)!r}: the auth of {key!r} is not base64 of user:password")
-        token = entry.get("identitytoken")
+        token = jsonio.field(entry, "identitytoken")
         if isinstance(token, str) and token:  # `docker login` to a registry that gave a refresh token
             out[str(key)] = Credentials(user if isinstance(user, str) else "",
                                         password if isinstance(password, str) else "", str(path), token)
@@ -214,41 +216,58 @@ def _helper_reason(text: str) -> str:
 
 # -- auth.d: rkt's dockerAuth and auth kinds --------------------------------------------------
 
+AUTH_D = "auth.d"
 
-class _AuthD:
-    """What the ``auth.d`` dirs say: credentials by registry, Authorization headers by domain."""
+
+class DomainAuth:
+    """rkt's ``auth`` for one https domain: ``type`` basic (``user`` and ``secret``, a password)
+    or oauth (``secret``, a bearer token); the secret stays out of ``repr``."""
+
+    __slots__ = ("type", "user", "secret", "origin")
+
+    def __init__(self, type: str, user: str, secret: str, origin: str) -> None:
+        self.type = type
+        self.user = user
+        self.secret = secret
+        self.origin = origin  # the file it came from
+
+    def __repr__(self) -> str:
+        return f"DomainAuth(type={self.type!r}, user={self.user!r}, secret='***', origin={self.origin!r})"
+
+    def header(self) -> str:
+        """The ``Authorization`` header value."""
+        return _basic(self.user, self.secret) if self.type == "basic" else f"Bearer {self.secret}"
+
+
+class AuthConfig:
+    """What the ``auth.d`` dirs say, merged: ``registries`` (dockerAuth) and ``domains`` (auth)."""
 
     __slots__ = ("registries", "domains")
 
     def __init__(self) -> None:
         self.registries: dict[str, Credentials] = {}
-        self.domains: dict[str, str] = {}
+        self.domains: dict[str, DomainAuth] = {}
 
 
 def http_auth_headers(config_dirs: Sequence[Path | str], host: str) -> dict[str, str]:
     """``{"Authorization": ...}`` for an https request to ``host`` (as in the URL, with its
     ``:port`` if it has one) from rkt's ``auth`` files, or {} when none names it."""
-    header = _load_auth_d(config_dirs).domains.get(host.strip().lower())
-    return {"Authorization": header} if header else {}
+    auth = read_auth_d(config_dirs).domains.get(host.strip().lower())
+    return {"Authorization": auth.header()} if auth else {}
 
 
-def _load_auth_d(config_dirs: Iterable[Path | str]) -> _AuthD:
+def read_auth_d(config_dirs: Iterable[Path | str]) -> AuthConfig:
     """Every ``auth.d/*.json`` of ``config_dirs``; a later dir overrides an earlier one per
     registry or domain, and one dir naming a registry or domain twice is an error (as rkt)."""
-    out = _AuthD()
-    for d in config_dirs:
-        auth_d = Path(d) / "auth.d"
-        try:
-            files = sorted(p for p in auth_d.iterdir() if p.suffix == ".json" and p.is_file())
-        except OSError:
-            continue
-        seen: dict[tuple[str, str], tuple[Credentials | str, Path]] = {}
+    out = AuthConfig()
+    for files in kind_files(config_dirs, AUTH_D):
+        seen: dict[tuple[str, str], tuple[Credentials | DomainAuth, str]] = {}
         for path in files:
             kind, names, value = _parse_auth_file(path)
             for name in names:
                 if (kind, name) in seen:
-                    raise UsageError(f"credentials file {str(path)!r}: {name!r} is also given in "
-                                     f"{str(seen[kind, name][1])!r} (one {kind} file per name in a config dir)")
+                    raise UsageError(f"credentials file {path!r}: {name!r} is also given in "
+                                     f"{seen[kind, name][1]!r} (one {kind} file per name in a config dir)")
                 seen[kind, name] = (value, path)
         for (_, name), (value, _) in seen.items():
             if isinstance(value, Credentials):
@@ -258,38 +277,37 @@ def _load_auth_d(config_dirs: Iterable[Path | str]) -> _AuthD:
     return out
 
 
-def _parse_auth_file(path: Path) -> tuple[str, list[str], Credentials | str]:
-    """(kind, registries or domains, Credentials or Authorization value) of one auth.d file."""
-    where = f"credentials file {str(path)!r}"
-    data = _read_json(path)
-    if not isinstance(data, dict):
-        raise UsageError(f"{where} is not a JSON object")
-    kind, version = data.get("rktKind"), data.get("rktVersion")
-    if kind not in ("auth", "dockerAuth"):
-        raise UsageError(f"{where}: rktKind {kind!r} does not belong in auth.d (want auth or dockerAuth)")
-    if version != "v1":
-        raise UsageError(f"{where}: unsupported rktVersion {version!r} of {kind} (want v1)")
-    creds = data.get("credentials")
+def _parse_auth_file(path: str) -> tuple[str, list[str], Credentials | DomainAuth]:
+    """(kind, registries or domains, what they get) of one auth.d file. Keys are read as rkt
+    reads them, without regard to case."""
+    where = f"credentials file {path!r}"
+    kind, data = read_kind(path, ("auth", "dockerAuth"), what="credentials file")
+    creds = jsonio.field(data, "credentials")
+    creds = creds if isinstance(creds, dict) else None
     if kind == "dockerAuth":
-        registries = data.get("registries", data.get("indices"))  # rkt's first name for them
-        if not _strings(registries) or not _user_password(creds):
+        registries = jsonio.field(data, "registries")
+        if registries is None:
+            registries = jsonio.field(data, "indices")  # rkt's first name for them
+        user, password = _user_password(creds)
+        if not _strings(registries) or not user or not password:
             raise UsageError(f"{where}: dockerAuth needs registries and credentials with user and password")
-        c = Credentials(creds["user"], creds["password"], str(path))
-        return kind, [registry_key(r) for r in registries], c
-    domains, auth_type = data.get("domains"), data.get("type")
+        return kind, [registry_key(r) for r in registries], Credentials(user, password, path)
+    domains, auth_type = jsonio.field(data, "domains"), jsonio.field(data, "type")
     if not _strings(domains):
         raise UsageError(f"{where}: auth needs domains, a list of host names")
     names = [d.strip().lower() for d in domains]
     if auth_type == "basic":
-        if not _user_password(creds):
+        user, password = _user_password(creds)
+        if not user or not password:
             raise UsageError(f"{where}: auth type basic needs credentials with user and password")
-        return kind, names, _basic(creds["user"], creds["password"])
+        return kind, names, DomainAuth("basic", user, password, path)
     if auth_type == "oauth":
-        if not isinstance(creds, dict) or not isinstance(creds.get("token"), str) or not creds["token"]:
+        token = jsonio.field(creds, "token") if creds else None
+        if not isinstance(token, str) or not token:
             raise UsageError(f"{where}: auth type oauth needs credentials with a token")
-        return kind, names, f"Bearer {creds['token']}"
+        return kind, names, DomainAuth("oauth", "", token, path)
     if auth_type == "aws":
-        raise UsageError(f"{where}: auth type aws is not supported")
+        raise UsageError(f"{where}: auth type aws is not supported (AWS v4 request signing)")
     raise UsageError(f"{where}: unknown auth type {auth_type!r} (want basic or oauth)")
 
 
@@ -297,9 +315,12 @@ def _strings(value: object) -> TypeGuard[list[str]]:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v.strip() for v in value)
 
 
-def _user_password(creds: object) -> TypeGuard[dict[str, Any]]:
-    return (isinstance(creds, dict) and isinstance(creds.get("user"), str) and bool(creds["user"])
-            and isinstance(creds.get("password"), str) and bool(creds["password"]))
+def _user_password(creds: dict[str, Any] | None) -> tuple[str, str]:
+    """(user, password) of a ``credentials`` object, "" for either that is missing."""
+    if creds is None:
+        return "", ""
+    user, password = jsonio.field(creds, "user"), jsonio.field(creds, "password")
+    return (user if isinstance(user, str) else "", password if isinstance(password, str) else "")
 
 
 def _read_json(path: Path) -> object:

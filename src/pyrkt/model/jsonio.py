@@ -9,6 +9,10 @@ a ValueError, is imported only when there is an error to raise). Pretty-printing
 has no C encoder and goes through ``json`` itself. On an interpreter without ``_json`` (it is
 private to CPython), both fall back to ``json``: slower to import, same results.
 
+``field(obj, "name")`` reads a key of a configuration file as rkt (and every Go program
+decoding JSON into a struct: the CNI plugins, Docker) reads it: ``"Name"`` and ``"NAME"`` are
+``name`` too. Manifests, whose specs spell their keys exactly, are read with plain ``obj[key]``.
+
 Every document pyrkt reads may come from outside (a config dir, an image, a pod dir), so
 ``loads`` bounds nesting at ``MAX_DEPTH``: deeper input is a ValueError like any other syntax
 error (never a RecursionError), and what it returns can be printed and walked safely.
@@ -23,9 +27,10 @@ except ImportError:  # not CPython, or a build without it: the public module bel
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
-__all__ = ["MAX_DEPTH", "TooDeep", "dumps", "loads"]
+__all__ = ["MAX_DEPTH", "TooDeep", "dumps", "field", "fold_key", "loads", "unknown_keys"]
 
 # Far deeper than any manifest, config or record (they nest a handful of levels) and well
 # within what the C scanner and the pretty-printer can recurse through.
@@ -129,3 +134,26 @@ def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False,
     encode = _json.make_encoder({}, _no_default, _json.encode_basestring_ascii, None,
                                 separators[1], separators[0], sort_keys, False, True)
     return "".join(encode(value, 0))
+
+
+def fold_key(key: str) -> str:
+    """``key`` as Go's encoding/json compares an object key with a struct field's name: without
+    regard to case, by Unicode simple folding (so the Kelvin sign is a k and the long s an s)."""
+    return key.lower().replace("\u017f", "s")
+
+
+def field(obj: dict[str, Any], name: str, default: Any = None) -> Any:
+    """The value ``obj`` gives the struct field ``name`` when Go decodes it: any key that folds
+    to ``name`` counts, and of several, the last one in the document wins (as in Go)."""
+    want = fold_key(name)
+    found = default
+    for key, value in obj.items():
+        if fold_key(key) == want:
+            found = value
+    return found
+
+
+def unknown_keys(obj: dict[str, Any], names: Iterable[str]) -> list[str]:
+    """The keys of ``obj`` (as written) that fold to none of ``names``."""
+    known = {fold_key(n) for n in names}
+    return [k for k in obj if fold_key(k) not in known]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 TIMINGS_ENV = "PYRKT_NET_TIMINGS"
+RAW_CONF = "pyrktConfText"  # in a conflist made of a plain .conf: its text as written (network.config)
 DEFAULT_PLUGIN_DIRS = ("/usr/lib/pyrkt/plugins/net", "/usr/lib/cni", "/opt/cni/bin")
 
 
@@ -39,19 +40,44 @@ def plugin_config(conflist: dict[str, Any], index: int, prev: dict[str, Any] | N
                   runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     """What plugin ``index`` of a chain gets on stdin (CNI spec: name, cniVersion, prevResult)."""
     conf = dict(conflist["plugins"][index])
-    conf["name"] = conflist["name"]
-    conf["cniVersion"] = conflist.get("cniVersion", "0.4.0")
+    _put(conf, "name", conflist["name"])
+    _put(conf, "cniVersion", conflist.get("cniVersion", "0.4.0"))
     if prev is not None:
-        conf["prevResult"] = prev
-    caps = conf.get("capabilities") or {}
-    wanted = {k: v for k, v in (runtime or {}).items() if caps.get(k)}
+        _put(conf, "prevResult", prev)
+    wanted = wanted_runtime(conf, runtime)
     if wanted:
-        conf["runtimeConfig"] = wanted
+        _put(conf, "runtimeConfig", wanted)
     return conf
 
 
-def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, netns: str, ifname: str,
+def _put(conf: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key``, dropping its other spellings (``"Name"``), which a plugin would also read."""
+    for k in [k for k in conf if k != key and jsonio.fold_key(k) == jsonio.fold_key(key)]:
+        del conf[k]
+    conf[key] = value
+
+
+def wanted_runtime(plugin: dict[str, Any], runtime: dict[str, Any] | None) -> dict[str, Any]:
+    """The runtime config (``portMappings``) ``plugin`` asks for in its ``capabilities``."""
+    caps = jsonio.field(plugin, "capabilities") or {}
+    if not isinstance(caps, dict):
+        return {}
+    return {k: v for k, v in (runtime or {}).items() if jsonio.field(caps, k)}
+
+
+def plugin_input(conflist: dict[str, Any], index: int, prev: dict[str, Any] | None,
+                 runtime: dict[str, Any] | None = None) -> str:
+    """The bytes plugin ``index`` reads on stdin: a plain .conf as written, as rkt hands it on,
+    unless the plugin must also be given a previous result or runtime config."""
+    text = conflist.get(RAW_CONF)
+    if isinstance(text, str) and prev is None and not wanted_runtime(conflist["plugins"][index], runtime):
+        return text
+    return json.dumps(plugin_config(conflist, index, prev, runtime))
+
+
+def call(command: str, plugin: str, stdin: str, *, kind: str, container_id: str, netns: str, ifname: str,
          args: str, plugin_path: list[str], network: str) -> dict[str, Any] | None:
+    """Run ``plugin`` (of type ``kind``) for ``command`` with ``stdin``; its result on ADD."""
     env = {
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": container_id,
@@ -63,11 +89,11 @@ def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, 
     }
     started = time.perf_counter()
     try:
-        p = subprocess.run([plugin], input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=60)
+        p = subprocess.run([plugin], input=stdin.encode(), env=env, capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r}: {e}") from None
+        raise NetworkSetupError(f"network {network!r}: plugin {kind!r}: {e}") from None
     finally:
-        report_time(f"plugin {command} {network} {conf['type']}", started)
+        report_time(f"plugin {command} {network} {kind}", started)
     out = p.stdout.decode(errors="replace").strip()
     if p.returncode != 0:
         msg = out or p.stderr.decode(errors="replace").strip()
@@ -76,16 +102,16 @@ def call(command: str, plugin: str, conf: dict[str, Any], *, container_id: str, 
             msg = err.get("msg", msg) + (f" ({err['details']})" if err.get("details") else "")
         except (ValueError, AttributeError):
             pass
-        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} failed on {command}: "
+        raise NetworkSetupError(f"network {network!r}: plugin {kind!r} failed on {command}: "
                                 f"{msg.splitlines()[0] if msg else 'exit ' + str(p.returncode)}")
     if command != "ADD":
         return None
     try:
         result = jsonio.loads(out) if out else {}
     except ValueError:
-        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} printed no JSON result") from None
+        raise NetworkSetupError(f"network {network!r}: plugin {kind!r} printed no JSON result") from None
     if not isinstance(result, dict):
-        raise NetworkSetupError(f"network {network!r}: plugin {conf['type']!r} printed an invalid result")
+        raise NetworkSetupError(f"network {network!r}: plugin {kind!r} printed an invalid result")
     return result
 
 

@@ -1,7 +1,8 @@
 """Network configurations: rkt's built-ins and the user's net.d files.
 
 A network is a CNI conflist (a name, a cniVersion and a chain of plugin configs); a plain
-``.conf`` file is read as a conflist of one plugin.
+``.conf`` file is read as a conflist of one plugin. Files are read as rkt reads them: keys
+without regard to case, and a plain .conf reaches its plugin as written.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, UsageError
 from pyrkt.model import jsonio
+from pyrkt.network import cni
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,21 +40,35 @@ BUILTIN: dict[str, dict[str, Any]] = {
 }
 
 
-def as_conflist(conf: dict[str, Any], source: str) -> dict[str, Any]:
-    if "plugins" in conf:
-        if not isinstance(conf["plugins"], list) or not conf["plugins"]:
+
+
+def as_conflist(conf: dict[str, Any], source: str, text: str | None = None) -> dict[str, Any]:
+    """The conflist a net.d document stands for. Keys are read as rkt and the Go plugins read
+    them, without regard to case (``"Name"``, ``"Type"``); the plugin configs stay as written,
+    and a plain .conf's ``text`` is kept to be handed to its plugin unchanged."""
+    name = jsonio.field(conf, "name")
+    version = jsonio.field(conf, "cniVersion", "0.4.0")
+    plugins = jsonio.field(conf, "plugins")
+    if plugins is not None:
+        if not isinstance(plugins, list) or not plugins:
             raise NetworkSetupError(f"network config {source}: 'plugins' must be a non-empty list")
-        out = dict(conf)
+        out = {"cniVersion": version, "name": name, "plugins": list(plugins)}
     else:
-        plugin = {k: v for k, v in conf.items() if k not in ("name", "cniVersion")}
-        out = {"cniVersion": conf.get("cniVersion", "0.4.0"), "name": conf.get("name"), "plugins": [plugin]}
-    if not isinstance(out.get("name"), str) or not out["name"]:
+        plugin = {k: v for k, v in conf.items() if jsonio.fold_key(k) not in ("name", "cniversion")}
+        out = {"cniVersion": version, "name": name, "plugins": [plugin]}
+        if text is not None:
+            out[cni.RAW_CONF] = text
+    if not isinstance(name, str) or not name:
         raise NetworkSetupError(f"network config {source}: no 'name'")
     for p in out["plugins"]:
-        if not isinstance(p, dict) or not isinstance(p.get("type"), str):
+        if not isinstance(p, dict) or not isinstance(jsonio.field(p, "type"), str):
             raise NetworkSetupError(f"network config {source}: every plugin needs a 'type'")
-    out.setdefault("cniVersion", "0.4.0")
     return out
+
+
+def plugin_type(plugin: dict[str, Any]) -> str:
+    """A plugin config's ``type`` (``"Type"`` too, as the Go plugins read it)."""
+    return str(jsonio.field(plugin, "type", ""))
 
 
 def load_user(config_dirs: list[Path]) -> list[tuple[str, dict[str, Any]]]:
@@ -70,12 +86,14 @@ def load_user(config_dirs: list[Path]) -> list[tuple[str, dict[str, Any]]]:
     for n in sorted(files):
         path = files[n]
         try:
-            conf = jsonio.loads(path.read_text())
+            raw = path.read_bytes()
+            conf = jsonio.loads(raw)
+            text = raw.decode()  # the bytes as written, to hand on (loads checked they are UTF-8)
         except (OSError, ValueError) as e:
             raise NetworkSetupError(f"network config {path}: {e}") from None
         if not isinstance(conf, dict):
             raise NetworkSetupError(f"network config {path}: not a JSON object")
-        out.append((n, as_conflist(conf, str(path))))
+        out.append((n, as_conflist(conf, str(path), text)))
     return out
 
 

@@ -37,7 +37,7 @@ def plugin_path(config_dirs: list[Path]) -> list[str]:
 def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
     """rkt's rule: port forwards go to the first network with ipMasq, else the last one."""
     for name, conflist, _ in nets:
-        if any(p.get("ipMasq") for p in conflist["plugins"]):
+        if any(jsonio.field(p, "ipMasq") for p in conflist["plugins"]):
             return name
     return nets[-1][0] if nets else ""
 
@@ -60,7 +60,7 @@ def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs
             runtime = {"portMappings": port_mappings} if port_mappings and name == target else None
             if runtime is None and conflist is config.BUILTIN.get(name):
                 conflist = without_portmap(conflist)  # the built-in chain's portmap only serves --port
-            if runtime and not any((p.get("capabilities") or {}).get("portMappings") for p in conflist["plugins"]):
+            if runtime and not any(cni.wanted_runtime(p, runtime) for p in conflist["plugins"]):
                 raise NetworkSetupError(f"network {name!r} cannot forward ports: no plugin with the portMappings capability")
             record: dict[str, Any] = {"network": name, "conflist": conflist, "args": args, "ifname": f"eth{i}",
                                       "plugin_path": search, "runtime": runtime}
@@ -68,14 +68,15 @@ def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs
             fs.atomic_write(rec_path, json.dumps(record), sync=False)
             prev = None
             for j, plugin in enumerate(conflist["plugins"]):
-                conf = cni.plugin_config(conflist, j, prev, runtime)
-                result = cni.call("ADD", cni.find_plugin(plugin["type"], search), conf, container_id=uuid,
-                                  netns=path, ifname=f"eth{i}", args=args, plugin_path=search, network=name)
+                kind = config.plugin_type(plugin)
+                result = cni.call("ADD", cni.find_plugin(kind, search), cni.plugin_input(conflist, j, prev, runtime),
+                                  kind=kind, container_id=uuid, netns=path, ifname=f"eth{i}", args=args,
+                                  plugin_path=search, network=name)
                 prev = result if result is not None else prev
                 record["result"] = prev or {}  # each plugin's result is on disk before the next runs
                 record["added"] = j + 1
                 fs.atomic_write(rec_path, json.dumps(record), sync=False)
-            info.append(net_info(record, cni.find_plugin(conflist["plugins"][0]["type"], search)))
+            info.append(net_info(record, cni.find_plugin(config.plugin_type(conflist["plugins"][0]), search)))
         fs.atomic_write(pod_dir / abi.NET_INFO, json.dumps(info), sync=False)
     except BaseException:
         try:
@@ -88,7 +89,7 @@ def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs
 
 
 def without_portmap(conflist: dict[str, Any]) -> dict[str, Any]:
-    plugins = [p for p in conflist["plugins"] if p.get("type") != "portmap"]
+    plugins = [p for p in conflist["plugins"] if config.plugin_type(p) != "portmap"]
     return {**conflist, "plugins": plugins} if plugins else conflist
 
 
@@ -149,13 +150,14 @@ def delete(record: dict[str, Any], uuid: str, path: str) -> None:
     result = record.get("result") or None
     added = int(record.get("added") or 0)
     for j in reversed(range(len(conflist["plugins"]))):
-        conf = cni.plugin_config(conflist, j, result, record.get("runtime"))
+        kind = config.plugin_type(conflist["plugins"][j])
         try:
-            plugin = cni.find_plugin(conf["type"], search)
+            plugin = cni.find_plugin(kind, search)
         except NetworkSetupError:
             continue  # a plugin that is not there cannot have set anything up to undo
         try:
-            cni.call("DEL", plugin, conf, container_id=uuid,
+            cni.call("DEL", plugin, cni.plugin_input(conflist, j, result, record.get("runtime")), kind=kind,
+                     container_id=uuid,
                      netns=path if path and os.path.exists(path) else "", ifname=record["ifname"],
                      args=record.get("args", ""), plugin_path=search, network=record["network"])
         except NetworkSetupError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from pyrkt.errors import ImageError, UsageError
+from pyrkt.model import jsonio
 from pyrkt.model.values import Value
 
 TYPE_CHECKING = False
@@ -85,14 +86,14 @@ def parse_store_config(raw: bytes, where: str) -> dict[str, int]:
         raise UsageError(f"store config {where!r} is not valid JSON: {type(e).__name__}") from None
     if not isinstance(data, dict):
         raise UsageError(f"store config {where!r} is not a JSON object")
-    fields = {k.lower(): (k, v) for k, v in data.items()}
+    fields = {jsonio.fold_key(k): (k, v) for k, v in data.items()}
     kind = fields.pop("rktkind", (None, None))[1]
     version = fields.pop("rktversion", (None, None))[1]
     if kind != "store":
         raise UsageError(f"store config {where!r}: rktKind {kind!r} does not belong in {STORE_D} (want store)")
     if version != "v1":
         raise UsageError(f"store config {where!r}: unsupported rktVersion {version!r} of store (want v1)")
-    known = {k.lower(): k for k in _KEYS}
+    known = {jsonio.fold_key(k): k for k in _KEYS}
     out: dict[str, int] = {}
     for low, (key, value) in fields.items():
         if low not in known:

@@ -167,3 +167,17 @@ def test_a_malformed_auth_file_is_one_line_naming_the_file(tmp_path: Path, conte
             call()
         line = str(err.value)
         assert str(path) in line and "\n" not in line and "aws-Secret-Key" not in line
+
+
+def test_auth_d_and_docker_config_keys_are_read_without_regard_to_case_as_go_reads_them(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    write_json(d / "auth.d" / "a.json", {"RktKind": "auth", "RktVersion": "v1", "Domains": ["example.com"],
+                                         "Type": "basic", "Credentials": {"User": "bob", "Password": "pw"}})
+    write_json(d / "auth.d" / "r.json", {"rktkind": "dockerAuth", "rktversion": "v1", "Registries": ["reg.example"],
+                                         "CREDENTIALS": {"USER": "al", "PASSWORD": "pw2"}})
+    assert http_auth_headers([d], "example.com") == {"Authorization": "Basic " + base64.b64encode(b"bob:pw").decode()}
+    creds = credentials_for("reg.example", [d], tmp_path / "none.json")
+    assert creds is not None and (creds.user, creds.password) == ("al", "pw2")
+    cfg = write_json(tmp_path / "config.json", {"Auths": {"other.example": {"Username": "u", "Password": "p"}}})
+    other = credentials_for("other.example", [], cfg)
+    assert other is not None and (other.user, other.password) == ("u", "p")

@@ -90,3 +90,31 @@ def test_syntax_errors_are_json_errors_in_a_process_that_never_imported_json() -
         "JSONDecodeError Invalid control character at: line 1 column 2 (char 1)",
         "TooDeep nested more than 200 levels deep",
     ]
+
+
+# -- config-file keys, read as Go's encoding/json reads them into a struct (rkt, CNI plugins, Docker)
+
+def test_a_key_matches_its_field_without_regard_to_case() -> None:
+    assert jsonio.field({"Name": "bridge0"}, "name") == "bridge0"
+    assert jsonio.field({"CNIVERSION": "0.3.1"}, "cniVersion") == "0.3.1"
+    assert jsonio.field({"ipmasq": True}, "ipMasq") is True
+
+
+def test_of_several_spellings_the_last_in_the_document_wins_as_in_go() -> None:
+    assert jsonio.field({"name": "a", "Name": "b"}, "name") == "b"
+    assert jsonio.field({"NAME": "a", "name": "b"}, "name") == "b"
+
+
+def test_a_missing_field_gives_the_default() -> None:
+    assert jsonio.field({"names": "x"}, "name") is None
+    assert jsonio.field({}, "cniVersion", "0.4.0") == "0.4.0"
+
+
+def test_unicode_simple_folding_as_go_kelvin_and_long_s() -> None:
+    assert jsonio.field({"\u212aey": 1}, "key") == 1  # KELVIN SIGN folds to k
+    assert jsonio.field({"\u017fecret": 2}, "secret") == 2  # LATIN SMALL LETTER LONG S folds to s
+
+
+def test_unknown_keys_are_those_matching_no_field_as_written() -> None:
+    doc = {"RktKind": "paths", "DATA": "/d", "stage1_images": "/x"}
+    assert jsonio.unknown_keys(doc, ["rktKind", "data", "stage1-images"]) == ["stage1_images"]

@@ -95,3 +95,38 @@ def test_forwardable_network_is_the_first_with_ipmasq_else_the_last() -> None:
     masq = {"plugins": [{"type": "ptp", "ipMasq": True}]}
     assert forwardable([("a", plain, ""), ("b", masq, ""), ("c", masq, "")]) == "b"
     assert forwardable([("a", plain, ""), ("c", plain, "")]) == "c"
+
+
+RKT_CASED = '{\n  "Name": "bridge0",  "CNIVersion": "0.3.1",\n  "Type": "bridge", "IPMasq": true,\n  "IPAM": {"Type": "host-local"}\n}\n'
+
+
+def test_a_net_d_conf_in_rkts_casing_is_accepted(tmp_path: Path) -> None:
+    write(tmp_path, "10-bridge0.conf", RKT_CASED)
+    net = config.networks([tmp_path])["bridge0"]
+    assert (net["name"], net["cniVersion"], config.plugin_type(net["plugins"][0])) == ("bridge0", "0.3.1", "bridge")
+    assert forwardable([("bridge0", net, "")]) == "bridge0"  # its IPMasq counts
+
+
+def test_a_plain_conf_reaches_its_plugin_byte_for_byte(tmp_path: Path) -> None:
+    write(tmp_path, "10-bridge0.conf", RKT_CASED)
+    net = config.networks([tmp_path])["bridge0"]
+    assert cni.plugin_input(net, 0, None) == RKT_CASED
+    # with a previous result to pass (DEL), it is given as the CNI spec builds it, keys as written
+    deleted = json.loads(cni.plugin_input(net, 0, {"ips": []}))
+    assert deleted["prevResult"] == {"ips": []} and deleted["Type"] == "bridge" and deleted["IPAM"]
+    assert (deleted["name"], deleted["cniVersion"]) == ("bridge0", "0.3.1") and "Name" not in deleted
+
+
+def test_a_conflist_in_rkts_casing_is_accepted(tmp_path: Path) -> None:
+    write(tmp_path, "20-v.conflist", {"Name": "v", "CniVersion": "1.0.0", "Plugins": [
+        {"Type": "ptp"}, {"type": "portmap", "Capabilities": {"PortMappings": True}}]})
+    net = config.networks([tmp_path])["v"]
+    runtime = {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
+    assert json.loads(cni.plugin_input(net, 0, None, runtime)) == {"Type": "ptp", "name": "v", "cniVersion": "1.0.0"}
+    assert json.loads(cni.plugin_input(net, 1, {"ips": []}, runtime))["runtimeConfig"] == runtime
+
+
+def test_a_conf_without_a_name_in_any_casing_is_still_refused(tmp_path: Path) -> None:
+    write(tmp_path, "10-x.conf", {"Names": "x", "Type": "bridge"})
+    with pytest.raises(NetworkSetupError, match="no 'name'"):
+        config.networks([tmp_path])

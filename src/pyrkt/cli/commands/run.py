@@ -24,7 +24,7 @@ PREPARE_FLAGS = [
     Flag("pull-policy", default="new", help="when to fetch images: never, new or update"),
     *PULL_POLICY_ALIASES,
     *CAPS_ALIASES,
-    Flag("stage1-name", default="default", help="the stage1 flavor: default or fly"),
+    Flag("stage1-name", help="the stage1 flavor: default or fly (default: the name stage1.d sets, else default)"),
     Flag("uuid-file-save", help="write the pod's UUID to this file"),
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
@@ -105,8 +105,29 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps:
         raise UsageError("run requires at least one image")
+    values["stage1_name"] = stage1_name(ctx, values["stage1_name"])
     return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout,
                           ui=fetch_ui(ctx, values))
+
+
+def stage1_name(ctx: Context, flag: str | None) -> str:
+    """``--stage1-name``, else the default stage1 of ``stage1.d`` when it names one of pyrkt's
+    flavors (rkt's stage1 image names count as their flavor), else the built-in default. A
+    stage1.d naming any other image is warned about: pyrkt does not run stage1 images yet."""
+    if flag:
+        return flag
+    from pyrkt.stage1 import flavor
+
+    configured = ctx.config.stage1_default()
+    if configured.name:
+        if flavor.ALIASES.get(configured.name, configured.name) in flavor.FLAVORS:
+            return flavor.canonical(configured.name)
+        ctx.warn(f"stage1.d ({configured.name_file}) names the stage1 image {configured.name}:{configured.version}: "
+                 "stage1 images are not supported yet, using the built-in default")
+    elif configured.location:
+        ctx.warn(f"stage1.d ({configured.location_file}) locates a stage1 image at {configured.location}: "
+                 "stage1 images are not supported yet, using the built-in default")
+    return "default"
 
 
 def fetch_ui(ctx: Context, values: dict[str, Any]) -> FetchUI:
