@@ -21,10 +21,12 @@ import sys
 import time
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
-from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces
+from pyrkt.kernel import cgroups, fs, lock, mount, namespaces
 from pyrkt.model import abi, devices
+from pyrkt.model.plan import EtcFiles, from_plain, to_plain
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
+from pyrkt.stage1 import plan as stage1_plan
 from pyrkt.stage1 import podinit
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 ETC_DIR = "stage1/rootfs/etc"
-CONTAINER_ENV = "pyrkt"
 HOST_RESOLV = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
 POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
@@ -57,7 +58,7 @@ def network_mode(config: abi.RuntimeConfig) -> str:
 
 def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
     """The pod's ``--port`` forwards as CNI portMappings (for the portmap plugin)."""
-    manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+    manifest = read_manifest(pod_dir)
     out = []
     for fwd in manifest.ports:
         for ra in manifest.apps:
@@ -76,51 +77,46 @@ def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
     return [Path(d) for d in config.extra.get("config_dirs", [])]
 
 
-def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> list[str]:
-    """The app's environment: its own pairs, then AC_APP_NAME, container and a standard PATH."""
-    env = dict(pairs)
-    env.setdefault("PATH", abi.STANDARD_PATH)
-    env["AC_APP_NAME"] = name
-    env.setdefault("container", CONTAINER_ENV)
-    return [f"{k}={v}" for k, v in env.items()]
+def read_manifest(pod_dir: str) -> PodManifest:
+    """The pod's manifest, as stage0 wrote it: the one reader in stage1."""
+    return PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
 
 
-def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool) -> dict[str, Any]:
-    manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+def read_layers(pod_dir: str, app: str) -> tuple[str, ...]:
+    """The app's layer dirs as overlay lowers, top first (the file lists them bottom first)."""
+    return tuple(str(p) for p in reversed(fs.read_json(os.path.join(pod_dir, abi.app_layers(app)))))
+
+
+def pod_seccomp(pod_dir: str, config: abi.RuntimeConfig) -> bytes:
+    """The pod's seccomp filter as BPF (compiled once, then cached), b"" with
+    ``--insecure-options=seccomp``."""
+    if config.disable_seccomp:
+        return b""
+    from pyrkt.kernel import seccomp
+
+    return seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
+
+
+def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool,
+               console: str = "/dev/null") -> dict[str, Any]:
+    manifest = read_manifest(pod_dir)
     if not manifest.apps:
         raise PyrktError("pod must contain at least one application")
     if config.interactive and len(manifest.apps) > 1:
         raise UsageError("--interactive works with exactly one app")
-    keep = None if config.disable_capabilities else sorted(caps.DEFAULT_CAPS)
-    bpf = b""
-    if not config.disable_seccomp:
-        from pyrkt.kernel import seccomp
-
-        bpf = seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
+    bpf = pod_seccomp(pod_dir, config)
+    etc = etc_files(pod_dir, config)
     apps = []
     for ra in manifest.apps:
         name = ra.name
-        layers = fs.read_json(os.path.join(pod_dir, abi.app_layers(name)))
-        env = app_env(ra.app.environment, name)
-        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
-        apps.append({
-            "name": name,
-            "argv": list(ra.app.exec),
-            "env": env,
-            "user": ra.app.user,
-            "group": ra.app.group,
-            "supplementary_gids": list(ra.app.supplementary_gids),
-            "workdir": ra.app.working_directory or "/",
-            "lowers": [str(p) for p in reversed(layers)],
-            "upper": os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
-            "work": os.path.join(pod_dir, abi.OVERLAY, name, "work"),
-            "rootfs": os.path.join(pod_dir, abi.app_rootfs(name)),
-            "log": os.path.join(pod_dir, abi.app_log(name)),
-            "caps": keep,
-            "seccomp": bpf,
-            "mask_paths": not config.disable_paths,
-            "event_handlers": {n: list(e) for n, e in ra.app.event_handlers},
-        })
+        app = stage1_plan.app_plan(
+            ra, config, lowers=read_layers(pod_dir, name),
+            upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
+            work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
+            rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
+            log=os.path.join(pod_dir, abi.app_log(name)), seccomp=bpf, etc=etc, console=console)
+        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
+        apps.append(to_plain(app))
     return {
         "v": abi.INTERFACE_VERSION,
         "uuid": config.uuid,
@@ -134,12 +130,22 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
         "supervisor_status": os.path.join(pod_dir, abi.SUPERVISOR_STATUS),
         "state_file": os.path.join(pod_dir, STATE_FILE),
         "podinit": POD_INIT_PATH,
-        "etc": etc_files(pod_dir, config),
-        "devices": [[d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid] for d in config.devices],
+        "etc": to_plain(etc),
+        "console": console,
     }
 
 
-def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
+def with_resolv(plan: dict[str, Any], config: abi.RuntimeConfig, resolv: str) -> None:
+    """Bind ``resolv`` (a CNI network's DNS) as every app's /etc/resolv.conf."""
+    etc = from_plain(EtcFiles, plan["etc"]).replace(resolv=resolv)
+    plan["etc"] = to_plain(etc)
+    mounts = tuple(to_plain(m) for m in stage1_plan.app_mounts(etc, console=plan["console"],
+                                                                mask_paths=not config.disable_paths))
+    for app in plan["apps"]:
+        app["mounts"] = mounts
+
+
+def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
     """The /etc files bound into every app (rkt-behaviour §4.6): hostname always; hosts from
     ``--hosts-entry`` (over the image's file) or the fallback (only where the image has none);
     resolv.conf from the ``--dns*`` flags, or the host's file (``--dns=host``, ``--net=host``).
@@ -147,17 +153,16 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
     etc = os.path.join(pod_dir, ETC_DIR)
     hostname = hostname_for(config)
     fs.atomic_write(os.path.join(etc, "hostname"), hostname + "\n", sync=False)
-    out: dict[str, Any] = {"hostname": os.path.join(etc, "hostname"), "hosts": os.path.join(etc, "hosts-fallback"),
-                           "hosts_override": False, "hosts_readonly": False, "resolv": ""}
+    out = EtcFiles(os.path.join(etc, "hostname"), hosts=os.path.join(etc, "hosts-fallback"))
     hosts = config.extra.get("hosts") or []
     dns_conf = config.extra.get("dns") or {}
     if hosts == "host":
-        out.update(hosts=HOST_HOSTS, hosts_override=True, hosts_readonly=True)
+        out = out.replace(hosts=HOST_HOSTS, hosts_override=True, hosts_readonly=True)
     elif hosts:
         from pyrkt.network import dns
 
         fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(hosts), sync=False)
-        out.update(hosts=os.path.join(etc, "hosts"), hosts_override=True)
+        out = out.replace(hosts=os.path.join(etc, "hosts"), hosts_override=True)
     else:
         fs.atomic_write(os.path.join(etc, "hosts-fallback"),
                         f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
@@ -168,9 +173,9 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
         from pyrkt.network import dns
 
         fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(dns_conf), sync=False)
-        out["resolv"] = os.path.join(etc, "resolv.conf")
+        out = out.replace(resolv=os.path.join(etc, "resolv.conf"))
     elif (mode == "host" or (mode == "" and network_mode(config) == "host")) and os.path.exists(HOST_RESOLV):
-        out["resolv"] = HOST_RESOLV
+        out = out.replace(resolv=HOST_RESOLV)
     return out
 
 
@@ -225,21 +230,24 @@ class DefaultFlavor:
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
         tee = not detach and not config.interactive
-        plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee)
+        pty = os.openpty() if config.interactive else None
+        console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
+        plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee, console=console)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         sub = f"pyrkt/{config.uuid}"
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), sub + "\n", sync=False)
         cgroup_paths = cgroups.create(sub)
         if not config.disable_paths:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
             cgroups.limit_devices(sub, devices.policy(tuple(d.rule() for d in config.devices)))
-        pty = os.openpty() if config.interactive else None
         netns_path = ""
         if net == "cni":
             from pyrkt.network import setup as network
 
             netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config),
                                     port_mappings=port_mappings(pod_dir))
-            plan["etc"]["resolv"] = cni_resolv(pod_dir, config) or plan["etc"]["resolv"]
+            resolv = cni_resolv(pod_dir, config)
+            if resolv:
+                with_resolv(plan, config, resolv)
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -342,19 +350,20 @@ class DefaultFlavor:
     # -- enter -------------------------------------------------------------------------
 
     def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
-        from pyrkt.kernel import seccomp
+        from pyrkt.kernel.api import LinuxKernel
+        from pyrkt.stage1 import execute, users
         from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
 
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
         config = abi.RuntimeConfig.from_dict(fs.read_json(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
-        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
-        ra = manifest.app(app)
+        ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
-        keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
-        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
+        keep = stage1_plan.app_caps(config)
+        bpf = pod_seccomp(pod_dir, config)
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = [p for p in cgroups.paths_for(sub) if os.path.isdir(p)] if sub else []
+        root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
         pid = os.fork()
         if pid == 0:
             code = 254
@@ -366,12 +375,7 @@ class DefaultFlavor:
                     try:
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
-                        held = caps.held() if keep is None else keep
-                        caps.drop_bounding(held)
-                        caps.set_caps(held, uid=0)
-                        caps.set_no_new_privs()
-                        if bpf:
-                            seccomp.load_bpf(bpf)
+                        execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=True)
                         os.execve(path, argv, env)
                     except BaseException as e:
                         sys.stderr.write(f"pyrkt: {e}\n")
