@@ -57,6 +57,38 @@ def test_detached_pod_that_exits_leaves_no_network_behind_before_gc(net_env: tup
     assert not (cli.pod_dir(uuid) / "netns").exists()
 
 
+def traces_of(uuid: str) -> dict[str, object]:
+    """What one pod's networks leave on the host while they exist: its netns file, the
+    iptables rules and the IP reservation that name it (other pods of other tests may come
+    and go meanwhile)."""
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    netns = os.path.isdir("/run/pyrkt/netns") and uuid in os.listdir("/run/pyrkt/netns")
+    reserved = [p.name for p in Path("/var/lib/cni/networks/default").glob("*")
+                if p.is_file() and uuid in p.read_text(errors="replace")]
+    return {"netns": netns, "rules": [ln for ln in rules.splitlines() if uuid in ln], "reserved": reserved}
+
+
+def test_foreground_pod_whose_run_is_killed_tears_its_network_down(net_env: tuple[Cli, str, Path],
+                                                                   tmp_path: Path) -> None:
+    """No one is left to tear the network down after the run process's SIGKILL: pod init
+    stops the pod and runs the teardown itself, from its own root, before any gc."""
+    cli, image, _ = net_env
+    save = tmp_path / "fg.uuid"
+    p = cli.popen("run", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: save.exists() and "state=running" in cli("status", save.read_text().strip()).out)
+    uuid = save.read_text().strip()
+    running = traces_of(uuid)
+    assert running["netns"] and running["rules"] and running["reserved"], running
+    time.sleep(0.7)  # from the re-executed pod init
+    p.kill()
+    p.wait()
+    st = cli.wait_exited(uuid, timeout=10)
+    assert st["state"] == "exited" and st["app-busybox"] == "0", st
+    assert wait_for(lambda: traces_of(uuid) == {"netns": False, "rules": [], "reserved": []}), traces_of(uuid)
+    assert not (cli.pod_dir(uuid) / "netns").exists()  # no gc has run
+
+
 def test_detached_pods_teardown_runs_del_with_the_cni_contract(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     cli, image, conf = net_env
     log = tmp_path / "calls.log"

@@ -3,6 +3,7 @@ cgroups, flock and atomic files. Thin typed wrappers, one module per kernel conc
 failure is raised as a ``KernelError`` naming the call and the path.
 
 - ``fs``: atomic writes (temp + fsync + rename), safe joins under a root
+- ``trees``: walking and removing directory trees of any depth through fds (openat/unlinkat)
 - ``lock``: flock(2) on files and directories, shared/exclusive, inheritable across exec
 - ``libc``: the ctypes binding (loaded lazily; nothing else touches ctypes)
 - ``mount``, ``namespaces``, ``caps``, ``seccomp`` (and ``seccomp_compile``), ``cgroups``, ``process``

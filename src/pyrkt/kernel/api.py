@@ -12,9 +12,10 @@ never follow a link out of the root; ``kind`` is an lstat (what is at a path, or
 from __future__ import annotations
 
 import os
+import stat
 
 from pyrkt.kernel import caps as C
-from pyrkt.kernel import fs
+from pyrkt.kernel import fs, seccomp
 from pyrkt.kernel import mount as M
 from pyrkt.kernel import namespaces as N
 
@@ -91,8 +92,6 @@ class LinuxKernel(Kernel):
         os.chdir("/")
 
     def mknod(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int = 0, gid: int = 0) -> None:
-        import stat
-
         os.mknod(path, (stat.S_IFCHR if kind == "c" else stat.S_IFBLK) | 0o600, os.makedev(major, minor))
         if uid or gid:
             os.chown(path, uid, gid)
@@ -108,8 +107,6 @@ class LinuxKernel(Kernel):
         return fs.make_file_in(root, rel, mode)
 
     def kind(self, path: str) -> str | None:
-        import stat
-
         try:
             st = os.lstat(path)
         except OSError:
@@ -145,8 +142,6 @@ class LinuxKernel(Kernel):
         C.set_no_new_privs()
 
     def load_seccomp(self, bpf: bytes) -> None:
-        from pyrkt.kernel import seccomp
-
         seccomp.load_bpf(bpf)
 
     def set_rlimit(self, resource: int, soft: int, hard: int) -> None:

@@ -20,3 +20,21 @@ def die_with_parent(parent: int) -> None:
         raise KernelError("prctl", ctypes.get_errno(), "PR_SET_PDEATHSIG")
     if os.getppid() != parent:
         os._exit(1)
+
+
+def blank_cmdline(title: str) -> None:
+    """Write ``title`` over this process's argv and NULs over its environment strings, the
+    memory ``/proc/PID/cmdline`` and ``/proc/PID/environ`` show (os.environ and sys.argv are
+    copies; libc's environ no longer points there once os.environ has been rewritten)."""
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()  # fields[0] is field 3 of proc(5)
+    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
+    fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        size = arg_end - arg_start
+        os.pwrite(fd, title.encode()[:size - 1].ljust(size, b"\0"), arg_start)
+        os.pwrite(fd, b"\0" * (env_end - env_start), env_start)
+    except OSError as e:
+        raise KernelError("write", e.errno or 0, "/proc/self/mem (argv and environ)") from None
+    finally:
+        os.close(fd)

@@ -6,7 +6,8 @@ accelerator ``_json`` they fall back from. ``run``, ``list`` and ``status`` read
 handful of small documents, so they use ``loads``/``dumps`` here: the same parser and encoder
 the ``json`` module would call, with the same results and errors (``json.JSONDecodeError``,
 a ValueError, is imported only when there is an error to raise). Pretty-printing (``indent``)
-has no C encoder and goes through ``json`` itself.
+has no C encoder and goes through ``json`` itself. On an interpreter without ``_json`` (it is
+private to CPython), both fall back to ``json``: slower to import, same results.
 
 Every document pyrkt reads may come from outside (a config dir, an image, a pod dir), so
 ``loads`` bounds nesting at ``MAX_DEPTH``: deeper input is a ValueError like any other syntax
@@ -15,7 +16,10 @@ error (never a RecursionError), and what it returns can be printed and walked sa
 
 from __future__ import annotations
 
-import _json
+try:
+    import _json
+except ImportError:  # not CPython, or a build without it: the public module below
+    _json = None  # type: ignore[assignment]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,7 +47,7 @@ class _Context:
     memo: dict[str, str] = {}
 
 
-_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # typeshed wants a JSONDecoder; it reads only these attributes
+_scan = _json.make_scanner(_Context()) if _json is not None else None  # type: ignore[arg-type]  # typeshed wants a JSONDecoder; it reads only these attributes
 
 
 def _error(msg: str, doc: str, pos: int) -> ValueError:
@@ -82,6 +86,13 @@ def loads(text: str | bytes) -> Any:
 
 
 def _scan_value(text: str, start: int) -> tuple[Any, int]:
+    if _scan is None:
+        import json
+
+        try:
+            return json.JSONDecoder().raw_decode(text, start)  # type: ignore[no-any-return]
+        except RecursionError:
+            raise TooDeep() from None
     try:
         return _scan(text, start)  # type: ignore[no-any-return]
     except StopIteration as e:
@@ -110,7 +121,7 @@ def _no_default(o: object) -> Any:
 def dumps(value: Any, *, indent: int | None = None, sort_keys: bool = False,
           separators: tuple[str, str] | None = None) -> str:
     """As ``json.dumps(value, ...)`` for these arguments."""
-    if indent is not None:
+    if indent is not None or _json is None:
         import json
 
         return json.dumps(value, indent=indent, sort_keys=sort_keys, separators=separators)

@@ -1,7 +1,8 @@
-"""Tearing a pod's networks down from pod init, as the pod exits (detached pods).
+"""Tearing a pod's networks down from pod init, as the pod exits (detached pods, and foreground
+pods whose ``pyrkt run`` died).
 
-Pod init lives in the pod's network and mount namespaces and cannot run CNI plugins itself
-(it imports builtin modules only). Its last act is to run ``command(...)``'s argv: a fresh
+Pod init lives in the pod's network and mount namespaces, in a root of its own, and cannot run
+CNI plugins itself (it imports builtin modules only). Its last act is to run ``command(...)``'s argv: a fresh
 interpreter that joins the host's mount and network namespaces through the fds pod init kept
 from before it entered the pod's, then runs ``setup.down`` on the pod dir. Pod init waits for
 it (the pod's pid namespace dies with pod init). ``down`` is idempotent: if this is cut short,
@@ -17,12 +18,14 @@ from pathlib import Path
 TIMEOUT = 30.0
 
 
-def command(pod_dir: str | os.PathLike[str], netns_fd: int, mntns_fd: int) -> list[str]:
-    """The argv pod init execs (the fds must be inheritable)."""
-    paths = [p for p in sys.path if p]
-    code = (f"import sys; sys.path[:0] = {paths!r}; "
+def command(pod_dir: str | os.PathLike[str], netns_fd: int, mntns_fd: int, *, python: str,
+            import_path: str) -> list[str]:
+    """The argv pod init execs (the fds must be inheritable): ``python`` as pod init's root
+    names it, and ``import_path``, under which pyrkt is found both there and, once this has
+    joined the host's mount namespace, on the host (a ``/proc/self/fd/N`` path)."""
+    code = (f"import sys; sys.path[:0] = [{import_path!r}]; "
             "from pyrkt.network.teardown import main; sys.exit(main(sys.argv[1:]))")
-    return [sys.executable, "-I", "-S", "-c", code, str(netns_fd), str(mntns_fd), str(pod_dir)]
+    return [python, "-I", "-S", "-c", code, str(netns_fd), str(mntns_fd), str(pod_dir)]
 
 
 def main(argv: list[str]) -> int:

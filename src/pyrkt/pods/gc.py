@@ -11,13 +11,10 @@ that lost the race (ENOENT) is not an error.
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
-import sys
 import time
 
-from pyrkt.errors import InvalidState, KernelError, Locked, NotFound, PyrktError
+from pyrkt.errors import InvalidState, Locked, NotFound, PyrktError
 from pyrkt.model import abi
 from pyrkt.model.values import Value
 from pyrkt.pods.pod import Pod, ensure_dirs
@@ -133,7 +130,7 @@ def _delete_each(pods: Iterable[Pod], teardown: Teardown) -> Phase:
         try:
             delete_pod(pod, teardown)
             done.append(pod.uuid)
-        except (PyrktError, OSError) as e:
+        except Exception as e:  # whatever one pod's files or teardown do, gc goes on with the others
             failed.append((pod.uuid, _line(e)))
         finally:
             pod.unlock()
@@ -209,82 +206,20 @@ def _refuse(pod: Pod, state: State) -> None:
 # -- removing files ----------------------------------------------------------------------
 
 def remove_tree(path: str | os.PathLike[str]) -> None:
-    """``rm -rf path`` that refuses to cross into a mount and copes with odd inodes.
+    """``rm -rf path`` that refuses to cross into a mount and copes with any depth and odd inodes.
 
     Mounts left below a pod (a bind-mounted volume after SIGKILL) must be unmounted by the
-    teardown first: deleting through one would delete the host's files. Entries that refuse
-    removal (immutable or append-only attributes, directories without write permission) are
-    fixed up and removed in a second pass.
+    teardown first: deleting through one would delete the host's files. The removal itself
+    (``kernel.trees``) works through fds, so an app's 100 000-deep dir, its ``chmod 000`` dirs
+    and immutable files all go, and its symlinks are removed, never followed.
     """
-    import shutil
-
     from pyrkt.kernel.mount import mounts_under
+    from pyrkt.kernel.trees import remove_tree as remove
 
     left = mounts_under(str(path))
     if left:
         raise InvalidState(f"{left[-1]} is still mounted; not removing {path}")
-    try:
-        shutil.rmtree(path)
-        return
-    except FileNotFoundError:
-        return
-    except OSError:
-        pass  # retried below after making every entry removable
-    _make_removable(path)
-    errors: list[tuple[str, OSError]] = []
-
-    def collect(func: object, failed: str, exc: tuple[type[BaseException], BaseException, object]) -> None:
-        err = exc[1]
-        if isinstance(err, OSError) and err.errno != errno.ENOENT:
-            errors.append((failed, err))
-
-    shutil.rmtree(path, onerror=collect)
-    if errors and os.path.lexists(path):
-        failed, err = errors[0]
-        raise KernelError("remove", err.errno or errno.EIO, failed)
-
-
-def _make_removable(top: str | os.PathLike[str]) -> None:
-    """Clear immutable/append-only flags and give directories owner rwx, top down."""
-    _fix_inode(str(top))
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            _fix_inode(os.path.join(dirpath, name))
-
-
-# FS_IOC_GETFLAGS / FS_IOC_SETFLAGS (linux/fs.h) and the two flags that block unlink
-_GETFLAGS, _SETFLAGS = 0x80086601, 0x40086602
-_BLOCKING_FLAGS = 0x10 | 0x20  # FS_IMMUTABLE_FL | FS_APPEND_FL
-
-
-def _fix_inode(path: str) -> None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return
-    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-        return  # links, devices, fifos: their own flags never block removal of the entry
-    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o700 != 0o700:
-        try:
-            os.chmod(path, st.st_mode | 0o700)
-        except OSError:
-            pass  # the second rmtree reports the entry that still cannot go
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        buf = bytearray(4)
-        fcntl.ioctl(fd, _GETFLAGS, buf, True)
-        flags = int.from_bytes(buf, sys.byteorder)
-        if flags & _BLOCKING_FLAGS:
-            fcntl.ioctl(fd, _SETFLAGS, (flags & ~_BLOCKING_FLAGS).to_bytes(4, sys.byteorder))
-    except OSError:
-        pass  # no inode flags on this file system (ENOTTY) or not permitted: nothing to clear
-    finally:
-        os.close(fd)
+    remove(path)
 
 
 def _line(err: BaseException) -> str:
@@ -292,4 +227,7 @@ def _line(err: BaseException) -> str:
         return err.message
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror}"
-    return str(err)
+    if isinstance(err, OSError):
+        return str(err)
+    text = " ".join(str(err).split())  # one line, whatever the message held
+    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__

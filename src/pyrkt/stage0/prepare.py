@@ -125,6 +125,23 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
     return apps
 
 
+def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
+    """What the apps' images ask for that pyrkt does not honour yet, one warning each: appc
+    wants an executor to tell the user rather than drop it. Image isolators (resource limits,
+    capabilities, seccomp...) are not applied; an image's mount points (an appc ``mountPoints``
+    entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
+    out = []
+    for app, image in zip(apps, images, strict=True):
+        spec = image.app
+        if spec is None:
+            continue
+        where = f"app {app.name} (image {image.display_name})"
+        out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators]
+        out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
+                f"own root, not a volume" for m in spec.mount_points]
+    return out
+
+
 def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]:
     """rkt's ``--port=NAME:[HOSTIP:]HOSTPORT``; NAME is an image port (``80-tcp`` for an OCI
     image's exposed 80/tcp) that exactly one app must have."""
@@ -203,6 +220,9 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                                 platform=req.platform, ui=ui)
                   for a in req.apps]
         apps = reify(req, images)
+        if ui is not None:  # the headless default drops notices anyway
+            for line in unhonoured(apps, images):
+                ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(apps, layer_dirs)
         manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()))

@@ -19,6 +19,7 @@ import stat
 
 from pyrkt.errors import PyrktError
 from pyrkt.kernel.api import LinuxKernel
+from pyrkt.kernel.namespaces import CLONE_NEWNS
 from pyrkt.model.plan import AppPlan, from_plain
 from pyrkt.stage1 import execute, users
 
@@ -35,9 +36,11 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     """Never returns: execs the app, or raises for pod init to report. ``spec`` is the app's
     plan (``AppPlan`` as ``to_plain`` left it)."""
     app = from_plain(AppPlan, spec)
+    k = LinuxKernel()
+    if plan.get("apps_mntns", -1) >= 0:  # pod init's own root has nothing the app needs (initroot)
+        k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
     setup_stdio(stdio, interactive=plan["interactive"])
-    k = LinuxKernel()
     execute.set_up_root(k, app)
     workdir = app.cwd or "/"
     if not os.path.isdir(workdir):

@@ -21,13 +21,13 @@ import sys
 import time
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
-from pyrkt.kernel import cgroups, fs, lock, mount, namespaces
+from pyrkt.kernel import cgroups, fs, lock, mount, namespaces, process
 from pyrkt.model import abi, devices
 from pyrkt.model.plan import EtcFiles, from_plain, to_plain
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
+from pyrkt.stage1 import initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
-from pyrkt.stage1 import podinit
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
 if TYPE_CHECKING:
@@ -40,6 +40,24 @@ ETC_DIR = "stage1/rootfs/etc"
 HOST_RESOLV = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
 POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
+
+
+def lean_script() -> str:
+    """What pod init re-executes: podinit.py's compiled file when it is that of the source as it
+    is (running it skips the parse, whose peak would stay in the lean pod init's heap: ~1 MiB
+    of each idle pod's memory), else the source."""
+    import _frozen_importlib_external as bootstrap  # type: ignore[import-not-found]  # loaded at start
+
+    try:
+        pyc = bootstrap.cache_from_source(POD_INIT_PATH)
+        st = os.stat(POD_INIT_PATH)
+        with open(pyc, "rb") as f:
+            head = f.read(16)
+    except (OSError, NotImplementedError):
+        return POD_INIT_PATH
+    fresh = (bootstrap.MAGIC_NUMBER + bytes(4) + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+             + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little"))
+    return str(pyc) if head == fresh else POD_INIT_PATH
 
 
 def hostname_for(config: abi.RuntimeConfig) -> str:
@@ -114,7 +132,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
             upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=os.path.join(pod_dir, abi.app_log(name)), seccomp=bpf, etc=etc, console=console)
+            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         apps.append(to_plain(app))
     return {
@@ -125,11 +143,13 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
         "stop_timeout": float(config.stop_timeout),
         "ready_fd": ready_fd,
         "tee": tee,
-        "status_dir": os.path.join(pod_dir, abi.STATUS_DIR),
-        "pids_dir": os.path.join(pod_dir, PIDS_DIR),
-        "supervisor_status": os.path.join(pod_dir, abi.SUPERVISOR_STATUS),
-        "state_file": os.path.join(pod_dir, STATE_FILE),
-        "podinit": POD_INIT_PATH,
+        "pod": pod_dir,  # until pod init enters its own root (initroot)
+        "status_dir": abi.STATUS_DIR,
+        "pids_dir": PIDS_DIR,
+        "supervisor_status": abi.SUPERVISOR_STATUS,
+        "state_file": STATE_FILE,
+        "python": sys.executable,
+        "podinit": lean_script(),
         "etc": to_plain(etc),
         "console": console,
     }
@@ -251,17 +271,24 @@ class DefaultFlavor:
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
+        if not detach:  # pod init watches this process: when it dies, the pod goes (as in rkt)
+            plan["parent_fd"] = os.pidfd_open(os.getpid())
         try:
             pid = os.fork()
         except BaseException:
             namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+            if not detach:
+                os.close(plan["parent_fd"])
             raise
         if pid == 0:
+            os.close(host_pidns)  # the apps could reach it through /proc/1/fd
             self.become_pod_init(pod_dir, plan, config, net, netns_path, cgroup_paths, lock_fd, ready_r,
                                  ready_w, detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
         os.close(ready_w)
+        if not detach:
+            os.close(plan["parent_fd"])
         handed_over.append(True)
         os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
         fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
@@ -295,13 +322,16 @@ class DefaultFlavor:
             os.close(ready_r)
             os.setsid()
             cgroups.join(cgroup_paths)
-            if netns_path and detach:  # pod init tears the networks down as the pod exits
-                from pyrkt.network import teardown
+            host_ns: list[int] = []
+            if netns_path:  # pod init tears the networks down as a detached (or orphaned) pod exits
+                from pyrkt.network import teardown  # now: in pod init's root, the host's modules are gone
 
                 host_ns = [os.open(f"/proc/self/ns/{ns}", os.O_RDONLY) for ns in ("net", "mnt")]
                 for fd in host_ns:
                     os.set_inheritable(fd, True)  # kept across pod init's re-exec, for the teardown
-                plan["teardown"] = {"argv": teardown.command(pod_dir, *host_ns), "timeout": teardown.TIMEOUT}
+                plan["teardown"] = {"argv": [], "timeout": teardown.TIMEOUT, "always": detach}
+            if "parent_fd" in plan:
+                os.set_inheritable(plan["parent_fd"], True)  # watched across the re-exec too
             if netns_path:
                 fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
                 namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")
@@ -334,6 +364,7 @@ class DefaultFlavor:
             os.chdir(pod_dir)
             os.environ.clear()
             os.environ.update({abi.LOCK_FD_ENV: str(lock_fd), "PATH": abi.STANDARD_PATH})
+            process.blank_cmdline("pyrkt pod init")  # /proc/1/cmdline showed the data dir to the apps
             for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGWINCH, _signal.SIGPIPE):
                 _signal.signal(sig, _signal.SIG_DFL)
         except BaseException as e:
@@ -341,9 +372,17 @@ class DefaultFlavor:
                 os.write(ready_w, f"error:cannot start pod init: {e}\n".encode())
             finally:
                 os._exit(254)
+
+        def enter_root() -> dict[str, Any]:
+            new = initroot.enter(os.path.join(pod_dir, initroot.MOUNTPOINT), lock_fd, plan["podinit"])
+            if host_ns:
+                plan["teardown"]["argv"] = teardown.command(pod_dir, *host_ns, python=new["python"],
+                                                            import_path=new["import_path"])
+            return new
+
         code = 254
         try:
-            code = podinit.run_forked(plan)
+            code = podinit.run_forked(plan, enter_root)
         finally:
             os._exit(code)
 

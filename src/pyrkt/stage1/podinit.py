@@ -6,7 +6,13 @@ new interpreter), and once the pod has run for ``SLIM_AFTER`` seconds it re-exec
 ``python -I -S podinit.py --resume STATE``: the same PID 1 with the same children and fds, but
 a lean interpreter that imports only builtin modules (``_signal`` rather than ``signal``, which
 costs 0.8 MiB of enum machinery; ``marshal`` rather than ``json``), so an idle pod stays small.
-Signals are blocked across that exec and delivered to the new image.
+Signals are blocked across that exec and delivered to the new image. Before it starts the apps,
+it pivots into a root of its own (``initroot``): from then on the pod dir is ``plan["pod"]`` =
+``/pod``, and every path pod init uses is relative to it.
+
+A foreground pod belongs to its ``pyrkt run``, as in rkt, where that process is the pod: pod
+init watches a pidfd of it and, if it dies (SIGKILL), stops the pod as ``stop`` would and tears
+its networks down, since no one else will.
 
 rkt's rules: an app exiting 0 leaves the others running; the first app exiting non-zero stops
 the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL after the
@@ -24,9 +30,10 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
-SIGHUP, SIGINT, SIGKILL, SIGTERM, SIGCHLD = 1, 2, 9, 15, 17
+SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGCHLD = 1, 2, 9, 13, 15, 17
 HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP)
 CHUNK = 65536
 LINE_MAX = 16384
@@ -87,6 +94,12 @@ class PodInit:
         self.failed: int | None = None
         self.tee: bool = plan["tee"]
         self.wake = -1
+        self.parent: int = plan.get("parent_fd", -1)  # pidfd of the foreground `pyrkt run`
+        self.orphaned = False
+
+    def path(self, rel: str) -> str:
+        """A path in the pod dir, wherever pod init's root is."""
+        return f"{self.plan['pod']}/{rel}"
 
     # -- signals -------------------------------------------------------------------------
 
@@ -97,6 +110,8 @@ class PodInit:
         for sig in HANDLED:
             _signal.signal(sig, self.on_signal)
         self.poll.register(r, select.POLLIN)
+        if self.parent >= 0:
+            self.poll.register(self.parent, select.POLLIN)
 
     def on_signal(self, signum: int, frame: object) -> None:
         pass  # the wakeup fd carries the signal number to the loop
@@ -107,15 +122,34 @@ class PodInit:
         elif sig in (SIGTERM, SIGINT, SIGHUP):
             self.begin_stop(None, sig)
 
+    def on_parent_exit(self) -> None:
+        """The foreground ``pyrkt run`` died: nobody waits for the pod, so it stops."""
+        self.poll.unregister(self.parent)
+        os.close(self.parent)
+        self.parent = self.plan["parent_fd"] = -1
+        self.orphaned = True
+        self.tee = False  # its terminal or pipe may be gone too
+        self.begin_stop(None, SIGTERM)
+
     # -- start ---------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, enter_root: Callable[[], dict[str, Any]] | None = None) -> None:
+        """With ``enter_root``, move into pod init's own root first (and take its paths); then
+        start the apps, which set themselves up from the mount namespace pod init left."""
         self.install_signals()
         error = None
+        if enter_root is not None:
+            try:
+                self.plan.update(enter_root())
+            except Exception as e:  # the pod does not start; the run process shows why
+                error = f"cannot enter pod init's root: {e}"
         for app in self.apps:
-            error = self.spawn(app)
-            if error:
-                break
+            error = error or self.spawn(app)
+        if self.plan.get("apps_mntns", -1) >= 0:
+            os.close(self.plan.pop("apps_mntns"))
+        # the apps have their default SIGPIPE; pod init gets EPIPE (as after its re-exec) when
+        # the reader of the ready pipe or of the tee'd output has gone (a killed `run`)
+        _signal.signal(SIGPIPE, _signal.SIG_IGN)
         ready = self.plan["ready_fd"]
         if error:
             write_all(ready, ("error:" + error + "\n").encode())
@@ -123,9 +157,9 @@ class PodInit:
         else:
             now = f"{time.time():f}"
             for app in self.apps:
-                write_file(self.plan["status_dir"] + "/" + app.name + "-started", now)
+                write_file(self.path(self.plan["status_dir"]) + "/" + app.name + "-started", now)
             try:
-                os.symlink("ready", self.plan["supervisor_status"])
+                os.symlink("ready", self.path(self.plan["supervisor_status"]))
             except FileExistsError:
                 pass
             write_all(ready, b"ready\n")
@@ -158,8 +192,8 @@ class PodInit:
         app.pid = pid
         self.by_pid[pid] = app
         os.close(err_w)
-        write_file(self.plan["pids_dir"] + "/" + app.name, str(pid))
-        app.log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        write_file(self.path(self.plan["pids_dir"]) + "/" + app.name, str(pid))
+        app.log = os.open(self.path(spec["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         for stream, (r, w) in pipes.items():
             os.close(w)
             self.watch(app, stream, r)
@@ -204,7 +238,7 @@ class PodInit:
                 code = 0 if app.stopped and sig in (SIGTERM, SIGKILL, SIGINT, SIGHUP) else 128 + sig
             app.code = code
             self.drain(app)
-            write_file(self.plan["status_dir"] + "/" + app.name, str(code))
+            write_file(self.path(self.plan["status_dir"]) + "/" + app.name, str(code))
             if code != 0 and not self.stopping:
                 self.begin_stop(code)
 
@@ -307,6 +341,8 @@ class PodInit:
                         self.handle_signal(s)
                 elif fd in self.by_fd:
                     self.on_output(fd)
+                elif fd == self.parent:
+                    self.on_parent_exit()
             self.reap()
         return self.finish()
 
@@ -325,11 +361,12 @@ class PodInit:
         return self.exit_code
 
     def teardown(self) -> None:
-        """A detached pod's CNI networks: run the plan's teardown command (it leaves the pod's
-        namespaces itself, see pyrkt.network.teardown) and wait for it, with a timeout, since
-        the pod's pid namespace dies with PID 1. If it fails, gc tears the networks down."""
+        """The CNI networks of a detached pod, or of a foreground one whose run process died:
+        run the plan's teardown command (it leaves the pod's namespaces itself, see
+        pyrkt.network.teardown) and wait for it, with a timeout, since the pod's pid namespace
+        dies with PID 1. If it fails, gc tears the networks down."""
         td = self.plan.get("teardown")
-        if not td:
+        if not td or not (td["always"] or self.orphaned):
             return
         try:
             pid = os.fork()
@@ -360,19 +397,23 @@ class PodInit:
         apps = [{"name": a.name, "log": a.spec["log"], "pid": a.pid, "code": a.code, "stopped": a.stopped,
                  "fds": a.fds, "bufs": a.bufs} for a in self.apps]
         plan = {k: v for k, v in self.plan.items() if k != "apps"}
-        return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed}
+        return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed,
+                "orphaned": self.orphaned}
 
     def reexec(self) -> None:
         """Become a lean interpreter with the same pid, children and fds (see the docstring)."""
         _signal.pthread_sigmask(_signal.SIG_BLOCK, HANDLED)
-        path = self.plan["state_file"]
+        path = self.path(self.plan["state_file"])
         with open(path, "wb") as f:
             marshal.dump(self.state(), f)
         for app in self.apps:
             for fd in app.fds.values():
                 os.set_inheritable(fd, True)
+        if self.parent >= 0:
+            os.set_inheritable(self.parent, True)
+        python = self.plan["python"]
         try:
-            os.execv(sys.executable, [sys.executable, "-I", "-S", self.plan["podinit"], "--resume", path])
+            os.execv(python, [python, "-I", "-S", self.plan["podinit"], "--resume", path])
         except OSError:
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDLED)  # stay as we are
 
@@ -386,12 +427,19 @@ class PodInit:
         init = cls(plan)
         init.exit_code = state["exit_code"]
         init.failed = state["failed"]
+        init.orphaned = state["orphaned"]
+        if init.parent >= 0:
+            os.set_inheritable(init.parent, False)
+        if not plan.get("teardown"):  # only the teardown needs the interpreter's files again
+            for fd in plan.get("root_fds", ()):
+                os.close(fd)
+            plan["root_fds"] = []
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped = saved["pid"], saved["code"], saved["stopped"]
             if app.code is None:
                 init.by_pid[app.pid] = app
-            app.log = os.open(saved["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            app.log = os.open(init.path(saved["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
             for stream, fd in saved["fds"].items():
                 os.set_inheritable(fd, False)
                 app.bufs[stream] = saved["bufs"].get(stream, b"")
@@ -401,10 +449,11 @@ class PodInit:
         return init
 
 
-def run_forked(plan: dict[str, Any]) -> int:
-    """Pod init in the forked child: start the apps, then supervise (slimming down later)."""
+def run_forked(plan: dict[str, Any], enter_root: Callable[[], dict[str, Any]] | None = None) -> int:
+    """Pod init in the forked child: enter its own root, start the apps, then supervise
+    (slimming down later)."""
     init = PodInit(plan)
-    init.start()
+    init.start(enter_root)
     return init.loop(slim_at=time.monotonic() + SLIM_AFTER)
 
 

@@ -46,6 +46,7 @@ CHUNK = 1 << 20
 TAR_BUFSIZE = 256 << 10  # tarfile's read size: larger reads cost it a copy of the rest per header
 WRITER_THREADS = 2        # threads creating files beside the tar parsing
 QUEUED_FILE_MAX = 4 << 20  # a larger file is written by the parsing thread itself, streamed
+RECENT_DIRS = 64  # whole resolve_dir results kept (keys are tuples as long as the path is deep)
 
 
 class LayerStore:
@@ -177,8 +178,10 @@ class Unpacker:
         self.dirs: dict[str, Any] = {}  # path -> TarInfo of a dir member, applied at the end
         self.whiteouts: set[str] = set()
         self.implicit: set[str] = set()  # dirs the tar never listed (made as parents)
-        # parts -> the real dir resolve_dir found; forgotten whenever clear() removes anything
-        self.resolved: dict[tuple[str, ...], str] = {}
+        # (real dir, name) -> the real dir it holds under that name, and the last parts ->
+        # real dir results, as resolve_dir found them; forgotten whenever clear() removes anything
+        self.resolved: dict[tuple[str, str], str] = {}
+        self.recent: dict[tuple[str, ...], str] = {}
 
     # -- members ---------------------------------------------------------------------------
 
@@ -320,23 +323,35 @@ class Unpacker:
     # -- paths -----------------------------------------------------------------------------
 
     def resolve_dir(self, parts: tuple[str, ...], member: str, *, create: bool = True) -> str:
-        """The real dir for ``parts`` inside the layer, following symlinks only while they stay inside."""
-        known = self.resolved.get(parts)
+        """The real dir for ``parts`` inside the layer, following symlinks only while they stay inside.
+
+        Each real dir met is remembered by (its parent's real path, its name), and the last few
+        results whole: a member whose parent dir came just before it costs one lookup, any other
+        one lookup per component, so unpacking stays linear in the size of the tar however deep
+        its tree is. A real dir's path holds no symlink, so ``..`` is its lexical parent.
+        """
+        known = self.recent.get(parts)
         if known is not None:
             return known
-        done: list[str] = []
-        todo = list(parts)
+        cur, todo = self.root, list(reversed(parts))  # popped from the end
+        start = self.recent.get(parts[:-1]) if len(parts) > 1 else None
+        if start is not None:
+            cur, todo = start, [parts[-1]]
         hops = 0
         while todo:
-            comp = todo.pop(0)
+            comp = todo.pop()
             if comp in ("", "."):
                 continue
             if comp == "..":
-                if not done:
+                if cur == self.root:
                     raise self.escape(member, parts)
-                done.pop()
+                cur = cur[:cur.rfind("/")]
                 continue
-            path = os.path.join(self.root, *done, comp)
+            known = self.resolved.get((cur, comp))
+            if known is not None:
+                cur = known
+                continue
+            path = f"{cur}/{comp}"
             self.settle(path)
             try:
                 st = os.lstat(path)
@@ -345,25 +360,29 @@ class Unpacker:
                     raise ImageError(f"layer {self.layer}: member {member!r} refers to {'/'.join(parts)!r}, "
                                      "which is not in the layer") from None
                 os.mkdir(path, 0o755)
-                done.append(comp)
                 self.implicit.add(path)
-                self.implicit_dir(path, done)
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                done.append(comp)
+                self.implicit_dir(path, self.rel(path).split("/"))
+                st = None
+            if st is None or stat.S_ISDIR(st.st_mode):
+                self.resolved[(cur, comp)] = path
+                cur = path
             elif stat.S_ISLNK(st.st_mode):
                 hops += 1
                 target = os.readlink(path)
                 if target.startswith("/") or hops > MAX_SYMLINK_HOPS:
                     raise ImageError(f"layer {self.layer}: member {member!r} would be written through symlink "
-                                     f"{'/'.join([*done, comp])!r} -> {target!r}, outside the layer")
-                todo = target.split("/") + todo
+                                     f"{self.rel(path)!r} -> {target!r}, outside the layer")
+                todo.extend(reversed(target.split("/")))
             else:
-                raise ImageError(f"layer {self.layer}: member {member!r}: {'/'.join([*done, comp])!r} "
-                                 "is not a directory")
-        resolved = os.path.join(self.root, *done)
-        self.resolved[parts] = resolved
-        return resolved
+                raise ImageError(f"layer {self.layer}: member {member!r}: {self.rel(path)!r} is not a directory")
+        if len(self.recent) >= RECENT_DIRS:
+            self.recent.clear()
+        self.recent[parts] = cur
+        return cur
+
+    def rel(self, path: str) -> str:
+        """``path`` (a real path in the layer) relative to the layer's root."""
+        return path[len(self.root) + 1:]
 
     def escape(self, member: str, parts: tuple[str, ...]) -> ImageError:
         return ImageError(f"layer {self.layer}: member {member!r} would be written through a symlink "
@@ -379,6 +398,7 @@ class Unpacker:
         if stat.S_ISDIR(st.st_mode) and kind == "dir":
             return False
         self.resolved.clear()  # what goes may be a dir or a symlink that some resolution went through
+        self.recent.clear()
         if stat.S_ISDIR(st.st_mode):
             if self.writers is not None:
                 self.writers.drain()  # files may still be on their way into it
@@ -528,12 +548,13 @@ def write_all(fd: int, data: bytes) -> None:
 
 def file_tree_size(path: Path) -> int:
     """Bytes of the regular files under ``path`` (hardlinks counted once)."""
+    from pyrkt.kernel.trees import walk
+
     seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(dirpath, name))
-            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
+    for entry in walk(path):
+        st = entry.st
+        if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
     return total

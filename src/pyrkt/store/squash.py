@@ -12,12 +12,12 @@ appc ``pathWhitelist``) filters each layer before the merge: ``entries(dirs, kee
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyrkt.kernel.trees import walk
 from pyrkt.store.overlay import is_opaque, is_whiteout
 
 
@@ -113,21 +113,15 @@ def list_layer(root: Path) -> LayerListing:
     """What an unpacked layer dir holds, as ``plan_squash`` wants it (the root itself is ``""``)."""
     kinds: dict[str, str] = {"": "dir"}
     opaque: set[str] = set()
-    base = str(root)
-    for dirpath, dirnames, filenames in os.walk(base):
-        rel_dir = os.path.relpath(dirpath, base)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        if rel_dir and is_opaque(dirpath):
-            opaque.add(rel_dir)
-        for name in dirnames + filenames:
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            st = os.lstat(os.path.join(dirpath, name))
-            if stat.S_ISDIR(st.st_mode):
-                kinds[rel] = "dir"
-            elif is_whiteout(st):
-                kinds[rel] = "whiteout"
-            else:
-                kinds[rel] = "other"
+    for entry in walk(root):
+        if stat.S_ISDIR(entry.st.st_mode):
+            kinds[entry.rel] = "dir"
+            if is_opaque(entry.short_path):
+                opaque.add(entry.rel)
+        elif is_whiteout(entry.st):
+            kinds[entry.rel] = "whiteout"
+        else:
+            kinds[entry.rel] = "other"
     return LayerListing(kinds, frozenset(opaque))
 
 

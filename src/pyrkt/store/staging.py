@@ -9,9 +9,11 @@ everything left in ``tmp`` belongs to a process that died (SIGKILL, power loss) 
 from __future__ import annotations
 
 import os
-import stat
 
 from pyrkt.kernel.lock import FileLock
+from pyrkt.kernel.trees import remove_tree  # the store's one remover: any depth, through 0555 dirs
+
+__all__ = ["clean_tmp", "new_session_dir", "remove_tree", "store_lock"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,25 +43,3 @@ def clean_tmp(tmp_dir: Path) -> int:
         remove_tree(os.path.join(tmp_dir, name))
         removed += 1
     return removed
-
-
-def remove_tree(path: str | os.PathLike[str]) -> None:
-    """``rm -rf path``, also through dirs an unpacked layer made read-only (0555) for us."""
-    import shutil
-
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(path)
-        return
-    if os.geteuid() != 0:
-        # Without CAP_DAC_OVERRIDE a 0555 dir from a layer blocks unlinking its entries.
-        os.chmod(path, 0o700)
-        for dirpath, dirnames, _ in os.walk(path):
-            for d in dirnames:
-                p = os.path.join(dirpath, d)
-                if not os.path.islink(p):
-                    os.chmod(p, 0o700)
-    shutil.rmtree(path)

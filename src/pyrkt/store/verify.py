@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 
 from pyrkt.errors import ImageError, NotFound
+from pyrkt.kernel.trees import walk
 from pyrkt.model.values import Value
 from pyrkt.store.aci import ACI_MEDIA_TYPE
 from pyrkt.store.digests import HashingReader, short_id
@@ -50,10 +51,11 @@ def hash_file(path: Path | str) -> str:
     return reader.digest
 
 
-def entry_facts(path: str) -> tuple[object, ...]:
-    """What ``FIELDS`` says of one entry; a dir's mtime and link count and a whiteout's mtime are
-    not compared (they depend on when and in which order things were unpacked, not on the layer)."""
-    st = os.lstat(path)
+def entry_facts(path: str, st: os.stat_result | None = None) -> tuple[object, ...]:
+    """What ``FIELDS`` says of one entry (``st``: its lstat, when known); a dir's mtime and link
+    count and a whiteout's mtime are not compared (they depend on when and in which order things
+    were unpacked, not on the layer)."""
+    st = os.lstat(path) if st is None else st
     fmt = stat.S_IFMT(st.st_mode)
     # a whiteout's time is when it was unpacked
     no_time = fmt == stat.S_IFDIR or (fmt == stat.S_IFCHR and st.st_rdev == 0)
@@ -80,14 +82,10 @@ def entry_facts(path: str) -> tuple[object, ...]:
 def tree_facts(root: Path) -> dict[str, tuple[object, ...]]:
     """``entry_facts`` of every entry under ``root`` by relative path (the root's mode is kept,
     its times are not: they are the unpack's)."""
-    base = str(root)
     out: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(base):
-        rel_dir = os.path.relpath(dirpath, base)
-        for name in dirnames + filenames:
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-            out[rel] = entry_facts(os.path.join(dirpath, name))
-    out[""] = entry_facts(base)
+    for entry in walk(root):
+        out[entry.rel] = entry_facts(entry.short_path, entry.st)
+    out[""] = entry_facts(str(root))
     return out
 
 

@@ -146,6 +146,37 @@ def test_a_failed_teardown_leaves_the_pod_for_a_later_gc(make_pod: Callable[...,
     assert Pod(pods_dir, pod.name, Dir.EXITED_GARBAGE).try_lock(), "the lock was released"
 
 
+def test_any_failure_of_one_pod_is_reported_on_one_line_and_the_others_are_deleted(
+        make_pod: Callable[..., Path], pods_dir: Path) -> None:
+    bad, good = make_pod(Dir.GARBAGE), make_pod(Dir.GARBAGE)
+
+    def teardown(pod_dir: str) -> None:
+        if pod_dir.endswith(bad.name):
+            raise RecursionError("maximum recursion depth exceeded\nwhile calling a Python object")
+
+    phase = gc.sweep_garbage(pods_dir, teardown)
+    assert phase.done == (good.name,)
+    assert phase.failed == ((bad.name, "RecursionError: maximum recursion depth exceeded while calling a Python object"),)
+    assert bad.is_dir() and not good.exists()
+
+
+def test_a_pod_with_a_tree_deeper_than_path_max_is_deleted(make_pod: Callable[..., Path], pods_dir: Path) -> None:
+    pod = make_pod(Dir.GARBAGE)
+    upper = pod / "overlay" / "upper" / "tmp"
+    upper.mkdir(parents=True)
+    fd = os.open(upper, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(2500):  # "d/" * 2500: 5000 bytes, past PATH_MAX
+        os.mkdir("d", dir_fd=fd)
+        child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    os.fchmod(fd, 0o000)
+    os.close(fd)
+    phase = gc.sweep_garbage(pods_dir, Teardowns())
+    assert (phase.done, phase.failed) == ((pod.name,), ())
+    assert not pod.exists()
+
+
 def test_everything_in_garbage_is_deleted_with_teardown(make_pod: Callable[..., Path], pods_dir: Path) -> None:
     a, b = make_pod(Dir.GARBAGE), make_pod(Dir.GARBAGE, manifest=False)
     teardown = Teardowns()

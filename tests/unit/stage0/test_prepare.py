@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 
 from pyrkt.errors import ImageError, UsageError
-from pyrkt.model.image import AppSpec, Image
-from pyrkt.stage0.prepare import AppRequest, PodRequest, host_devices, merge_env, read_env_file, reify
+from pyrkt.model.image import AppSpec, Image, MountPoint
+from pyrkt.stage0.prepare import (
+    AppRequest,
+    PodRequest,
+    host_devices,
+    merge_env,
+    read_env_file,
+    reify,
+    unhonoured,
+)
 
 IMAGE = Image(
     id="sha256:" + "ab" * 32,
@@ -110,3 +118,18 @@ def test_sysctls_are_checked_against_the_pods_namespaces_and_flavor() -> None:
     with pytest.raises(UsageError, match="fly flavor"):
         pod_sysctls(["net.ipv4.ip_forward=1"], "fly")
     assert pod_sysctls([], "fly") == {}
+
+
+def test_image_isolators_and_mount_points_are_named_as_not_honoured() -> None:
+    spec = IMAGE.app.replace(isolators=(("resource/memory", {"limit": "1G"}), ("os/linux/capabilities-retain-set", {})),
+                             mount_points=(MountPoint("data", "/var/lib/data"),))
+    image = IMAGE.replace(app=spec)
+    apps = reify(PodRequest(apps=[AppRequest(image="x", name="db")]), [image])
+    lines = unhonoured(apps, [image])
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "isolator resource/memory is not honoured yet: ignored",
+        "isolator os/linux/capabilities-retain-set is not honoured yet: ignored",
+        "mount point data at /var/lib/data is not honoured yet: the path stays in the app's own root, not a volume",
+    ]
+    assert all(line.startswith("app db (image example.com/busybox") for line in lines)
+    assert unhonoured(reify(PodRequest(apps=[AppRequest(image="x")]), [IMAGE]), [IMAGE]) == []
