@@ -97,6 +97,13 @@ def safe_join(root: str | os.PathLike[str], member: str) -> Path:
     return Path(root, *parts)
 
 
+def mknod(path: str, mode: int, device: int) -> None:
+    """mknod(2): a device node (``mode`` is its S_IFCHR/S_IFBLK type and permissions, through the
+    umask), or a whiteout (0:0). The one place outside the Kernel that makes nodes: the store's
+    layer unpacking and rendering."""
+    os.mknod(path, mode, device)
+
+
 def make_dir_in(root: str, rel: str, mode: int = 0o755) -> str:
     """``root/rel`` as a real directory, made component by component without leaving ``root``:
     a file or symlink where a directory must be is replaced (in the app's writable layer)."""
