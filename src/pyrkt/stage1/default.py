@@ -92,7 +92,7 @@ def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
 def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
     from pathlib import Path
 
-    return [Path(d) for d in config.extra.get("config_dirs", [])]
+    return [Path(d) for d in config.config_dirs]
 
 
 def read_manifest(pod_dir: str) -> PodManifest:
@@ -174,25 +174,23 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
     hostname = hostname_for(config)
     fs.atomic_write(os.path.join(etc, "hostname"), hostname + "\n", sync=False)
     out = EtcFiles(os.path.join(etc, "hostname"), hosts=os.path.join(etc, "hosts-fallback"))
-    hosts = config.extra.get("hosts") or []
-    dns_conf = config.extra.get("dns") or {}
-    if hosts == "host":
+    if config.hosts_from_host:
         out = out.replace(hosts=HOST_HOSTS, hosts_override=True, hosts_readonly=True)
-    elif hosts:
+    elif config.hosts:
         from pyrkt.network import dns
 
-        fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(hosts), sync=False)
+        fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(config.hosts), sync=False)
         out = out.replace(hosts=os.path.join(etc, "hosts"), hosts_override=True)
     else:
         fs.atomic_write(os.path.join(etc, "hosts-fallback"),
                         f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
                         f"::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
                         f"127.0.0.1\t{hostname}\n", sync=False)
-    mode = dns_conf.get("mode", "")
+    mode = config.dns.mode
     if mode == "flags":
         from pyrkt.network import dns
 
-        fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(dns_conf), sync=False)
+        fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(config.dns), sync=False)
         out = out.replace(resolv=os.path.join(etc, "resolv.conf"))
     elif (mode == "host" or (mode == "" and network_mode(config) == "host")) and os.path.exists(HOST_RESOLV):
         out = out.replace(resolv=HOST_RESOLV)
@@ -202,7 +200,7 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
 def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     """resolv.conf from the first CNI network that returned DNS, unless a ``--dns*`` flag
     decided (``--dns=none`` included); the file's path, or "" when there is none."""
-    if (config.extra.get("dns") or {}).get("mode", ""):
+    if config.dns.mode:
         return ""
     from pyrkt.network import dns
     from pyrkt.network import setup as network
@@ -219,13 +217,13 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
 def write_sysctls(config: abi.RuntimeConfig, net: str) -> None:
     """The pod's ``--sysctl`` values, checked again (the runtime config is a file) and written
     in the calling process's namespaces; the first that fails stops the pod, naming its key."""
-    values = config.extra.get("sysctls")
+    values = dict(config.sysctls)
     if not values:
         return
     from pyrkt.kernel import sysctl as kernel_sysctl
     from pyrkt.model import sysctl
 
-    for s in sysctl.check_namespaces(values, host_net=net == "host", host_ipc=config.extra.get("ipc") == "parent"):
+    for s in sysctl.check_namespaces(values, host_net=net == "host", host_ipc=config.ipc == "parent"):
         kernel_sysctl.write(s.key, s.path, s.value)
 
 
@@ -337,7 +335,7 @@ class DefaultFlavor:
                 namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")
                 os.close(fd)
             flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWCGROUP
-            if config.extra.get("ipc", "auto") != "parent":  # --ipc=parent shares the host's
+            if config.ipc != "parent":  # --ipc=parent shares the host's
                 flags |= namespaces.CLONE_NEWIPC
             if net == "none":
                 flags |= namespaces.CLONE_NEWNET
@@ -395,7 +393,8 @@ class DefaultFlavor:
 
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
-        config = abi.RuntimeConfig.from_dict(fs.read_json(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
+        config_path = os.path.join(pod_dir, abi.RUNTIME_CONFIG)
+        config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
         ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         keep = stage1_plan.app_caps(config)

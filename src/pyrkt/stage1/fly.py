@@ -22,9 +22,6 @@ from pyrkt.model import abi
 from pyrkt.stage1 import execute, plan
 from pyrkt.stage1.default import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 def etc_choice(pod_dir: str, config: abi.RuntimeConfig) -> tuple[tuple[str, str] | None, tuple[str, str]]:
     """What the app's /etc/resolv.conf and /etc/hosts become (rkt's fly modes), as
@@ -32,20 +29,18 @@ def etc_choice(pod_dir: str, config: abi.RuntimeConfig) -> tuple[tuple[str, str]
     stage1 /etc."""
     from pyrkt.network import dns
 
-    dns_conf: dict[str, Any] = config.extra.get("dns") or {}
-    hosts = config.extra.get("hosts") or []
     resolv: tuple[str, str] | None = None
-    if dns_conf.get("mode") == "host":
+    if config.dns.mode == "host":
         resolv = ("bind", dns.HOST_RESOLV)
-    elif dns_conf.get("mode") == "flags":
-        resolv = ("copy", dns.resolv_from_flags(dns_conf))
-    if hosts == "host":
+    elif config.dns.mode == "flags":
+        resolv = ("copy", dns.resolv_from_flags(config.dns))
+    if config.hosts_from_host:
         return resolv, ("bind", dns.HOST_HOSTS)
-    if hosts:
+    if config.hosts:
         etc = os.path.join(pod_dir, ETC_DIR)
         os.makedirs(etc, exist_ok=True)
         path = os.path.join(etc, "hosts")
-        fs.atomic_write(path, dns.hosts_file(hosts), sync=False)
+        fs.atomic_write(path, dns.hosts_file(config.hosts), sync=False)
         return resolv, ("bind", path)
     return resolv, ("stub", "")
 
@@ -59,7 +54,7 @@ class FlyFlavor:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
         if config.interactive:
             raise UsageError("the fly flavor does not support --interactive")
-        if config.extra.get("sysctls"):
+        if config.sysctls:
             raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
