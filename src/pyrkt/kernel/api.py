@@ -50,6 +50,8 @@ class Kernel:
     def write(self, path: str, text: str) -> None:
         """One write(2) to a procfs/sysfs/cgroupfs file, so that a refusal surfaces."""
         raise NotImplementedError
+    def write_sysctl(self, key: str, path: str, value: str) -> None: raise NotImplementedError
+    def loopback_up(self) -> None: raise NotImplementedError
     def held_caps(self) -> set[int]: raise NotImplementedError
     def drop_bounding(self, keep: Iterable[int]) -> None: raise NotImplementedError
     def set_keepcaps(self, on: bool) -> None: raise NotImplementedError
@@ -120,6 +122,14 @@ class LinuxKernel(Kernel):
         from pyrkt.kernel import cgroups
 
         cgroups.write(path, text)
+
+    def write_sysctl(self, key: str, path: str, value: str) -> None:
+        from pyrkt.kernel import sysctl
+
+        sysctl.write(key, path, value)
+
+    def loopback_up(self) -> None:
+        N.loopback_up()
 
     def held_caps(self) -> set[int]:
         return C.held()
@@ -234,6 +244,12 @@ class RecordingKernel(Kernel):
 
     def write(self, path: str, text: str) -> None:
         self._rec("write", path, text)
+
+    def write_sysctl(self, key: str, path: str, value: str) -> None:
+        self._rec("write_sysctl", key, path, value)
+
+    def loopback_up(self) -> None:
+        self._rec("loopback_up")
 
     def held_caps(self) -> set[int]:
         return set(self.held)

@@ -23,6 +23,7 @@ itself (read-only /proc paths).
 
 from __future__ import annotations
 
+from pyrkt.model.devices import DeviceRule
 from pyrkt.model.values import Value
 
 TYPE_CHECKING = False
@@ -95,40 +96,6 @@ class AppPlan(Value):
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
-_NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File}
-
-
-def to_plain(value: Value) -> dict[str, Any]:
-    """``value`` as a dict of marshal'able things (nested values become dicts, tuples stay)."""
-    out: dict[str, Any] = {}
-    for name in type(value)._fields:
-        v = getattr(value, name)
-        if isinstance(v, tuple) and v and isinstance(v[0], Value):
-            v = tuple(to_plain(x) for x in v)
-        out[name] = v
-    return out
-
-
-def from_plain(cls: type[V], d: dict[str, Any]) -> V:
-    """The value ``to_plain`` gave ``d`` for; lists (from JSON) are read as tuples."""
-    kwargs: dict[str, Any] = {}
-    for name in cls._fields:
-        if name not in d:
-            continue
-        v = d[name]
-        nested = _NESTED.get(name)
-        if nested is not None:
-            v = tuple(from_plain(nested, x) for x in v)
-        elif name == "event_handlers":
-            v = tuple((str(k), tuple(a)) for k, a in v)
-        elif name == "rlimits":
-            v = tuple(tuple(r) for r in v)
-        elif isinstance(v, list):
-            v = tuple(v)
-        kwargs[name] = v
-    return cls(**kwargs)
-
-
 class EtcFiles(Value):
     """The pod's /etc files bound into every app (default flavor): host paths, "" for none."""
 
@@ -137,3 +104,73 @@ class EtcFiles(Value):
     hosts_override: bool = False  # bind over the image's /etc/hosts (else only where it has none)
     hosts_readonly: bool = False
     resolv: str = ""
+
+
+class PodPlan(Value):
+    """The pod as pod init will set it up (default flavor): the namespaces it unshares (with
+    ``net``: "none" also gets a loopback brought up), hostname, cgroup and device allow-list
+    (``device_rules`` None: no policy, --insecure-options=paths), the checked sysctls (key,
+    path below /proc/sys, value), the apps, the /etc files and console their mounts were
+    planned with, and the paths pod init writes (relative to ``pod``)."""
+
+    uuid: str
+    hostname: str
+    ns_flags: int
+    net: str  # "host", "none" or "cni"
+    cgroup: str
+    apps: tuple[AppPlan, ...]
+    etc: EtcFiles
+    version: int = 0
+    device_rules: tuple[DeviceRule, ...] | None = None
+    sysctls: tuple[tuple[str, str, str], ...] = ()
+    console: str = "/dev/null"
+    interactive: bool = False
+    stop_timeout: float = 10.0
+    tee: bool = False
+    pod: str = ""
+    status_dir: str = ""
+    pids_dir: str = ""
+    supervisor_status: str = ""
+    state_file: str = ""
+    python: str = ""
+    podinit: str = ""
+
+
+_NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,
+                                   "apps": AppPlan, "etc": EtcFiles, "device_rules": DeviceRule}
+
+
+def to_plain(value: Value) -> dict[str, Any]:
+    """``value`` as a dict of marshal'able things (nested values become dicts, tuples stay)."""
+    out: dict[str, Any] = {}
+    for name in type(value)._fields:
+        v = getattr(value, name)
+        if isinstance(v, Value):
+            v = to_plain(v)
+        elif isinstance(v, tuple) and v and isinstance(v[0], Value):
+            v = tuple(to_plain(x) for x in v)
+        out[name] = v
+    return out
+
+
+def from_plain(cls: type[V], d: dict[str, Any]) -> V:
+    """The value ``to_plain`` gave ``d`` for; lists (from JSON) are read as tuples. Keys that are
+    not fields (what pod init adds at run time: fds, the teardown) are left out."""
+    kwargs: dict[str, Any] = {}
+    for name in cls._fields:
+        if name not in d:
+            continue
+        v = d[name]
+        nested = _NESTED.get(name)
+        if nested is not None and isinstance(v, dict):
+            v = from_plain(nested, v)
+        elif nested is not None and v is not None:
+            v = tuple(from_plain(nested, x) for x in v)
+        elif name in ("event_handlers",):
+            v = tuple((str(k), tuple(a)) for k, a in v)
+        elif name in ("rlimits", "sysctls"):
+            v = tuple(tuple(r) for r in v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[name] = v
+    return cls(**kwargs)

@@ -3,7 +3,7 @@
 
 Host side, in the calling pyrkt process::
 
-    build_plan   pod dir -> the marshal'ed plan pod init runs from (stage1/plan)
+    build_plan   pod dir -> PodPlan (stage1/plan.py); pod init runs from it as a marshal'able dict
     run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back), exec pod init;
                  wait for "ready"; detach: return; foreground: forward signals and wait
     enter        setns into an app's namespaces (mnt last), fork, exec in its root
@@ -22,11 +22,12 @@ import time
 
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.kernel import cgroups, fs, lock, mount, namespaces, process
-from pyrkt.model import abi, devices
-from pyrkt.model.plan import EtcFiles, from_plain, to_plain
+from pyrkt.kernel.api import LinuxKernel
+from pyrkt.model import abi
+from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
-from pyrkt.stage1 import initroot, podinit
+from pyrkt.stage1 import execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
@@ -65,13 +66,7 @@ def hostname_for(config: abi.RuntimeConfig) -> str:
 
 
 def network_mode(config: abi.RuntimeConfig) -> str:
-    """"host", "none", or "cni" (one or more CNI networks, set up by pyrkt.network)."""
-    nets = [n.split(":", 1)[0] for n in config.net]
-    if nets == ["host"]:
-        return "host"
-    if nets == ["none"]:
-        return "none"
-    return "cni"
+    return stage1_plan.network_mode(config.net)
 
 
 def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
@@ -115,8 +110,8 @@ def pod_seccomp(pod_dir: str, config: abi.RuntimeConfig) -> bytes:
     return seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
 
 
-def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool,
-               console: str = "/dev/null") -> dict[str, Any]:
+def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: str = "/dev/null") -> PodPlan:
+    """The pod's plan from its dir (writing each app's env file on the way)."""
     manifest = read_manifest(pod_dir)
     if not manifest.apps:
         raise PyrktError("pod must contain at least one application")
@@ -132,37 +127,20 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: b
             upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)
+            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)  # pod init's paths: relative to pod
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
-        apps.append(to_plain(app))
-    return {
-        "v": abi.INTERFACE_VERSION,
-        "uuid": config.uuid,
-        "apps": apps,
-        "interactive": config.interactive,
-        "stop_timeout": float(config.stop_timeout),
-        "ready_fd": ready_fd,
-        "tee": tee,
-        "pod": pod_dir,  # until pod init enters its own root (initroot)
-        "status_dir": abi.STATUS_DIR,
-        "pids_dir": PIDS_DIR,
-        "supervisor_status": abi.SUPERVISOR_STATUS,
-        "state_file": STATE_FILE,
-        "python": sys.executable,
-        "podinit": lean_script(),
-        "etc": to_plain(etc),
-        "console": console,
-    }
+        apps.append(app)
+    return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
+                                pod=pod_dir,  # until pod init enters its own root (initroot)
+                                python=sys.executable, podinit=lean_script(), pids_dir=PIDS_DIR,
+                                state_file=STATE_FILE)
 
 
-def with_resolv(plan: dict[str, Any], config: abi.RuntimeConfig, resolv: str) -> None:
-    """Bind ``resolv`` (a CNI network's DNS) as every app's /etc/resolv.conf."""
-    etc = from_plain(EtcFiles, plan["etc"]).replace(resolv=resolv)
-    plan["etc"] = to_plain(etc)
-    mounts = tuple(to_plain(m) for m in stage1_plan.app_mounts(etc, console=plan["console"],
-                                                                mask_paths=not config.disable_paths))
-    for app in plan["apps"]:
-        app["mounts"] = mounts
+def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:
+    """The plan with ``resolv`` (a CNI network's DNS) bound as every app's /etc/resolv.conf."""
+    etc = pod.etc.replace(resolv=resolv)
+    mounts = stage1_plan.app_mounts(etc, console=pod.console, mask_paths=not config.disable_paths)
+    return pod.replace(etc=etc, apps=tuple(a.replace(mounts=mounts) for a in pod.apps))
 
 
 def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
@@ -214,19 +192,6 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     return str(path)
 
 
-def write_sysctls(config: abi.RuntimeConfig, net: str) -> None:
-    """The pod's ``--sysctl`` values, checked again (the runtime config is a file) and written
-    in the calling process's namespaces; the first that fails stops the pod, naming its key."""
-    values = dict(config.sysctls)
-    if not values:
-        return
-    from pyrkt.kernel import sysctl as kernel_sysctl
-    from pyrkt.model import sysctl
-
-    for s in sysctl.check_namespaces(values, host_net=net == "host", host_ipc=config.ipc == "parent"):
-        kernel_sysctl.write(s.key, s.path, s.value)
-
-
 class DefaultFlavor:
     name = "default"
 
@@ -250,13 +215,12 @@ class DefaultFlavor:
         tee = not detach and not config.interactive
         pty = os.openpty() if config.interactive else None
         console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
-        plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee, console=console)
+        pod = build_plan(pod_dir, config, tee=tee, console=console)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
-        sub = f"pyrkt/{config.uuid}"
-        fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), sub + "\n", sync=False)
-        cgroup_paths = cgroups.create(sub)
-        if not config.disable_paths:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
-            cgroups.limit_devices(sub, devices.policy(tuple(d.rule() for d in config.devices)))
+        fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
+        cgroup_paths = cgroups.create(pod.cgroup)
+        if pod.device_rules is not None:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
+            cgroups.limit_devices(pod.cgroup, pod.device_rules)
         netns_path = ""
         if net == "cni":
             from pyrkt.network import setup as network
@@ -265,7 +229,9 @@ class DefaultFlavor:
                                     port_mappings=port_mappings(pod_dir))
             resolv = cni_resolv(pod_dir, config)
             if resolv:
-                with_resolv(plan, config, resolv)
+                pod = with_resolv(pod, config, resolv)
+        plan = to_plain(pod)  # what pod init runs from; it adds its fds at run time
+        plan["ready_fd"] = ready_w
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -280,8 +246,8 @@ class DefaultFlavor:
             raise
         if pid == 0:
             os.close(host_pidns)  # the apps could reach it through /proc/1/fd
-            self.become_pod_init(pod_dir, plan, config, net, netns_path, cgroup_paths, lock_fd, ready_r,
-                                 ready_w, detach=detach, pty=pty)
+            self.become_pod_init(pod_dir, pod, plan, netns_path, cgroup_paths, lock_fd, ready_r, ready_w,
+                                 detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
         os.close(ready_w)
@@ -311,8 +277,8 @@ class DefaultFlavor:
             raise PyrktError(message.removeprefix("error:").strip())
         return code
 
-    def become_pod_init(self, pod_dir: str, plan: dict[str, Any], config: abi.RuntimeConfig, net: str,
-                        netns_path: str, cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
+    def become_pod_init(self, pod_dir: str, pod: PodPlan, plan: dict[str, Any], netns_path: str,
+                        cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
                         detach: bool, pty: tuple[int, int] | None) -> None:
         """In the forked child (PID 1 of the new pid namespace): finish the namespaces and become
         pod init (which later re-executes itself as a lean interpreter, see podinit.py)."""
@@ -334,17 +300,7 @@ class DefaultFlavor:
                 fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
                 namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")
                 os.close(fd)
-            flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWCGROUP
-            if config.ipc != "parent":  # --ipc=parent shares the host's
-                flags |= namespaces.CLONE_NEWIPC
-            if net == "none":
-                flags |= namespaces.CLONE_NEWNET
-            namespaces.unshare(flags)
-            mount.make_rprivate("/")
-            namespaces.set_hostname(hostname_for(config))
-            write_sysctls(config, net)  # in the pod's net and ipc namespaces, before any app starts
-            if net == "none":
-                namespaces.loopback_up()
+            execute.set_up_pod(LinuxKernel(), pod)  # namespaces, hostname, sysctls, lo
             if pty is not None:
                 os.close(pty[0])
                 for fd in (0, 1, 2):
@@ -387,8 +343,7 @@ class DefaultFlavor:
     # -- enter -------------------------------------------------------------------------
 
     def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
-        from pyrkt.kernel.api import LinuxKernel
-        from pyrkt.stage1 import execute, users
+        from pyrkt.stage1 import users
         from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
 
         target = app_host_pid(pod_dir, app)

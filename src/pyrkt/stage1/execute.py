@@ -13,7 +13,7 @@ from pyrkt.kernel.namespaces import CLONE_NEWNS
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.kernel.api import Kernel
-    from pyrkt.model.plan import AppPlan, Device, Mount
+    from pyrkt.model.plan import AppPlan, Device, Mount, PodPlan
     from pyrkt.stage1.users import Ids
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC = 1, 2, 4, 8, 4096, 16384
@@ -85,6 +85,19 @@ def make_device(k: Kernel, root: str, d: Device) -> None:
         k.mknod(path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid)
     except PermissionError:
         k.bind(d.host or d.path, k.make_file(root, d.path, 0o600))
+
+
+def set_up_pod(k: Kernel, pod: PodPlan) -> None:
+    """In pod init, once it is in the pod's network namespace (CNI) and cgroups: its own
+    namespaces, a private mount tree, the hostname, the pod's sysctls (in its net and IPC
+    namespaces, before any app starts) and, for --net=none, the loopback up."""
+    k.unshare(pod.ns_flags)
+    k.make_rprivate("/")
+    k.sethostname(pod.hostname)
+    for key, path, value in pod.sysctls:
+        k.write_sysctl(key, path, value)
+    if pod.net == "none":
+        k.loopback_up()
 
 
 def become(k: Kernel, ids: Ids, caps: tuple[int, ...] | frozenset[int] | set[int] | None, seccomp: bytes,

@@ -10,8 +10,8 @@ inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks
 from __future__ import annotations
 
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
-from pyrkt.model.abi import STANDARD_PATH
-from pyrkt.model.plan import AppPlan, Device, File, Mount, Symlink
+from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
+from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -118,6 +118,56 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
     )
+
+
+# namespace flags (linux/sched.h)
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = (
+    0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x40000000)
+
+
+def network_mode(net: tuple[str, ...]) -> str:
+    """"host", "none", or "cni" (one or more CNI networks, set up by pyrkt.network)."""
+    names = [n.split(":", 1)[0] for n in net]
+    if names == ["host"]:
+        return "host"
+    if names == ["none"]:
+        return "none"
+    return "cni"
+
+
+def pod_namespaces(config: RuntimeConfig) -> int:
+    """What pod init unshares: mount, UTS and cgroup always; IPC unless --ipc=parent; a network
+    namespace for --net=none (CNI networks: the netns the host side made, joined first)."""
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWCGROUP
+    if config.ipc != "parent":
+        flags |= CLONE_NEWIPC
+    if network_mode(config.net) == "none":
+        flags |= CLONE_NEWNET
+    return flags
+
+
+def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *, console: str = "/dev/null",
+             tee: bool = False, pod: str = "", python: str = "", podinit: str = "", pids_dir: str = "",
+             state_file: str = "") -> PodPlan:
+    """The pod of the default flavor. The ``--sysctl`` values are checked again (the runtime
+    config is a file): one whose namespace the pod shares with the host is refused."""
+    from pyrkt.model import devices
+
+    sysctls: tuple[tuple[str, str, str], ...] = ()
+    if config.sysctls:
+        from pyrkt.model import sysctl
+
+        net = network_mode(config.net)
+        sysctls = tuple((s.key, s.path, s.value) for s in sysctl.check_namespaces(
+            dict(config.sysctls), host_net=net == "host", host_ipc=config.ipc == "parent"))
+    rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices))
+    return PodPlan(
+        uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
+        net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
+        device_rules=rules, sysctls=sysctls, interactive=config.interactive,
+        stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
+        status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
+        python=python, podinit=podinit)
 
 
 # -- the fly flavor ------------------------------------------------------------------------------

@@ -146,3 +146,14 @@ def test_a_refused_step_stops_the_drop() -> None:
     with pytest.raises(PermissionError):
         execute.become(k, Ids(5, 5, (), "", "/"), (1,), b"BPF", True)
     assert "load_seccomp" not in k.names() and "no_new_privs" not in k.names()
+
+
+def test_set_up_pod_namespaces_then_hostname_sysctls_and_loopback() -> None:
+    pod = plan.pod_plan(RuntimeConfig(uuid="u", net=("none",), sysctls=(("kernel.shmmni", "9"),)), (), ETC)
+    k = RecordingKernel()
+    execute.set_up_pod(k, pod)
+    assert k.calls == [("unshare", pod.ns_flags), ("make_rprivate", "/"), ("sethostname", "rkt-u"),
+                       ("write_sysctl", "kernel.shmmni", "kernel/shmmni", "9"), ("loopback_up",)]
+    k = RecordingKernel()
+    execute.set_up_pod(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("default",)), (), ETC))
+    assert "loopback_up" not in k.names()  # a CNI netns: the plugins set lo up

@@ -127,3 +127,38 @@ def test_fly_plan_etc_files_of_its_flags() -> None:
                           resolv=("bind", "/etc/resolv.conf"), hosts=("bind", "/pod/etc/hosts"))
     assert [(m.target, bool(m.flags & plan.MS_RDONLY)) for m in p.mounts[3:]] == [
         ("/etc/resolv.conf", True), ("/etc/hosts", False)]
+
+
+# -- the pod -----------------------------------------------------------------------------------
+
+def test_pod_plan_namespaces_hostname_cgroup_and_device_policy() -> None:
+    from pyrkt.model.devices import DEFAULT_ALLOW
+
+    p = plan.pod_plan(RuntimeConfig(uuid="u1", net=("none",)), (), ETC)
+    assert p.ns_flags == (plan.CLONE_NEWNS | plan.CLONE_NEWUTS | plan.CLONE_NEWCGROUP | plan.CLONE_NEWIPC
+                          | plan.CLONE_NEWNET)
+    assert (p.hostname, p.cgroup, p.net, p.device_rules) == ("rkt-u1", "pyrkt/u1", "none", DEFAULT_ALLOW)
+    shared = plan.pod_plan(RuntimeConfig(uuid="u", hostname="h", ipc="parent", net=("default",)), (), ETC)
+    assert shared.ns_flags == plan.CLONE_NEWNS | plan.CLONE_NEWUTS | plan.CLONE_NEWCGROUP
+    assert (shared.hostname, shared.net) == ("h", "cni")
+    assert plan.pod_plan(RuntimeConfig(uuid="u", disable_paths=True), (), ETC).device_rules is None
+
+
+def test_pod_plan_device_flag_is_allowed_and_sysctls_checked() -> None:
+    import pytest
+
+    from pyrkt.errors import UsageError
+
+    p = plan.pod_plan(RuntimeConfig(uuid="u", devices=(HostDevice("/dev/fuse", "c", 10, 229, access="rw"),),
+                                    sysctls=(("net.ipv4.ip_forward", "1"),)), (), ETC)
+    assert p.device_rules is not None and p.device_rules[-1].v1() == "c 10:229 rw"
+    assert p.sysctls == (("net.ipv4.ip_forward", "net/ipv4/ip_forward", "1"),)
+    with pytest.raises(UsageError, match="net.ipv4.ip_forward"):
+        plan.pod_plan(RuntimeConfig(uuid="u", net=("host",), sysctls=(("net.ipv4.ip_forward", "1"),)), (), ETC)
+
+
+def test_pod_plan_crosses_marshal_with_its_apps() -> None:
+    from pyrkt.model.plan import PodPlan
+
+    p = plan.pod_plan(RuntimeConfig(uuid="u"), (default_plan(),), ETC, pod="/pods/u", tee=True)
+    assert from_plain(PodPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
