@@ -123,7 +123,7 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: F
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    from pyrkt.model.pod import PodManifest
+    from pyrkt.stage1.poddir import read_manifest
 
     check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
@@ -132,7 +132,7 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        manifest = PodManifest.from_json(fs.read_json(pod.file(abi.POD_MANIFEST)))
+        manifest = read_manifest(pod.path)
         check_ports(bool(manifest.ports), opts)
         if manifest.sysctls:  # the prepared pod's, then this command's
             opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
@@ -174,10 +174,10 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
 
 def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
-    from pyrkt.model.pod import PodManifest
+    from pyrkt.stage1.poddir import read_manifest
 
     try:
-        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+        manifest = read_manifest(pod_dir)
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}

@@ -20,15 +20,15 @@ import os
 import sys
 import time
 
-from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
+from pyrkt.errors import InvalidState, PyrktError, UsageError
 from pyrkt.kernel import cgroups, fs, lock, mount, namespaces, process
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
-from pyrkt.model.pod import PodManifest
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
+from pyrkt.stage1.poddir import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
-ETC_DIR = "stage1/rootfs/etc"
 HOST_RESOLV = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
 POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
@@ -88,16 +87,6 @@ def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
     from pathlib import Path
 
     return [Path(d) for d in config.config_dirs]
-
-
-def read_manifest(pod_dir: str) -> PodManifest:
-    """The pod's manifest, as stage0 wrote it: the one reader in stage1."""
-    return PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
-
-
-def read_layers(pod_dir: str, app: str) -> tuple[str, ...]:
-    """The app's layer dirs as overlay lowers, top first (the file lists them bottom first)."""
-    return tuple(str(p) for p in reversed(fs.read_json(os.path.join(pod_dir, abi.app_layers(app)))))
 
 
 def pod_seccomp(pod_dir: str, config: abi.RuntimeConfig) -> bytes:
@@ -407,38 +396,6 @@ class DefaultFlavor:
             cgroups.remove(sub.strip())
 
 
-def read_all(fd: int) -> str:
-    chunks = []
-    while True:
-        try:
-            b = os.read(fd, 4096)
-        except InterruptedError:
-            continue
-        if not b:
-            break
-        chunks.append(b)
-    return b"".join(chunks).decode(errors="replace")
-
-
-def wait_exit(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 254
-        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
-def read_pid(pod_dir: str) -> int | None:
-    text = fs.read_text(os.path.join(pod_dir, abi.PID))
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None
-
-
 def app_host_pid(pod_dir: str, app: str) -> int:
     """The host pid of ``app``'s main process: pod init's child whose pod-side pid it recorded."""
     init = read_pid(pod_dir)
@@ -460,18 +417,6 @@ def app_host_pid(pod_dir: str, app: str) -> int:
         except FileNotFoundError:
             continue
     raise InvalidState(f"app {app!r} of pod {os.path.basename(pod_dir)} is not running")
-
-
-def read_env(pod_dir: str, app: str) -> dict[str, str]:
-    text = fs.read_text(os.path.join(pod_dir, abi.ENV_DIR, app))
-    if text is None:
-        raise NotFound(f"no environment recorded for app {app!r}")
-    env = {}
-    for item in text.split("\0"):
-        if item:
-            k, _, v = item.partition("=")
-            env[k] = v
-    return env
 
 
 def wait_gone(pod_dir: str, timeout: float) -> bool:

@@ -20,7 +20,7 @@ from pyrkt.kernel import fs, mount, namespaces
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.stage1 import execute, plan
-from pyrkt.stage1.default import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
+from pyrkt.stage1.poddir import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
 
 
 def etc_choice(pod_dir: str, config: abi.RuntimeConfig) -> tuple[tuple[str, str] | None, tuple[str, str]]:
