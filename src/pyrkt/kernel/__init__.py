@@ -8,6 +8,6 @@ failure is raised as a ``KernelError`` naming the call and the path.
 - ``lock``: flock(2) on files and directories, shared/exclusive, inheritable across exec
 - ``libc``: the ctypes binding (loaded lazily; nothing else touches ctypes)
 - ``api``: the ``Kernel`` interface stage1's executor calls through: ``LinuxKernel`` (these
-  modules) and ``RecordingKernel`` (records the calls, for tests without root)
+  modules); ``recording``: ``RecordingKernel`` (records the calls, for tests without root)
 - ``mount``, ``namespaces``, ``caps``, ``seccomp`` (and ``seccomp_compile``), ``cgroups``, ``process``
 """

@@ -20,12 +20,13 @@ import stat
 from pyrkt.errors import PyrktError
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.kernel.namespaces import CLONE_NEWNS
-from pyrkt.model.plan import AppPlan, from_plain
 from pyrkt.stage1 import execute, users
 
 TYPE_CHECKING = False  # typing costs ~2 ms at run time; the annotations only need it for mypy
 if TYPE_CHECKING:
     from typing import Any
+
+    from pyrkt.model.plan import AppPlan
 
 TIOCSCTTY = 0x540E
 FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
@@ -33,9 +34,9 @@ MAX_FD = 1 << 20
 
 
 def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int) -> None:
-    """Never returns: execs the app, or raises for pod init to report. ``spec`` is the app's
-    plan (``AppPlan`` as ``to_plain`` left it)."""
-    app = from_plain(AppPlan, spec)
+    """Never returns: execs the app, or raises for pod init to report. ``spec["plan"]`` is the
+    app's ``AppPlan``."""
+    app: AppPlan = spec["plan"]
     k = LinuxKernel()
     if plan.get("apps_mntns", -1) >= 0:  # pod init's own root has nothing the app needs (initroot)
         k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")

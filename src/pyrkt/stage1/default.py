@@ -219,7 +219,10 @@ class DefaultFlavor:
             resolv = cni_resolv(pod_dir, config)
             if resolv:
                 pod = with_resolv(pod, config, resolv)
-        plan = to_plain(pod)  # what pod init runs from; it adds its fds at run time
+        # what pod init runs from, a plain dict it adds its fds to; the apps' plans stay values
+        # (pod init is a fork of this process and starts them before it re-executes itself)
+        plan = to_plain(pod.replace(apps=()))
+        plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
         plan["ready_fd"] = ready_w
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)

@@ -70,10 +70,23 @@ def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = 
         *etc_mounts(etc),
     ]
     if mask_paths:
-        out += [Mount("", p, make="mask", when="present") for p in INACCESSIBLE]
-        out += [Mount("", p, flags=MS_BIND | MS_REC | MS_RDONLY | NOSUID_NODEV_NOEXEC, when="present")
-                for p in READ_ONLY]
+        out += mask_mounts()
     return tuple(out)
+
+
+_MASKS: tuple[Mount, ...] = ()
+_DEVICES: tuple[Device, ...] = ()
+
+
+def mask_mounts() -> tuple[Mount, ...]:
+    """rkt's inaccessible paths, then its read-only paths (made once per process: they are the
+    same for every app)."""
+    global _MASKS
+    if not _MASKS:
+        _MASKS = (*(Mount("", p, make="mask", when="present") for p in INACCESSIBLE),
+                  *(Mount("", p, flags=MS_BIND | MS_REC | MS_RDONLY | NOSUID_NODEV_NOEXEC, when="present")
+                    for p in READ_ONLY))
+    return _MASKS
 
 
 def etc_mounts(etc: EtcFiles) -> list[Mount]:
@@ -91,7 +104,13 @@ def etc_mounts(etc: EtcFiles) -> list[Mount]:
 def app_devices(host_devices: tuple[HostDevice, ...] = ()) -> tuple[Device, ...]:
     """The standard nodes, then each ``--device`` at its host path (one of the standard ones
     given again is left as it is)."""
-    out = [Device(f"/dev/{name}", "c", major, minor, 0o666, host=f"/dev/{name}") for name, major, minor in DEVICES]
+    global _DEVICES
+    if not _DEVICES:
+        _DEVICES = tuple(Device(f"/dev/{name}", "c", major, minor, 0o666, host=f"/dev/{name}")
+                         for name, major, minor in DEVICES)
+    if not host_devices:
+        return _DEVICES
+    out = list(_DEVICES)
     have = {d.path for d in out}
     for d in host_devices:
         if d.path not in have:
@@ -100,8 +119,14 @@ def app_devices(host_devices: tuple[HostDevice, ...] = ()) -> tuple[Device, ...]
     return tuple(out)
 
 
+_LINKS: tuple[Symlink, ...] = ()
+
+
 def dev_symlinks() -> tuple[Symlink, ...]:
-    return tuple(Symlink(target, path) for target, path in DEV_LINKS)
+    global _LINKS
+    if not _LINKS:
+        _LINKS = tuple(Symlink(target, path) for target, path in DEV_LINKS)
+    return _LINKS
 
 
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,

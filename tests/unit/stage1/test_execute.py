@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from pyrkt.kernel import caps
-from pyrkt.kernel.api import RecordingKernel
 from pyrkt.kernel.namespaces import CLONE_NEWNS
+from pyrkt.kernel.recording import RecordingKernel
 from pyrkt.model.abi import RuntimeConfig
 from pyrkt.model.image import AppSpec
 from pyrkt.model.plan import AppPlan, Device, EtcFiles, File, Mount
