@@ -277,10 +277,12 @@ def iptables_chains() -> set[tuple[str, str]]:
 
 
 def remove_new_netavark_state(chains_before: set[tuple[str, str]], links_before: str) -> None:
-    """What podman's default network (netavark) may leave: its bridge and NETAVARK chains.
-    Only what did not exist before the benchmark is removed."""
-    if "podman0" not in links_before:
-        subprocess.run(["ip", "link", "del", "podman0"], capture_output=True)
+    """What podman's default network may leave: its bridge (netavark's podman0, or cni-podman0
+    when podman uses its CNI backend) and NETAVARK chains. Only what did not exist before the
+    benchmark is removed."""
+    for bridge in ("podman0", "cni-podman0"):
+        if f" {bridge}:" not in links_before:
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
     new = [(t, c) for t, c in iptables_chains() - chains_before if c.startswith("NETAVARK")]
     for table, chain in new:
         rules = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout

@@ -41,8 +41,15 @@ for tier in "${tiers[@]}"; do
     start=$SECONDS
     runner=()
     [ "$tier" = unit ] && runner=("${unprivileged[@]}")
-    "${runner[@]}" "$PY" -m pytest -p no:cacheprovider -q -ra "$dir" "$@"
+    # Each tier's temporary files go to a directory of its own, removed after the tier with
+    # pyrkt's fd-based remover: tests build trees thousands of levels deep, which pytest's own
+    # clean-up of a shared /tmp/pytest-of-<user> cannot remove (it recurses).
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/pyrkt-tests-$tier.XXXXXX")
+    [ ${#runner[@]} -gt 0 ] && chown 65534:65534 "$tmp"
+    "${runner[@]}" "$PY" -m pytest -p no:cacheprovider -q -ra --basetemp="$tmp/t" "$dir" "$@"
     rc=$?
+    "$PY" -c 'import sys; from pyrkt.kernel.trees import remove_tree; remove_tree(sys.argv[1])' "$tmp" \
+        || echo "run-tests: could not remove $tmp" >&2
     seconds[$tier]=$((SECONDS - start))
     case $rc in
         0) result[$tier]="passed" ;;
