@@ -51,6 +51,7 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     env = users.environment(list(app.env), ids)
     path = find_executable(app.argv[0], env)
     close_fds(keep=err_w)
+    execute.apply_limits(k, app)
     execute.become(k, ids, app.caps, app.seccomp, app.no_new_privs)
     handlers = {name: list(argv) for name, argv in app.event_handlers}
     if "pre-start" in handlers:

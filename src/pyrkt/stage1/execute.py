@@ -100,6 +100,14 @@ def set_up_pod(k: Kernel, pod: PodPlan) -> None:
         k.loopback_up()
 
 
+def apply_limits(k: Kernel, plan: AppPlan) -> None:
+    """The app's rlimits and OOM score, while it still may raise them (before ``become``)."""
+    for resource, soft, hard in plan.rlimits:
+        k.set_rlimit(resource, soft, hard)
+    if plan.oom_score_adj is not None:
+        k.oom_score_adj(plan.oom_score_adj)
+
+
 def become(k: Kernel, ids: Ids, caps: tuple[int, ...] | frozenset[int] | set[int] | None, seccomp: bytes,
            no_new_privs: bool) -> None:
     """THE privilege drop, right before exec: the bounding set cut to ``caps`` (which needs

@@ -157,3 +157,11 @@ def test_set_up_pod_namespaces_then_hostname_sysctls_and_loopback() -> None:
     k = RecordingKernel()
     execute.set_up_pod(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("default",)), (), ETC))
     assert "loopback_up" not in k.names()  # a CNI netns: the plugins set lo up
+
+
+def test_limits_of_the_plan_are_applied_and_none_by_default() -> None:
+    k = RecordingKernel()
+    execute.apply_limits(k, app_plan())
+    assert k.calls == []  # the planners set none yet (the isolators issue will)
+    execute.apply_limits(k, app_plan().replace(rlimits=((7, 1024, 4096),), oom_score_adj=500))
+    assert k.calls == [("set_rlimit", 7, 1024, 4096), ("oom_score_adj", 500)]
