@@ -97,6 +97,58 @@ def safe_join(root: str | os.PathLike[str], member: str) -> Path:
     return Path(root, *parts)
 
 
+def mknod(path: str, mode: int, device: int) -> None:
+    """mknod(2): a device node (``mode`` is its S_IFCHR/S_IFBLK type and permissions, through the
+    umask), or a whiteout (0:0). The one place outside the Kernel that makes nodes: the store's
+    layer unpacking and rendering."""
+    os.mknod(path, mode, device)
+
+
+def make_dir_in(root: str, rel: str, mode: int = 0o755) -> str:
+    """``root/rel`` as a real directory, made component by component without leaving ``root``:
+    a file or symlink where a directory must be is replaced (in the app's writable layer)."""
+    import stat
+
+    path = root
+    for part in rel.strip("/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise ValueError(f"path {rel!r} escapes its root")
+        path = os.path.join(path, part)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.mkdir(path, mode)
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+            os.mkdir(path, mode)
+    return path
+
+
+def make_file_in(root: str, rel: str, mode: int = 0o644) -> str:
+    """``root/rel`` as a regular file (empty if made now), its parents made by ``make_dir_in``;
+    a directory or link standing there is replaced."""
+    import stat
+
+    parent, name = os.path.split(rel.strip("/"))
+    d = make_dir_in(root, parent) if parent else root
+    path = os.path.join(d, name)
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode):
+            return path
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode))
+    return path
+
+
 # errnos of an xattr namespace a file system or user cannot hold (trusted.* when not root,
 # security.selinux without SELinux): the file itself is still right, so they are skipped
 XATTR_UNSUPPORTED = (1, 95, 13)  # EPERM, ENOTSUP/EOPNOTSUPP, EACCES

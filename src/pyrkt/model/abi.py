@@ -31,13 +31,13 @@ from __future__ import annotations
 
 from pyrkt.model import jsonio
 from pyrkt.model.devices import HostDevice
-from pyrkt.model.values import Value, field
+from pyrkt.model.values import Value
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2  # 2: typed ipc/config_dirs/dns/hosts/sysctls, no "extra"
 LOCK_FD_ENV = "PYRKT_LOCK_FD"
 
 POD_MANIFEST = "pod"
@@ -82,6 +82,17 @@ def app_status(app: str) -> str:
     return f"{STATUS_DIR}/{app}"
 
 
+class Dns(Value):
+    """The ``--dns*`` flags, checked: ``mode`` "" (no flag: CNI or the image decide), "flags"
+    (servers, search, options, domain), "host" or "none"."""
+
+    mode: str = ""
+    servers: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    domain: str = ""
+
+
 class RuntimeConfig(Value):
     """Run-time parameters of a pod (rkt's stage1 run argv, kept as a file)."""
 
@@ -97,13 +108,19 @@ class RuntimeConfig(Value):
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     cache_dir: str = ""  # where stage1 may cache compiled artefacts (seccomp BPF)
     devices: tuple[HostDevice, ...] = ()  # --device: made in every app's /dev and allowed
-    extra: dict[str, Any] = field(default_factory=dict)
+    ipc: str = "auto"  # --ipc: auto, private or parent
+    config_dirs: tuple[str, ...] = ()  # where net.d is read (system, local, user)
+    dns: Dns = Dns()
+    hosts_from_host: bool = False  # --hosts-entry=host
+    hosts: tuple[tuple[str, str], ...] = ()  # --hosts-entry IP=HOST pairs, in order
+    sysctls: tuple[tuple[str, str], ...] = ()  # --sysctl key, value; checked again by pod init
 
     def to_json(self) -> str:
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}
         d["version"] = INTERFACE_VERSION
         d["net"] = list(self.net)
         d["devices"] = [x.to_json() for x in self.devices]
+        d["dns"] = {n: getattr(self.dns, n) for n in Dns._fields}
         return jsonio.dumps(d)
 
     @classmethod
@@ -111,9 +128,24 @@ class RuntimeConfig(Value):
         return cls.from_dict(jsonio.loads(text))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RuntimeConfig:
+    def from_dict(cls, d: dict[str, Any], *, where: str = "runtime-config") -> RuntimeConfig:
+        """Read a config this pyrkt's stage0 wrote; one written by another interface version is
+        refused with one line naming both (pods are not carried across an upgrade of pyrkt)."""
+        from pyrkt.errors import PyrktError
+
         d = dict(d)
-        d.pop("version", None)
+        version = d.pop("version", None)
+        if version != INTERFACE_VERSION:
+            raise PyrktError(f"{where}: written for stage1 interface version {version}; "
+                             f"this pyrkt reads version {INTERFACE_VERSION}")
+        unknown = sorted(set(d) - set(cls._fields))
+        if unknown:
+            raise PyrktError(f"{where}: unknown field {unknown[0]!r}")
         d["net"] = tuple(d.get("net") or ("default",))
         d["devices"] = tuple(HostDevice.from_json(x) for x in d.get("devices") or ())
+        d["config_dirs"] = tuple(d.get("config_dirs") or ())
+        dns: dict[str, Any] = {n: tuple(v) if isinstance(v, list) else v for n, v in (d.get("dns") or {}).items()}
+        d["dns"] = Dns(**dns)
+        d["hosts"] = tuple((str(ip), str(host)) for ip, host in d.get("hosts") or ())
+        d["sysctls"] = tuple((str(k), str(v)) for k, v in d.get("sysctls") or ())
         return cls(**d)

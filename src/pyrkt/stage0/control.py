@@ -10,16 +10,16 @@ from pyrkt.config import Config
 from pyrkt.errors import InvalidState, NotFound, UsageError, quote
 from pyrkt.kernel import fs, lock
 from pyrkt.model import abi
-from pyrkt.model.pod import PodManifest
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import State
+from pyrkt.stage1.poddir import read_manifest
 
 DEFAULT_STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
 
 def app_names(pod_dir: str) -> list[str]:
     try:
-        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+        manifest = read_manifest(pod_dir)
     except FileNotFoundError:
         return []
     return [a.name for a in manifest.apps]

@@ -67,8 +67,8 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
     if opts.hostname:
         check_hostname(opts.hostname)
-    dns_extra(opts)  # bad --dns*/--hosts-entry values fail before any work
-    sysctl_extra(opts, name)  # and so do --sysctl values the pod may not set
+    dns_fields(opts)  # bad --dns*/--hosts-entry values fail before any work
+    sysctl_fields(opts, name)  # and so do --sysctl values the pod may not set
     names = [n.split(":", 1)[0] for n in opts.net]
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
@@ -76,25 +76,21 @@ def check_options(config: Config, opts: RunOptions) -> None:
         netconf.select(list(opts.net), config.dirs.paths())  # unknown networks fail before any work
 
 
-def dns_extra(opts: RunOptions) -> dict[str, Any]:
-    """The ``--dns*`` and ``--hosts-entry`` flags, checked, as runtime-config extras (none when
+def dns_fields(opts: RunOptions) -> dict[str, Any]:
+    """The ``--dns*`` and ``--hosts-entry`` flags, checked, as runtime-config fields (none when
     no such flag was given, so the common run path never imports the parser)."""
     if not (opts.dns or opts.dns_search or opts.dns_opt or opts.dns_domain or opts.hosts_entry):
         return {}
     from pyrkt.network import dns
 
-    out: dict[str, Any] = {}
-    conf = dns.parse_dns(opts.dns, opts.dns_search, opts.dns_opt, opts.dns_domain)
-    if conf["mode"]:
-        out["dns"] = conf
     hosts = dns.parse_hosts(opts.hosts_entry)
-    if hosts:
-        out["hosts"] = hosts
-    return out
+    return {"dns": dns.parse_dns(opts.dns, opts.dns_search, opts.dns_opt, opts.dns_domain),
+            "hosts_from_host": hosts == "host",
+            "hosts": () if isinstance(hosts, str) else tuple((ip, host) for ip, host in hosts)}
 
 
-def sysctl_extra(opts: RunOptions, flavor_name: str) -> dict[str, Any]:
-    """The pod's ``--sysctl`` values as a runtime-config extra, refused (one line naming the key)
+def sysctl_fields(opts: RunOptions, flavor_name: str) -> dict[str, Any]:
+    """The pod's ``--sysctl`` values as a runtime-config field, refused (one line naming the key)
     unless the pod has the namespace that owns each: its own network for net.*, its own IPC
     namespace for the IPC keys."""
     sysctls = pod_sysctls(opts.sysctl, flavor_name)
@@ -104,7 +100,7 @@ def sysctl_extra(opts: RunOptions, flavor_name: str) -> dict[str, Any]:
 
     names = [n.split(":", 1)[0] for n in opts.net]
     sysctl.check_namespaces(sysctls, host_net=names == ["host"], host_ipc=opts.ipc == "parent")
-    return {"sysctls": sysctls}
+    return {"sysctls": tuple(sysctls.items())}
 
 
 def check_ports(ports: bool, opts: RunOptions) -> None:
@@ -127,7 +123,7 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: F
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    from pyrkt.model.pod import PodManifest
+    from pyrkt.stage1.poddir import read_manifest
 
     check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
@@ -136,11 +132,11 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        manifest = PodManifest.from_json(fs.read_json(pod.file(abi.POD_MANIFEST)))
+        manifest = read_manifest(pod.path)
         check_ports(bool(manifest.ports), opts)
         if manifest.sysctls:  # the prepared pod's, then this command's
             opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
-        sysctl_extra(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
+        sysctl_fields(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()
@@ -169,17 +165,19 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         disable_seccomp=config.is_insecure("seccomp"),
         cache_dir=config.cache_dir,
         devices=host_devices(jsonio.loads(devices)) if devices else (),  # the host's numbers now
-        extra={"ipc": opts.ipc, "config_dirs": config.dirs.names(), **dns_extra(opts),
-               **sysctl_extra(opts, flavor.canonical(recorded.strip()))},
+        ipc=opts.ipc,
+        config_dirs=tuple(config.dirs.names()),
+        **dns_fields(opts),
+        **sysctl_fields(opts, flavor.canonical(recorded.strip())),
     )
 
 
 def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     """(host port, protocol, host IP) of every ``--port`` forward a pod dir records."""
-    from pyrkt.model.pod import PodManifest
+    from pyrkt.stage1.poddir import read_manifest
 
     try:
-        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+        manifest = read_manifest(pod_dir)
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}

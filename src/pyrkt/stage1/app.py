@@ -1,8 +1,9 @@
 """Set up one app in a forked child of pod init and exec it (stage2).
 
-Order matters and is rkt's/runc's: own session and mount namespace; the app's overlay root;
-/proc, /dev, /sys and the /etc files; masked paths; pivot_root; user and groups; then
-capabilities, no_new_privs and seccomp last, right before exec. Everything is imported before
+Order matters and is rkt's/runc's: own session; the app's root as its plan says
+(``execute.set_up_root``: mount namespace, overlay, /proc, /dev, /sys, the /etc files, masked
+paths, pivot_root); user and groups, capabilities, no_new_privs and seccomp last, right before
+exec (``execute.become``). Everything is imported before
 pivot_root: afterwards the host's Python library is out of reach.
 
 appc event handlers run as the app runs: ``pre-start`` must exit 0 before the main process
@@ -17,12 +18,15 @@ import os
 import stat
 
 from pyrkt.errors import PyrktError
-from pyrkt.kernel import caps, mount, namespaces, seccomp
-from pyrkt.stage1 import rootfs, users
+from pyrkt.kernel.api import LinuxKernel
+from pyrkt.kernel.namespaces import CLONE_NEWNS
+from pyrkt.stage1 import execute, users
 
 TYPE_CHECKING = False  # typing costs ~2 ms at run time; the annotations only need it for mypy
 if TYPE_CHECKING:
     from typing import Any
+
+    from pyrkt.model.plan import AppPlan
 
 TIOCSCTTY = 0x540E
 FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
@@ -30,37 +34,26 @@ MAX_FD = 1 << 20
 
 
 def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int) -> None:
-    """Never returns: execs the app, or raises for pod init to report."""
+    """Never returns: execs the app, or raises for pod init to report. ``spec["plan"]`` is the
+    app's ``AppPlan``."""
+    app: AppPlan = spec["plan"]
+    k = LinuxKernel()
     if plan.get("apps_mntns", -1) >= 0:  # pod init's own root has nothing the app needs (initroot)
-        namespaces.setns(plan["apps_mntns"], namespaces.CLONE_NEWNS, "the mount namespace pod init left")
+        k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
     setup_stdio(stdio, interactive=plan["interactive"])
-    namespaces.unshare(namespaces.CLONE_NEWNS)
-    mount.make_rprivate("/")
-    root = spec["rootfs"]
-    mount.overlay(spec["lowers"], spec["upper"], spec["work"], root)
-    rootfs.setup(root, spec, plan)
-    bpf: bytes = spec["seccomp"]
-    mount.pivot_root(root)
-    workdir = spec["workdir"] or "/"
+    execute.set_up_root(k, app)
+    workdir = app.cwd or "/"
     if not os.path.isdir(workdir):
         os.makedirs(workdir, 0o755, exist_ok=True)
     os.chdir(workdir)
-    ids = users.resolve(spec["user"], spec["group"], spec["supplementary_gids"])
-    env = users.environment(spec["env"], ids)
-    path = find_executable(spec["argv"][0], env)
+    ids = users.resolve(app.user, app.group, app.supplementary_gids)
+    env = users.environment(list(app.env), ids)
+    path = find_executable(app.argv[0], env)
     close_fds(keep=err_w)
-    keep = set(spec["caps"]) if spec["caps"] is not None else caps.held()
-    caps.drop_bounding(keep)
-    caps.set_keepcaps(True)
-    os.setgroups(list(ids.groups))
-    os.setresgid(ids.gid, ids.gid, ids.gid)
-    os.setresuid(ids.uid, ids.uid, ids.uid)
-    caps.set_caps(keep, uid=ids.uid)
-    caps.set_no_new_privs()
-    if bpf:
-        seccomp.load_bpf(bpf)
-    handlers: dict[str, list[str]] = spec.get("event_handlers") or {}
+    execute.apply_limits(k, app)
+    execute.become(k, ids, app.caps, app.seccomp, app.no_new_privs)
+    handlers = {name: list(argv) for name, argv in app.event_handlers}
     if "pre-start" in handlers:
         code = run_handler(handlers["pre-start"], env)
         if code != 0:
@@ -72,7 +65,7 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
             os.close(err_w)  # the error pipe is the main process's, closed by its exec
             supervise(main, post_stop, env)
     try:
-        os.execve(path, spec["argv"], env)
+        os.execve(path, list(app.argv), env)
     except OSError as e:
         raise PyrktError(f"cannot execute {path}: {e.strerror}") from None
 

@@ -3,7 +3,7 @@
 
 Host side, in the calling pyrkt process::
 
-    build_plan   pod dir -> the marshal'ed plan pod init runs from (stage1/plan)
+    build_plan   pod dir -> PodPlan (stage1/plan.py); pod init runs from it as a marshal'able dict
     run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back), exec pod init;
                  wait for "ready"; detach: return; foreground: forward signals and wait
     enter        setns into an app's namespaces (mnt last), fork, exec in its root
@@ -20,12 +20,15 @@ import os
 import sys
 import time
 
-from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
-from pyrkt.kernel import caps, cgroups, fs, lock, mount, namespaces, process
-from pyrkt.model import abi, devices
-from pyrkt.model.pod import PodManifest
+from pyrkt.errors import InvalidState, PyrktError, UsageError
+from pyrkt.kernel import cgroups, fs, lock, mount, namespaces, process
+from pyrkt.kernel.api import LinuxKernel
+from pyrkt.model import abi
+from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
-from pyrkt.stage1 import initroot, podinit
+from pyrkt.stage1 import execute, initroot, podinit
+from pyrkt.stage1 import plan as stage1_plan
+from pyrkt.stage1.poddir import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
 if TYPE_CHECKING:
@@ -34,8 +37,6 @@ if TYPE_CHECKING:
 
 STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
-ETC_DIR = "stage1/rootfs/etc"
-CONTAINER_ENV = "pyrkt"
 HOST_RESOLV = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
 POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
@@ -64,18 +65,12 @@ def hostname_for(config: abi.RuntimeConfig) -> str:
 
 
 def network_mode(config: abi.RuntimeConfig) -> str:
-    """"host", "none", or "cni" (one or more CNI networks, set up by pyrkt.network)."""
-    nets = [n.split(":", 1)[0] for n in config.net]
-    if nets == ["host"]:
-        return "host"
-    if nets == ["none"]:
-        return "none"
-    return "cni"
+    return stage1_plan.network_mode(config.net)
 
 
 def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
     """The pod's ``--port`` forwards as CNI portMappings (for the portmap plugin)."""
-    manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+    manifest = read_manifest(pod_dir)
     out = []
     for fwd in manifest.ports:
         for ra in manifest.apps:
@@ -91,75 +86,53 @@ def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
 def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
     from pathlib import Path
 
-    return [Path(d) for d in config.extra.get("config_dirs", [])]
+    return [Path(d) for d in config.config_dirs]
 
 
-def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> list[str]:
-    """The app's environment: its own pairs, then AC_APP_NAME, container and a standard PATH."""
-    env = dict(pairs)
-    env.setdefault("PATH", abi.STANDARD_PATH)
-    env["AC_APP_NAME"] = name
-    env.setdefault("container", CONTAINER_ENV)
-    return [f"{k}={v}" for k, v in env.items()]
+def pod_seccomp(pod_dir: str, config: abi.RuntimeConfig) -> bytes:
+    """The pod's seccomp filter as BPF (compiled once, then cached), b"" with
+    ``--insecure-options=seccomp``."""
+    if config.disable_seccomp:
+        return b""
+    from pyrkt.kernel import seccomp
+
+    return seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
 
 
-def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, ready_fd: int, tee: bool) -> dict[str, Any]:
-    manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: str = "/dev/null") -> PodPlan:
+    """The pod's plan from its dir (writing each app's env file on the way)."""
+    manifest = read_manifest(pod_dir)
     if not manifest.apps:
         raise PyrktError("pod must contain at least one application")
     if config.interactive and len(manifest.apps) > 1:
         raise UsageError("--interactive works with exactly one app")
-    keep = None if config.disable_capabilities else sorted(caps.DEFAULT_CAPS)
-    bpf = b""
-    if not config.disable_seccomp:
-        from pyrkt.kernel import seccomp
-
-        bpf = seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
+    bpf = pod_seccomp(pod_dir, config)
+    etc = etc_files(pod_dir, config)
     apps = []
     for ra in manifest.apps:
         name = ra.name
-        layers = fs.read_json(os.path.join(pod_dir, abi.app_layers(name)))
-        env = app_env(ra.app.environment, name)
-        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
-        apps.append({
-            "name": name,
-            "argv": list(ra.app.exec),
-            "env": env,
-            "user": ra.app.user,
-            "group": ra.app.group,
-            "supplementary_gids": list(ra.app.supplementary_gids),
-            "workdir": ra.app.working_directory or "/",
-            "lowers": [str(p) for p in reversed(layers)],
-            "upper": os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
-            "work": os.path.join(pod_dir, abi.OVERLAY, name, "work"),
-            "rootfs": os.path.join(pod_dir, abi.app_rootfs(name)),
-            "log": abi.app_log(name),  # pod init's paths are relative to plan["pod"]
-            "caps": keep,
-            "seccomp": bpf,
-            "mask_paths": not config.disable_paths,
-            "event_handlers": {n: list(e) for n, e in ra.app.event_handlers},
-        })
-    return {
-        "v": abi.INTERFACE_VERSION,
-        "uuid": config.uuid,
-        "apps": apps,
-        "interactive": config.interactive,
-        "stop_timeout": float(config.stop_timeout),
-        "ready_fd": ready_fd,
-        "tee": tee,
-        "pod": pod_dir,  # until pod init enters its own root (initroot)
-        "status_dir": abi.STATUS_DIR,
-        "pids_dir": PIDS_DIR,
-        "supervisor_status": abi.SUPERVISOR_STATUS,
-        "state_file": STATE_FILE,
-        "python": sys.executable,
-        "podinit": lean_script(),
-        "etc": etc_files(pod_dir, config),
-        "devices": [[d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid] for d in config.devices],
-    }
+        app = stage1_plan.app_plan(
+            ra, config, lowers=read_layers(pod_dir, name),
+            upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
+            work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
+            rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
+            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)  # pod init's paths: relative to pod
+        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
+        apps.append(app)
+    return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
+                                pod=pod_dir,  # until pod init enters its own root (initroot)
+                                python=sys.executable, podinit=lean_script(), pids_dir=PIDS_DIR,
+                                state_file=STATE_FILE)
 
 
-def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
+def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:
+    """The plan with ``resolv`` (a CNI network's DNS) bound as every app's /etc/resolv.conf."""
+    etc = pod.etc.replace(resolv=resolv)
+    mounts = stage1_plan.app_mounts(etc, console=pod.console, mask_paths=not config.disable_paths)
+    return pod.replace(etc=etc, apps=tuple(a.replace(mounts=mounts) for a in pod.apps))
+
+
+def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
     """The /etc files bound into every app (rkt-behaviour §4.6): hostname always; hosts from
     ``--hosts-entry`` (over the image's file) or the fallback (only where the image has none);
     resolv.conf from the ``--dns*`` flags, or the host's file (``--dns=host``, ``--net=host``).
@@ -167,37 +140,34 @@ def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
     etc = os.path.join(pod_dir, ETC_DIR)
     hostname = hostname_for(config)
     fs.atomic_write(os.path.join(etc, "hostname"), hostname + "\n", sync=False)
-    out: dict[str, Any] = {"hostname": os.path.join(etc, "hostname"), "hosts": os.path.join(etc, "hosts-fallback"),
-                           "hosts_override": False, "hosts_readonly": False, "resolv": ""}
-    hosts = config.extra.get("hosts") or []
-    dns_conf = config.extra.get("dns") or {}
-    if hosts == "host":
-        out.update(hosts=HOST_HOSTS, hosts_override=True, hosts_readonly=True)
-    elif hosts:
+    out = EtcFiles(os.path.join(etc, "hostname"), hosts=os.path.join(etc, "hosts-fallback"))
+    if config.hosts_from_host:
+        out = out.replace(hosts=HOST_HOSTS, hosts_override=True, hosts_readonly=True)
+    elif config.hosts:
         from pyrkt.network import dns
 
-        fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(hosts), sync=False)
-        out.update(hosts=os.path.join(etc, "hosts"), hosts_override=True)
+        fs.atomic_write(os.path.join(etc, "hosts"), dns.hosts_file(config.hosts), sync=False)
+        out = out.replace(hosts=os.path.join(etc, "hosts"), hosts_override=True)
     else:
         fs.atomic_write(os.path.join(etc, "hosts-fallback"),
                         f"127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4\n"
                         f"::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6\n"
                         f"127.0.0.1\t{hostname}\n", sync=False)
-    mode = dns_conf.get("mode", "")
+    mode = config.dns.mode
     if mode == "flags":
         from pyrkt.network import dns
 
-        fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(dns_conf), sync=False)
-        out["resolv"] = os.path.join(etc, "resolv.conf")
+        fs.atomic_write(os.path.join(etc, "resolv.conf"), dns.resolv_from_flags(config.dns), sync=False)
+        out = out.replace(resolv=os.path.join(etc, "resolv.conf"))
     elif (mode == "host" or (mode == "" and network_mode(config) == "host")) and os.path.exists(HOST_RESOLV):
-        out["resolv"] = HOST_RESOLV
+        out = out.replace(resolv=HOST_RESOLV)
     return out
 
 
 def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     """resolv.conf from the first CNI network that returned DNS, unless a ``--dns*`` flag
     decided (``--dns=none`` included); the file's path, or "" when there is none."""
-    if (config.extra.get("dns") or {}).get("mode", ""):
+    if config.dns.mode:
         return ""
     from pyrkt.network import dns
     from pyrkt.network import setup as network
@@ -209,19 +179,6 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     path = os.path.join(pod_dir, ETC_DIR, "resolv.conf")
     fs.atomic_write(path, text, sync=False)
     return str(path)
-
-
-def write_sysctls(config: abi.RuntimeConfig, net: str) -> None:
-    """The pod's ``--sysctl`` values, checked again (the runtime config is a file) and written
-    in the calling process's namespaces; the first that fails stops the pod, naming its key."""
-    values = config.extra.get("sysctls")
-    if not values:
-        return
-    from pyrkt.kernel import sysctl as kernel_sysctl
-    from pyrkt.model import sysctl
-
-    for s in sysctl.check_namespaces(values, host_net=net == "host", host_ipc=config.extra.get("ipc") == "parent"):
-        kernel_sysctl.write(s.key, s.path, s.value)
 
 
 class DefaultFlavor:
@@ -245,21 +202,28 @@ class DefaultFlavor:
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
         tee = not detach and not config.interactive
-        plan = build_plan(pod_dir, config, ready_fd=ready_w, tee=tee)
-        fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
-        sub = f"pyrkt/{config.uuid}"
-        fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), sub + "\n", sync=False)
-        cgroup_paths = cgroups.create(sub)
-        if not config.disable_paths:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
-            cgroups.limit_devices(sub, devices.policy(tuple(d.rule() for d in config.devices)))
         pty = os.openpty() if config.interactive else None
+        console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
+        pod = build_plan(pod_dir, config, tee=tee, console=console)
+        fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
+        cgroup_paths = cgroups.create(pod.cgroup)
+        if pod.device_rules is not None:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
+            cgroups.limit_devices(pod.cgroup, pod.device_rules)
         netns_path = ""
         if net == "cni":
             from pyrkt.network import setup as network
 
             netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config),
                                     port_mappings=port_mappings(pod_dir))
-            plan["etc"]["resolv"] = cni_resolv(pod_dir, config) or plan["etc"]["resolv"]
+            resolv = cni_resolv(pod_dir, config)
+            if resolv:
+                pod = with_resolv(pod, config, resolv)
+        # what pod init runs from, a plain dict it adds its fds to; the apps' plans stay values
+        # (pod init is a fork of this process and starts them before it re-executes itself)
+        plan = to_plain(pod.replace(apps=()))
+        plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
+        plan["ready_fd"] = ready_w
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -274,8 +238,8 @@ class DefaultFlavor:
             raise
         if pid == 0:
             os.close(host_pidns)  # the apps could reach it through /proc/1/fd
-            self.become_pod_init(pod_dir, plan, config, net, netns_path, cgroup_paths, lock_fd, ready_r,
-                                 ready_w, detach=detach, pty=pty)
+            self.become_pod_init(pod_dir, pod, plan, netns_path, cgroup_paths, lock_fd, ready_r, ready_w,
+                                 detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
         os.close(ready_w)
@@ -305,8 +269,8 @@ class DefaultFlavor:
             raise PyrktError(message.removeprefix("error:").strip())
         return code
 
-    def become_pod_init(self, pod_dir: str, plan: dict[str, Any], config: abi.RuntimeConfig, net: str,
-                        netns_path: str, cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
+    def become_pod_init(self, pod_dir: str, pod: PodPlan, plan: dict[str, Any], netns_path: str,
+                        cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
                         detach: bool, pty: tuple[int, int] | None) -> None:
         """In the forked child (PID 1 of the new pid namespace): finish the namespaces and become
         pod init (which later re-executes itself as a lean interpreter, see podinit.py)."""
@@ -328,17 +292,7 @@ class DefaultFlavor:
                 fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
                 namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")
                 os.close(fd)
-            flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWCGROUP
-            if config.extra.get("ipc", "auto") != "parent":  # --ipc=parent shares the host's
-                flags |= namespaces.CLONE_NEWIPC
-            if net == "none":
-                flags |= namespaces.CLONE_NEWNET
-            namespaces.unshare(flags)
-            mount.make_rprivate("/")
-            namespaces.set_hostname(hostname_for(config))
-            write_sysctls(config, net)  # in the pod's net and ipc namespaces, before any app starts
-            if net == "none":
-                namespaces.loopback_up()
+            execute.set_up_pod(LinuxKernel(), pod)  # namespaces, hostname, sysctls, lo
             if pty is not None:
                 os.close(pty[0])
                 for fd in (0, 1, 2):
@@ -381,19 +335,20 @@ class DefaultFlavor:
     # -- enter -------------------------------------------------------------------------
 
     def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
-        from pyrkt.kernel import seccomp
+        from pyrkt.stage1 import users
         from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
 
         target = app_host_pid(pod_dir, app)
         env = read_env(pod_dir, app)
-        config = abi.RuntimeConfig.from_dict(fs.read_json(os.path.join(pod_dir, abi.RUNTIME_CONFIG)))
-        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
-        ra = manifest.app(app)
+        config_path = os.path.join(pod_dir, abi.RUNTIME_CONFIG)
+        config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
+        ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
-        keep = None if config.disable_capabilities else set(caps.DEFAULT_CAPS)
-        bpf = b"" if config.disable_seccomp else seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
+        keep = stage1_plan.app_caps(config)
+        bpf = pod_seccomp(pod_dir, config)
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = [p for p in cgroups.paths_for(sub) if os.path.isdir(p)] if sub else []
+        root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
         pid = os.fork()
         if pid == 0:
             code = 254
@@ -405,12 +360,7 @@ class DefaultFlavor:
                     try:
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
-                        held = caps.held() if keep is None else keep
-                        caps.drop_bounding(held)
-                        caps.set_caps(held, uid=0)
-                        caps.set_no_new_privs()
-                        if bpf:
-                            seccomp.load_bpf(bpf)
+                        execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=True)
                         os.execve(path, argv, env)
                     except BaseException as e:
                         sys.stderr.write(f"pyrkt: {e}\n")
@@ -449,38 +399,6 @@ class DefaultFlavor:
             cgroups.remove(sub.strip())
 
 
-def read_all(fd: int) -> str:
-    chunks = []
-    while True:
-        try:
-            b = os.read(fd, 4096)
-        except InterruptedError:
-            continue
-        if not b:
-            break
-        chunks.append(b)
-    return b"".join(chunks).decode(errors="replace")
-
-
-def wait_exit(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 254
-        return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
-def read_pid(pod_dir: str) -> int | None:
-    text = fs.read_text(os.path.join(pod_dir, abi.PID))
-    try:
-        return int(text) if text else None
-    except ValueError:
-        return None
-
-
 def app_host_pid(pod_dir: str, app: str) -> int:
     """The host pid of ``app``'s main process: pod init's child whose pod-side pid it recorded."""
     init = read_pid(pod_dir)
@@ -502,18 +420,6 @@ def app_host_pid(pod_dir: str, app: str) -> int:
         except FileNotFoundError:
             continue
     raise InvalidState(f"app {app!r} of pod {os.path.basename(pod_dir)} is not running")
-
-
-def read_env(pod_dir: str, app: str) -> dict[str, str]:
-    text = fs.read_text(os.path.join(pod_dir, abi.ENV_DIR, app))
-    if text is None:
-        raise NotFound(f"no environment recorded for app {app!r}")
-    env = {}
-    for item in text.split("\0"):
-        if item:
-            k, _, v = item.partition("=")
-            env[k] = v
-    return env
 
 
 def wait_gone(pod_dir: str, timeout: float) -> bool:

@@ -17,100 +17,64 @@ import sys
 
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel import fs, mount, namespaces
+from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
-from pyrkt.model.pod import PodManifest
-from pyrkt.stage1 import rootfs
-from pyrkt.stage1.default import ETC_DIR, app_env, read_all, read_env, read_pid, wait_exit
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
-HOSTS_STUB = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localhost.localdomain\n"
+from pyrkt.stage1 import execute, plan
+from pyrkt.stage1.poddir import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
 
 
-def etc_plan(pod_dir: str, config: abi.RuntimeConfig) -> dict[str, Any]:
-    """What the app's /etc/resolv.conf and /etc/hosts become (rkt's fly modes): ``{"resolv":
-    ("bind"|"copy", path) | None, "hosts": ("bind", path) | ("stub", "") }``; generated files
-    are written under the pod's stage1 /etc."""
+def etc_choice(pod_dir: str, config: abi.RuntimeConfig) -> tuple[tuple[str, str] | None, tuple[str, str]]:
+    """What the app's /etc/resolv.conf and /etc/hosts become (rkt's fly modes), as
+    ``plan.fly_app_plan`` takes them; a generated hosts file is written under the pod's
+    stage1 /etc."""
     from pyrkt.network import dns
 
-    etc = os.path.join(pod_dir, ETC_DIR)
-    dns_conf: dict[str, Any] = config.extra.get("dns") or {}
-    hosts = config.extra.get("hosts") or []
-    plan: dict[str, Any] = {"resolv": None, "hosts": ("stub", "")}
-    if dns_conf.get("mode") == "host":
-        plan["resolv"] = ("bind", dns.HOST_RESOLV)
-    elif dns_conf.get("mode") == "flags":
-        os.makedirs(etc, exist_ok=True)
-        path = os.path.join(etc, "resolv.conf")
-        fs.atomic_write(path, dns.resolv_from_flags(dns_conf), sync=False)
-        plan["resolv"] = ("copy", path)
-    if hosts == "host":
-        plan["hosts"] = ("bind", dns.HOST_HOSTS)
-    elif hosts:
+    resolv: tuple[str, str] | None = None
+    if config.dns.mode == "host":
+        resolv = ("bind", dns.HOST_RESOLV)
+    elif config.dns.mode == "flags":
+        resolv = ("copy", dns.resolv_from_flags(config.dns))
+    if config.hosts_from_host:
+        return resolv, ("bind", dns.HOST_HOSTS)
+    if config.hosts:
+        etc = os.path.join(pod_dir, ETC_DIR)
         os.makedirs(etc, exist_ok=True)
         path = os.path.join(etc, "hosts")
-        fs.atomic_write(path, dns.hosts_file(hosts), sync=False)
-        plan["hosts"] = ("bind", path)
-    return plan
-
-
-def set_up_etc(root: str, plan: dict[str, Any]) -> None:
-    """Apply ``etc_plan`` inside the app's root (before the chroot)."""
-    resolv = plan["resolv"]
-    if resolv is not None:
-        how, source = resolv
-        if how == "bind":
-            rootfs.bind_file(source, root, "etc/resolv.conf", readonly=True)
-        else:
-            target = rootfs.make_file(root, "etc/resolv.conf")
-            fs.atomic_write(target, fs.read_file(source), mode=0o644, sync=False)
-    how, source = plan["hosts"]
-    if how == "bind":
-        rootfs.bind_file(source, root, "etc/hosts", readonly=source == "/etc/hosts")
-    elif not rootfs.exists_in(root, "etc/hosts"):
-        fs.atomic_write(rootfs.make_file(root, "etc/hosts"), HOSTS_STUB, mode=0o644, sync=False)
+        fs.atomic_write(path, dns.hosts_file(config.hosts), sync=False)
+        return resolv, ("bind", path)
+    return resolv, ("stub", "")
 
 
 class FlyFlavor:
     name = "fly"
 
     def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
-        manifest = PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
+        manifest = read_manifest(pod_dir)
         if len(manifest.apps) != 1:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
         if config.interactive:
             raise UsageError("the fly flavor does not support --interactive")
-        if config.extra.get("sysctls"):
+        if config.sysctls:
             raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
-        layers = fs.read_json(os.path.join(pod_dir, abi.app_layers(name)))
-        env = app_env(ra.app.environment, name)
+        resolv, hosts = etc_choice(pod_dir, config)
+        app = plan.fly_app_plan(
+            ra, lowers=read_layers(pod_dir, name), upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
+            work=os.path.join(pod_dir, abi.OVERLAY, name, "work"), rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
+            log=os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), resolv=resolv, hosts=hosts)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
-        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(env) + "\0", sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), "fly\n", sync=False)
-        root = str(os.path.join(pod_dir, abi.app_rootfs(name)))
-        etc = etc_plan(pod_dir, config)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(err_r)
                 os.setsid()
-                namespaces.unshare(namespaces.CLONE_NEWNS)
-                mount.make_rprivate("/")
-                mount.overlay([str(p) for p in reversed(layers)], str(os.path.join(pod_dir, abi.OVERLAY, name, "upper")),
-                              str(os.path.join(pod_dir, abi.OVERLAY, name, "work")), root)
-                for d in ("dev", "proc", "sys"):
-                    target = os.path.join(root, d)
-                    os.makedirs(target, exist_ok=True)
-                    mount.bind(f"/{d}", target, recursive=True)
-                set_up_etc(root, etc)
                 if detach:
-                    log = os.open(os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                    log = os.open(app.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
                     null = os.open("/dev/null", os.O_RDONLY)
                     os.dup2(null, 0)
                     os.dup2(log, 1)
@@ -118,18 +82,16 @@ class FlyFlavor:
                 from pyrkt.stage1 import users
                 from pyrkt.stage1.app import find_executable
 
-                os.chroot(root)
-                workdir = ra.app.working_directory or "/"
-                os.makedirs(workdir, exist_ok=True)
-                os.chdir(workdir)
-                ids = users.resolve(ra.app.user, ra.app.group, ra.app.supplementary_gids)
-                envd = users.environment(env, ids)
-                path = find_executable(ra.app.exec[0], envd)
-                os.setgroups(list(ids.groups))
-                os.setresgid(ids.gid, ids.gid, ids.gid)
-                os.setresuid(ids.uid, ids.uid, ids.uid)
+                k = LinuxKernel()
+                execute.set_up_root(k, app)
+                os.makedirs(app.cwd, exist_ok=True)
+                os.chdir(app.cwd)
+                ids = users.resolve(app.user, app.group, app.supplementary_gids)
+                envd = users.environment(list(app.env), ids)
+                path = find_executable(app.argv[0], envd)
+                execute.become(k, ids, app.caps, app.seccomp, app.no_new_privs)
                 os.set_inheritable(lock_fd, True)
-                os.execve(path, list(ra.app.exec), envd)
+                os.execve(path, list(app.argv), envd)
             except BaseException as e:
                 try:
                     os.write(err_w, f"app {name}: {e}".encode())
@@ -170,8 +132,7 @@ class FlyFlavor:
             try:
                 namespaces.join(pid, ("mnt",))
                 os.fchdir(root_fd)
-                os.chroot(".")
-                os.chdir("/")
+                LinuxKernel().chroot(".")
                 os.execve(find_executable(argv[0], env), argv, env)
             except BaseException as e:
                 sys.stderr.write(f"pyrkt: {e}\n")

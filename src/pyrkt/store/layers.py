@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from pyrkt.errors import ImageError
-from pyrkt.kernel.fs import set_xattr
+from pyrkt.kernel.fs import mknod, set_xattr
 from pyrkt.store.decompress import open_decompressed
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
 from pyrkt.store.filewriters import FileWriters
@@ -261,7 +261,7 @@ class Unpacker:
             if not self.privileged:
                 return  # device nodes only when root: rootless engines drop them too
             fmt = stat.S_IFCHR if kind == "char" else stat.S_IFBLK
-            os.mknod(path, fmt | 0o600, os.makedev(info.devmajor, info.devminor))
+            mknod(path, fmt | 0o600, os.makedev(info.devmajor, info.devminor))
         if self.privileged:
             os.lchown(path, info.uid, info.gid)
         if kind != "symlink":
@@ -304,7 +304,7 @@ class Unpacker:
             # OCI: a whiteout hides lower layers only; an entry of this same layer stays.
             return
         self.need_root(member, "a whiteout")
-        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
         self.whiteouts.add(path)
 
     def link_source(self, plan: MemberPlan, member: str) -> str:

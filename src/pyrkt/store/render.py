@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 from typing import IO
 
-from pyrkt.kernel.fs import XATTR_UNSUPPORTED, set_xattr
+from pyrkt.kernel.fs import XATTR_UNSUPPORTED, mknod, set_xattr
 from pyrkt.store.squash import Whitelist, entries
 
 TYPE_CHECKING = False
@@ -151,7 +151,7 @@ def render_tree(layer_dirs: list[Path], dest: Path, *, keep_special: bool = Fals
         elif fmt == stat.S_IFIFO:
             os.mkfifo(out, 0o600)
         elif fmt in (stat.S_IFCHR, stat.S_IFBLK) and privileged and keep_special:
-            os.mknod(out, fmt | 0o600, st.st_rdev)
+            mknod(out, fmt | 0o600, st.st_rdev)
         else:
             count -= 1  # sockets; devices unless asked for, and as root
             if links.get((layer, st.st_ino)) == out:

@@ -106,15 +106,15 @@ def test_device_flag_naming_no_device_node_is_refused(flag: str, why: str) -> No
 
 def test_sysctls_are_checked_against_the_pods_namespaces_and_flavor() -> None:
     from pyrkt.stage0.prepare import pod_sysctls
-    from pyrkt.stage0.run import RunOptions, sysctl_extra
+    from pyrkt.stage0.run import RunOptions, sysctl_fields
 
-    assert sysctl_extra(RunOptions(), "default") == {}
+    assert sysctl_fields(RunOptions(), "default") == {}
     opts = RunOptions(net=["none"], sysctl=["net.ipv4.ip_forward=1", "kernel.shmmni=100"])
-    assert sysctl_extra(opts, "default") == {"sysctls": {"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"}}
+    assert sysctl_fields(opts, "default") == {"sysctls": (("net.ipv4.ip_forward", "1"), ("kernel.shmmni", "100"))}
     with pytest.raises(UsageError, match="net.ipv4.ip_forward: .*--net=host"):
-        sysctl_extra(RunOptions(net=["host"], sysctl=["net.ipv4.ip_forward=1"]), "default")
+        sysctl_fields(RunOptions(net=["host"], sysctl=["net.ipv4.ip_forward=1"]), "default")
     with pytest.raises(UsageError, match="kernel.shmmni: .*--ipc=parent"):
-        sysctl_extra(RunOptions(ipc="parent", sysctl=["kernel.shmmni=100"]), "default")
+        sysctl_fields(RunOptions(ipc="parent", sysctl=["kernel.shmmni=100"]), "default")
     with pytest.raises(UsageError, match="fly flavor"):
         pod_sysctls(["net.ipv4.ip_forward=1"], "fly")
     assert pod_sysctls([], "fly") == {}

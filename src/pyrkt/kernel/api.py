@@ -1,0 +1,166 @@
+"""The ``Kernel`` the stage1 executor works through: the calls that set up an app's root and
+drop its privileges, in one small interface.
+
+``LinuxKernel`` makes the real calls (through the modules beside this one); ``RecordingKernel``
+(``pyrkt.kernel.recording``) only appends ``(call, args...)`` to ``calls`` and returns
+plausible values, so that the unit tests can check what the executor would do, in which order,
+without root. ``Kernel`` is a Protocol for the type checker only (the run path pays for no
+class it does not use).
+
+Paths inside an app's root are made with ``make_dir``/``make_file`` (``root``, ``rel``), which
+never follow a link out of the root; ``kind`` is an lstat (what is at a path, or None).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pyrkt.kernel import caps as C
+from pyrkt.kernel import fs, seccomp
+from pyrkt.kernel import mount as M
+from pyrkt.kernel import namespaces as N
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the interface is for the type checker: on the run path it would only cost
+    from collections.abc import Iterable
+    from typing import Protocol
+
+    class Kernel(Protocol):
+        """The calls the executor makes; ``LinuxKernel`` and ``RecordingKernel`` implement it."""
+
+        def unshare(self, flags: int) -> None: ...
+        def setns(self, fd: int, nstype: int, what: str = "") -> None: ...
+        def sethostname(self, name: str) -> None: ...
+        def make_rprivate(self, path: str = "/") -> None: ...
+        def mount(self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = "") -> None:
+            ...
+        def bind(self, source: str, target: str, *, recursive: bool = False, readonly: bool = False,
+                 flags: int = 0) -> None: ...
+        def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None: ...
+        def pivot_root(self, root: str) -> None: ...
+        def chroot(self, root: str) -> None: ...
+        def mknod(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int = 0, gid: int = 0) -> None:
+            """Raises PermissionError where the device policy or missing CAP_MKNOD forbids it."""
+            ...
+        def symlink(self, target: str, path: str) -> None: ...
+        def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str: ...
+        def make_file(self, root: str, rel: str, mode: int = 0o644) -> str: ...
+        def kind(self, path: str) -> str | None: ...
+        def write_file(self, path: str, text: str, mode: int = 0o644) -> None: ...
+        def write(self, path: str, text: str) -> None:
+            """One write(2) to a procfs/sysfs/cgroupfs file, so that a refusal surfaces."""
+            ...
+        def write_sysctl(self, key: str, path: str, value: str) -> None: ...
+        def loopback_up(self) -> None: ...
+        def held_caps(self) -> set[int]: ...
+        def drop_bounding(self, keep: Iterable[int]) -> None: ...
+        def set_keepcaps(self, on: bool) -> None: ...
+        def set_ids(self, uid: int, gid: int, groups: tuple[int, ...]) -> None: ...
+        def set_caps(self, keep: Iterable[int], *, uid: int) -> None: ...
+        def no_new_privs(self) -> None: ...
+        def load_seccomp(self, bpf: bytes) -> None: ...
+        def set_rlimit(self, resource: int, soft: int, hard: int) -> None: ...
+        def oom_score_adj(self, value: int) -> None: ...
+
+
+class LinuxKernel:
+    """The real calls, through the modules beside this one."""
+
+    def unshare(self, flags: int) -> None:
+        N.unshare(flags)
+
+    def setns(self, fd: int, nstype: int, what: str = "") -> None:
+        N.setns(fd, nstype, what)
+
+    def sethostname(self, name: str) -> None:
+        N.set_hostname(name)
+
+    def make_rprivate(self, path: str = "/") -> None:
+        M.make_rprivate(path)
+
+    def mount(self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = "") -> None:
+        M.mount(source or None, target, fstype or None, flags, data or None)
+
+    def bind(self, source: str, target: str, *, recursive: bool = False, readonly: bool = False,
+             flags: int = 0) -> None:
+        M.bind(source, target, recursive=recursive, readonly=readonly, flags=flags)
+
+    def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
+        M.overlay(lowers, upper, work, target)
+
+    def pivot_root(self, root: str) -> None:
+        M.pivot_root(root)
+
+    def chroot(self, root: str) -> None:
+        os.chroot(root)
+        os.chdir("/")
+
+    def mknod(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int = 0, gid: int = 0) -> None:
+        os.mknod(path, (stat.S_IFCHR if kind == "c" else stat.S_IFBLK) | 0o600, os.makedev(major, minor))
+        if uid or gid:
+            os.chown(path, uid, gid)
+        os.chmod(path, mode)  # mknod's mode went through the umask
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, path)
+
+    def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str:
+        return fs.make_dir_in(root, rel, mode)
+
+    def make_file(self, root: str, rel: str, mode: int = 0o644) -> str:
+        return fs.make_file_in(root, rel, mode)
+
+    def kind(self, path: str) -> str | None:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        return "dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) else "file"
+
+    def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
+        fs.atomic_write(path, text, mode=mode, sync=False)
+
+    def write(self, path: str, text: str) -> None:
+        from pyrkt.kernel import cgroups
+
+        cgroups.write(path, text)
+
+    def write_sysctl(self, key: str, path: str, value: str) -> None:
+        from pyrkt.kernel import sysctl
+
+        sysctl.write(key, path, value)
+
+    def loopback_up(self) -> None:
+        N.loopback_up()
+
+    def held_caps(self) -> set[int]:
+        return C.held()
+
+    def drop_bounding(self, keep: Iterable[int]) -> None:
+        C.drop_bounding(keep)
+
+    def set_keepcaps(self, on: bool) -> None:
+        C.set_keepcaps(on)
+
+    def set_ids(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
+        os.setgroups(list(groups))
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+
+    def set_caps(self, keep: Iterable[int], *, uid: int) -> None:
+        C.set_caps(keep, uid=uid)
+
+    def no_new_privs(self) -> None:
+        C.set_no_new_privs()
+
+    def load_seccomp(self, bpf: bytes) -> None:
+        seccomp.load_bpf(bpf)
+
+    def set_rlimit(self, resource: int, soft: int, hard: int) -> None:
+        import resource as R
+
+        R.setrlimit(resource, (soft, hard))
+
+    def oom_score_adj(self, value: int) -> None:
+        self.write("/proc/self/oom_score_adj", str(value))

@@ -1,0 +1,129 @@
+"""``RecordingKernel``: the ``Kernel`` of the unit tests. It touches nothing; it records each
+call as ``(name, *args)`` in ``calls`` and returns plausible values, usable without root."""
+
+from __future__ import annotations
+
+import os
+
+from pyrkt.kernel.caps import ALL_CAPS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
+
+
+class RecordingKernel:
+    """Records every call as ``(name, *args)`` in ``calls``; nothing is touched.
+
+    ``kinds`` says what ``kind`` finds at a path (default: nothing there); ``held`` is the
+    capability set ``held_caps`` returns; ``refuse_mknod`` makes ``mknod`` raise
+    PermissionError, as a closed device policy does."""
+
+    def __init__(self, *, kinds: dict[str, str] | None = None, held: set[int] | None = None,
+                 refuse_mknod: bool = False) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.kinds = dict(kinds or {})
+        self.held = set(ALL_CAPS) if held is None else set(held)
+        self.refuse_mknod = refuse_mknod
+
+    def _rec(self, *call: Any) -> None:
+        self.calls.append(call)
+
+    def names(self) -> list[str]:
+        """The calls' names, in order."""
+        return [c[0] for c in self.calls]
+
+    def unshare(self, flags: int) -> None:
+        self._rec("unshare", flags)
+
+    def setns(self, fd: int, nstype: int, what: str = "") -> None:
+        self._rec("setns", fd, nstype)
+
+    def sethostname(self, name: str) -> None:
+        self._rec("sethostname", name)
+
+    def make_rprivate(self, path: str = "/") -> None:
+        self._rec("make_rprivate", path)
+
+    def mount(self, source: str, target: str, fstype: str = "", flags: int = 0, data: str = "") -> None:
+        self._rec("mount", source, target, fstype, flags, data)
+        self.kinds.setdefault(target, "dir")
+
+    def bind(self, source: str, target: str, *, recursive: bool = False, readonly: bool = False,
+             flags: int = 0) -> None:
+        self._rec("bind", source, target, recursive, readonly, flags)
+
+    def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
+        self._rec("overlay", tuple(lowers), upper, work, target)
+
+    def pivot_root(self, root: str) -> None:
+        self._rec("pivot_root", root)
+
+    def chroot(self, root: str) -> None:
+        self._rec("chroot", root)
+
+    def mknod(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int = 0, gid: int = 0) -> None:
+        self._rec("mknod", path, kind, major, minor, mode, uid, gid)
+        if self.refuse_mknod:
+            raise PermissionError(1, "Operation not permitted", path)
+        self.kinds[path] = "file"
+
+    def symlink(self, target: str, path: str) -> None:
+        self._rec("symlink", target, path)
+        self.kinds[path] = "link"
+
+    def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str:
+        path = os.path.join(root, rel.lstrip("/"))
+        self._rec("make_dir", path, mode)
+        self.kinds[path] = "dir"
+        return path
+
+    def make_file(self, root: str, rel: str, mode: int = 0o644) -> str:
+        path = os.path.join(root, rel.lstrip("/"))
+        self._rec("make_file", path, mode)
+        self.kinds[path] = "file"
+        return path
+
+    def kind(self, path: str) -> str | None:
+        return self.kinds.get(path)
+
+    def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
+        self._rec("write_file", path, text, mode)
+        self.kinds[path] = "file"
+
+    def write(self, path: str, text: str) -> None:
+        self._rec("write", path, text)
+
+    def write_sysctl(self, key: str, path: str, value: str) -> None:
+        self._rec("write_sysctl", key, path, value)
+
+    def loopback_up(self) -> None:
+        self._rec("loopback_up")
+
+    def held_caps(self) -> set[int]:
+        return set(self.held)
+
+    def drop_bounding(self, keep: Iterable[int]) -> None:
+        self._rec("drop_bounding", frozenset(keep))
+
+    def set_keepcaps(self, on: bool) -> None:
+        self._rec("set_keepcaps", on)
+
+    def set_ids(self, uid: int, gid: int, groups: tuple[int, ...]) -> None:
+        self._rec("set_ids", uid, gid, tuple(groups))
+
+    def set_caps(self, keep: Iterable[int], *, uid: int) -> None:
+        self._rec("set_caps", frozenset(keep), uid)
+
+    def no_new_privs(self) -> None:
+        self._rec("no_new_privs")
+
+    def load_seccomp(self, bpf: bytes) -> None:
+        self._rec("load_seccomp", bpf)
+
+    def set_rlimit(self, resource: int, soft: int, hard: int) -> None:
+        self._rec("set_rlimit", resource, soft, hard)
+
+    def oom_score_adj(self, value: int) -> None:
+        self._rec("oom_score_adj", value)

@@ -1,0 +1,128 @@
+"""The one executor of stage1 plans: ``set_up_root`` applies an ``AppPlan``'s root (overlay,
+mounts, devices, links, files, then pivot_root or chroot) and ``become`` is the one privilege
+drop, used by app start (``app.py``), ``enter`` and the fly flavor (event handlers run in the
+app's process after it). Both only call the ``Kernel`` they are given.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyrkt.kernel.namespaces import CLONE_NEWNS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.kernel.api import Kernel
+    from pyrkt.model.plan import AppPlan, Device, Mount, PodPlan
+    from pyrkt.stage1.users import Ids
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC = 1, 2, 4, 8, 4096, 16384
+MASK_DIR_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+def inside(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+def set_up_root(k: Kernel, plan: AppPlan) -> None:
+    """In the app's child: a mount namespace of its own, the overlay root and everything in it,
+    then switch to it. The caller is in the directory it wants as cwd only after this."""
+    k.unshare(CLONE_NEWNS)
+    k.make_rprivate("/")
+    root = plan.rootfs
+    k.overlay(list(plan.lowers), plan.upper, plan.work, root)
+    for m in plan.mounts:
+        apply_mount(k, root, m)
+    for d in plan.devices:
+        make_device(k, root, d)
+    for s in plan.symlinks:
+        k.symlink(s.target, inside(root, s.path))
+    for f in plan.files:
+        if skipped(k, inside(root, f.path), f.when):
+            continue
+        k.write_file(k.make_file(root, f.path), f.text)
+    if plan.switch_root == "chroot":
+        k.chroot(root)
+    else:
+        k.pivot_root(root)
+
+
+def skipped(k: Kernel, target: str, when: str) -> bool:
+    """``when`` is "present" and nothing is at ``target``, or "absent" and something is."""
+    return bool(when) and (k.kind(target) is not None) != (when == "present")
+
+
+def apply_mount(k: Kernel, root: str, m: Mount) -> None:
+    target = inside(root, m.target)
+    if skipped(k, target, m.when):
+        return
+    if m.make == "mask":
+        if k.kind(target) == "dir":
+            k.mount("tmpfs", target, "tmpfs", MASK_DIR_FLAGS, "size=0,mode=000")
+        else:
+            k.bind("/dev/null", target)
+        return
+    if m.make == "dir":
+        target = k.make_dir(root, m.target)
+    elif m.make == "file":
+        target = k.make_file(root, m.target)
+    if m.flags & MS_BIND:
+        rest = m.flags & ~(MS_BIND | MS_REC | MS_RDONLY)
+        k.bind(m.source or target, target, recursive=bool(m.flags & MS_REC), readonly=bool(m.flags & MS_RDONLY),
+               flags=rest)
+    else:
+        k.mount(m.source, target, m.fstype, m.flags, m.data)
+
+
+def make_device(k: Kernel, root: str, d: Device) -> None:
+    """mknod, as crun does (cheaper to make and tear down than a bind); where the pod's device
+    policy or the missing CAP_MKNOD refuses it, the host's node bound over an empty file."""
+    parent = os.path.dirname(d.path)
+    if parent != "/dev":
+        k.make_dir(root, parent)
+    path = inside(root, d.path)
+    try:
+        k.mknod(path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid)
+    except PermissionError:
+        k.bind(d.host or d.path, k.make_file(root, d.path, 0o600))
+
+
+def set_up_pod(k: Kernel, pod: PodPlan) -> None:
+    """In pod init, once it is in the pod's network namespace (CNI) and cgroups: its own
+    namespaces, a private mount tree, the hostname, the pod's sysctls (in its net and IPC
+    namespaces, before any app starts) and, for --net=none, the loopback up."""
+    k.unshare(pod.ns_flags)
+    k.make_rprivate("/")
+    k.sethostname(pod.hostname)
+    for key, path, value in pod.sysctls:
+        k.write_sysctl(key, path, value)
+    if pod.net == "none":
+        k.loopback_up()
+
+
+def apply_limits(k: Kernel, plan: AppPlan) -> None:
+    """The app's rlimits and OOM score, while it still may raise them (before ``become``)."""
+    for resource, soft, hard in plan.rlimits:
+        k.set_rlimit(resource, soft, hard)
+    if plan.oom_score_adj is not None:
+        k.oom_score_adj(plan.oom_score_adj)
+
+
+def become(k: Kernel, ids: Ids, caps: tuple[int, ...] | frozenset[int] | set[int] | None, seccomp: bytes,
+           no_new_privs: bool) -> None:
+    """THE privilege drop, right before exec: the bounding set cut to ``caps`` (which needs
+    CAP_SETPCAP, so first), keepcaps across the uid change, groups, gid, uid, then exactly
+    ``caps`` as effective/permitted/inheritable (and ambient for a non-root uid),
+    no_new_privs, and the seccomp filter last. ``caps=None`` leaves capabilities to the uid
+    change (the fly flavor: a non-root app ends with none, a root one keeps the caller's)."""
+    keep = None if caps is None else frozenset(caps)
+    if keep is not None:
+        k.drop_bounding(keep)
+        k.set_keepcaps(True)
+    k.set_ids(ids.uid, ids.gid, ids.groups)
+    if keep is not None:
+        k.set_caps(keep, uid=ids.uid)
+    if no_new_privs:
+        k.no_new_privs()
+    if seccomp:
+        k.load_seccomp(seccomp)

@@ -1,0 +1,232 @@
+"""Planners: pure functions from the pod manifest, the runtime config and the image to the
+typed plans of ``pyrkt.model.plan``. No I/O here; the flavors read the pod dir and write its
+files at the edge, and ``pyrkt.stage1.execute`` applies what these return.
+
+The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: a fresh /proc; a tmpfs
+/dev with the console, devpts, shm and mqueue; read-only /sys; the pod's /etc files; then rkt's
+inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks follow.
+"""
+
+from __future__ import annotations
+
+from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
+from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
+from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.model.abi import RuntimeConfig
+    from pyrkt.model.devices import HostDevice
+    from pyrkt.model.plan import EtcFiles
+    from pyrkt.model.pod import RuntimeApp
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_STRICTATIME = 4096, 16384, 1 << 24
+NOSUID_NODEV_NOEXEC = MS_NOSUID | MS_NODEV | MS_NOEXEC
+CONTAINER_ENV = "pyrkt"
+
+# The standard nodes of every app's /dev: (name, major, minor), the kernel's fixed numbers.
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("pts/ptmx", "/dev/ptmx"), ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+             ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
+# rkt's lists, plus what runc and crun make read-only or mask: all of /proc/sys (pod init has
+# written the pod's --sysctl values before any app starts) and the kernel's debug files.
+READ_ONLY = ("/proc/bus", "/proc/sys/kernel/core_pattern", "/proc/sys/kernel/modprobe",
+             "/proc/sys/vm/panic_on_oom", "/proc/sysrq-trigger", "/proc/sys", "/proc/irq", "/proc/fs")
+INACCESSIBLE = ("/proc/config.gz", "/proc/kallsyms", "/proc/sched_debug", "/proc/kcore", "/proc/kmem",
+                "/proc/mem", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/sys/fs",
+                "/sys/hypervisor", "/sys/module", "/sys/power", "/proc/acpi", "/proc/latency_stats",
+                "/proc/timer_stats", "/proc/scsi", "/sys/devices/virtual/powercap")
+
+
+def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> tuple[str, ...]:
+    """The app's environment: its own pairs, then AC_APP_NAME, container and a standard PATH."""
+    env = dict(pairs)
+    env.setdefault("PATH", STANDARD_PATH)
+    env["AC_APP_NAME"] = name
+    env.setdefault("container", CONTAINER_ENV)
+    return tuple(f"{k}={v}" for k, v in env.items())
+
+
+def app_caps(config: RuntimeConfig) -> tuple[int, ...]:
+    """The capability set of an app: appc's default set, or every capability with
+    ``--insecure-options=capabilities`` (the kernel calls leave out what pod init lacks)."""
+    return tuple(sorted(ALL_CAPS if config.disable_capabilities else DEFAULT_CAPS))
+
+
+def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True) -> tuple[Mount, ...]:
+    """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
+    is (the pod's terminal with --interactive); ``mask_paths``: False with
+    ``--insecure-options=paths``."""
+    out = [
+        Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
+        Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
+        Mount(console, "/dev/console", flags=MS_BIND, make="file"),
+        Mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5",
+              make="dir"),
+        Mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", make="dir"),
+        Mount("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, make="dir"),
+        Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, make="dir"),
+        *etc_mounts(etc),
+    ]
+    if mask_paths:
+        out += mask_mounts()
+    return tuple(out)
+
+
+_MASKS: tuple[Mount, ...] = ()
+_DEVICES: tuple[Device, ...] = ()
+
+
+def mask_mounts() -> tuple[Mount, ...]:
+    """rkt's inaccessible paths, then its read-only paths (made once per process: they are the
+    same for every app)."""
+    global _MASKS
+    if not _MASKS:
+        _MASKS = (*(Mount("", p, make="mask", when="present") for p in INACCESSIBLE),
+                  *(Mount("", p, flags=MS_BIND | MS_REC | MS_RDONLY | NOSUID_NODEV_NOEXEC, when="present")
+                    for p in READ_ONLY))
+    return _MASKS
+
+
+def etc_mounts(etc: EtcFiles) -> list[Mount]:
+    """hostname always; hosts over the image's file when a flag decided it, else only where the
+    image has none; resolv.conf read-only when there is one (rkt-behaviour §4.6)."""
+    out = [Mount(etc.hostname, "/etc/hostname", flags=MS_BIND, make="file")]
+    if etc.hosts:
+        out.append(Mount(etc.hosts, "/etc/hosts", flags=MS_BIND | (MS_RDONLY if etc.hosts_readonly else 0),
+                         make="file", when="" if etc.hosts_override else "absent"))
+    if etc.resolv:
+        out.append(Mount(etc.resolv, "/etc/resolv.conf", flags=MS_BIND | MS_RDONLY, make="file"))
+    return out
+
+
+def app_devices(host_devices: tuple[HostDevice, ...] = ()) -> tuple[Device, ...]:
+    """The standard nodes, then each ``--device`` at its host path (one of the standard ones
+    given again is left as it is)."""
+    global _DEVICES
+    if not _DEVICES:
+        _DEVICES = tuple(Device(f"/dev/{name}", "c", major, minor, 0o666, host=f"/dev/{name}")
+                         for name, major, minor in DEVICES)
+    if not host_devices:
+        return _DEVICES
+    out = list(_DEVICES)
+    have = {d.path for d in out}
+    for d in host_devices:
+        if d.path not in have:
+            have.add(d.path)
+            out.append(Device(d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid, host=d.path))
+    return tuple(out)
+
+
+_LINKS: tuple[Symlink, ...] = ()
+
+
+def dev_symlinks() -> tuple[Symlink, ...]:
+    global _LINKS
+    if not _LINKS:
+        _LINKS = tuple(Symlink(target, path) for target, path in DEV_LINKS)
+    return _LINKS
+
+
+def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
+             rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null") -> AppPlan:
+    """An app of the default flavor: its own overlay root with the pod's /proc, /dev, /sys and
+    /etc, pivot_root, the pod's capability set and seccomp filter, no_new_privs."""
+    app = ra.app
+    return AppPlan(
+        name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
+        user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
+        cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
+        mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
+        devices=app_devices(config.devices), symlinks=dev_symlinks(),
+        caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
+        event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
+    )
+
+
+# namespace flags (linux/sched.h)
+CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = (
+    0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x40000000)
+
+
+def network_mode(net: tuple[str, ...]) -> str:
+    """"host", "none", or "cni" (one or more CNI networks, set up by pyrkt.network)."""
+    names = [n.split(":", 1)[0] for n in net]
+    if names == ["host"]:
+        return "host"
+    if names == ["none"]:
+        return "none"
+    return "cni"
+
+
+def pod_namespaces(config: RuntimeConfig) -> int:
+    """What pod init unshares: mount, UTS and cgroup always; IPC unless --ipc=parent; a network
+    namespace for --net=none (CNI networks: the netns the host side made, joined first)."""
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWCGROUP
+    if config.ipc != "parent":
+        flags |= CLONE_NEWIPC
+    if network_mode(config.net) == "none":
+        flags |= CLONE_NEWNET
+    return flags
+
+
+def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *, console: str = "/dev/null",
+             tee: bool = False, pod: str = "", python: str = "", podinit: str = "", pids_dir: str = "",
+             state_file: str = "") -> PodPlan:
+    """The pod of the default flavor. The ``--sysctl`` values are checked again (the runtime
+    config is a file): one whose namespace the pod shares with the host is refused."""
+    from pyrkt.model import devices
+
+    sysctls: tuple[tuple[str, str, str], ...] = ()
+    if config.sysctls:
+        from pyrkt.model import sysctl
+
+        net = network_mode(config.net)
+        sysctls = tuple((s.key, s.path, s.value) for s in sysctl.check_namespaces(
+            dict(config.sysctls), host_net=net == "host", host_ipc=config.ipc == "parent"))
+    rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices))
+    return PodPlan(
+        uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
+        net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
+        device_rules=rules, sysctls=sysctls, interactive=config.interactive,
+        stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
+        status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
+        python=python, podinit=podinit)
+
+
+# -- the fly flavor ------------------------------------------------------------------------------
+
+HOSTS_STUB = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localhost.localdomain\n"
+
+
+def fly_app_plan(ra: RuntimeApp, *, lowers: tuple[str, ...], upper: str, work: str, rootfs: str, log: str,
+                 resolv: tuple[str, str] | None, hosts: tuple[str, str]) -> AppPlan:
+    """The fly flavor's app (rkt's stage1-fly): its overlay root with the host's /dev, /proc and
+    /sys bound in, the /etc files of its flags, chroot; no capability, seccomp or
+    no_new_privs change: only the uid change (``caps=None``).
+
+    ``resolv``: ("bind", host path) or ("copy", text) or None (the image's file);
+    ``hosts``: ("bind", host path) or ("stub", "") (a localhost file where the image has none)."""
+    app = ra.app
+    mounts = [Mount(f"/{d}", f"/{d}", flags=MS_BIND | MS_REC, make="dir") for d in ("dev", "proc", "sys")]
+    files = []
+    if resolv is not None:
+        how, what = resolv
+        if how == "bind":
+            mounts.append(Mount(what, "/etc/resolv.conf", flags=MS_BIND | MS_RDONLY, make="file"))
+        else:
+            files.append(File("/etc/resolv.conf", what))
+    how, what = hosts
+    if how == "bind":
+        mounts.append(Mount(what, "/etc/hosts", flags=MS_BIND | (MS_RDONLY if what == "/etc/hosts" else 0),
+                            make="file"))
+    else:
+        files.append(File("/etc/hosts", HOSTS_STUB, when="absent"))
+    return AppPlan(
+        name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
+        user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
+        cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
+        mounts=tuple(mounts), files=tuple(files), switch_root="chroot",
+        caps=None, seccomp=b"", no_new_privs=False,
+    )
