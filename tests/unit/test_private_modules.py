@@ -46,8 +46,8 @@ def test_jsonio_reads_and_writes_as_the_json_module(doc: str) -> None:
 
 FALLBACK = """
 import sys
-import sqlite3  # on CPython the public module is built on the private one: load it first,
-sys.modules["_json"] = None; sys.modules["_sqlite3"] = None  # then hide them as if absent
+import signal, sqlite3  # on CPython the public modules are built on the private ones: load them
+sys.modules["_json"] = sys.modules["_sqlite3"] = sys.modules["_signal"] = None  # first, then hide those
 from pyrkt.model import jsonio
 from pyrkt.store.index import _sqlite3
 assert jsonio._json is None
@@ -64,6 +64,8 @@ try:
 except ValueError:
     pass
 assert _sqlite3().__name__ == "sqlite3"
+from pyrkt.stage1 import app, default, foreground, podinit
+assert all(m._signal is signal for m in (app, default, foreground, podinit))
 print("fallback ok")
 """
 

@@ -13,7 +13,10 @@ and runs the handler once the main process has exited, in the app's root and nam
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers
+try:
+    import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers
+except ImportError:  # an interpreter without it (tests/unit/test_private_modules.py)
+    import signal as _signal  # type: ignore[no-redef]
 import os
 import stat
 

@@ -4,7 +4,10 @@ size), restoring the terminal afterwards."""
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers (~1 ms)
+try:
+    import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers (~1 ms)
+except ImportError:  # an interpreter without it (tests/unit/test_private_modules.py)
+    import signal as _signal  # type: ignore[no-redef]
 import os
 import select
 import sys

@@ -21,7 +21,10 @@ stop timeout) are recorded as 0; the pod ends when every app has ended.
 
 from __future__ import annotations
 
-import _signal  # type: ignore[import-not-found]  # the C half of `signal`, without enum
+try:
+    import _signal  # type: ignore[import-not-found]  # the C half of `signal`, without enum
+except ImportError:  # an interpreter without it (tests/unit/test_private_modules.py)
+    import signal as _signal  # type: ignore[no-redef]
 import marshal
 import os
 import select
