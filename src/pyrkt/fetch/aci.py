@@ -31,7 +31,7 @@ from typing import IO, Any, cast
 from pyrkt.config import ConfigDirs
 from pyrkt.errors import ImageError, NotFound
 from pyrkt.model import jsonio
-from pyrkt.model.image import AppSpec, Image
+from pyrkt.model.image import AciOrigin, AppSpec, Image
 from pyrkt.model.names import is_ac_identifier
 from pyrkt.model.osarch import manifest_os_arch_problem
 from pyrkt.model.values import Value
@@ -110,19 +110,16 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
         needed_by = image.name
         resolve = resolve_dependency or (lambda dep: find_dependency(store, dep, needed_by=needed_by))
         deps = resolve_dependencies(image, parsed.dependencies, resolve, where=source)
-        extra: dict[str, Any] = {"sha512": sha512, "aci_blob": blob}
         config_digest = None
         if parsed.path_whitelist:
             layers = [_stage_whitelisted(imp, store, blob, deps, parsed.path_whitelist, source)]
             config_digest = blob  # the ACI is no layer now, but `image extract` and verify need it
-            extra["path_whitelist"] = list(parsed.path_whitelist)
         else:
             layers = _stage_layers(imp, store, blob, deps)
-        if deps:
-            extra["dependencies"] = [d.id for d in deps]
-            extra["dependency_depth"] = 1 + max(_depth(d) for d in deps)
+        origin = AciOrigin(sha512, blob, tuple(parsed.path_whitelist), tuple(d.id for d in deps),
+                           1 + max(_depth(d) for d in deps) if deps else 0)
         manifest_digest = imp.add_bytes(raw_manifest, what=f"{source}: manifest")
-        image = image.replace(layers=tuple(layers), extra={"manifest_digest": manifest_digest, **extra})
+        image = image.replace(layers=tuple(layers), manifest_digest=manifest_digest, aci=origin)
         imp.commit(image, manifest_digest=manifest_digest, manifest_media_type=MT_APPC_MANIFEST,
                    config_digest=config_digest or manifest_digest, name=image.name,
                    version=image.label("version") or "latest")
@@ -133,8 +130,7 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
 
 
 def _depth(image: Image) -> int:
-    depth = image.extra.get("dependency_depth", 0)
-    return depth if isinstance(depth, int) else 0
+    return image.aci.dependency_depth if image.aci is not None else 0
 
 
 def id_matches(wanted: str, image_id: str) -> bool:
@@ -268,8 +264,8 @@ def image_rootfs(store: Store, image: Image, *, dependencies: bool = True) -> It
     render``), its layers: what its pods run. Without (``image extract``), for an ACI only its
     own ``rootfs/`` as it came (unpacked to a temp dir when it is no layer, as with a
     pathWhitelist). The caller holds the store's shared lock."""
-    blob = image.extra.get("aci_blob")
-    if dependencies or image.format != "appc" or not isinstance(blob, str) or not blob:
+    blob = image.aci.blob if image.aci is not None else ""
+    if dependencies or image.format != "appc" or not blob:
         yield store.layer_dirs(image)
         return
     if blob in image.layers and store.layer_path(blob).is_dir():

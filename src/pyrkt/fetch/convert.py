@@ -110,7 +110,7 @@ def diff_ids(config: dict[str, Any], what: str) -> tuple[str, ...]:
 
 
 def image_from_config(config: Any, *, image_id: str, name: str, tag: str, fmt: str,
-                      extra: dict[str, Any] | None = None, what: str = "image config") -> Image:
+                      manifest_digest: str = "", what: str = "image config") -> Image:
     """The internal Image for an OCI/Docker config (already digest-verified as ``image_id``)."""
     if not isinstance(config, dict):
         raise ImageError(f"{what} is not a JSON object")
@@ -145,7 +145,7 @@ def image_from_config(config: Any, *, image_id: str, name: str, tag: str, fmt: s
         app=app,
         annotations=tuple(sorted((str(k), str(v)) for k, v in raw_labels.items())),
         format=fmt,
-        extra=dict(extra or {}),
+        manifest_digest=manifest_digest,
     )
 
 

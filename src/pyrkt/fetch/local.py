@@ -234,7 +234,7 @@ def import_oci(store: Store, files: Files, *, ref: str | None, source: str, defa
         _import_layers(imp, files, manifest, diff_ids(config, f"{where}: config {manifest.config.digest}"), where)
         fmt = "docker" if manifest.media_type == MT_DOCKER_MANIFEST else "oci"
         image = image_from_config(config, image_id=manifest.config.digest, name=name, tag=tag, fmt=fmt,
-                                  extra={"manifest_digest": desc.digest}, what=f"{where}: config")
+                                  manifest_digest=desc.digest, what=f"{where}: config")
         imp.commit(image, manifest_digest=desc.digest, manifest_media_type=manifest.media_type,
                    config_digest=manifest.config.digest, name=name, version=tag)
     return image
@@ -366,7 +366,7 @@ def import_docker_archive(store: Store, files: Archive, *, ref: str | None, sour
         }, indent=3).encode()
         manifest_digest = imp.add_bytes(manifest, what=f"{where}: manifest")
         image = image_from_config(config, image_id=config_digest, name=name, tag=tag, fmt="docker",
-                                  extra={"manifest_digest": manifest_digest}, what=what)
+                                  manifest_digest=manifest_digest, what=what)
         imp.commit(image, manifest_digest=manifest_digest, manifest_media_type=MT_DOCKER_MANIFEST,
                    config_digest=config_digest, name=name, version=tag)
     return image

@@ -352,7 +352,7 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 fmt = "docker" if manifest.media_type == MT_DOCKER_MANIFEST else "oci"
                 tag = ref.tag if ref.tag and not ref.digest else ""
                 image = image_from_config(config, image_id=manifest.config.digest, name=ref.name, tag=tag,
-                                          fmt=fmt, extra={"manifest_digest": digest}, what=what)
+                                          fmt=fmt, manifest_digest=digest, what=what)
                 imp.commit(image, manifest_digest=digest, manifest_media_type=manifest.media_type,
                            config_digest=manifest.config.digest, name=ref.name, version=tag)
         return image

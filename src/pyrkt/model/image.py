@@ -28,6 +28,35 @@ class MountPoint(Value):
     read_only: bool = False
 
 
+class AciOrigin(Value):
+    """What an appc image keeps of its ACI: its ``sha512`` (rkt's id), the blob of its tar,
+    its ``pathWhitelist``, and the ids of its dependencies and how deep they nest."""
+
+    sha512: str = ""
+    blob: str = ""
+    path_whitelist: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    dependency_depth: int = 0
+
+    def to_extra(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"sha512": self.sha512, "aci_blob": self.blob}
+        if self.path_whitelist:
+            out["path_whitelist"] = list(self.path_whitelist)
+        if self.dependencies:
+            out["dependencies"] = list(self.dependencies)
+            out["dependency_depth"] = self.dependency_depth
+        return out
+
+    @classmethod
+    def from_extra(cls, d: dict[str, Any]) -> AciOrigin | None:
+        if "aci_blob" not in d and "sha512" not in d:
+            return None
+        depth = d.get("dependency_depth", 0)
+        return cls(str(d.get("sha512") or ""), str(d.get("aci_blob") or ""),
+                   tuple(str(p) for p in d.get("path_whitelist") or ()),
+                   tuple(str(i) for i in d.get("dependencies") or ()), depth if isinstance(depth, int) else 0)
+
+
 class AppSpec(Value):
     """appc's ``app`` section: how to run the image's main process."""
 
@@ -95,7 +124,9 @@ class Image(Value):
     app: AppSpec | None = None
     annotations: tuple[tuple[str, str], ...] = ()
     format: str = "oci"  # "oci" | "docker" | "appc"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # Where it came from, for the store (not compared). Written as one "extra" object, as before.
+    manifest_digest: str = field(default="", compare=False)  # the manifest's blob
+    aci: AciOrigin | None = field(default=None, compare=False)  # appc images only
 
     def label(self, name: str, default: str = "") -> str:
         for k, v in self.labels:
@@ -118,11 +149,19 @@ class Image(Value):
             "app": self.app.to_appc() if self.app is not None else None,
             "annotations": [{"name": k, "value": v} for k, v in self.annotations],
             "format": self.format,
-            "extra": self.extra,
+            "extra": self.extra(),
         }
+
+    def extra(self) -> dict[str, Any]:
+        """The store's facts about the image, as the JSON object ``extra`` (its shape since v1)."""
+        out: dict[str, Any] = {"manifest_digest": self.manifest_digest} if self.manifest_digest else {}
+        if self.aci is not None:
+            out.update(self.aci.to_extra())
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Image:
+        extra = d.get("extra") or {}
         return cls(
             id=d["id"],
             name=d["name"],
@@ -131,5 +170,6 @@ class Image(Value):
             app=AppSpec.from_appc(d["app"]) if d.get("app") is not None else None,
             annotations=tuple((x["name"], x["value"]) for x in d.get("annotations") or ()),
             format=d.get("format", "oci"),
-            extra=dict(d.get("extra") or {}),
+            manifest_digest=str(extra.get("manifest_digest") or ""),
+            aci=AciOrigin.from_extra(extra),
         )

@@ -115,8 +115,8 @@ def test_layers_are_the_dependencies_depth_first_then_the_image(store: Store, tm
     images = {n: _import(store, p) for n, p in (("d", d), ("b", b), ("c", c))}
     image = _import(store, a)
     own = {n: i.layers[-1] for n, i in images.items()}
-    assert image.layers == (own["b"], own["d"], own["c"], image.extra["aci_blob"])
-    assert image.extra["dependencies"] == [images["b"].id, images["c"].id]
+    assert image.layers == (own["b"], own["d"], own["c"], image.aci.blob)
+    assert image.aci.dependencies == (images["b"].id, images["c"].id)
     assert verify_image(store, image.id, repair=False).ok
     root = _rendered(store, image, tmp_path / "out")
     assert {p: (root / p).read_bytes() for p in ("who", "bd", "only-a", "only-b", "only-d")} == {
@@ -253,7 +253,7 @@ def test_whitelist_filters_the_image_and_its_dependencies_into_one_layer(store: 
                     path_whitelist=["/etc/app.conf", "/etc/base.conf", "/bin/tool", "/lib/"])
     _import(store, base)
     image = _import(store, app)
-    assert len(image.layers) == 1 and image.extra["path_whitelist"] == ["/etc/app.conf", "/etc/base.conf",
+    assert len(image.layers) == 1 and list(image.aci.path_whitelist) == ["/etc/app.conf", "/etc/base.conf",
                                                                          "/bin/tool", "/lib"]
     root = _rendered(store, image, tmp_path / "out")
     found = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
