@@ -184,6 +184,22 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     return str(path)
 
 
+def join_cgroups(paths: list[str], pid: int, joined_w: int) -> None:
+    """Host side: move pod init (``pid``) into the pod's cgroups, then tell it ("joined", or
+    why not) on ``joined_w``; it starts no app before."""
+    try:
+        cgroups.join(paths, pid)
+        answer = "joined"
+    except OSError as e:
+        answer = f"{e.filename or 'cgroup.procs'}: {e.strerror}"
+    try:
+        os.write(joined_w, answer.encode())
+    except BrokenPipeError:
+        pass  # pod init is gone already; why, it has written to the ready pipe
+    finally:
+        os.close(joined_w)
+
+
 class DefaultFlavor:
     name = "default"
 
@@ -204,6 +220,7 @@ class DefaultFlavor:
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
+        joined_r, joined_w = os.pipe()  # the host side tells pod init it is in the pod's cgroups
         tee = not detach and not config.interactive
         pty = os.openpty() if config.interactive else None
         console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
@@ -241,11 +258,14 @@ class DefaultFlavor:
             raise
         if pid == 0:
             os.close(host_pidns)  # the apps could reach it through /proc/1/fd
-            self.become_pod_init(pod_dir, pod, plan, netns_path, cgroup_paths, lock_fd, ready_r, ready_w,
+            os.close(joined_w)
+            self.become_pod_init(pod_dir, pod, plan, netns_path, lock_fd, ready_r, ready_w, joined_r,
                                  detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
         os.close(ready_w)
+        os.close(joined_r)
+        join_cgroups(cgroup_paths, pid, joined_w)
         if not detach:
             os.close(plan["parent_fd"])
         handed_over.append(True)
@@ -273,14 +293,15 @@ class DefaultFlavor:
         return code
 
     def become_pod_init(self, pod_dir: str, pod: PodPlan, plan: dict[str, Any], netns_path: str,
-                        cgroup_paths: list[str], lock_fd: int, ready_r: int, ready_w: int, *,
+                        lock_fd: int, ready_r: int, ready_w: int, joined_r: int, *,
                         detach: bool, pty: tuple[int, int] | None) -> None:
         """In the forked child (PID 1 of the new pid namespace): finish the namespaces and become
-        pod init (which later re-executes itself as a lean interpreter, see podinit.py)."""
+        pod init (which later re-executes itself as a lean interpreter, see podinit.py). The
+        host side moves it into the pod's cgroups meanwhile; it waits for that (``joined_r``)
+        only before it starts the apps."""
         try:
             os.close(ready_r)
             os.setsid()
-            cgroups.join(cgroup_paths)
             host_ns: list[int] = []
             if netns_path:  # pod init tears the networks down as a detached (or orphaned) pod exits
                 from pyrkt.network import teardown  # now: in pod init's root, the host's modules are gone
@@ -324,6 +345,11 @@ class DefaultFlavor:
 
         def enter_root() -> dict[str, Any]:
             new = initroot.enter(os.path.join(pod_dir, initroot.MOUNTPOINT), lock_fd, plan["podinit"])
+            answer = read_all(joined_r)
+            os.close(joined_r)
+            if answer != "joined":
+                raise PyrktError(f"cannot join the pod's cgroups: {answer or 'the run process is gone'}")
+            execute.enter_cgroup_namespace(LinuxKernel(), pod)
             if host_ns:
                 plan["teardown"]["argv"] = teardown.command(pod_dir, *host_ns, python=new["python"],
                                                             import_path=new["import_path"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.kernel.namespaces import CLONE_NEWNS
+from pyrkt.kernel.namespaces import CLONE_NEWCGROUP, CLONE_NEWNS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,16 +88,26 @@ def make_device(k: Kernel, root: str, d: Device) -> None:
 
 
 def set_up_pod(k: Kernel, pod: PodPlan) -> None:
-    """In pod init, once it is in the pod's network namespace (CNI) and cgroups: its own
-    namespaces, a private mount tree, the hostname, the pod's sysctls (in its net and IPC
-    namespaces, before any app starts) and, for --net=none, the loopback up."""
-    k.unshare(pod.ns_flags)
+    """In pod init, once it is in the pod's network namespace (CNI): its own namespaces but the
+    cgroup one (``enter_cgroup_namespace``), a private mount tree, the hostname, the pod's
+    sysctls (in its net and IPC namespaces, before any app starts) and, for --net=none, the
+    loopback up."""
+    k.unshare(pod.ns_flags & ~CLONE_NEWCGROUP)
     k.make_rprivate("/")
     k.sethostname(pod.hostname)
     for key, path, value in pod.sysctls:
         k.write_sysctl(key, path, value)
     if pod.net == "none":
         k.loopback_up()
+
+
+def enter_cgroup_namespace(k: Kernel, pod: PodPlan) -> None:
+    """In pod init, once the host side has moved it into the pod's cgroups and before any app
+    starts: a cgroup namespace rooted there, so the apps see their pod's cgroup as ``/``. (The
+    move is the host side's so that its wait, an RCU grace period of several ms on cgroup v1,
+    overlaps pod init's own set-up.)"""
+    if pod.ns_flags & CLONE_NEWCGROUP:
+        k.unshare(CLONE_NEWCGROUP)
 
 
 def apply_limits(k: Kernel, plan: AppPlan) -> None:

@@ -145,7 +145,7 @@ class PodInit:
             try:
                 self.plan.update(enter_root())
             except Exception as e:  # the pod does not start; the run process shows why
-                error = f"cannot enter pod init's root: {e}"
+                error = f"cannot start pod init: {e}"
         for app in self.apps:
             error = error or self.spawn(app)
         if self.plan.get("apps_mntns", -1) >= 0:

@@ -152,11 +152,19 @@ def test_set_up_pod_namespaces_then_hostname_sysctls_and_loopback() -> None:
     pod = plan.pod_plan(RuntimeConfig(uuid="u", net=("none",), sysctls=(("kernel.shmmni", "9"),)), (), ETC)
     k = RecordingKernel()
     execute.set_up_pod(k, pod)
-    assert k.calls == [("unshare", pod.ns_flags), ("make_rprivate", "/"), ("sethostname", "rkt-u"),
-                       ("write_sysctl", "kernel.shmmni", "kernel/shmmni", "9"), ("loopback_up",)]
+    assert pod.ns_flags & plan.CLONE_NEWCGROUP
+    assert k.calls == [("unshare", pod.ns_flags & ~plan.CLONE_NEWCGROUP), ("make_rprivate", "/"),
+                       ("sethostname", "rkt-u"), ("write_sysctl", "kernel.shmmni", "kernel/shmmni", "9"),
+                       ("loopback_up",)]
     k = RecordingKernel()
     execute.set_up_pod(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("default",)), (), ETC))
     assert "loopback_up" not in k.names()  # a CNI netns: the plugins set lo up
+
+
+def test_the_cgroup_namespace_comes_last_once_pod_init_is_in_the_pods_cgroups() -> None:
+    k = RecordingKernel()
+    execute.enter_cgroup_namespace(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("none",)), (), ETC))
+    assert k.calls == [("unshare", plan.CLONE_NEWCGROUP)]
 
 
 def test_limits_of_the_plan_are_applied_and_none_by_default() -> None:
