@@ -534,3 +534,27 @@ def test_image_volumes_are_named_as_not_honoured_and_the_app_still_runs(env: tup
     assert r.code == 0 and r.out == "x\n", r
     warnings = [line for line in r.err.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "mount point volume-data at /data is not honoured yet" in warnings[0], r
+
+
+def test_apps_are_in_the_pods_cgroups_which_their_cgroup_namespace_shows_as_root(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sh", "--", "-c",
+               "cat /proc/self/cgroup > /tmp/cg; exec sleep 1000").out.strip()
+    try:
+        pid = int(cli.status(uuid)["pid"])
+        procs = set()
+        for d in pod_cgroups(uuid):
+            procs |= {int(p) for p in Path(d, "cgroup.procs").read_text().split()}
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        assert pid in procs and children and set(children) <= procs, (pid, children, procs)
+        deadline = time.monotonic() + 10
+        seen = ""
+        while not seen and time.monotonic() < deadline:
+            seen = cli("enter", uuid, "/bin/cat", "/tmp/cg").out
+            time.sleep(0.05)
+        lines = seen.splitlines()
+        assert lines and all(line.endswith(":/") for line in lines), seen  # the pod's cgroup is the app's root
+    finally:
+        cli("stop", "--force", uuid)
+        cli.wait_exited(uuid)
+        cli("rm", uuid)
