@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
     from collections.abc import Iterable
     from typing import Protocol
 
+    from pyrkt.model.devices import DeviceRule
+
     class Kernel(Protocol):
         """The calls the executor makes; ``LinuxKernel`` and ``RecordingKernel`` implement it."""
 
@@ -62,6 +64,15 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def load_seccomp(self, bpf: bytes) -> None: ...
         def set_rlimit(self, resource: int, soft: int, hard: int) -> None: ...
         def oom_score_adj(self, value: int) -> None: ...
+        def mkdir(self, path: str, mode: int = 0o755) -> None: ...
+        def clone_tree(self, path: str) -> int:
+            """A detached read-only copy of the tree at ``path``, held by the returned fd."""
+            ...
+        def cgroup_create(self, subpath: str) -> list[str]: ...
+        def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...]) -> None: ...
+        def cgroup_join(self, paths: list[str], pid: int = 0) -> None: ...
+        def cgroup_remove(self, subpath: str) -> None: ...
+        def unmount_all_under(self, path: str) -> None: ...
 
 
 class LinuxKernel:
@@ -164,3 +175,32 @@ class LinuxKernel:
 
     def oom_score_adj(self, value: int) -> None:
         self.write("/proc/self/oom_score_adj", str(value))
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        os.mkdir(path, mode)
+
+    def clone_tree(self, path: str) -> int:
+        return M.clone_tree(path)
+
+    def cgroup_create(self, subpath: str) -> list[str]:
+        from pyrkt.kernel import cgroups
+
+        return cgroups.create(subpath)
+
+    def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...]) -> None:
+        from pyrkt.kernel import cgroups
+
+        cgroups.limit_devices(subpath, rules)
+
+    def cgroup_join(self, paths: list[str], pid: int = 0) -> None:
+        from pyrkt.kernel import cgroups
+
+        cgroups.join(paths, pid)
+
+    def cgroup_remove(self, subpath: str) -> None:
+        from pyrkt.kernel import cgroups
+
+        cgroups.remove(subpath)
+
+    def unmount_all_under(self, path: str) -> None:
+        M.unmount_all_under(path)

@@ -26,6 +26,7 @@ class RecordingKernel:
         self.kinds = dict(kinds or {})
         self.held = set(ALL_CAPS) if held is None else set(held)
         self.refuse_mknod = refuse_mknod
+        self.controllers = ("memory", "pids")  # where cgroup_create says it made the pod's cgroup
 
     def _rec(self, *call: Any) -> None:
         self.calls.append(call)
@@ -127,3 +128,28 @@ class RecordingKernel:
 
     def oom_score_adj(self, value: int) -> None:
         self._rec("oom_score_adj", value)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        self._rec("mkdir", path, mode)
+        self.kinds[path] = "dir"
+
+    def clone_tree(self, path: str) -> int:
+        """A real fd, but a plain O_PATH one on ``path`` (the caller may close it, keep it)."""
+        self._rec("clone_tree", path)
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+
+    def cgroup_create(self, subpath: str) -> list[str]:
+        self._rec("cgroup_create", subpath)
+        return [f"/sys/fs/cgroup/{c}/{subpath}" for c in self.controllers]
+
+    def cgroup_limit_devices(self, subpath: str, rules: tuple[Any, ...]) -> None:
+        self._rec("cgroup_limit_devices", subpath, tuple(rules))
+
+    def cgroup_join(self, paths: list[str], pid: int = 0) -> None:
+        self._rec("cgroup_join", tuple(paths), pid)
+
+    def cgroup_remove(self, subpath: str) -> None:
+        self._rec("cgroup_remove", subpath)
+
+    def unmount_all_under(self, path: str) -> None:
+        self._rec("unmount_all_under", path)

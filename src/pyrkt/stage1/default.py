@@ -24,7 +24,7 @@ import sys
 import time
 
 from pyrkt.errors import InvalidState, PyrktError, UsageError
-from pyrkt.kernel import cgroups, fs, lock, mount, namespaces, process
+from pyrkt.kernel import cgroups, fs, lock, namespaces, process
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
@@ -188,7 +188,7 @@ def join_cgroups(paths: list[str], pid: int, joined_w: int) -> None:
     """Host side: move pod init (``pid``) into the pod's cgroups, then tell it ("joined", or
     why not) on ``joined_w``; it starts no app before."""
     try:
-        cgroups.join(paths, pid)
+        LinuxKernel().cgroup_join(paths, pid)
         answer = "joined"
     except OSError as e:
         answer = f"{e.filename or 'cgroup.procs'}: {e.strerror}"
@@ -227,9 +227,7 @@ class DefaultFlavor:
         pod = build_plan(pod_dir, config, tee=tee, console=console)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
-        cgroup_paths = cgroups.create(pod.cgroup)
-        if pod.device_rules is not None:  # as rkt: DevicePolicy=closed unless --insecure-options=paths
-            cgroups.limit_devices(pod.cgroup, pod.device_rules)
+        cgroup_paths = execute.set_up_cgroups(LinuxKernel(), pod)
         netns_path = ""
         if net == "cni":
             from pyrkt.network import setup as network
@@ -344,7 +342,7 @@ class DefaultFlavor:
                 os._exit(254)
 
         def enter_root() -> dict[str, Any]:
-            new = initroot.enter(os.path.join(pod_dir, initroot.MOUNTPOINT), lock_fd, plan["podinit"])
+            new = initroot.enter(LinuxKernel(), os.path.join(pod_dir, initroot.MOUNTPOINT), lock_fd, plan["podinit"])
             answer = read_all(joined_r)
             os.close(joined_r)
             if answer != "joined":
@@ -382,7 +380,7 @@ class DefaultFlavor:
         if pid == 0:
             code = 254
             try:
-                cgroups.join(pod_cgroups)  # the pod's device policy and limits hold for what enters too
+                LinuxKernel().cgroup_join(pod_cgroups)  # the pod's device policy and limits hold for what enters too
                 namespaces.join(target)
                 child = os.fork()
                 if child == 0:
@@ -422,10 +420,8 @@ class DefaultFlavor:
             from pyrkt.network import setup as network
 
             network.down(pod_dir)
-        mount.unmount_all_under(str(pod_dir))
-        sub = fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP))
-        if sub and sub.strip():
-            cgroups.remove(sub.strip())
+        sub = fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or ""
+        execute.tear_down(LinuxKernel(), str(pod_dir), sub.strip())
 
 
 def app_host_pid(pod_dir: str, app: str) -> int:

@@ -87,6 +87,24 @@ def make_device(k: Kernel, root: str, d: Device) -> None:
         k.bind(d.host or d.path, k.make_file(root, d.path, 0o600))
 
 
+def set_up_cgroups(k: Kernel, pod: PodPlan) -> list[str]:
+    """Host side, before pod init runs: the pod's cgroup in each hierarchy and its device
+    allow-list (as rkt's DevicePolicy=closed; none with --insecure-options=paths), written
+    before any process joins it. Returns the cgroup directories, for ``cgroup_join``."""
+    paths = k.cgroup_create(pod.cgroup)
+    if pod.device_rules is not None:
+        k.cgroup_limit_devices(pod.cgroup, pod.device_rules)
+    return paths
+
+
+def tear_down(k: Kernel, pod_dir: str, cgroup: str) -> None:
+    """What gc takes back of a pod on the kernel's side, each step idempotent: any mount left
+    under its dir, then its cgroups (killing what is left in them)."""
+    k.unmount_all_under(pod_dir)
+    if cgroup:
+        k.cgroup_remove(cgroup)
+
+
 def set_up_pod(k: Kernel, pod: PodPlan) -> None:
     """In pod init, once it is in the pod's network namespace (CNI): its own namespaces but the
     cgroup one (``enter_cgroup_namespace``), a private mount tree, the hostname, the pod's

@@ -16,7 +16,7 @@ import os
 import sys
 
 from pyrkt.errors import PyrktError, UsageError
-from pyrkt.kernel import fs, mount, namespaces
+from pyrkt.kernel import fs, namespaces
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.stage1 import execute, plan
@@ -154,7 +154,7 @@ class FlyFlavor:
                 pass
 
     def gc(self, pod_dir: str) -> None:
-        mount.unmount_all_under(str(pod_dir))
+        execute.tear_down(LinuxKernel(), str(pod_dir), "")
 
 
 FLAVOR = FlyFlavor()

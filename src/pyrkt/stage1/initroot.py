@@ -29,6 +29,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrkt.kernel.api import Kernel
+
 MOUNTPOINT = "stage1/rootfs"  # in the pod dir; the tmpfs goes on it in pod init's namespace
 POD = "/pod"
 LIB_DIRS = ("usr", "lib", "lib64", "lib32", "libx32")
@@ -40,7 +42,7 @@ def top(path: str) -> str:
     return path.strip("/").split("/", 1)[0]
 
 
-def enter(mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
+def enter(k: Kernel, mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
     """Leave the current mount namespace for a new one, mount pod init's root on ``mountpoint``
     there, pivot into it and drop the old root. ``pod_fd`` is an fd on the pod dir pod init
     keeps open (the lock's); ``podinit`` the script pod init re-executes, in the pyrkt package.
@@ -54,11 +56,11 @@ def enter(mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
     fds: list[int] = []
     left = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        namespaces.unshare(namespaces.CLONE_NEWNS)  # a copy of the one left, private as it was
-        M.mount("tmpfs", mountpoint, "tmpfs", NOSUID_NODEV_NOEXEC, TMPFS_OPTIONS)
-        os.mkdir(os.path.join(mountpoint, "proc"), 0o555)
-        M.mount("proc", os.path.join(mountpoint, "proc"), "proc", NOSUID_NODEV_NOEXEC)
-        os.symlink(f"/proc/self/fd/{pod_fd}", os.path.join(mountpoint, POD.lstrip("/")))
+        k.unshare(namespaces.CLONE_NEWNS)  # a copy of the one left, private as it was
+        k.mount("tmpfs", mountpoint, "tmpfs", NOSUID_NODEV_NOEXEC, TMPFS_OPTIONS)
+        k.mkdir(os.path.join(mountpoint, "proc"), 0o555)
+        k.mount("proc", os.path.join(mountpoint, "proc"), "proc", NOSUID_NODEV_NOEXEC)
+        k.symlink(f"/proc/self/fd/{pod_fd}", os.path.join(mountpoint, POD.lstrip("/")))
         names = list(dict.fromkeys([*LIB_DIRS, top(python), top(sys.base_prefix)]))
         for name in names:
             host = "/" + name
@@ -66,14 +68,14 @@ def enter(mountpoint: str, pod_fd: int, podinit: str) -> dict[str, Any]:
                 target = os.readlink(host)
                 if top(target) not in names:
                     names.append(top(target))
-                os.symlink(target, os.path.join(mountpoint, name))
+                k.symlink(target, os.path.join(mountpoint, name))
             elif os.path.isdir(host):
-                fds.append(M.clone_tree(host))
-                os.symlink(f"/proc/self/fd/{fds[-1]}", os.path.join(mountpoint, name))
-        fds.append(M.clone_tree(os.path.dirname(package)))
-        os.symlink(f"/proc/self/fd/{fds[-1]}/pyrkt", os.path.join(mountpoint, "pyrkt"))
-        M.mount(None, mountpoint, None, M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | NOSUID_NODEV_NOEXEC)
-        M.pivot_root(mountpoint)
+                fds.append(k.clone_tree(host))
+                k.symlink(f"/proc/self/fd/{fds[-1]}", os.path.join(mountpoint, name))
+        fds.append(k.clone_tree(os.path.dirname(package)))
+        k.symlink(f"/proc/self/fd/{fds[-1]}/pyrkt", os.path.join(mountpoint, "pyrkt"))
+        k.mount("", mountpoint, "", M.MS_REMOUNT | M.MS_BIND | M.MS_RDONLY | NOSUID_NODEV_NOEXEC)
+        k.pivot_root(mountpoint)
     except BaseException:
         for fd in [left, *fds]:
             os.close(fd)

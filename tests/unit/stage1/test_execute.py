@@ -173,3 +173,24 @@ def test_limits_of_the_plan_are_applied_and_none_by_default() -> None:
     assert k.calls == []  # the planners set none yet (the isolators issue will)
     execute.apply_limits(k, app_plan().replace(rlimits=((7, 1024, 4096),), oom_score_adj=500))
     assert k.calls == [("set_rlimit", 7, 1024, 4096), ("oom_score_adj", 500)]
+
+
+def test_host_side_cgroups_are_made_and_closed_to_devices_before_anyone_joins() -> None:
+    pod = plan.pod_plan(RuntimeConfig(uuid="u", net=("none",)), (), ETC)
+    k = RecordingKernel()
+    paths = execute.set_up_cgroups(k, pod)
+    assert pod.device_rules  # the default allow-list
+    assert k.calls == [("cgroup_create", pod.cgroup), ("cgroup_limit_devices", pod.cgroup, pod.device_rules)]
+    assert paths == [f"/sys/fs/cgroup/{c}/{pod.cgroup}" for c in k.controllers]
+    k = RecordingKernel()
+    execute.set_up_cgroups(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("none",), disable_paths=True), (), ETC))
+    assert k.names() == ["cgroup_create"]  # --insecure-options=paths: no device policy, as rkt
+
+
+def test_teardown_unmounts_then_removes_the_cgroups_and_skips_what_was_never_made() -> None:
+    k = RecordingKernel()
+    execute.tear_down(k, "/data/pods/exited-garbage/u", "pyrkt/u")
+    assert k.calls == [("unmount_all_under", "/data/pods/exited-garbage/u"), ("cgroup_remove", "pyrkt/u")]
+    k = RecordingKernel()
+    execute.tear_down(k, "/data/pods/garbage/u", "")
+    assert k.names() == ["unmount_all_under"]
