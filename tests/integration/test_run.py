@@ -558,3 +558,20 @@ def test_apps_are_in_the_pods_cgroups_which_their_cgroup_namespace_shows_as_root
         cli("stop", "--force", uuid)
         cli.wait_exited(uuid)
         cli("rm", uuid)
+
+
+@pytest.mark.parametrize("flavor", ["default", "fly"])
+def test_enter_keeps_the_callers_term_or_gives_vt100_as_rkt(env: tuple[Cli, str], flavor: str) -> None:
+    cli, image = env
+    uuid = cli("run", "--net=none", "--detach", f"--stage1-name={flavor}", image, "--exec=/bin/sleep", "--",
+               "1000").out.strip()
+    try:
+        with_term = Cli(cli.data_dir, env={"TERM": "xterm-256color"})
+        assert with_term("enter", uuid, "/bin/sh", "-c", "echo $TERM").out == "xterm-256color\n"
+        no_term = Cli(cli.data_dir)
+        no_term.env = {k: v for k, v in os.environ.items() if k != "TERM"}
+        assert no_term("enter", uuid, "/bin/sh", "-c", "echo $TERM").out == "vt100\n"
+    finally:
+        cli("stop", "--force", uuid)
+        cli.wait_exited(uuid)
+        cli("rm", uuid)

@@ -31,7 +31,15 @@ from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
-from pyrkt.stage1.poddir import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
+from pyrkt.stage1.poddir import (
+    ETC_DIR,
+    enter_env,
+    read_all,
+    read_layers,
+    read_manifest,
+    read_pid,
+    wait_exit,
+)
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
 if TYPE_CHECKING:
@@ -366,7 +374,7 @@ class DefaultFlavor:
         from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
 
         target = app_host_pid(pod_dir, app)
-        env = read_env(pod_dir, app)
+        env = enter_env(pod_dir, app, dict(os.environ))
         config_path = os.path.join(pod_dir, abi.RUNTIME_CONFIG)
         config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
         ra = read_manifest(pod_dir).app(app)

@@ -20,7 +20,15 @@ from pyrkt.kernel import fs, namespaces
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.stage1 import execute, plan
-from pyrkt.stage1.poddir import ETC_DIR, read_all, read_env, read_layers, read_manifest, read_pid, wait_exit
+from pyrkt.stage1.poddir import (
+    ETC_DIR,
+    enter_env,
+    read_all,
+    read_layers,
+    read_manifest,
+    read_pid,
+    wait_exit,
+)
 
 
 def etc_choice(pod_dir: str, config: abi.RuntimeConfig) -> tuple[tuple[str, str] | None, tuple[str, str]]:
@@ -125,7 +133,7 @@ class FlyFlavor:
             raise PyrktError(f"pod {os.path.basename(pod_dir)} is not running")
         from pyrkt.stage1.app import find_executable
 
-        env = read_env(pod_dir, app)
+        env = enter_env(pod_dir, app, dict(os.environ))
         root_fd = os.open(f"/proc/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
         child = os.fork()
         if child == 0:

@@ -65,3 +65,11 @@ def read_env(pod_dir: str, app: str) -> dict[str, str]:
             k, _, v = item.partition("=")
             env[k] = v
     return env
+
+
+def enter_env(pod_dir: str, app: str, caller: dict[str, str]) -> dict[str, str]:
+    """What ``enter`` runs with: the app's environment and, as rkt's enter, the caller's
+    ``TERM`` (``vt100`` when it has none), since an entered shell is usually interactive."""
+    env = read_env(pod_dir, app)
+    env["TERM"] = caller.get("TERM") or "vt100"
+    return env
