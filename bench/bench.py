@@ -278,12 +278,14 @@ def iptables_chains() -> set[tuple[str, str]]:
 
 def remove_new_netavark_state(chains_before: set[tuple[str, str]], links_before: str) -> None:
     """What podman's default network may leave: its bridge (netavark's podman0, or cni-podman0
-    when podman uses its CNI backend) and NETAVARK chains. Only what did not exist before the
-    benchmark is removed."""
+    when podman uses its CNI backend) and its chains (NETAVARK*, or the CNI firewall plugin's
+    CNI-FORWARD and CNI-ADMIN). Only what did not exist before the benchmark is removed."""
     for bridge in ("podman0", "cni-podman0"):
         if f" {bridge}:" not in links_before:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
-    new = [(t, c) for t, c in iptables_chains() - chains_before if c.startswith("NETAVARK")]
+    # netavark's chains, or the CNI firewall plugin's (podman's CNI backend)
+    new = [(t, c) for t, c in iptables_chains() - chains_before
+           if c.startswith("NETAVARK") or c in ("CNI-FORWARD", "CNI-ADMIN")]
     for table, chain in new:
         rules = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True).stdout
         for rule in rules.splitlines():
