@@ -575,3 +575,18 @@ def test_enter_keeps_the_callers_term_or_gives_vt100_as_rkt(env: tuple[Cli, str]
         cli("stop", "--force", uuid)
         cli.wait_exited(uuid)
         cli("rm", uuid)
+
+
+def test_an_exited_pods_cgroups_and_accounting_stay_until_gc_as_rkt(env: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, image = env
+    save = tmp_path / "uuid"
+    r = cli("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/sh", "--", "-c", "exit 0")
+    assert r.code == 0, r
+    uuid = save.read_text().strip()
+    assert cli.status(uuid)["state"] == "exited"
+    kept = pod_cgroups(uuid)
+    assert any(d.startswith("/sys/fs/cgroup/cpuacct/") for d in kept), kept
+    usage = int(Path(f"/sys/fs/cgroup/cpuacct/pyrkt/{uuid}/cpuacct.usage").read_text())
+    assert usage > 0  # the pod's CPU time, readable after it exited
+    assert cli("gc", "--grace-period=0s").code == 0
+    assert pod_cgroups(uuid) == []

@@ -291,7 +291,7 @@ class DefaultFlavor:
 
         code = foreground.wait(pid, pty[0] if pty is not None else None)
         try:
-            self.gc(pod_dir)  # the pod has exited: its networks and cgroups go now
+            self.release(pod_dir)  # the pod has exited: its networks and mounts go now, its cgroups at gc
         except (OSError, PyrktError) as e:
             sys.stderr.write(f"pyrkt: pod {config.uuid}: teardown left for gc: {e}\n")
         if message.startswith("error:"):
@@ -423,13 +423,19 @@ class DefaultFlavor:
 
     # -- gc ----------------------------------------------------------------------------
 
-    def gc(self, pod_dir: str) -> None:
+    def release(self, pod_dir: str, *, cgroups: bool = False) -> None:
+        """What an exited pod holds that others need: its networks (addresses, rules) and any
+        mount left; with ``cgroups`` (gc) its cgroups too. Until gc they stay, as rkt's, so
+        tools can read the pod's accounting after it exited."""
         if os.path.exists(os.path.join(pod_dir, abi.NETNS)) or os.path.exists(os.path.join(pod_dir, "net")):
             from pyrkt.network import setup as network
 
             network.down(pod_dir)
-        sub = fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or ""
-        execute.tear_down(LinuxKernel(), str(pod_dir), sub.strip())
+        sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip() if cgroups else ""
+        execute.tear_down(LinuxKernel(), str(pod_dir), sub)
+
+    def gc(self, pod_dir: str) -> None:
+        self.release(pod_dir, cgroups=True)
 
 
 def app_host_pid(pod_dir: str, app: str) -> int:
