@@ -52,20 +52,12 @@ class ImportLimits(Value):
 def read_import_limits(config_dirs: Iterable[str | os.PathLike[str]]) -> ImportLimits:
     """The ``store`` settings of ``config_dirs`` (system, local, user: a later dir overrides a
     key); one dir setting a key in two files is an error, as rkt's ``paths`` kind."""
+    from pyrkt.config import kind_files
+
     settings: dict[str, int] = {}
-    for d in config_dirs:
-        store_d = os.path.join(d, STORE_D)
-        try:
-            names = sorted(n for n in os.listdir(store_d) if n.endswith(".json"))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as e:
-            raise UsageError(f"config dir {store_d!r}: {e.strerror}") from None
+    for files in kind_files(config_dirs, STORE_D):
         seen: dict[str, str] = {}
-        for name in names:
-            path = os.path.join(store_d, name)
-            if not os.path.isfile(path):
-                continue
+        for path in files:
             for key, value in parse_store_config(_read(path), path).items():
                 if key in seen:
                     raise UsageError(f"store config {path!r}: {key} is also set in {seen[key]!r} "
@@ -78,11 +70,9 @@ def read_import_limits(config_dirs: Iterable[str | os.PathLike[str]]) -> ImportL
 def parse_store_config(raw: bytes, where: str) -> dict[str, int]:
     """The settings of one ``store.d`` file, by their canonical key names. Keys match without
     regard to case, as Go's JSON decoding in rkt does; unknown keys are refused."""
-    import json
-
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as e:
+        data = jsonio.loads(raw)
+    except ValueError as e:  # the type only: a parser's message could quote the file
         raise UsageError(f"store config {where!r} is not valid JSON: {type(e).__name__}") from None
     if not isinstance(data, dict):
         raise UsageError(f"store config {where!r} is not a JSON object")
