@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pyrkt.model.image import AppSpec
 from pyrkt.model.values import Value
+from pyrkt.model.volumes import AppMount, Volume
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class RuntimeApp(Value):
     app: AppSpec
     read_only_rootfs: bool = False
     annotations: tuple[tuple[str, str], ...] = ()
+    mounts: tuple[AppMount, ...] = ()
 
 
 class PodPort(Value):
@@ -40,6 +42,7 @@ class PodPort(Value):
 class PodManifest(Value):
     apps: tuple[RuntimeApp, ...]
     ports: tuple[PodPort, ...] = ()
+    volumes: tuple[Volume, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     user_annotations: tuple[tuple[str, str], ...] = ()
     user_labels: tuple[tuple[str, str], ...] = ()
@@ -65,12 +68,12 @@ class PodManifest(Value):
                     },
                     "app": a.app.to_appc(),
                     "readOnlyRootFS": a.read_only_rootfs,
-                    "mounts": [],
+                    "mounts": [m.to_json() for m in a.mounts],
                     "annotations": [{"name": k, "value": v} for k, v in a.annotations],
                 }
                 for a in self.apps
             ],
-            "volumes": [],
+            "volumes": [v.to_json() for v in self.volumes],
             "isolators": [{"name": SYSCTL_ISOLATOR, "value": dict(self.sysctls)}] if self.sysctls else [],
             "annotations": [{"name": k, "value": v} for k, v in self.annotations],
             "ports": [
@@ -97,11 +100,13 @@ class PodManifest(Value):
                     app=AppSpec.from_appc(a.get("app") or {}),
                     read_only_rootfs=bool(a.get("readOnlyRootFS", False)),
                     annotations=tuple((x["name"], x["value"]) for x in a.get("annotations") or ()),
+                    mounts=tuple(AppMount.from_json(m) for m in a.get("mounts") or ()),
                 )
             )
         return cls(
             apps=tuple(apps),
             ports=tuple(PodPort(p["name"], int(p["hostPort"]), p.get("hostIP", "")) for p in d.get("ports") or ()),
+            volumes=tuple(Volume.from_json(v) for v in d.get("volumes") or ()),
             annotations=tuple((x["name"], x["value"]) for x in d.get("annotations") or ()),
             user_annotations=tuple((d.get("userAnnotations") or {}).items()),
             user_labels=tuple((d.get("userLabels") or {}).items()),
