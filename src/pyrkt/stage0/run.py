@@ -112,6 +112,7 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: F
     """Prepare and start a pod; ``ui``: how image fetches show progress and ask (default: headless)."""
     check_options(config, opts)
     check_ports(bool(req.ports), opts)
+    prime_cgroups(req.stage1_name)
     pod = prepare(config, req, ui=ui)
     try:
         pod.transition(Dir.RUN)
@@ -119,6 +120,17 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: F
         discard(pod)
         raise
     return start(config, pod, opts, out)
+
+
+def prime_cgroups(stage1_name: str) -> None:
+    """A flavor that puts its pod in cgroups starts the kernel's wait for that now, while the
+    pod is prepared (``cgroups.prime_join``)."""
+    from pyrkt.stage1 import flavor
+
+    if flavor.canonical(stage1_name) == "default":
+        from pyrkt.kernel import cgroups
+
+        cgroups.prime_join()
 
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
@@ -134,6 +146,7 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     try:  # locked: the pod dir stays where it is until we move it
         manifest = read_manifest(pod.path)
         check_ports(bool(manifest.ports), opts)
+        prime_cgroups((fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
         if manifest.sysctls:  # the prepared pod's, then this command's
             opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
         sysctl_fields(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
