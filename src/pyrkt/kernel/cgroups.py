@@ -166,7 +166,8 @@ _priming = [False]
 
 def _keep_primed() -> None:
     try:
-        target = _own_procs_file()
+        with open("/proc/self/cgroup", "rb") as f:
+            target = own_procs_file(f.read().decode(), hierarchies())
         if target is None:
             return
         pid = str(os.getpid()).encode()
@@ -182,11 +183,11 @@ def _keep_primed() -> None:
         pass
 
 
-def _own_procs_file() -> str | None:
-    """The cgroup.procs of the caller's own cgroup in the first hierarchy it is in."""
-    with open("/proc/self/cgroup", "rb") as f:
-        lines = f.read().decode().splitlines()
-    for h in hierarchies():
+def own_procs_file(proc_cgroup: str, hs: list[Hierarchy]) -> str | None:
+    """The cgroup.procs of a process's own cgroup in the first of ``hs`` it is in, from its
+    /proc/PID/cgroup text."""
+    lines = proc_cgroup.splitlines()
+    for h in hs:
         for line in lines:
             _, ctrls, path = line.split(":", 2)
             if (h.version == 2 and not ctrls and line.startswith("0:")) or (

@@ -32,3 +32,15 @@ def test_pure_v2_host_puts_everything_in_v2() -> None:
 def test_host_without_a_device_controller_has_no_device_hierarchy() -> None:
     assert pod_hierarchies([MEMORY]) == [MEMORY]
     assert device_hierarchy([MEMORY]) is None
+
+
+def test_own_procs_file_finds_the_callers_cgroup_on_each_layout() -> None:
+    from pyrkt.kernel.cgroups import Hierarchy, own_procs_file
+
+    v1 = [Hierarchy("/sys/fs/cgroup/cpu,cpuacct", 1, ("cpu", "cpuacct")), Hierarchy("/sys/fs/cgroup/pids", 1, ("pids",))]
+    v2 = [Hierarchy("/sys/fs/cgroup/unified", 2, ())]
+    text = "12:pids:/user/a\n4:cpu,cpuacct:/user/b\n1:name=systemd:/x\n0::/init.scope\n"
+    assert own_procs_file(text, v1 + v2) == "/sys/fs/cgroup/cpu,cpuacct/user/b/cgroup.procs"
+    assert own_procs_file(text, v2) == "/sys/fs/cgroup/unified/init.scope/cgroup.procs"
+    assert own_procs_file("0::/\n", [Hierarchy("/sys/fs/cgroup", 2, ())]) == "/sys/fs/cgroup/cgroup.procs"
+    assert own_procs_file("3:memory:/m\n", v1) is None
