@@ -11,13 +11,20 @@ from __future__ import annotations
 import os
 
 from pyrkt.kernel.lock import FileLock
-from pyrkt.kernel.trees import remove_tree  # the store's one remover: any depth, through 0555 dirs
 
 __all__ = ["clean_tmp", "new_session_dir", "remove_tree", "store_lock"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+
+
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """The store's one remover (``kernel.trees``: any depth, through 0555 dirs), imported when
+    used: `run` takes the store lock but removes nothing."""
+    from pyrkt.kernel.trees import remove_tree as remove
+
+    remove(path)
 
 
 def store_lock(store_dir: str | os.PathLike[str]) -> FileLock:
