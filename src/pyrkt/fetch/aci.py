@@ -95,7 +95,10 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
     if not path.exists():
         raise NotFound(f"ACI file {str(path)!r} not found")
     with store.begin_import(source) as imp:
-        blob, sha512 = _stage_tar(imp, path, source)
+        # A signed ACI is copied once into the import's own dir, and the signature is checked
+        # on exactly the bytes that are then imported: the file at ``path`` may change meanwhile.
+        read = _private_copy(imp, path, source) if verify else path
+        blob, sha512 = _stage_tar(imp, read, source)
         raw_manifest = _read_manifest(imp.blob_path(blob), source)
         parsed = parse_manifest(raw_manifest, image_id=f"sha512-{sha512[:ID_HEX]}", diff_id=blob, where=source)
         image = parsed.image
@@ -104,7 +107,8 @@ def import_aci(store: Store, path: Path, *, source: str, signature: Path | None 
 
             sig = signature or path.with_name(path.name + ".asc")
             keys = dirs or ConfigDirs()
-            verify_signature(path, sig, image.name, system_dir=Path(keys.system), local_dir=Path(keys.local))
+            verify_signature(read, sig, image.name, system_dir=Path(keys.system), local_dir=Path(keys.local),
+                             shown=str(path), tmp_dir=imp.dir)
         if check is not None:
             check(image)
         needed_by = image.name
@@ -286,6 +290,18 @@ def image_rootfs(store: Store, image: Image, *, dependencies: bool = True) -> It
         yield [dest]
     finally:
         remove_tree(scratch)
+
+
+def _private_copy(imp: Any, path: Path, where: str) -> Path:
+    """``path``'s bytes as they are now, in the import's dir (gone with it)."""
+    import shutil
+
+    from pyrkt.fetch.local import open_regular_file
+
+    copy = Path(imp.dir) / "signed.aci"
+    with open_regular_file(str(path), where, what="the ACI file") as src, open(copy, "xb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return copy
 
 
 def _stage_tar(imp: Any, path: Path, where: str) -> tuple[str, str]:

@@ -89,17 +89,22 @@ def _last_line(err: bytes) -> str:
     return lines[-1].removeprefix("gpg: ") if lines else "gpg failed"
 
 
-def verify_signature(image: Path, signature: Path, name: str, *, system_dir: Path, local_dir: Path) -> str:
+def verify_signature(image: Path, signature: Path, name: str, *, system_dir: Path, local_dir: Path,
+                     shown: str = "", tmp_dir: Path | None = None) -> str:
     """Check ``signature`` (armored, detached) of the file ``image`` against the keys trusted
-    for ``name``; returns the signing key's fingerprint, raises SignatureError otherwise."""
+    for ``name``; returns the signing key's fingerprint, raises SignatureError otherwise.
+    ``shown``: the file as errors name it (default ``image``); ``tmp_dir``: where gpg's
+    throwaway home goes (an import's own dir, so that a killed fetch leaves it to the store's
+    clean-up; default the system's temp dir)."""
+    shown = shown or str(image)
     if not signature.is_file():
-        raise SignatureError(f"signature verification failed: no signature {str(signature)!r} for {str(image)!r} "
+        raise SignatureError(f"signature verification failed: no signature {str(signature)!r} for {shown!r} "
                              "(use --insecure-options=image to skip the check)")
     keys = keyring_files(system_dir, local_dir, name)
     if not keys:
         raise SignatureError(f"signature verification failed: no keys are trusted for {name!r} "
                              "(add one with pyrkt trust --prefix)")
-    with tempfile.TemporaryDirectory(prefix="pyrkt-gpg-") as home:
+    with tempfile.TemporaryDirectory(prefix="pyrkt-gpg-", dir=tmp_dir) as home:
         imported = _gpg(home, "--import", *map(str, keys))
         if imported.returncode not in (0, 2):  # 2: one unreadable key file among good ones
             raise SignatureError(f"signature verification failed: importing trusted keys: {_last_line(imported.stderr)}")
@@ -110,7 +115,7 @@ def verify_signature(image: Path, signature: Path, name: str, *, system_dir: Pat
             if len(fields) >= 3 and fields[:2] == ["[GNUPG:]", "VALIDSIG"]:
                 fingerprint = fields[2].lower()
         if checked.returncode != 0 or not fingerprint:
-            raise SignatureError(f"signature verification failed for {str(image)!r}: {_last_line(checked.stderr)}")
+            raise SignatureError(f"signature verification failed for {shown!r}: {_last_line(checked.stderr)}")
     return fingerprint
 
 

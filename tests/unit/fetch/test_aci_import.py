@@ -159,6 +159,38 @@ def test_signature_is_checked_by_default(store: Store, tmp_path: Path) -> None:
     assert_store_empty(store)
 
 
+def test_the_signature_is_checked_on_the_bytes_that_are_imported(store: Store, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file named on the command line is read once: an unsigned ACI swapped for the signed
+    one while the signature is checked is still refused, and gpg's home is in the import's dir.
+    (gpg is stood in for by a byte comparison with the signed file; the integration tests run
+    the real one.)"""
+    import pyrkt.fetch.trust as trust
+    from pyrkt.fetch.trust import SignatureError
+
+    aci, signed = tmp_path / "app.aci", tmp_path / "signed.aci"
+    signed_id = build_aci(signed)
+    build_aci(aci, aci_manifest(exec_=("/bin/sh", "-c", "evil")))
+    (tmp_path / "app.aci.asc").write_text("a signature of signed.aci\n")
+    seen: dict[str, object] = {}
+
+    def gpg_verify(image: Path, signature: Path, name: str, **kw: object) -> str:
+        seen.update(kw)
+        if signed.exists():
+            os.replace(signed, aci)  # the attacker puts the signed file in place for the check
+        if image.read_bytes() != aci.read_bytes():
+            raise SignatureError(f"signature verification failed for {kw['shown']!r}: BAD signature")
+        return "f" * 40
+
+    monkeypatch.setattr(trust, "verify_signature", gpg_verify)
+    with pytest.raises(SignatureError, match="BAD signature"):
+        fetch(store, str(aci))
+    assert_store_empty(store)
+    assert seen["shown"] == str(aci) and str(seen["tmp_dir"]).startswith(str(store.tmp))
+    assert not list(store.tmp.iterdir())  # the import's copy and gpg's home went with it
+    assert fetch(store, str(aci)).id == signed_id  # the signed file itself passes the same check
+
+
 def test_image_from_manifest_needs_no_app() -> None:
     m = aci_manifest()
     del m["app"]
