@@ -70,10 +70,13 @@ def filter_listing(layer: LayerListing, keep: Whitelist) -> LayerListing:
 
 
 def _drop_subtree(merged: dict[str, int], kinds: dict[str, str], path: str, *, keep_self: bool) -> None:
-    prefix = path + "/" if path else ""
-    for p in [p for p in merged if p.startswith(prefix) and p != path]:
-        del merged[p]
-        kinds.pop(p, None)
+    """Forget what lies below ``path`` (and ``path`` itself unless ``keep_self``). Only a
+    directory has anything below it: a whited-out file costs no scan of the merged tree."""
+    if kinds.get(path) == "dir":
+        prefix = path + "/" if path else ""
+        for p in [p for p in merged if p.startswith(prefix) and p != path]:
+            del merged[p]
+            kinds.pop(p, None)
     if not keep_self:
         merged.pop(path, None)
         kinds.pop(path, None)
