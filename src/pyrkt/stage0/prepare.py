@@ -1,5 +1,6 @@
 """Prepare a pod: resolve the images, reify each app (image defaults + the user's per-app
-flags), refuse bad input before anything is written, then lay out the pod dir.
+flags, or a pod manifest's apps: ``stage0.podmanifest``), refuse bad input before anything is
+written, then lay out the pod dir.
 
 The result is a pod in ``prepare/``, exclusively locked by the caller, which moves it on to
 ``prepared/`` (`pyrkt prepare`) or ``run/`` (`pyrkt run`). A failure after the pod dir was made
