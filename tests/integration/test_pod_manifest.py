@@ -97,13 +97,25 @@ def test_prepare_takes_a_pod_manifest_and_run_prepared_runs_it(env: Env) -> None
 
 
 def test_what_cat_manifest_prints_runs_again_as_a_pod_manifest(env: Env) -> None:
-    r = env.cli("prepare", "--quiet", env.src, "--name=echo", "--annotation=example.com/x=1",
-                "--user-annotation=who=me", "--exec=/bin/echo", "--", "again", "---", "--user-label=tier=back")
+    r = env.cli("prepare", "--quiet", "--user-label=tier=back", env.src, "--name=echo", "--annotation=example.com/x=1",
+                "--user-annotation=who=me", "--exec=/bin/echo", "--", "again", "---", "--user-label=role=echo")
     assert r.code == 0, r
-    printed = env.cli("cat-manifest", r.out.strip()).out
-    assert json.loads(printed)["apps"][0]["app"]["userAnnotations"] == {"who": "me"}
+    uuid = r.out.strip()
+    [listed] = [p for p in json.loads(env.cli("list", "--format=json").out) if p["name"] == uuid]
+    assert listed["user_labels"] == {"tier": "back"}  # before the image: the pod's
+    assert (listed["apps"][0]["user_annotations"], listed["apps"][0]["user_labels"]) == ({"who": "me"},
+                                                                                         {"role": "echo"})
+    printed = env.cli("cat-manifest", uuid).out
+    assert json.loads(printed)["apps"][0]["annotations"] == [{"name": "example.com/x", "value": "1"}]
     r = env.cli("run", "--net=none", f"--pod-manifest={env.manifest('again.json', printed)}")
     assert (r.code, r.out) == (0, "again\n"), r
+
+
+def test_an_app_section_sets_the_apps_user_and_group(env: Env) -> None:
+    f = env.manifest("user.json", pod(app("who", env.image_id, app=override("/bin/sh", "-c", "echo $(id -u):$(id -g)")
+                                          | {"user": "65534", "group": "65533"})))
+    r = env.cli("run", "--net=none", f"--pod-manifest={f}")
+    assert (r.code, r.out) == (0, "65534:65533\n"), r
 
 
 def test_forwarded_ports_of_a_manifest_are_kept_and_need_a_network_of_the_pods_own(env: Env) -> None:

@@ -180,7 +180,7 @@ class _Parser:
         manifest = PodManifest(
             apps=tuple(apps),
             ports=tuple(self.port(_object(p, "ports")) for p in _list(d.get("ports"), "ports")),
-            volumes=tuple(self.volume(v) for v in _list(d.get("volumes"), "volumes")),
+            volumes=self.volumes(_list(d.get("volumes"), "volumes")),
             annotations=_annotations(d.get("annotations"), "annotations"),
             user_annotations=_string_map(d.get("userAnnotations"), "userAnnotations"),
             user_labels=_string_map(d.get("userLabels"), "userLabels"),
@@ -209,8 +209,9 @@ class _Parser:
                            _str(label.get("value"), f"{what}: image label value")))
         section = a.get("app")
         spec = self.app_section(_object(section, f"{what}: app"), what) if section is not None else AppSpec()
-        if a.get("readOnlyRootFS") is not None and _bool(a["readOnlyRootFS"], f"{what}: readOnlyRootFS"):
-            raise _Bad(f"{what}: readOnlyRootFS is not supported yet: the app's root is always writable")
+        read_only = a.get("readOnlyRootFS") is not None and _bool(a["readOnlyRootFS"], f"{what}: readOnlyRootFS")
+        # refused as --readonly-rootfs is, until a read-only root is honoured (issue 10 volumes)
+        _want(not read_only, f"{what}: readOnlyRootFS is not supported yet: the app's root is always writable")
         mounts = []
         for m in _list(a.get("mounts"), f"{what}: mounts"):
             try:
@@ -221,6 +222,7 @@ class _Parser:
             name=name,
             image=RuntimeImage(image_id, _str(image.get("name") or "", f"{what}: image name"), tuple(labels)),
             app=spec,
+            read_only_rootfs=read_only,
             annotations=_annotations(a.get("annotations"), f"{what}: annotations"),
             mounts=tuple(mounts),
         )
@@ -298,11 +300,16 @@ class _Parser:
               f"port {name}: podPort is not supported yet: name the app port to forward by its name")
         return PodPort(name, host_port, host_ip)
 
-    def volume(self, v: Any) -> Volume:
-        try:
-            return Volume.from_json(v)
-        except UsageError as e:
-            raise _Bad(str(e)) from None
+    def volumes(self, items: list[Any]) -> tuple[Volume, ...]:
+        out: list[Volume] = []
+        for v in items:
+            try:
+                vol = Volume.from_json(v)
+            except UsageError as e:
+                raise _Bad(str(e)) from None
+            _want(all(x.name != vol.name for x in out), f"duplicate volumes of name {quote(vol.name)}")
+            out.append(vol)
+        return tuple(out)
 
 
 def resolve_images(config: Config, store: Store, manifest: PodManifest, *, pull_policy: str, platform: str = "",

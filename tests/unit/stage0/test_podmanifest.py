@@ -78,6 +78,8 @@ def test_a_full_manifest_is_read_with_every_part() -> None:
     (json.dumps(pod(app(image={"id": "busybox"}))), 'image id "busybox" is not an image ID'),
     (json.dumps(pod(volumes=[{"name": "data", "kind": "tmpfs"}])), "unrecognized volume kind"),
     (json.dumps(pod(volumes=[{"name": "data", "kind": "host", "source": "rel"}])), "must be an absolute path"),
+    (json.dumps(pod(volumes=[{"name": "data", "kind": "empty"}, {"name": "data", "kind": "host", "source": "/x"}])),
+     'duplicate volumes of name "data"'),
     (json.dumps(pod(app(mounts=[{"volume": "data"}]))), "app web: mount: want an object with a volume and a path"),
     (json.dumps(pod(app(app={"exec": ["/bin/true"], "group": "0"}))), "app web: app: user is required"),
     (json.dumps(pod(app(app={"exec": [], "user": "0", "group": "0"}))), "exec is empty"),
