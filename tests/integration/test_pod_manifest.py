@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.netenv import detached_pod, free_port, served
 from tests.integration.pods import Cli, Result, make_image, mounts_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods")
@@ -196,3 +197,18 @@ def test_rkts_conflicting_flags_are_refused_as_rkt_refuses_them(env: Env, args: 
     args = [env.src if a == "IMAGE" else a for a in args]
     r = env.cli("run", "--net=none", f"--pod-manifest={f}", *args)
     one_line_254(r, "conflicting flags set with --pod-manifest: " + named)
+
+
+def test_a_manifests_port_forward_serves_the_app_to_the_host(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    """The rkt demo's web server, described by a pod manifest instead of flags."""
+    cli, _, _ = net_env
+    src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80", "-h", "/www"),
+                     extra_layers=({"www/index.html": b"hello from the manifest\n"},))
+    r = cli("fetch", src)
+    assert r.code == 0, r
+    port = free_port()
+    f = tmp_path / "web.json"
+    f.write_text(json.dumps(pod(app("web", r.out.strip().splitlines()[-1]),
+                                ports=[{"name": "80-tcp", "hostPort": port, "hostIP": "127.0.0.1"}])))
+    with detached_pod(cli, f"--pod-manifest={f}"):
+        assert served(port) == b"hello from the manifest\n"
