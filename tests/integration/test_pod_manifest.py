@@ -112,6 +112,22 @@ def test_what_cat_manifest_prints_runs_again_as_a_pod_manifest(env: Env) -> None
     assert (r.code, r.out) == (0, "again\n"), r
 
 
+def test_an_aci_runs_from_a_manifest_naming_it_by_rkts_sha512_id(env: Env) -> None:
+    """rkt's own way: `fetch` an ACI, write its sha512- id (as fetch prints it) in the manifest."""
+    from tests.support.aci import aci_manifest, build_aci
+
+    build_aci(env.base / "foo.aci", aci_manifest("example.com/foo", version="1.0.0",
+                                                  exec_=("/bin/sh", "-c", "echo aci says $WHO")))
+    r = env.cli("--insecure-options=image", "fetch", str(env.base / "foo.aci"))
+    assert r.code == 0, r
+    aci_id = r.out.strip().splitlines()[-1]
+    assert aci_id.startswith("sha512-")
+    f = env.manifest("aci.json", pod(app("foo", aci_id, app=override(
+        "/bin/sh", "-c", "echo aci says $WHO", environment=[{"name": "WHO", "value": "hi"}]))))
+    r = env.cli("run", "--net=none", f"--pod-manifest={f}")
+    assert (r.code, r.out) == (0, "aci says hi\n"), r
+
+
 def test_an_app_section_sets_the_apps_user_and_group(env: Env) -> None:
     f = env.manifest("user.json", pod(app("who", env.image_id, app=override("/bin/sh", "-c", "echo $(id -u):$(id -g)")
                                           | {"user": "65534", "group": "65533"})))
