@@ -5,6 +5,7 @@ default network, pyrkt's netns files)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -36,3 +37,42 @@ def net_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str
     yield cli, r.out.strip().splitlines()[-1], conf
     cli.collect_all()
     assert mounts_under(base) == []
+
+
+def free_port() -> int:
+    """A host TCP port on 127.0.0.1 nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def served(port: int, timeout: float = 10) -> bytes:
+    """What ``http://127.0.0.1:PORT/`` serves, once it does (b"" if nothing did in time)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return bytes(urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read())
+        except OSError:
+            time.sleep(0.2)
+    return b""
+
+
+@contextlib.contextmanager
+def detached_pod(cli: Cli, *args: str) -> Iterator[str]:
+    """A pod ``run --detach ARGS...`` started; its UUID. Stopped and removed afterwards, and the
+    host's network state must then be as it was."""
+    before = host_state()
+    r = cli("run", "--detach", *args)
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    try:
+        yield uuid
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)
+    assert host_state() == before

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.integration.netenv import host_state
+from tests.integration.netenv import detached_pod, free_port, host_state, served
 from tests.integration.pods import Cli, make_image
 
 RECORDING_PLUGIN = """#!/bin/sh
@@ -148,33 +148,12 @@ def test_sigkill_of_pod_init_then_gc_tears_the_network_down(net_env: tuple[Cli, 
 
 def test_port_forward_serves_httpd_in_a_pod_to_the_host(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
     """The rkt demo's shape: a web server in a pod, fetched from the host through --port."""
-    import socket
-    import urllib.request
-
     cli, _, _ = net_env
     src = make_image(tmp_path / "web", exposed_ports=("80/tcp",), cmd=("httpd", "-f", "-p", "80", "-h", "/www"),
                      extra_layers=({"www/index.html": b"hello from the pod\n"},))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    before = host_state()
-    r = cli("run", "--detach", f"--port=80-tcp:127.0.0.1:{port}", src)
-    assert r.code == 0, r
-    uuid = r.out.strip()
-    try:
-        body = b""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        assert body == b"hello from the pod\n"
-    finally:
-        cli("stop", uuid)
-        cli("rm", uuid)
-    assert host_state() == before
+    port = free_port()
+    with detached_pod(cli, f"--port=80-tcp:127.0.0.1:{port}", src):
+        assert served(port) == b"hello from the pod\n"
 
 
 def test_port_errors(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:

@@ -70,6 +70,8 @@ class AppSpec(Value):
     mount_points: tuple[MountPoint, ...] = ()
     isolators: tuple[tuple[str, Any], ...] = ()
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (pre-start|post-stop, exec)
+    user_annotations: tuple[tuple[str, str], ...] = ()  # free-form, never change how the app runs
+    user_labels: tuple[tuple[str, str], ...] = ()
 
     def to_appc(self) -> dict[str, Any]:
         out: dict[str, Any] = {"exec": list(self.exec), "user": self.user, "group": self.group}
@@ -90,6 +92,10 @@ class AppSpec(Value):
             out["isolators"] = [{"name": n, "value": v} for n, v in self.isolators]
         if self.event_handlers:
             out["eventHandlers"] = [{"name": n, "exec": list(e)} for n, e in self.event_handlers]
+        if self.user_annotations:
+            out["userAnnotations"] = dict(self.user_annotations)
+        if self.user_labels:
+            out["userLabels"] = dict(self.user_labels)
         return out
 
     @classmethod
@@ -111,6 +117,8 @@ class AppSpec(Value):
             ),
             isolators=tuple((i["name"], i.get("value")) for i in d.get("isolators") or ()),
             event_handlers=tuple((h["name"], tuple(h["exec"])) for h in d.get("eventHandlers") or ()),
+            user_annotations=tuple((str(k), str(v)) for k, v in (d.get("userAnnotations") or {}).items()),
+            user_labels=tuple((str(k), str(v)) for k, v in (d.get("userLabels") or {}).items()),
         )
 
 

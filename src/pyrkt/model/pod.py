@@ -47,6 +47,7 @@ class PodManifest(Value):
     user_annotations: tuple[tuple[str, str], ...] = ()
     user_labels: tuple[tuple[str, str], ...] = ()
     sysctls: tuple[tuple[str, str], ...] = ()  # --sysctl, kept as appc's pod isolator os/unix/sysctl
+    isolators: tuple[tuple[str, Any], ...] = ()  # the other pod isolators of a --pod-manifest, as given
 
     def app(self, name: str) -> RuntimeApp | None:
         for a in self.apps:
@@ -74,7 +75,8 @@ class PodManifest(Value):
                 for a in self.apps
             ],
             "volumes": [v.to_json() for v in self.volumes],
-            "isolators": [{"name": SYSCTL_ISOLATOR, "value": dict(self.sysctls)}] if self.sysctls else [],
+            "isolators": ([{"name": SYSCTL_ISOLATOR, "value": dict(self.sysctls)}] if self.sysctls else [])
+            + [{"name": n, "value": v} for n, v in self.isolators],
             "annotations": [{"name": k, "value": v} for k, v in self.annotations],
             "ports": [
                 {"name": p.name, "hostPort": p.host_port, **({"hostIP": p.host_ip} if p.host_ip else {})}
@@ -112,4 +114,6 @@ class PodManifest(Value):
             user_labels=tuple((d.get("userLabels") or {}).items()),
             sysctls=tuple((str(k), str(v)) for i in d.get("isolators") or () if i.get("name") == SYSCTL_ISOLATOR
                           for k, v in (i.get("value") or {}).items()),
+            isolators=tuple((i["name"], i.get("value")) for i in d.get("isolators") or ()
+                            if i.get("name") != SYSCTL_ISOLATOR),
         )

@@ -1,5 +1,6 @@
 """Prepare a pod: resolve the images, reify each app (image defaults + the user's per-app
-flags), refuse bad input before anything is written, then lay out the pod dir.
+flags, or a pod manifest's apps: ``stage0.podmanifest``), refuse bad input before anything is
+written, then lay out the pod dir.
 
 The result is a pod in ``prepare/``, exclusively locked by the caller, which moves it on to
 ``prepared/`` (`pyrkt prepare`) or ``run/`` (`pyrkt run`). A failure after the pod dir was made
@@ -41,6 +42,9 @@ class AppRequest(Value, frozen=False):
     supplementary_gids: str = ""
     readonly_rootfs: bool = False
     signature: str = ""  # an ACI's detached signature file (--signature)
+    annotations: list[tuple[str, str]] = field(default_factory=list)  # --annotation, the app's in the pod manifest
+    user_annotations: list[tuple[str, str]] = field(default_factory=list)  # --user-annotation after the image
+    user_labels: list[tuple[str, str]] = field(default_factory=list)  # --user-label after the image
 
 
 class PodRequest(Value, frozen=False):
@@ -55,6 +59,9 @@ class PodRequest(Value, frozen=False):
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
     devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
+    pod_manifest: str = ""  # --pod-manifest=FILE: the whole pod, instead of apps and their flags
+    user_annotations: list[tuple[str, str]] = field(default_factory=list)  # before any image: the pod's
+    user_labels: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -65,6 +72,20 @@ def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
             raise UsageError(f"invalid {what} {item!r}: want KEY=VALUE")
         out.append((key, value))
     return out
+
+
+def parse_pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
+    """``--annotation``, ``--user-annotation``, ``--user-label``: NAME=VALUE, a name given again
+    takes the later value (rkt keeps them in a map). An annotation's name is an AC Identifier."""
+    out = dict(parse_env(items, flag))
+    if flag == "--annotation":
+        from pyrkt.model.names import is_ac_identifier
+
+        for key in out:
+            if not is_ac_identifier(key):
+                raise UsageError(f"invalid --annotation name {key!r}: want an AC Identifier (lower case letters, "
+                                 "digits and -._~/)")
+    return list(out.items())
 
 
 def read_env_file(path: str) -> list[tuple[str, str]]:
@@ -119,22 +140,23 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             working_directory=ar.working_dir or base.working_directory or "/",
             environment=env,
             supplementary_gids=gids,
+            user_annotations=tuple(ar.user_annotations) or base.user_annotations,
+            user_labels=tuple(ar.user_labels) or base.user_labels,
         )
         apps.append(RuntimeApp(name=name, image=RuntimeImage(image.id, image.name, image.labels), app=spec,
-                               read_only_rootfs=ar.readonly_rootfs))
+                               read_only_rootfs=ar.readonly_rootfs, annotations=tuple(ar.annotations)))
     return apps
 
 
 def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
-    """What the apps' images ask for that pyrkt does not honour yet, one warning each: appc
-    wants an executor to tell the user rather than drop it. Image isolators (resource limits,
-    capabilities, seccomp...) are not applied; an image's mount points (an appc ``mountPoints``
-    entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
+    """What the apps (their images' app sections, or a pod manifest's) ask for that pyrkt does
+    not honour yet, one warning each: appc wants an executor to tell the user rather than drop
+    it. App isolators (resource limits, capabilities, seccomp...) are not applied; an image's
+    mount points (an appc ``mountPoints`` entry, a Docker ``Volumes`` path) stay part of the
+    app's own overlay, not a volume."""
     out = []
     for app, image in zip(apps, images, strict=True):
-        spec = image.app
-        if spec is None:
-            continue
+        spec = app.app
         where = f"app {app.name} (image {image.display_name})"
         out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators]
         out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
@@ -219,27 +241,45 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
     from pyrkt.stage1 import flavor
     from pyrkt.store import Store
 
-    if not req.apps:
+    if not req.apps and not req.pod_manifest:
         raise UsageError("pod must contain at least one application")
+    pod_file = None
+    if req.pod_manifest:  # a bad file fails before any work
+        from pyrkt.stage0 import podmanifest
+
+        pod_file = podmanifest.read(req.pod_manifest)
     devices = host_devices(req.devices)  # bad --device values fail before any work
-    sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
+    sysctl_items = req.sysctl if pod_file is None else [f"{k}={v}" for k, v in pod_file.manifest.sysctls]
+    sysctls = pod_sysctls(sysctl_items, flavor.canonical(req.stage1_name))
     check_writable(config.data_dir)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
-        images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None,
-                                platform=req.platform, ui=ui)
-                  for a in req.apps]
-        for image in images:
-            check_runnable(image)
-        apps = reify(req, images)
+        if pod_file is None:  # the apps and flags of the command line
+            images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy,
+                                    signature=a.signature or None, platform=req.platform, ui=ui)
+                      for a in req.apps]
+            for image in images:
+                check_runnable(image)
+            apps = reify(req, images)
+            manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()),
+                                   user_annotations=tuple(req.user_annotations), user_labels=tuple(req.user_labels))
+        else:  # a pod manifest: its apps, images by id, and nothing else
+            images = podmanifest.resolve_images(config, store, pod_file.manifest, pull_policy=req.pull_policy,
+                                                platform=req.platform, ui=ui)
+            for image in images:
+                check_runnable(image)
+            manifest = podmanifest.reify(pod_file, images)
+        # Both ways meet here: the pod's manifest, and the image of each of its apps.
+        # volumes.satisfy(manifest, images) goes here (issue 10 volumes)
         if ui is not None:  # the headless default drops notices anyway
-            for line in unhonoured(apps, images):
+            notes = pod_file.notes if pod_file is not None else ()
+            for line in [*notes, *unhonoured(list(manifest.apps), images),
+                         *(f"pod isolator {name} is not honoured yet: ignored" for name, _ in manifest.isolators)]:
                 ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]
-        check_executables(apps, layer_dirs)
-        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()))
+        check_executables(list(manifest.apps), layer_dirs)
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:

@@ -115,6 +115,8 @@ def run(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: F
     prime_cgroups(req.stage1_name)
     pod = prepare(config, req, ui=ui)
     try:
+        if req.pod_manifest:  # its ports and sysctls were not flags of this command
+            adopt_manifest(pod, opts)
         pod.transition(Dir.RUN)
     except BaseException:
         discard(pod)
@@ -135,8 +137,6 @@ def prime_cgroups(stage1_name: str) -> None:
 
 def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> int:
     check_options(config, opts)
-    from pyrkt.stage1.poddir import read_manifest
-
     check_writable(config.data_dir)
     pod = Pod.find(config.pods_dir, uuid)
     if pod.where != Dir.PREPARED:
@@ -144,11 +144,8 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
     if not pod.try_lock():
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
-        manifest = read_manifest(pod.path)
-        check_ports(bool(manifest.ports), opts)
+        adopt_manifest(pod, opts)
         prime_cgroups((fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
-        if manifest.sysctls:  # the prepared pod's, then this command's
-            opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
         sysctl_fields(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
         pod.transition(Dir.RUN)
     except FileNotFoundError:
@@ -158,6 +155,17 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
         pod.unlock()
         raise
     return start(config, pod, opts, out)
+
+
+def adopt_manifest(pod: Pod, opts: RunOptions) -> None:
+    """What the pod's own manifest says of how it runs: its forwarded ports need a network of
+    its own, and its sysctls are set by pod init (before this command's ``--sysctl``)."""
+    from pyrkt.stage1.poddir import read_manifest
+
+    manifest = read_manifest(pod.path)
+    check_ports(bool(manifest.ports), opts)
+    if manifest.sysctls:  # the prepared pod's, then this command's
+        opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
 
 
 def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeConfig:

@@ -3,7 +3,8 @@
     IMAGE [per-app flags] [-- app args... [---]] IMAGE2 [per-app flags] ...
 
 Pod-level flags may come before or between apps; a per-app flag must follow the image it
-applies to ("--exec must follow an image"). ``--`` starts the preceding image's extra
+applies to ("--exec must follow an image"), except ``--user-annotation`` and ``--user-label``,
+which before any image are the pod's own. ``--`` starts the preceding image's extra
 arguments and ``---`` ends them.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.model.names import check_absolute_dir, check_app_name
-from pyrkt.stage0.prepare import AppRequest
+from pyrkt.stage0.prepare import AppRequest, parse_pairs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ APP_FLAGS = [
     Flag("supplementary-gids", help="supplementary group IDs for the preceding image, comma separated"),
     Flag("readonly-rootfs", "bool", help="mount the rootfs of the preceding image read-only", hidden=True),
     Flag("signature", help="local signature file for the preceding image", hidden=True),
+    Flag("annotation", "list", metavar="NAME=VALUE", help="an annotation of the preceding app in the pod manifest"),
+    Flag("user-annotation", "list", metavar="NAME=VALUE",
+         help="a user annotation of the preceding app (before any image: of the pod)"),
+    Flag("user-label", "list", metavar="NAME=VALUE", help="a user label of the preceding app (before any image: of the pod)"),
 ]
 APP_FLAG_NAMES = {f.name for f in APP_FLAGS}
 
@@ -52,7 +57,7 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
             continue
         if arg.startswith("--"):
             name = arg[2:].partition("=")[0]
-            if name in APP_FLAG_NAMES:
+            if name in APP_FLAG_NAMES and (apps or name not in pod_flags.by_name):
                 if not apps:
                     raise UsageError(f"--{name} must follow an image")
                 i = app_fs.take(app_values[-1], arg, args, i)
@@ -76,4 +81,7 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         if v["readonly_rootfs"]:  # refused, not dropped: a read-only root comes with volumes (issue 10)
             raise UsageError("--readonly-rootfs is not supported yet: the app's root is always writable")
         app.signature = v["signature"] or ""
+        app.annotations = parse_pairs(v["annotation"], "--annotation")
+        app.user_annotations = parse_pairs(v["user_annotation"], "--user-annotation")
+        app.user_labels = parse_pairs(v["user_label"], "--user-label")
     return values, apps

@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
-from pyrkt.cli.commands.run import PREPARE_FLAGS, SYSCTL_FLAG, fetch_ui, pod_request, stage1_name
+from pyrkt.cli.commands.run import (
+    PREPARE_FLAGS,
+    SYSCTL_FLAG,
+    check_pod_manifest,
+    fetch_ui,
+    pod_request,
+    stage1_name,
+)
 from pyrkt.cli.flags import FlagSet
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = "pyrkt prepare [--quiet] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
+USAGE = ("pyrkt prepare [--quiet] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]\n"
+         "       pyrkt prepare [--quiet] --pod-manifest=FILE")
 OWN_FLAGS = PREPARE_FLAGS + [SYSCTL_FLAG]  # --quiet is among them: only the pod's UUID, no download progress
 FLAGS = OWN_FLAGS + APP_FLAGS
 
@@ -25,9 +33,10 @@ def run(ctx: Context, args: list[str]) -> int:
     values, apps = parse_pod_and_apps(flags, args)
     ctx.report(flags)
     ctx.apply_globals(values)
+    check_pod_manifest(values, apps, runtime_sysctl=False)
     ctx.require_root()
-    if not apps:
-        raise UsageError("prepare requires at least one image")
+    if not apps and not values["pod_manifest"]:
+        raise UsageError("prepare requires at least one image or --pod-manifest")
     values["stage1_name"] = stage1_name(ctx, values["stage1_name"])
     pod = prepare(ctx.config, pod_request(values, apps), ui=fetch_ui(ctx, values))
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
 from pyrkt.cli.flags import CAPS_ALIASES, PULL_POLICY_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
-from pyrkt.stage0.prepare import PodRequest
+from pyrkt.stage0.prepare import PodRequest, parse_pairs
 from pyrkt.stage0.run import RunOptions, parse_net
 
 TYPE_CHECKING = False
@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from pyrkt.cli.main import Context
     from pyrkt.fetch.ui import FetchUI
 
-USAGE = "pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]"
+USAGE = ("pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]\n"
+         "       pyrkt run [--net=...] [--detach] --pod-manifest=FILE")
 
 PREPARE_FLAGS = [
     Flag("set-env", "list", help="an environment variable for all apps, KEY=VALUE"),
@@ -31,6 +32,11 @@ PREPARE_FLAGS = [
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
     Flag("device", "list", metavar="HOSTPATH[:rwm]",
          help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
+    Flag("pod-manifest", metavar="FILE",
+         help="the appc pod manifest describing the whole pod: no images, app flags, --port or env flags with it"),
+    # before any image, the pod's own (rkt's `app sandbox` flags); after one, that app's (apps.APP_FLAGS)
+    Flag("user-annotation", "list", hidden=True),
+    Flag("user-label", "list", hidden=True),
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -74,7 +80,32 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         platform=values["platform"] or "",
         devices=values["device"],
         sysctl=values.get("sysctl") or [],
+        pod_manifest=values["pod_manifest"] or "",
+        user_annotations=parse_pairs(values["user_annotation"], "--user-annotation"),
+        user_labels=parse_pairs(values["user_label"], "--user-label"),
     )
+
+
+# What rkt refuses with --pod-manifest (rkt/run.go, rkt/prepare.go), and pyrkt's pod-level
+# additions the manifest says itself: the manifest is the whole description of the pod.
+POD_MANIFEST_CONFLICTS = ("volume", "mount", "port", "set-env", "set-env-file", "inherit-env", "user-annotation",
+                          "user-label")
+
+
+def check_pod_manifest(values: dict[str, Any], apps: list[Any], *, runtime_sysctl: bool) -> None:
+    """Refuse what cannot go with ``--pod-manifest``; ``runtime_sysctl``: ``--sysctl`` is a run
+    time flag of this command (run), set over the manifest's as run-prepared sets it."""
+    if not values["pod_manifest"]:
+        return
+    given = [f"image {apps[0].image}"] if apps else []
+    names = POD_MANIFEST_CONFLICTS if runtime_sysctl else (*POD_MANIFEST_CONFLICTS, "sysctl")
+    given += [f"--{name}" for name in names if values.get(name.replace("-", "_"))]
+    if values["pull_policy"] != "new" or values["store_only"] or values["no_store"]:
+        given.append("--store-only" if values["store_only"] else "--no-store" if values["no_store"]
+                     else f"--pull-policy={values['pull_policy']}")
+    if given:
+        raise UsageError(f"conflicting flags set with --pod-manifest: {', '.join(given)} (the pod manifest "
+                         "describes the whole pod)")
 
 
 def run_options(values: dict[str, Any]) -> RunOptions:
@@ -102,9 +133,10 @@ def run(ctx: Context, args: list[str]) -> int:
     values, apps = parse_pod_and_apps(flags, args)
     ctx.report(flags)
     ctx.apply_globals(values)
+    check_pod_manifest(values, apps, runtime_sysctl=True)
     ctx.require_root()
-    if not apps:
-        raise UsageError("run requires at least one image")
+    if not apps and not values["pod_manifest"]:
+        raise UsageError("run requires at least one image or --pod-manifest")
     values["stage1_name"] = stage1_name(ctx, values["stage1_name"])
     return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout,
                           ui=fetch_ui(ctx, values))
