@@ -21,6 +21,7 @@ from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
+from pyrkt.stage0.stage1image import Stage1Image
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class PodRequest(Value, frozen=False):
     pull_policy: str = "new"
     uuid_file_save: str = ""
     stage1_name: str = "default"
+    stage1_image: Stage1Image | None = None  # with stage1_name "image": where its stage1 image comes from
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
     devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
@@ -223,11 +225,20 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         raise UsageError("pod must contain at least one application")
     devices = host_devices(req.devices)  # bad --device values fail before any work
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
+    if (req.stage1_name == "image") != (req.stage1_image is not None):
+        raise UsageError("a stage1 image is run by the image flavor, and only it")
+    if devices and req.stage1_image is not None:
+        raise UsageError("--device cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     check_writable(config.data_dir)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
+        stage1 = None  # as rkt, the stage1 first: a bad stage1 flag fails before any app is fetched
+        if req.stage1_image is not None:
+            from pyrkt.stage0.stage1image import resolve_stage1
+
+            stage1 = resolve_stage1(config, store, req.stage1_image, ui=ui)
         images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy, signature=a.signature or None,
                                 platform=req.platform, ui=ui)
                   for a in req.apps]
@@ -244,6 +255,11 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         try:
             if req.uuid_file_save:
                 fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
+            if stage1 is not None:
+                from pyrkt.stage0.stage1image import lay_out_stage1
+
+                lay_out_stage1(pod.path, store, stage1)
+                store.touch(stage1.id)
             lay_out(pod.path, manifest, images, layer_dirs)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
             if devices:
@@ -264,6 +280,8 @@ def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
 
     if flavor_name == "fly":
         raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
+    if flavor_name == "image":
+        raise UsageError("--sysctl cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     return sysctl.parse_all(items)
 
 

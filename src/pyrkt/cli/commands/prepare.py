@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
-from pyrkt.cli.commands.run import PREPARE_FLAGS, SYSCTL_FLAG, fetch_ui, pod_request, stage1_name
+from pyrkt.cli.commands.run import PREPARE_FLAGS, SYSCTL_FLAG, fetch_ui, pod_request, stage1_choice
 from pyrkt.cli.flags import FlagSet
 from pyrkt.errors import UsageError
 
@@ -28,7 +28,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps:
         raise UsageError("prepare requires at least one image")
-    values["stage1_name"] = stage1_name(ctx, values["stage1_name"])
+    values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
     pod = prepare(ctx.config, pod_request(values, apps), ui=fetch_ui(ctx, values))
     try:
         pod.transition(Dir.PREPARED)
