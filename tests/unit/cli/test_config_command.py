@@ -131,3 +131,37 @@ def test_a_bad_stage1_d_fails_only_when_a_stage1_is_chosen(tmp_path: Path) -> No
     assert stage1_name(ctx, "fly") == "fly"
     with pytest.raises(UsageError, match="s.json"):
         stage1_name(ctx, "")
+
+
+def choose(tmp_path: Path, *args: str) -> tuple[str, object]:
+    from pyrkt.cli.commands.apps import parse_pod_and_apps
+    from pyrkt.cli.commands.run import RUN_FLAGS
+
+    values, _ = parse_pod_and_apps(FlagSet(RUN_FLAGS), [*args, "img"])
+    ctx, _ = ctx_for(tmp_path)
+    name, image = stage1_choice(ctx, values, [*args, "img"])
+    return name, None if image is None else (image.kind, image.location)
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    (("--stage1-path=s1.aci",), ("image", ("path", "s1.aci"))),
+    (("--stage1-url=https://example.com/s1.aci",), ("image", ("url", "https://example.com/s1.aci"))),
+    (("--stage1-hash=sha512-0123",), ("image", ("hash", "sha512-0123"))),
+    (("--stage1-from-dir=s1.aci",), ("image", ("from-dir", "s1.aci"))),
+    (("--stage1-name=example.com/s1:1.0",), ("image", ("name", "example.com/s1:1.0"))),
+    (("--stage1-name=coreos.com/rkt/stage1-fly",), ("fly", None)),
+    (("--stage1-name=default",), ("default", None)),
+    ((), ("default", None)),
+])
+def test_each_stage1_flag_chooses_where_the_stage1_comes_from(tmp_path: Path, args: tuple[str, ...],
+                                                            want: tuple[str, object]) -> None:
+    assert choose(tmp_path, *args) == want
+
+
+def test_stage1_flags_are_mutually_exclusive_and_each_taken_once_in_rkts_words(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="^flags --stage1-url and --stage1-path are mutually exclusive$"):
+        choose(tmp_path, "--stage1-path=a", "--stage1-url=file:///b")
+    with pytest.raises(UsageError, match="^flags --stage1-path and --stage1-url are mutually exclusive$"):
+        choose(tmp_path, "--stage1-url=file:///b", "--stage1-path=a")
+    with pytest.raises(UsageError, match="^--stage1-name already used$"):
+        choose(tmp_path, "--stage1-name=fly", "--stage1-name=default")
