@@ -13,7 +13,14 @@ import pytest
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.model import abi
 from pyrkt.stage1 import flavor
-from pyrkt.stage1.image import dns_conf_mode, entrypoint, interface_version, manifest_annotations, pod_pid, run_argv
+from pyrkt.stage1.image import (
+    dns_conf_mode,
+    entrypoint,
+    interface_version,
+    manifest_annotations,
+    pod_pid,
+    run_argv,
+)
 
 FULL = abi.RuntimeConfig(uuid="u-1", net=("default",), hostname="h", interactive=True, debug=True,
                          disable_capabilities=True, disable_paths=True, disable_seccomp=True, ipc="private",
