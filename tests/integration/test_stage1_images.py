@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.conftest import GpgKeys
 from tests.integration.pods import Cli, mounts_under
-from tests.support.aci import aci_manifest, appc_arch, build_aci
+from tests.support.aci import aci_manifest, appc_arch, build_aci, sign
 from tests.support.images import Entry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods")
@@ -210,6 +211,22 @@ def test_stage1_d_naming_a_stored_image_makes_it_the_default_stage1(env: Env) ->
     assert r.code == 0 and "hello from aci" in r.out, r
 
 
+def test_stage1_d_fetches_its_image_from_its_location_when_the_store_lacks_it(env: Env) -> None:
+    (env.local / "stage1.d").mkdir()
+    (env.local / "stage1.d" / "stage1.json").write_text(json.dumps(
+        {"rktKind": "stage1", "rktVersion": "v1", "name": STAGE1_NAME, "version": "1.0.0",
+         "location": str(env.stage1)}))
+    r = env.cli(INSECURE, "run", str(env.app))
+    assert r.code == 0, r
+    assert env.recorded("run")[0].endswith("/stage1/rootfs/run")
+    assert STAGE1_NAME in env.cli("image", "list", "--no-legend").out
+    (env.local / "stage1.d" / "stage1.json").write_text(json.dumps(
+        {"rktKind": "stage1", "rktVersion": "v1", "name": "example.com/not-stored", "version": "1.0.0"}))
+    r = env.cli(INSECURE, "run", str(env.app))
+    assert r.code == 254 and r.err.count("\n") == 1, r
+    assert "example.com/not-stored:1.0.0, which is not in the store, and gives no location" in r.err
+
+
 def test_prepare_records_the_stage1_image_gc_keeps_it_and_run_prepared_runs_it(env: Env) -> None:
     cli = env.cli
     r = cli(INSECURE, "prepare", "--quiet", f"--stage1-path={env.stage1}", str(env.app))
@@ -218,6 +235,9 @@ def test_prepare_records_the_stage1_image_gc_keeps_it_and_run_prepared_runs_it(e
     r = cli("image", "gc", "--grace-period=0s")
     assert r.code == 0, r
     assert STAGE1_NAME in cli("image", "list", "--no-legend").out  # a prepared pod uses it
+    r = cli("run-prepared", "--detach", uuid)
+    assert r.code == 254 and "--detach cannot be used with a stage1 image" in r.err, r
+    assert cli.status(uuid)["state"] == "prepared"  # refused before the pod was taken
     r = cli("run-prepared", uuid)
     assert r.code == 0, r
     assert env.recorded("run")[-1] == uuid
@@ -250,3 +270,28 @@ def test_bad_stage1_choices_are_one_line_254_and_leave_no_pod(env: Env, args: tu
     for state in ("prepare", "prepared", "run", "exited-garbage", "garbage"):
         d = env.tmp / "data" / "pods" / state
         assert not d.is_dir() or os.listdir(d) == [], state
+
+
+@pytest.mark.skipif(shutil.which("gpg") is None or shutil.which("openssl") is None, reason="needs gpg and openssl")
+def test_a_stage1_image_from_https_is_fetched_and_its_signature_checked_as_rkt(env: Env, gpg_keys: GpgKeys) -> None:
+    from tests.integration.pods import make_image
+    from tests.support.webserver import Reply, WebServer
+
+    fpr, pub, home = gpg_keys["alice"]
+    server = WebServer(env.tmp / "tls")
+    try:
+        server.routes["/stage1.aci"] = Reply(env.stage1.read_bytes())
+        cli = env.cli
+        cli.env = {**(cli.env or {}), **server.env()}
+        app = make_image(env.tmp / "busybox")  # an OCI layout: no signature to check for the app
+        url = f"--stage1-url={server.base}/stage1.aci"
+        r = cli("run", url, app, "--exec=/bin/true")
+        assert r.code == 254 and r.err.count("\n") == 1 and "signature" in r.err, r  # unsigned, not trusted
+        server.routes["/stage1.aci.asc"] = Reply(sign(env.stage1, home, fpr).read_bytes())
+        r = cli("trust", f"--prefix={STAGE1_NAME}", "--skip-fingerprint-review", str(pub))
+        assert r.code == 0, r
+        r = cli("run", url, app, "--exec=/bin/true")
+        assert r.code == 0, r
+        assert env.recorded("run")[0].endswith("/stage1/rootfs/run")
+    finally:
+        server.close()
