@@ -261,9 +261,16 @@ def test_the_stage1_image_is_verified_as_rkt_unless_insecure(env: Env) -> None:
     (("--stage1-path=STAGE1", "--detach"), "--detach cannot be used with a stage1 image"),
     (("--stage1-path=STAGE1", "--sysctl=net.ipv4.ip_forward=1"), "--sysctl cannot be used with a stage1 image"),
     (("--stage1-path=APP",), "is not a stage1 image: its manifest has no coreos.com/rkt/stage1/run annotation"),
+    (("--stage1-path=BROKEN",), "its stop entrypoint /nowhere/stop is not an executable file in its rootfs"),
 ])
 def test_bad_stage1_choices_are_one_line_254_and_leave_no_pod(env: Env, args: tuple[str, ...], message: str) -> None:
-    args = tuple(a.replace("STAGE1", str(env.stage1)).replace("APP", str(env.app)) for a in args)
+    broken = env.tmp / "broken.aci"
+    manifest = stage1_manifest()
+    manifest["annotations"][2]["value"] = "/nowhere/stop"  # type: ignore[index]
+    build_aci(broken, manifest, with_rootfs=False, extra_members=[
+        ("rootfs", Entry.dir()), *((f"rootfs/{n}", Entry.file(b"#!/bin/sh\n", mode=0o755)) for n in ("run", "enter", "gc"))])
+    args = tuple(a.replace("STAGE1", str(env.stage1)).replace("APP", str(env.app)).replace("BROKEN", str(broken))
+                 for a in args)
     r = env.cli(INSECURE, "run", *args, str(env.app))
     assert r.code == 254 and r.err.count("\n") == 1 and message in r.err, r
     assert env.cli("list", "--no-legend").out == ""

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 KINDS = ("name", "url", "path", "hash", "from-dir")  # the flags, --stage1-<kind>
 URL_SCHEMES = ("file", "http", "https", "docker")
 DEFAULT_STAGE1_IMAGES_DIR = "/usr/lib/pyrkt/stage1-images"  # rkt's is /usr/lib/rkt/stage1-images
-RUN_ANNOTATION = "coreos.com/rkt/stage1/run"
+ENTRYPOINT_PREFIX = "coreos.com/rkt/stage1/"
+ENTRYPOINTS = ("run", "enter", "stop", "gc")  # the ones pyrkt calls
+RUN_ANNOTATION = ENTRYPOINT_PREFIX + "run"
 RESERVED = ("opt/stage2", "rkt/status", "rkt/env")  # paths stage0 and stage1 fill in at run time
 
 
@@ -132,6 +134,12 @@ def lay_out_stage1(pod_dir: str, store: Store, image: Image) -> None:
     os.makedirs(rootfs)
     with image_rootfs(store, image) as layer_dirs:
         render_tree(layer_dirs, Path(rootfs))
+    for name, value in image.annotations:
+        if name.startswith(ENTRYPOINT_PREFIX) and name[len(ENTRYPOINT_PREFIX):] in ENTRYPOINTS:
+            path = os.path.join(rootfs, value.lstrip("/"))
+            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+                raise ImageError(f"stage1 image {image.display_name!r}: its {name[len(ENTRYPOINT_PREFIX):]} entrypoint "
+                                 f"{value} is not an executable file in its rootfs")
     for rel in RESERVED:
         if os.path.lexists(os.path.join(rootfs, rel)):
             raise ImageError(f"stage1 image {image.display_name!r} has {rel} in its rootfs: that path is "

@@ -141,6 +141,9 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], *, keep_fd: int = -1) 
     if pid == 0:
         try:
             os.close(err_r)
+            import signal
+
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; an entrypoint gets the default
             os.chdir(cwd)
             if keep_fd >= 0:
                 os.set_inheritable(keep_fd, True)
