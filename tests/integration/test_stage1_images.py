@@ -29,9 +29,11 @@ RECORD = 'printf "%s\\n" "$0" "$@" > "$S1_OUT/{0}.args"; pwd > "$S1_OUT/{0}.cwd"
 RUN = "#!/bin/sh\n" + RECORD.format("run") + """\
 if flock -n -s . true; then echo unlocked; else echo locked; fi > "$S1_OUT/run.lock"
 readlink "/proc/$$/fd/$RKT_LOCK_FD" > "$S1_OUT/run.lockfd"
-find . -path ./stage1/rootfs/opt/stage2/app/rootfs/ -prune -o -print | sort > "$S1_OUT/run.listing"
+find . -path './stage1/rootfs/opt/stage2/app/rootfs/*' -prune -o -print | sort > "$S1_OUT/run.listing"
 ls stage1/rootfs/opt/stage2/app/rootfs/bin > "$S1_OUT/run.approot"
 cp stage1/manifest "$S1_OUT/run.manifest"
+[ -z "$S1_NOPID" ] || exit 5
+echo "stage1 running"
 echo $$ > pid
 [ -z "$S1_WAIT" ] || while [ ! -e "$S1_OUT/stopped" ]; do sleep 0.05; done
 echo "${S1_CODE:-0}" > stage1/rootfs/rkt/status/app
@@ -176,6 +178,29 @@ def test_enter_and_stop_call_their_entrypoints_while_the_pod_runs(env: Env) -> N
             proc.wait(timeout=30)
 
 
+def test_detach_returns_once_the_stage1_wrote_its_pid_and_the_pod_runs_on(env: Env) -> None:
+    cli = env.cli
+    cli.env = {**(cli.env or {}), "S1_WAIT": "1"}
+    r = cli(INSECURE, "run", "--detach", f"--stage1-path={env.stage1}", str(env.app))
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    assert uuid == env.recorded("run")[-1]
+    st = cli.status(uuid)
+    assert st["state"] == "running" and st["pid"] == (cli.pod_dir(uuid) / "pid").read_text().strip()
+    assert (cli.pod_dir(uuid) / "logs" / "stage1.log").read_text() == "stage1 running\n"
+    r = cli("stop", uuid)
+    assert r.code == 0, r
+    assert cli.wait_exited(uuid)["app-app"] == "0"
+
+
+def test_a_detached_stage1_that_exits_before_its_pid_fails_the_run_and_leaves_no_pod(env: Env) -> None:
+    env.cli.env = {**(env.cli.env or {}), "S1_NOPID": "1"}
+    r = env.cli(INSECURE, "run", "--detach", f"--stage1-path={env.stage1}", str(env.app))
+    assert r.code == 254 and r.err.count("\n") == 1, r
+    assert "the stage1 run entrypoint exited (status 5) before it wrote pid or ppid" in r.err
+    assert env.cli("list", "--no-legend").out == ""
+
+
 @pytest.mark.parametrize("flag", ["url", "path-relative", "hash", "name", "from-dir"])
 def test_each_stage1_flag_finds_the_stage1_image(env: Env, flag: str, monkeypatch: pytest.MonkeyPatch) -> None:
     cli = env.cli
@@ -235,11 +260,8 @@ def test_prepare_records_the_stage1_image_gc_keeps_it_and_run_prepared_runs_it(e
     r = cli("image", "gc", "--grace-period=0s")
     assert r.code == 0, r
     assert STAGE1_NAME in cli("image", "list", "--no-legend").out  # a prepared pod uses it
-    r = cli("run-prepared", "--detach", uuid)
-    assert r.code == 254 and "--detach cannot be used with a stage1 image" in r.err, r
-    assert cli.status(uuid)["state"] == "prepared"  # refused before the pod was taken
     r = cli("run-prepared", uuid)
-    assert r.code == 0, r
+    assert r.code == 0 and r.out == "stage1 running\n", r
     assert env.recorded("run")[-1] == uuid
 
 
@@ -258,7 +280,6 @@ def test_the_stage1_image_is_verified_as_rkt_unless_insecure(env: Env) -> None:
     (("--stage1-url=/x.aci",), "--stage1-url=/x.aci: not a URL"),
     (("--stage1-hash=example.com/s1",), "--stage1-hash=example.com/s1: not an image ID"),
     (("--stage1-path=/no/such.aci",), "no stage1 image file /no/such.aci"),
-    (("--stage1-path=STAGE1", "--detach"), "--detach cannot be used with a stage1 image"),
     (("--stage1-path=STAGE1", "--sysctl=net.ipv4.ip_forward=1"), "--sysctl cannot be used with a stage1 image"),
     (("--stage1-path=APP",), "is not a stage1 image: its manifest has no coreos.com/rkt/stage1/run annotation"),
     (("--stage1-path=BROKEN",), "its stop entrypoint /nowhere/stop is not an executable file in its rootfs"),

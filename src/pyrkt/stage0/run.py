@@ -61,8 +61,6 @@ def check_options(config: Config, opts: RunOptions) -> None:
     name = flavor.canonical(opts.stage1_name)
     if opts.detach and opts.interactive:
         raise UsageError("--detach and --interactive cannot be used together")
-    if opts.detach and name == "image":
-        raise UsageError(flavor.DETACH_REFUSED)
     if opts.detach and opts.rm:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
@@ -138,12 +136,7 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
         check_ports(bool(manifest.ports), opts)
         if manifest.sysctls:  # the prepared pod's, then this command's
             opts.sysctl = [f"{k}={v}" for k, v in manifest.sysctls] + opts.sysctl
-        recorded = (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip()
-        sysctl_fields(opts, recorded)
-        if opts.detach and recorded == "image":
-            from pyrkt.stage1.flavor import DETACH_REFUSED
-
-            raise UsageError(DETACH_REFUSED)
+        sysctl_fields(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()

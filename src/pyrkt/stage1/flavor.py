@@ -58,10 +58,6 @@ def built_in(name: str) -> str | None:
     return name if name in BUILT_IN else None
 
 
-DETACH_REFUSED = ("--detach cannot be used with a stage1 image: rkt's stage1 ABI runs a pod in the "
-                  "foreground (run it under a service manager, or use the default or fly flavor)")
-
-
 def get(name: str) -> Flavor:
     module_name = FLAVORS[canonical(name)]
     __import__(module_name)  # not importlib.import_module: importlib (and warnings) cost the run path

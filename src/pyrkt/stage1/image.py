@@ -5,7 +5,9 @@ its annotations ``coreos.com/rkt/stage1/{run,enter,stop,gc}`` name the entrypoin
 that rootfs) and ``coreos.com/rkt/stage1/interface-version`` (1 when absent) which ``run``
 arguments it takes. As rkt's stage0, this flavor mounts each app's root at
 ``stage1/rootfs/opt/stage2/<app>/rootfs`` and runs the entrypoints on the host, in the pod dir,
-with ``RKT_LOCK_FD`` naming the pod's lock fd for ``run``. The crossing entrypoints
+with ``RKT_LOCK_FD`` naming the pod's lock fd for ``run``. rkt runs a pod only in the
+foreground; ``--detach`` starts ``run`` in a session of its own, its output in
+``logs/stage1.log``, and returns once it has written ``pid`` or ``ppid``. The crossing entrypoints
 (``app/*``, ``attach``) have no pyrkt command that would call them.
 """
 
@@ -19,12 +21,13 @@ from pyrkt.kernel import fs
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi, jsonio
 from pyrkt.stage1 import execute
-from pyrkt.stage1.flavor import DETACH_REFUSED
 from pyrkt.stage1.poddir import read_all, read_layers, read_manifest, read_pid, wait_exit
 
 PREFIX = "coreos.com/rkt/stage1/"
 INTERFACE_VERSION = PREFIX + "interface-version"
 RKT_LOCK_FD = "RKT_LOCK_FD"
+STAGE1_LOG = "logs/stage1.log"  # a detached run entrypoint's stdout and stderr
+DETACH_TIMEOUT = 60.0
 ENTRYPOINTS = ("run", "enter", "stop", "gc")
 
 
@@ -133,9 +136,10 @@ def mount_apps(pod_dir: str) -> None:
                   os.path.join(pod_dir, abi.app_rootfs(app.name)))
 
 
-def spawn(argv: list[str], cwd: str, env: dict[str, str], *, keep_fd: int = -1) -> int:
+def spawn(argv: list[str], cwd: str, env: dict[str, str], *, keep_fd: int = -1, log: str = "") -> int:
     """fork + exec ``argv`` in ``cwd``; returns the child's pid once the exec has succeeded (a
-    failed exec is one PyrktError naming the entrypoint)."""
+    failed exec is one PyrktError naming the entrypoint). ``log``: detach it (a session of its
+    own, stdin from /dev/null, stdout and stderr appended to that file)."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
@@ -145,6 +149,13 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], *, keep_fd: int = -1) 
 
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; an entrypoint gets the default
             os.chdir(cwd)
+            if log:
+                os.setsid()
+                out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                null = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
             if keep_fd >= 0:
                 os.set_inheritable(keep_fd, True)
             os.execve(argv[0], argv, env)
@@ -161,6 +172,26 @@ def spawn(argv: list[str], cwd: str, env: dict[str, str], *, keep_fd: int = -1) 
         wait_exit(pid)
         raise PyrktError(message)
     return pid
+
+
+def wait_started(pod_dir: str, pid: int, timeout: float = DETACH_TIMEOUT) -> None:
+    """``--detach``: return once the detached ``run`` entrypoint has written ``pid`` or
+    ``ppid`` (all the ABI says of a started pod); one that exits first, or writes neither in
+    ``timeout`` seconds (then killed), fails the run, its log named."""
+    import time
+
+    log = os.path.join(pod_dir, STAGE1_LOG)
+    deadline = time.monotonic() + timeout
+    while not (os.path.exists(os.path.join(pod_dir, abi.PID)) or os.path.exists(os.path.join(pod_dir, abi.PPID))):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            raise PyrktError(f"the stage1 run entrypoint exited (status {code}) before it wrote pid or ppid; see {log}")
+        if time.monotonic() > deadline:
+            os.killpg(pid, 9)
+            wait_exit(pid)
+            raise PyrktError(f"the stage1 run entrypoint wrote no pid or ppid in {timeout:g}s: killed; see {log}")
+        time.sleep(0.02)
 
 
 def pod_pid(pod_dir: str) -> int | None:
@@ -186,8 +217,6 @@ class ImageFlavor:
 
     def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
         try:
-            if detach:
-                raise UsageError(DETACH_REFUSED)
             ann = read_annotations(pod_dir)
             where = os.path.join(pod_dir, abi.STAGE1_MANIFEST)
             argv, warnings = run_argv(entrypoint(pod_dir, ann, "run"), config, interface_version(ann, where))
@@ -197,7 +226,8 @@ class ImageFlavor:
             mount_apps(pod_dir)
             env = dict(os.environ)
             env[RKT_LOCK_FD] = env[abi.LOCK_FD_ENV] = str(lock_fd)
-            pid = spawn(argv, pod_dir, env, keep_fd=lock_fd)
+            log = os.path.join(pod_dir, STAGE1_LOG) if detach else ""
+            pid = spawn(argv, pod_dir, env, keep_fd=lock_fd, log=log)
         finally:
             os.close(lock_fd)  # the stage1 holds the lock now (or, on failure, nobody: the pod can go)
         # The ABI asks a stage1 only for rkt/status/<app>; the -started stamps that status and
@@ -206,6 +236,9 @@ class ImageFlavor:
             stamp = os.path.join(pod_dir, abi.app_status(app.name) + "-started")
             if not os.path.exists(stamp):
                 fs.touch(stamp)
+        if detach:
+            wait_started(pod_dir, pid)
+            return 0
         from pyrkt.stage1 import foreground
 
         return foreground.wait(pid, None)
