@@ -260,6 +260,9 @@ def test_prepare_records_the_stage1_image_gc_keeps_it_and_run_prepared_runs_it(e
     r = cli("image", "gc", "--grace-period=0s")
     assert r.code == 0, r
     assert STAGE1_NAME in cli("image", "list", "--no-legend").out  # a prepared pod uses it
+    r = cli("image", "rm", env.stage1_id)  # as rkt: it may go, and the pod runs from its copy
+    assert r.code == 0, r
+    assert STAGE1_NAME not in cli("image", "list", "--no-legend").out
     r = cli("run-prepared", uuid)
     assert r.code == 0 and r.out == "stage1 running\n", r
     assert env.recorded("run")[-1] == uuid
@@ -323,3 +326,22 @@ def test_a_stage1_image_from_https_is_fetched_and_its_signature_checked_as_rkt(e
         assert env.recorded("run")[0].endswith("/stage1/rootfs/run")
     finally:
         server.close()
+
+
+def test_gc_takes_back_the_apps_mounts_after_run_was_killed(env: Env) -> None:
+    cli = env.cli
+    cli.env = {**(cli.env or {}), "S1_WAIT": "1"}
+    proc = cli.popen(INSECURE, "run", f"--stage1-path={env.stage1}", str(env.app), stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (env.out / "run.args").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    uuid = env.recorded("run")[-1]
+    proc.kill()  # SIGKILL: the stage1 (as rkt's, the pod's own process) runs on with the lock
+    proc.wait(timeout=30)
+    assert cli.status(uuid)["state"] == "running"
+    assert mounts_under(cli.pod_dir(uuid)) != []  # the app's root
+    (env.out / "stopped").touch()
+    cli.wait_exited(uuid)
+    r = cli("gc", "--grace-period=0s")
+    assert r.code == 0, r
+    assert mounts_under(env.tmp) == [] and not any((env.tmp / "data" / "pods").glob(f"*/{uuid}"))
