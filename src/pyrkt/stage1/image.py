@@ -28,7 +28,6 @@ INTERFACE_VERSION = PREFIX + "interface-version"
 RKT_LOCK_FD = "RKT_LOCK_FD"
 STAGE1_LOG = "logs/stage1.log"  # a detached run entrypoint's stdout and stderr
 DETACH_TIMEOUT = 60.0
-ENTRYPOINTS = ("run", "enter", "stop", "gc")
 
 
 def manifest_annotations(manifest: object, where: str) -> dict[str, str]:
