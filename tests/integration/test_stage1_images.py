@@ -32,6 +32,7 @@ readlink "/proc/$$/fd/$RKT_LOCK_FD" > "$S1_OUT/run.lockfd"
 find . -path './stage1/rootfs/opt/stage2/app/rootfs/*' -prune -o -print | sort > "$S1_OUT/run.listing"
 ls stage1/rootfs/opt/stage2/app/rootfs/bin > "$S1_OUT/run.approot"
 cp stage1/manifest "$S1_OUT/run.manifest"
+cp appsinfo/app/manifest "$S1_OUT/run.appmanifest"
 [ -z "$S1_NOPID" ] || exit 5
 echo "stage1 running"
 echo $$ > pid
@@ -117,6 +118,9 @@ def test_run_hands_the_pod_to_the_stage1_run_entrypoint_as_rkt(env: Env) -> None
     assert "busybox" in (env.out / "run.approot").read_text().split()  # the app's root is mounted there
     manifest = json.loads((env.out / "run.manifest").read_text())
     assert manifest["name"] == STAGE1_NAME and manifest["annotations"][0]["value"] == "/run"
+    app_manifest = json.loads((env.out / "run.appmanifest").read_text())  # an appc ImageManifest, as rkt's
+    assert (app_manifest["acKind"], app_manifest["name"]) == ("ImageManifest", "example.com/app")
+    assert {"name": "version", "value": "1.0.0"} in app_manifest["labels"] and app_manifest["app"]["exec"]
     assert (pod_dir / "stage1ImageID").read_text() == env.stage1_id
     assert cli.status(uuid)["app-app"] == "0"
     listed = cli("image", "list", "--no-legend").out

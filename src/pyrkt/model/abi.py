@@ -12,7 +12,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── subcgroup                     cgroup path of the pod below each hierarchy
     ├── netns                         path of the pod's netns bind mount (written before use)
     ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
-    ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON)
+    ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
     ├── overlay/<app>/{upper,work}    the app's writable layer
     ├── logs/<app>.log                the app's stdout/stderr, one record per line

@@ -17,7 +17,7 @@ from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
-from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
+from pyrkt.model.pod import AC_VERSION, PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
@@ -290,7 +290,10 @@ def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
         info = join(pod_dir, abi.APPSINFO, app.name)
         os.makedirs(info)
-        fs.atomic_write(join(info, "manifest"), jsonio.dumps(image.to_json()), sync=False)
+        # pyrkt's image JSON is a superset of an appc ImageManifest: with acKind and acVersion a
+        # stage1 image (rkt's ABI) reads it as one
+        doc = {"acKind": "ImageManifest", "acVersion": AC_VERSION, **image.to_json()}
+        fs.atomic_write(join(info, "manifest"), jsonio.dumps(doc), sync=False)
         fs.atomic_write(join(pod_dir, abi.app_layers(app.name)), jsonio.dumps(layers), sync=False)
         for d in ("upper", "work"):
             os.makedirs(join(pod_dir, abi.OVERLAY, app.name, d))
