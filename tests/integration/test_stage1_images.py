@@ -29,6 +29,7 @@ RECORD = 'printf "%s\\n" "$0" "$@" > "$S1_OUT/{0}.args"; pwd > "$S1_OUT/{0}.cwd"
 RUN = "#!/bin/sh\n" + RECORD.format("run") + """\
 if flock -n -s . true; then echo unlocked; else echo locked; fi > "$S1_OUT/run.lock"
 readlink "/proc/$$/fd/$RKT_LOCK_FD" > "$S1_OUT/run.lockfd"
+echo "${RKT_SELINUX_CONTEXT-unset}:${RKT_SELINUX_MOUNT_CONTEXT-unset}" > "$S1_OUT/run.selinux"
 find . -path './stage1/rootfs/opt/stage2/app/rootfs/*' -prune -o -print | sort > "$S1_OUT/run.listing"
 ls stage1/rootfs/opt/stage2/app/rootfs/bin > "$S1_OUT/run.approot"
 cp stage1/manifest "$S1_OUT/run.manifest"
@@ -110,6 +111,7 @@ def test_run_hands_the_pod_to_the_stage1_run_entrypoint_as_rkt(env: Env) -> None
     # the pod's lock is held, by the fd RKT_LOCK_FD names, while the entrypoint runs
     assert (env.out / "run.lock").read_text() == "locked\n"
     assert (env.out / "run.lockfd").read_text().strip() == str(pod_dir)
+    assert (env.out / "run.selinux").read_text() == ":\n"  # set, empty: no SELinux here
     listing = (env.out / "run.listing").read_text().splitlines()
     for path in ("./pod", "./appsinfo/app/manifest", "./stage1/manifest", "./stage1ImageID", "./stage1/rootfs/run",
                  "./stage1/rootfs/opt/stage2/app/rootfs", "./stage1/rootfs/rkt/status",

@@ -23,6 +23,10 @@ from pyrkt.model import abi, jsonio
 from pyrkt.stage1 import execute
 from pyrkt.stage1.poddir import read_all, read_layers, read_manifest, read_pid, wait_exit
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.kernel.api import Kernel
+
 PREFIX = "coreos.com/rkt/stage1/"
 INTERFACE_VERSION = PREFIX + "interface-version"
 RKT_LOCK_FD = "RKT_LOCK_FD"
@@ -125,10 +129,9 @@ def write_dns_files(pod_dir: str, config: abi.RuntimeConfig) -> None:
         fs.atomic_write(os.path.join(etc, "rkt-hosts"), dns.hosts_file(config.hosts), sync=False)
 
 
-def mount_apps(pod_dir: str) -> None:
+def mount_apps(k: Kernel, pod_dir: str) -> None:
     """Each app's root at ``stage1/rootfs/opt/stage2/<app>/rootfs``: its layers under its
     writable overlay dirs, as rkt's stage0 mounts them before it runs stage1."""
-    k = LinuxKernel()
     for app in read_manifest(pod_dir).apps:
         overlay = os.path.join(pod_dir, abi.OVERLAY, app.name)
         k.overlay(list(read_layers(pod_dir, app.name)), os.path.join(overlay, "upper"), os.path.join(overlay, "work"),
@@ -222,9 +225,10 @@ class ImageFlavor:
             for line in warnings:
                 sys.stderr.write(f"warning: {line}\n")
             write_dns_files(pod_dir, config)
-            mount_apps(pod_dir)
+            mount_apps(LinuxKernel(), pod_dir)
             env = dict(os.environ)
             env[RKT_LOCK_FD] = env[abi.LOCK_FD_ENV] = str(lock_fd)
+            env["RKT_SELINUX_CONTEXT"] = env["RKT_SELINUX_MOUNT_CONTEXT"] = ""  # rkt's, empty without SELinux
             log = os.path.join(pod_dir, STAGE1_LOG) if detach else ""
             pid = spawn(argv, pod_dir, env, keep_fd=lock_fd, log=log)
         finally:

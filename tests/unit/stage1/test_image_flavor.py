@@ -3,6 +3,7 @@ argv per stage1 interface version."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -98,3 +99,22 @@ def test_built_in_flavors_and_rkts_names_for_them_are_not_images() -> None:
     assert flavor.built_in("coreos.com/rkt/stage1-fly") == "fly"
     assert flavor.built_in("default") == "default"
     assert flavor.built_in("image") is None and flavor.built_in("example.com/stage1") is None
+
+
+def test_each_apps_root_is_an_overlay_of_its_layers_at_opt_stage2(tmp_path: Path) -> None:
+    from pyrkt.kernel.recording import RecordingKernel
+    from pyrkt.model.image import AppSpec
+    from pyrkt.model.pod import PodManifest, RuntimeApp, RuntimeImage
+    from pyrkt.stage1.image import mount_apps
+
+    apps = tuple(RuntimeApp(n, RuntimeImage("sha512-x"), AppSpec(exec=("/bin/true",))) for n in ("web", "db"))
+    (tmp_path / "pod").write_text(json.dumps(PodManifest(apps=apps).to_json()))
+    for n in ("web", "db"):
+        (tmp_path / "appsinfo" / n).mkdir(parents=True)
+        (tmp_path / "appsinfo" / n / "layers").write_text(json.dumps([f"/store/{n}-bottom", f"/store/{n}-top"]))
+    k = RecordingKernel()
+    mount_apps(k, str(tmp_path))
+    p = str(tmp_path)
+    assert k.calls == [
+        ("overlay", (f"/store/{n}-top", f"/store/{n}-bottom"), f"{p}/overlay/{n}/upper", f"{p}/overlay/{n}/work",
+         f"{p}/stage1/rootfs/opt/stage2/{n}/rootfs") for n in ("web", "db")]
