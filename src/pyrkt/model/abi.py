@@ -7,16 +7,18 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── pod                           appc pod manifest (model.pod), 0640
     ├── pod-created                   mtime = creation time
     ├── runtime-config                RuntimeConfig (JSON), the run-time flags
-    ├── flavor                        name of the stage1 flavor ("default", "fly")
+    ├── flavor                        name of the stage1 flavor ("default", "fly", "image")
     ├── pid                           host pid of pod init (mtime = start time)
     ├── subcgroup                     cgroup path of the pod below each hierarchy
     ├── netns                         path of the pod's netns bind mount (written before use)
     ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
-    ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON)
+    ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
     ├── overlay/<app>/{upper,work}    the app's writable layer
     ├── logs/<app>.log                the app's stdout/stderr, one record per line
-    └── stage1/rootfs/
+    ├── stage1ImageID                 flavor "image": the id of the stage1 image in the store
+    ├── stage1/manifest               flavor "image": the stage1 image's appc manifest
+    └── stage1/rootfs/                flavor "image": the stage1 image's rootfs, rendered
         ├── opt/stage2/<app>/rootfs   where the app's root is mounted
         └── rkt/
             ├── status/<app>          decimal exit code; <app>-created, <app>-started stamps
@@ -45,6 +47,7 @@ POD_CREATED = "pod-created"
 RUNTIME_CONFIG = "runtime-config"
 FLAVOR = "flavor"
 PID = "pid"
+PPID = "ppid"  # flavor "image": a stage1 may name the parent of the process to enter instead
 PGID = "pgid"
 SUBCGROUP = "subcgroup"
 NETNS = "netns"
@@ -54,6 +57,8 @@ APPSINFO = "appsinfo"
 OVERLAY = "overlay"
 LOGS = "logs"
 STAGE1_ROOTFS = "stage1/rootfs"
+STAGE1_MANIFEST = "stage1/manifest"
+STAGE1_IMAGE_ID = "stage1ImageID"
 STATUS_DIR = "stage1/rootfs/rkt/status"
 ENV_DIR = "stage1/rootfs/rkt/env"
 SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"

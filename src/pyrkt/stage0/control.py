@@ -37,12 +37,17 @@ def pick_app(pod: Pod, app: str) -> str:
 
 
 def wait_for_pid(pod: Pod, timeout: float = 5.0) -> None:
-    """rkt's enter waits for the pid file of a pod that is just starting, and gives up if it dies."""
+    """rkt's enter waits for the pid file of a pod that is just starting, and gives up if it
+    dies; pyrkt's flavors say the pod is ready with ``supervisor-status``, a stage1 image (which
+    need not) with its ``pid`` or ``ppid`` file."""
     deadline = time.monotonic() + timeout
     while True:
         st = pod.state
         if st == State.RUNNING and os.path.islink(pod.file(abi.SUPERVISOR_STATUS)):
             return
+        if st == State.RUNNING and os.path.exists(pod.file(abi.STAGE1_MANIFEST)) and (
+                os.path.exists(pod.file(abi.PID)) or os.path.exists(pod.file(abi.PPID))):
+            return  # a stage1 image's pod: its pid file is all rkt's ABI promises
         if st not in (State.RUNNING, State.PREPARING) or time.monotonic() > deadline:
             raise InvalidState(f"pod {quote(pod.uuid)} isn't currently running")  # rkt's words
         time.sleep(0.02)

@@ -202,9 +202,11 @@ def image_manifest(store: Store, arg: str) -> bytes:
 # -- what pods use, image gc ----------------------------------------------------------------
 
 def pods_in_use(config: Config, store: Store) -> InUse:
-    """Images and layer dirs pods hold. An image counts while its pod may still run or be
-    looked at (prepare, prepared, run, exited-garbage); a layer dir counts while any pod dir
-    that lists it exists (a garbage pod may still have its overlay mounted)."""
+    """Images and layer dirs pods hold. An image (an app's, or the stage1 image a pod runs
+    with) counts while its pod may still run or be looked at (prepare, prepared, run,
+    exited-garbage); a layer dir counts while any pod dir that lists it exists (a garbage pod
+    may still have its overlay mounted)."""
+    from pyrkt.kernel import fs
     from pyrkt.model import abi, jsonio
     from pyrkt.pods.pod import Pod
     from pyrkt.pods.state import LOOKUP_ORDER, Dir
@@ -220,6 +222,9 @@ def pods_in_use(config: Config, store: Store) -> InUse:
                     images.update(str(a["image"]["id"]) for a in jsonio.loads(f.read())["apps"])
             except (OSError, ValueError, KeyError, TypeError):
                 pass  # not written yet (the apps' manifests below are written first) or gone
+            stage1 = fs.read_text(pod.file(abi.STAGE1_IMAGE_ID))  # a stage1 image the pod runs with
+            if stage1:
+                images.add(stage1.strip())
         try:
             apps = os.listdir(pod.file(abi.APPSINFO))
         except OSError:

@@ -18,10 +18,11 @@ from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
-from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
+from pyrkt.model.pod import AC_VERSION, PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
+from pyrkt.stage0.stage1image import Stage1Image
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class PodRequest(Value, frozen=False):
     pull_policy: str = "new"
     uuid_file_save: str = ""
     stage1_name: str = "default"
+    stage1_image: Stage1Image | None = None  # with stage1_name "image": where its stage1 image comes from
     ports: list[str] = field(default_factory=list)
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
     devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
@@ -251,11 +253,20 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
     devices = host_devices(req.devices)  # bad --device values fail before any work
     sysctl_items = req.sysctl if pod_file is None else [f"{k}={v}" for k, v in pod_file.manifest.sysctls]
     sysctls = pod_sysctls(sysctl_items, flavor.canonical(req.stage1_name))
+    if (req.stage1_name == "image") != (req.stage1_image is not None):
+        raise UsageError("a stage1 image is run by the image flavor, and only it")
+    if devices and req.stage1_image is not None:
+        raise UsageError("--device cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     check_writable(config.data_dir)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
     with store.shared_lock():
+        stage1 = None  # as rkt, the stage1 first: a bad stage1 flag fails before any app is fetched
+        if req.stage1_image is not None:
+            from pyrkt.stage0.stage1image import resolve_stage1
+
+            stage1 = resolve_stage1(config, store, req.stage1_image, ui=ui)
         if pod_file is None:  # the apps and flags of the command line
             images = [resolve_image(config, store, a.image, pull_policy=req.pull_policy,
                                     signature=a.signature or None, platform=req.platform, ui=ui)
@@ -284,6 +295,11 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         try:
             if req.uuid_file_save:
                 fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
+            if stage1 is not None:
+                from pyrkt.stage0.stage1image import lay_out_stage1
+
+                lay_out_stage1(pod.path, store, stage1)
+                store.touch(stage1.id)
             lay_out(pod.path, manifest, images, layer_dirs)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
             if devices:
@@ -304,6 +320,8 @@ def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
 
     if flavor_name == "fly":
         raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
+    if flavor_name == "image":
+        raise UsageError("--sysctl cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     return sysctl.parse_all(items)
 
 
@@ -312,7 +330,10 @@ def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
         info = join(pod_dir, abi.APPSINFO, app.name)
         os.makedirs(info)
-        fs.atomic_write(join(info, "manifest"), jsonio.dumps(image.to_json()), sync=False)
+        # pyrkt's image JSON is a superset of an appc ImageManifest: with acKind and acVersion a
+        # stage1 image (rkt's ABI) reads it as one
+        doc = {"acKind": "ImageManifest", "acVersion": AC_VERSION, **image.to_json()}
+        fs.atomic_write(join(info, "manifest"), jsonio.dumps(doc), sync=False)
         fs.atomic_write(join(pod_dir, abi.app_layers(app.name)), jsonio.dumps(layers), sync=False)
         for d in ("upper", "work"):
             os.makedirs(join(pod_dir, abi.OVERLAY, app.name, d))

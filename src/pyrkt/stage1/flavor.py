@@ -9,7 +9,9 @@ A flavor turns a prepared pod dir into running processes and cleans up after the
     gc(pod_dir)                               idempotent teardown of whatever the pod left
                                               (mounts, cgroups, netns); safe after SIGKILL
 
-Flavors are modules, imported only when used.
+Flavors are modules, imported only when used. ``default`` and ``fly`` are built in; ``image``
+runs a stage1 image (rkt's stage1 ABI) that stage0 rendered into the pod dir, so no command
+line names it: ``--stage1-name`` naming anything but a built-in flavor names an image.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from pyrkt.model import abi
 
 TYPE_CHECKING = False  # the Protocol exists for mypy; typing stays off the run path
 
-FLAVORS = {"default": "pyrkt.stage1.default", "fly": "pyrkt.stage1.fly"}
+FLAVORS = {"default": "pyrkt.stage1.default", "fly": "pyrkt.stage1.fly", "image": "pyrkt.stage1.image"}
+BUILT_IN = ("default", "fly")
 ALIASES = {"coreos.com/rkt/stage1-coreos": "default", "coreos.com/rkt/stage1-fly": "fly",
            "stage1-fly": "fly", "stage1-coreos": "default", "coreos": "default"}
 
@@ -45,8 +48,14 @@ if TYPE_CHECKING:
 def canonical(name: str) -> str:
     name = ALIASES.get(name, name)
     if name not in FLAVORS:
-        raise UsageError(f"unknown stage1 flavor {name!r} (known: {', '.join(FLAVORS)})")
+        raise UsageError(f"unknown stage1 flavor {name!r} (known: {', '.join(BUILT_IN)})")
     return name
+
+
+def built_in(name: str) -> str | None:
+    """The built-in flavor ``name`` (or one of rkt's names for it) stands for, else None."""
+    name = ALIASES.get(name, name)
+    return name if name in BUILT_IN else None
 
 
 def get(name: str) -> Flavor:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyrkt.cli import main as cli
-from pyrkt.cli.commands.run import stage1_name
+from pyrkt.cli.commands.run import stage1_choice
 from pyrkt.cli.flags import FlagSet
 from pyrkt.config import Config, ConfigDirs
 from pyrkt.errors import UsageError
@@ -86,6 +86,12 @@ def ctx_for(tmp_path: Path) -> tuple[cli.Context, io.StringIO]:
     return cli.Context(config=Config(dirs=dirs), global_flags=FlagSet([]), stderr=err), err
 
 
+def stage1_name(ctx: cli.Context, flag: str) -> str:
+    values = {"stage1_name": [flag] if flag else []}
+    name, image = stage1_choice(ctx, values)
+    return name if image is None else f"image {image.kind} {image.location} {image.fallback}".strip()
+
+
 @pytest.mark.parametrize(("name", "flavor"), [("fly", "fly"), ("coreos.com/rkt/stage1-fly", "fly"),
                                               ("coreos.com/rkt/stage1-coreos", "default")])
 def test_stage1_d_naming_a_flavor_makes_it_the_default(tmp_path: Path, name: str, flavor: str) -> None:
@@ -96,13 +102,22 @@ def test_stage1_d_naming_a_flavor_makes_it_the_default(tmp_path: Path, name: str
     assert stage1_name(ctx, "default") == "default"  # --stage1-name wins
 
 
-def test_stage1_d_naming_an_image_warns_and_runs_the_built_in_default(tmp_path: Path) -> None:
+def test_stage1_d_naming_an_image_makes_it_the_stage1_with_its_location_to_fetch_it_from(tmp_path: Path) -> None:
     write(tmp_path / "local/stage1.d/s.json", {"rktKind": "stage1", "rktVersion": "v1",
-                                               "name": "coreos.com/rkt/stage1-kvm", "version": "1.30.0"})
+                                               "name": "coreos.com/rkt/stage1-kvm", "version": "1.30.0",
+                                               "location": "https://example.com/stage1-kvm.aci"})
+    ctx, err = ctx_for(tmp_path)
+    assert stage1_name(ctx, "") == "image config coreos.com/rkt/stage1-kvm:1.30.0 https://example.com/stage1-kvm.aci"
+    assert err.getvalue() == ""
+    assert stage1_name(ctx, "fly") == "fly"
+
+
+def test_stage1_d_with_only_a_location_warns_that_the_built_in_default_wins(tmp_path: Path) -> None:
+    write(tmp_path / "local/stage1.d/s.json", {"rktKind": "stage1", "rktVersion": "v1",
+                                               "location": "/usr/lib/rkt/stage1-images/stage1-coreos.aci"})
     ctx, err = ctx_for(tmp_path)
     assert stage1_name(ctx, "") == "default"
-    assert err.getvalue().count("\n") == 1 and "stage1-kvm:1.30.0" in err.getvalue()
-    assert "stage1 images are not supported yet" in err.getvalue()
+    assert err.getvalue().count("\n") == 1 and "stage1-coreos.aci" in err.getvalue() and "no stage1 name" in err.getvalue()
 
 
 def test_no_stage1_d_means_the_built_in_default_quietly(tmp_path: Path) -> None:
@@ -116,3 +131,37 @@ def test_a_bad_stage1_d_fails_only_when_a_stage1_is_chosen(tmp_path: Path) -> No
     assert stage1_name(ctx, "fly") == "fly"
     with pytest.raises(UsageError, match="s.json"):
         stage1_name(ctx, "")
+
+
+def choose(tmp_path: Path, *args: str) -> tuple[str, object]:
+    from pyrkt.cli.commands.apps import parse_pod_and_apps
+    from pyrkt.cli.commands.run import RUN_FLAGS
+
+    values, _ = parse_pod_and_apps(FlagSet(RUN_FLAGS), [*args, "img"])
+    ctx, _ = ctx_for(tmp_path)
+    name, image = stage1_choice(ctx, values, [*args, "img"])
+    return name, None if image is None else (image.kind, image.location)
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    (("--stage1-path=s1.aci",), ("image", ("path", "s1.aci"))),
+    (("--stage1-url=https://example.com/s1.aci",), ("image", ("url", "https://example.com/s1.aci"))),
+    (("--stage1-hash=sha512-0123",), ("image", ("hash", "sha512-0123"))),
+    (("--stage1-from-dir=s1.aci",), ("image", ("from-dir", "s1.aci"))),
+    (("--stage1-name=example.com/s1:1.0",), ("image", ("name", "example.com/s1:1.0"))),
+    (("--stage1-name=coreos.com/rkt/stage1-fly",), ("fly", None)),
+    (("--stage1-name=default",), ("default", None)),
+    ((), ("default", None)),
+])
+def test_each_stage1_flag_chooses_where_the_stage1_comes_from(tmp_path: Path, args: tuple[str, ...],
+                                                            want: tuple[str, object]) -> None:
+    assert choose(tmp_path, *args) == want
+
+
+def test_stage1_flags_are_mutually_exclusive_and_each_taken_once_in_rkts_words(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="^flags --stage1-url and --stage1-path are mutually exclusive$"):
+        choose(tmp_path, "--stage1-path=a", "--stage1-url=file:///b")
+    with pytest.raises(UsageError, match="^flags --stage1-path and --stage1-url are mutually exclusive$"):
+        choose(tmp_path, "--stage1-url=file:///b", "--stage1-path=a")
+    with pytest.raises(UsageError, match="^--stage1-name already used$"):
+        choose(tmp_path, "--stage1-name=fly", "--stage1-name=default")

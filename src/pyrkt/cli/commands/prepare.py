@@ -11,7 +11,7 @@ from pyrkt.cli.commands.run import (
     check_pod_manifest,
     fetch_ui,
     pod_request,
-    stage1_name,
+    stage1_choice,
 )
 from pyrkt.cli.flags import FlagSet
 from pyrkt.errors import UsageError
@@ -37,7 +37,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps and not values["pod_manifest"]:
         raise UsageError("prepare requires at least one image or --pod-manifest")
-    values["stage1_name"] = stage1_name(ctx, values["stage1_name"])
+    values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
     pod = prepare(ctx.config, pod_request(values, apps), ui=fetch_ui(ctx, values))
     try:
         pod.transition(Dir.PREPARED)

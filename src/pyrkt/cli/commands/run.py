@@ -14,10 +14,22 @@ if TYPE_CHECKING:
 
     from pyrkt.cli.main import Context
     from pyrkt.fetch.ui import FetchUI
+    from pyrkt.stage0.stage1image import Stage1Image
 
 USAGE = ("pyrkt run [--net=...] [--detach] IMAGE [--name=N] [--exec=CMD] [-- image-args... ---] [IMAGE...]\n"
          "       pyrkt run [--net=...] [--detach] --pod-manifest=FILE")
 
+# rkt's stage1 flags, mutually exclusive (stage1_choice)
+STAGE1_FLAGS = [
+    Flag("stage1-name", "list", metavar="NAME[:VERSION]",
+         help="the stage1: the built-in default or fly, or the name of a stage1 image (default: what "
+              "stage1.d sets, else default)"),
+    Flag("stage1-url", "list", metavar="URL", help="a stage1 image at a file://, http(s):// or docker:// URL"),
+    Flag("stage1-path", "list", metavar="FILE", help="a stage1 image file (absolute or relative path)"),
+    Flag("stage1-hash", "list", metavar="ID", help="a stage1 image in the store, by its ID"),
+    Flag("stage1-from-dir", "list", metavar="FILE",
+         help="a stage1 image file in the stage1 images dir (paths.d stage1-images)"),
+]
 PREPARE_FLAGS = [
     Flag("set-env", "list", help="an environment variable for all apps, KEY=VALUE"),
     Flag("set-env-file", "list", help="a file of KEY=VALUE lines with environment variables for all apps"),
@@ -25,7 +37,7 @@ PREPARE_FLAGS = [
     Flag("pull-policy", default="new", help="when to fetch images: never, new or update"),
     *PULL_POLICY_ALIASES,
     *CAPS_ALIASES,
-    Flag("stage1-name", help="the stage1 flavor: default or fly (default: the name stage1.d sets, else default)"),
+    *STAGE1_FLAGS,
     Flag("uuid-file-save", help="write the pod's UUID to this file"),
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
     Flag("platform", help="the platform to choose from an image index, OS/ARCH[/VARIANT] (default: the host's)"),
@@ -76,6 +88,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         pull_policy=pull_policy,
         uuid_file_save=values["uuid_file_save"] or "",
         stage1_name=values["stage1_name"],
+        stage1_image=values.get("stage1_image"),
         ports=values["port"],
         platform=values["platform"] or "",
         devices=values["device"],
@@ -137,29 +150,45 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     if not apps and not values["pod_manifest"]:
         raise UsageError("run requires at least one image or --pod-manifest")
-    values["stage1_name"] = stage1_name(ctx, values["stage1_name"])
+    values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
     return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout,
                           ui=fetch_ui(ctx, values))
 
 
-def stage1_name(ctx: Context, flag: str | None) -> str:
-    """``--stage1-name``, else the default stage1 of ``stage1.d`` when it names one of pyrkt's
-    flavors (rkt's stage1 image names count as their flavor), else the built-in default. A
-    stage1.d naming any other image is warned about: pyrkt does not run stage1 images yet."""
-    if flag:
-        return flag
+def stage1_choice(ctx: Context, values: dict[str, Any], args: list[str] | None = None) -> tuple[str, Stage1Image | None]:
+    """The stage1 flavor and, for flavor ``image``, where its stage1 image comes from: one of
+    the ``--stage1-*`` flags (mutually exclusive, each given once, as rkt), else the default
+    stage1 of ``stage1.d`` (an image by name and version, or one of pyrkt's flavors: rkt's
+    stage1 image names count as their flavor), else the built-in default. ``--stage1-name``
+    naming a built-in flavor means that flavor. ``args``: the command line, for rkt's order of
+    the two flags in the mutually-exclusive error (the later one first)."""
+    from pyrkt.stage0.stage1image import KINDS, Stage1Image
     from pyrkt.stage1 import flavor
 
+    given = [(kind, values.get("stage1_" + kind.replace("-", "_")) or []) for kind in KINDS]
+    given = [(kind, flags) for kind, flags in given if flags]
+    words = [a.partition("=")[0] for a in args or ()]
+    given.sort(key=lambda g: words.index("--stage1-" + g[0]) if "--stage1-" + g[0] in words else len(words))
+    for kind, flags in given:
+        if len(flags) > 1:
+            raise UsageError(f"--stage1-{kind} already used")
+    if len(given) > 1:
+        raise UsageError(f"flags --stage1-{given[1][0]} and --stage1-{given[0][0]} are mutually exclusive")
+    if given:
+        kind, (location,) = given[0]
+        built_in = flavor.built_in(location) if kind == "name" else None
+        return (built_in, None) if built_in else ("image", Stage1Image(kind, location))
     configured = ctx.config.stage1_default()
     if configured.name:
-        if flavor.ALIASES.get(configured.name, configured.name) in flavor.FLAVORS:
-            return flavor.canonical(configured.name)
-        ctx.warn(f"stage1.d ({configured.name_file}) names the stage1 image {configured.name}:{configured.version}: "
-                 "stage1 images are not supported yet, using the built-in default")
-    elif configured.location:
-        ctx.warn(f"stage1.d ({configured.location_file}) locates a stage1 image at {configured.location}: "
-                 "stage1 images are not supported yet, using the built-in default")
-    return "default"
+        built_in = flavor.built_in(configured.name)
+        if built_in:
+            return built_in, None
+        return "image", Stage1Image("config", f"{configured.name}:{configured.version}", configured.location)
+    if configured.location:
+        ctx.warn(f"stage1.d ({configured.location_file}) gives the location {configured.location} but no stage1 "
+                 "name and version: as rkt, the default stage1 (pyrkt's built-in default) is found first and the "
+                 "location is not used")
+    return "default", None
 
 
 def fetch_ui(ctx: Context, values: dict[str, Any]) -> FetchUI:
