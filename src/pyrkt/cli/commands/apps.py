@@ -9,7 +9,7 @@ arguments and ``---`` ends them.
 
 from __future__ import annotations
 
-from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.cli.flags import CAPS_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.model.names import check_absolute_dir, check_app_name
 from pyrkt.stage0.prepare import AppRequest
@@ -28,6 +28,11 @@ APP_FLAGS = [
     Flag("supplementary-gids", help="supplementary group IDs for the preceding image, comma separated"),
     Flag("readonly-rootfs", "bool", help="mount the rootfs of the preceding image read-only", hidden=True),
     Flag("signature", help="local signature file for the preceding image", hidden=True),
+    Flag("caps-retain", help="capabilities the preceding image keeps, instead of the default set, CAP_A,CAP_B"),
+    Flag("caps-remove", help="capabilities the preceding image loses from the default set, CAP_A,CAP_B"),
+    Flag("seccomp", metavar="mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...",
+         help="the seccomp filter of the preceding image"),
+    *CAPS_ALIASES,
 ]
 APP_FLAG_NAMES = {f.name for f in APP_FLAGS}
 
@@ -56,6 +61,8 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
                 if not apps:
                     raise UsageError(f"--{name} must follow an image")
                 i = app_fs.take(app_values[-1], arg, args, i)
+                pod_flags.notes += app_fs.notes  # a deprecated spelling's warning, for ctx.report
+                app_fs.notes.clear()
             else:
                 i = pod_flags.take(values, arg, args, i)
             continue
@@ -76,4 +83,10 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         if v["readonly_rootfs"]:  # refused, not dropped: a read-only root comes with volumes (issue 10)
             raise UsageError("--readonly-rootfs is not supported yet: the app's root is always writable")
         app.signature = v["signature"] or ""
+        for flag in ("caps_retain", "caps_remove", "seccomp", "cap_retain", "cap_remove"):
+            if v[flag] == "":
+                raise UsageError(f"--{flag.replace('_', '-')} needs a value")
+        app.caps_retain = v["caps_retain"] or v["cap_retain"] or ""
+        app.caps_remove = v["caps_remove"] or v["cap_remove"] or ""
+        app.seccomp = v["seccomp"] or ""
     return values, apps
