@@ -55,18 +55,21 @@ DEFAULT_PROFILE = Profile(
 """The profile every app gets unless ``--insecure-options=seccomp`` or a seccomp isolator."""
 
 
-def isolator_profile(mode: str, errno: int | None, names: tuple[str, ...], always: tuple[str, ...]) -> Profile:
+def isolator_profile(mode: str, errno: int | None, names: tuple[str, ...], always: tuple[str, ...] = (),
+                     enosys: tuple[str, ...] = ()) -> Profile:
     """The profile of an appc seccomp isolator, as rkt's stage1 had systemd make it: ``retain``
     allows ``names`` and ``always`` (what systemd allowed under any list), ``remove`` allows all
     but ``names``; a call left out is answered with ``errno``, or kills the process with SIGSYS
-    when it is None. Under a retain-set clone3 not listed fails with ENOSYS, as in the default
-    profile: libc then falls back to clone, which the set may allow."""
+    when it is None. Under a retain-set the calls of ``enosys`` not listed fail with ENOSYS
+    instead: calls a current libc tries at start or for threads and does without (rseq,
+    clone3, which rkt's lists predate)."""
     action = KILL if errno is None else errno
     if mode == "remove":
         return Profile(None, (), tuple(Rule(name, (), action) for name in dict.fromkeys(names)))
     allow = tuple(dict.fromkeys((*names, *always)))
-    rules = () if "clone3" in allow or action == ENOSYS else (Rule("clone3", (), ENOSYS),)
+    rules = () if action == ENOSYS else tuple(Rule(name, (), ENOSYS) for name in enosys if name not in allow)
     return Profile(action, allow, rules)
+
 
 # Extra architectures whose syscalls the filter also covers, so 32-bit binaries work too.
 _EXTRA_ARCHES = {"x86_64": ("x86", "x32"), "aarch64": ("arm",)}

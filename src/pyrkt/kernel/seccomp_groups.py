@@ -81,3 +81,8 @@ SYSTEMD_ALWAYS_ALLOWED: tuple[str, ...] = (
 )
 """systemd's ``@default`` (v233): allowed under every retain-set, so a filtered app can still be
 exec'd, exit and read the clock."""
+
+ENOSYS_UNLESS_RETAINED: tuple[str, ...] = ("clone3", "rseq")
+"""pyrkt's addition: calls a current glibc makes at start (rseq) or to start a thread (clone3)
+and does without when they fail with ENOSYS. Under a retain-set that does not list them they
+fail so, rather than kill the app (or fail with an errno libc does not fall back on)."""

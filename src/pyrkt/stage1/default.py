@@ -145,7 +145,8 @@ def isolator_bpf(pod_dir: str, config: abi.RuntimeConfig, wanted: SeccompFilter,
             profile = seccomp_compile.Profile(wanted.errno, profile.allow, profile.rules)
     else:
         profile = seccomp_compile.isolator_profile(wanted.mode, wanted.errno, wanted.names,
-                                                   seccomp_groups.SYSTEMD_ALWAYS_ALLOWED)
+                                                   seccomp_groups.SYSTEMD_ALWAYS_ALLOWED,
+                                                   seccomp_groups.ENOSYS_UNLESS_RETAINED)
     return seccomp.cached_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"), profile)
 
 

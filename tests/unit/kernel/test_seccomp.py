@@ -179,8 +179,8 @@ def nr(name: str) -> int:
 def isolator_bpf(mode: str, errno: int | None, names: tuple[str, ...]) -> bytes:
     from pyrkt.kernel import seccomp_compile, seccomp_groups
 
-    return seccomp.compile_profile(seccomp_compile.isolator_profile(mode, errno, names,
-                                                                     seccomp_groups.SYSTEMD_ALWAYS_ALLOWED))
+    return seccomp.compile_profile(seccomp_compile.isolator_profile(
+        mode, errno, names, seccomp_groups.SYSTEMD_ALWAYS_ALLOWED, seccomp_groups.ENOSYS_UNLESS_RETAINED))
 
 
 pytestmark_x86 = pytest.mark.skipif(os.uname().machine != "x86_64", reason="the interpreter checks x86_64's arch")
@@ -206,6 +206,8 @@ def test_retain_set_allows_its_calls_and_systemds_always_allowed_ones_and_kills_
     for name in ("openat", "mkdir", "mmap", "socket"):
         assert run_filter(bpf, nr(name)) == RET_KILL_PROCESS, name
     assert run_filter(bpf, nr("clone3")) == RET_ERRNO | 38  # libc falls back to clone, which kills here
+    assert run_filter(bpf, nr("rseq")) == RET_ERRNO | 38  # glibc registers rseq at start, and does without
+    assert run_filter(isolator_bpf("retain", None, ("read", "rseq")), nr("rseq")) == RET_ALLOW
 
 
 @pytestmark_x86
