@@ -139,3 +139,18 @@ def test_image_isolators_apply_and_the_flags_win_over_them(env: tuple[Cli, str],
             timeout=120)
     assert r.code == 0, r
     assert status(r.out)["CapBnd"] == NET_BIND_SERVICE
+
+
+def test_enter_runs_as_root_within_the_apps_caps_and_filter(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", "--detach", image, "--caps-retain=CAP_NET_BIND_SERVICE",
+            "--seccomp=mode=remove,errno=ENOTSUP,mkdir", "--exec=/bin/sleep", "--", "1000", timeout=60)
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    try:
+        r = cli("enter", uuid, "/bin/sh", "-c", f"id -u; {STATUS}; mkdir /d")
+        st = status(r.out)
+        assert r.out.startswith("0\n") and st["CapBnd"] == st["CapEff"] == NET_BIND_SERVICE, r
+        assert os.strerror(errno.ENOTSUP) in r.err, r
+    finally:
+        cli("stop", "--force", uuid)

@@ -420,8 +420,9 @@ class DefaultFlavor:
         config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
         ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
-        keep = stage1_plan.app_caps(config)
-        bpf = pod_seccomp(pod_dir, config)
+        isolators = ra.app.isolators if ra is not None else ()
+        keep = stage1_plan.app_caps(config, isolators)  # the app's own set and filter
+        bpf = app_seccomp(pod_dir, config, isolators, {})
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = [p for p in cgroups.paths_for(sub) if os.path.isdir(p)] if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
