@@ -86,3 +86,37 @@ ENOSYS_UNLESS_RETAINED: tuple[str, ...] = ("clone3", "rseq")
 """pyrkt's addition: calls a current glibc makes at start (rseq) or to start a thread (clone3)
 and does without when they fail with ENOSYS. Under a retain-set that does not list them they
 fail so, rather than kill the app (or fail with an errno libc does not fall back on)."""
+
+_SYSTEMD_CLOCK = ("adjtimex", "clock_adjtime", "clock_settime", "settimeofday", "stime")
+_SYSTEMD_MODULE = ("delete_module", "finit_module", "init_module")
+_SYSTEMD_RAW_IO = ("ioperm", "iopl", "pciconfig_iobase", "pciconfig_read", "pciconfig_write", "s390_pci_mmio_read",
+                   "s390_pci_mmio_write")
+
+SYSTEMD_GROUPS: dict[str, tuple[str, ...]] = {
+    "clock": _SYSTEMD_CLOCK,
+    "default-whitelist": SYSTEMD_ALWAYS_ALLOWED,
+    "mount": ("chroot", "mount", "pivot_root", "umount2", "umount"),
+    "network-io": (
+        "accept4", "accept", "bind", "connect", "getpeername", "getsockname", "getsockopt", "listen", "recv",
+        "recvfrom", "recvmmsg", "recvmsg", "send", "sendmmsg", "sendmsg", "sendto", "setsockopt", "shutdown",
+        "socket", "socketcall", "socketpair",
+    ),
+    "obsolete": (
+        "_sysctl", "afs_syscall", "break", "create_module", "ftime", "get_kernel_syms", "getpmsg", "gtty", "lock",
+        "mpx", "prof", "profil", "putpmsg", "query_module", "security", "sgetmask", "ssetmask", "stty", "sysfs",
+        "tuxcall", "ulimit", "uselib", "ustat", "vserver",
+    ),
+    "privileged": (
+        *_SYSTEMD_CLOCK, *_SYSTEMD_MODULE, *_SYSTEMD_RAW_IO, "acct", "bdflush", "bpf", "capset", "chown32",
+        "chown", "chroot", "fchown32", "fchown", "fchownat", "kexec_file_load", "kexec_load", "lchown32", "lchown",
+        "nfsservctl", "pivot_root", "quotactl", "reboot", "setdomainname", "setfsuid32", "setfsuid", "setgroups32",
+        "setgroups", "sethostname", "setresuid32", "setresuid", "setreuid32", "setreuid", "setuid32", "setuid",
+        "swapoff", "swapon", "_sysctl", "vhangup",
+    ),
+    "process": ("arch_prctl", "clone", "execveat", "fork", "kill", "prctl", "setns", "tgkill", "tkill", "unshare",
+                "vfork"),
+    "raw-io": _SYSTEMD_RAW_IO,
+}
+"""rkt's ``@systemd/NAME`` groups: the sets of the systemd in rkt's stage1 (v233) they stood
+for (``@systemd/default-whitelist`` is its ``@default``, ``privileged`` includes its ``@clock``,
+``@module`` and ``@raw-io``)."""

@@ -31,9 +31,10 @@ HONOURED = frozenset({CAPS_RETAIN, CAPS_REMOVE, SECCOMP_RETAIN, SECCOMP_REMOVE, 
 """The isolators this module applies (the default flavor; fly applies none of them)."""
 
 # rkt's named groups (stage1/init/common/seccomp.go); "@appc.io/all" and "@appc.io/empty" are the
-# appc spec's and handled apart. rkt's @systemd/* groups were systemd's own sets: not pyrkt's.
+# appc spec's and handled apart.
 GROUPS = ("@docker/default-blacklist", "@docker/default-whitelist", "@rkt/default-blacklist",
-          "@rkt/default-whitelist")
+          "@rkt/default-whitelist", "@systemd/clock", "@systemd/default-whitelist", "@systemd/mount",
+          "@systemd/network-io", "@systemd/obsolete", "@systemd/privileged", "@systemd/process", "@systemd/raw-io")
 
 
 class SeccompFilter(Value):
@@ -176,9 +177,8 @@ def group(name: str) -> tuple[str, ...]:
         return g.DOCKER_DEFAULT_WHITELIST + (g.ARM_WHITELIST if arm else ())
     if name in ("@docker/default-blacklist", "@rkt/default-blacklist"):
         return g.DOCKER_DEFAULT_BLACKLIST
-    if name.startswith("@systemd/"):
-        raise UsageError(f"seccomp group {name!r} is not supported by pyrkt (it was systemd's own set); "
-                         f"groups: {', '.join(GROUPS)}, @appc.io/all, @appc.io/empty")
+    if name.startswith("@systemd/") and name in GROUPS:
+        return g.SYSTEMD_GROUPS[name.removeprefix("@systemd/")]
     raise UsageError(f"unknown seccomp group {name!r}: groups are {', '.join(GROUPS)}, @appc.io/all, @appc.io/empty")
 
 

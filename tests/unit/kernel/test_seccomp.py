@@ -260,3 +260,20 @@ def test_isolator_filters_are_cached_once_per_profile(tmp_path: Path) -> None:
     assert seccomp.cached_bpf(str(tmp_path), remove) == first == seccomp.compile_profile(remove)
     seccomp.cached_bpf(str(tmp_path), retain)
     assert sorted(os.listdir(tmp_path)) == sorted({seccomp.cache_name(remove), seccomp.cache_name(retain)})
+
+
+@pytestmark_x86
+@pytest.mark.parametrize("group", ["@systemd/clock", "@systemd/mount", "@systemd/network-io", "@systemd/obsolete",
+                                   "@systemd/privileged", "@systemd/process", "@systemd/raw-io"])
+def test_systemd_groups_deny_their_calls_with_the_errno(group: str) -> None:
+    from pyrkt.stage1 import isolators
+
+    wanted = isolators.seccomp_filter(((isolators.SECCOMP_REMOVE, {"set": [group], "errno": "EPERM"}),))
+    assert wanted is not None
+    bpf = isolator_bpf(wanted.mode, wanted.errno, wanted.names)
+    known = [n for n in wanted.names if nr(n) >= 0]
+    assert known
+    for name in known:
+        assert run_filter(bpf, nr(name)) == RET_ERRNO | 1, name
+    for name in ("read", "openat", "execve"):
+        assert run_filter(bpf, nr(name)) == RET_ALLOW, name

@@ -98,7 +98,7 @@ def test_seccomp_flag_becomes_one_seccomp_isolator_replacing_the_images() -> Non
     ("mode=remove,errno=EWHAT,mkdir", "unknown errno 'EWHAT'"),
     ("mode=remove,errno=eperm,mkdir", "unknown errno 'eperm'"),
     ("mode=remove,@rkt/nothing", "unknown seccomp group '@rkt/nothing'"),
-    ("mode=remove,@systemd/clock", "not supported by pyrkt"),
+    ("mode=remove,@systemd/debug", "unknown seccomp group '@systemd/debug'"),
 ])
 def test_bad_seccomp_flags_are_refused_before_a_pod_exists(text: str, why: str) -> None:
     with pytest.raises(UsageError, match=re.escape(why)):
@@ -133,6 +133,17 @@ def test_without_errno_a_filtered_call_kills_as_rkts() -> None:
 def test_groups_expand_to_rkts_lists(group: str, expected: tuple[str, ...]) -> None:
     got = filter_of(iso.SECCOMP_REMOVE, {"set": [group, "mkdir"]})
     assert got is not None and got.names == tuple(dict.fromkeys((*expected, "mkdir")))
+
+
+def test_systemd_groups_are_the_sets_of_rkts_systemd() -> None:
+    got = filter_of(iso.SECCOMP_REMOVE, {"set": ["@systemd/mount", "@systemd/clock"]})
+    assert got is not None
+    assert got.names == ("chroot", "mount", "pivot_root", "umount2", "umount", "adjtimex", "clock_adjtime",
+                         "clock_settime", "settimeofday", "stime")
+    privileged = filter_of(iso.SECCOMP_REMOVE, {"set": ["@systemd/privileged"]})
+    assert privileged is not None and {"settimeofday", "init_module", "iopl", "reboot"} <= set(privileged.names)
+    default = filter_of(iso.SECCOMP_RETAIN, {"set": ["@systemd/default-whitelist"]})
+    assert default is not None and default.names == seccomp_groups.SYSTEMD_ALWAYS_ALLOWED
 
 
 def test_appc_reserved_groups() -> None:
