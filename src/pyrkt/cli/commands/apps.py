@@ -28,10 +28,11 @@ APP_FLAGS = [
     Flag("supplementary-gids", help="supplementary group IDs for the preceding image, comma separated"),
     Flag("readonly-rootfs", "bool", help="mount the rootfs of the preceding image read-only", hidden=True),
     Flag("signature", help="local signature file for the preceding image", hidden=True),
-    Flag("caps-retain", help="capabilities the preceding image keeps, instead of the default set, CAP_A,CAP_B"),
-    Flag("caps-remove", help="capabilities the preceding image loses from the default set, CAP_A,CAP_B"),
-    Flag("seccomp", metavar="mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,...",
-         help="the seccomp filter of the preceding image"),
+    Flag("caps-retain", metavar="CAPS", help="capabilities the preceding image keeps instead of the default set, "
+         "e.g. CAP_NET_BIND_SERVICE,CAP_KILL"),
+    Flag("caps-remove", metavar="CAPS", help="capabilities the preceding image loses of the default set"),
+    Flag("seccomp", metavar="FILTER", help="the seccomp filter of the preceding image: "
+         "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,..."),
     *CAPS_ALIASES,
 ]
 APP_FLAG_NAMES = {f.name for f in APP_FLAGS}
