@@ -151,8 +151,8 @@ def app_privileges(name: str, image_isolators: tuple[tuple[str, object], ...], a
 
 def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
     """What the apps' images ask for that pyrkt does not honour yet, one warning each: appc
-    wants an executor to tell the user rather than drop it. Image isolators (resource limits,
-    capabilities, seccomp...) are not applied; an image's mount points (an appc ``mountPoints``
+    wants an executor to tell the user rather than drop it. Image isolators other than the
+    privilege ones (``stage1.isolators.HONOURED``) are not applied; an image's mount points (an appc ``mountPoints``
     entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
     from pyrkt.stage1.isolators import HONOURED as HONOURED_ISOLATORS
 
