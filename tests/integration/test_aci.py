@@ -116,17 +116,20 @@ def pod_file(cli: Cli, uuid: str, app: str, path: str) -> str:
     return (cli.pod_dir(uuid) / "overlay" / app / "upper" / path).read_text()
 
 
-def test_event_handlers_run_before_and_after_the_app(cli: Cli, tmp_path: Path) -> None:
+def test_event_handlers_run_before_and_after_the_app_as_root(cli: Cli, tmp_path: Path) -> None:
+    """rkt's TestPreStart: the handlers run as root in the app's root, also for a non-root app."""
     aci = tmp_path / "eh.aci"
-    build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/sh", "-c", "cat /pre; echo main"), eventHandlers=[
+    build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/sh", "-c", "cat /pre; id -u"), eventHandlers=[
         {"name": "pre-start", "exec": ["/bin/sh", "-c", "id -u > /pre"]},
-        {"name": "post-stop", "exec": ["/bin/sh", "-c", "echo after > /post"]},
+        {"name": "post-stop", "exec": ["/bin/sh", "-c", "id -u > /post"]},
     ], user="1000", group="1000"))
-    uuid_file = tmp_path / "uuid"
-    r = cli("--insecure-options=image", "run", "--net=none", f"--uuid-file-save={uuid_file}", str(aci), timeout=120)
-    assert (r.code, r.out) == (0, "1000\nmain\n"), r  # pre-start ran first, as the app's user
-    uuid = uuid_file.read_text().strip()
-    assert pod_file(cli, uuid, "eh", "post") == "after\n"
+    for user in ([], ["--user=1000"]):
+        uuid_file = tmp_path / "uuid"
+        r = cli("--insecure-options=image", "run", "--net=none", f"--uuid-file-save={uuid_file}", str(aci), *user,
+                timeout=120)
+        assert (r.code, r.out) == (0, "0\n1000\n"), r  # pre-start ran first, as root; the app as 1000
+        uuid = uuid_file.read_text().strip()
+        assert pod_file(cli, uuid, "eh", "post") == "0\n"
 
 
 def test_a_failing_pre_start_handler_stops_the_app_with_one_line(cli: Cli, tmp_path: Path) -> None:

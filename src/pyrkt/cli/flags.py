@@ -132,9 +132,8 @@ PULL_POLICY_ALIASES = [
     Flag("store-only", "bool", deprecated="please use --pull-policy=never"),
     Flag("no-store", "bool", deprecated="please use --pull-policy=update"),
 ]
-# rkt's deprecated per-app capability flags (rkt/run.go addIsolatorFlags): their replacements
-# are not pyrkt's yet, so they are refused, not dropped.
+# rkt's deprecated per-app capability flags (rkt/run.go addIsolatorFlags): per-app flags, taken as
+# --caps-retain/--caps-remove with cobra's deprecation line (cli/commands/apps.py).
 CAPS_ALIASES = [
-    Flag(name, refused=f"--{name} is rkt's old spelling of --{name.replace('cap-', 'caps-')}, "
-         "which pyrkt does not support yet") for name in ("cap-retain", "cap-remove")
+    Flag(name, deprecated=f"use --{name.replace('cap-', 'caps-')} instead") for name in ("cap-retain", "cap-remove")
 ]

@@ -4,14 +4,15 @@ caps an app gets, and the calls an app process makes right before exec.
 Order of use in the app's child (each step needs what the previous one leaves)::
 
     drop_bounding(keep)            # needs CAP_SETPCAP in the effective set, so it comes first
-    set_keepcaps(True)             # keep the permitted set across the uid change
+    set_keepcaps(True)             # only to keep caps across a change to a non-root uid
     os.setgroups(...); os.setresgid(...); os.setresuid(...)
-    set_caps(keep, uid=uid)        # e = p = i = keep, plus ambient for a non-root uid
+    set_caps(keep, uid=uid)        # e = p = keep; for a non-root uid i = ambient = keep too
     set_no_new_privs()             # then seccomp, then exec
 
-The inheritable set is always the kept set, never "all": for a uid-0 app the kernel adds the
-inheritable set to the permitted set at exec, which would re-grant every cap the bounding
-drop removed.
+The inheritable set is never "all": for a uid-0 app the kernel adds the inheritable set to the
+permitted set at exec, which would re-grant every cap the bounding drop removed. A root app's
+is empty (as systemd left rkt's apps); a non-root uid's ambient caps need theirs in it.
+(Stage1 gives a non-root app no caps at all, as rkt: ``execute.become``.)
 """
 
 from __future__ import annotations
@@ -190,9 +191,9 @@ def drop_bounding(keep: Iterable[int]) -> None:
 
 
 def set_caps(keep: Iterable[int], *, uid: int) -> None:
-    """Make the effective, permitted and inheritable sets exactly ``keep`` and, for a non-root
-    ``uid``, raise the same caps as ambient so they survive the exec (root gets them from the
-    bounding set; its ambient set is cleared).
+    """Make the effective and permitted sets exactly ``keep`` and, for a non-root ``uid``, the
+    inheritable and ambient sets too, so they survive the exec (root gets them from the
+    bounding set; its inheritable and ambient sets are cleared).
 
     Caps the caller does not hold (e.g. CAP_SYS_RESOURCE missing from this host's bounding set)
     cannot be granted and are left out, as systemd did for rkt. Call after setresuid (with
@@ -204,7 +205,8 @@ def set_caps(keep: Iterable[int], *, uid: int) -> None:
     header = _Header(_CAP_V3, 0)
     data = (_Data * 2)()
     for i, word in enumerate((bits & 0xFFFFFFFF, bits >> 32)):
-        data[i].effective = data[i].permitted = data[i].inheritable = word
+        data[i].effective = data[i].permitted = word
+        data[i].inheritable = word if uid != 0 else 0
     L.check(L.libc().capset(ctypes.byref(header), data), "capset", f"caps {bits:#x}")
     _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, "PR_CAP_AMBIENT_CLEAR_ALL")
     if uid != 0:

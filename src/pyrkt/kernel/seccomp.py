@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # the profile types are dataclasses of seccomp_compile, off t
 
 EPERM = 1
 ENOSYS = 38
+KILL = -1  # in place of an errno: the call kills the process with SIGSYS (systemd's, so rkt's, default)
 AF_VSOCK = 40
 
 # Namespace flags a contained process must not pass to clone(2).
@@ -256,9 +257,15 @@ def cache_name(profile: Profile | None = None) -> str:
 def default_bpf(cache_dir: str) -> bytes:
     """The default profile's BPF, from ``cache_dir`` when compiled before, else compiled and
     stored there atomically (concurrent pods may race; each writes identical bytes)."""
+    return cached_bpf(cache_dir)
+
+
+def cached_bpf(cache_dir: str, profile: Profile | None = None) -> bytes:
+    """``profile``'s BPF (default: the default profile's), cached in ``cache_dir`` as
+    ``default_bpf`` caches the default one: each distinct profile is compiled once."""
     from pyrkt.kernel import fs
 
-    path = os.path.join(cache_dir, cache_name())
+    path = os.path.join(cache_dir, cache_name(profile))
     try:
         with open(path, "rb") as f:
             bpf = f.read()
@@ -266,10 +273,15 @@ def default_bpf(cache_dir: str) -> bytes:
             return bpf
     except FileNotFoundError:
         pass
-    bpf = compile_default()
+    bpf = compile_default() if profile is None else compile_profile(profile)
     os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     fs.atomic_write(path, bpf, mode=0o600)
     return bpf
+
+
+def syscall_known(name: str) -> bool:
+    """Whether this machine's libseccomp knows a syscall ``name`` on any arch."""
+    return int(libseccomp().seccomp_syscall_resolve_name(name.encode())) != -1
 
 
 def load_bpf(bpf: bytes) -> None:

@@ -46,6 +46,9 @@ class AppRequest(Value, frozen=False):
     annotations: list[tuple[str, str]] = field(default_factory=list)  # --annotation, the app's in the pod manifest
     user_annotations: list[tuple[str, str]] = field(default_factory=list)  # --user-annotation after the image
     user_labels: list[tuple[str, str]] = field(default_factory=list)  # --user-label after the image
+    caps_retain: str = ""  # --caps-retain, --caps-remove, --seccomp: privilege isolators of the app
+    caps_remove: str = ""
+    seccomp: str = ""
 
 
 class PodRequest(Value, frozen=False):
@@ -134,6 +137,7 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             except ValueError:
                 raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
         env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
+        privileges = app_privileges(name, base.isolators, ar)
         spec = base.replace(
             exec=tuple(command),
             user=ar.user or base.user or "0",
@@ -144,26 +148,56 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             supplementary_gids=gids,
             user_annotations=tuple(ar.user_annotations) or base.user_annotations,
             user_labels=tuple(ar.user_labels) or base.user_labels,
+            isolators=privileges,
         )
         apps.append(RuntimeApp(name=name, image=RuntimeImage(image.id, image.name, image.labels), app=spec,
                                read_only_rootfs=ar.readonly_rootfs, annotations=tuple(ar.annotations)))
     return apps
 
 
+def app_privileges(name: str, image_isolators: tuple[tuple[str, object], ...], ar: AppRequest) -> tuple[
+        tuple[str, object], ...]:
+    """The app's isolators: the image's with its --caps-retain/--caps-remove/--seccomp applied,
+    their privilege isolators checked (a syscall name too, by libseccomp, when one is given)."""
+    from pyrkt.stage1 import isolators
+
+    try:
+        out = isolators.override(image_isolators, caps_retain=ar.caps_retain, caps_remove=ar.caps_remove,
+                                 seccomp=ar.seccomp)
+        isolators.check(out)
+        if isolators.plain_syscalls(out):
+            from pyrkt.kernel import seccomp
+
+            isolators.check_syscalls(out, seccomp.syscall_known)
+    except UsageError as e:
+        raise UsageError(f"app {name}: {e}") from None
+    return out
+
+
 def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
     """What the apps (their images' app sections, or a pod manifest's) ask for that pyrkt does
     not honour yet, one warning each: appc wants an executor to tell the user rather than drop
-    it. App isolators (resource limits, capabilities, seccomp...) are not applied; an image's
-    mount points (an appc ``mountPoints`` entry, a Docker ``Volumes`` path) stay part of the
-    app's own overlay, not a volume."""
+    it. App isolators other than the privilege ones (``stage1.isolators.HONOURED``) are not
+    applied; an image's mount points (an appc ``mountPoints`` entry, a Docker ``Volumes`` path)
+    stay part of the app's own overlay, not a volume."""
+    from pyrkt.stage1.isolators import HONOURED as HONOURED_ISOLATORS
+
     out = []
     for app, image in zip(apps, images, strict=True):
         spec = app.app
         where = f"app {app.name} (image {image.display_name})"
-        out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators]
+        out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators
+                if name not in HONOURED_ISOLATORS]
         out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
                 f"own root, not a volume" for m in spec.mount_points]
     return out
+
+
+def unapplied_privileges(apps: list[RuntimeApp], flavor_name: str) -> list[str]:
+    """The privilege isolators (the image's or the flags') the flavor does not apply, one line each."""
+    from pyrkt.stage1 import isolators
+
+    return [f"app {app.name}: {line}" for app in apps for line in isolators.warnings(app.app.isolators, flavor=flavor_name)]
 
 
 def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]:
@@ -287,6 +321,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         if ui is not None:  # the headless default drops notices anyway
             notes = pod_file.notes if pod_file is not None else ()
             for line in [*notes, *unhonoured(list(manifest.apps), images),
+                         *unapplied_privileges(list(manifest.apps), flavor.canonical(req.stage1_name)),
                          *(f"pod isolator {name} is not honoured yet: ignored" for name, _ in manifest.isolators)]:
                 ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]

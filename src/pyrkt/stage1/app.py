@@ -6,9 +6,10 @@ paths, pivot_root); user and groups, capabilities, no_new_privs and seccomp last
 exec (``execute.become``). Everything is imported before
 pivot_root: afterwards the host's Python library is out of reach.
 
-appc event handlers run as the app runs: ``pre-start`` must exit 0 before the main process
-starts; with a ``post-stop``, this process stays as the app's supervisor (forwarding signals)
-and runs the handler once the main process has exited, in the app's root and namespaces.
+appc event handlers run as root in the app's root, as rkt's: ``pre-start`` must exit 0 before
+the main process starts; with a ``post-stop``, this process stays as the app's supervisor
+(forwarding signals) and runs the handler once the main process has exited, in the app's root
+and namespaces. Each handler drops to root within the app's capabilities in its own child.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from pyrkt.stage1 import execute, users
 
 TYPE_CHECKING = False  # typing costs ~2 ms at run time; the annotations only need it for mypy
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
+    from pyrkt.kernel.api import Kernel
     from pyrkt.model.plan import AppPlan
 
 TIOCSCTTY = 0x540E
 FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1, _signal.SIGUSR2)
 MAX_FD = 1 << 20
+ROOT = users.Ids(0, 0, (), "root", "/root")  # who event handlers run as
 
 
 def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int) -> None:
@@ -55,41 +59,61 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     path = find_executable(app.argv[0], env)
     close_fds(keep=err_w)
     execute.apply_limits(k, app)
-    execute.become(k, ids, app.caps, app.seccomp, app.no_new_privs)
+    start(k, app, ids, env, path, err_w)
+
+
+def start(k: Kernel, app: AppPlan, ids: users.Ids, env: dict[str, str], path: str, err_w: int) -> None:
+    """The app's processes, its root set up: the ``pre-start`` handler (which must exit 0), then
+    the app, each dropping its privileges itself (``execute.become``) right before its exec. The
+    handlers run as root (uid and gid 0, no groups) in the app's root, as rkt's (systemd's
+    PermissionsStartOnly), within the app's capability set, filter and no_new_privs. With a
+    ``post-stop`` handler this process stays, privileged, as the app's supervisor. Never returns."""
     handlers = {name: list(argv) for name, argv in app.event_handlers}
     if "pre-start" in handlers:
-        code = run_handler(handlers["pre-start"], env)
+        code = run_handler(k, app, handlers["pre-start"], env)
         if code != 0:
             raise PyrktError(f"pre-start event handler {handlers['pre-start'][0]} exited with {code}")
     if "post-stop" in handlers:
-        post_stop = [find_executable(handlers["post-stop"][0], env), *handlers["post-stop"]]
-        main = os.fork()
-        if main > 0:
-            os.close(err_w)  # the error pipe is the main process's, closed by its exec
-            supervise(main, post_stop, env)
+        post_stop = handlers["post-stop"]
+        find_executable(post_stop[0], env)  # a missing handler fails the start, not the stop
+        main = spawn(lambda: exec_as(k, ids, app, path, app.argv, env))
+        os.close(err_w)  # the error pipe is the main process's now, closed by its exec
+        supervise(k, app, main, post_stop, env)
+    exec_as(k, ids, app, path, app.argv, env)
+
+
+def exec_as(k: Kernel, ids: users.Ids, app: AppPlan, path: str, argv: tuple[str, ...] | list[str],
+            env: dict[str, str]) -> None:
+    """Drop to ``ids`` within the app's capabilities, filter and no_new_privs, and exec."""
+    execute.become(k, ids, app.caps, app.seccomp, app.no_new_privs)
     try:
-        os.execve(path, list(app.argv), env)
+        os.execve(path, list(argv), env)
     except OSError as e:
         raise PyrktError(f"cannot execute {path}: {e.strerror}") from None
 
 
-def run_handler(argv: list[str], env: dict[str, str]) -> int:
-    """Run an appc event handler as the app would run (same root, user, capabilities, seccomp)
-    and wait for it; its exit code (128 + N for signal N)."""
-    path = find_executable(argv[0], env)
+def spawn(child: Callable[[], None]) -> int:
+    """Fork; the child runs ``child``, which execs (or raises into pod init's report of this
+    app, as the child of an app's set-up is). The child's pid."""
     pid = os.fork()
     if pid == 0:
-        try:
-            os.execve(path, argv, env)
-        finally:
-            os._exit(127)
+        child()
+        os._exit(127)
+    return pid
+
+
+def run_handler(k: Kernel, app: AppPlan, argv: list[str], env: dict[str, str]) -> int:
+    """Run an appc event handler as root in the app's root and wait for it; its exit code (128 +
+    N for signal N)."""
+    path = find_executable(argv[0], env)
+    pid = spawn(lambda: exec_as(k, ROOT, app, path, argv, env))
     return exit_code(os.waitpid(pid, 0)[1])
 
 
-def supervise(main: int, post_stop: list[str], env: dict[str, str]) -> None:
+def supervise(k: Kernel, app: AppPlan, main: int, post_stop: list[str], env: dict[str, str]) -> None:
     """An app with a post-stop handler: this process (what pod init sees as the app) forwards
-    signals to the main process, waits for it, runs the handler in the app's namespaces and
-    root, then ends as the main process ended. Never returns."""
+    signals to the main process, waits for it, runs the handler as root in the app's
+    namespaces and root, then ends as the main process ended. Never returns."""
     def forward(signum: int, frame: object) -> None:
         try:
             os.kill(main, signum)
@@ -102,13 +126,7 @@ def supervise(main: int, post_stop: list[str], env: dict[str, str]) -> None:
     for sig in FORWARDED:
         _signal.signal(sig, _signal.SIG_DFL)
     try:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.execve(post_stop[0], post_stop[1:], env)
-            finally:
-                os._exit(127)
-        os.waitpid(pid, 0)
+        run_handler(k, app, post_stop, env)
     finally:
         if os.WIFSIGNALED(status):  # end as the main process did, so pod init records the same
             os.kill(os.getpid(), os.WTERMSIG(status))

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from pyrkt.stage1.isolators import SeccompFilter
+
 STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 HOST_RESOLV = "/etc/resolv.conf"
@@ -110,6 +112,44 @@ def pod_seccomp(pod_dir: str, config: abi.RuntimeConfig) -> bytes:
     return seccomp.default_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"))
 
 
+def app_seccomp(pod_dir: str, config: abi.RuntimeConfig, isolators: tuple[tuple[str, Any], ...],
+                compiled: dict[Any, bytes]) -> bytes:
+    """An app's seccomp filter as BPF: the pod's default one, or the one its seccomp isolator
+    asks for, made once per distinct filter (``compiled``; on disk, cached as the default one),
+    b"" with ``--insecure-options=seccomp``."""
+    if config.disable_seccomp:
+        return b""
+    wanted = None
+    if isolators:
+        from pyrkt.stage1 import isolators as privileges
+
+        wanted = privileges.seccomp_filter(isolators)
+    if wanted not in compiled:
+        compiled[wanted] = pod_seccomp(pod_dir, config) if wanted is None else isolator_bpf(pod_dir, config, wanted,
+                                                                                             isolators)
+    return compiled[wanted]
+
+
+def isolator_bpf(pod_dir: str, config: abi.RuntimeConfig, wanted: SeccompFilter,
+                 isolators: tuple[tuple[str, Any], ...]) -> bytes:
+    """The BPF of a seccomp isolator's filter (see ``app_seccomp``); its syscall names checked."""
+    if wanted.mode == "none":
+        return b""
+    from pyrkt.kernel import seccomp, seccomp_compile, seccomp_groups
+    from pyrkt.stage1 import isolators as privileges
+
+    privileges.check_syscalls(isolators, seccomp.syscall_known)
+    if wanted.mode == "default":
+        profile = seccomp_compile.DEFAULT_PROFILE
+        if wanted.errno is not None:
+            profile = seccomp_compile.Profile(wanted.errno, profile.allow, profile.rules)
+    else:
+        profile = seccomp_compile.isolator_profile(wanted.mode, wanted.errno, wanted.names,
+                                                   seccomp_groups.SYSTEMD_ALWAYS_ALLOWED,
+                                                   seccomp_groups.ENOSYS_UNLESS_RETAINED)
+    return seccomp.cached_bpf(config.cache_dir or os.path.join(pod_dir, "stage1"), profile)
+
+
 def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: str = "/dev/null") -> PodPlan:
     """The pod's plan from its dir (writing each app's env file on the way)."""
     manifest = read_manifest(pod_dir)
@@ -117,7 +157,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
         raise PyrktError("pod must contain at least one application")
     if config.interactive and len(manifest.apps) > 1:
         raise UsageError("--interactive works with exactly one app")
-    bpf = pod_seccomp(pod_dir, config)
+    compiled: dict[Any, bytes] = {}
     etc = etc_files(pod_dir, config)
     apps = []
     for ra in manifest.apps:
@@ -127,7 +167,8 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
             upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)  # pod init's paths: relative to pod
+            log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
+            console=console)  # pod init's paths: relative to pod
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         apps.append(app)
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
@@ -379,8 +420,9 @@ class DefaultFlavor:
         config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
         ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
-        keep = stage1_plan.app_caps(config)
-        bpf = pod_seccomp(pod_dir, config)
+        isolators = ra.app.isolators if ra is not None else ()
+        keep = stage1_plan.app_caps(config, isolators)  # the app's own set and filter
+        bpf = app_seccomp(pod_dir, config, isolators, {})
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = [p for p in cgroups.paths_for(sub) if os.path.isdir(p)] if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits

@@ -1,7 +1,7 @@
 """The one executor of stage1 plans: ``set_up_root`` applies an ``AppPlan``'s root (overlay,
 mounts, devices, links, files, then pivot_root or chroot) and ``become`` is the one privilege
-drop, used by app start (``app.py``), ``enter`` and the fly flavor (event handlers run in the
-app's process after it). Both only call the ``Kernel`` they are given.
+drop, used by app start (``app.py``: the app, and its event handlers as root), ``enter`` and
+the fly flavor. Both only call the ``Kernel`` they are given.
 """
 
 from __future__ import annotations
@@ -139,17 +139,17 @@ def apply_limits(k: Kernel, plan: AppPlan) -> None:
 def become(k: Kernel, ids: Ids, caps: tuple[int, ...] | frozenset[int] | set[int] | None, seccomp: bytes,
            no_new_privs: bool) -> None:
     """THE privilege drop, right before exec: the bounding set cut to ``caps`` (which needs
-    CAP_SETPCAP, so first), keepcaps across the uid change, groups, gid, uid, then exactly
-    ``caps`` as effective/permitted/inheritable (and ambient for a non-root uid),
-    no_new_privs, and the seccomp filter last. ``caps=None`` leaves capabilities to the uid
-    change (the fly flavor: a non-root app ends with none, a root one keeps the caller's)."""
+    CAP_SETPCAP, so first), groups, gid, uid, then the capability sets, no_new_privs, and the
+    seccomp filter last. As rkt's apps (systemd's CapabilityBoundingSet= and User=, no ambient
+    set): a root app holds exactly ``caps`` (effective, permitted, inheritable), a non-root one
+    has them only in its bounding set and holds none. ``caps=None`` leaves capabilities to the
+    uid change (the fly flavor: a non-root app ends with none, a root one keeps the caller's)."""
     keep = None if caps is None else frozenset(caps)
     if keep is not None:
         k.drop_bounding(keep)
-        k.set_keepcaps(True)
     k.set_ids(ids.uid, ids.gid, ids.groups)
     if keep is not None:
-        k.set_caps(keep, uid=ids.uid)
+        k.set_caps(keep if ids.uid == 0 else frozenset(), uid=ids.uid)
     if no_new_privs:
         k.no_new_privs()
     if seccomp:

@@ -15,6 +15,8 @@ from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrkt.model.abi import RuntimeConfig
     from pyrkt.model.devices import HostDevice
     from pyrkt.model.plan import EtcFiles
@@ -48,10 +50,15 @@ def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> tuple[str, ...]:
     return tuple(f"{k}={v}" for k, v in env.items())
 
 
-def app_caps(config: RuntimeConfig) -> tuple[int, ...]:
-    """The capability set of an app: appc's default set, or every capability with
-    ``--insecure-options=capabilities`` (the kernel calls leave out what pod init lacks)."""
-    return tuple(sorted(ALL_CAPS if config.disable_capabilities else DEFAULT_CAPS))
+def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = ()) -> tuple[int, ...]:
+    """The capability set of an app: appc's default set or what its capability isolators make
+    of it (``stage1.isolators``), or every capability with ``--insecure-options=capabilities``
+    (the kernel calls leave out what pod init lacks)."""
+    if not isolators:
+        return tuple(sorted(ALL_CAPS if config.disable_capabilities else DEFAULT_CAPS))
+    from pyrkt.stage1 import isolators as privileges
+
+    return privileges.capabilities(isolators, insecure=config.disable_capabilities)
 
 
 def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True) -> tuple[Mount, ...]:
@@ -132,7 +139,8 @@ def dev_symlinks() -> tuple[Symlink, ...]:
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
              rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null") -> AppPlan:
     """An app of the default flavor: its own overlay root with the pod's /proc, /dev, /sys and
-    /etc, pivot_root, the pod's capability set and seccomp filter, no_new_privs."""
+    /etc, pivot_root, its capability set (from its isolators), the seccomp filter made of them
+    (``seccomp``), no_new_privs."""
     app = ra.app
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
@@ -140,7 +148,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
-        caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
+        caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
     )
 

@@ -64,10 +64,6 @@ def test_deprecated_spellings_are_taken_with_rkts_warning_and_hidden_from_help()
 
 
 def test_flags_pyrkt_does_not_take_are_refused_saying_what_replaced_them() -> None:
-    from pyrkt.cli.commands.run import FLAGS
-
-    with pytest.raises(UsageError, match="--cap-retain is rkt's old spelling of --caps-retain"):
-        FlagSet(FLAGS).parse(["--cap-retain=CAP_NET_ADMIN"])
     with pytest.raises(UsageError, match="--cpuprofile writes a profile of rkt's Go runtime"):
         FlagSet(cli.GLOBAL_FLAGS).parse(["--cpuprofile=x"])
 

@@ -72,3 +72,22 @@ def test_readonly_rootfs_is_refused_rather_than_ignored() -> None:
         parse("img", "--readonly-rootfs")
     _, apps = parse("img", "--readonly-rootfs=false")
     assert apps[0].readonly_rootfs is False
+
+
+def test_privilege_flags_belong_to_the_image_they_follow() -> None:
+    _, apps = parse("img-a", "--caps-retain=CAP_NET_BIND_SERVICE", "--seccomp=mode=remove,errno=ENOTSUP,mkdir",
+                    "img-b", "--caps-remove", "CAP_CHOWN")
+    assert [(a.caps_retain, a.caps_remove, a.seccomp) for a in apps] == [
+        ("CAP_NET_BIND_SERVICE", "", "mode=remove,errno=ENOTSUP,mkdir"), ("", "CAP_CHOWN", "")]
+    with pytest.raises(UsageError, match="--caps-retain must follow an image"):
+        parse("--caps-retain=CAP_KILL", "img")
+    with pytest.raises(UsageError, match="--seccomp needs a value"):
+        parse("img", "--seccomp=")
+
+
+def test_rkts_deprecated_cap_flags_are_taken_with_cobras_warning() -> None:
+    flags = FlagSet(RUN_FLAGS)
+    _, apps = parse_pod_and_apps(flags, ["img", "--cap-retain=CAP_KILL", "img-b", "--cap-remove=CAP_CHOWN"])
+    assert [(a.caps_retain, a.caps_remove) for a in apps] == [("CAP_KILL", ""), ("", "CAP_CHOWN")]
+    assert flags.notes == ["Flag --cap-retain has been deprecated, use --caps-retain instead",
+                           "Flag --cap-remove has been deprecated, use --caps-remove instead"]

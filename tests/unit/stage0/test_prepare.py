@@ -15,6 +15,7 @@ from pyrkt.stage0.prepare import (
     merge_env,
     read_env_file,
     reify,
+    unapplied_privileges,
     unhonoured,
 )
 
@@ -121,15 +122,54 @@ def test_sysctls_are_checked_against_the_pods_namespaces_and_flavor() -> None:
 
 
 def test_image_isolators_and_mount_points_are_named_as_not_honoured() -> None:
-    spec = IMAGE.app.replace(isolators=(("resource/memory", {"limit": "1G"}), ("os/linux/capabilities-retain-set", {})),
+    spec = IMAGE.app.replace(isolators=(("resource/memory", {"limit": "1G"}),
+                                        ("os/linux/capabilities-retain-set", {"set": ["CAP_CHOWN"]}),
+                                        ("os/linux/selinux-context", {"user": "u", "role": "r", "type": "t"})),
                              mount_points=(MountPoint("data", "/var/lib/data"),))
     image = IMAGE.replace(app=spec)
     apps = reify(PodRequest(apps=[AppRequest(image="x", name="db")]), [image])
     lines = unhonoured(apps, [image])
     assert [line.split(": ", 1)[1] for line in lines] == [
         "isolator resource/memory is not honoured yet: ignored",
-        "isolator os/linux/capabilities-retain-set is not honoured yet: ignored",
+        "isolator os/linux/selinux-context is not honoured yet: ignored",
         "mount point data at /var/lib/data is not honoured yet: the path stays in the app's own root, not a volume",
     ]
     assert all(line.startswith("app db (image example.com/busybox") for line in lines)
     assert unhonoured(reify(PodRequest(apps=[AppRequest(image="x")]), [IMAGE]), [IMAGE]) == []
+
+
+def test_privilege_flags_become_isolators_of_the_apps_manifest_replacing_the_images() -> None:
+    spec = IMAGE.app.replace(isolators=(("os/linux/capabilities-remove-set", {"set": ["CAP_CHOWN"]}),
+                                        ("os/linux/seccomp-retain-set", {"set": ["read"]})))
+    image = IMAGE.replace(app=spec)
+    (app,) = reify(PodRequest(apps=[AppRequest(image="x", caps_retain="CAP_NET_BIND_SERVICE",
+                                               seccomp="mode=remove,errno=ENOTSUP,mkdir")]), [image])
+    assert app.app.isolators == (
+        ("os/linux/capabilities-retain-set", {"set": ["CAP_NET_BIND_SERVICE"]}),
+        ("os/linux/seccomp-remove-set", {"set": ["mkdir"], "errno": "ENOTSUP"}))
+    (app,) = reify(PodRequest(apps=[AppRequest(image="x")]), [image])
+    assert app.app.isolators == spec.isolators  # without flags the image's stay
+
+
+@pytest.mark.parametrize(("request_", "why"), [
+    (AppRequest(image="x", name="db", caps_retain="CAP_KILL", caps_remove="CAP_CHOWN"),
+     "app db: cannot use both --caps-retain and --caps-remove on the same image"),
+    (AppRequest(image="x", name="db", seccomp="mode=remove,mkdirx"), "app db: unknown syscall 'mkdirx'"),
+    (AppRequest(image="x", name="db", seccomp="mode=retain,@docker/nothing"), "unknown seccomp group"),
+])
+def test_bad_privilege_flags_are_refused_naming_the_app(request_: AppRequest, why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        reify(PodRequest(apps=[request_]), [IMAGE])
+
+
+def test_bad_privilege_isolators_of_an_image_are_refused() -> None:
+    image = IMAGE.replace(app=IMAGE.app.replace(isolators=(("os/linux/capabilities-retain-set", {"set": ["CAP_X"]}),)))
+    with pytest.raises(UsageError, match="unknown capability 'CAP_X'"):
+        reify(PodRequest(apps=[AppRequest(image="x")]), [image])
+
+
+def test_the_fly_flavor_names_the_privilege_isolators_it_does_not_apply() -> None:
+    apps = reify(PodRequest(apps=[AppRequest(image="x", name="db", caps_remove="CAP_CHOWN")]), [IMAGE])
+    assert unapplied_privileges(apps, "fly") == [
+        "app db: isolator os/linux/capabilities-remove-set is not applied by the fly flavor: ignored"]
+    assert unapplied_privileges(apps, "default") == []

@@ -100,18 +100,26 @@ def test_mount_with_plain_flags_and_bind_over_made_target() -> None:
 
 # -- become: the one privilege drop -------------------------------------------------------------
 
-def test_become_non_root_app_bounding_keepcaps_ids_caps_nnp_seccomp_in_order() -> None:
+def test_become_non_root_app_keeps_its_caps_only_in_the_bounding_set_as_rkt() -> None:
     k = RecordingKernel()
     keep = tuple(sorted(caps.DEFAULT_CAPS))
     execute.become(k, Ids(1000, 1001, (50,), "app", "/home/app"), keep, b"BPF", True)
-    assert k.calls == [("drop_bounding", frozenset(keep)), ("set_keepcaps", True), ("set_ids", 1000, 1001, (50,)),
-                       ("set_caps", frozenset(keep), 1000), ("no_new_privs",), ("load_seccomp", b"BPF")]
+    assert k.calls == [("drop_bounding", frozenset(keep)), ("set_ids", 1000, 1001, (50,)),
+                       ("set_caps", frozenset(), 1000), ("no_new_privs",), ("load_seccomp", b"BPF")]
+
+
+def test_become_root_app_holds_exactly_its_caps() -> None:
+    k = RecordingKernel()
+    keep = (caps.parse("CAP_NET_BIND_SERVICE"),)
+    execute.become(k, Ids(0, 0, (), "root", "/root"), keep, b"BPF", True)
+    assert k.calls == [("drop_bounding", frozenset(keep)), ("set_ids", 0, 0, ()), ("set_caps", frozenset(keep), 0),
+                       ("no_new_privs",), ("load_seccomp", b"BPF")]
 
 
 def test_become_root_app_with_insecure_seccomp_loads_no_filter() -> None:
     k = RecordingKernel()
     execute.become(k, Ids(0, 0, (), "root", "/root"), (1, 2), b"", True)
-    assert k.names() == ["drop_bounding", "set_keepcaps", "set_ids", "set_caps", "no_new_privs"]
+    assert k.names() == ["drop_bounding", "set_ids", "set_caps", "no_new_privs"]
     assert ("set_caps", frozenset({1, 2}), 0) in k.calls
 
 
@@ -133,7 +141,7 @@ def test_enter_becomes_root_with_the_pods_caps_and_filter() -> None:
     k = RecordingKernel()
     keep = plan.app_caps(RuntimeConfig(uuid="u"))
     execute.become(k, Ids(0, 0, (), "root", "/"), keep, b"BPF", True)
-    assert k.calls[2] == ("set_ids", 0, 0, ())
+    assert k.calls[1] == ("set_ids", 0, 0, ())
     assert k.calls[-1] == ("load_seccomp", b"BPF")
 
 

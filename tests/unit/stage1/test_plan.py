@@ -162,3 +162,13 @@ def test_pod_plan_crosses_marshal_with_its_apps() -> None:
 
     p = plan.pod_plan(RuntimeConfig(uuid="u"), (default_plan(),), ETC, pod="/pods/u", tee=True)
     assert from_plain(PodPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
+
+
+def test_capabilities_of_an_app_come_from_its_isolators() -> None:
+    retain = (("os/linux/capabilities-retain-set", {"set": ["CAP_NET_BIND_SERVICE"]}),)
+    assert default_plan(isolators=retain).caps == (caps.parse("CAP_NET_BIND_SERVICE"),)
+    remove = (("os/linux/capabilities-remove-set", {"set": ["CAP_CHOWN"]}),)
+    assert default_plan(isolators=remove).caps == tuple(sorted(caps.DEFAULT_CAPS - {caps.parse("CAP_CHOWN")}))
+    insecure = RuntimeConfig(uuid="u", disable_capabilities=True)
+    assert default_plan(insecure, isolators=retain).caps == tuple(sorted(caps.ALL_CAPS))
+    assert default_plan(isolators=(("resource/memory", {"limit": "1G"}),)).caps == tuple(sorted(caps.DEFAULT_CAPS))

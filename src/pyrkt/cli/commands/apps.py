@@ -10,7 +10,7 @@ arguments and ``---`` ends them.
 
 from __future__ import annotations
 
-from pyrkt.cli.flags import Flag, FlagSet
+from pyrkt.cli.flags import CAPS_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.model.names import check_absolute_dir, check_app_name
 from pyrkt.stage0.prepare import AppRequest, parse_pairs
@@ -33,6 +33,12 @@ APP_FLAGS = [
     Flag("user-annotation", "list", metavar="NAME=VALUE",
          help="a user annotation of the preceding app (before any image: of the pod)"),
     Flag("user-label", "list", metavar="NAME=VALUE", help="a user label of the preceding app (before any image: of the pod)"),
+    Flag("caps-retain", metavar="CAPS", help="capabilities the preceding image keeps instead of the default set, "
+         "e.g. CAP_NET_BIND_SERVICE,CAP_KILL"),
+    Flag("caps-remove", metavar="CAPS", help="capabilities the preceding image loses of the default set"),
+    Flag("seccomp", metavar="FILTER", help="the seccomp filter of the preceding image: "
+         "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,..."),
+    *CAPS_ALIASES,
 ]
 APP_FLAG_NAMES = {f.name for f in APP_FLAGS}
 
@@ -61,6 +67,8 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
                 if not apps:
                     raise UsageError(f"--{name} must follow an image")
                 i = app_fs.take(app_values[-1], arg, args, i)
+                pod_flags.notes += app_fs.notes  # a deprecated spelling's warning, for ctx.report
+                app_fs.notes.clear()
             else:
                 i = pod_flags.take(values, arg, args, i)
             continue
@@ -84,4 +92,10 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.annotations = parse_pairs(v["annotation"], "--annotation")
         app.user_annotations = parse_pairs(v["user_annotation"], "--user-annotation")
         app.user_labels = parse_pairs(v["user_label"], "--user-label")
+        for flag in ("caps_retain", "caps_remove", "seccomp", "cap_retain", "cap_remove"):
+            if v[flag] == "":
+                raise UsageError(f"--{flag.replace('_', '-')} needs a value")
+        app.caps_retain = v["caps_retain"] or v["cap_retain"] or ""
+        app.caps_remove = v["caps_remove"] or v["cap_remove"] or ""
+        app.seccomp = v["seccomp"] or ""
     return values, apps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
-from pyrkt.cli.flags import CAPS_ALIASES, PULL_POLICY_ALIASES, Flag, FlagSet
+from pyrkt.cli.flags import PULL_POLICY_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.stage0.prepare import PodRequest, parse_pairs
 from pyrkt.stage0.run import RunOptions, parse_net
@@ -36,7 +36,6 @@ PREPARE_FLAGS = [
     Flag("inherit-env", "bool", help="inherit all environment variables not set by the apps"),
     Flag("pull-policy", default="new", help="when to fetch images: never, new or update"),
     *PULL_POLICY_ALIASES,
-    *CAPS_ALIASES,
     *STAGE1_FLAGS,
     Flag("uuid-file-save", help="write the pod's UUID to this file"),
     Flag("port", "list", help="forward a host port to an image port, NAME:[HOSTIP:]HOSTPORT"),
