@@ -270,7 +270,7 @@ def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overw
     out = Path(os.path.abspath(output))
     check_output(out, overwrite=overwrite)
     rec = store.find(arg)
-    with store.shared_lock(), _writing(out):
+    with store.shared_lock(), OutputErrors(out):
         if fmt == "aci":
             image = store.resolve(arg)
             layer_dirs = store.layer_dirs(image)
@@ -311,7 +311,7 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
         _check_no_mounts(real)
         remove_tree(out)
     image = store.resolve(arg)
-    with store.shared_lock(), _writing(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
+    with store.shared_lock(), OutputErrors(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.mkdir(mode=0o700)
         try:
@@ -342,7 +342,7 @@ def _check_no_mounts(real: Path) -> None:
             raise PyrktError(f"refusing to overwrite {real}: {mnt} is mounted there")
 
 
-class _writing:
+class OutputErrors:
     """Turns an OSError while writing ``path`` into the user's one line naming it."""
 
     def __init__(self, path: Path) -> None:
