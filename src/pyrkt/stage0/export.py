@@ -23,6 +23,7 @@ from pyrkt.kernel import fs
 from pyrkt.kernel.lock import FileLock
 from pyrkt.model import abi
 from pyrkt.model.image import Image
+from pyrkt.model.pod import PodManifest
 from pyrkt.model.values import Value
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, state_of
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 
 EXPORT_FORMATS = ("aci", "oci-archive")
 EXPORTABLE = (Dir.RUN, Dir.EXITED_GARBAGE)  # exited and exited garbage, when not locked
+# Where stage1 mounts over every app's root (stage1/plan.py: app_mounts, etc_mounts, fly_app_plan;
+# tests/unit/stage0/test_export.py checks). While the app ran these paths were the mounts', so
+# an empty file or dir the upper holds there, where the image has none, is the mount point
+# stage1 made, not the app's: exported, an empty /etc/hosts would hide the one a run generates.
+STAGE1_MOUNT_POINTS = frozenset({"proc", "dev", "sys", "etc/hostname", "etc/hosts", "etc/resolv.conf"})
 
 
 class AppTree(Value):
@@ -42,6 +48,7 @@ class AppTree(Value):
 
     layers: tuple[str, ...]
     upper: str = ""
+    mount_points: frozenset[str] = frozenset()  # relative paths mounted over while the app ran
 
 
 class Exported(Value):
@@ -68,19 +75,21 @@ def export_pod(config: Config, uuid_prefix: str, output: str, *, app: str = "", 
     lock = hold_exited(pod)
     try:
         pod_dir = f"/proc/self/fd/{lock.fd}"
-        name = choose_app(_app_names(pod_dir, pod.uuid), app, pod.uuid)
+        manifest = _pod_manifest(pod_dir, pod.uuid)
+        name = choose_app([a.name for a in manifest.apps], app, pod.uuid)
         image = _read_image(pod_dir, name, pod.uuid)
-        tree = app_tree(pod_dir, name, pod.uuid, real_dir=pod.path)
+        tree = app_tree(pod_dir, name, pod.uuid, real_dir=pod.path, mount_points=mount_points(manifest, name))
         layers = [Path(p) for p in tree.layers]
         upper = Path(tree.upper) if tree.upper else None
         store = open_store(config)
         try:
             with store.shared_lock(), OutputErrors(out):
                 if fmt == "aci":
-                    write_atomically(out, lambda f: write_aci_tar(f, image, layers, upper=upper, note=note))
+                    write_atomically(out, lambda f: write_aci_tar(f, image, layers, upper=upper,
+                                                                 mount_points=tree.mount_points, note=note))
                 else:
-                    write_tree_oci_archive(out, layers, config=_oci_config(image, note), upper=upper, note=note,
-                                           version=image.label("version"))
+                    write_tree_oci_archive(out, layers, config=_oci_config(image, note), upper=upper,
+                                           mount_points=tree.mount_points, note=note, version=image.label("version"))
         finally:
             store.close()
     finally:
@@ -128,7 +137,16 @@ def choose_app(names: list[str], app: str, uuid: str) -> str:
     return names[0]
 
 
-def app_tree(pod_dir: str, app: str, uuid: str, *, real_dir: str = "") -> AppTree:
+def mount_points(manifest: PodManifest, app: str) -> frozenset[str]:
+    """The paths (relative) something was mounted on in the app's root: stage1's own and the
+    app's volumes (its ``mounts`` and ``mountPoints``)."""
+    ra = manifest.app(app)
+    paths = [m.path for m in ra.mounts] + [m.path for m in ra.app.mount_points] if ra is not None else []
+    return STAGE1_MOUNT_POINTS | {p.strip("/") for p in paths if p.strip("/")}
+
+
+def app_tree(pod_dir: str, app: str, uuid: str, *, real_dir: str = "",
+             mount_points: frozenset[str] = frozenset()) -> AppTree:
     """The app's layers and upper dir; for a pod run without overlay (its root dir holds a
     copy of the tree), that copy alone. A copy with something still mounted below it is
     refused, as rkt: the mounts are not the app's. ``real_dir``: the pod dir's path for the
@@ -155,7 +173,7 @@ def app_tree(pod_dir: str, app: str, uuid: str, *, real_dir: str = "") -> AppTre
     for p in layers:
         if not os.path.isdir(p):
             raise PyrktError(f"layer dir {p} of app {app} of pod {uuid} is missing (see `pyrkt image verify`)")
-    return AppTree(tuple(layers), upper)
+    return AppTree(tuple(layers), upper, mount_points)
 
 
 def _has_entries(path: str) -> bool:
@@ -166,15 +184,13 @@ def _has_entries(path: str) -> bool:
         return False
 
 
-def _app_names(pod_dir: str, uuid: str) -> list[str]:
+def _pod_manifest(pod_dir: str, uuid: str) -> PodManifest:
     try:
-        manifest = fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST))
+        return PodManifest.from_json(fs.read_json(os.path.join(pod_dir, abi.POD_MANIFEST)))
     except FileNotFoundError:
         raise PyrktError(f"pod {uuid} has no pod manifest") from None
-    try:
-        return [str(a["name"]) for a in manifest["apps"]]
-    except (KeyError, TypeError):
-        raise PyrktError(f"pod {uuid}: its pod manifest lists no apps") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PyrktError(f"pod {uuid}: unreadable pod manifest: {e}") from None
 
 
 def _read_image(pod_dir: str, app: str, uuid: str) -> Image:

@@ -71,9 +71,9 @@ Note = Callable[[str], None]
 
 
 def write_aci_tar(out: IO[bytes], image: Image, layer_dirs: list[Path], *, upper: Path | None = None,
-                  note: Note | None = None) -> None:
+                  mount_points: frozenset[str] = frozenset(), note: Note | None = None) -> None:
     """The ACI of ``image`` (its layers ``layer_dirs``, bottom first; ``upper``: an overlay
-    upper dir on top), as an uncompressed tar."""
+    upper dir on top, ``mount_points`` as ``squash.entries`` takes them), as an uncompressed tar."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",
                       errors="surrogateescape") as tf:
         data = manifest_bytes(image)
@@ -82,15 +82,15 @@ def write_aci_tar(out: IO[bytes], image: Image, layer_dirs: list[Path], *, upper
         info.mode = 0o644
         info.mtime = int(time.time())
         tf.addfile(info, io.BytesIO(data))
-        _add_tree(tf, layer_dirs, upper, note, "rootfs/", "rootfs")
+        _add_tree(tf, layer_dirs, upper, mount_points, note, "rootfs/", "rootfs")
 
 
-def _add_tree(tf: tarfile.TarFile, layer_dirs: list[Path], upper: Path | None, note: Note | None,
-              prefix: str, root: str) -> None:
+def _add_tree(tf: tarfile.TarFile, layer_dirs: list[Path], upper: Path | None, mount_points: frozenset[str],
+              note: Note | None, prefix: str, root: str) -> None:
     """The merged tree as members ``prefix + path`` (the root as ``root``). ``note`` hears of
     the special entries of the upper dir (of every layer when there is no upper)."""
     noted = len(layer_dirs) if upper is not None else 0
-    for rel, src, layer in entries(layer_dirs, upper=upper):
+    for rel, src, layer in entries(layer_dirs, upper=upper, mount_points=mount_points):
         st = os.lstat(src)
         special = _special(st)
         if special and note is not None and layer >= noted:
@@ -112,7 +112,8 @@ def _special(st: os.stat_result) -> tuple[str, bool] | None:
 
 
 def write_tree_oci_archive(path: Path, layer_dirs: list[Path], *, config: Callable[[str], dict[str, object]],
-                           version: str = "", upper: Path | None = None, note: Note | None = None) -> None:
+                           version: str = "", upper: Path | None = None, mount_points: frozenset[str] = frozenset(),
+                           note: Note | None = None) -> None:
     """An OCI image layout archive at ``path`` of one gzip layer (the merged tree of
     ``layer_dirs`` and ``upper``) and the image config ``config(diff id of that layer)``,
     tagged ``version``; written atomically.
@@ -131,7 +132,7 @@ def write_tree_oci_archive(path: Path, layer_dirs: list[Path], *, config: Callab
                 plain = _HashingWriter(gz)
                 with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                                   encoding="utf-8", errors="surrogateescape") as tf:
-                    _add_tree(tf, layer_dirs, upper, note, "", ".")
+                    _add_tree(tf, layer_dirs, upper, mount_points, note, "", ".")
         layer = {"mediaType": MT_OCI_LAYER_GZIP, "digest": packed.digest, "size": packed.size}
         os.rename(layer_tmp, blobs / digest_hex(packed.digest))
         config_data = _json_bytes(config(plain.digest))

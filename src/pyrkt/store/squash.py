@@ -141,14 +141,16 @@ def list_layer(root: Path) -> LayerListing:
     return LayerListing(kinds, frozenset(opaque))
 
 
-def list_upper(root: Path) -> LayerListing:
-    """What an overlay upper dir holds (the changes an app made to its root), as a layer.
+def list_upper(root: Path, *, mount_points: frozenset[str] = frozenset()) -> tuple[LayerListing, frozenset[str]]:
+    """What an overlay upper dir holds (the changes an app made to its root), as a layer, and
+    which of ``mount_points`` (relative paths) it holds as an empty file or an empty dir.
 
     Whiteouts and opaque dirs are overlayfs' own forms, the same as in an unpacked layer; an
     xwhiteout counts as a whiteout; a redirected dir or a metacopy file is refused, naming it.
     """
     kinds: dict[str, str] = {"": "dir"}
     opaque: set[str] = set()
+    empty: set[str] = set()
     for entry in walk(root):
         mode = entry.st.st_mode
         if is_whiteout(entry.st):
@@ -167,7 +169,16 @@ def list_upper(root: Path) -> LayerListing:
             kinds[entry.rel] = "whiteout"
         else:
             kinds[entry.rel] = "other"
-    return LayerListing(kinds, frozenset(opaque))
+        if entry.rel in mount_points and (stat.S_ISDIR(mode) or (stat.S_ISREG(mode) and entry.st.st_size == 0)):
+            empty.add(entry.rel)
+    empty = {p for p in empty if kinds[p] != "dir" or not any(q.startswith(p + "/") for q in kinds)}
+    return LayerListing(kinds, frozenset(opaque)), frozenset(empty)
+
+
+def without(layer: LayerListing, paths: Iterable[str]) -> LayerListing:
+    """``layer`` without the entries ``paths`` (files, or dirs with nothing below them)."""
+    drop = set(paths)
+    return LayerListing({p: k for p, k in layer.kinds.items() if p not in drop}, layer.opaque - drop)
 
 
 def _overlay_xattrs(path: str) -> set[str]:
@@ -177,21 +188,24 @@ def _overlay_xattrs(path: str) -> set[str]:
         return set()  # a file system without xattrs has no overlay marks either
 
 
-def entries(layer_dirs: list[Path], *, keep: Whitelist | None = None,
-            upper: Path | None = None) -> Iterator[tuple[str, Path, int]]:
+def entries(layer_dirs: list[Path], *, keep: Whitelist | None = None, upper: Path | None = None,
+            mount_points: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path, int]]:
     """(relative path, real path, layer index) of each entry of the merged tree, parents first.
 
     The root (``""``) comes first; hardlinks show as several paths of one inode of one layer.
     ``keep``: only what the whitelist allows, from every layer. ``upper``: an overlay upper dir
-    merged on top (its index is ``len(layer_dirs)``).
+    merged on top (its index is ``len(layer_dirs)``); ``mount_points``: paths where something
+    was mounted over the merged tree: an empty file or dir the upper holds there, where no
+    layer has one, is the mount point made for the mount, not a change, and is left out.
     """
     dirs = list(layer_dirs)
     listings = [list_layer(d) for d in dirs]
     if keep is not None:
         listings = [filter_listing(x, keep) for x in listings]
     if upper is not None:
+        listing, made = list_upper(upper, mount_points=mount_points)
         dirs.append(upper)
-        listings.append(list_upper(upper))
+        listings.append(without(listing, (p for p in made if not any(p in x.kinds for x in listings))))
     plan = plan_squash(listings)
     for rel in tar_order(list(plan)):
         i = plan[rel]
