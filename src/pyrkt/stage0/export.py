@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-EXPORT_FORMATS = ("aci", "oci-archive")
 EXPORTABLE = (Dir.RUN, Dir.EXITED_GARBAGE)  # exited and exited garbage, when not locked
 # Where stage1 mounts over every app's root (stage1/plan.py: app_mounts, etc_mounts, fly_app_plan;
 # tests/unit/stage0/test_export.py checks). While the app ran these paths were the mounts', so
@@ -63,14 +62,9 @@ def export_pod(config: Config, uuid_prefix: str, output: str, *, app: str = "", 
     """Write app ``app`` (may be left out when the pod has one) of the exited pod ``uuid_prefix``
     names to ``output``; ``note`` hears of special entries the app left (one line each)."""
     from pyrkt.stage0.images import OutputErrors, open_store
-    from pyrkt.store.export import check_output, write_aci_tar, write_atomically, write_tree_oci_archive
+    from pyrkt.store.export import export_output, write_aci_tar, write_atomically, write_tree_oci_archive
 
-    if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"invalid --format {fmt!r}: want aci or oci-archive")
-    if fmt == "aci" and not output.endswith(".aci"):
-        raise UsageError(f"extension must be .aci (given {output})")
-    out = Path(os.path.abspath(output))
-    check_output(out, overwrite=overwrite)
+    out = export_output(output, fmt, overwrite=overwrite)
     pod = Pod.find(config.pods_dir, uuid_prefix)
     lock = hold_exited(pod)
     try:

@@ -254,21 +254,11 @@ def gc_images(config: Config, store: Store, *, grace: float) -> Collected:
 
 # -- export, extract, verify ----------------------------------------------------------------
 
-EXPORT_FORMATS = ("aci", "oci-archive")
-
-
 def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overwrite: bool = False) -> ImageRecord:
     """Write the image ``arg`` names to the file ``output`` as an ACI or an OCI archive."""
-    from pathlib import Path
+    from pyrkt.store.export import export_output, write_aci_tar, write_atomically, write_oci_archive
 
-    from pyrkt.store.export import check_output, write_aci_tar, write_atomically, write_oci_archive
-
-    if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"invalid --format {fmt!r}: want aci or oci-archive")
-    if fmt == "aci" and not output.endswith(".aci"):
-        raise UsageError(f"extension must be .aci (given {os.path.splitext(output)[1] or 'none'})")
-    out = Path(os.path.abspath(output))
-    check_output(out, overwrite=overwrite)
+    out = export_output(output, fmt, overwrite=overwrite)
     rec = store.find(arg)
     with store.shared_lock(), OutputErrors(out):
         if fmt == "aci":

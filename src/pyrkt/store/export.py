@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol
 
-from pyrkt.errors import ImageError, PyrktError
+from pyrkt.errors import ImageError, PyrktError, UsageError
 from pyrkt.model.image import Image
 from pyrkt.store.aci import manifest_bytes
 from pyrkt.store.digests import HashingReader, check_digest, digest_hex
@@ -38,6 +38,21 @@ MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MT_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 REF_NAME = "org.opencontainers.image.ref.name"
+
+
+EXPORT_FORMATS = ("aci", "oci-archive")
+
+
+def export_output(output: str, fmt: str, *, overwrite: bool) -> Path:
+    """The absolute path to export to as ``fmt``, checked: a format pyrkt writes, an ACI's
+    ``.aci`` extension (rkt's ``export``), and rkt's overwrite rule (``check_output``)."""
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"invalid --format {fmt!r}: want aci or oci-archive")
+    if fmt == "aci" and not output.endswith(".aci"):
+        raise UsageError(f"extension must be .aci (given {output})")
+    out = Path(os.path.abspath(output))
+    check_output(out, overwrite=overwrite)
+    return out
 
 
 def check_output(path: Path, *, overwrite: bool) -> None:
