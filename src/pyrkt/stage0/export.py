@@ -69,21 +69,31 @@ def export_pod(config: Config, uuid_prefix: str, output: str, *, app: str = "", 
     lock = hold_exited(pod)
     try:
         pod_dir = f"/proc/self/fd/{lock.fd}"
-        manifest = _pod_manifest(pod_dir, pod.uuid)
-        name = choose_app([a.name for a in manifest.apps], app, pod.uuid)
-        image = _read_image(pod_dir, name, pod.uuid)
-        tree = app_tree(pod_dir, name, pod.uuid, real_dir=pod.path, mount_points=mount_points(manifest, name))
+        try:
+            manifest = _pod_manifest(pod_dir, pod.uuid)
+            name = choose_app([a.name for a in manifest.apps], app, pod.uuid)
+            image = _read_image(pod_dir, name, pod.uuid)
+            tree = app_tree(pod_dir, name, pod.uuid, real_dir=pod.path, mount_points=mount_points(manifest, name))
+        except OSError as e:
+            where = str(e.filename or "").replace(pod_dir, pod.path)
+            raise PyrktError(f"pod {pod.uuid}: cannot read {where or 'its dir'}: {e.strerror or e}") from None
         layers = [Path(p) for p in tree.layers]
         upper = Path(tree.upper) if tree.upper else None
         store = open_store(config)
         try:
             with store.shared_lock(), OutputErrors(out):
-                if fmt == "aci":
-                    write_atomically(out, lambda f: write_aci_tar(f, image, layers, upper=upper,
-                                                                 mount_points=tree.mount_points, note=note))
-                else:
-                    write_tree_oci_archive(out, layers, config=_oci_config(image, note), upper=upper,
-                                           mount_points=tree.mount_points, note=note, version=image.label("version"))
+                try:
+                    if fmt == "aci":
+                        write_atomically(out, lambda f: write_aci_tar(f, image, layers, upper=upper,
+                                                                     mount_points=tree.mount_points, note=note))
+                    else:
+                        write_tree_oci_archive(out, layers, config=_oci_config(image, note), upper=upper,
+                                               mount_points=tree.mount_points, note=note,
+                                               version=image.label("version"))
+                except OSError as e:  # name a file of the pod by its path, not by our fd's
+                    if isinstance(e.filename, str):
+                        e.filename = e.filename.replace(pod_dir, pod.path)
+                    raise
         finally:
             store.close()
     finally:

@@ -4,13 +4,16 @@ the mount points stage1 makes, and the upper merged over the layers."""
 
 from __future__ import annotations
 
+import json
 import os
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from tests.unit.pods.conftest import Holder, write_pod
 
+from pyrkt.config import Config
 from pyrkt.errors import InvalidState, NotFound, PyrktError, UsageError
 from pyrkt.model import abi
 from pyrkt.model.image import AppSpec, MountPoint
@@ -20,7 +23,7 @@ from pyrkt.model.volumes import AppMount
 from pyrkt.pods import gc as podgc
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
-from pyrkt.stage0.export import STAGE1_MOUNT_POINTS, app_tree, choose_app, hold_exited, mount_points
+from pyrkt.stage0.export import STAGE1_MOUNT_POINTS, app_tree, choose_app, export_pod, hold_exited, mount_points
 from pyrkt.stage1 import plan
 from pyrkt.store.squash import entries
 
@@ -97,7 +100,7 @@ def pod_with(tmp_path: Path, *, upper: bool = True, copy: bool = False, layers: 
     if copy:
         (pod / abi.app_rootfs("web") / "etc").mkdir()
     if layers is not None:
-        (pod / abi.app_layers("web")).write_text(__import__("json").dumps(layers))
+        (pod / abi.app_layers("web")).write_text(json.dumps(layers))
     return pod
 
 
@@ -177,3 +180,40 @@ def test_an_export_callable_for_oci_names_what_a_config_cannot_hold() -> None:
     config = make("sha256:" + "0" * 64)
     assert config["rootfs"] == {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}
     assert heard == ["an OCI image config has no place for the image's isolators: left out"]
+
+
+def exited_pod(tmp_path: Path) -> tuple[Config, Path, Path]:
+    """An exited pod (in ``run/``, unlocked) whose app ``web`` has one layer and an upper."""
+    layer = tmp_path / "layer"
+    (layer / "srv").mkdir(parents=True)
+    (layer / "srv" / "old").write_text("old")
+    pods = tmp_path / "data" / "pods"
+    pod = write_pod(pods, Dir.RUN, UUID)
+    (pod / abi.app_rootfs("web")).mkdir(parents=True)
+    upper = pod / abi.OVERLAY / "web" / "upper"
+    (upper / "srv").mkdir(parents=True)
+    (pod / abi.app_layers("web")).write_text(json.dumps([str(layer)]))
+    return Config(data_dir=str(tmp_path / "data")), pod, upper
+
+
+def test_export_pod_writes_the_upper_over_the_layers(tmp_path: Path) -> None:
+    config, pod, upper = exited_pod(tmp_path)
+    (upper / "srv" / "new").write_text("new")
+    done = export_pod(config, UUID[:4], str(tmp_path / "web.aci"))
+    assert (done.uuid, done.app, done.image) == (UUID, "web", "example.com/web:1.0")
+    with tarfile.open(tmp_path / "web.aci") as tf:
+        assert {"rootfs/srv/old", "rootfs/srv/new"} <= set(tf.getnames())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file (make test runs this as nobody)")
+def test_a_file_of_the_app_that_cannot_be_read_is_one_line_naming_it_and_leaves_nothing(tmp_path: Path) -> None:
+    config, pod, upper = exited_pod(tmp_path)
+    secret = upper / "srv" / "secret"
+    secret.write_text("x")
+    secret.chmod(0)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(PyrktError) as e:
+        export_pod(config, UUID, str(out / "web.aci"))
+    assert str(e.value) == f"cannot write {out / 'web.aci'}: {secret}: Permission denied"
+    assert os.listdir(out) == []
