@@ -23,7 +23,14 @@ from pyrkt.model.volumes import AppMount
 from pyrkt.pods import gc as podgc
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
-from pyrkt.stage0.export import STAGE1_MOUNT_POINTS, app_tree, choose_app, export_pod, hold_exited, mount_points
+from pyrkt.stage0.export import (
+    STAGE1_MOUNT_POINTS,
+    app_tree,
+    choose_app,
+    export_pod,
+    hold_exited,
+    mount_points,
+)
 from pyrkt.stage1 import plan
 from pyrkt.store.squash import entries
 
