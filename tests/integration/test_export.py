@@ -15,6 +15,8 @@ import pytest
 from tests.integration.pods import Cli, make_image, mounts_under
 from tests.support.images import Entry
 
+from pyrkt.kernel.trees import remove_tree
+
 IMAGE_LAYER = {"srv/": None, "srv/keep": b"kept", "srv/gone": b"deleted by the pod", "srv/d/": None,
                "srv/d/a": b"in a deleted dir", "srv/o/": None, "srv/o/old": b"in a replaced dir",
                "srv/m": Entry.file(b"mode", mode=0o644)}
@@ -175,3 +177,27 @@ def test_an_upper_dir_overlayfs_wrote_with_a_redirect_is_refused_in_one_line(env
     assert r.code == 254
     assert len(r.err.splitlines()) == 1 and "/srv in " in r.err and "trusted.overlay.redirect" in r.err, r
     assert os.listdir(outdir) == []
+
+
+def test_a_pod_without_overlay_exports_the_copy_of_its_tree(env: tuple[Cli, str, Path]) -> None:
+    """As `run --no-overlay` leaves a pod: no upper dir, the app's tree copied into its root dir."""
+    cli, image, base = env
+    uuid = changed_pod(cli, image, base, "true")
+    pod = cli.pod_dir(uuid)
+    rootfs = pod / "stage1" / "rootfs" / "opt" / "stage2" / "srvimage" / "rootfs"
+    rootfs.rmdir()
+    r = cli("image", "render", "--rootfs-only", image, str(base / "rendered"))
+    assert r.code == 0, r
+    os.rename(base / "rendered", rootfs)
+    (rootfs / "srv" / "copied").write_text("in the copy")
+    (rootfs / "srv" / "gone").unlink()
+    (rootfs / "etc" / "hosts").write_text("")  # the mount point stage1 would have made
+    remove_tree(pod / "overlay")
+    out = base / "copy.aci"
+    r = cli("export", uuid, str(out))
+    assert r.code == 0, r
+    with tarfile.open(out) as tf:
+        names = set(tf.getnames())
+        assert tf.extractfile("rootfs/srv/copied").read() == b"in the copy"  # type: ignore[union-attr]
+    assert {"rootfs/srv/keep", "rootfs/bin/busybox"} <= names
+    assert not {"rootfs/srv/gone", "rootfs/etc/hosts"} & names

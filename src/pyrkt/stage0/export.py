@@ -43,7 +43,8 @@ STAGE1_MOUNT_POINTS = frozenset({"proc", "dev", "sys", "etc/hostname", "etc/host
 
 class AppTree(Value):
     """Where an app's filesystem is: its image's layer dirs (bottom first) and the overlay
-    upper dir on top, or (a pod without overlay) the copy in its root dir as the one layer."""
+    upper dir on top, or (a pod without overlay) no layers and the copy in its root dir as the
+    upper: the whole tree, whose empty mount points are then left out wherever they are."""
 
     layers: tuple[str, ...]
     upper: str = ""
@@ -164,7 +165,7 @@ def app_tree(pod_dir: str, app: str, uuid: str, *, real_dir: str = "",
         if mounted:
             raise InvalidState(f"pod {uuid} has mounts left at {mounted[-1]}: only a pod with none can be "
                                f"exported (`pyrkt gc` removes them)")
-        return AppTree((rootfs,))
+        return AppTree((), rootfs, mount_points)
     if not os.path.isdir(upper):
         raise PyrktError(f"app {app} of pod {uuid} has no overlay upper dir and no copy of its tree "
                          f"({abi.OVERLAY}/{app}/upper, {abi.app_rootfs(app)}): nothing to export")

@@ -122,8 +122,12 @@ def test_an_overlay_pod_exports_its_layers_and_upper(tmp_path: Path) -> None:
 
 def test_a_pod_without_overlay_exports_the_copy_in_its_root_dir(tmp_path: Path) -> None:
     pod = pod_with(tmp_path, upper=False, copy=True)
-    tree = app_tree(str(pod), "web", UUID)
-    assert (tree.layers, tree.upper) == ((str(pod / abi.app_rootfs("web")),), "")
+    (pod / abi.app_rootfs("web") / "etc" / "hosts").write_text("")  # stage1's mount point
+    (pod / abi.app_rootfs("web") / "etc" / "passwd").write_text("")
+    tree = app_tree(str(pod), "web", UUID, mount_points=STAGE1_MOUNT_POINTS)
+    assert (tree.layers, tree.upper) == ((), str(pod / abi.app_rootfs("web")))
+    assert [rel for rel, _, _ in entries([], upper=Path(tree.upper), mount_points=tree.mount_points)] == [
+        "", "etc", "etc/passwd"]
 
 
 def test_a_pod_with_neither_or_a_missing_layer_is_one_line(tmp_path: Path) -> None:
