@@ -6,8 +6,10 @@ overwrite without --overwrite, nothing half-written; warnings for what tar canno
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -57,6 +59,11 @@ def test_exported_app_runs_with_the_changes_its_pod_made(env: tuple[Cli, str, Pa
     r = cli("export", f"--format={fmt}", uuid, str(out))
     assert (r.code, r.out, r.err) == (0, "", ""), r
     source = str(out) if fmt == "aci" else f"oci-archive:{out}"
+    if fmt == "oci-archive":
+        p = subprocess.run(["skopeo", "inspect", source], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        inspected = json.loads(p.stdout)
+        assert len(inspected["Layers"]) == 1 and inspected["Architecture"] and inspected["Os"] == "linux"
     r = cli("fetch", "--insecure-options=image", source)
     assert r.code == 0, r
     exported = r.out.strip().splitlines()[-1]
