@@ -9,8 +9,8 @@ the output and renamed into place, so a failure never leaves a half-written outp
 
 A pod's app (``pyrkt export``) is written the same ways with its overlay upper dir merged on
 top of the layers (``upper``): an ACI, or an OCI archive of one layer (the merged tree) and a
-config made from the image (``fetch.convert.oci_config``). ``note`` is told, one line each, what of the app's
-changes is special (device nodes, exported as they are) or left out (sockets).
+config the caller makes (``fetch.convert.oci_config``). ``note`` is told, one line each, what
+of the app's changes is special (device nodes, exported as they are) or left out (sockets).
 """
 
 from __future__ import annotations

@@ -157,10 +157,10 @@ def list_upper(root: Path, *, mount_points: frozenset[str] = frozenset()) -> tup
             kinds[entry.rel] = "whiteout"
             continue
         names = _overlay_xattrs(entry.short_path) if stat.S_ISDIR(mode) or stat.S_ISREG(mode) else set()
-        for bad, what in ((UPPER_REDIRECT, "a renamed directory whose content overlayfs keeps elsewhere"),
-                          (UPPER_METACOPY, "a file whose data overlayfs keeps in a lower layer")):
+        for bad, what in ((UPPER_REDIRECT, "a renamed directory whose content it keeps elsewhere"),
+                          (UPPER_METACOPY, "a file whose data it keeps in a lower layer")):
             if bad in names:
-                raise PyrktError(f"/{entry.rel} in {root} is {what} ({bad}); it cannot be exported")
+                raise PyrktError(f"cannot export /{entry.rel}: overlayfs left it as {what} ({bad})")
         if stat.S_ISDIR(mode):
             kinds[entry.rel] = "dir"
             if OPAQUE_XATTR in names and is_opaque(entry.short_path):
