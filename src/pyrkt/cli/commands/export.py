@@ -27,6 +27,7 @@ def run(ctx: Context, args: list[str]) -> int:
     if len(rest) != 2:
         raise UsageError("export needs a pod UUID and an output file")
     ctx.require_root()  # pod dirs and what apps wrote are root's
-    export_pod(ctx.config, rest[0], rest[1], app=values["app"] or "", fmt=values["format"],
-               overwrite=values["overwrite"], note=lambda line: ctx.warn(f"warning: {line}"))
+    done = export_pod(ctx.config, rest[0], rest[1], app=values["app"] or "", fmt=values["format"],
+                      overwrite=values["overwrite"], note=lambda line: ctx.warn(f"warning: {line}"))
+    ctx.debug(f"exported app {done.app} of pod {done.uuid} (image {done.image}) to {done.output}")
     return 0
