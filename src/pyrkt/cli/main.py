@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rm": ("rm", "Remove all files and resources associated with an exited pod"),
     "gc": ("gc", "Garbage collect pods no longer in use"),
     "cat-manifest": ("cat_manifest", "Inspect and print the pod manifest"),
+    "export": ("export", "Export an app from an exited pod to an ACI or OCI archive file"),
     "image": ("", "Operate on image(s) in the local store"),
     "image list": ("image_list", "List images in the local store"),
     "image rm": ("image_rm", "Remove one or more images with the given IDs or image names from the local store"),

@@ -7,7 +7,7 @@
 - ExposedPorts "80/tcp" -> port "80-tcp"; Volumes "/data" -> mount point "volume-data"
 - labels version=<tag>, os, arch (appc names: amd64, i386, aarch64, armv7l, ...);
   annotations from the config's Labels
-Pure: no I/O.
+``oci_config`` maps the other way (``pyrkt export --format=oci-archive``). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ _APPC_ARCH = {("amd64", ""): "amd64", ("386", ""): "i386", ("arm64", ""): "aarch
 
 def appc_arch(arch: str, variant: str = "") -> str:
     return _APPC_ARCH.get((arch, variant), _APPC_ARCH.get((arch, ""), arch))
+
+
+def oci_arch(arch: str) -> tuple[str, str]:
+    """An appc arch label as OCI's (architecture, variant): the reverse of ``appc_arch``."""
+    for (go_arch, variant), appc in _APPC_ARCH.items():
+        if appc == arch:
+            return go_arch, variant if go_arch == "arm" else ""
+    return arch, ""
 
 
 def parse_user(user: str) -> tuple[str, str]:
@@ -158,3 +166,41 @@ def sanitize_name(text: str) -> str:
             break
     cleaned = re.sub(r"[^a-z0-9._/-]+", "-", base).strip("-._/")
     return cleaned or "image"
+
+
+def oci_config(image: Image, diff_ids: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The OCI image config of ``image`` over the layers ``diff_ids``, and the names of what the
+    image has that a config cannot hold (left out). ``image_from_config`` gives the app back:
+    exec is the Entrypoint, user:group the User, mount points the Volumes, ports the
+    ExposedPorts, annotations the Labels, the os/arch labels the platform."""
+    arch, variant = oci_arch(image.label("arch") or "amd64")
+    out: dict[str, Any] = {"architecture": arch, "os": image.label("os") or "linux"}
+    if variant:
+        out["variant"] = variant
+    conf: dict[str, Any] = {}
+    lost: list[str] = []
+    app = image.app
+    if app is not None:
+        if app.exec:
+            conf["Entrypoint"] = list(app.exec)
+        conf["User"] = f"{app.user}:{app.group}"
+        if app.environment:
+            conf["Env"] = [f"{k}={v}" for k, v in app.environment]
+        conf["WorkingDir"] = app.working_directory or "/"
+        if app.ports:
+            conf["ExposedPorts"] = {f"{p.port + i}/{p.protocol}": {} for p in app.ports for i in range(p.count)}
+        if app.mount_points:
+            conf["Volumes"] = {m.path: {} for m in app.mount_points}
+        lost += [name for name, has in (
+            ("isolators", bool(app.isolators)), ("eventHandlers", bool(app.event_handlers)),
+            ("supplementaryGIDs", bool(app.supplementary_gids)),
+            ("socket-activated ports", any(p.socket_activated for p in app.ports)),
+            ("port names", any(p.name != f"{p.port}-{p.protocol}" or p.count != 1 for p in app.ports)),
+            ("mount point names", any(m.name != volume_name(m.path) for m in app.mount_points)),
+            ("read-only mount points", any(m.read_only for m in app.mount_points))) if has]
+    if image.annotations:
+        conf["Labels"] = dict(image.annotations)
+    if conf:
+        out["config"] = conf
+    out["rootfs"] = {"type": "layers", "diff_ids": list(diff_ids)}
+    return out, lost

@@ -259,23 +259,13 @@ def gc_images(config: Config, store: Store, *, grace: float) -> Collected:
 
 # -- export, extract, verify ----------------------------------------------------------------
 
-EXPORT_FORMATS = ("aci", "oci-archive")
-
-
 def export_image(store: Store, arg: str, output: str, *, fmt: str = "aci", overwrite: bool = False) -> ImageRecord:
     """Write the image ``arg`` names to the file ``output`` as an ACI or an OCI archive."""
-    from pathlib import Path
+    from pyrkt.store.export import export_output, write_aci_tar, write_atomically, write_oci_archive
 
-    from pyrkt.store.export import check_output, write_aci_tar, write_atomically, write_oci_archive
-
-    if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"invalid --format {fmt!r}: want aci or oci-archive")
-    if fmt == "aci" and not output.endswith(".aci"):
-        raise UsageError(f"extension must be .aci (given {os.path.splitext(output)[1] or 'none'})")
-    out = Path(os.path.abspath(output))
-    check_output(out, overwrite=overwrite)
+    out = export_output(output, fmt, overwrite=overwrite)
     rec = store.find(arg)
-    with store.shared_lock(), _writing(out):
+    with store.shared_lock(), OutputErrors(out):
         if fmt == "aci":
             image = store.resolve(arg)
             layer_dirs = store.layer_dirs(image)
@@ -316,7 +306,7 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
         _check_no_mounts(real)
         remove_tree(out)
     image = store.resolve(arg)
-    with store.shared_lock(), _writing(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
+    with store.shared_lock(), OutputErrors(out), image_rootfs(store, image, dependencies=dependencies) as layer_dirs:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.mkdir(mode=0o700)
         try:
@@ -347,7 +337,7 @@ def _check_no_mounts(real: Path) -> None:
             raise PyrktError(f"refusing to overwrite {real}: {mnt} is mounted there")
 
 
-class _writing:
+class OutputErrors:
     """Turns an OSError while writing ``path`` into the user's one line naming it."""
 
     def __init__(self, path: Path) -> None:

@@ -7,18 +7,31 @@ in lower layers; a non-dir over a dir replaces the whole subtree; the topmost co
 its owner, mode and times. ``list_layer`` reads one layer dir into the planner's input, and
 ``entries`` walks the plan in tar order (parents first) yielding the real path of each entry.
 ``image export`` (ACI) and ``image extract``/``render`` follow the plan. A ``Whitelist`` (an
-appc ``pathWhitelist``) filters each layer before the merge: ``entries(dirs, keep=…)``.
+appc ``pathWhitelist``) filters each layer before the merge: ``entries(dirs, keep=…)``. A pod's
+overlay upper dir is one more layer on top (``entries(dirs, upper=…)``, read by ``list_upper``):
+``pyrkt export`` writes an app's image with the app's changes.
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyrkt.errors import PyrktError
 from pyrkt.kernel.trees import walk
-from pyrkt.store.overlay import is_opaque, is_whiteout
+from pyrkt.store.overlay import OPAQUE_XATTR, is_opaque, is_whiteout
+
+# What overlayfs may leave in an upper dir besides whiteouts and opaque marks. A redirect (a
+# renamed dir whose content stays in a lower layer) or a metacopy (a file whose data does) is
+# not the whole entry: pyrkt mounts without redirect_dir and metacopy, so meeting one means
+# the dir was written by something else, and it is refused rather than exported half. An
+# "xwhiteout" (a regular file carrying the whiteout xattr, kernels 6.7+) hides like a whiteout.
+UPPER_REDIRECT = "trusted.overlay.redirect"
+UPPER_METACOPY = "trusted.overlay.metacopy"
+UPPER_XWHITEOUT = "trusted.overlay.whiteout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +141,72 @@ def list_layer(root: Path) -> LayerListing:
     return LayerListing(kinds, frozenset(opaque))
 
 
-def entries(layer_dirs: list[Path], *, keep: Whitelist | None = None) -> Iterator[tuple[str, Path, int]]:
+def list_upper(root: Path, *, mount_points: frozenset[str] = frozenset()) -> tuple[LayerListing, frozenset[str]]:
+    """What an overlay upper dir holds (the changes an app made to its root), as a layer, and
+    which of ``mount_points`` (relative paths) it holds as an empty file or an empty dir.
+
+    Whiteouts and opaque dirs are overlayfs' own forms, the same as in an unpacked layer; an
+    xwhiteout counts as a whiteout; a redirected dir or a metacopy file is refused, naming it.
+    """
+    kinds: dict[str, str] = {"": "dir"}
+    opaque: set[str] = set()
+    empty: set[str] = set()
+    for entry in walk(root):
+        mode = entry.st.st_mode
+        if is_whiteout(entry.st):
+            kinds[entry.rel] = "whiteout"
+            continue
+        names = _overlay_xattrs(entry.short_path) if stat.S_ISDIR(mode) or stat.S_ISREG(mode) else set()
+        for bad, what in ((UPPER_REDIRECT, "a renamed directory whose content it keeps elsewhere"),
+                          (UPPER_METACOPY, "a file whose data it keeps in a lower layer")):
+            if bad in names:
+                raise PyrktError(f"cannot export /{entry.rel}: overlayfs left it as {what} ({bad})")
+        if stat.S_ISDIR(mode):
+            kinds[entry.rel] = "dir"
+            if OPAQUE_XATTR in names and is_opaque(entry.short_path):
+                opaque.add(entry.rel)
+        elif UPPER_XWHITEOUT in names:
+            kinds[entry.rel] = "whiteout"
+        else:
+            kinds[entry.rel] = "other"
+        if entry.rel in mount_points and (stat.S_ISDIR(mode) or (stat.S_ISREG(mode) and entry.st.st_size == 0)):
+            empty.add(entry.rel)
+    empty = {p for p in empty if kinds[p] != "dir" or not any(q.startswith(p + "/") for q in kinds)}
+    return LayerListing(kinds, frozenset(opaque)), frozenset(empty)
+
+
+def without(layer: LayerListing, paths: Iterable[str]) -> LayerListing:
+    """``layer`` without the entries ``paths`` (files, or dirs with nothing below them)."""
+    drop = set(paths)
+    return LayerListing({p: k for p, k in layer.kinds.items() if p not in drop}, layer.opaque - drop)
+
+
+def _overlay_xattrs(path: str) -> set[str]:
+    try:
+        return {n for n in os.listxattr(path, follow_symlinks=False) if n.startswith("trusted.overlay.")}
+    except OSError:
+        return set()  # a file system without xattrs has no overlay marks either
+
+
+def entries(layer_dirs: list[Path], *, keep: Whitelist | None = None, upper: Path | None = None,
+            mount_points: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path, int]]:
     """(relative path, real path, layer index) of each entry of the merged tree, parents first.
 
     The root (``""``) comes first; hardlinks show as several paths of one inode of one layer.
-    ``keep``: only what the whitelist allows, from every layer.
+    ``keep``: only what the whitelist allows, from every layer. ``upper``: an overlay upper dir
+    merged on top (its index is ``len(layer_dirs)``); ``mount_points``: paths where something
+    was mounted over the merged tree: an empty file or dir the upper holds there, where no
+    layer has one, is the mount point made for the mount, not a change, and is left out.
     """
-    listings = [list_layer(d) for d in layer_dirs]
+    dirs = list(layer_dirs)
+    listings = [list_layer(d) for d in dirs]
     if keep is not None:
         listings = [filter_listing(x, keep) for x in listings]
+    if upper is not None:
+        listing, made = list_upper(upper, mount_points=mount_points)
+        dirs.append(upper)
+        listings.append(without(listing, (p for p in made if not any(p in x.kinds for x in listings))))
     plan = plan_squash(listings)
     for rel in tar_order(list(plan)):
         i = plan[rel]
-        yield rel, (layer_dirs[i] / rel if rel else layer_dirs[i]), i
+        yield rel, (dirs[i] / rel if rel else dirs[i]), i

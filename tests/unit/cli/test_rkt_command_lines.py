@@ -75,6 +75,7 @@ def test_completion_words_come_from_the_command_and_flag_tables() -> None:
     assert "--net" in table["run"][1] and "--exec=" in table["run"][1]
     assert "--pull-policy=" in table["fetch"][1] and "--no-store" not in table["fetch"][1]  # deprecated: hidden
     assert "--pretty-print" in table["image cat-manifest"][1]
+    assert "export" in table[""][0] and {"--app=", "--format=", "--overwrite"} <= set(table["export"][1])
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -1,4 +1,4 @@
-"""OCI/Docker image config -> pyrkt's Image, following docker2aci."""
+"""OCI/Docker image config -> pyrkt's Image, following docker2aci, and back (``oci_config``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from pyrkt.errors import ImageError
 from pyrkt.fetch.convert import (
     appc_arch,
     image_from_config,
+    oci_arch,
+    oci_config,
     parse_env,
     parse_ports,
     parse_user,
     sanitize_name,
 )
-from pyrkt.model.image import MountPoint, Port
+from pyrkt.model.image import AppSpec, Image, MountPoint, Port
 
 DIFF = "sha256:" + "1" * 64
 
@@ -82,3 +84,30 @@ def test_names_made_from_file_names() -> None:
     assert sanitize_name("Some Dir!") == "some-dir"
     assert sanitize_name("busybox-oci") == "busybox-oci"
     assert sanitize_name("___") == "image"
+
+
+def test_oci_config_gives_the_same_app_back() -> None:
+    app = AppSpec(exec=("/bin/app", "--serve"), user="app", group="staff", environment=(("A", "1"), ("B", "x=y")),
+                  working_directory="/srv", ports=(Port("53-udp", "udp", 53), Port("80-tcp", "tcp", 80)),
+                  mount_points=(MountPoint("volume-var-data", "/var/data"),))
+    image = Image("sha512-00", "example.com/app", labels=(("version", "2.0"), ("os", "linux"), ("arch", "aarch64")),
+                  app=app, annotations=(("maintainer", "me"),))
+    config, lost = oci_config(image, [DIFF])
+    assert lost == []
+    assert (config["os"], config["architecture"]) == ("linux", "arm64")
+    back = image_from_config(config, image_id="sha256:" + "3" * 64, name="example.com/app", tag="2.0", fmt="oci")
+    assert back.app == app
+    assert back.labels == image.labels and back.annotations == image.annotations and back.layers == (DIFF,)
+
+
+def test_oci_config_names_what_it_cannot_hold() -> None:
+    app = AppSpec(exec=("/x",), supplementary_gids=(5,), isolators=(("resource/memory", {"limit": "1G"}),),
+                  ports=(Port("http", "tcp", 80, count=2),), mount_points=(MountPoint("data", "/data", read_only=True),))
+    config, lost = oci_config(Image("sha512-00", "app", app=app), [DIFF])
+    assert lost == ["isolators", "supplementaryGIDs", "port names", "mount point names", "read-only mount points"]
+    assert config["config"]["ExposedPorts"] == {"80/tcp": {}, "81/tcp": {}}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("arch", ["amd64", "i386", "aarch64", "armv6l", "armv7l", "ppc64le", "s390x"])
+def test_oci_arch_is_the_reverse_of_appc_arch(arch: str) -> None:
+    assert appc_arch(*oci_arch(arch)) == arch
