@@ -16,6 +16,7 @@ from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
+from pyrkt.model.isolators import RESOURCE_ISOLATORS, limits, with_overrides
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
@@ -24,6 +25,8 @@ from pyrkt.pods.state import Dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrkt.fetch.ui import FetchUI
 
 
@@ -41,6 +44,7 @@ class AppRequest(Value, frozen=False):
     supplementary_gids: str = ""
     readonly_rootfs: bool = False
     signature: str = ""  # an ACI's detached signature file (--signature)
+    isolators: list[tuple[str, Any]] = field(default_factory=list)  # --memory, --cpu...: over the image's
 
 
 class PodRequest(Value, frozen=False):
@@ -111,7 +115,10 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             except ValueError:
                 raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
         env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
+        isolators = with_overrides(base.isolators, ar.isolators)
+        limits(isolators, f"app {name}: ")  # a bad value, the image's too, fails here
         spec = base.replace(
+            isolators=isolators,
             exec=tuple(command),
             user=ar.user or base.user or "0",
             # a user given without a group takes its primary group from the image's passwd
@@ -127,16 +134,18 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
 
 def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
     """What the apps' images ask for that pyrkt does not honour yet, one warning each: appc
-    wants an executor to tell the user rather than drop it. Image isolators (resource limits,
-    capabilities, seccomp...) are not applied; an image's mount points (an appc ``mountPoints``
-    entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
+    wants an executor to tell the user rather than drop it. Image isolators other than the
+    resource ones (capabilities, seccomp...) are not applied; an image's mount points (an appc
+    ``mountPoints`` entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a
+    volume."""
     out = []
     for app, image in zip(apps, images, strict=True):
         spec = image.app
         if spec is None:
             continue
         where = f"app {app.name} (image {image.display_name})"
-        out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators]
+        out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators
+                if name not in RESOURCE_ISOLATORS]
         out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
                 f"own root, not a volume" for m in spec.mount_points]
     return out

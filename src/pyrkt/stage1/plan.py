@@ -10,6 +10,7 @@ inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks
 from __future__ import annotations
 
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
+from pyrkt.model import isolators
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 
@@ -132,8 +133,10 @@ def dev_symlinks() -> tuple[Symlink, ...]:
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
              rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null") -> AppPlan:
     """An app of the default flavor: its own overlay root with the pod's /proc, /dev, /sys and
-    /etc, pivot_root, the pod's capability set and seccomp filter, no_new_privs."""
+    /etc, pivot_root, the pod's capability set and seccomp filter, no_new_privs, and the
+    resource limits and OOM score its isolators ask for."""
     app = ra.app
+    limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
@@ -141,6 +144,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
+        limits=limits, oom_score_adj=oom_score_adj,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
     )
 
