@@ -85,13 +85,16 @@ def cpu_flag(text: str) -> str:
         millis = parse_quantity(text, 3)
     except ValueError:
         raise UsageError(f"invalid --cpu={text}: want millicores such as 500m, or cores such as 2") from None
-    check_cpu(millis, f"--cpu={text}")
+    try:
+        check_cpu(millis)
+    except ValueError as e:
+        raise UsageError(f"--cpu={text}: {e}") from None
     return text
 
 
-def check_cpu(millis: int, what: str) -> None:
+def check_cpu(millis: int) -> None:
     if not MIN_CPU_MILLIS <= millis <= MAX_CPU_MILLIS:
-        raise UsageError(f"{what}: a CPU limit must be between {MIN_CPU_MILLIS}m and {MAX_CPU_MILLIS // 1000} cores")
+        raise ValueError(f"a CPU limit must be between {MIN_CPU_MILLIS}m and {MAX_CPU_MILLIS // 1000} cores")
 
 
 def int_flag(name: str, text: str, low: int, high: int) -> int:
@@ -163,7 +166,7 @@ def apply(lim: Limits, name: str, value: Any) -> Limits:
         return lim.replace(memory=memory, memory_request=memory_request)
     millis = parse_quantity(limit, 3) if limit else 0
     if limit:
-        check_cpu(millis, f"limit {limit}")
+        check_cpu(millis)
     cpu_request = parse_quantity(request, 3) if request else 0
     if cpu_request < 0:
         raise ValueError("a CPU request cannot be negative")

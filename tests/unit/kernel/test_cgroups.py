@@ -3,7 +3,9 @@ host mounts (v1, v2, hybrid with and without a v1 ``devices`` controller)."""
 
 from __future__ import annotations
 
-from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies
+from pathlib import Path
+
+from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies, tree
 
 V2 = Hierarchy("/sys/fs/cgroup/unified", 2, ())
 MEMORY = Hierarchy("/sys/fs/cgroup/memory", 1, ("memory",))
@@ -32,3 +34,12 @@ def test_pure_v2_host_puts_everything_in_v2() -> None:
 def test_host_without_a_device_controller_has_no_device_hierarchy() -> None:
     assert pod_hierarchies([MEMORY]) == [MEMORY]
     assert device_hierarchy([MEMORY]) is None
+
+
+def test_removal_order_is_children_before_their_pod(tmp_path: Path) -> None:
+    pod = tmp_path / "memory" / "pyrkt" / "u"
+    for app in ("web", "db"):
+        (pod / app).mkdir(parents=True)
+    order = tree([str(pod)])
+    assert order[-1] == str(pod) and sorted(order[:-1]) == [str(pod / "db"), str(pod / "web")]
+    assert tree([]) == []

@@ -162,3 +162,17 @@ def test_pod_plan_crosses_marshal_with_its_apps() -> None:
 
     p = plan.pod_plan(RuntimeConfig(uuid="u"), (default_plan(),), ETC, pod="/pods/u", tee=True)
     assert from_plain(PodPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
+
+
+def test_an_apps_resource_isolators_become_its_limits_and_oom_score_and_cross_a_marshal() -> None:
+    from pyrkt.model import isolators as iso
+    from pyrkt.model.plan import Limits
+    from pyrkt.stage1.fly import unapplied_limits
+
+    isolators = ((iso.MEMORY, {"limit": "64Mi"}), (iso.OOM_SCORE_ADJ, 300), (iso.PIDS_LIMIT, 10))
+    p = default_plan(isolators=isolators)
+    assert p.limits == Limits(memory=64 * 2 ** 20, pids=10, given=(iso.MEMORY, iso.PIDS_LIMIT))
+    assert p.oom_score_adj == 300
+    assert from_plain(AppPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
+    assert default_plan().limits == Limits(pids=iso.DEFAULT_PIDS_LIMIT) and default_plan().oom_score_adj is None
+    assert unapplied_limits(isolators) == [iso.MEMORY, iso.PIDS_LIMIT, iso.OOM_SCORE_ADJ]  # fly names them
