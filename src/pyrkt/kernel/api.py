@@ -190,7 +190,7 @@ class LinuxKernel:
         except KernelError as e:
             if e.errno not in (E.EACCES, E.EPERM):
                 raise
-            raise KernelError("oom_score_adj", e.errno, f"{value} is below the current score, which needs "
+            raise KernelError("oom_score_adj", e.errno, f"cannot lower it to {value}: that needs "
                               "CAP_SYS_RESOURCE") from None
 
     def mkdir(self, path: str, mode: int = 0o755) -> None:
