@@ -147,3 +147,33 @@ def test_gc_removes_the_app_cgroups_of_a_pod_whose_pod_init_was_sigkilled(env: t
     assert app_cgroup("memory", uuid).exists()  # kept for its accounting until gc, as rkt
     assert cli("gc", "--grace-period=0s").code == 0
     assert pod_cgroups(uuid) == []
+
+
+@needs_v1
+def test_an_acis_resource_isolators_apply_and_a_flag_overrides_its_own(env: tuple[Cli, str], tmp_path: Path) -> None:
+    from tests.support.aci import aci_manifest, build_aci
+
+    cli, _ = env
+    aci = tmp_path / "limited.aci"
+    build_aci(aci, aci_manifest("example.com/limited", exec_=("/bin/sleep", "1000"), isolators=[
+        {"name": "resource/memory", "value": {"limit": "40Mi"}},
+        {"name": "os/linux/cpu-shares", "value": 300},
+        {"name": "resource/block-bandwidth", "value": {"default": True, "limit": "1M"}}]))
+    r = cli("--insecure-options=image", "run", "--net=none", "--detach", str(aci), "--name=app", "--cpu-shares=600")
+    assert r.code == 0, r
+    assert "isolator resource/block-bandwidth is not honoured yet: ignored" in r.err, r  # unknown: named
+    assert "resource/memory" not in r.err and "cpu-shares" not in r.err, r
+    uuid = r.out.strip()
+    try:
+        assert (app_cgroup("memory", uuid) / "memory.limit_in_bytes").read_text().strip() == str(40 * 2 ** 20)
+        assert (app_cgroup("cpu", uuid) / "cpu.shares").read_text().strip() == "600"  # the flag's, not the image's
+    finally:
+        finish(cli, uuid)
+
+
+def test_the_fly_flavor_names_the_limits_it_does_not_apply(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--stage1-name=fly", image, "--name=app", "--memory=64M", "--exec=/bin/true")
+    assert r.code == 0, r
+    assert ("warning: app app: resource/memory isolator set but the fly flavor applies no resource limits "
+            "(as rkt's stage1-fly): ignored") in r.err, r

@@ -85,6 +85,15 @@ def v2_controllers(point: str) -> tuple[str, ...]:
         return ()
 
 
+def enabled(path: str) -> tuple[str, ...]:
+    """The controllers a v2 cgroup enables for its children."""
+    try:
+        with open(os.path.join(path, "cgroup.subtree_control")) as f:
+            return tuple(f.read().split())
+    except OSError:
+        return ()
+
+
 def pod_hierarchies(hs: list[Hierarchy] | None = None) -> list[Hierarchy]:
     """The hierarchies a pod cgroup is made in: the v1 ones with a wanted controller, or, on a
     host without v1 controllers (pure v2), the v2 one.
@@ -187,9 +196,17 @@ def limit_files(version: int, ctrls: tuple[str, ...], lim: Limits) -> list[tuple
 
 
 def run_steps(steps: list[Step]) -> None:
+    """Make and write as ``steps`` say. A controller v2 will not enable (the "root" of a
+    nested host that holds processes, a controller a parent lacks) leaves the apps without it:
+    ``create_app`` then finds it missing and names the limits it cannot apply."""
     for step in steps:
         if step[0] == "cgroup_mkdir":
             os.makedirs(step[1], exist_ok=True)
+        elif step[1].endswith("/cgroup.subtree_control"):
+            try:
+                write(step[1], step[2])
+            except KernelError:
+                pass
         else:
             write(step[1], step[2])
 
@@ -248,8 +265,11 @@ def create(subpath: str) -> list[str]:
 
 
 def create_app(subpath: str, app: str, limits: Limits) -> AppCgroup:
-    """Make ``app``'s cgroups in the pod ``subpath`` with its limits written."""
-    steps, made = app_steps(pod_hierarchies(), subpath, app, limits)
+    """Make ``app``'s cgroups in the pod ``subpath`` with its limits written (on v2 with the
+    controllers the pod's cgroup enables for its children)."""
+    hs = [h if h.version == 1 else h.replace(controllers=enabled(os.path.join(h.mount_point, subpath)))
+          for h in pod_hierarchies()]
+    steps, made = app_steps(hs, subpath, app, limits)
     run_steps(steps)
     return made
 
