@@ -10,9 +10,9 @@ controller, or where there is none to a BPF_CGROUP_DEVICE program on its v2 cgro
 Each app gets ``pyrkt/<uuid>/<app>`` where a controller that limits it is (v1 memory, cpu,
 cpuacct, pids; v2 with memory, cpu or pids enabled), with its limits written before it joins.
 On v2 a cgroup whose children have controllers may hold no process, so there pod init lives
-in ``pyrkt/<uuid>/init`` and the controllers are enabled on the way down. What to make and
-write is planned by pure functions (``pod_steps``, ``app_steps``) that the recording kernel
-of the unit tests runs too.
+in ``pyrkt/<uuid>/init.scope`` (as rkt's systemd; no app name has a dot) and the controllers
+are enabled on the way down. What to make and write is planned by pure functions
+(``pod_steps``, ``app_steps``) that the recording kernel of the unit tests runs too.
 """
 
 from __future__ import annotations
@@ -40,7 +40,13 @@ SIGKILL = 9
 V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "name=systemd", "devices")
 APP_V1 = ("memory", "cpu", "cpuacct", "pids")  # the v1 controllers an app gets a cgroup of its own in
 APP_V2 = ("memory", "cpu", "pids")  # the v2 controllers enabled for apps
-INIT_LEAF = "init"  # pod init's cgroup on v2, beside the apps'
+INIT_LEAF = "init.scope"  # pod init's cgroup on v2, beside the apps'
+
+
+def app_dir(app: str) -> str:
+    """The name of ``app``'s cgroup in its pod's: the app's name, but for the one a v1 cgroup
+    file has (an app name has no dot)."""
+    return "tasks.app" if app == "tasks" else app
 CFS_PERIOD = 100_000  # µs, the kernel's default period (rkt's CPUQuota through systemd)
 # isolator -> the controller it needs, for the warning when a host has none
 NEEDS = (("resource/memory", "memory"), ("resource/cpu", "cpu"), ("os/linux/cpu-shares", "cpu"),
@@ -163,7 +169,7 @@ def app_steps(hs: list[Hierarchy], subpath: str, app: str, limits: Limits) -> tu
         if not ctrls:
             continue
         have.update(ctrls)
-        path = os.path.join(h.mount_point, subpath, app)
+        path = os.path.join(h.mount_point, subpath, app_dir(app))
         dirs.append(path)
         steps.append(("cgroup_mkdir", path))
         steps += [("write", os.path.join(path, name), text) for name, text in limit_files(h.version, ctrls, limits)]
@@ -279,7 +285,7 @@ def enter_paths(subpath: str, app: str) -> list[str]:
     pod's elsewhere (pod init's on v2); only those that exist."""
     out = []
     for pod in paths_for(subpath):
-        for path in (os.path.join(pod, app), os.path.join(pod, INIT_LEAF), pod):
+        for path in (os.path.join(pod, app_dir(app)), os.path.join(pod, INIT_LEAF), pod):
             if os.path.isdir(path):
                 out.append(path)
                 break

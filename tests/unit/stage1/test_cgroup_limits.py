@@ -74,10 +74,10 @@ def test_unified_v2_enables_controllers_on_the_way_down_and_keeps_pod_init_in_a_
         ("write", "/sys/fs/cgroup/cgroup.subtree_control", enable),
         ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt"), ("write", "/sys/fs/cgroup/pyrkt/cgroup.subtree_control", enable),
         ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u"), ("write", "/sys/fs/cgroup/pyrkt/u/cgroup.subtree_control", enable),
-        ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u/init"),
+        ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u/init.scope"),
         ("cgroup_create_app", POD, "web"), ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u/web"),
     ]
-    assert joins == ["/sys/fs/cgroup/pyrkt/u/init"]  # no process in a cgroup whose children have controllers
+    assert joins == ["/sys/fs/cgroup/pyrkt/u/init.scope"]  # no process in a cgroup whose children have controllers
     web = "/sys/fs/cgroup/pyrkt/u/web/"
     assert {p: v for p, v in writes(k).items() if p.startswith(web)} == {
         web + "memory.max": "64000000", web + "memory.low": "64000000", web + "cpu.max": "50000 100000",
@@ -125,6 +125,12 @@ def test_a_hybrid_v2_offering_a_controller_v1_lacks_is_used_for_it() -> None:
 
     k.hierarchies = pod_hierarchies(k.hierarchies)
     joins, pod, warnings = execute.set_up_cgroups(k, pod_with(*LIMITED))
-    assert "/sys/fs/cgroup/unified/pyrkt/u/init" in joins
+    assert "/sys/fs/cgroup/unified/pyrkt/u/init.scope" in joins
     assert writes(k)["/sys/fs/cgroup/unified/pyrkt/u/web/pids.max"] == "100"
     assert "/sys/fs/cgroup/unified/pyrkt/u/web" in pod.apps[0].cgroups and warnings == []
+
+
+def test_an_app_named_as_the_v1_tasks_file_gets_a_cgroup_beside_it() -> None:
+    k = RecordingKernel(layout="v1")
+    _, pod, _ = execute.set_up_cgroups(k, pod_with(("tasks", ())))
+    assert pod.apps[0].cgroups[0] == "/sys/fs/cgroup/cpu/pyrkt/u/tasks.app"
