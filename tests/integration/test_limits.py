@@ -177,3 +177,19 @@ def test_the_fly_flavor_names_the_limits_it_does_not_apply(env: tuple[Cli, str])
     assert r.code == 0, r
     assert ("warning: app app: resource/memory isolator set but the fly flavor applies no resource limits "
             "(as rkt's stage1-fly): ignored") in r.err, r
+
+
+@needs_v1
+def test_an_oom_kill_stops_a_pod_of_several_apps_by_rkts_rules(env: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, image = env
+    save = tmp_path / "uuid"
+    r = cli("run", "--net=none", f"--uuid-file-save={save}",
+            image, "--name=hog", "--memory=32M", "--exec=/bin/sh", "--", "-c",
+            'sleep 0.3; a=$(head -c 134217728 /dev/zero | tr "\\0" x)', "---",
+            image, "--name=idle", "--memory=128M", "--exec=/bin/sleep", "--", "1000", timeout=60)
+    assert r.code == 137, r  # the failing app's code becomes the pod's
+    uuid = save.read_text().strip()
+    st = cli.status(uuid)
+    assert (st["app-hog"], st["app-idle"], st["oom-killed"]) == ("137", "0", "hog")
+    assert (V1 / "memory" / "pyrkt" / uuid / "idle" / "memory.limit_in_bytes").read_text().strip() == "128000000"
+    assert cli("rm", uuid).code == 0 and pod_cgroups(uuid) == []
