@@ -109,6 +109,7 @@ class AppPlan(Value):
     oom_score_adj: int | None = None
     limits: Limits = Limits()
     cgroups: tuple[str, ...] = ()  # the app's own cgroup directories, joined before it unshares
+    cgroupns: bool = False  # a cgroup namespace of its own, rooted where it is then (default flavor)
     oom_events: str = ""  # its memory cgroup's file that counts OOM kills ("oom_kill N")
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 

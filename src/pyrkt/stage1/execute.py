@@ -26,11 +26,12 @@ def inside(root: str, path: str) -> str:
 
 def set_up_root(k: Kernel, plan: AppPlan) -> None:
     """In the app's child: its own cgroups (when it has them) and a cgroup namespace rooted
-    there, a mount namespace of its own, the overlay root and everything in it, then switch
-    to it. The caller is in the directory it wants as cwd only after this."""
+    where it is then (default flavor), a mount namespace of its own, the overlay root and
+    everything in it, then switch to it. The caller is in the directory it wants as cwd only
+    after this."""
     if plan.cgroups:
         k.cgroup_join(list(plan.cgroups))
-    k.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if plan.cgroups else 0))
+    k.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if plan.cgroupns else 0))
     k.make_rprivate("/")
     root = plan.rootfs
     k.overlay(list(plan.lowers), plan.upper, plan.work, root)

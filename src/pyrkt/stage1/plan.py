@@ -144,7 +144,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
-        limits=limits, oom_score_adj=oom_score_adj,
+        limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
     )
 

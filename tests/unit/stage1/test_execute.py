@@ -37,7 +37,7 @@ def test_set_up_root_order_namespace_overlay_mounts_devices_links_pivot() -> Non
     execute.set_up_root(k, app_plan())
     names = k.names()
     assert names[:3] == ["unshare", "make_rprivate", "overlay"]
-    assert k.calls[0] == ("unshare", CLONE_NEWNS)
+    assert k.calls[0] == ("unshare", CLONE_NEWNS | plan.CLONE_NEWCGROUP)  # no cgroups of its own: stays in the pod's
     assert k.calls[2] == ("overlay", ("/l2", "/l1"), "/u", "/w", ROOT)
     assert names[-1] == "pivot_root" and k.calls[-1] == ("pivot_root", ROOT)
     assert mounted(k) == ["/proc", "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
@@ -166,6 +166,9 @@ def test_an_app_joins_its_cgroups_first_then_gets_a_cgroup_namespace_rooted_ther
     dirs = ("/sys/fs/cgroup/memory/pyrkt/u/web", "/sys/fs/cgroup/pids/pyrkt/u/web")
     execute.set_up_root(k, app_plan().replace(cgroups=dirs))
     assert k.calls[:2] == [("cgroup_join", dirs, 0), ("unshare", CLONE_NEWNS | plan.CLONE_NEWCGROUP)]
+    k = RecordingKernel()
+    execute.set_up_root(k, app_plan().replace(cgroupns=False))  # fly's: the host's cgroup namespace
+    assert k.calls[0] == ("unshare", CLONE_NEWNS)
 
 
 def test_limits_of_the_plan_are_applied_and_none_by_default() -> None:
