@@ -193,3 +193,17 @@ def test_an_oom_kill_stops_a_pod_of_several_apps_by_rkts_rules(env: tuple[Cli, s
     assert (st["app-hog"], st["app-idle"], st["oom-killed"]) == ("137", "0", "hog")
     assert (V1 / "memory" / "pyrkt" / uuid / "idle" / "memory.limit_in_bytes").read_text().strip() == "128000000"
     assert cli("rm", uuid).code == 0 and pod_cgroups(uuid) == []
+
+
+@needs_v1
+def test_enter_joins_the_apps_cgroups_so_its_limits_count_what_enters(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = detached(cli, image, "--pids-limit=3", "--exec=/bin/sleep", "--", "1000")
+    try:
+        r = cli("enter", uuid, "/bin/cat", "/proc/self/cgroup")
+        assert r.code == 0 and all(line.endswith(":/") for line in r.out.splitlines()), r  # the app's own, as root
+        # the app's sleep, enter's own process and the shell make 3 of 3: the shell forks nothing
+        r = cli("enter", uuid, "/bin/sh", "-c", "sleep 5 & sleep 5 & wait")
+        assert r.code != 0 and "can't fork" in r.err, r
+    finally:
+        finish(cli, uuid)
