@@ -207,3 +207,20 @@ def test_enter_joins_the_apps_cgroups_so_its_limits_count_what_enters(env: tuple
         assert r.code != 0 and "can't fork" in r.err, r
     finally:
         finish(cli, uuid)
+
+
+@needs_v1
+def test_prepare_keeps_the_limits_in_the_pod_manifest_for_run_prepared(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("prepare", "--quiet", image, "--name=app", "--memory=48Mi", "--pids-limit=7", "--exec=/bin/sleep", "--",
+            "1000")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    [app] = json.loads(cli("status", "--format=json", uuid).out)["apps"]
+    assert app["limits"] == {"memory": 48 * 2 ** 20, "memory_request": 48 * 2 ** 20, "pids": 7}
+    assert cli("run-prepared", "--net=none", "--detach", uuid).code == 0
+    try:
+        assert (app_cgroup("memory", uuid) / "memory.limit_in_bytes").read_text().strip() == str(48 * 2 ** 20)
+        assert (app_cgroup("pids", uuid) / "pids.max").read_text().strip() == "7"
+    finally:
+        finish(cli, uuid)
