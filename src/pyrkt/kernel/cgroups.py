@@ -262,10 +262,14 @@ def paths_for(subpath: str, hs: list[Hierarchy] | None = None) -> list[str]:
     return [os.path.join(h.mount_point, subpath) for h in (pod_hierarchies() if hs is None else hs)]
 
 
+_made_in: list[Hierarchy] = []  # the pod hierarchies ``create`` found, for its apps' cgroups
+
+
 def create(subpath: str) -> list[str]:
     """Make the pod's cgroup ``subpath`` in every pod hierarchy; returns the directories pod
     init joins."""
-    steps, joins = pod_steps(pod_hierarchies(), subpath)
+    _made_in[:] = pod_hierarchies()
+    steps, joins = pod_steps(_made_in, subpath)
     run_steps(steps)
     return joins
 
@@ -274,7 +278,7 @@ def create_app(subpath: str, app: str, limits: Limits) -> AppCgroup:
     """Make ``app``'s cgroups in the pod ``subpath`` with its limits written (on v2 with the
     controllers the pod's cgroup enables for its children)."""
     hs = [h if h.version == 1 else h.replace(controllers=enabled(os.path.join(h.mount_point, subpath)))
-          for h in pod_hierarchies()]
+          for h in (_made_in or pod_hierarchies())]
     steps, made = app_steps(hs, subpath, app, limits)
     run_steps(steps)
     return made
