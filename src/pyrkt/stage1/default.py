@@ -1,5 +1,6 @@
-"""The ``default`` flavor: pod init as PID 1 of new pid, mount, uts, ipc and cgroup (and, for
-``--net=none``, network) namespaces; each app in its own mount namespace and overlay root.
+"""The ``default`` flavor: pod init as PID 1 of new pid, mount, uts and ipc (and, for
+``--net=none``, network) namespaces; each app in its own cgroups, cgroup and mount namespaces
+and overlay root.
 
 Host side, in the calling pyrkt process::
 

@@ -165,7 +165,8 @@ def network_mode(net: tuple[str, ...]) -> str:
 
 
 def pod_namespaces(config: RuntimeConfig) -> int:
-    """What pod init unshares: mount, UTS and cgroup always; IPC unless --ipc=parent; a network
+    """The pod's namespaces: mount, UTS and cgroup always (the cgroup one each app makes for
+    itself, rooted at its own cgroup; pod init the others); IPC unless --ipc=parent; a network
     namespace for --net=none (CNI networks: the netns the host side made, joined first)."""
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWCGROUP
     if config.ipc != "parent":
