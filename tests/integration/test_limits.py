@@ -224,3 +224,14 @@ def test_prepare_keeps_the_limits_in_the_pod_manifest_for_run_prepared(env: tupl
         assert (app_cgroup("pids", uuid) / "pids.max").read_text().strip() == "7"
     finally:
         finish(cli, uuid)
+
+
+@needs_v1
+def test_an_oom_kill_after_pod_init_slimmed_down_is_recorded_too(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = detached(cli, image, "--memory=32M", "--exec=/bin/sh", "--", "-c",
+                    'sleep 1.5; a=$(head -c 134217728 /dev/zero | tr "\\0" x)')  # pod init re-executes at 0.5 s
+    assert cli("status", "--wait=30s", uuid).code == 0
+    st = cli.status(uuid)
+    assert (st["app-app"], st["oom-killed"]) == ("137", "app"), st
+    assert cli("rm", uuid).code == 0 and pod_cgroups(uuid) == []
