@@ -48,6 +48,7 @@ TARGET_MS = 40.0
 TARGET_CRUN_RATIO = 4.0
 TARGET_PODMAN_NET_RATIO = 0.5  # pyrkt on its default network against podman on its own
 TARGET_PSS_MIB = 8.0
+TARGET_LIMITS_EXTRA_MS = 2.0  # run --memory=64M --cpu=500m over the plain run, medians of one bench run
 TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same docker:// image
 TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
 PULL_FILES = 1720  # + the busybox base layer's ~290 entries: about 2,000
@@ -183,6 +184,9 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
 
     report.timings.append(time_command(
         "pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true"), args))
+    report.timings.append(time_command(  # the app's cgroups get limits: writes, no extra migration
+        "pyrkt run limits", lambda i: pyrkt.argv("run", "--net=none", image, "--memory=64M", "--cpu=500m",
+                                                 "--exec=/bin/true"), args))
     # the default network (ptp + portmap, the real CNI plugins): set up and torn down per run
     report.timings.append(time_command(
         "pyrkt run default", lambda i: pyrkt.argv("run", image, "--exec=/bin/true"), args))
@@ -649,6 +653,13 @@ def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> No
     crun = timings.get("crun run")
     check(py is not None and py.median <= TARGET_MS,
           f"pyrkt run median {py.median:.1f} ms <= {TARGET_MS:g} ms" if py else "pyrkt run did not run")
+    limited = timings.get("pyrkt run limits")
+    if py and limited:
+        check(limited.median <= py.median + TARGET_LIMITS_EXTRA_MS,
+              f"pyrkt run --memory --cpu median {limited.median - py.median:+.1f} ms over pyrkt run "
+              f"<= {TARGET_LIMITS_EXTRA_MS:g} ms")
+    else:
+        check(None, "pyrkt run with limits did not run")
     py_net, podman_net = timings.get("pyrkt run default"), timings.get("podman run default")
     if py_net and podman_net:
         check(py_net.median <= TARGET_PODMAN_NET_RATIO * podman_net.median,

@@ -536,7 +536,8 @@ def test_image_volumes_are_named_as_not_honoured_and_the_app_still_runs(env: tup
     assert len(warnings) == 1 and "mount point volume-data at /data is not honoured yet" in warnings[0], r
 
 
-def test_apps_are_in_the_pods_cgroups_which_their_cgroup_namespace_shows_as_root(env: tuple[Cli, str]) -> None:
+def test_apps_are_in_cgroups_of_their_own_in_the_pods_which_their_cgroup_namespace_shows_as_root(
+        env: tuple[Cli, str]) -> None:
     cli, image = env
     uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sh", "--", "-c",
                "cat /proc/self/cgroup > /tmp/cg; exec sleep 1000").out.strip()
@@ -547,13 +548,18 @@ def test_apps_are_in_the_pods_cgroups_which_their_cgroup_namespace_shows_as_root
             procs |= {int(p) for p in Path(d, "cgroup.procs").read_text().split()}
         children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         assert pid in procs and children and set(children) <= procs, (pid, children, procs)
+        own = [p for d in pod_cgroups(uuid) for p in Path(d).iterdir() if p.is_dir()]
+        assert {p.parent.parent.parent.name for p in own} == {"memory", "cpu", "cpuacct", "pids"}, own
+        for d in own:  # the app's cgroup in each limiting hierarchy; pod init stays in the pod's
+            app_procs = {int(p) for p in (d / "cgroup.procs").read_text().split()}
+            assert set(children) <= app_procs and pid not in app_procs, (d, children, app_procs)
         deadline = time.monotonic() + 10
         seen = ""
         while not seen and time.monotonic() < deadline:
             seen = cli("enter", uuid, "/bin/cat", "/tmp/cg").out
             time.sleep(0.05)
         lines = seen.splitlines()
-        assert lines and all(line.endswith(":/") for line in lines), seen  # the pod's cgroup is the app's root
+        assert lines and all(line.endswith(":/") for line in lines), seen  # its own cgroup is the app's root
     finally:
         cli("stop", "--force", uuid)
         cli.wait_exited(uuid)

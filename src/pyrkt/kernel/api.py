@@ -26,7 +26,9 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
     from collections.abc import Iterable
     from typing import Protocol
 
+    from pyrkt.kernel.cgroups import AppCgroup
     from pyrkt.model.devices import DeviceRule
+    from pyrkt.model.plan import Limits
 
     class Kernel(Protocol):
         """The calls the executor makes; ``LinuxKernel`` and ``RecordingKernel`` implement it."""
@@ -68,7 +70,12 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def clone_tree(self, path: str) -> int:
             """A detached read-only copy of the tree at ``path``, held by the returned fd."""
             ...
-        def cgroup_create(self, subpath: str) -> list[str]: ...
+        def cgroup_create(self, subpath: str) -> list[str]:
+            """The pod's cgroups; returns the directories pod init joins."""
+            ...
+        def cgroup_create_app(self, subpath: str, app: str, limits: Limits) -> AppCgroup:
+            """An app's cgroups inside its pod's, its limits written."""
+            ...
         def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...]) -> None: ...
         def cgroup_join(self, paths: list[str], pid: int = 0) -> None: ...
         def cgroup_remove(self, subpath: str) -> None: ...
@@ -174,7 +181,17 @@ class LinuxKernel:
         R.setrlimit(resource, (soft, hard))
 
     def oom_score_adj(self, value: int) -> None:
-        self.write("/proc/self/oom_score_adj", str(value))
+        import errno as E
+
+        from pyrkt.errors import KernelError
+
+        try:
+            self.write("/proc/self/oom_score_adj", str(value))
+        except KernelError as e:
+            if e.errno not in (E.EACCES, E.EPERM):
+                raise
+            raise KernelError("oom_score_adj", e.errno, f"cannot lower it to {value}: that needs "
+                              "CAP_SYS_RESOURCE") from None
 
     def mkdir(self, path: str, mode: int = 0o755) -> None:
         os.mkdir(path, mode)
@@ -186,6 +203,11 @@ class LinuxKernel:
         from pyrkt.kernel import cgroups
 
         return cgroups.create(subpath)
+
+    def cgroup_create_app(self, subpath: str, app: str, limits: Limits) -> AppCgroup:
+        from pyrkt.kernel import cgroups
+
+        return cgroups.create_app(subpath, app, limits)
 
     def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...]) -> None:
         from pyrkt.kernel import cgroups

@@ -1,10 +1,18 @@
-"""cgroups v1, v2 and hybrid: find the hierarchies, make a pod's cgroup, join, kill, remove.
+"""cgroups v1, v2 and hybrid: find the hierarchies, make a pod's cgroup and its apps', limit,
+join, kill, remove.
 
 A pod gets ``pyrkt/<uuid>`` below the root of every hierarchy it uses: on v2 (or the v2 of a
 hybrid host) for tracking and race-free killing (``cgroup.kill``), and on the useful v1
-controllers for accounting and, later, limits. The pod's device allow-list goes to the v1
-``devices`` controller, or where there is none to a BPF_CGROUP_DEVICE program on its v2 cgroup
+controllers for accounting and limits. The pod's device allow-list goes to the v1 ``devices``
+controller, or where there is none to a BPF_CGROUP_DEVICE program on its v2 cgroup
 (``kernel.bpf``). Nothing here needs systemd.
+
+Each app gets ``pyrkt/<uuid>/<app>`` where a controller that limits it is (v1 memory, cpu,
+cpuacct, pids; v2 with memory, cpu or pids enabled), with its limits written before it joins.
+On v2 a cgroup whose children have controllers may hold no process, so there pod init lives
+in ``pyrkt/<uuid>/init.scope`` (as rkt's systemd; no app name has a dot) and the controllers
+are enabled on the way down. What to make and write is planned by pure functions
+(``pod_steps``, ``app_steps``) that the recording kernel of the unit tests runs too.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from pyrkt.model.values import Value
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.model.devices import DeviceRule
+    from pyrkt.model.plan import Limits
+
+    Step = tuple[str, ...]  # ("cgroup_mkdir", path) or ("write", path, text)
 
 # v1 controllers a pod cgroup is made in: accounting and tracking (pids kills, name=systemd
 # is where service managers look) and the device policy (``devices``). Each costs a migration
@@ -27,6 +38,19 @@ if TYPE_CHECKING:
 SIGKILL = 9
 
 V1_WANTED = ("memory", "pids", "cpu", "cpuacct", "name=systemd", "devices")
+APP_V1 = ("memory", "cpu", "cpuacct", "pids")  # the v1 controllers an app gets a cgroup of its own in
+APP_V2 = ("memory", "cpu", "pids")  # the v2 controllers enabled for apps
+INIT_LEAF = "init.scope"  # pod init's cgroup on v2, beside the apps'
+
+
+def app_dir(app: str) -> str:
+    """The name of ``app``'s cgroup in its pod's: the app's name, but for the one a v1 cgroup
+    file has (an app name has no dot)."""
+    return "tasks.app" if app == "tasks" else app
+CFS_PERIOD = 100_000  # µs, the kernel's default period (rkt's CPUQuota through systemd)
+# isolator -> the controller it needs, for the warning when a host has none
+NEEDS = (("resource/memory", "memory"), ("resource/cpu", "cpu"), ("os/linux/cpu-shares", "cpu"),
+         ("pyrkt/pids-limit", "pids"))
 
 
 class Hierarchy(Value):
@@ -50,12 +74,30 @@ def hierarchies() -> list[Hierarchy]:
                 continue
             seen.add(point)
             if fstype == b"cgroup2":
-                out.append(Hierarchy(point, 2, ()))
+                out.append(Hierarchy(point, 2, v2_controllers(point)))
             else:
                 opts = fields[sep + 3].decode().split(",")
                 ctrls = tuple(o for o in opts if o not in ("rw", "ro") and (not o.startswith(("xattr", "clone_", "release_agent", "noprefix", "cpuset_v2"))))
                 out.append(Hierarchy(point, 1, ctrls))
     return out
+
+
+def v2_controllers(point: str) -> tuple[str, ...]:
+    """The controllers a cgroup2 hierarchy offers (none on a hybrid host that binds all to v1)."""
+    try:
+        with open(os.path.join(point, "cgroup.controllers")) as f:
+            return tuple(f.read().split())
+    except OSError:
+        return ()
+
+
+def enabled(path: str) -> tuple[str, ...]:
+    """The controllers a v2 cgroup enables for its children."""
+    try:
+        with open(os.path.join(path, "cgroup.subtree_control")) as f:
+            return tuple(f.read().split())
+    except OSError:
+        return ()
 
 
 def pod_hierarchies(hs: list[Hierarchy] | None = None) -> list[Hierarchy]:
@@ -64,15 +106,115 @@ def pod_hierarchies(hs: list[Hierarchy] | None = None) -> list[Hierarchy]:
 
     On a hybrid host the v2 hierarchy holds no controllers (they are all bound to v1), so it
     adds nothing but another migration: the pod is tracked and killed through its v1 cgroups.
-    Unless the v1 side has no ``devices`` controller: then the v2 cgroup is made too, for the
-    device program (``device_hierarchy``).
+    Unless the v1 side has no ``devices`` controller, or v2 offers one that limits apps: then
+    the v2 cgroup is made too, for the device program (``device_hierarchy``) or the limits.
     """
     hs = hierarchies() if hs is None else hs
     v1 = [h for h in hs if h.version == 1 and any(c in V1_WANTED for c in h.controllers)]
     v2 = [h for h in hs if h.version == 2]
-    if v1 and not any("devices" in h.controllers for h in v1):
+    if v1 and (not any("devices" in h.controllers for h in v1)
+               or any(c in APP_V2 for h in v2[:1] for c in h.controllers)):
         return v1 + v2[:1]
     return v1 or v2
+
+
+def app_controllers(h: Hierarchy) -> tuple[str, ...]:
+    """The controllers of ``h`` an app gets its own cgroup in."""
+    return tuple(c for c in h.controllers if c in (APP_V1 if h.version == 1 else APP_V2))
+
+
+def pod_steps(hs: list[Hierarchy], subpath: str) -> tuple[list[Step], list[str]]:
+    """What makes the pod's cgroup ``subpath`` in each of ``hs`` (the pod hierarchies), and
+    the directories pod init joins. On v2 with controllers for the apps: enabled from the root
+    down to the pod, and pod init in a leaf of its own (a cgroup with controllers enabled for
+    its children may hold no process)."""
+    steps: list[Step] = []
+    joins = []
+    for h in hs:
+        pod = os.path.join(h.mount_point, subpath)
+        enable = app_controllers(h) if h.version == 2 else ()
+        if not enable:
+            steps.append(("cgroup_mkdir", pod))
+            joins.append(pod)
+            continue
+        text = " ".join("+" + c for c in enable)
+        path = h.mount_point
+        steps.append(("write", os.path.join(path, "cgroup.subtree_control"), text))
+        for part in subpath.split("/"):
+            path = os.path.join(path, part)
+            steps += [("cgroup_mkdir", path), ("write", os.path.join(path, "cgroup.subtree_control"), text)]
+        steps.append(("cgroup_mkdir", os.path.join(pod, INIT_LEAF)))
+        joins.append(os.path.join(pod, INIT_LEAF))
+    return steps, joins
+
+
+class AppCgroup(Value):
+    """An app's cgroups: the directories it joins, the file counting its OOM kills ("" without
+    a memory controller) and the isolators no controller of this host can apply."""
+
+    dirs: tuple[str, ...] = ()
+    oom_events: str = ""
+    skipped: tuple[str, ...] = ()
+
+
+def app_steps(hs: list[Hierarchy], subpath: str, app: str, limits: Limits) -> tuple[list[Step], AppCgroup]:
+    """What makes the cgroup of ``app`` in the pod ``subpath`` and writes its limits, in each
+    pod hierarchy with a controller that limits it; and the ``AppCgroup`` that results."""
+    steps: list[Step] = []
+    dirs = []
+    oom = ""
+    have: set[str] = set()
+    for h in hs:
+        ctrls = app_controllers(h)
+        if not ctrls:
+            continue
+        have.update(ctrls)
+        path = os.path.join(h.mount_point, subpath, app_dir(app))
+        dirs.append(path)
+        steps.append(("cgroup_mkdir", path))
+        steps += [("write", os.path.join(path, name), text) for name, text in limit_files(h.version, ctrls, limits)]
+        if "memory" in ctrls:
+            oom = os.path.join(path, "memory.oom_control" if h.version == 1 else "memory.events")
+    skipped = tuple(name for name, ctrl in NEEDS if name in limits.given and ctrl not in have)
+    return steps, AppCgroup(tuple(dirs), oom, skipped)
+
+
+def limit_files(version: int, ctrls: tuple[str, ...], lim: Limits) -> list[tuple[str, str]]:
+    """(file, text) for the limits ``ctrls`` of a cgroup of ``version`` apply. A CPU request
+    without cpu-shares becomes the CPU weight as Kubernetes maps it (1024 per core)."""
+    out = []
+    shares = lim.cpu_shares or (max(2, lim.cpu_request * 1024 // 1000) if lim.cpu_request else 0)
+    if "memory" in ctrls:
+        if lim.memory:
+            out.append(("memory.limit_in_bytes" if version == 1 else "memory.max", str(lim.memory)))
+        if lim.memory_request:
+            out.append(("memory.soft_limit_in_bytes" if version == 1 else "memory.low", str(lim.memory_request)))
+    if "cpu" in ctrls:
+        if lim.cpu:
+            quota = lim.cpu * CFS_PERIOD // 1000
+            out.append(("cpu.cfs_quota_us", str(quota)) if version == 1 else ("cpu.max", f"{quota} {CFS_PERIOD}"))
+        if shares:
+            out.append(("cpu.shares", str(shares)) if version == 1
+                       else ("cpu.weight", str(1 + (shares - 2) * 9999 // 262142)))
+    if "pids" in ctrls and lim.pids:
+        out.append(("pids.max", str(lim.pids)))
+    return out
+
+
+def run_steps(steps: list[Step]) -> None:
+    """Make and write as ``steps`` say. A controller v2 will not enable (the "root" of a
+    nested host that holds processes, a controller a parent lacks) leaves the apps without it:
+    ``create_app`` then finds it missing and names the limits it cannot apply."""
+    for step in steps:
+        if step[0] == "cgroup_mkdir":
+            os.makedirs(step[1], exist_ok=True)
+        elif step[1].endswith("/cgroup.subtree_control"):
+            try:
+                write(step[1], step[2])
+            except KernelError:
+                pass
+        else:
+            write(step[1], step[2])
 
 
 def device_hierarchy(hs: list[Hierarchy]) -> Hierarchy | None:
@@ -120,13 +262,47 @@ def paths_for(subpath: str, hs: list[Hierarchy] | None = None) -> list[str]:
     return [os.path.join(h.mount_point, subpath) for h in (pod_hierarchies() if hs is None else hs)]
 
 
+_made_in: list[Hierarchy] = []  # the pod hierarchies ``create`` found, for its apps' cgroups
+
+
 def create(subpath: str) -> list[str]:
-    """Make ``subpath`` in every pod hierarchy; returns the directories made."""
-    made = []
-    for path in paths_for(subpath):
-        os.makedirs(path, exist_ok=True)
-        made.append(path)
+    """Make the pod's cgroup ``subpath`` in every pod hierarchy; returns the directories pod
+    init joins."""
+    _made_in[:] = pod_hierarchies()
+    steps, joins = pod_steps(_made_in, subpath)
+    run_steps(steps)
+    return joins
+
+
+def create_app(subpath: str, app: str, limits: Limits) -> AppCgroup:
+    """Make ``app``'s cgroups in the pod ``subpath`` with its limits written (on v2 with the
+    controllers the pod's cgroup enables for its children)."""
+    hs = [h if h.version == 1 else h.replace(controllers=enabled(os.path.join(h.mount_point, subpath)))
+          for h in (_made_in or pod_hierarchies())]
+    steps, made = app_steps(hs, subpath, app, limits)
+    run_steps(steps)
     return made
+
+
+def enter_paths(subpath: str, app: str) -> list[str]:
+    """The cgroups a process entering ``app`` joins: the app's own where it has one, the
+    pod's elsewhere (pod init's on v2); only those that exist."""
+    out = []
+    for pod in paths_for(subpath):
+        for path in (os.path.join(pod, app_dir(app)), os.path.join(pod, INIT_LEAF), pod):
+            if os.path.isdir(path):
+                out.append(path)
+                break
+    return out
+
+
+def tree(paths: list[str]) -> list[str]:
+    """``paths`` and every cgroup below them, children before their parents."""
+    out = []
+    for top in paths:
+        for d, _, _ in os.walk(top, topdown=False):
+            out.append(d)
+    return out
 
 
 def join(paths: list[str], pid: int = 0) -> None:
@@ -228,7 +404,7 @@ def kill(paths: list[str]) -> None:
 def remove(subpath: str, *, timeout: float = 5.0) -> None:
     """Remove the pod's cgroup everywhere, killing what is left in it; idempotent. Every
     hierarchy is searched, not only the ones pods use now: the host's layout may have changed."""
-    paths = [p for p in paths_for(subpath, hierarchies()) if os.path.isdir(p)]
+    paths = tree([p for p in paths_for(subpath, hierarchies()) if os.path.isdir(p)])
     deadline = time.monotonic() + timeout
     while paths:
         left = []

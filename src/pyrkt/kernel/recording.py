@@ -5,12 +5,28 @@ from __future__ import annotations
 
 import os
 
+from pyrkt.kernel import cgroups
 from pyrkt.kernel.caps import ALL_CAPS
+from pyrkt.kernel.cgroups import AppCgroup, Hierarchy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import Any
+
+    from pyrkt.model.plan import Limits
+
+# The cgroup layouts the recording kernel can pretend: v1 (this kind of machine without its
+# cgroup2 mount), unified v2 (a systemd host's), and hybrid (this machine: v1 controllers and
+# an empty cgroup2 at /sys/fs/cgroup/unified).
+_V1 = [Hierarchy(f"/sys/fs/cgroup/{c}", 1, (c,)) for c in ("cpu", "cpuacct", "cpuset", "memory", "devices",
+                                                           "freezer", "blkio", "pids")]
+_V1.append(Hierarchy("/sys/fs/cgroup/systemd", 1, ("name=systemd",)))
+LAYOUTS = {
+    "v1": _V1,
+    "v2": [Hierarchy("/sys/fs/cgroup", 2, ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma", "misc"))],
+    "hybrid": [*_V1, Hierarchy("/sys/fs/cgroup/unified", 2, ())],
+}
 
 
 class RecordingKernel:
@@ -18,15 +34,18 @@ class RecordingKernel:
 
     ``kinds`` says what ``kind`` finds at a path (default: nothing there); ``held`` is the
     capability set ``held_caps`` returns; ``refuse_mknod`` makes ``mknod`` raise
-    PermissionError, as a closed device policy does."""
+    PermissionError, as a closed device policy does; ``layout`` ("v1", "v2", "hybrid") the
+    cgroup hierarchies the host pretends to have: the cgroup calls record the directories
+    they would make (``cgroup_mkdir``) and the files they would write (``write``), as the real
+    kernel's plan them."""
 
     def __init__(self, *, kinds: dict[str, str] | None = None, held: set[int] | None = None,
-                 refuse_mknod: bool = False) -> None:
+                 refuse_mknod: bool = False, layout: str = "hybrid") -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.kinds = dict(kinds or {})
         self.held = set(ALL_CAPS) if held is None else set(held)
         self.refuse_mknod = refuse_mknod
-        self.controllers = ("memory", "pids")  # where cgroup_create says it made the pod's cgroup
+        self.hierarchies = cgroups.pod_hierarchies(LAYOUTS[layout])
 
     def _rec(self, *call: Any) -> None:
         self.calls.append(call)
@@ -140,7 +159,17 @@ class RecordingKernel:
 
     def cgroup_create(self, subpath: str) -> list[str]:
         self._rec("cgroup_create", subpath)
-        return [f"/sys/fs/cgroup/{c}/{subpath}" for c in self.controllers]
+        steps, joins = cgroups.pod_steps(self.hierarchies, subpath)
+        for step in steps:
+            self._rec(*step)
+        return joins
+
+    def cgroup_create_app(self, subpath: str, app: str, limits: Limits) -> AppCgroup:
+        self._rec("cgroup_create_app", subpath, app)
+        steps, made = cgroups.app_steps(self.hierarchies, subpath, app, limits)
+        for step in steps:
+            self._rec(*step)
+        return made
 
     def cgroup_limit_devices(self, subpath: str, rules: tuple[Any, ...]) -> None:
         self._rec("cgroup_limit_devices", subpath, tuple(rules))

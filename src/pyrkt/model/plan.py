@@ -70,6 +70,20 @@ class File(Value):
     when: str = ""  # as Mount.when
 
 
+class Limits(Value):
+    """An app's resource limits, as its cgroup gets them (``pyrkt.model.isolators`` reads them
+    from its isolators); 0: none. ``given``: the isolators that set them (the default pids
+    limit is not one), named in a warning where the host has no controller for one."""
+
+    memory: int = 0  # bytes: memory.limit_in_bytes / memory.max
+    memory_request: int = 0  # bytes: memory.soft_limit_in_bytes / memory.low
+    cpu: int = 0  # millicores: the CFS quota per 100 ms period
+    cpu_request: int = 0  # millicores: the CPU weight, unless cpu_shares says
+    cpu_shares: int = 0  # os/linux/cpu-shares: cpu.shares / cpu.weight
+    pids: int = 0  # pids.max
+    given: tuple[str, ...] = ()
+
+
 class AppPlan(Value):
     name: str
     argv: tuple[str, ...]
@@ -93,6 +107,10 @@ class AppPlan(Value):
     no_new_privs: bool = True
     rlimits: tuple[tuple[int, int, int], ...] = ()  # (resource, soft, hard)
     oom_score_adj: int | None = None
+    limits: Limits = Limits()
+    cgroups: tuple[str, ...] = ()  # the app's own cgroup directories, joined before it unshares
+    cgroupns: bool = False  # a cgroup namespace of its own, rooted where it is then (default flavor)
+    oom_events: str = ""  # its memory cgroup's file that counts OOM kills ("oom_kill N")
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
@@ -137,7 +155,8 @@ class PodPlan(Value):
 
 
 _NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,
-                                   "apps": AppPlan, "etc": EtcFiles, "device_rules": DeviceRule}
+                                   "apps": AppPlan, "etc": EtcFiles, "device_rules": DeviceRule,
+                                   "limits": Limits}
 
 
 def to_plain(value: Value) -> dict[str, Any]:

@@ -66,6 +66,8 @@ class AppInfo(Value):
     mounts: tuple[MountInfo, ...] = ()
     user_annotations: tuple[tuple[str, str], ...] = ()
     user_labels: tuple[tuple[str, str], ...] = ()
+    oom_killed: bool = False  # its main process was killed by the kernel's OOM killer
+    limits: tuple[tuple[str, int], ...] = ()  # what its cgroup was given (model.isolators.describe)
 
     def to_v1(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "state": self.state}
@@ -73,6 +75,10 @@ class AppInfo(Value):
                            ("finished_at", self.finished_at), ("exit_code", self.exit_code)):
             if value is not None:
                 out[key] = value
+        if self.oom_killed:
+            out["oom_killed"] = True
+        if self.limits:
+            out["limits"] = dict(self.limits)
         out["image_id"] = self.image_id
         if self.mounts:
             out["mounts"] = [{"name": m.name, "container_path": m.container_path, "host_path": m.host_path,
@@ -196,9 +202,13 @@ def _read(pod: Pod, state: State, r: PodDirReader) -> PodInfo:
     apps: list[AppInfo] = []
     if manifest is not None:
         volumes = {v.get("name"): v for v in raw.get("volumes") or () if isinstance(v, dict)}
+        limited = (r.text(abi.FLAVOR) or "default").strip() != "fly"  # fly: no cgroups, no limits
         for ra, raw_app in zip(manifest.apps, raw.get("apps") or (), strict=False):
-            apps.append(_read_app(r, ra.name, ra.image.id, ra.image.name, state, gc_marked, raw_app, volumes,
-                                  problems, pod.uuid))
+            app = _read_app(r, ra.name, ra.image.id, ra.image.name, state, gc_marked, raw_app, volumes,
+                            problems, pod.uuid)
+            if limited:
+                app = app.replace(limits=_limits(ra.app.isolators, problems, pod.uuid, ra.name))
+            apps.append(app)
     networks = read_networks(r, problems, pod.uuid)
     return PodInfo(
         uuid=pod.uuid,
@@ -247,6 +257,7 @@ def _read_app(r: PodDirReader, name: str, image_id: str, image_name: str, pod_st
         state = "exited"
         finished = gc_marked
     app_section = _object(raw_app.get("app"))
+    oom = code is not None and r.mtime_ns(abi.app_status(name) + "-oom-killed") is not None
     return AppInfo(
         name=name,
         image_name=display,
@@ -259,7 +270,20 @@ def _read_app(r: PodDirReader, name: str, image_id: str, image_name: str, pod_st
         mounts=_mounts(raw_app, volumes),
         user_annotations=_pairs(app_section.get("userAnnotations")),
         user_labels=_pairs(app_section.get("userLabels")),
+        oom_killed=oom,
     )
+
+
+def _limits(isolators: tuple[tuple[str, Any], ...], problems: list[str], uuid: str,
+            app: str) -> tuple[tuple[str, int], ...]:
+    from pyrkt.errors import UsageError
+    from pyrkt.model import isolators as iso
+
+    try:
+        return tuple(iso.describe(*iso.limits(isolators)).items())
+    except UsageError as e:
+        problems.append(f"pod {uuid}: app {app}: {e}")
+        return ()
 
 
 def _image_display_name(r: PodDirReader, app: str, problems: list[str], uuid: str) -> str | None:

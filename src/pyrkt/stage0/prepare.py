@@ -17,6 +17,7 @@ from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
+from pyrkt.model.isolators import RESOURCE_ISOLATORS, limits, with_overrides
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import AC_VERSION, PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
@@ -26,6 +27,8 @@ from pyrkt.stage0.stage1image import Stage1Image
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrkt.fetch.ui import FetchUI
 
 
@@ -49,6 +52,7 @@ class AppRequest(Value, frozen=False):
     caps_retain: str = ""  # --caps-retain, --caps-remove, --seccomp: privilege isolators of the app
     caps_remove: str = ""
     seccomp: str = ""
+    isolators: list[tuple[str, Any]] = field(default_factory=list)  # --memory, --cpu...: over the image's
 
 
 class PodRequest(Value, frozen=False):
@@ -137,7 +141,9 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             except ValueError:
                 raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
         env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
-        privileges = app_privileges(name, base.isolators, ar)
+        isolators = with_overrides(base.isolators, ar.isolators)
+        limits(isolators, f"app {name}: ")  # a bad value, the image's too, fails here
+        privileges = app_privileges(name, isolators, ar)
         spec = base.replace(
             exec=tuple(command),
             user=ar.user or base.user or "0",
@@ -177,9 +183,9 @@ def app_privileges(name: str, image_isolators: tuple[tuple[str, object], ...], a
 def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
     """What the apps (their images' app sections, or a pod manifest's) ask for that pyrkt does
     not honour yet, one warning each: appc wants an executor to tell the user rather than drop
-    it. App isolators other than the privilege ones (``stage1.isolators.HONOURED``) are not
-    applied; an image's mount points (an appc ``mountPoints`` entry, a Docker ``Volumes`` path)
-    stay part of the app's own overlay, not a volume."""
+    it. App isolators other than the privilege and resource ones (``stage1.isolators.HONOURED``,
+    ``RESOURCE_ISOLATORS``) are not applied; an image's mount points (an appc ``mountPoints``
+    entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
     from pyrkt.stage1.isolators import HONOURED as HONOURED_ISOLATORS
 
     out = []
@@ -187,7 +193,7 @@ def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
         spec = app.app
         where = f"app {app.name} (image {image.display_name})"
         out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators
-                if name not in HONOURED_ISOLATORS]
+                if name not in HONOURED_ISOLATORS and name not in RESOURCE_ISOLATORS]
         out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
                 f"own root, not a volume" for m in spec.mount_points]
     return out

@@ -1,5 +1,6 @@
-"""The ``default`` flavor: pod init as PID 1 of new pid, mount, uts, ipc and cgroup (and, for
-``--net=none``, network) namespaces; each app in its own mount namespace and overlay root.
+"""The ``default`` flavor: pod init as PID 1 of new pid, mount, uts and ipc (and, for
+``--net=none``, network) namespaces; each app in its own cgroups, cgroup and mount namespaces
+and overlay root.
 
 Host side, in the calling pyrkt process::
 
@@ -276,7 +277,9 @@ class DefaultFlavor:
         pod = build_plan(pod_dir, config, tee=tee, console=console)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
-        cgroup_paths = execute.set_up_cgroups(LinuxKernel(), pod)
+        cgroup_paths, pod, warnings = execute.set_up_cgroups(LinuxKernel(), pod)
+        for line in warnings:
+            sys.stderr.write(f"warning: {line}\n")
         netns_path = ""
         if net == "cni":
             from pyrkt.network import setup as network
@@ -289,7 +292,7 @@ class DefaultFlavor:
         # what pod init runs from, a plain dict it adds its fds to; the apps' plans stay values
         # (pod init is a fork of this process and starts them before it re-executes itself)
         plan = to_plain(pod.replace(apps=()))
-        plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
+        plan["apps"] = [{"name": a.name, "log": a.log, "plan": a, "oom_events": a.oom_events} for a in pod.apps]
         plan["ready_fd"] = ready_w
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -396,7 +399,6 @@ class DefaultFlavor:
             os.close(joined_r)
             if answer != "joined":
                 raise PyrktError(f"cannot join the pod's cgroups: {answer or 'the run process is gone'}")
-            execute.enter_cgroup_namespace(LinuxKernel(), pod)
             if host_ns:
                 plan["teardown"]["argv"] = teardown.command(pod_dir, *host_ns, python=new["python"],
                                                             import_path=new["import_path"])
@@ -424,13 +426,13 @@ class DefaultFlavor:
         keep = stage1_plan.app_caps(config, isolators)  # the app's own set and filter
         bpf = app_seccomp(pod_dir, config, isolators, {})
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
-        pod_cgroups = [p for p in cgroups.paths_for(sub) if os.path.isdir(p)] if sub else []
+        pod_cgroups = cgroups.enter_paths(sub, app) if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
         pid = os.fork()
         if pid == 0:
             code = 254
             try:
-                LinuxKernel().cgroup_join(pod_cgroups)  # the pod's device policy and limits hold for what enters too
+                LinuxKernel().cgroup_join(pod_cgroups)  # the pod's device policy and the app's limits hold for it too
                 namespaces.join(target)
                 child = os.fork()
                 if child == 0:

@@ -25,9 +25,13 @@ def inside(root: str, path: str) -> str:
 
 
 def set_up_root(k: Kernel, plan: AppPlan) -> None:
-    """In the app's child: a mount namespace of its own, the overlay root and everything in it,
-    then switch to it. The caller is in the directory it wants as cwd only after this."""
-    k.unshare(CLONE_NEWNS)
+    """In the app's child: its own cgroups (when it has them) and a cgroup namespace rooted
+    where it is then (default flavor), a mount namespace of its own, the overlay root and
+    everything in it, then switch to it. The caller is in the directory it wants as cwd only
+    after this."""
+    if plan.cgroups:
+        k.cgroup_join(list(plan.cgroups))
+    k.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if plan.cgroupns else 0))
     k.make_rprivate("/")
     root = plan.rootfs
     k.overlay(list(plan.lowers), plan.upper, plan.work, root)
@@ -87,14 +91,25 @@ def make_device(k: Kernel, root: str, d: Device) -> None:
         k.bind(d.host or d.path, k.make_file(root, d.path, 0o600))
 
 
-def set_up_cgroups(k: Kernel, pod: PodPlan) -> list[str]:
-    """Host side, before pod init runs: the pod's cgroup in each hierarchy and its device
-    allow-list (as rkt's DevicePolicy=closed; none with --insecure-options=paths), written
-    before any process joins it. Returns the cgroup directories, for ``cgroup_join``."""
+def set_up_cgroups(k: Kernel, pod: PodPlan) -> tuple[list[str], PodPlan, list[str]]:
+    """Host side, before pod init runs: the pod's cgroup in each hierarchy, each app's inside
+    it with the app's limits, and the pod's device allow-list (as rkt's DevicePolicy=closed;
+    none with --insecure-options=paths), all written before any process joins. Returns pod
+    init's cgroup directories (for ``cgroup_join``), the plan with each app's cgroups, and a
+    warning for each limit no controller of this host can apply (as rkt, which skips it)."""
+    from pyrkt.kernel.cgroups import NEEDS
+
     paths = k.cgroup_create(pod.cgroup)
+    apps = []
+    warnings = []
+    for app in pod.apps:
+        made = k.cgroup_create_app(pod.cgroup, app.name, app.limits)
+        apps.append(app.replace(cgroups=made.dirs, oom_events=made.oom_events))
+        warnings += [f"app {app.name}: {name} isolator set but this host has no {dict(NEEDS)[name]} cgroup "
+                     "controller: skipped" for name in made.skipped]
     if pod.device_rules is not None:
         k.cgroup_limit_devices(pod.cgroup, pod.device_rules)
-    return paths
+    return paths, pod.replace(apps=tuple(apps)), warnings
 
 
 def tear_down(k: Kernel, pod_dir: str, cgroup: str) -> None:
@@ -107,9 +122,9 @@ def tear_down(k: Kernel, pod_dir: str, cgroup: str) -> None:
 
 def set_up_pod(k: Kernel, pod: PodPlan) -> None:
     """In pod init, once it is in the pod's network namespace (CNI): its own namespaces but the
-    cgroup one (``enter_cgroup_namespace``), a private mount tree, the hostname, the pod's
-    sysctls (in its net and IPC namespaces, before any app starts) and, for --net=none, the
-    loopback up."""
+    cgroup one (each app makes its own, rooted at its cgroup: ``set_up_root``), a private
+    mount tree, the hostname, the pod's sysctls (in its net and IPC namespaces, before any app
+    starts) and, for --net=none, the loopback up."""
     k.unshare(pod.ns_flags & ~CLONE_NEWCGROUP)
     k.make_rprivate("/")
     k.sethostname(pod.hostname)
@@ -119,17 +134,10 @@ def set_up_pod(k: Kernel, pod: PodPlan) -> None:
         k.loopback_up()
 
 
-def enter_cgroup_namespace(k: Kernel, pod: PodPlan) -> None:
-    """In pod init, once the host side has moved it into the pod's cgroups and before any app
-    starts: a cgroup namespace rooted there, so the apps see their pod's cgroup as ``/``. (The
-    move is the host side's so that its wait, an RCU grace period of several ms on cgroup v1,
-    overlaps pod init's own set-up.)"""
-    if pod.ns_flags & CLONE_NEWCGROUP:
-        k.unshare(CLONE_NEWCGROUP)
-
-
 def apply_limits(k: Kernel, plan: AppPlan) -> None:
-    """The app's rlimits and OOM score, while it still may raise them (before ``become``)."""
+    """The app's rlimits and OOM score (``--oom-score-adj``), while it still may raise them
+    (before ``become``). A score below pod init's needs CAP_SYS_RESOURCE: without it the app
+    does not start, as rkt's OOMScoreAdjust= fails its unit."""
     for resource, soft, hard in plan.rlimits:
         k.set_rlimit(resource, soft, hard)
     if plan.oom_score_adj is not None:

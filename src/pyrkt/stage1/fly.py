@@ -53,6 +53,14 @@ def etc_choice(pod_dir: str, config: abi.RuntimeConfig) -> tuple[tuple[str, str]
     return resolv, ("stub", "")
 
 
+def unapplied_limits(isolators: tuple[tuple[str, object], ...]) -> list[str]:
+    """The resource isolators an app asks for, which the fly flavor (no cgroups) leaves out."""
+    from pyrkt.model import isolators as iso
+
+    limits, oom = iso.limits(isolators)
+    return [*limits.given, *([iso.OOM_SCORE_ADJ] if oom is not None else [])]
+
+
 class FlyFlavor:
     name = "fly"
 
@@ -66,6 +74,9 @@ class FlyFlavor:
             raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
+        for isolator in unapplied_limits(ra.app.isolators):
+            sys.stderr.write(f"warning: app {name}: {isolator} isolator set but the fly flavor applies no "
+                             "resource limits (as rkt's stage1-fly): ignored\n")
         resolv, hosts = etc_choice(pod_dir, config)
         app = plan.fly_app_plan(
             ra, lowers=read_layers(pod_dir, name), upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),

@@ -10,6 +10,7 @@ inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks
 from __future__ import annotations
 
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
+from pyrkt.model import isolators
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 
@@ -140,8 +141,9 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
              rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null") -> AppPlan:
     """An app of the default flavor: its own overlay root with the pod's /proc, /dev, /sys and
     /etc, pivot_root, its capability set (from its isolators), the seccomp filter made of them
-    (``seccomp``), no_new_privs."""
+    (``seccomp``), no_new_privs, and the resource limits and OOM score its isolators ask for."""
     app = ra.app
+    limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
@@ -149,6 +151,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
+        limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
     )
 
@@ -169,7 +172,8 @@ def network_mode(net: tuple[str, ...]) -> str:
 
 
 def pod_namespaces(config: RuntimeConfig) -> int:
-    """What pod init unshares: mount, UTS and cgroup always; IPC unless --ipc=parent; a network
+    """The pod's namespaces: mount, UTS and cgroup always (the cgroup one each app makes for
+    itself, rooted at its own cgroup; pod init the others); IPC unless --ipc=parent; a network
     namespace for --net=none (CNI networks: the netns the host side made, joined first)."""
     flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWCGROUP
     if config.ipc != "parent":

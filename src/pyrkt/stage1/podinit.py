@@ -16,7 +16,9 @@ its networks down, since no one else will.
 
 rkt's rules: an app exiting 0 leaves the others running; the first app exiting non-zero stops
 the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL after the
-stop timeout) are recorded as 0; the pod ends when every app has ended.
+stop timeout) are recorded as 0; the pod ends when every app has ended. An app killed by the
+kernel's OOM killer (its memory cgroup counted a kill) is recorded as killed by SIGKILL (137)
+and stamped ``<app>-oom-killed``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ SLIM_AFTER = 0.5
 
 
 class App:
-    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds")
+    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -55,6 +57,7 @@ class App:
         self.bufs: dict[str, bytes] = {}
         self.fds: dict[str, int] = {}
         self.log = -1
+        self.oom = -1  # its memory cgroup's OOM counter, opened while the host's cgroupfs is in reach
 
 
 def stamp() -> str:
@@ -141,6 +144,12 @@ class PodInit:
         start the apps, which set themselves up from the mount namespace pod init left."""
         self.install_signals()
         error = None
+        for app in self.apps:
+            if app.spec.get("oom_events"):
+                try:
+                    app.oom = os.open(app.spec["oom_events"], os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    pass  # its OOM kills show as SIGKILL only
         if enter_root is not None:
             try:
                 self.plan.update(enter_root())
@@ -241,9 +250,24 @@ class PodInit:
                 code = 0 if app.stopped and sig in (SIGTERM, SIGKILL, SIGINT, SIGHUP) else 128 + sig
             app.code = code
             self.drain(app)
+            if code == 128 + SIGKILL and self.oom_killed(app):
+                write_file(self.path(self.plan["status_dir"]) + "/" + app.name + "-oom-killed", "")
             write_file(self.path(self.plan["status_dir"]) + "/" + app.name, str(code))
             if code != 0 and not self.stopping:
                 self.begin_stop(code)
+
+    def oom_killed(self, app: App) -> bool:
+        """Whether the OOM killer has killed in the app's memory cgroup (``oom_kill N``)."""
+        if app.oom < 0:
+            return False
+        try:
+            text = os.pread(app.oom, 4096, 0)
+        except OSError:
+            return False
+        for line in text.split(b"\n"):
+            if line.startswith(b"oom_kill "):
+                return line.split()[1] != b"0"
+        return False
 
     def begin_stop(self, code: int | None, sig: int = SIGTERM) -> None:
         if code is not None and code != 0 and self.failed is None:
@@ -398,7 +422,7 @@ class PodInit:
 
     def state(self) -> dict[str, Any]:
         apps = [{"name": a.name, "log": a.spec["log"], "pid": a.pid, "code": a.code, "stopped": a.stopped,
-                 "fds": a.fds, "bufs": a.bufs} for a in self.apps]
+                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom} for a in self.apps]
         plan = {k: v for k, v in self.plan.items() if k != "apps"}
         return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed,
                 "orphaned": self.orphaned}
@@ -410,8 +434,9 @@ class PodInit:
         with open(path, "wb") as f:
             marshal.dump(self.state(), f)
         for app in self.apps:
-            for fd in app.fds.values():
-                os.set_inheritable(fd, True)
+            for fd in [*app.fds.values(), app.oom]:
+                if fd >= 0:
+                    os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
         python = self.plan["python"]
@@ -439,7 +464,9 @@ class PodInit:
             plan["root_fds"] = []
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
-            app.pid, app.code, app.stopped = saved["pid"], saved["code"], saved["stopped"]
+            app.pid, app.code, app.stopped, app.oom = saved["pid"], saved["code"], saved["stopped"], saved["oom"]
+            if app.oom >= 0:
+                os.set_inheritable(app.oom, False)
             if app.code is None:
                 init.by_pid[app.pid] = app
             app.log = os.open(init.path(saved["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)

@@ -3,7 +3,9 @@ host mounts (v1, v2, hybrid with and without a v1 ``devices`` controller)."""
 
 from __future__ import annotations
 
-from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies
+from pathlib import Path
+
+from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies, tree
 
 V2 = Hierarchy("/sys/fs/cgroup/unified", 2, ())
 MEMORY = Hierarchy("/sys/fs/cgroup/memory", 1, ("memory",))
@@ -44,3 +46,12 @@ def test_own_procs_file_finds_the_callers_cgroup_on_each_layout() -> None:
     assert own_procs_file(text, v2) == "/sys/fs/cgroup/unified/init.scope/cgroup.procs"
     assert own_procs_file("0::/\n", [Hierarchy("/sys/fs/cgroup", 2, ())]) == "/sys/fs/cgroup/cgroup.procs"
     assert own_procs_file("3:memory:/m\n", v1) is None
+
+
+def test_removal_order_is_children_before_their_pod(tmp_path: Path) -> None:
+    pod = tmp_path / "memory" / "pyrkt" / "u"
+    for app in ("web", "db"):
+        (pod / app).mkdir(parents=True)
+    order = tree([str(pod)])
+    assert order[-1] == str(pod) and sorted(order[:-1]) == [str(pod / "db"), str(pod / "web")]
+    assert tree([]) == []

@@ -175,3 +175,34 @@ def test_app_mounts_show_volume_sources(make_pod: Callable[..., Path], pods_dir:
     (path / abi.POD_MANIFEST).write_text(json.dumps(raw))
     [app] = info_of(pods_dir, path, Dir.PREPARED).to_v1()["apps"]
     assert app["mounts"] == [{"name": "data", "container_path": "/data", "host_path": "/srv/data", "read_only": True}]
+
+
+def test_an_oom_killed_app_and_every_apps_limits_are_shown(make_pod: Callable[..., Path], pods_dir: Path) -> None:
+    from pyrkt.cli.commands.status import lines
+
+    path = make_pod(Dir.EXITED_GARBAGE, apps=("web", "db"), pid=1,
+                    stamps={"web": (T0, T0, 137), "db": (T0, T0, 0)})
+    (path / (abi.app_status("web") + "-oom-killed")).touch()  # what pod init leaves for an OOM kill
+    raw = json.loads((path / abi.POD_MANIFEST).read_text())
+    raw["apps"][0]["app"]["isolators"] = [{"name": "resource/memory", "value": {"limit": "32M"}},
+                                          {"name": "os/linux/oom-score-adj", "value": 10}]
+    (path / abi.POD_MANIFEST).write_text(json.dumps(raw))
+    info = info_of(pods_dir, path, Dir.EXITED_GARBAGE)
+    web, db = info.to_v1()["apps"]
+    assert (web["exit_code"], web["oom_killed"]) == (137, True)
+    assert web["limits"] == {"memory": 32_000_000, "pids": 4096, "oom_score_adj": 10}
+    assert "oom_killed" not in db and db["limits"] == {"pids": 4096}  # the default pids limit
+    assert lines(info)[-3:] == ["app-web=137", "app-db=0", "oom-killed=web"]
+    (path / abi.FLAVOR).write_text("fly\n")  # fly gives no cgroup: no limits to show
+    assert all("limits" not in a for a in info_of(pods_dir, path, Dir.EXITED_GARBAGE).to_v1()["apps"])
+
+
+def test_a_bad_isolator_in_a_pod_manifest_is_a_problem_not_an_exception(
+    make_pod: Callable[..., Path], pods_dir: Path
+) -> None:
+    path = make_pod(Dir.PREPARED)
+    raw = json.loads((path / abi.POD_MANIFEST).read_text())
+    raw["apps"][0]["app"]["isolators"] = [{"name": "resource/cpu", "value": {"limit": "lots"}}]
+    (path / abi.POD_MANIFEST).write_text(json.dumps(raw))
+    info = info_of(pods_dir, path, Dir.PREPARED)
+    assert info.apps[0].limits == () and "isolator resource/cpu: invalid quantity 'lots'" in info.problems[0]

@@ -37,7 +37,7 @@ def test_set_up_root_order_namespace_overlay_mounts_devices_links_pivot() -> Non
     execute.set_up_root(k, app_plan())
     names = k.names()
     assert names[:3] == ["unshare", "make_rprivate", "overlay"]
-    assert k.calls[0] == ("unshare", CLONE_NEWNS)
+    assert k.calls[0] == ("unshare", CLONE_NEWNS | plan.CLONE_NEWCGROUP)  # no cgroups of its own: stays in the pod's
     assert k.calls[2] == ("overlay", ("/l2", "/l1"), "/u", "/w", ROOT)
     assert names[-1] == "pivot_root" and k.calls[-1] == ("pivot_root", ROOT)
     assert mounted(k) == ["/proc", "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
@@ -169,16 +169,20 @@ def test_set_up_pod_namespaces_then_hostname_sysctls_and_loopback() -> None:
     assert "loopback_up" not in k.names()  # a CNI netns: the plugins set lo up
 
 
-def test_the_cgroup_namespace_comes_last_once_pod_init_is_in_the_pods_cgroups() -> None:
+def test_an_app_joins_its_cgroups_first_then_gets_a_cgroup_namespace_rooted_there() -> None:
     k = RecordingKernel()
-    execute.enter_cgroup_namespace(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("none",)), (), ETC))
-    assert k.calls == [("unshare", plan.CLONE_NEWCGROUP)]
+    dirs = ("/sys/fs/cgroup/memory/pyrkt/u/web", "/sys/fs/cgroup/pids/pyrkt/u/web")
+    execute.set_up_root(k, app_plan().replace(cgroups=dirs))
+    assert k.calls[:2] == [("cgroup_join", dirs, 0), ("unshare", CLONE_NEWNS | plan.CLONE_NEWCGROUP)]
+    k = RecordingKernel()
+    execute.set_up_root(k, app_plan().replace(cgroupns=False))  # fly's: the host's cgroup namespace
+    assert k.calls[0] == ("unshare", CLONE_NEWNS)
 
 
 def test_limits_of_the_plan_are_applied_and_none_by_default() -> None:
     k = RecordingKernel()
     execute.apply_limits(k, app_plan())
-    assert k.calls == []  # the planners set none yet (the isolators issue will)
+    assert k.calls == []  # no rlimit, and no --oom-score-adj or os/linux/oom-score-adj isolator
     execute.apply_limits(k, app_plan().replace(rlimits=((7, 1024, 4096),), oom_score_adj=500))
     assert k.calls == [("set_rlimit", 7, 1024, 4096), ("oom_score_adj", 500)]
 
@@ -186,13 +190,14 @@ def test_limits_of_the_plan_are_applied_and_none_by_default() -> None:
 def test_host_side_cgroups_are_made_and_closed_to_devices_before_anyone_joins() -> None:
     pod = plan.pod_plan(RuntimeConfig(uuid="u", net=("none",)), (), ETC)
     k = RecordingKernel()
-    paths = execute.set_up_cgroups(k, pod)
+    paths, _, _ = execute.set_up_cgroups(k, pod)
     assert pod.device_rules  # the default allow-list
-    assert k.calls == [("cgroup_create", pod.cgroup), ("cgroup_limit_devices", pod.cgroup, pod.device_rules)]
-    assert paths == [f"/sys/fs/cgroup/{c}/{pod.cgroup}" for c in k.controllers]
+    assert [c for c in k.calls if c[0] != "cgroup_mkdir"] == [("cgroup_create", pod.cgroup),
+                                                                ("cgroup_limit_devices", pod.cgroup, pod.device_rules)]
+    assert paths == [c[1] for c in k.calls if c[0] == "cgroup_mkdir"]  # pod init joins the pod's cgroups
     k = RecordingKernel()
     execute.set_up_cgroups(k, plan.pod_plan(RuntimeConfig(uuid="u", net=("none",), disable_paths=True), (), ETC))
-    assert k.names() == ["cgroup_create"]  # --insecure-options=paths: no device policy, as rkt
+    assert "cgroup_limit_devices" not in k.names()  # --insecure-options=paths: no device policy, as rkt
 
 
 def test_teardown_unmounts_then_removes_the_cgroups_and_skips_what_was_never_made() -> None:

@@ -172,3 +172,17 @@ def test_capabilities_of_an_app_come_from_its_isolators() -> None:
     insecure = RuntimeConfig(uuid="u", disable_capabilities=True)
     assert default_plan(insecure, isolators=retain).caps == tuple(sorted(caps.ALL_CAPS))
     assert default_plan(isolators=(("resource/memory", {"limit": "1G"}),)).caps == tuple(sorted(caps.DEFAULT_CAPS))
+
+
+def test_an_apps_resource_isolators_become_its_limits_and_oom_score_and_cross_a_marshal() -> None:
+    from pyrkt.model import isolators as iso
+    from pyrkt.model.plan import Limits
+    from pyrkt.stage1.fly import unapplied_limits
+
+    isolators = ((iso.MEMORY, {"limit": "64Mi"}), (iso.OOM_SCORE_ADJ, 300), (iso.PIDS_LIMIT, 10))
+    p = default_plan(isolators=isolators)
+    assert p.limits == Limits(memory=64 * 2 ** 20, pids=10, given=(iso.MEMORY, iso.PIDS_LIMIT))
+    assert p.oom_score_adj == 300
+    assert from_plain(AppPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
+    assert default_plan().limits == Limits(pids=iso.DEFAULT_PIDS_LIMIT) and default_plan().oom_score_adj is None
+    assert unapplied_limits(isolators) == [iso.MEMORY, iso.PIDS_LIMIT, iso.OOM_SCORE_ADJ]  # fly names them

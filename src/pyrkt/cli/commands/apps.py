@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pyrkt.cli.flags import CAPS_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
+from pyrkt.model.isolators import flag_isolators
 from pyrkt.model.names import check_absolute_dir, check_app_name
 from pyrkt.stage0.prepare import AppRequest, parse_pairs
 
@@ -39,6 +40,12 @@ APP_FLAGS = [
     Flag("seccomp", metavar="FILTER", help="the seccomp filter of the preceding image: "
          "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,..."),
     *CAPS_ALIASES,
+    Flag("memory", metavar="QUANTITY", help="memory limit for the preceding image, e.g. 64M or 1Gi"),
+    Flag("cpu", metavar="QUANTITY", help="CPU limit for the preceding image, in millicores (500m) or cores (2)"),
+    Flag("cpu-shares", metavar="N", help="CPU weight for the preceding image, 2 to 262144 (the kernel's default: 1024)"),
+    Flag("oom-score-adj", metavar="N", help="OOM score adjustment for the preceding image, -1000 to 1000"),
+    Flag("pids-limit", metavar="N", help="most processes and threads the preceding image may have at once "
+         "(default 4096; 0: no limit)"),
 ]
 APP_FLAG_NAMES = {f.name for f in APP_FLAGS}
 
@@ -98,4 +105,6 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.caps_retain = v["caps_retain"] or v["cap_retain"] or ""
         app.caps_remove = v["caps_remove"] or v["cap_remove"] or ""
         app.seccomp = v["seccomp"] or ""
+        app.isolators = flag_isolators(memory=v["memory"] or "", cpu=v["cpu"] or "", cpu_shares=v["cpu_shares"] or "",
+                                       oom_score_adj=v["oom_score_adj"] or "", pids_limit=v["pids_limit"] or "")
     return values, apps

@@ -76,4 +76,7 @@ def lines(info: PodInfo) -> list[str]:
         out.append(f"exited={'true' if info.state in EXITED else 'false'}")
         if info.state != State.RUNNING:
             out.extend(f"app-{name}={code}" for name, code in info.exit_codes())
+            oom = [a.name for a in info.apps if a.oom_killed]
+            if oom:  # pyrkt's: killed by SIGKILL (137 above), the kernel's OOM killer's
+                out.append(f"oom-killed={','.join(oom)}")
     return out

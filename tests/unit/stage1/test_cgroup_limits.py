@@ -1,0 +1,136 @@
+"""The pod's and its apps' cgroups as the host side makes them, through the recording kernel on
+each layout (v1, unified v2, hybrid as on this machine): which directories, which limit files
+with which values, where pod init goes, what is named when a controller is missing."""
+
+from __future__ import annotations
+
+from pyrkt.kernel.cgroups import Hierarchy
+from pyrkt.kernel.recording import LAYOUTS, RecordingKernel
+from pyrkt.model import isolators as iso
+from pyrkt.model.abi import RuntimeConfig
+from pyrkt.model.image import AppSpec
+from pyrkt.model.plan import EtcFiles, PodPlan
+from pyrkt.model.pod import RuntimeApp, RuntimeImage
+from pyrkt.stage1 import execute, plan
+
+ETC = EtcFiles("/pod/etc/hostname")
+POD = "pyrkt/u"
+
+
+def pod_with(*apps: tuple[str, tuple[tuple[str, object], ...]]) -> PodPlan:
+    config = RuntimeConfig(uuid="u", net=("none",))
+    plans = tuple(plan.app_plan(RuntimeApp(name, RuntimeImage("sha256:x"), AppSpec(exec=("/bin/true",),
+                                                                                    isolators=isolators)),
+                                config, lowers=(), upper="", work="", rootfs="", log="", seccomp=b"", etc=ETC)
+                  for name, isolators in apps)
+    return plan.pod_plan(config, plans, ETC)
+
+
+LIMITED = (("web", (*iso.flag_isolators(memory="64M", cpu="500m", pids_limit="100"),)),)
+
+
+def writes(k: RecordingKernel) -> dict[str, str]:
+    return {c[1]: c[2] for c in k.calls if c[0] == "write"}
+
+
+def made(k: RecordingKernel) -> list[str]:
+    return [c[1] for c in k.calls if c[0] == "cgroup_mkdir"]
+
+
+def test_hybrid_v1_controllers_get_the_app_cgroup_and_its_limit_files() -> None:
+    k = RecordingKernel(layout="hybrid")
+    joins, pod, warnings = execute.set_up_cgroups(k, pod_with(*LIMITED))
+    base = "/sys/fs/cgroup/{}/pyrkt/u"
+    assert joins == [base.format(c) for c in ("cpu", "cpuacct", "memory", "devices", "pids", "systemd")]
+    assert made(k) == joins + [base.format(c) + "/web" for c in ("cpu", "cpuacct", "memory", "pids")]
+    assert writes(k) == {
+        base.format("cpu") + "/web/cpu.cfs_quota_us": "50000",  # 500m of each 100 ms period
+        base.format("cpu") + "/web/cpu.shares": "512",  # the request, as Kubernetes weighs it
+        base.format("memory") + "/web/memory.limit_in_bytes": "64000000",
+        base.format("memory") + "/web/memory.soft_limit_in_bytes": "64000000",
+        base.format("pids") + "/web/pids.max": "100",
+    }
+    [web] = pod.apps
+    assert web.cgroups == tuple(base.format(c) + "/web" for c in ("cpu", "cpuacct", "memory", "pids"))
+    assert web.oom_events == base.format("memory") + "/web/memory.oom_control"
+    assert warnings == []
+    assert not any("unified" in c[1] for c in k.calls if len(c) > 1 and isinstance(c[1], str))  # v2: no controller
+
+
+def test_limits_are_written_before_the_device_policy_and_anyone_joins() -> None:
+    k = RecordingKernel(layout="v1")
+    execute.set_up_cgroups(k, pod_with(*LIMITED))
+    names = k.names()
+    assert names.index("cgroup_create") < names.index("cgroup_create_app") < names.index("cgroup_limit_devices")
+    assert "cgroup_join" not in names  # pod init joins once the host side forked it; apps join themselves
+
+
+def test_unified_v2_enables_controllers_on_the_way_down_and_keeps_pod_init_in_a_leaf() -> None:
+    k = RecordingKernel(layout="v2")
+    joins, pod, warnings = execute.set_up_cgroups(k, pod_with(*LIMITED, ("db", ())))
+    enable = "+cpu +memory +pids"
+    assert k.calls[:9] == [
+        ("cgroup_create", POD),
+        ("write", "/sys/fs/cgroup/cgroup.subtree_control", enable),
+        ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt"), ("write", "/sys/fs/cgroup/pyrkt/cgroup.subtree_control", enable),
+        ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u"), ("write", "/sys/fs/cgroup/pyrkt/u/cgroup.subtree_control", enable),
+        ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u/init.scope"),
+        ("cgroup_create_app", POD, "web"), ("cgroup_mkdir", "/sys/fs/cgroup/pyrkt/u/web"),
+    ]
+    assert joins == ["/sys/fs/cgroup/pyrkt/u/init.scope"]  # no process in a cgroup whose children have controllers
+    web = "/sys/fs/cgroup/pyrkt/u/web/"
+    assert {p: v for p, v in writes(k).items() if p.startswith(web)} == {
+        web + "memory.max": "64000000", web + "memory.low": "64000000", web + "cpu.max": "50000 100000",
+        web + "cpu.weight": "20", web + "pids.max": "100"}
+    db = "/sys/fs/cgroup/pyrkt/u/db/"
+    assert {p: v for p, v in writes(k).items() if p.startswith(db)} == {db + "pids.max": str(iso.DEFAULT_PIDS_LIMIT)}
+    assert [a.cgroups for a in pod.apps] == [(web.rstrip("/"),), (db.rstrip("/"),)]
+    assert [a.oom_events for a in pod.apps] == [web + "memory.events", db + "memory.events"]
+    assert warnings == []
+
+
+def test_cpu_shares_win_over_the_cpu_request_and_map_to_v2_weights() -> None:
+    shares = (("web", (*iso.flag_isolators(cpu="2", cpu_shares="262144"),)),)
+    k = RecordingKernel(layout="v2")
+    execute.set_up_cgroups(k, pod_with(*shares))
+    assert writes(k)["/sys/fs/cgroup/pyrkt/u/web/cpu.weight"] == "10000"
+    assert writes(k)["/sys/fs/cgroup/pyrkt/u/web/cpu.max"] == "200000 100000"
+    k = RecordingKernel(layout="v1")
+    execute.set_up_cgroups(k, pod_with(*shares))
+    assert writes(k)["/sys/fs/cgroup/cpu/pyrkt/u/web/cpu.shares"] == "262144"
+
+
+def test_pids_limit_zero_writes_no_limit() -> None:
+    k = RecordingKernel(layout="hybrid")
+    execute.set_up_cgroups(k, pod_with(("web", ((iso.PIDS_LIMIT, 0),))))
+    assert not any(p.endswith("pids.max") for p in writes(k))
+
+
+def test_a_limit_no_controller_of_the_host_can_apply_is_named_in_a_warning() -> None:
+    k = RecordingKernel(layout="v1")
+    k.hierarchies = [h for h in LAYOUTS["v1"] if h.controllers != ("memory",) and h.controllers != ("pids",)]
+    _, pod, warnings = execute.set_up_cgroups(k, pod_with(*LIMITED, ("db", ())))
+    assert warnings == [
+        "app web: resource/memory isolator set but this host has no memory cgroup controller: skipped",
+        "app web: pyrkt/pids-limit isolator set but this host has no pids cgroup controller: skipped",
+    ]  # db's default pids limit is skipped quietly: the user asked for nothing
+    assert pod.apps[0].oom_events == ""
+
+
+def test_a_hybrid_v2_offering_a_controller_v1_lacks_is_used_for_it() -> None:
+    v1 = [h for h in LAYOUTS["v1"] if "pids" not in h.controllers]
+    k = RecordingKernel()
+    k.hierarchies = [*v1, Hierarchy("/sys/fs/cgroup/unified", 2, ("pids",))]
+    from pyrkt.kernel.cgroups import pod_hierarchies
+
+    k.hierarchies = pod_hierarchies(k.hierarchies)
+    joins, pod, warnings = execute.set_up_cgroups(k, pod_with(*LIMITED))
+    assert "/sys/fs/cgroup/unified/pyrkt/u/init.scope" in joins
+    assert writes(k)["/sys/fs/cgroup/unified/pyrkt/u/web/pids.max"] == "100"
+    assert "/sys/fs/cgroup/unified/pyrkt/u/web" in pod.apps[0].cgroups and warnings == []
+
+
+def test_an_app_named_as_the_v1_tasks_file_gets_a_cgroup_beside_it() -> None:
+    k = RecordingKernel(layout="v1")
+    _, pod, _ = execute.set_up_cgroups(k, pod_with(("tasks", ())))
+    assert pod.apps[0].cgroups[0] == "/sys/fs/cgroup/cpu/pyrkt/u/tasks.app"
