@@ -19,8 +19,11 @@ from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
+from pyrkt.model.volumes import parse_mount, parse_volume
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
+from pyrkt.stage0 import volumes
+from pyrkt.stage0.volumes import merge_mounts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ class AppRequest(Value, frozen=False):
     supplementary_gids: str = ""
     readonly_rootfs: bool = False
     signature: str = ""  # an ACI's detached signature file (--signature)
+    mounts: list[str] = field(default_factory=list)  # --mount after this image: volume=NAME,target=PATH
 
 
 class PodRequest(Value, frozen=False):
@@ -55,6 +59,8 @@ class PodRequest(Value, frozen=False):
     platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
     devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
+    volumes: list[str] = field(default_factory=list)  # --volume NAME,kind=...
+    mounts: list[str] = field(default_factory=list)  # --mount before any image: for every app
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -93,6 +99,7 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
     for path in req.set_env_file:
         file_env += read_env_file(path)
     pod_env = parse_env(req.set_env, "--set-env")
+    pod_mounts = [parse_mount(m) for m in req.mounts]
     apps: list[RuntimeApp] = []
     seen: set[str] = set()
     for ar, image in zip(req.apps, images, strict=True):
@@ -121,15 +128,15 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             supplementary_gids=gids,
         )
         apps.append(RuntimeApp(name=name, image=RuntimeImage(image.id, image.name, image.labels), app=spec,
-                               read_only_rootfs=ar.readonly_rootfs))
+                               read_only_rootfs=ar.readonly_rootfs,
+                               mounts=merge_mounts([parse_mount(m) for m in ar.mounts], pod_mounts)))
     return apps
 
 
 def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
     """What the apps' images ask for that pyrkt does not honour yet, one warning each: appc
     wants an executor to tell the user rather than drop it. Image isolators (resource limits,
-    capabilities, seccomp...) are not applied; an image's mount points (an appc ``mountPoints``
-    entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
+    capabilities, seccomp...) are not applied."""
     out = []
     for app, image in zip(apps, images, strict=True):
         spec = image.app
@@ -137,8 +144,6 @@ def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
             continue
         where = f"app {app.name} (image {image.display_name})"
         out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators]
-        out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
-                f"own root, not a volume" for m in spec.mount_points]
     return out
 
 
@@ -239,7 +244,9 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(apps, layer_dirs)
-        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()))
+        manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()),
+                               volumes=tuple(parse_volume(v) for v in req.volumes))
+        manifest = volumes.satisfy(manifest, images)
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:
@@ -269,6 +276,7 @@ def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
 
 def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]]) -> None:
     join = os.path.join
+    volumes.lay_out(pod_dir, manifest, layer_dirs)
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
         info = join(pod_dir, abi.APPSINFO, app.name)
         os.makedirs(info)

@@ -28,6 +28,7 @@ from pyrkt.kernel import cgroups, fs, lock, namespaces, process
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
+from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
@@ -127,7 +128,8 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
             upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)  # pod init's paths: relative to pod
+            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console,  # pod init's paths: relative to pod
+            volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)))
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         apps.append(app)
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,

@@ -2,13 +2,15 @@
 typed plans of ``pyrkt.model.plan``. No I/O here; the flavors read the pod dir and write its
 files at the edge, and ``pyrkt.stage1.execute`` applies what these return.
 
-The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: a fresh /proc; a tmpfs
-/dev with the console, devpts, shm and mqueue; read-only /sys; the pod's /etc files; then rkt's
+The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: the image's missing
+/etc/mtab link and the app's volumes (§3.7) right on its overlay; a fresh /proc; a tmpfs /dev
+with the console, devpts, shm and mqueue; read-only /sys; the pod's /etc files; then rkt's
 inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks follow.
 """
 
 from __future__ import annotations
 
+from pyrkt.errors import PyrktError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from pyrkt.model.devices import HostDevice
     from pyrkt.model.plan import EtcFiles
     from pyrkt.model.pod import RuntimeApp
+    from pyrkt.model.volumes import Volume
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_STRICTATIME = 4096, 16384, 1 << 24
@@ -27,6 +30,7 @@ CONTAINER_ENV = "pyrkt"
 
 # The standard nodes of every app's /dev: (name, major, minor), the kernel's fixed numbers.
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+MTAB = Symlink("../proc/self/mounts", "/etc/mtab", when="absent")  # as rkt's stage0, for mount(8) & co
 DEV_LINKS = (("pts/ptmx", "/dev/ptmx"), ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
              ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
 # rkt's lists, plus what runc and crun make read-only or mask: all of /proc/sys (pod init has
@@ -123,21 +127,46 @@ _LINKS: tuple[Symlink, ...] = ()
 
 
 def dev_symlinks() -> tuple[Symlink, ...]:
+    """/etc/mtab where the image has none, then /dev's links."""
     global _LINKS
     if not _LINKS:
-        _LINKS = tuple(Symlink(target, path) for target, path in DEV_LINKS)
+        _LINKS = (MTAB, *(Symlink(target, path) for target, path in DEV_LINKS))
     return _LINKS
 
 
+def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, *,
+                  recursive: bool = True) -> tuple[Mount, ...]:
+    """The app's ``mounts`` as binds of their volumes, parents before what nests in them: a
+    host volume's source, an empty one's directory below ``shared_dir`` (the pod's
+    sharedVolumes). Read-only as the volume says, else as the app's mount point of the same
+    name says (rkt); with the sub-mounts as the volume's ``recursive`` says, else as the
+    flavor's default ``recursive`` (rkt: true, fly false)."""
+    by_name = {v.name: v for v in volumes}
+    points = {mp.name: mp.read_only for mp in ra.app.mount_points}
+    out = []
+    for m in ra.mounts:
+        vol = m.app_volume or by_name.get(m.volume)
+        if vol is None:
+            raise PyrktError(f"app {ra.name}: mount of unknown volume {m.volume!r}")
+        ro = vol.read_only if vol.read_only is not None else points.get(m.volume, False)
+        rec = vol.recursive if vol.recursive is not None else recursive
+        source = vol.source if vol.kind == "host" else f"{shared_dir.rstrip('/')}/{vol.name}"
+        out.append(Mount(source, m.path, flags=MS_BIND | (MS_REC if rec else 0) | (MS_RDONLY if ro else 0)))
+    return tuple(sorted(out, key=lambda v: len([p for p in v.target.split("/") if p not in ("", ".")])))
+
+
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
-             rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null") -> AppPlan:
-    """An app of the default flavor: its own overlay root with the pod's /proc, /dev, /sys and
-    /etc, pivot_root, the pod's capability set and seccomp filter, no_new_privs."""
+             rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null",
+             volumes: tuple[Mount, ...] = ()) -> AppPlan:
+    """An app of the default flavor: its own overlay root (read-only with readOnlyRootFS) with
+    its ``volumes`` (``volume_mounts``) and the pod's /proc, /dev, /sys and /etc, pivot_root,
+    the pod's capability set and seccomp filter, no_new_privs."""
     app = ra.app
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
+        volumes=volumes, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
@@ -201,9 +230,11 @@ HOSTS_STUB = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localho
 
 
 def fly_app_plan(ra: RuntimeApp, *, lowers: tuple[str, ...], upper: str, work: str, rootfs: str, log: str,
-                 resolv: tuple[str, str] | None, hosts: tuple[str, str]) -> AppPlan:
+                 resolv: tuple[str, str] | None, hosts: tuple[str, str],
+                 volumes: tuple[Mount, ...] = ()) -> AppPlan:
     """The fly flavor's app (rkt's stage1-fly): its overlay root with the host's /dev, /proc and
-    /sys bound in, the /etc files of its flags, chroot; no capability, seccomp or
+    /sys bound in, its ``volumes`` (not recursive unless a volume says so, as rkt's fly), the
+    /etc files of its flags, chroot; no capability, seccomp or
     no_new_privs change: only the uid change (``caps=None``).
 
     ``resolv``: ("bind", host path) or ("copy", text) or None (the image's file);
@@ -227,6 +258,7 @@ def fly_app_plan(ra: RuntimeApp, *, lowers: tuple[str, ...], upper: str, work: s
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
-        mounts=tuple(mounts), files=tuple(files), switch_root="chroot",
+        volumes=volumes, read_only_root=ra.read_only_rootfs, mounts=tuple(mounts), files=tuple(files),
+        symlinks=(MTAB,), switch_root="chroot",
         caps=None, seccomp=b"", no_new_privs=False,
     )

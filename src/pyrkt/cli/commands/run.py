@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
+from pyrkt.cli.commands.apps import APP_FLAGS, MOUNT_FLAG, parse_pod_and_apps
 from pyrkt.cli.flags import CAPS_ALIASES, PULL_POLICY_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.stage0.prepare import PodRequest
@@ -31,6 +31,10 @@ PREPARE_FLAGS = [
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
     Flag("device", "list", metavar="HOSTPATH[:rwm]",
          help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
+    Flag("volume", "list", metavar="NAME,kind=host|empty[,...]",
+         help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or "
+         "NAME,kind=empty[,mode=0755][,uid=N][,gid=N] (repeatable)"),
+    MOUNT_FLAG,
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -74,6 +78,8 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         platform=values["platform"] or "",
         devices=values["device"],
         sysctl=values.get("sysctl") or [],
+        volumes=values["volume"],
+        mounts=values["mount"],
     )
 
 
