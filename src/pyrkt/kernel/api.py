@@ -13,6 +13,7 @@ never follow a link out of the root; ``kind`` is an lstat (what is at a path, or
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -119,7 +120,8 @@ class LinuxKernel:
             try:
                 dst = inroot.open_in_root(root, target, make=make)
             except OSError as e:
-                raise KernelError("mount point", e.errno or 0, f"{target} in the app's root") from None
+                why = "resolves to the root of the app" if e.errno == errno.EINVAL else "in the app's root"
+                raise KernelError("mount point", e.errno or 0, f"{target} {why}") from None
             try:
                 M.bind_fds(src, dst, recursive=recursive, readonly=readonly, what=f"{source} to {target}")
             finally:

@@ -52,7 +52,7 @@ def open_in_root(root: str, path: str, *, make: str = "dir") -> int:
                 todo[:0] = [p for p in target.split("/") if p]
                 continue
             last = not todo
-            st = _make(cur, name, st, make if last else "dir", last, path)
+            st = _make(cur, name, st, make if last or not make else "dir", last, path)
             fd = os.open(name, _PATH | (os.O_DIRECTORY if stat.S_ISDIR(st.st_mode) else 0), dir_fd=cur)
             if last:
                 return fd

@@ -102,7 +102,10 @@ def lay_out(pod_dir: str, manifest: PodManifest, layer_dirs: list[list[str]]) ->
         os.mkdir(path, 0o700)
         if vol.name in prepopulate and populate(path, *_mounted_by(manifest, layer_dirs, vol.name)):
             continue
-        os.chown(path, vol.uid or 0, vol.gid or 0)
+        owner = (vol.uid or 0, vol.gid or 0)
+        st = os.stat(path)
+        if (st.st_uid, st.st_gid) != owner:
+            os.chown(path, *owner)
         os.chmod(path, vol.file_mode)
 
 

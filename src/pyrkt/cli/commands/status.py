@@ -76,4 +76,8 @@ def lines(info: PodInfo) -> list[str]:
         out.append(f"exited={'true' if info.state in EXITED else 'false'}")
         if info.state != State.RUNNING:
             out.extend(f"app-{name}={code}" for name, code in info.exit_codes())
+    # as rkt's `app status` shows them, one line per app that has mounts
+    out.extend(f"mounts-{app.name}=" + ",".join(f"{m.host_path}:{m.container_path}:(read_only:"
+                                               f"{'true' if m.read_only else 'false'})" for m in app.mounts)
+               for app in info.apps if app.mounts)
     return out
