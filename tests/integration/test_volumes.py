@@ -198,3 +198,43 @@ def test_gc_after_a_sigkilled_pod_with_volumes_leaves_nothing(env: tuple[Cli, st
     assert cli("gc", "--grace-period=0s").code == 0
     assert not pod.exists()
     assert mounts_under(cli.data_dir) == [] and os.listdir(host) == []
+
+
+def pods_on_disk(cli: Cli) -> list[str]:
+    root = cli.data_dir / "pods"
+    return sorted(f"{d}/{p}" for d in os.listdir(root) for p in os.listdir(root / d)) if root.is_dir() else []
+
+
+def test_bad_volumes_and_mounts_fail_in_one_line_leaving_nothing_prepared(env: tuple[Cli, str, Path]) -> None:
+    cli, image, base = env
+    cli("gc", "--grace-period=0s")
+    before = pods_on_disk(cli)
+    cases = [
+        ((f"--volume=h,kind=host,source={base}/no-such-dir", image), f"volume h: source {base}/no-such-dir does not exist"),
+        (("--volume=v,kind=empty", "--volume=v,kind=empty", image), "volume 'v' is defined more than once"),
+        (("--mount=volume=nope,target=/x", image), "no volume named 'nope' for its mount at /x"),
+        ((image, "--mount=volume=nope,target=/x"), "no volume named 'nope' for its mount at /x"),
+        (("--volume=v,kind=floppy", image), "unrecognized volume kind 'floppy'"),
+        (("--mount=volume=v", image), "want volume=NAME,target=PATH"),
+    ]
+    for args, message in cases:
+        for command in ("run", "prepare"):
+            r = cli(command, *(("--net=none",) if command == "run" else ()), *args)
+            assert message in one_line_error((r.code, r.out, r.err)), (command, args)
+    assert pods_on_disk(cli) == before
+
+
+def test_an_image_volume_takes_the_pods_volume_of_its_name_and_prepare_keeps_it(env: tuple[Cli, str, Path]) -> None:
+    cli, _, base = env
+    host = base / "named-vol"
+    host.mkdir()
+    (host / "from-host").write_text("host\n")
+    image = cli("fetch", make_image(base / "named", cmd=("sh", "-c", "cat /var/lib/db/from-host; touch /var/lib/db/x"),
+                                    volumes=("/var/lib/db",))).out.strip().splitlines()[-1]
+    r = cli("prepare", "--quiet", f"--volume=volume-var-lib-db,kind=host,source={host}", image)
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    assert cli("status", uuid).out.splitlines()[-1] == f"mounts-named={host}:/var/lib/db:(read_only:false)"
+    r = cli("run-prepared", "--net=none", uuid)
+    assert r.code == 0 and r.out == "host\n", r
+    assert (host / "x").exists()
