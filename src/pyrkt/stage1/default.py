@@ -235,6 +235,8 @@ class DefaultFlavor:
         pty = os.openpty() if config.interactive else None
         console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
         pod = build_plan(pod_dir, config, tee=tee, console=console)
+        if any(a.volumes for a in pod.apps):  # now, not in each app: forked apps start without imports
+            from pyrkt.kernel import inroot  # noqa: F401
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
         cgroup_paths = execute.set_up_cgroups(LinuxKernel(), pod)
