@@ -227,6 +227,11 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
     if not req.apps:
         raise UsageError("pod must contain at least one application")
     devices = host_devices(req.devices)  # bad --device values fail before any work
+    pod_volumes = tuple(parse_volume(v) for v in req.volumes)  # and bad --volume, --mount values
+    for vol in pod_volumes:
+        volumes.check_volume(vol)
+    for text in [*req.mounts, *(m for a in req.apps for m in a.mounts)]:
+        parse_mount(text)
     sysctls = pod_sysctls(req.sysctl, flavor.canonical(req.stage1_name))
     check_writable(config.data_dir)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
@@ -245,7 +250,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(apps, layer_dirs)
         manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()),
-                               volumes=tuple(parse_volume(v) for v in req.volumes))
+                               volumes=pod_volumes)
         manifest = volumes.satisfy(manifest, images)
         pod = Pod.create(config.pods_dir)
         try:

@@ -4,8 +4,8 @@
 
 Pod-level flags may come before or between apps; a per-app flag must follow the image it
 applies to ("--exec must follow an image"). ``--mount`` is both: before any image it mounts a
-volume into every app, after one only into that app (which wins on the same path). ``--`` starts the preceding image's extra
-arguments and ``---`` ends them.
+volume into every app, after one only into that app (which wins on the same path). ``--``
+starts the preceding image's extra arguments and ``---`` ends them.
 """
 
 from __future__ import annotations
