@@ -17,8 +17,9 @@ A ``Mount``'s target is an absolute path inside the app's root; the executor mak
   read-only paths a kernel may lack), ``"absent"`` only if it does not (the fallback /etc/hosts).
 
 An app's ``volumes`` are binds (``MS_REC``: with the sub-mounts, ``MS_RDONLY``: read-only all
-through) mounted first, right on the overlay: their target is resolved inside the root as the
-app will see it (an image's links followed, never out of the root) and made like the source.
+through) made after the first ``volumes_after`` of its ``mounts``: their target is resolved
+inside the root as the app will see it (an image's links followed, never out of the root) and
+made like the source.
 With ``read_only_root`` the root itself is made read-only once everything is in place.
 
 A bind with ``MS_RDONLY`` (or other flags beyond ``MS_BIND|MS_REC``) is one value: the executor
@@ -91,6 +92,7 @@ class AppPlan(Value):
     rootfs: str = ""
     log: str = ""
     volumes: tuple[Mount, ...] = ()
+    volumes_after: int = 0
     mounts: tuple[Mount, ...] = ()
     devices: tuple[Device, ...] = ()
     symlinks: tuple[Symlink, ...] = ()

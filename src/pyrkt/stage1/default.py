@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from pyrkt.model.devices import DeviceRule
+    from pyrkt.model.plan import AppPlan
+
 STATE_FILE = "stage1/podinit.state"
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 HOST_RESOLV = "/etc/resolv.conf"
@@ -135,7 +138,27 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
                                 pod=pod_dir,  # until pod init enters its own root (initroot)
                                 python=sys.executable, podinit=lean_script(), pids_dir=PIDS_DIR,
-                                state_file=STATE_FILE)
+                                state_file=STATE_FILE, volume_devices=volume_devices(apps))
+
+
+def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
+    """Allow rules for the apps' volumes whose source is a device node, read-only ones "r",
+    others "rw", as rkt's DeviceAllow= for device volumes (rkt's block-devices doc)."""
+    import stat
+
+    from pyrkt.model.devices import DeviceRule
+
+    out = []
+    for app in apps:
+        for m in app.volumes:
+            try:
+                st = os.stat(m.source)
+            except OSError:
+                continue  # the app's start says so
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append(DeviceRule("c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+                                      os.minor(st.st_rdev), "r" if m.flags & stage1_plan.MS_RDONLY else "rw"))
+    return tuple(out)
 
 
 def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:

@@ -26,7 +26,8 @@ def inside(root: str, path: str) -> str:
 
 def set_up_root(k: Kernel, plan: AppPlan) -> None:
     """In the app's child: a mount namespace of its own, the overlay root and everything in it
-    (the image's missing /etc/mtab link, the volumes, then the pod's mounts), then switch to it.
+    (the image's missing /etc/mtab link, the pod's mounts with the app's volumes among them),
+    then switch to it.
     The caller is in the directory it wants as cwd only after this."""
     k.unshare(CLONE_NEWNS)
     k.make_rprivate("/")
@@ -36,10 +37,12 @@ def set_up_root(k: Kernel, plan: AppPlan) -> None:
         if s.when and not skipped(k, inside(root, s.path), s.when) \
                 and k.kind(inside(root, os.path.dirname(s.path))) == "dir":
             k.symlink(s.target, inside(root, s.path))
+    for m in plan.mounts[:plan.volumes_after]:
+        apply_mount(k, root, m)
     for m in plan.volumes:
         k.bind_in_root(m.source, root, m.target, recursive=bool(m.flags & MS_REC),
                        readonly=bool(m.flags & MS_RDONLY))
-    for m in plan.mounts:
+    for m in plan.mounts[plan.volumes_after:]:
         apply_mount(k, root, m)
     for d in plan.devices:
         make_device(k, root, d)

@@ -3,8 +3,8 @@ typed plans of ``pyrkt.model.plan``. No I/O here; the flavors read the pod dir a
 files at the edge, and ``pyrkt.stage1.execute`` applies what these return.
 
 The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: the image's missing
-/etc/mtab link and the app's volumes (§3.7) right on its overlay; a fresh /proc; a tmpfs /dev
-with the console, devpts, shm and mqueue; read-only /sys; the pod's /etc files; then rkt's
+/etc/mtab link on its overlay; a fresh /proc; a tmpfs /dev with the console, devpts, shm and
+mqueue; read-only /sys; the app's volumes (§3.7); the pod's /etc files; then rkt's
 inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks follow.
 """
 
@@ -18,7 +18,7 @@ from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.model.abi import RuntimeConfig
-    from pyrkt.model.devices import HostDevice
+    from pyrkt.model.devices import DeviceRule, HostDevice
     from pyrkt.model.plan import EtcFiles
     from pyrkt.model.pod import RuntimeApp
     from pyrkt.model.volumes import Volume
@@ -56,6 +56,12 @@ def app_caps(config: RuntimeConfig) -> tuple[int, ...]:
     """The capability set of an app: appc's default set, or every capability with
     ``--insecure-options=capabilities`` (the kernel calls leave out what pod init lacks)."""
     return tuple(sorted(ALL_CAPS if config.disable_capabilities else DEFAULT_CAPS))
+
+
+# How many of app_mounts' mounts are the kernel's file systems (/proc, /dev and what is in it,
+# /sys): the app's volumes are bound after them (a volume may go below /dev, as in rkt, whose
+# /dev is no tmpfs) and before the pod's /etc files, which go over a volume (rkt-behaviour §4.6).
+KERNEL_MOUNTS = 7
 
 
 def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True) -> tuple[Mount, ...]:
@@ -166,7 +172,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
-        volumes=volumes, read_only_root=ra.read_only_rootfs,
+        volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
@@ -202,9 +208,10 @@ def pod_namespaces(config: RuntimeConfig) -> int:
 
 def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *, console: str = "/dev/null",
              tee: bool = False, pod: str = "", python: str = "", podinit: str = "", pids_dir: str = "",
-             state_file: str = "") -> PodPlan:
+             state_file: str = "", volume_devices: tuple[DeviceRule, ...] = ()) -> PodPlan:
     """The pod of the default flavor. The ``--sysctl`` values are checked again (the runtime
-    config is a file): one whose namespace the pod shares with the host is refused."""
+    config is a file): one whose namespace the pod shares with the host is refused.
+    ``volume_devices``: allow rules for host volumes that are device nodes (as rkt's)."""
     from pyrkt.model import devices
 
     sysctls: tuple[tuple[str, str, str], ...] = ()
@@ -214,7 +221,8 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         net = network_mode(config.net)
         sysctls = tuple((s.key, s.path, s.value) for s in sysctl.check_namespaces(
             dict(config.sysctls), host_net=net == "host", host_ipc=config.ipc == "parent"))
-    rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices))
+    rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices)
+                                                             + volume_devices)
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
         net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,

@@ -70,17 +70,27 @@ def plan_of(ra: RuntimeApp, volumes: tuple[Mount, ...] = ()) -> AppPlan:
                          seccomp=b"", etc=ETC, volumes=volumes)
 
 
-def test_volumes_are_bound_right_on_the_overlay_before_proc_dev_sys_and_etc() -> None:
-    ra = app(AppMount("host", "/data"), AppMount("ro", "/etc/hosts"))
+def mounted(k: RecordingKernel) -> list[str]:
+    return [c[2].removeprefix(ROOT) if c[0] != "bind_in_root" else "volume " + c[3] for c in k.calls
+            if c[0] in ("mount", "bind", "bind_in_root")]
+
+
+def test_volumes_are_bound_after_proc_dev_and_sys_and_before_the_pods_etc_files() -> None:
+    ra = app(AppMount("host", "/data"), AppMount("ro", "/etc/hosts"), AppMount("rw", "/dev/net/tun"))
     k = RecordingKernel(kinds={f"{ROOT}/etc": "dir"})
     execute.set_up_root(k, plan_of(ra, plan.volume_mounts(ra, VOLUMES, SHARED)))
-    names = k.names()
-    first_mount = names.index("mount")
-    assert names.index("overlay") < names.index("bind_in_root") < first_mount
-    assert [c[1:] for c in k.calls if c[0] == "bind_in_root"] == [
+    assert mounted(k)[:11] == ["/proc", "/dev", "/dev/console", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
+                               "volume /data", "volume /etc/hosts", "volume /dev/net/tun", "/etc/hostname"]
+    assert [c[1:] for c in k.calls if c[0] == "bind_in_root"][:2] == [
         ("/srv/data", ROOT, "/data", True, False), ("/srv/ro", ROOT, "/etc/hosts", True, True)]
     # a volume on /etc/hosts is the app's own file: the pod's fallback goes only where there is none
     assert not any(c[0] == "bind" and c[2] == f"{ROOT}/etc/hosts" for c in k.calls)
+
+
+def test_the_kernel_mounts_are_the_first_of_an_apps_mounts() -> None:
+    targets = [m.target for m in plan.app_mounts(ETC)]
+    assert targets[plan.KERNEL_MOUNTS - 1:plan.KERNEL_MOUNTS + 1] == ["/sys", "/etc/hostname"]
+    assert all(t.startswith(("/proc", "/dev", "/sys")) for t in targets[:plan.KERNEL_MOUNTS])
 
 
 def test_mtab_links_to_proc_self_mounts_only_where_the_image_has_an_etc_and_no_mtab() -> None:
@@ -113,7 +123,7 @@ def test_fly_binds_volumes_and_the_read_only_root_too() -> None:
     k = RecordingKernel(kinds={f"{ROOT}/etc": "dir"})
     execute.set_up_root(k, fly)
     assert ("bind_in_root", "/srv/data", ROOT, "/data", False, False) in k.calls
-    assert k.names().index("bind_in_root") < k.names().index("bind")  # before /dev, /proc, /sys
+    assert k.names().index("bind_in_root") < k.names().index("bind")  # before the host's /dev, /proc, /sys
     assert k.names()[-2:] == ["mount", "chroot"]
 
 
