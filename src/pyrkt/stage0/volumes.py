@@ -94,6 +94,7 @@ def lay_out(pod_dir: str, manifest: PodManifest, layer_dirs: list[list[str]]) ->
               if m.app_volume is not None and m.app_volume.kind == "empty"]
     if not empty:
         return
+    empty = list({v.name: v for v in reversed(empty)}.values())  # one dir a name, as rkt: the first says how
     shared = os.path.join(pod_dir, EMPTY_VOLUMES_DIR)
     os.makedirs(shared, 0o755, exist_ok=True)
     prepopulate = {n for k, v in manifest.annotations if k == PREPOPULATE for n in v.split(",")}
