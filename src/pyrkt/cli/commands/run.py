@@ -31,7 +31,7 @@ PREPARE_FLAGS = [
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
     Flag("device", "list", metavar="HOSTPATH[:rwm]",
          help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
-    Flag("volume", "list", metavar="NAME,kind=host|empty[,...]",
+    Flag("volume", "list", metavar="NAME,kind=KIND[,...]",
          help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or "
          "NAME,kind=empty[,mode=0755][,uid=N][,gid=N] (repeatable)"),
     MOUNT_FLAG,
