@@ -58,10 +58,12 @@ def satisfy(manifest: PodManifest, images: list[Image]) -> PodManifest:
                 name = f"{ra.name}-{mp.name}"
                 if name not in names:
                     names.add(name)
-                    volumes.append(Volume(name, "empty", read_only=True if mp.read_only else None, mode="0755",
-                                          uid=0, gid=0))
-                    if image.format in PREPOPULATED_FORMATS:
+                    ro = True if mp.read_only else None
+                    if image.format in PREPOPULATED_FORMATS:  # mode and owner: the image's directory's
+                        volumes.append(Volume(name, "empty", read_only=ro))
                         prepopulate.append(name)
+                    else:
+                        volumes.append(Volume(name, "empty", read_only=ro, mode="0755", uid=0, gid=0))
             mounts.append(AppMount(name, mp.path))
         apps.append(ra.replace(mounts=tuple(mounts)))
     annotations = tuple((k, v) for k, v in manifest.annotations if k != PREPOPULATE)

@@ -32,10 +32,13 @@ def pod(*app_mounts: str, pod_mounts: tuple[str, ...] = (), image: Image = OCI, 
 
 
 def test_mount_points_without_a_volume_get_implicit_empty_ones_named_after_the_app() -> None:
-    m = pod()
-    assert [(v.name, v.kind, v.read_only, v.mode) for v in m.volumes] == [
-        ("db-data", "empty", None, "0755"), ("db-conf", "empty", True, "0755")]
+    m = pod(image=ACI)
+    assert [(v.name, v.kind, v.read_only, v.mode, v.uid) for v in m.volumes] == [
+        ("db-data", "empty", None, "0755", 0), ("db-conf", "empty", True, "0755", 0)]
     assert m.apps[0].mounts == (AppMount("db-data", "/var/data"), AppMount("db-conf", "/etc/app"))
+    # an OCI image's take the mode and owner of the image's directory when it is laid out
+    assert [(v.name, v.read_only, v.mode, v.uid) for v in pod().volumes] == [
+        ("db-data", None, None, None), ("db-conf", True, None, None)]
 
 
 def test_only_a_docker_or_oci_images_implicit_volumes_are_prepopulated() -> None:
