@@ -89,9 +89,11 @@ def test_read_only_volume_and_root_refuse_writes(env: tuple[Cli, str, Path]) -> 
     code, out, err = sh(cli, f"--volume=ro,kind=host,source={host},readOnly=true", "--volume=rw,kind=empty",
                         image, "--readonly-rootfs", "--mount=volume=ro,target=/ro", "--mount=volume=rw,target=/rw",
                         "--exec=/bin/sh", "--", "-c",
-                        "for f in /ro/x /rw/x /x /dev/shm/x; do touch $f 2>/dev/null && echo $f:ok || echo $f:refused; done")
+                        "for f in /ro/x /rw/x /x /tmp/x /etc/hostname /dev/shm/x; do "
+                        "touch $f 2>/dev/null && echo $f:ok || echo $f:refused; done")
     assert code == 0, err
-    assert out.split() == ["/ro/x:refused", "/rw/x:ok", "/x:refused", "/dev/shm/x:ok"]
+    assert out.split() == ["/ro/x:refused", "/rw/x:ok", "/x:refused", "/tmp/x:refused", "/etc/hostname:refused",
+                           "/dev/shm/x:ok"]
     assert os.listdir(host) == []
 
 

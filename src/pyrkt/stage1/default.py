@@ -164,8 +164,9 @@ def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
 def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:
     """The plan with ``resolv`` (a CNI network's DNS) bound as every app's /etc/resolv.conf."""
     etc = pod.etc.replace(resolv=resolv)
-    mounts = stage1_plan.app_mounts(etc, console=pod.console, mask_paths=not config.disable_paths)
-    return pod.replace(etc=etc, apps=tuple(a.replace(mounts=mounts) for a in pod.apps))
+    return pod.replace(etc=etc, apps=tuple(a.replace(mounts=stage1_plan.app_mounts(
+        etc, console=pod.console, mask_paths=not config.disable_paths, read_only_etc=a.read_only_root))
+        for a in pod.apps))
 
 
 def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:

@@ -64,10 +64,12 @@ def app_caps(config: RuntimeConfig) -> tuple[int, ...]:
 KERNEL_MOUNTS = 7
 
 
-def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True) -> tuple[Mount, ...]:
+def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True,
+               read_only_etc: bool = False) -> tuple[Mount, ...]:
     """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
     is (the pod's terminal with --interactive); ``mask_paths``: False with
-    ``--insecure-options=paths``."""
+    ``--insecure-options=paths``; ``read_only_etc``: the /etc files read-only too (an app
+    with a read-only root, as rkt's, whose read-only root takes the files bound in it along)."""
     out = [
         Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
@@ -77,7 +79,7 @@ def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = 
         Mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", make="dir"),
         Mount("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, make="dir"),
-        *etc_mounts(etc),
+        *etc_mounts(etc, read_only=read_only_etc),
     ]
     if mask_paths:
         out += mask_mounts()
@@ -99,12 +101,13 @@ def mask_mounts() -> tuple[Mount, ...]:
     return _MASKS
 
 
-def etc_mounts(etc: EtcFiles) -> list[Mount]:
+def etc_mounts(etc: EtcFiles, *, read_only: bool = False) -> list[Mount]:
     """hostname always; hosts over the image's file when a flag decided it, else only where the
     image has none; resolv.conf read-only when there is one (rkt-behaviour §4.6)."""
-    out = [Mount(etc.hostname, "/etc/hostname", flags=MS_BIND, make="file")]
+    ro = MS_RDONLY if read_only else 0
+    out = [Mount(etc.hostname, "/etc/hostname", flags=MS_BIND | ro, make="file")]
     if etc.hosts:
-        out.append(Mount(etc.hosts, "/etc/hosts", flags=MS_BIND | (MS_RDONLY if etc.hosts_readonly else 0),
+        out.append(Mount(etc.hosts, "/etc/hosts", flags=MS_BIND | (MS_RDONLY if etc.hosts_readonly else ro),
                          make="file", when="" if etc.hosts_override else "absent"))
     if etc.resolv:
         out.append(Mount(etc.resolv, "/etc/resolv.conf", flags=MS_BIND | MS_RDONLY, make="file"))
@@ -173,7 +176,8 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
-        mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
+        mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
+                          read_only_etc=ra.read_only_rootfs),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config), seccomp=seccomp, no_new_privs=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),

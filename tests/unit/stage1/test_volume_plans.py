@@ -116,6 +116,16 @@ def test_a_read_only_root_is_remounted_read_only_last_before_the_pivot() -> None
     assert not any(c[0] == "mount" and c[2] == ROOT for c in k.calls)
 
 
+def test_a_read_only_root_takes_the_pods_etc_files_along_as_rkts() -> None:
+    def etc_binds(ra: RuntimeApp) -> dict[str, bool]:
+        k = RecordingKernel()
+        execute.set_up_root(k, plan_of(ra))
+        return {c[2].removeprefix(ROOT): c[4] for c in k.calls if c[0] == "bind" and "/etc/" in c[2]}
+
+    assert etc_binds(app(read_only_root=True)) == {"/etc/hostname": True, "/etc/hosts": True}
+    assert etc_binds(app()) == {"/etc/hostname": False, "/etc/hosts": False}
+
+
 def test_fly_binds_volumes_and_the_read_only_root_too() -> None:
     ra = app(AppMount("host", "/data"), read_only_root=True)
     fly = plan.fly_app_plan(ra, lowers=("/l",), upper="/u", work="/w", rootfs=ROOT, log="l", resolv=None,
@@ -133,3 +143,16 @@ def test_volume_plans_cross_to_pod_init_and_back() -> None:
     ra = app(AppMount("host", "/data"), read_only_root=True)
     p = plan_of(ra, plan.volume_mounts(ra, VOLUMES, SHARED))
     assert from_plain(AppPlan, to_plain(p)) == p
+
+
+def test_a_networks_resolv_conf_keeps_each_apps_volumes_and_read_only_etc() -> None:
+    from pyrkt.stage1.default import with_resolv
+
+    config = RuntimeConfig(uuid="u")
+    ro, rw = app(AppMount("host", "/data"), read_only_root=True), app()
+    apps = tuple(plan_of(ra, plan.volume_mounts(ra, VOLUMES, SHARED)) for ra in (ro, rw))
+    pod = with_resolv(plan.pod_plan(config, apps, ETC), config, "/pod/etc/resolv.conf")
+    assert [len(a.volumes) for a in pod.apps] == [1, 0]
+    hostname = [next(m for m in a.mounts if m.target == "/etc/hostname") for a in pod.apps]
+    assert [bool(m.flags & MS_RDONLY) for m in hostname] == [True, False]
+    assert all(any(m.target == "/etc/resolv.conf" for m in a.mounts) for a in pod.apps)
