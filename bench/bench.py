@@ -51,6 +51,7 @@ TARGET_PSS_MIB = 8.0
 TARGET_LIMITS_EXTRA_MS = 2.0  # run --memory=64M --cpu=500m over the plain run, medians of one bench run
 TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same docker:// image
 TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
+TARGET_VOLUMES_MS = 3.0  # pyrkt run with two volumes (host + empty) over the plain run, medians
 PULL_FILES = 1720  # + the busybox base layer's ~290 entries: about 2,000
 PULL_DIRS = 40
 PULL_UNPACKED_BYTES = 84_000_000
@@ -112,8 +113,9 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=3.0, help="seconds a pod idles before its PSS is read")
     ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory", "pull"],
                     help="leave one part out (repeatable)")
-    ap.add_argument("--only", choices=["start", "pull"],
-                    help="run one section only: start (start time, memory, imports) or pull (docker:// pulls)")
+    ap.add_argument("--only", choices=["start", "pull", "volumes"],
+                    help="run one section only: start (start time, memory, imports) or pull (docker:// pulls); "
+                         "volumes: only the two rows pyrkt run and pyrkt run volumes")
     ap.add_argument("--pull-runs", type=int, default=5, help="timed pulls per tool (default 5)")
     ap.add_argument("--pull-warmup", type=int, default=1, help="untimed pull rounds first (default 1)")
     ap.add_argument("--pull-fs", choices=["disk", "tmpfs"], default="disk",
@@ -150,7 +152,7 @@ def main() -> int:
 
 def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
     print(f"bench: working in {work} (removed at the end)")
-    if args.only in (None, "start"):
+    if args.only in (None, "start", "volumes"):
         report.sections.append("start")
         bench_start(args, report, work, cleanup)
     if args.only == "pull" or (args.only is None and "pull" not in args.skip):
@@ -182,11 +184,20 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
     image = pyrkt.check("fetch", "--full", f"oci:{layout}").strip().splitlines()[-1]
     print(f"bench: image {image} fetched into {data}")
 
-    report.timings.append(time_command(
-        "pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true"), args))
+    # with two volumes (one host, one empty), timed alternately with the plain run: side by side
+    host_volume = work / "host-volume"
+    host_volume.mkdir()
+    volumes = (f"--volume=h,kind=host,source={host_volume}", "--volume=e,kind=empty",
+               "--mount=volume=h,target=/h", "--mount=volume=e,target=/e")
+    report.timings += time_alternately([
+        ("pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true")),
+        ("pyrkt run volumes", lambda i: pyrkt.argv("run", "--net=none", *volumes, image, "--exec=/bin/true")),
+    ], args)
     report.timings.append(time_command(  # the app's cgroups get limits: writes, no extra migration
         "pyrkt run limits", lambda i: pyrkt.argv("run", "--net=none", image, "--memory=64M", "--cpu=500m",
                                                  "--exec=/bin/true"), args))
+    if args.only == "volumes":
+        return
     # the default network (ptp + portmap, the real CNI plugins): set up and torn down per run
     report.timings.append(time_command(
         "pyrkt run default", lambda i: pyrkt.argv("run", image, "--exec=/bin/true"), args))
@@ -222,6 +233,28 @@ def time_command(name: str, argv_of: Callable[[int], list[str]], args: argparse.
         if i >= args.warmup:
             timing.times_ms.append(elapsed)
     return timing
+
+
+def time_alternately(rows: list[tuple[str, Callable[[int], list[str]]]], args: argparse.Namespace) -> list[Timing]:
+    """As ``time_command`` for several commands, one run of each in turn, so that drift in the
+    machine's load hits them alike."""
+    timings = [Timing(name, " ".join(argv_of(0))) for name, argv_of in rows]
+    print(f"bench: timing {', '.join(name for name, _ in rows)} in turn: {args.warmup} warm-up + {args.runs} runs")
+    for i in range(args.warmup + args.runs):
+        for timing, (name, argv_of) in zip(timings, rows, strict=True):
+            if timing.error:
+                continue
+            start = time.perf_counter()
+            proc = subprocess.run(argv_of(i), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, env=USER_ENV)
+            elapsed = (time.perf_counter() - start) * 1000
+            if proc.returncode != 0:
+                timing.error = f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"
+                timing.times_ms = []
+                print(f"bench: {name} failed, left out: {timing.error}")
+            elif i >= args.warmup:
+                timing.times_ms.append(elapsed)
+    return timings
 
 
 def network_timings(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> dict[str, float]:
@@ -660,6 +693,10 @@ def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> No
               f"<= {TARGET_LIMITS_EXTRA_MS:g} ms")
     else:
         check(None, "pyrkt run with limits did not run")
+    vol = timings.get("pyrkt run volumes")
+    check(py is not None and vol is not None and vol.median - py.median <= TARGET_VOLUMES_MS,
+          f"pyrkt run with two volumes {vol.median - py.median:+.1f} ms over the plain run <= {TARGET_VOLUMES_MS:g} ms"
+          if py and vol else "pyrkt run with volumes did not run")
     py_net, podman_net = timings.get("pyrkt run default"), timings.get("podman run default")
     if py_net and podman_net:
         check(py_net.median <= TARGET_PODMAN_NET_RATIO * podman_net.median,

@@ -149,12 +149,14 @@ def test_forwarded_ports_of_a_manifest_are_kept_and_need_a_network_of_the_pods_o
 
 def test_unhonoured_isolators_of_a_manifest_are_named_in_warnings(env: Env) -> None:
     f = env.manifest("isolators.json", pod(
-        app("web", env.image_id, app=override("/bin/true", isolators=[{"name": "resource/memory",
-                                                                         "value": {"limit": "1G"}}])),
+        app("web", env.image_id, app=override("/bin/true", isolators=[
+            {"name": "resource/memory", "value": {"limit": "1G"}},
+            {"name": "os/linux/selinux-context", "value": {"user": "u", "role": "r", "type": "t"}}])),
         isolators=[{"name": "resource/cpu", "value": {"limit": "1"}}]))
     r = env.cli("run", "--net=none", f"--pod-manifest={f}")
     assert r.code == 0, r
-    assert "warning: app web (image" in r.err and "isolator resource/memory is not honoured yet" in r.err
+    assert "warning: app web (image" in r.err and "isolator os/linux/selinux-context is not honoured yet" in r.err
+    assert "resource/memory" not in r.err  # an app's resource isolator is honoured (issue 11)
     assert "warning: pod isolator resource/cpu is not honoured yet" in r.err
 
 

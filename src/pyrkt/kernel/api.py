@@ -13,6 +13,7 @@ never follow a link out of the root; ``kind`` is an lstat (what is at a path, or
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -42,6 +43,11 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def bind(self, source: str, target: str, *, recursive: bool = False, readonly: bool = False,
                  flags: int = 0) -> None: ...
         def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None: ...
+        def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
+                         readonly: bool = False) -> None:
+            """A volume: ``source`` (links followed) bound on ``target`` resolved inside ``root``
+            (``pyrkt.kernel.inroot``), made like the source where missing."""
+            ...
         def pivot_root(self, root: str) -> None: ...
         def chroot(self, root: str) -> None: ...
         def mknod(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int = 0, gid: int = 0) -> None:
@@ -106,6 +112,29 @@ class LinuxKernel:
 
     def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
         M.overlay(lowers, upper, work, target)
+
+    def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
+                     readonly: bool = False) -> None:
+        from pyrkt.errors import KernelError
+        from pyrkt.kernel import inroot
+
+        try:
+            src = os.open(source, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            raise KernelError("open", e.errno or 0, f"volume source {source}") from None
+        try:
+            make = "dir" if stat.S_ISDIR(os.fstat(src).st_mode) else "file"
+            try:
+                dst = inroot.open_in_root(root, target, make=make)
+            except OSError as e:
+                why = "resolves to the root of the app" if e.errno == errno.EINVAL else "in the app's root"
+                raise KernelError("mount point", e.errno or 0, f"{target} {why}") from None
+            try:
+                M.bind_fds(src, dst, recursive=recursive, readonly=readonly, what=f"{source} to {target}")
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
 
     def pivot_root(self, root: str) -> None:
         M.pivot_root(root)

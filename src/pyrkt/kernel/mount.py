@@ -132,6 +132,31 @@ def clone_tree(path: str) -> int:
     return int(fd)
 
 
+MOVE_MOUNT_T_EMPTY_PATH = 4 << 4  # 0x40
+
+
+def bind_fds(source_fd: int, target_fd: int, *, recursive: bool, readonly: bool, what: str) -> None:
+    """Bind what ``source_fd`` is onto what ``target_fd`` is (both ``O_PATH`` fds): a clone of
+    the source tree (with its sub-mounts if ``recursive``), read-only all through if
+    ``readonly``, moved onto the target. No path is resolved again, so neither end can be
+    swapped for a link meanwhile. ``what`` names the bind in an error."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    tree = L.syscall(L.NR["open_tree"], source_fd, b"", flags)
+    if tree < 0:
+        raise KernelError("open_tree", ctypes.get_errno(), what)
+    try:
+        if readonly:
+            attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+            if L.syscall(L.NR["mount_setattr"], tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, ctypes.byref(attr),
+                         ctypes.sizeof(attr)) < 0:
+                raise KernelError("mount_setattr", ctypes.get_errno(), f"read-only {what}")
+        if L.syscall(L.NR["move_mount"], tree, b"", target_fd, b"",
+                     MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0:
+            raise KernelError("move_mount", ctypes.get_errno(), what)
+    finally:
+        os.close(tree)
+
+
 def pivot_root(new_root: str) -> None:
     """Make ``new_root`` (a mount point) the root and detach the old one (runc's trick)."""
     os.chdir(new_root)

@@ -77,6 +77,11 @@ class RecordingKernel:
     def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
         self._rec("overlay", tuple(lowers), upper, work, target)
 
+    def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
+                     readonly: bool = False) -> None:
+        self._rec("bind_in_root", source, root, target, recursive, readonly)
+        self.kinds.setdefault(os.path.join(root, target.lstrip("/")), "dir")
+
     def pivot_root(self, root: str) -> None:
         self._rec("pivot_root", root)
 

@@ -16,6 +16,12 @@ A ``Mount``'s target is an absolute path inside the app's root; the executor mak
 - ``when``: ``""`` always, ``"present"`` only if the target exists in the image (masked and
   read-only paths a kernel may lack), ``"absent"`` only if it does not (the fallback /etc/hosts).
 
+An app's ``volumes`` are binds (``MS_REC``: with the sub-mounts, ``MS_RDONLY``: read-only all
+through) made after the first ``volumes_after`` of its ``mounts``: their target is resolved
+inside the root as the app will see it (an image's links followed, never out of the root) and
+made like the source.
+With ``read_only_root`` the root itself is made read-only once everything is in place.
+
 A bind with ``MS_RDONLY`` (or other flags beyond ``MS_BIND|MS_REC``) is one value: the executor
 binds, then remounts with the flags. A bind whose ``source`` is ``""`` binds the target onto
 itself (read-only /proc paths).
@@ -60,6 +66,8 @@ class Device(Value):
 class Symlink(Value):
     target: str  # what the link points to
     path: str  # the link, inside the app's root
+    when: str = ""  # "absent": only where the image has nothing and the parent is a directory of
+    # the image; such a link is made right on the overlay, before any mount (rkt's /etc/mtab)
 
 
 class File(Value):
@@ -97,10 +105,13 @@ class AppPlan(Value):
     work: str = ""
     rootfs: str = ""
     log: str = ""
+    volumes: tuple[Mount, ...] = ()
+    volumes_after: int = 0
     mounts: tuple[Mount, ...] = ()
     devices: tuple[Device, ...] = ()
     symlinks: tuple[Symlink, ...] = ()
     files: tuple[File, ...] = ()
+    read_only_root: bool = False
     switch_root: str = "pivot"  # "pivot" (default flavor) or "chroot" (fly)
     caps: tuple[int, ...] | None = None  # None: leave capabilities to the uid change (fly)
     seccomp: bytes = b""  # BPF program; b"": no filter
@@ -156,7 +167,7 @@ class PodPlan(Value):
 
 _NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,
                                    "apps": AppPlan, "etc": EtcFiles, "device_rules": DeviceRule,
-                                   "limits": Limits}
+                                   "limits": Limits, "volumes": Mount}
 
 
 def to_plain(value: Value) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pyrkt.model import abi, jsonio
 from pyrkt.model.image import Image
 from pyrkt.model.pod import PodManifest
 from pyrkt.model.values import Value
+from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir, State
 
@@ -201,7 +202,7 @@ def _read(pod: Pod, state: State, r: PodDirReader) -> PodInfo:
             problems.append(f"pod {pod.uuid}: unreadable pod manifest {abi.POD_MANIFEST!r}: {e}")
     apps: list[AppInfo] = []
     if manifest is not None:
-        volumes = {v.get("name"): v for v in raw.get("volumes") or () if isinstance(v, dict)}
+        volumes = {v.get("name"): _with_source(v, pod.path) for v in raw.get("volumes") or () if isinstance(v, dict)}
         limited = (r.text(abi.FLAVOR) or "default").strip() != "fly"  # fly: no cgroups, no limits
         for ra, raw_app in zip(manifest.apps, raw.get("apps") or (), strict=False):
             app = _read_app(r, ra.name, ra.image.id, ra.image.name, state, gc_marked, raw_app, volumes,
@@ -298,14 +299,27 @@ def _image_display_name(r: PodDirReader, app: str, problems: list[str], uuid: st
         return None
 
 
+def _with_source(volume: dict[str, Any], pod_path: Any) -> dict[str, Any]:
+    """An empty volume with the directory it is in the pod dir as its ``source``."""
+    if volume.get("kind") != "empty":
+        return volume
+    return {**volume, "source": os.path.join(pod_path, EMPTY_VOLUMES_DIR, str(volume.get("name", "")))}
+
+
 def _mounts(raw_app: dict[str, Any], volumes: dict[Any, dict[str, Any]]) -> tuple[MountInfo, ...]:
+    """The app's mounts, read-only as stage1 mounts them: as the volume says, else as the
+    app's mount point of the volume's name."""
+    points = {p.get("name"): bool(p.get("readOnly", False)) for p in _object(raw_app.get("app")).get("mountPoints") or ()
+              if isinstance(p, dict)}
     out = []
     for m in raw_app.get("mounts") or ():
         if not isinstance(m, dict):
             continue
         vol = _object(m.get("appVolume")) or volumes.get(m.get("volume"), {})
+        ro = vol.get("readOnly")
         out.append(MountInfo(name=str(m.get("volume", "")), container_path=str(m.get("path", "")),
-                             host_path=str(vol.get("source", "")), read_only=bool(vol.get("readOnly", False))))
+                             host_path=str(vol.get("source", "")),
+                             read_only=bool(ro) if ro is not None else points.get(m.get("volume"), False)))
     return tuple(out)
 
 

@@ -43,6 +43,13 @@ def entry(layers_top_first: Sequence[str | Path], rel: str) -> tuple[str | Path,
 
 def resolve(layers_top_first: Sequence[str | Path], path: str) -> os.stat_result | None:
     """stat() of ``path`` in the union, following symlinks within the image; None if absent."""
+    found = resolve_path(layers_top_first, path)
+    return found[1] if found is not None else None
+
+
+def resolve_path(layers_top_first: Sequence[str | Path], path: str) -> tuple[str, os.stat_result] | None:
+    """Where ``path`` is in the union once its symlinks are followed within the image (relative,
+    no link left on it; ``""`` for the root), and its stat; None if absent."""
     todo = [p for p in path.split("/") if p]
     done: list[str] = []
     hops = 0
@@ -71,8 +78,42 @@ def resolve(layers_top_first: Sequence[str | Path], path: str) -> os.stat_result
         if todo and not stat.S_ISDIR(st.st_mode):
             return None
         if not todo:
-            return st
-    return entry(layers_top_first, "")[1] if layers_top_first else None  # type: ignore[index]
+            return "/".join(done), st
+    return ("", entry(layers_top_first, "")[1]) if layers_top_first else None  # type: ignore[index]
+
+
+def dir_layers(layers_top_first: Sequence[str | Path], rel: str) -> list[str]:
+    """The layers whose directory ``rel`` (a resolved path, ``resolve_path``) overlayfs merges
+    into what the image shows there, top first: down to the first layer that hides the rest
+    (a whiteout or non-directory on the way, an opaque directory). [] when it is no directory."""
+    parts = [p for p in rel.split("/") if p]
+    out: list[str] = []
+    for layer in layers_top_first:
+        opaque_above = False
+        for i in range(1, len(parts)):
+            anc = os.path.join(layer, *parts[:i])
+            try:
+                ast = os.lstat(anc)
+            except OSError:
+                break
+            if is_whiteout(ast) or not stat.S_ISDIR(ast.st_mode):
+                return out
+            opaque_above = opaque_above or is_opaque(anc)
+        here = os.path.join(layer, *parts)
+        try:
+            st = os.lstat(here)
+        except OSError:
+            st = None
+        if st is None:
+            if opaque_above:
+                return out
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            return out
+        out.append(str(here))
+        if opaque_above or is_opaque(here):
+            return out
+    return out
 
 
 def find_executable(layers_bottom_first: Sequence[str | Path], name: str, path_env: str) -> str | None:

@@ -210,8 +210,6 @@ class _Parser:
         section = a.get("app")
         spec = self.app_section(_object(section, f"{what}: app"), what) if section is not None else AppSpec()
         read_only = a.get("readOnlyRootFS") is not None and _bool(a["readOnlyRootFS"], f"{what}: readOnlyRootFS")
-        # refused as --readonly-rootfs is, until a read-only root is honoured (issue 10 volumes)
-        _want(not read_only, f"{what}: readOnlyRootFS is not supported yet: the app's root is always writable")
         mounts = []
         for m in _list(a.get("mounts"), f"{what}: mounts"):
             try:

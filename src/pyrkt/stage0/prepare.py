@@ -21,9 +21,12 @@ from pyrkt.model.isolators import RESOURCE_ISOLATORS, limits, with_overrides
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import AC_VERSION, PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
+from pyrkt.model.volumes import parse_mount, parse_volume
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
+from pyrkt.stage0 import volumes
 from pyrkt.stage0.stage1image import Stage1Image
+from pyrkt.stage0.volumes import merge_mounts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ class AppRequest(Value, frozen=False):
     caps_remove: str = ""
     seccomp: str = ""
     isolators: list[tuple[str, Any]] = field(default_factory=list)  # --memory, --cpu...: over the image's
+    mounts: list[str] = field(default_factory=list)  # --mount after this image: volume=NAME,target=PATH
 
 
 class PodRequest(Value, frozen=False):
@@ -71,6 +75,8 @@ class PodRequest(Value, frozen=False):
     pod_manifest: str = ""  # --pod-manifest=FILE: the whole pod, instead of apps and their flags
     user_annotations: list[tuple[str, str]] = field(default_factory=list)  # before any image: the pod's
     user_labels: list[tuple[str, str]] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)  # --volume NAME,kind=...
+    mounts: list[str] = field(default_factory=list)  # --mount before any image: for every app
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -123,6 +129,7 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
     for path in req.set_env_file:
         file_env += read_env_file(path)
     pod_env = parse_env(req.set_env, "--set-env")
+    pod_mounts = [parse_mount(m) for m in req.mounts]
     apps: list[RuntimeApp] = []
     seen: set[str] = set()
     for ar, image in zip(req.apps, images, strict=True):
@@ -157,7 +164,8 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
             isolators=privileges,
         )
         apps.append(RuntimeApp(name=name, image=RuntimeImage(image.id, image.name, image.labels), app=spec,
-                               read_only_rootfs=ar.readonly_rootfs, annotations=tuple(ar.annotations)))
+                               read_only_rootfs=ar.readonly_rootfs, annotations=tuple(ar.annotations),
+                               mounts=merge_mounts([parse_mount(m) for m in ar.mounts], pod_mounts)))
     return apps
 
 
@@ -184,8 +192,7 @@ def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
     """What the apps (their images' app sections, or a pod manifest's) ask for that pyrkt does
     not honour yet, one warning each: appc wants an executor to tell the user rather than drop
     it. App isolators other than the privilege and resource ones (``stage1.isolators.HONOURED``,
-    ``RESOURCE_ISOLATORS``) are not applied; an image's mount points (an appc ``mountPoints``
-    entry, a Docker ``Volumes`` path) stay part of the app's own overlay, not a volume."""
+    ``RESOURCE_ISOLATORS``) are not applied."""
     from pyrkt.stage1.isolators import HONOURED as HONOURED_ISOLATORS
 
     out = []
@@ -194,8 +201,6 @@ def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
         where = f"app {app.name} (image {image.display_name})"
         out += [f"{where}: isolator {name} is not honoured yet: ignored" for name, _ in spec.isolators
                 if name not in HONOURED_ISOLATORS and name not in RESOURCE_ISOLATORS]
-        out += [f"{where}: mount point {m.name} at {m.path} is not honoured yet: the path stays in the app's "
-                f"own root, not a volume" for m in spec.mount_points]
     return out
 
 
@@ -291,6 +296,11 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
 
         pod_file = podmanifest.read(req.pod_manifest)
     devices = host_devices(req.devices)  # bad --device values fail before any work
+    pod_volumes = tuple(parse_volume(v) for v in req.volumes)  # and bad --volume, --mount values
+    for vol in pod_volumes:
+        volumes.check_volume(vol)
+    for text in [*req.mounts, *(m for a in req.apps for m in a.mounts)]:
+        parse_mount(text)
     sysctl_items = req.sysctl if pod_file is None else [f"{k}={v}" for k, v in pod_file.manifest.sysctls]
     sysctls = pod_sysctls(sysctl_items, flavor.canonical(req.stage1_name))
     if (req.stage1_name == "image") != (req.stage1_image is not None):
@@ -315,7 +325,8 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 check_runnable(image)
             apps = reify(req, images)
             manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()),
-                                   user_annotations=tuple(req.user_annotations), user_labels=tuple(req.user_labels))
+                                   volumes=pod_volumes, user_annotations=tuple(req.user_annotations),
+                                   user_labels=tuple(req.user_labels))
         else:  # a pod manifest: its apps, images by id, and nothing else
             images = podmanifest.resolve_images(config, store, pod_file.manifest, pull_policy=req.pull_policy,
                                                 platform=req.platform, ui=ui)
@@ -323,7 +334,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 check_runnable(image)
             manifest = podmanifest.reify(pod_file, images)
         # Both ways meet here: the pod's manifest, and the image of each of its apps.
-        # volumes.satisfy(manifest, images) goes here (issue 10 volumes)
+        manifest = volumes.satisfy(manifest, images)
         if ui is not None:  # the headless default drops notices anyway
             notes = pod_file.notes if pod_file is not None else ()
             for line in [*notes, *unhonoured(list(manifest.apps), images),
@@ -368,6 +379,7 @@ def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
 
 def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]]) -> None:
     join = os.path.join
+    volumes.lay_out(pod_dir, manifest, layer_dirs)
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
         info = join(pod_dir, abi.APPSINFO, app.name)
         os.makedirs(info)

@@ -29,6 +29,7 @@ from pyrkt.kernel import cgroups, fs, lock, namespaces, process
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
+from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from pyrkt.model.devices import DeviceRule
+    from pyrkt.model.plan import AppPlan
     from pyrkt.stage1.isolators import SeccompFilter
 
 STATE_FILE = "stage1/podinit.state"
@@ -169,20 +172,42 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
             log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
-            console=console)  # pod init's paths: relative to pod
+            console=console,  # pod init's paths: relative to pod
+            volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)))
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         apps.append(app)
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
                                 pod=pod_dir,  # until pod init enters its own root (initroot)
                                 python=sys.executable, podinit=lean_script(), pids_dir=PIDS_DIR,
-                                state_file=STATE_FILE)
+                                state_file=STATE_FILE, volume_devices=volume_devices(apps))
+
+
+def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
+    """Allow rules for the apps' volumes whose source is a device node, read-only ones "r",
+    others "rw", as rkt's DeviceAllow= for device volumes (rkt's block-devices doc)."""
+    import stat
+
+    from pyrkt.model.devices import DeviceRule
+
+    out = []
+    for app in apps:
+        for m in app.volumes:
+            try:
+                st = os.stat(m.source)
+            except OSError:
+                continue  # the app's start says so
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append(DeviceRule("c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+                                      os.minor(st.st_rdev), "r" if m.flags & stage1_plan.MS_RDONLY else "rw"))
+    return tuple(out)
 
 
 def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:
     """The plan with ``resolv`` (a CNI network's DNS) bound as every app's /etc/resolv.conf."""
     etc = pod.etc.replace(resolv=resolv)
-    mounts = stage1_plan.app_mounts(etc, console=pod.console, mask_paths=not config.disable_paths)
-    return pod.replace(etc=etc, apps=tuple(a.replace(mounts=mounts) for a in pod.apps))
+    return pod.replace(etc=etc, apps=tuple(a.replace(mounts=stage1_plan.app_mounts(
+        etc, console=pod.console, mask_paths=not config.disable_paths, read_only_etc=a.read_only_root))
+        for a in pod.apps))
 
 
 def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
@@ -275,6 +300,8 @@ class DefaultFlavor:
         pty = os.openpty() if config.interactive else None
         console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
         pod = build_plan(pod_dir, config, tee=tee, console=console)
+        if any(a.volumes for a in pod.apps):  # now, not in each app: forked apps start without imports
+            from pyrkt.kernel import inroot  # noqa: F401
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
         cgroup_paths, pod, warnings = execute.set_up_cgroups(LinuxKernel(), pod)

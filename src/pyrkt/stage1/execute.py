@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pyrkt.model.plan import AppPlan, Device, Mount, PodPlan
     from pyrkt.stage1.users import Ids
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC = 1, 2, 4, 8, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
 MASK_DIR_FLAGS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
@@ -27,24 +27,37 @@ def inside(root: str, path: str) -> str:
 def set_up_root(k: Kernel, plan: AppPlan) -> None:
     """In the app's child: its own cgroups (when it has them) and a cgroup namespace rooted
     where it is then (default flavor), a mount namespace of its own, the overlay root and
-    everything in it, then switch to it. The caller is in the directory it wants as cwd only
-    after this."""
+    everything in it (the image's missing /etc/mtab link, the pod's mounts with the app's
+    volumes among them), then switch to it. The caller is in the directory it wants as cwd
+    only after this."""
     if plan.cgroups:
         k.cgroup_join(list(plan.cgroups))
     k.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if plan.cgroupns else 0))
     k.make_rprivate("/")
     root = plan.rootfs
     k.overlay(list(plan.lowers), plan.upper, plan.work, root)
-    for m in plan.mounts:
+    for s in plan.symlinks:
+        if s.when and not skipped(k, inside(root, s.path), s.when) \
+                and k.kind(inside(root, os.path.dirname(s.path))) == "dir":
+            k.symlink(s.target, inside(root, s.path))
+    for m in plan.mounts[:plan.volumes_after]:
+        apply_mount(k, root, m)
+    for m in plan.volumes:
+        k.bind_in_root(m.source, root, m.target, recursive=bool(m.flags & MS_REC),
+                       readonly=bool(m.flags & MS_RDONLY))
+    for m in plan.mounts[plan.volumes_after:]:
         apply_mount(k, root, m)
     for d in plan.devices:
         make_device(k, root, d)
     for s in plan.symlinks:
-        k.symlink(s.target, inside(root, s.path))
+        if not s.when:
+            k.symlink(s.target, inside(root, s.path))
     for f in plan.files:
         if skipped(k, inside(root, f.path), f.when):
             continue
         k.write_file(k.make_file(root, f.path), f.text)
+    if plan.read_only_root:  # this mount only: volumes, /proc, /dev, /sys keep their own flags
+        k.mount("", root, "", MS_REMOUNT | MS_BIND | MS_RDONLY)
     if plan.switch_root == "chroot":
         k.chroot(root)
     else:

@@ -19,6 +19,7 @@ from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel import fs, namespaces
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
+from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import execute, plan
 from pyrkt.stage1.poddir import (
     ETC_DIR,
@@ -81,7 +82,8 @@ class FlyFlavor:
         app = plan.fly_app_plan(
             ra, lowers=read_layers(pod_dir, name), upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"), rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), resolv=resolv, hosts=hosts)
+            log=os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), resolv=resolv, hosts=hosts,
+            volumes=plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR), recursive=False))
         for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)

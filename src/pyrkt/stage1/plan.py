@@ -2,13 +2,15 @@
 typed plans of ``pyrkt.model.plan``. No I/O here; the flavors read the pod dir and write its
 files at the edge, and ``pyrkt.stage1.execute`` applies what these return.
 
-The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: a fresh /proc; a tmpfs
-/dev with the console, devpts, shm and mqueue; read-only /sys; the pod's /etc files; then rkt's
+The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: the image's missing
+/etc/mtab link on its overlay; a fresh /proc; a tmpfs /dev with the console, devpts, shm and
+mqueue; read-only /sys; the app's volumes (§3.7); the pod's /etc files; then rkt's
 inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks follow.
 """
 
 from __future__ import annotations
 
+from pyrkt.errors import PyrktError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
@@ -19,9 +21,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrkt.model.abi import RuntimeConfig
-    from pyrkt.model.devices import HostDevice
+    from pyrkt.model.devices import DeviceRule, HostDevice
     from pyrkt.model.plan import EtcFiles
     from pyrkt.model.pod import RuntimeApp
+    from pyrkt.model.volumes import Volume
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_STRICTATIME = 4096, 16384, 1 << 24
@@ -30,6 +33,7 @@ CONTAINER_ENV = "pyrkt"
 
 # The standard nodes of every app's /dev: (name, major, minor), the kernel's fixed numbers.
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+MTAB = Symlink("../proc/self/mounts", "/etc/mtab", when="absent")  # as rkt's stage0, for mount(8) & co
 DEV_LINKS = (("pts/ptmx", "/dev/ptmx"), ("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
              ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"))
 # rkt's lists, plus what runc and crun make read-only or mask: all of /proc/sys (pod init has
@@ -62,10 +66,18 @@ def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = ())
     return privileges.capabilities(isolators, insecure=config.disable_capabilities)
 
 
-def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True) -> tuple[Mount, ...]:
+# How many of app_mounts' mounts are the kernel's file systems (/proc, /dev and what is in it,
+# /sys): the app's volumes are bound after them (a volume may go below /dev, as in rkt, whose
+# /dev is no tmpfs) and before the pod's /etc files, which go over a volume (rkt-behaviour §4.6).
+KERNEL_MOUNTS = 7
+
+
+def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True,
+               read_only_etc: bool = False) -> tuple[Mount, ...]:
     """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
     is (the pod's terminal with --interactive); ``mask_paths``: False with
-    ``--insecure-options=paths``."""
+    ``--insecure-options=paths``; ``read_only_etc``: the /etc files read-only too (an app
+    with a read-only root, as rkt's, whose read-only root takes the files bound in it along)."""
     out = [
         Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
@@ -75,7 +87,7 @@ def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = 
         Mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", make="dir"),
         Mount("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, make="dir"),
-        *etc_mounts(etc),
+        *etc_mounts(etc, read_only=read_only_etc),
     ]
     if mask_paths:
         out += mask_mounts()
@@ -97,12 +109,13 @@ def mask_mounts() -> tuple[Mount, ...]:
     return _MASKS
 
 
-def etc_mounts(etc: EtcFiles) -> list[Mount]:
+def etc_mounts(etc: EtcFiles, *, read_only: bool = False) -> list[Mount]:
     """hostname always; hosts over the image's file when a flag decided it, else only where the
     image has none; resolv.conf read-only when there is one (rkt-behaviour §4.6)."""
-    out = [Mount(etc.hostname, "/etc/hostname", flags=MS_BIND, make="file")]
+    ro = MS_RDONLY if read_only else 0
+    out = [Mount(etc.hostname, "/etc/hostname", flags=MS_BIND | ro, make="file")]
     if etc.hosts:
-        out.append(Mount(etc.hosts, "/etc/hosts", flags=MS_BIND | (MS_RDONLY if etc.hosts_readonly else 0),
+        out.append(Mount(etc.hosts, "/etc/hosts", flags=MS_BIND | (MS_RDONLY if etc.hosts_readonly else ro),
                          make="file", when="" if etc.hosts_override else "absent"))
     if etc.resolv:
         out.append(Mount(etc.resolv, "/etc/resolv.conf", flags=MS_BIND | MS_RDONLY, make="file"))
@@ -131,24 +144,50 @@ _LINKS: tuple[Symlink, ...] = ()
 
 
 def dev_symlinks() -> tuple[Symlink, ...]:
+    """/etc/mtab where the image has none, then /dev's links."""
     global _LINKS
     if not _LINKS:
-        _LINKS = tuple(Symlink(target, path) for target, path in DEV_LINKS)
+        _LINKS = (MTAB, *(Symlink(target, path) for target, path in DEV_LINKS))
     return _LINKS
 
 
+def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, *,
+                  recursive: bool = True) -> tuple[Mount, ...]:
+    """The app's ``mounts`` as binds of their volumes, parents before what nests in them: a
+    host volume's source, an empty one's directory below ``shared_dir`` (the pod's
+    sharedVolumes). Read-only as the volume says, else as the app's mount point of the same
+    name says (rkt); with the sub-mounts as the volume's ``recursive`` says, else as the
+    flavor's default ``recursive`` (rkt: true, fly false)."""
+    by_name = {v.name: v for v in volumes}
+    points = {mp.name: mp.read_only for mp in ra.app.mount_points}
+    out = []
+    for m in ra.mounts:
+        vol = m.app_volume or by_name.get(m.volume)
+        if vol is None:
+            raise PyrktError(f"app {ra.name}: mount of unknown volume {m.volume!r}")
+        ro = vol.read_only if vol.read_only is not None else points.get(m.volume, False)
+        rec = vol.recursive if vol.recursive is not None else recursive
+        source = vol.source if vol.kind == "host" else f"{shared_dir.rstrip('/')}/{vol.name}"
+        out.append(Mount(source, m.path, flags=MS_BIND | (MS_REC if rec else 0) | (MS_RDONLY if ro else 0)))
+    return tuple(sorted(out, key=lambda v: len([p for p in v.target.split("/") if p not in ("", ".")])))
+
+
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
-             rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null") -> AppPlan:
-    """An app of the default flavor: its own overlay root with the pod's /proc, /dev, /sys and
-    /etc, pivot_root, its capability set (from its isolators), the seccomp filter made of them
-    (``seccomp``), no_new_privs, and the resource limits and OOM score its isolators ask for."""
+             rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null",
+             volumes: tuple[Mount, ...] = ()) -> AppPlan:
+    """An app of the default flavor: its own overlay root (read-only with readOnlyRootFS) with
+    its ``volumes`` (``volume_mounts``) and the pod's /proc, /dev, /sys and /etc, pivot_root,
+    its capability set (from its isolators), the seccomp filter made of them (``seccomp``),
+    no_new_privs, and the resource limits and OOM score its isolators ask for."""
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
-        mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths),
+        volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
+        mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
+                          read_only_etc=ra.read_only_rootfs),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
@@ -185,9 +224,10 @@ def pod_namespaces(config: RuntimeConfig) -> int:
 
 def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *, console: str = "/dev/null",
              tee: bool = False, pod: str = "", python: str = "", podinit: str = "", pids_dir: str = "",
-             state_file: str = "") -> PodPlan:
+             state_file: str = "", volume_devices: tuple[DeviceRule, ...] = ()) -> PodPlan:
     """The pod of the default flavor. The ``--sysctl`` values are checked again (the runtime
-    config is a file): one whose namespace the pod shares with the host is refused."""
+    config is a file): one whose namespace the pod shares with the host is refused.
+    ``volume_devices``: allow rules for host volumes that are device nodes (as rkt's)."""
     from pyrkt.model import devices
 
     sysctls: tuple[tuple[str, str, str], ...] = ()
@@ -197,7 +237,8 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         net = network_mode(config.net)
         sysctls = tuple((s.key, s.path, s.value) for s in sysctl.check_namespaces(
             dict(config.sysctls), host_net=net == "host", host_ipc=config.ipc == "parent"))
-    rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices))
+    rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices)
+                                                             + volume_devices)
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
         net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
@@ -213,9 +254,11 @@ HOSTS_STUB = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localho
 
 
 def fly_app_plan(ra: RuntimeApp, *, lowers: tuple[str, ...], upper: str, work: str, rootfs: str, log: str,
-                 resolv: tuple[str, str] | None, hosts: tuple[str, str]) -> AppPlan:
+                 resolv: tuple[str, str] | None, hosts: tuple[str, str],
+                 volumes: tuple[Mount, ...] = ()) -> AppPlan:
     """The fly flavor's app (rkt's stage1-fly): its overlay root with the host's /dev, /proc and
-    /sys bound in, the /etc files of its flags, chroot; no capability, seccomp or
+    /sys bound in, its ``volumes`` (not recursive unless a volume says so, as rkt's fly), the
+    /etc files of its flags, chroot; no capability, seccomp or
     no_new_privs change: only the uid change (``caps=None``).
 
     ``resolv``: ("bind", host path) or ("copy", text) or None (the image's file);
@@ -239,6 +282,7 @@ def fly_app_plan(ra: RuntimeApp, *, lowers: tuple[str, ...], upper: str, work: s
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
-        mounts=tuple(mounts), files=tuple(files), switch_root="chroot",
+        volumes=volumes, read_only_root=ra.read_only_rootfs, mounts=tuple(mounts), files=tuple(files),
+        symlinks=(MTAB,), switch_root="chroot",
         caps=None, seccomp=b"", no_new_privs=False,
     )

@@ -67,11 +67,22 @@ def test_sysctl_is_a_pod_flag_of_run_prepare_and_run_prepared() -> None:
     assert run_options(values).sysctl == ["net.ipv4.ip_forward=0"] and rest == ["UUID"]
 
 
-def test_readonly_rootfs_is_refused_rather_than_ignored() -> None:
-    with pytest.raises(UsageError, match="--readonly-rootfs is not supported yet"):
-        parse("img", "--readonly-rootfs")
-    _, apps = parse("img", "--readonly-rootfs=false")
-    assert apps[0].readonly_rootfs is False
+def test_readonly_rootfs_follows_its_image() -> None:
+    _, apps = parse("img-a", "--readonly-rootfs", "img-b", "--readonly-rootfs=false")
+    assert [a.readonly_rootfs for a in apps] == [True, False]
+    with pytest.raises(UsageError, match="--readonly-rootfs must follow an image"):
+        parse("--readonly-rootfs", "img")
+
+
+def test_mount_before_any_image_is_the_pods_and_after_one_that_apps() -> None:
+    from pyrkt.cli.commands.run import pod_request
+
+    values, apps = parse("--volume=data,kind=empty", "--mount=volume=data,target=/all", "img-a",
+                         "--mount", "volume=data,target=/a", "--volume=h,kind=host,source=/tmp", "img-b")
+    req = pod_request(values, apps)
+    assert req.mounts == ["volume=data,target=/all"]
+    assert req.volumes == ["data,kind=empty", "h,kind=host,source=/tmp"]
+    assert [a.mounts for a in apps] == [["volume=data,target=/a"], []]
 
 
 def test_privilege_flags_belong_to_the_image_they_follow() -> None:

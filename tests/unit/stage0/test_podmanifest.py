@@ -97,7 +97,6 @@ def test_a_full_manifest_is_read_with_every_part() -> None:
     (json.dumps(pod(ports=[{"name": "http", "hostPort": 80, "hostIP": "localhost"}])), "is not an IP address"),
     (json.dumps(pod(ports=[{"name": "http", "hostPort": 80, "podPort": {"name": "http", "port": 80}}])),
      "podPort is not supported yet"),
-    (json.dumps(pod(app(readOnlyRootFS=True))), "readOnlyRootFS is not supported yet"),
     (json.dumps(pod(isolators=[{"name": "os/unix/sysctl", "value": ["net.x"]}])),
      "isolator os/unix/sysctl: want a JSON object"),
     (json.dumps(pod(userLabels={"a": 1})), 'userLabels "a": want a string'),

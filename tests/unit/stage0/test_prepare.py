@@ -121,7 +121,7 @@ def test_sysctls_are_checked_against_the_pods_namespaces_and_flavor() -> None:
     assert pod_sysctls([], "fly") == {}
 
 
-def test_unknown_image_isolators_and_mount_points_are_named_as_not_honoured() -> None:
+def test_unknown_image_isolators_are_named_as_not_honoured_but_mount_points_are_honoured() -> None:
     spec = IMAGE.app.replace(isolators=(("resource/memory", {"limit": "1G"}),
                                         ("os/linux/capabilities-retain-set", {"set": ["CAP_CHOWN"]}),
                                         ("os/linux/selinux-context", {"user": "u", "role": "r", "type": "t"}),
@@ -133,7 +133,6 @@ def test_unknown_image_isolators_and_mount_points_are_named_as_not_honoured() ->
     assert [line.split(": ", 1)[1] for line in lines] == [  # resources and privileges are honoured: not named
         "isolator os/linux/selinux-context is not honoured yet: ignored",
         "isolator resource/block-bandwidth is not honoured yet: ignored",
-        "mount point data at /var/lib/data is not honoured yet: the path stays in the app's own root, not a volume",
     ]
     assert all(line.startswith("app db (image example.com/busybox") for line in lines)
     assert unhonoured(reify(PodRequest(apps=[AppRequest(image="x")]), [IMAGE]), [IMAGE]) == []

@@ -4,8 +4,9 @@
 
 Pod-level flags may come before or between apps; a per-app flag must follow the image it
 applies to ("--exec must follow an image"), except ``--user-annotation`` and ``--user-label``,
-which before any image are the pod's own. ``--`` starts the preceding image's extra
-arguments and ``---`` ends them.
+which before any image are the pod's own. ``--mount`` is both: before any image it mounts a
+volume into every app, after one only into that app (which wins on the same path). ``--``
+starts the preceding image's extra arguments and ``---`` ends them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ APP_FLAGS = [
     Flag("working-dir", help="override the working directory of the preceding image"),
     Flag("environment", "list", help="set an environment variable for the preceding image, KEY=VALUE"),
     Flag("supplementary-gids", help="supplementary group IDs for the preceding image, comma separated"),
-    Flag("readonly-rootfs", "bool", help="mount the rootfs of the preceding image read-only", hidden=True),
+    Flag("readonly-rootfs", "bool", help="mount the rootfs of the preceding image read-only"),
     Flag("signature", help="local signature file for the preceding image", hidden=True),
     Flag("annotation", "list", metavar="NAME=VALUE", help="an annotation of the preceding app in the pod manifest"),
     Flag("user-annotation", "list", metavar="NAME=VALUE",
@@ -48,11 +49,14 @@ APP_FLAGS = [
          "(default 4096; 0: no limit)"),
 ]
 APP_FLAG_NAMES = {f.name for f in APP_FLAGS}
+# position-sensitive: a pod-level flag before any image, the preceding image's after one
+MOUNT_FLAG = Flag("mount", "list", metavar="volume=NAME,target=PATH",
+                  help="mount a volume into every app (before any image) or into the preceding image's app")
 
 
 def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, Any], list[AppRequest]]:
     """Split ``args`` into pod-level flag values and the list of apps."""
-    app_fs = FlagSet(APP_FLAGS)
+    app_fs = FlagSet([*APP_FLAGS, MOUNT_FLAG])
     values = pod_flags.defaults()
     apps: list[AppRequest] = []
     app_values: list[dict[str, Any]] = []
@@ -70,7 +74,9 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
             continue
         if arg.startswith("--"):
             name = arg[2:].partition("=")[0]
-            if name in APP_FLAG_NAMES and (apps or name not in pod_flags.by_name):
+            if name == MOUNT_FLAG.name and apps:
+                i = app_fs.take(app_values[-1], arg, args, i)
+            elif name in APP_FLAG_NAMES and (apps or name not in pod_flags.by_name):
                 if not apps:
                     raise UsageError(f"--{name} must follow an image")
                 i = app_fs.take(app_values[-1], arg, args, i)
@@ -93,8 +99,8 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.working_dir = v["working_dir"] or ""
         app.environment = v["environment"]
         app.supplementary_gids = v["supplementary_gids"] or ""
-        if v["readonly_rootfs"]:  # refused, not dropped: a read-only root comes with volumes (issue 10)
-            raise UsageError("--readonly-rootfs is not supported yet: the app's root is always writable")
+        app.readonly_rootfs = v["readonly_rootfs"]
+        app.mounts = v["mount"]
         app.signature = v["signature"] or ""
         app.annotations = parse_pairs(v["annotation"], "--annotation")
         app.user_annotations = parse_pairs(v["user_annotation"], "--user-annotation")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyrkt.cli.commands.apps import APP_FLAGS, parse_pod_and_apps
+from pyrkt.cli.commands.apps import APP_FLAGS, MOUNT_FLAG, parse_pod_and_apps
 from pyrkt.cli.flags import PULL_POLICY_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.stage0.prepare import PodRequest, parse_pairs
@@ -48,6 +48,10 @@ PREPARE_FLAGS = [
     # before any image, the pod's own (rkt's `app sandbox` flags); after one, that app's (apps.APP_FLAGS)
     Flag("user-annotation", "list", hidden=True),
     Flag("user-label", "list", hidden=True),
+    Flag("volume", "list", metavar="NAME,kind=KIND[,...]",
+         help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or "
+         "NAME,kind=empty[,mode=0755][,uid=N][,gid=N] (repeatable)"),
+    MOUNT_FLAG,
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -95,6 +99,8 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         pod_manifest=values["pod_manifest"] or "",
         user_annotations=parse_pairs(values["user_annotation"], "--user-annotation"),
         user_labels=parse_pairs(values["user_label"], "--user-label"),
+        volumes=values["volume"],
+        mounts=values["mount"],
     )
 
 

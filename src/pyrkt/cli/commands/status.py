@@ -79,4 +79,8 @@ def lines(info: PodInfo) -> list[str]:
             oom = [a.name for a in info.apps if a.oom_killed]
             if oom:  # pyrkt's: killed by SIGKILL (137 above), the kernel's OOM killer's
                 out.append(f"oom-killed={','.join(oom)}")
+    # as rkt's `app status` shows them, one line per app that has mounts
+    out.extend(f"mounts-{app.name}=" + ",".join(f"{m.host_path}:{m.container_path}:(read_only:"
+                                               f"{'true' if m.read_only else 'false'})" for m in app.mounts)
+               for app in info.apps if app.mounts)
     return out
