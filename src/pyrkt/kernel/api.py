@@ -40,6 +40,20 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def bind(self, source: str, target: str, *, recursive: bool = False, readonly: bool = False,
                  flags: int = 0) -> None: ...
         def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None: ...
+        def new_user_namespace(self, uid_map: str, gid_map: str) -> int:
+            """An fd on a new user namespace with these maps (see namespaces.new_user_namespace)."""
+            ...
+        def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
+            """``overlay`` with each lower dir seen through the id map of ``userns_fd``."""
+            ...
+        def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
+                          readonly: bool = False, flags: int = 0) -> None:
+            """``bind`` through the id map of ``userns_fd``."""
+            ...
+        def shift_owner(self, path: str, shift: int) -> None:
+            """lchown ``path`` to its owner + ``shift`` unless it is at or above the shift already
+            (idempotent): a pod file for a user namespace the kernel cannot idmap it into."""
+            ...
         def pivot_root(self, root: str) -> None: ...
         def chroot(self, root: str) -> None: ...
         def mknod(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int = 0, gid: int = 0) -> None:
@@ -99,6 +113,31 @@ class LinuxKernel:
 
     def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
         M.overlay(lowers, upper, work, target)
+
+    def new_user_namespace(self, uid_map: str, gid_map: str) -> int:
+        return N.new_user_namespace(uid_map, gid_map)
+
+    def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
+        fds: list[int] = []
+        try:
+            for p in lowers:
+                fds.append(M.idmapped_tree(p, userns_fd))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        M.overlay_of_trees(fds, upper, work, target, f"of {len(fds)} idmapped layers")
+
+    def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
+                      readonly: bool = False, flags: int = 0) -> None:
+        M.move_tree(M.idmapped_tree(source, userns_fd, recursive=recursive,
+                                    flags=flags | (M.MS_RDONLY if readonly else 0)), target)
+
+    def shift_owner(self, path: str, shift: int) -> None:
+        st = os.lstat(path)
+        if st.st_uid < shift or st.st_gid < shift:
+            os.lchown(path, st.st_uid + shift if st.st_uid < shift else st.st_uid,
+                      st.st_gid + shift if st.st_gid < shift else st.st_gid)
 
     def pivot_root(self, root: str) -> None:
         M.pivot_root(root)

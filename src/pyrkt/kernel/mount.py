@@ -132,6 +132,111 @@ def clone_tree(path: str) -> int:
     return int(fd)
 
 
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x00100000
+FSCONFIG_SET_FD = 5
+# mount(2) flags a bind may carry and their mount_setattr(2) attributes
+_ATTRS = ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID), (MS_NODEV, MOUNT_ATTR_NODEV),
+          (MS_NOEXEC, MOUNT_ATTR_NOEXEC))
+
+
+def idmapped_tree(path: str, userns_fd: int, *, recursive: bool = False, flags: int = 0) -> int:
+    """A detached copy of the mount at ``path`` (a bind: ``recursive`` for its submounts too)
+    that shows its files' owners through the id map of the user namespace ``userns_fd`` (host
+    id shift+N seen as N inside; what the namespace writes through it is stored unshifted),
+    with the attributes of the mount(2) ``flags`` (MS_RDONLY, MS_NOSUID, ...). The fd holds it
+    (close-on-exec): ``move_tree`` attaches it, or overlayfs takes it as a layer."""
+    rec = AT_RECURSIVE if recursive else 0
+    fd = L.syscall(L.NR["open_tree"], AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | rec | os.O_CLOEXEC)
+    if fd < 0:
+        raise KernelError("open_tree", ctypes.get_errno(), path)
+    attrs = MOUNT_ATTR_IDMAP
+    for flag, attr in _ATTRS:
+        if flags & flag:
+            attrs |= attr
+    attr_struct = _MountAttr(attrs, 0, 0, userns_fd)
+    if L.syscall(L.NR["mount_setattr"], fd, b"", AT_EMPTY_PATH | rec, ctypes.byref(attr_struct),
+                 ctypes.sizeof(attr_struct)) < 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise KernelError("mount_setattr", err, f"idmap {path}")
+    return int(fd)
+
+
+def move_tree(fd: int, target: str) -> None:
+    """Attach the detached mount ``fd`` at ``target``, then close the fd."""
+    try:
+        if L.syscall(L.NR["move_mount"], fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
+            raise KernelError("move_mount", ctypes.get_errno(), target)
+    finally:
+        os.close(fd)
+
+
+def overlay_of_trees(lower_fds: list[int], upper: str, work: str, target: str, what: str) -> None:
+    """Mount an overlay whose lower layers are detached mounts (``idmapped_tree``), top first,
+    passed by fd (fsconfig "lowerdir+" with FSCONFIG_SET_FD); closes them. ``what`` names the
+    layers in errors."""
+    fd = L.syscall(L.NR["fsopen"], b"overlay", 1)
+    if fd < 0:
+        raise KernelError("fsopen", ctypes.get_errno(), "overlay")
+    try:
+        for lfd in lower_fds:
+            if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_SET_FD, b"lowerdir+", None, lfd) < 0:
+                raise KernelError("fsconfig", ctypes.get_errno(), f"lowerdir+ {what} for overlay {target}")
+        _fsconfig(fd, b"upperdir", upper, target)
+        _fsconfig(fd, b"workdir", work, target)
+        if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_CMD_CREATE, None, None, 0) < 0:
+            raise KernelError("fsconfig", ctypes.get_errno(), f"create overlay for {target}")
+        mfd = L.syscall(L.NR["fsmount"], fd, 1, 0)
+        if mfd < 0:
+            raise KernelError("fsmount", ctypes.get_errno(), f"overlay for {target}")
+        move_tree(mfd, target)
+    finally:
+        os.close(fd)
+        for lfd in lower_fds:
+            os.close(lfd)
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
+
+
+def fs_type(path: str) -> int:
+    """statfs(2)'s f_type (the filesystem's magic number) of ``path``."""
+    buf = _Statfs()
+    if L.libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        raise KernelError("statfs", ctypes.get_errno(), path)
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+# Filesystems whose mounts can be idmapped on a recent kernel (FS_ALLOW_IDMAP), by magic
+IDMAP_FILESYSTEMS = {0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
+                     0xF2F52010: "f2fs", 0xE0F5E1E2: "erofs"}
+# Where overlayfs cannot have its upper (rkt's PathSupportsOverlay): aufs, zfs, and overlay
+# lowers need no check here
+NO_OVERLAY_FILESYSTEMS = {0x61756673: "aufs", 0x2FC12FC1: "zfs"}
+
+
+def idmap_unsupported(path: str) -> str | None:
+    """Why the mounts of ``path``'s filesystem cannot be idmapped, or None when they can."""
+    magic = fs_type(path)
+    return None if magic in IDMAP_FILESYSTEMS else f"its filesystem (0x{magic:x}) cannot be idmapped"
+
+
+def overlay_unsupported(path: str) -> str | None:
+    """Why overlayfs cannot work for the data dir ``path``, or None (rkt's checks: the kernel
+    has overlayfs, the filesystem is not one of those it cannot sit on)."""
+    try:
+        with open("/proc/filesystems", "rb") as f:
+            known = b"\toverlay\n" in f.read()
+    except OSError:
+        known = False
+    if not known:
+        return "the kernel has no overlay filesystem"
+    name = NO_OVERLAY_FILESYSTEMS.get(fs_type(path))
+    return f"unsupported filesystem: {name}" if name else None
+
+
 def pivot_root(new_root: str) -> None:
     """Make ``new_root`` (a mount point) the root and detach the old one (runc's trick)."""
     os.chdir(new_root)

@@ -55,6 +55,48 @@ def join(pid: int, names: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid
             os.close(fd)
 
 
+def new_user_namespace(uid_map: str, gid_map: str) -> int:
+    """An fd on a new user namespace with these maps (lines of /proc/PID/uid_map). A short child
+    unshares it and waits while this process, root in its own namespace, writes the maps; the
+    fd (close-on-exec) keeps the namespace alive after the child has gone, for ``setns`` and
+    idmapped mounts. setgroups stays allowed in it (maps written by a privileged parent)."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child of a fork
+        code = 1
+        try:
+            os.close(ready_r)
+            os.close(go_w)
+            if L.libc().unshare(ctypes.c_int(CLONE_NEWUSER)) != 0:
+                os.write(ready_w, str(ctypes.get_errno()).encode())
+            else:
+                os.write(ready_w, b"u")
+                os.read(go_r, 1)  # until the parent closes its end
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        answer = os.read(ready_r, 16)
+        if answer != b"u":
+            raise KernelError("unshare", int(answer or b"0"), "user namespace")
+        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            except OSError as e:
+                raise KernelError("write", e.errno or 0, f"/proc/{pid}/{name}: {text.strip()}") from None
+            finally:
+                os.close(fd)
+        return open_ns(pid, "user")
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+        os.waitpid(pid, 0)
+
+
 def set_hostname(name: str) -> None:
     raw = name.encode()
     if L.libc().sethostname(raw, ctypes.c_size_t(len(raw))) != 0:

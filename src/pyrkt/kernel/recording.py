@@ -58,6 +58,21 @@ class RecordingKernel:
     def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
         self._rec("overlay", tuple(lowers), upper, work, target)
 
+    def new_user_namespace(self, uid_map: str, gid_map: str) -> int:
+        """A real fd, but on this process's own user namespace."""
+        self._rec("new_user_namespace", uid_map, gid_map)
+        return os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+
+    def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
+        self._rec("overlay_idmapped", tuple(lowers), upper, work, target, userns_fd)
+
+    def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
+                      readonly: bool = False, flags: int = 0) -> None:
+        self._rec("bind_idmapped", source, target, userns_fd, recursive, readonly, flags)
+
+    def shift_owner(self, path: str, shift: int) -> None:
+        self._rec("shift_owner", path, shift)
+
     def pivot_root(self, root: str) -> None:
         self._rec("pivot_root", root)
 

@@ -19,6 +19,9 @@ A ``Mount``'s target is an absolute path inside the app's root; the executor mak
 A bind with ``MS_RDONLY`` (or other flags beyond ``MS_BIND|MS_REC``) is one value: the executor
 binds, then remounts with the flags. A bind whose ``source`` is ``""`` binds the target onto
 itself (read-only /proc paths).
+
+An app's root is an overlay of its ``lowers`` with ``upper``/``work``, or, with no ``lowers``
+(``--no-overlay``), ``rootfs`` itself: a copy of its image made at prepare, bound onto itself.
 """
 
 from __future__ import annotations
@@ -94,6 +97,14 @@ class AppPlan(Value):
     rlimits: tuple[tuple[int, int, int], ...] = ()  # (resource, soft, hard)
     oom_score_adj: int | None = None
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # --private-users: the host id of the app's root (0: no user namespace). The layers are seen
+    # through the namespace's id map (prepare made a chowned copy where they cannot be); binds
+    # whose source is at or below ``pod_files`` (the pod dir: its /etc files, empty volumes) are
+    # the pod's own: idmapped too, or chowned by the shift where the kernel cannot idmap the
+    # data dir's filesystem (``idmapped`` False). Host volumes: neither.
+    id_shift: int = 0
+    pod_files: str = ""
+    idmapped: bool = True
 
 
 class EtcFiles(Value):
@@ -134,6 +145,7 @@ class PodPlan(Value):
     state_file: str = ""
     python: str = ""
     podinit: str = ""
+    private_users: str = ""  # "SHIFT:COUNT": the pod's user namespace (model.idmap), "" for none
 
 
 _NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,

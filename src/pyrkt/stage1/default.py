@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 STATE_FILE = "stage1/podinit.state"
+# what `enter` joins of the app's, mnt after the others (it changes root and cwd) and the user
+# namespace (--private-users; skipped when it is the host's) last: after it the host's caps are gone
+ENTER_NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt", "user")
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 HOST_RESOLV = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
@@ -119,6 +122,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
         raise UsageError("--interactive works with exactly one app")
     bpf = pod_seccomp(pod_dir, config)
     etc = etc_files(pod_dir, config)
+    idmapped = pod_files_idmapped(pod_dir, config)
     apps = []
     for ra in manifest.apps:
         name = ra.name
@@ -127,7 +131,8 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
             upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console)  # pod init's paths: relative to pod
+            log=abi.app_log(name), seccomp=bpf, etc=etc, console=console,  # pod init's paths: relative to pod
+            pod_dir=pod_dir, idmapped=idmapped)
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         apps.append(app)
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
@@ -136,10 +141,27 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
                                 state_file=STATE_FILE)
 
 
+def pod_files_idmapped(pod_dir: str, config: abi.RuntimeConfig) -> bool:
+    """With --private-users, whether the kernel can idmap the pod dir's filesystem for the
+    pod's own files bound into its apps; if not, they are chowned by the shift instead, and
+    stderr says so."""
+    if not config.private_users:
+        return True
+    from pyrkt.kernel import mount
+
+    why = mount.idmap_unsupported(pod_dir)
+    if why is None:
+        return True
+    sys.stderr.write(f"warning: --private-users: the pod's files cannot be idmapped ({why}): "
+                     "they are chowned to the pod's ids instead\n")
+    return False
+
+
 def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:
     """The plan with ``resolv`` (a CNI network's DNS) bound as every app's /etc/resolv.conf."""
     etc = pod.etc.replace(resolv=resolv)
-    mounts = stage1_plan.app_mounts(etc, console=pod.console, mask_paths=not config.disable_paths)
+    mounts = stage1_plan.app_mounts(etc, console=pod.console, mask_paths=not config.disable_paths,
+                                    id_shift=stage1_plan.id_shift(config))
     return pod.replace(etc=etc, apps=tuple(a.replace(mounts=mounts) for a in pod.apps))
 
 
@@ -250,6 +272,11 @@ class DefaultFlavor:
         plan = to_plain(pod.replace(apps=()))
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
         plan["ready_fd"] = ready_w
+        if pod.private_users:  # made here: its helper child must not be PID 1 of the pod's pid namespace
+            from pyrkt.model.idmap import IdRange
+
+            ids = IdRange.parse(pod.private_users, where="runtime-config")
+            plan["userns_fd"] = LinuxKernel().new_user_namespace(ids.map_line(), ids.map_line())
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -269,6 +296,8 @@ class DefaultFlavor:
                                  detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
+        if "userns_fd" in plan:
+            os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)
         os.close(joined_r)
         join_cgroups(cgroup_paths, pid, joined_w)
@@ -389,7 +418,7 @@ class DefaultFlavor:
             code = 254
             try:
                 LinuxKernel().cgroup_join(pod_cgroups)  # the pod's device policy and limits hold for what enters too
-                namespaces.join(target)
+                namespaces.join(target, ENTER_NAMESPACES)
                 child = os.fork()
                 if child == 0:
                     try:

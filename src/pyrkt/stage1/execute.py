@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.kernel.namespaces import CLONE_NEWCGROUP, CLONE_NEWNS
+from pyrkt.kernel.namespaces import CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWUSER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,15 +24,23 @@ def inside(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def set_up_root(k: Kernel, plan: AppPlan) -> None:
+def set_up_root(k: Kernel, plan: AppPlan, userns: int = -1) -> None:
     """In the app's child: a mount namespace of its own, the overlay root and everything in it,
-    then switch to it. The caller is in the directory it wants as cwd only after this."""
+    then switch to it. The caller is in the directory it wants as cwd only after this.
+    ``userns``: an fd on the pod's user namespace (--private-users), through whose id map the
+    layers and the pod's own files are mounted; the upper dir is not, so what the app writes
+    is owned on the host by its shifted ids."""
     k.unshare(CLONE_NEWNS)
     k.make_rprivate("/")
     root = plan.rootfs
-    k.overlay(list(plan.lowers), plan.upper, plan.work, root)
+    if not plan.lowers:  # --no-overlay: a copy of the image, made a mount point for pivot_root
+        k.bind(root, root, recursive=True)
+    elif userns >= 0:
+        k.overlay_idmapped(list(plan.lowers), plan.upper, plan.work, root, userns)
+    else:
+        k.overlay(list(plan.lowers), plan.upper, plan.work, root)
     for m in plan.mounts:
-        apply_mount(k, root, m)
+        apply_mount(k, root, m, plan if userns >= 0 else None, userns)
     for d in plan.devices:
         make_device(k, root, d)
     for s in plan.symlinks:
@@ -52,7 +60,16 @@ def skipped(k: Kernel, target: str, when: str) -> bool:
     return bool(when) and (k.kind(target) is not None) != (when == "present")
 
 
-def apply_mount(k: Kernel, root: str, m: Mount) -> None:
+def pod_own(plan: AppPlan, source: str) -> bool:
+    """Whether a bind's source is one of the pod's own files (below ``plan.pod_files``)."""
+    base = plan.pod_files.rstrip("/")
+    return bool(base) and (source == base or source.startswith(base + "/"))
+
+
+def apply_mount(k: Kernel, root: str, m: Mount, idmap: AppPlan | None = None, userns: int = -1) -> None:
+    """``idmap``: the app's plan when it has a user namespace (``userns``): a bind of one of the
+    pod's own files is then idmapped into it (or, where the kernel cannot, chowned by the
+    shift); every other bind and mount stays as the host has it."""
     target = inside(root, m.target)
     if skipped(k, target, m.when):
         return
@@ -68,6 +85,12 @@ def apply_mount(k: Kernel, root: str, m: Mount) -> None:
         target = k.make_file(root, m.target)
     if m.flags & MS_BIND:
         rest = m.flags & ~(MS_BIND | MS_REC | MS_RDONLY)
+        if idmap is not None and m.source and pod_own(idmap, m.source):
+            if idmap.idmapped:
+                k.bind_idmapped(m.source, target, userns, recursive=bool(m.flags & MS_REC),
+                                readonly=bool(m.flags & MS_RDONLY), flags=rest)
+                return
+            k.shift_owner(m.source, idmap.id_shift)
         k.bind(m.source or target, target, recursive=bool(m.flags & MS_REC), readonly=bool(m.flags & MS_RDONLY),
                flags=rest)
     else:
@@ -134,6 +157,15 @@ def apply_limits(k: Kernel, plan: AppPlan) -> None:
         k.set_rlimit(resource, soft, hard)
     if plan.oom_score_adj is not None:
         k.oom_score_adj(plan.oom_score_adj)
+
+
+def enter_user_namespace(k: Kernel, userns: int) -> None:
+    """In the app's child, its root set up: join the pod's user namespace (--private-users) and
+    be its root, i.e. the shifted host id, with every capability there but none over the
+    namespaces pod init made (mount, network...: they stay the host's), so the app cannot
+    mount. ``become`` then drops to the app's user and capabilities as without one."""
+    k.setns(userns, CLONE_NEWUSER, "the pod's user namespace")
+    k.set_ids(0, 0, ())
 
 
 def become(k: Kernel, ids: Ids, caps: tuple[int, ...] | frozenset[int] | set[int] | None, seccomp: bytes,

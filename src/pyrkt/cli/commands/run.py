@@ -31,6 +31,8 @@ PREPARE_FLAGS = [
     Flag("quiet", "bool", help="no download progress (prepare: print only the pod's UUID)"),
     Flag("device", "list", metavar="HOSTPATH[:rwm]",
          help="pass a host device node into every app and allow it (r, w, m: read, write, mknod); repeatable"),
+    Flag("private-users", "bool", help="run the pod in its own user namespace: its root is an unprivileged host id"),
+    Flag("no-overlay", "bool", help="give each app a copy of its image instead of an overlay"),
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -74,6 +76,8 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         platform=values["platform"] or "",
         devices=values["device"],
         sysctl=values.get("sysctl") or [],
+        private_users=values["private_users"],
+        no_overlay=values["no_overlay"],
     )
 
 
