@@ -48,6 +48,7 @@ TARGET_MS = 40.0
 TARGET_CRUN_RATIO = 4.0
 TARGET_PODMAN_NET_RATIO = 0.5  # pyrkt on its default network against podman on its own
 TARGET_PSS_MIB = 8.0
+TARGET_USERNS_EXTRA_MS = 3.0  # run --private-users over the plain run's median
 TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same docker:// image
 TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
 PULL_FILES = 1720  # + the busybox base layer's ~290 entries: about 2,000
@@ -183,6 +184,10 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
 
     report.timings.append(time_command(
         "pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true"), args))
+    # its own user namespace: idmapped layers and pod files, the apps joining it
+    report.timings.append(time_command(
+        "pyrkt run userns", lambda i: pyrkt.argv("run", "--net=none", "--private-users", image, "--exec=/bin/true"),
+        args))
     # the default network (ptp + portmap, the real CNI plugins): set up and torn down per run
     report.timings.append(time_command(
         "pyrkt run default", lambda i: pyrkt.argv("run", image, "--exec=/bin/true"), args))
@@ -649,6 +654,13 @@ def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> No
     crun = timings.get("crun run")
     check(py is not None and py.median <= TARGET_MS,
           f"pyrkt run median {py.median:.1f} ms <= {TARGET_MS:g} ms" if py else "pyrkt run did not run")
+    userns = timings.get("pyrkt run userns")
+    if py and userns:
+        check(userns.median - py.median <= TARGET_USERNS_EXTRA_MS,
+              f"pyrkt run --private-users median +{userns.median - py.median:.1f} ms over pyrkt run "
+              f"<= {TARGET_USERNS_EXTRA_MS:g} ms")
+    else:
+        check(None, "pyrkt run --private-users: " + ("did not run" if py else "pyrkt run did not run"))
     py_net, podman_net = timings.get("pyrkt run default"), timings.get("podman run default")
     if py_net and podman_net:
         check(py_net.median <= TARGET_PODMAN_NET_RATIO * podman_net.median,

@@ -60,6 +60,13 @@ def new_user_namespace(uid_map: str, gid_map: str) -> int:
     unshares it and waits while this process, root in its own namespace, writes the maps; the
     fd (close-on-exec) keeps the namespace alive after the child has gone, for ``setns`` and
     idmapped mounts. setgroups stays allowed in it (maps written by a privileged parent)."""
+    return finish_user_namespace(start_user_namespace(), uid_map, gid_map)
+
+
+def start_user_namespace() -> tuple[int, int, int]:
+    """The first half of ``new_user_namespace``: fork the child that unshares it. Started early
+    (the run path does other work meanwhile), its maps are written by ``finish_user_namespace``
+    without waiting for the child to be scheduled. Returns (pid, ready fd, go fd)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -78,6 +85,12 @@ def new_user_namespace(uid_map: str, gid_map: str) -> int:
             os._exit(code)
     os.close(ready_w)
     os.close(go_r)
+    return pid, ready_r, go_w
+
+
+def finish_user_namespace(started: tuple[int, int, int], uid_map: str, gid_map: str) -> int:
+    """Write the maps of the namespace ``start_user_namespace`` began; an fd on it."""
+    pid, ready_r, go_w = started
     try:
         answer = os.read(ready_r, 16)
         if answer != b"u":

@@ -247,6 +247,9 @@ class DefaultFlavor:
     def start(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
               handed_over: list[bool]) -> int:
         net = network_mode(config)
+        # --private-users: the namespace's child forked now, its maps written once the rest is
+        # set up (by then it has run: no wait)
+        userns = namespaces.start_user_namespace() if config.private_users else None
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
@@ -272,11 +275,11 @@ class DefaultFlavor:
         plan = to_plain(pod.replace(apps=()))
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
         plan["ready_fd"] = ready_w
-        if pod.private_users:  # made here: its helper child must not be PID 1 of the pod's pid namespace
+        if userns is not None:  # before the pid namespace: its child must not be that namespace's PID 1
             from pyrkt.model.idmap import IdRange
 
-            ids = IdRange.parse(pod.private_users, where="runtime-config")
-            plan["userns_fd"] = LinuxKernel().new_user_namespace(ids.map_line(), ids.map_line())
+            ids = IdRange.parse(config.private_users, where="runtime-config")
+            plan["userns_fd"] = namespaces.finish_user_namespace(userns, ids.map_line(), ids.map_line())
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
