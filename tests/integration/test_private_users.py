@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,33 @@ def test_an_app_root_in_the_namespace_can_bind_a_low_port_of_its_own_network(env
     cli, image, _ = env
     out, _ = run(cli, image, "nc -l -p 80 & sleep 0.3; netstat -ltn | grep -c ':80 '; kill %1", "--private-users")
     assert out.split()[0] == "1"
+
+
+def test_where_the_kernel_cannot_idmap_the_data_dir_the_pod_gets_a_chowned_copy_and_says_so(
+        env: tuple[Cli, str, Path]) -> None:
+    """ramfs cannot be idmapped: the fallback of rkt's kind, a copy of the image in the range."""
+    _, _, base = env
+    ramfs = base / "ramfs"
+    ramfs.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "-o", "mode=0755", "pyrkt-test-ramfs", str(ramfs)], check=True)
+    try:
+        cli = Cli(ramfs / "data")
+        r = cli("fetch", make_image(base / "busybox-ramfs", cmd=("true",)))
+        assert r.code == 0, r
+        image = r.out.strip().splitlines()[-1]
+        save = base / "ramfs.uuid"
+        r = cli("run", "--net=none", "--private-users", f"--uuid-file-save={save}", image, "--exec=/bin/sh", "--",
+                "-c", "cat /proc/self/uid_map; stat -c %u /bin/busybox /etc/hostname; echo x > /tmp/f")
+        assert r.code == 0, r
+        assert "the kernel cannot idmap the image layers (filesystem ramfs): each app gets a copy" in r.err
+        assert "the kernel cannot idmap the pod's files (filesystem ramfs): they are chowned" in r.err
+        pod = cli.pod_dir(save.read_text().strip())
+        shift = int((pod / "private-users-prepared").read_text().split(":")[0])
+        assert r.out.split() == ["0", str(shift), "65536", "0", "0"]
+        [app] = (pod / "stage1/rootfs/opt/stage2").iterdir()
+        root = app / "rootfs"
+        assert not (pod / "overlay").exists()
+        assert os.stat(root / "tmp" / "f").st_uid == shift == os.stat(root / "bin" / "busybox").st_uid
+        cli.collect_all()
+    finally:
+        subprocess.run(["umount", str(ramfs)], check=True)

@@ -211,16 +211,21 @@ def fs_type(path: str) -> int:
 
 # Filesystems whose mounts can be idmapped on a recent kernel (FS_ALLOW_IDMAP), by magic
 IDMAP_FILESYSTEMS = {0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
-                     0xF2F52010: "f2fs", 0xE0F5E1E2: "erofs"}
-# Where overlayfs cannot have its upper (rkt's PathSupportsOverlay): aufs, zfs, and overlay
-# lowers need no check here
+                     0xF2F52010: "f2fs", 0xE0F5E1E2: "erofs", 0x4D44: "vfat"}
+# Some that cannot, named in messages
+OTHER_FILESYSTEMS = {0x858458F6: "ramfs", 0x6969: "nfs", 0x65735546: "fuse", 0x794C7630: "overlay",
+                     0xFF534D42: "cifs", 0x01021997: "9p", 0x73717368: "squashfs"}
+# Where overlayfs cannot have its upper (rkt's PathSupportsOverlay)
 NO_OVERLAY_FILESYSTEMS = {0x61756673: "aufs", 0x2FC12FC1: "zfs"}
 
 
 def idmap_unsupported(path: str) -> str | None:
-    """Why the mounts of ``path``'s filesystem cannot be idmapped, or None when they can."""
+    """Why the mounts of ``path``'s filesystem cannot be idmapped ("filesystem ramfs"), or None
+    when they can."""
     magic = fs_type(path)
-    return None if magic in IDMAP_FILESYSTEMS else f"its filesystem (0x{magic:x}) cannot be idmapped"
+    if magic in IDMAP_FILESYSTEMS:
+        return None
+    return f"filesystem {OTHER_FILESYSTEMS.get(magic) or hex(magic)}"
 
 
 def overlay_unsupported(path: str) -> str | None:

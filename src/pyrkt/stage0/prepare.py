@@ -311,7 +311,7 @@ def layers_idmappable(layer_dirs: list[list[str]], ui: FetchUI | None) -> bool:
     if why is None:
         return True
     if ui is not None:
-        ui.notice(f"warning: --private-users: the image layers cannot be idmapped ({why}): "
+        ui.notice(f"warning: --private-users: the kernel cannot idmap the image layers ({why}): "
                   "each app gets a copy of its image owned by the pod's ids (--no-overlay)")
     return False
 

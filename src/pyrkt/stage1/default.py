@@ -152,7 +152,7 @@ def pod_files_idmapped(pod_dir: str, config: abi.RuntimeConfig) -> bool:
     why = mount.idmap_unsupported(pod_dir)
     if why is None:
         return True
-    sys.stderr.write(f"warning: --private-users: the pod's files cannot be idmapped ({why}): "
+    sys.stderr.write(f"warning: --private-users: the kernel cannot idmap the pod's files ({why}): "
                      "they are chowned to the pod's ids instead\n")
     return False
 
