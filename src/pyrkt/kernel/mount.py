@@ -202,10 +202,15 @@ class _Statfs(ctypes.Structure):
 
 
 def fs_type(path: str) -> int:
-    """statfs(2)'s f_type (the filesystem's magic number) of ``path``."""
+    """statfs(2)'s f_type (the filesystem's magic number) of ``path``, or of its nearest
+    existing parent (a data dir made later is made there)."""
     buf = _Statfs()
-    if L.libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-        raise KernelError("statfs", ctypes.get_errno(), path)
+    while L.libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        err = ctypes.get_errno()
+        parent = os.path.dirname(path.rstrip("/")) or ("/" if path.startswith("/") else ".")
+        if err != E.ENOENT or parent == path:
+            raise KernelError("statfs", err, path)
+        path = parent
     return int(buf.f_type) & 0xFFFFFFFF
 
 
