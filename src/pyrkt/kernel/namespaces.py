@@ -56,45 +56,58 @@ def join(pid: int, names: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid
 
 
 def new_user_namespace(uid_map: str, gid_map: str) -> int:
-    """An fd on a new user namespace with these maps (lines of /proc/PID/uid_map). A short child
-    unshares it and waits while this process, root in its own namespace, writes the maps; the
-    fd (close-on-exec) keeps the namespace alive after the child has gone, for ``setns`` and
+    """An fd on a new user namespace with these maps (lines of /proc/PID/uid_map). A short-lived
+    child unshares it and waits while this process, root in its own namespace, writes the maps;
+    the fd (close-on-exec) keeps the namespace alive after the child has gone, for ``setns`` and
     idmapped mounts. setgroups stays allowed in it (maps written by a privileged parent)."""
     return finish_user_namespace(start_user_namespace(), uid_map, gid_map)
 
 
-def start_user_namespace() -> tuple[int, int, int]:
-    """The first half of ``new_user_namespace``: fork the child that unshares it. Started early
-    (the run path does other work meanwhile), its maps are written by ``finish_user_namespace``
-    without waiting for the child to be scheduled. Returns (pid, ready fd, go fd)."""
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+UNSHARE = "/usr/bin/unshare"  # util-linux's
+CAT = "/bin/cat"
+READY_TIMEOUT = 10.0
+
+
+def start_user_namespace() -> tuple[int, int]:
+    """The first half of ``new_user_namespace``: spawn util-linux's ``unshare --user cat``,
+    reading a pipe we hold. Spawned (vfork and exec), not forked: a fork of this big process
+    would copy its page tables and then every page it writes while the child lives. Started
+    early, the child has unshared by the time ``finish_user_namespace`` writes its maps.
+    Returns (pid, the pipe's write end)."""
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child of a fork
-        code = 1
-        try:
-            os.close(ready_r)
-            os.close(go_w)
-            if L.libc().unshare(ctypes.c_int(CLONE_NEWUSER)) != 0:
-                os.write(ready_w, str(ctypes.get_errno()).encode())
-            else:
-                os.write(ready_w, b"u")
-                os.read(go_r, 1)  # until the parent closes its end
-                code = 0
-        finally:
-            os._exit(code)
-    os.close(ready_w)
-    os.close(go_r)
-    return pid, ready_r, go_w
-
-
-def finish_user_namespace(started: tuple[int, int, int], uid_map: str, gid_map: str) -> int:
-    """Write the maps of the namespace ``start_user_namespace`` began; an fd on it."""
-    pid, ready_r, go_w = started
     try:
-        answer = os.read(ready_r, 16)
-        if answer != b"u":
-            raise KernelError("unshare", int(answer or b"0"), "user namespace")
+        pid = os.posix_spawn(UNSHARE, ["unshare", "--user", CAT], {},
+                             file_actions=[(os.POSIX_SPAWN_DUP2, go_r, 0)])
+    except OSError as e:
+        os.close(go_w)
+        raise KernelError("posix_spawn", e.errno or 0, f"{UNSHARE} --user {CAT}") from None
+    finally:
+        os.close(go_r)
+    return pid, go_w
+
+
+def finish_user_namespace(started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+    """Write the maps of the namespace ``start_user_namespace`` began, once its child is in it;
+    an fd on it. The child then ends (its stdin closes) and is reaped."""
+    import time
+
+    pid, go_w = started
+    try:
+        mine = os.readlink("/proc/self/ns/user")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                if os.readlink(f"/proc/{pid}/ns/user") != mine:
+                    break
+            except OSError:
+                pass
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pid = 0
+                raise KernelError("unshare", 0, f"{UNSHARE} --user exited with status {status}")
+            if time.monotonic() > deadline:
+                raise KernelError("unshare", 0, f"{UNSHARE} --user did not start")
+            time.sleep(0.0002)
         for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
             fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -105,9 +118,9 @@ def finish_user_namespace(started: tuple[int, int, int], uid_map: str, gid_map: 
                 os.close(fd)
         return open_ns(pid, "user")
     finally:
-        os.close(ready_r)
         os.close(go_w)
-        os.waitpid(pid, 0)
+        if pid:
+            os.waitpid(pid, 0)
 
 
 def set_hostname(name: str) -> None:
