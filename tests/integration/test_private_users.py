@@ -203,3 +203,15 @@ def test_where_the_kernel_cannot_idmap_the_data_dir_the_pod_gets_a_chowned_copy_
         cli.collect_all()
     finally:
         subprocess.run(["umount", str(ramfs)], check=True)
+
+
+def test_the_apps_of_a_pod_share_its_one_user_namespace(env: tuple[Cli, str, Path]) -> None:
+    cli, image, _ = env
+    r = cli("run", "--net=none", "--private-users", image, "--name=a", "--exec=/bin/sh", "--", "-c",
+            "echo a $(readlink /proc/self/ns/user) $(cat /proc/self/uid_map)", "---",
+            image, "--name=b", "--exec=/bin/sh", "--", "-c", "echo b $(readlink /proc/self/ns/user) $(cat /proc/self/uid_map)")
+    assert r.code == 0, r
+    lines = sorted(r.out.splitlines())
+    assert [ln.split()[0] for ln in lines] == ["a", "b"]
+    assert lines[0].split()[1:] == lines[1].split()[1:]
+    assert lines[0].split()[1] != os.readlink("/proc/self/ns/user")
