@@ -126,7 +126,7 @@ class LinuxKernel:
             for fd in fds:
                 os.close(fd)
             raise
-        M.overlay_of_trees(fds, upper, work, target, f"of {len(fds)} idmapped layers")
+        M.overlay_of_trees(fds, upper, work, target)
 
     def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
                       readonly: bool = False, flags: int = 0) -> None:

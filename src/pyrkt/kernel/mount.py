@@ -71,18 +71,25 @@ def overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
 
 
 FSCONFIG_SET_STRING = 1
+FSCONFIG_SET_FD = 5
 FSCONFIG_CMD_CREATE = 6
 MOVE_MOUNT_F_EMPTY_PATH = 4
 AT_FDCWD = -100
 
 
-def _overlay_fsconfig(lowers: list[str], upper: str, work: str, target: str) -> None:
+def _overlay_fsconfig(lowers: list[str] | list[int], upper: str, work: str, target: str) -> None:
+    """An overlay through the new mount API; each lower is a path, or an fd on a detached
+    mount (fsconfig FSCONFIG_SET_FD)."""
     fd = L.syscall(L.NR["fsopen"], b"overlay", 1)
     if fd < 0:
         raise KernelError("fsopen", ctypes.get_errno(), "overlay")
     try:
         for p in lowers:  # the first appended is the top layer
-            _fsconfig(fd, b"lowerdir+", p, target)
+            if isinstance(p, int):
+                if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_SET_FD, b"lowerdir+", None, p) < 0:
+                    raise KernelError("fsconfig", ctypes.get_errno(), f"lowerdir+ (a layer's fd) for overlay {target}")
+            else:
+                _fsconfig(fd, b"lowerdir+", p, target)
         _fsconfig(fd, b"upperdir", upper, target)
         _fsconfig(fd, b"workdir", work, target)
         if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_CMD_CREATE, None, None, 0) < 0:
@@ -90,11 +97,7 @@ def _overlay_fsconfig(lowers: list[str], upper: str, work: str, target: str) -> 
         mfd = L.syscall(L.NR["fsmount"], fd, 1, 0)
         if mfd < 0:
             raise KernelError("fsmount", ctypes.get_errno(), f"overlay for {target}")
-        try:
-            if L.syscall(L.NR["move_mount"], mfd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
-                raise KernelError("move_mount", ctypes.get_errno(), f"overlay to {target}")
-        finally:
-            os.close(mfd)
+        move_tree(mfd, target)
     finally:
         os.close(fd)
 
@@ -134,7 +137,6 @@ def clone_tree(path: str) -> int:
 
 MOUNT_ATTR_NOEXEC = 0x8
 MOUNT_ATTR_IDMAP = 0x00100000
-FSCONFIG_SET_FD = 5
 # mount(2) flags a bind may carry and their mount_setattr(2) attributes
 _ATTRS = ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID), (MS_NODEV, MOUNT_ATTR_NODEV),
           (MS_NOEXEC, MOUNT_ATTR_NOEXEC))
@@ -172,27 +174,12 @@ def move_tree(fd: int, target: str) -> None:
         os.close(fd)
 
 
-def overlay_of_trees(lower_fds: list[int], upper: str, work: str, target: str, what: str) -> None:
+def overlay_of_trees(lower_fds: list[int], upper: str, work: str, target: str) -> None:
     """Mount an overlay whose lower layers are detached mounts (``idmapped_tree``), top first,
-    passed by fd (fsconfig "lowerdir+" with FSCONFIG_SET_FD); closes them. ``what`` names the
-    layers in errors."""
-    fd = L.syscall(L.NR["fsopen"], b"overlay", 1)
-    if fd < 0:
-        raise KernelError("fsopen", ctypes.get_errno(), "overlay")
+    passed by fd; closes them."""
     try:
-        for lfd in lower_fds:
-            if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_SET_FD, b"lowerdir+", None, lfd) < 0:
-                raise KernelError("fsconfig", ctypes.get_errno(), f"lowerdir+ {what} for overlay {target}")
-        _fsconfig(fd, b"upperdir", upper, target)
-        _fsconfig(fd, b"workdir", work, target)
-        if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_CMD_CREATE, None, None, 0) < 0:
-            raise KernelError("fsconfig", ctypes.get_errno(), f"create overlay for {target}")
-        mfd = L.syscall(L.NR["fsmount"], fd, 1, 0)
-        if mfd < 0:
-            raise KernelError("fsmount", ctypes.get_errno(), f"overlay for {target}")
-        move_tree(mfd, target)
+        _overlay_fsconfig(lower_fds, upper, work, target)
     finally:
-        os.close(fd)
         for lfd in lower_fds:
             os.close(lfd)
 
