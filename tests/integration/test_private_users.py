@@ -215,3 +215,12 @@ def test_the_apps_of_a_pod_share_its_one_user_namespace(env: tuple[Cli, str, Pat
     assert [ln.split()[0] for ln in lines] == ["a", "b"]
     assert lines[0].split()[1:] == lines[1].split()[1:]
     assert lines[0].split()[1] != os.readlink("/proc/self/ns/user")
+
+
+def test_a_dir_made_for_a_mount_where_the_image_has_none_belongs_to_the_pods_root(env: tuple[Cli, str, Path]) -> None:
+    cli, _, base = env
+    r = cli("fetch", make_image(base / "no-etc", cmd=("true",), extra_layers=[{"etc": None}]))
+    assert r.code == 0, r
+    out, _ = run(cli, r.out.strip().splitlines()[-1], "stat -c '%u:%g' /etc; touch /etc/made && echo made",
+                 "--private-users")
+    assert out.split() == ["0:0", "made"]

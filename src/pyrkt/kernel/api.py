@@ -60,8 +60,10 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
             """Raises PermissionError where the device policy or missing CAP_MKNOD forbids it."""
             ...
         def symlink(self, target: str, path: str) -> None: ...
-        def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str: ...
-        def make_file(self, root: str, rel: str, mode: int = 0o644) -> str: ...
+        def make_dir(self, root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
+            """``owner``: uid and gid of what is made (-1: the caller's)."""
+            ...
+        def make_file(self, root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str: ...
         def kind(self, path: str) -> str | None: ...
         def write_file(self, path: str, text: str, mode: int = 0o644) -> None: ...
         def write(self, path: str, text: str) -> None:
@@ -155,11 +157,11 @@ class LinuxKernel:
     def symlink(self, target: str, path: str) -> None:
         os.symlink(target, path)
 
-    def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str:
-        return fs.make_dir_in(root, rel, mode)
+    def make_dir(self, root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
+        return fs.make_dir_in(root, rel, mode, owner)
 
-    def make_file(self, root: str, rel: str, mode: int = 0o644) -> str:
-        return fs.make_file_in(root, rel, mode)
+    def make_file(self, root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str:
+        return fs.make_file_in(root, rel, mode, owner)
 
     def kind(self, path: str) -> str | None:
         try:

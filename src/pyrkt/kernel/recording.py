@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 
 class RecordingKernel:
-    """Records every call as ``(name, *args)`` in ``calls``; nothing is touched.
+    """Records every call as ``(name, *args)`` in ``calls``; nothing is touched (an optional
+    argument left at its default is not recorded: ``make_dir``'s ``owner``).
 
     ``kinds`` says what ``kind`` finds at a path (default: nothing there); ``held`` is the
     capability set ``held_caps`` returns; ``refuse_mknod`` makes ``mknod`` raise
@@ -89,15 +90,15 @@ class RecordingKernel:
         self._rec("symlink", target, path)
         self.kinds[path] = "link"
 
-    def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str:
+    def make_dir(self, root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
         path = os.path.join(root, rel.lstrip("/"))
-        self._rec("make_dir", path, mode)
+        self._rec("make_dir", path, mode, *(() if owner < 0 else (owner,)))
         self.kinds[path] = "dir"
         return path
 
-    def make_file(self, root: str, rel: str, mode: int = 0o644) -> str:
+    def make_file(self, root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str:
         path = os.path.join(root, rel.lstrip("/"))
-        self._rec("make_file", path, mode)
+        self._rec("make_file", path, mode, *(() if owner < 0 else (owner,)))
         self.kinds[path] = "file"
         return path
 

@@ -79,10 +79,11 @@ def apply_mount(k: Kernel, root: str, m: Mount, idmap: AppPlan | None = None, us
         else:
             k.bind("/dev/null", target)
         return
+    owner = idmap.id_shift if idmap is not None else -1  # what is made is the pod root's, as without one
     if m.make == "dir":
-        target = k.make_dir(root, m.target)
+        target = k.make_dir(root, m.target, owner=owner)
     elif m.make == "file":
-        target = k.make_file(root, m.target)
+        target = k.make_file(root, m.target, owner=owner)
     if m.flags & MS_BIND:
         rest = m.flags & ~(MS_BIND | MS_REC | MS_RDONLY)
         if idmap is not None and m.source and pod_own(idmap, m.source):

@@ -121,3 +121,15 @@ def test_the_recording_kernel_gives_a_real_fd_for_a_new_user_namespace() -> None
         assert k.calls == [("new_user_namespace", f"0 {SHIFT} 65536\n", f"0 {SHIFT} 65536\n")]
     finally:
         os.close(fd)
+
+
+def test_what_the_executor_makes_in_the_root_is_the_pods_root_s_with_a_user_namespace() -> None:
+    """A mount target (and its parents) the image lacks is made owned by the pod's root, as it
+    is root's without a user namespace: the app can use the directories made for it."""
+    k = RecordingKernel()
+    execute.set_up_root(k, app_plan(config(private_users=f"{SHIFT}:65536")), USERNS)
+    assert ("make_file", f"{ROOT}/etc/hostname", 0o644, SHIFT) in k.calls
+    assert ("make_dir", f"{ROOT}/proc", 0o755, SHIFT) in k.calls
+    k = RecordingKernel()
+    execute.set_up_root(k, app_plan(config()))
+    assert ("make_file", f"{ROOT}/etc/hostname", 0o644) in k.calls
