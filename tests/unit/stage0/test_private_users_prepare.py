@@ -8,12 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from pyrkt.config import Config
 from pyrkt.errors import UsageError
+from pyrkt.fetch.ui import FetchUI
 from pyrkt.model import abi
 from pyrkt.model.idmap import IdRange
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.pod import PodManifest, RuntimeApp, RuntimeImage
-from pyrkt.stage0.prepare import AppRequest, PodRequest, lay_out, private_users
+from pyrkt.stage0.prepare import (
+    AppRequest,
+    PodRequest,
+    lay_out,
+    layers_idmappable,
+    private_users,
+    use_overlay,
+)
 from pyrkt.stage1.poddir import read_layers
 
 IMAGE = Image(id="sha256:" + "ab" * 32, name="example.com/busybox", app=AppSpec(exec=("/bin/sh",)))
@@ -76,3 +85,38 @@ def test_private_users_records_the_range_and_the_copy_is_owned_by_it(tmp_path: P
     lay_out(str(pod), manifest(), [IMAGE], [[layer(tmp_path)]], overlay=False, ids=ids)
     assert (pod / abi.PRIVATE_USERS).read_text() == "1835008:65536"
     assert os.stat(pod / abi.app_rootfs("busybox") / "bin" / "sh").st_uid == 1835008
+
+
+class Notices(FetchUI):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def notice(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_overlay_unless_no_overlay_or_the_data_dir_cannot_have_one_then_with_rkts_notice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrkt.kernel import mount
+
+    config = Config(data_dir=str(tmp_path))
+    ui = Notices()
+    monkeypatch.setattr(mount, "overlay_unsupported", lambda path: None)
+    assert use_overlay(config, request(), ui) is True
+    assert use_overlay(config, request(no_overlay=True), ui) is False
+    assert ui.lines == []
+    monkeypatch.setattr(mount, "overlay_unsupported", lambda path: "unsupported filesystem: zfs")
+    assert use_overlay(config, request(), ui) is False
+    assert ui.lines == ["disabling overlay support: unsupported filesystem: zfs"]
+
+
+def test_layers_the_kernel_cannot_idmap_get_a_copy_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrkt.kernel import mount
+
+    ui = Notices()
+    monkeypatch.setattr(mount, "idmap_unsupported", lambda path: None)
+    assert layers_idmappable([["/store/l1"]], ui) is True and ui.lines == []
+    monkeypatch.setattr(mount, "idmap_unsupported", lambda path: "filesystem nfs")
+    assert layers_idmappable([["/store/l1"]], ui) is False
+    assert ui.lines == ["warning: --private-users: the kernel cannot idmap the image layers (filesystem nfs): "
+                        "each app gets a copy of its image owned by the pod's ids (--no-overlay)"]
