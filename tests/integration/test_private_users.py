@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,11 @@ def test_a_detached_pod_can_be_entered_logged_stopped_and_collected(env: tuple[C
     uuid = r.out.strip()
     pod = cli.pod_dir(uuid)
     shift = int((pod / "private-users-prepared").read_text().split(":")[0])
-    apps = [p for p in pids_of_pod(uuid) if Path(f"/proc/{p}/cmdline").read_bytes() == b"sleep\x00600\x00"]
+    apps: list[int] = []
+    deadline = time.monotonic() + 10
+    while not apps and time.monotonic() < deadline:  # the shell has started; its exec of sleep follows
+        apps = [p for p in pids_of_pod(uuid) if Path(f"/proc/{p}/cmdline").read_bytes() == b"sleep\x00600\x00"]
+        time.sleep(0.02)
     assert apps and all(os.stat(f"/proc/{p}").st_uid == shift for p in apps)  # the host sees the shifted uid
     e = cli("enter", uuid, "/bin/sh", "-c", "cat /proc/self/uid_map; id -u; echo x > /tmp/entered")
     assert e.code == 0, e

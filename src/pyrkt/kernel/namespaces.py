@@ -80,10 +80,17 @@ def start_user_namespace() -> tuple[int, int]:
                              file_actions=[(os.POSIX_SPAWN_DUP2, go_r, 0)])
     except OSError as e:
         os.close(go_w)
-        raise KernelError("posix_spawn", e.errno or 0, f"{UNSHARE} --user {CAT}") from None
+        raise KernelError("posix_spawn", e.errno or 0, f"{UNSHARE} --user {CAT} (util-linux)") from None
     finally:
         os.close(go_r)
     return pid, go_w
+
+
+def cancel_user_namespace(started: tuple[int, int]) -> None:
+    """End the child of a ``start_user_namespace`` that will not be finished (the pod failed)."""
+    pid, go_w = started
+    os.close(go_w)
+    os.waitpid(pid, 0)
 
 
 def finish_user_namespace(started: tuple[int, int], uid_map: str, gid_map: str) -> int:
