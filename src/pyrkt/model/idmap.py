@@ -19,10 +19,18 @@ class IdRange(Value):
     count: int = DEFAULT_COUNT
 
     @classmethod
-    def random(cls, count: int = DEFAULT_COUNT) -> IdRange:
+    def random(cls, count: int = DEFAULT_COUNT, *, avoid: tuple[tuple[int, int], ...] = ()) -> IdRange:
+        """rkt's random range; one that overlaps a host range in ``avoid`` ((start, count): the
+        subordinate ids of /etc/subuid and /etc/subgid, given to users' own containers) is
+        drawn again, so that the pod's ids are nobody's on the host."""
         import os  # not secrets: it imports base64 and re, ~3 ms on the run path
 
-        return cls((int.from_bytes(os.urandom(4), "little") % MAX_BLOCK + 1) << 16, count)
+        r = cls(0, count)
+        for _ in range(64):
+            r = cls((int.from_bytes(os.urandom(4), "little") % MAX_BLOCK + 1) << 16, count)
+            if not any(start < r.shift + r.count and r.shift < start + n for start, n in avoid):
+                break
+        return r
 
     @classmethod
     def parse(cls, text: str, *, where: str = "private-users-prepared") -> IdRange:
@@ -51,3 +59,14 @@ class IdRange(Value):
 
     def contains(self, host: int) -> bool:
         return self.shift <= host < self.shift + self.count
+
+
+def subordinate_ranges(text: str) -> tuple[tuple[int, int], ...]:
+    """The (start, count) ranges of an /etc/subuid or /etc/subgid file ("name:start:count"
+    lines); lines of another shape are skipped."""
+    out = []
+    for line in text.splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            out.append((int(parts[1]), int(parts[2])))
+    return tuple(out)

@@ -274,15 +274,21 @@ def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
     return sysctl.parse_all(items)
 
 
+SUBORDINATE_IDS = ("/etc/subuid", "/etc/subgid")  # ranges a random pod range must not overlap
+
+
 def private_users(req: PodRequest, flavor_name: str) -> IdRange | None:
     """``--private-users``: the pod's id range, rkt's random one (None without the flag)."""
     if not req.private_users:
         return None
     if flavor_name == "fly":
         raise UsageError("--private-users cannot be used with the fly flavor: its app shares the host's namespaces")
-    from pyrkt.model.idmap import IdRange
+    from pyrkt.model.idmap import IdRange, subordinate_ranges
 
-    return IdRange.random()
+    avoid: tuple[tuple[int, int], ...] = ()
+    for path in SUBORDINATE_IDS:
+        avoid += subordinate_ranges(fs.read_text(path) or "")
+    return IdRange.random(avoid=avoid)
 
 
 def use_overlay(config: Config, req: PodRequest, ui: FetchUI | None) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pyrkt.errors import PyrktError
-from pyrkt.model.idmap import DEFAULT_COUNT, IdRange
+from pyrkt.model.idmap import DEFAULT_COUNT, IdRange, subordinate_ranges
 
 
 def test_a_random_range_is_65536_aligned_above_host_ids_and_below_2_31() -> None:
@@ -38,3 +38,14 @@ def test_inside_ids_map_to_shifted_host_ids_and_ids_beyond_the_range_to_the_pods
     assert r.host(70000) == r.host(-1) == 1835008 + 65534
     assert r.contains(1835008) and r.contains(1835008 + 65535)
     assert not r.contains(0) and not r.contains(1835008 + 65536)
+
+
+def test_a_random_range_avoids_the_hosts_subordinate_ids() -> None:
+    avoid = subordinate_ranges("alice:100000:65536\n# comment\nbob:1073741824:1073741824\nbad line\n")
+    assert avoid == ((100000, 65536), (1 << 30, 1 << 30))
+    for _ in range(200):
+        r = IdRange.random(avoid=((0, 1 << 30),))
+        assert r.shift >= 1 << 30
+    for _ in range(200):
+        r = IdRange.random(avoid=avoid)
+        assert r.shift + r.count <= 100000 or 165536 <= r.shift < 1 << 30
