@@ -40,9 +40,13 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def bind(self, source: str, target: str, *, recursive: bool = False, readonly: bool = False,
                  flags: int = 0) -> None: ...
         def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None: ...
-        def new_user_namespace(self, uid_map: str, gid_map: str) -> int:
-            """An fd on a new user namespace with these maps (see namespaces.new_user_namespace)."""
+        def start_user_namespace(self) -> tuple[int, int]:
+            """Begin a new user namespace (its child spawned); see namespaces.start_user_namespace."""
             ...
+        def finish_user_namespace(self, started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+            """Write its maps; an fd on it (close-on-exec) that keeps it alive."""
+            ...
+        def cancel_user_namespace(self, started: tuple[int, int]) -> None: ...
         def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
             """``overlay`` with each lower dir seen through the id map of ``userns_fd``."""
             ...
@@ -116,8 +120,14 @@ class LinuxKernel:
     def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
         M.overlay(lowers, upper, work, target)
 
-    def new_user_namespace(self, uid_map: str, gid_map: str) -> int:
-        return N.new_user_namespace(uid_map, gid_map)
+    def start_user_namespace(self) -> tuple[int, int]:
+        return N.start_user_namespace()
+
+    def finish_user_namespace(self, started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+        return N.finish_user_namespace(started, uid_map, gid_map)
+
+    def cancel_user_namespace(self, started: tuple[int, int]) -> None:
+        N.cancel_user_namespace(started)
 
     def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
         fds: list[int] = []

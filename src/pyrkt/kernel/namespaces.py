@@ -55,22 +55,16 @@ def join(pid: int, names: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid
             os.close(fd)
 
 
-def new_user_namespace(uid_map: str, gid_map: str) -> int:
-    """An fd on a new user namespace with these maps (lines of /proc/PID/uid_map). A short-lived
-    child unshares it and waits while this process, root in its own namespace, writes the maps;
-    the fd (close-on-exec) keeps the namespace alive after the child has gone, for ``setns`` and
-    idmapped mounts. setgroups stays allowed in it (maps written by a privileged parent)."""
-    return finish_user_namespace(start_user_namespace(), uid_map, gid_map)
-
-
 UNSHARE = "/usr/bin/unshare"  # util-linux's
 CAT = "/bin/cat"
 READY_TIMEOUT = 10.0
 
 
 def start_user_namespace() -> tuple[int, int]:
-    """The first half of ``new_user_namespace``: spawn util-linux's ``unshare --user cat``,
-    reading a pipe we hold. Spawned (vfork and exec), not forked: a fork of this big process
+    """A new user namespace, begun: spawn util-linux's ``unshare --user cat``, reading a pipe
+    we hold; ``finish_user_namespace`` then writes its maps (this process, root in its own
+    namespace: setgroups stays allowed in it) and keeps an fd on it, which keeps it alive once
+    the child has gone. Spawned (vfork and exec), not forked: a fork of this big process
     would copy its page tables and then every page it writes while the child lives. Started
     early, the child has unshared by the time ``finish_user_namespace`` writes its maps.
     Returns (pid, the pipe's write end)."""

@@ -59,10 +59,17 @@ class RecordingKernel:
     def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None:
         self._rec("overlay", tuple(lowers), upper, work, target)
 
-    def new_user_namespace(self, uid_map: str, gid_map: str) -> int:
+    def start_user_namespace(self) -> tuple[int, int]:
+        self._rec("start_user_namespace")
+        return (0, -1)
+
+    def finish_user_namespace(self, started: tuple[int, int], uid_map: str, gid_map: str) -> int:
         """A real fd, but on this process's own user namespace."""
-        self._rec("new_user_namespace", uid_map, gid_map)
+        self._rec("finish_user_namespace", started, uid_map, gid_map)
         return os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+
+    def cancel_user_namespace(self, started: tuple[int, int]) -> None:
+        self._rec("cancel_user_namespace", started)
 
     def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
         self._rec("overlay_idmapped", tuple(lowers), upper, work, target, userns_fd)

@@ -242,7 +242,7 @@ class DefaultFlavor:
             return self.start(pod_dir, config, lock_fd, detach=detach, handed_over=handed_over, userns=userns)
         except BaseException:
             for started in userns:
-                namespaces.cancel_user_namespace(started)
+                LinuxKernel().cancel_user_namespace(started)
             if not handed_over:
                 os.close(lock_fd)  # so the caller can lock the pod again and clean it up
             raise
@@ -253,7 +253,7 @@ class DefaultFlavor:
         # --private-users: the namespace's child forked now, its maps written once the rest is
         # set up (by then it has run: no wait)
         if config.private_users:
-            userns.append(namespaces.start_user_namespace())
+            userns.append(LinuxKernel().start_user_namespace())
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
@@ -280,10 +280,7 @@ class DefaultFlavor:
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
         plan["ready_fd"] = ready_w
         if userns:  # before the pid namespace: its child must not be that namespace's PID 1
-            from pyrkt.model.idmap import IdRange
-
-            ids = IdRange.parse(config.private_users, where="runtime-config")
-            plan["userns_fd"] = namespaces.finish_user_namespace(userns.pop(), ids.map_line(), ids.map_line())
+            plan["userns_fd"] = execute.make_user_namespace(LinuxKernel(), userns.pop(), pod)
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)

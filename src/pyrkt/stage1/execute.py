@@ -160,6 +160,16 @@ def apply_limits(k: Kernel, plan: AppPlan) -> None:
         k.oom_score_adj(plan.oom_score_adj)
 
 
+def make_user_namespace(k: Kernel, started: tuple[int, int], pod: PodPlan) -> int:
+    """Host side, before pod init: the pod's user namespace (--private-users; begun with
+    ``k.start_user_namespace()`` as the set-up started) with the pod's range as its uid and gid
+    maps; an fd on it for pod init, whose apps are idmapped into it and join it."""
+    from pyrkt.model.idmap import IdRange
+
+    ids = IdRange.parse(pod.private_users, where="runtime-config")
+    return k.finish_user_namespace(started, ids.map_line(), ids.map_line())
+
+
 def enter_user_namespace(k: Kernel, userns: int) -> None:
     """In the app's child, its root set up: join the pod's user namespace (--private-users) and
     be its root, i.e. the shifted host id, with every capability there but none over the

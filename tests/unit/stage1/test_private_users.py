@@ -113,12 +113,15 @@ def test_the_app_joins_the_user_namespace_as_its_root_before_the_privilege_drop(
     assert k.calls == [("setns", USERNS, CLONE_NEWUSER), ("set_ids", 0, 0, ())]
 
 
-def test_the_recording_kernel_gives_a_real_fd_for_a_new_user_namespace() -> None:
+def test_the_pods_user_namespace_gets_its_range_as_uid_and_gid_maps() -> None:
     k = RecordingKernel()
-    fd = k.new_user_namespace(f"0 {SHIFT} 65536\n", f"0 {SHIFT} 65536\n")
+    started = k.start_user_namespace()
+    pod = plan.pod_plan(config(private_users=f"{SHIFT}:65536"), (), ETC)
+    fd = execute.make_user_namespace(k, started, pod)
     try:
         assert os.fstat(fd)
-        assert k.calls == [("new_user_namespace", f"0 {SHIFT} 65536\n", f"0 {SHIFT} 65536\n")]
+        assert k.calls == [("start_user_namespace",),
+                           ("finish_user_namespace", started, f"0 {SHIFT} 65536\n", f"0 {SHIFT} 65536\n")]
     finally:
         os.close(fd)
 
