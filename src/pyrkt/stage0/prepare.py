@@ -302,7 +302,7 @@ def use_overlay(config: Config, req: PodRequest, ui: FetchUI | None) -> bool:
     if why is None:
         return True
     if ui is not None:
-        ui.notice(f"disabling overlay support: {why}")
+        ui.notice(f"disabling overlay support: \"{why}\"")  # rkt's line
     return False
 
 

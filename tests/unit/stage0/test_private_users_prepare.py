@@ -107,7 +107,7 @@ def test_overlay_unless_no_overlay_or_the_data_dir_cannot_have_one_then_with_rkt
     assert ui.lines == []
     monkeypatch.setattr(mount, "overlay_unsupported", lambda path: "unsupported filesystem: zfs")
     assert use_overlay(config, request(), ui) is False
-    assert ui.lines == ["disabling overlay support: unsupported filesystem: zfs"]
+    assert ui.lines == ['disabling overlay support: "unsupported filesystem: zfs"']
 
 
 def test_layers_the_kernel_cannot_idmap_get_a_copy_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
