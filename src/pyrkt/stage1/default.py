@@ -250,8 +250,8 @@ class DefaultFlavor:
     def start(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
               handed_over: list[bool], userns: list[tuple[int, int]]) -> int:
         net = network_mode(config)
-        # --private-users: the namespace's child forked now, its maps written once the rest is
-        # set up (by then it has run: no wait)
+        # --private-users: the namespace's child spawned now, its maps written once the rest is
+        # set up (by then it has unshared: no wait)
         if config.private_users:
             userns.append(LinuxKernel().start_user_namespace())
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
@@ -279,7 +279,7 @@ class DefaultFlavor:
         plan = to_plain(pod.replace(apps=()))
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a} for a in pod.apps]
         plan["ready_fd"] = ready_w
-        if userns:  # before the pid namespace: its child must not be that namespace's PID 1
+        if userns:  # the pod's user namespace, for pod init to idmap its apps into and have them join
             plan["userns_fd"] = execute.make_user_namespace(LinuxKernel(), userns.pop(), pod)
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
