@@ -229,3 +229,54 @@ def test_a_dir_made_for_a_mount_where_the_image_has_none_belongs_to_the_pods_roo
     out, _ = run(cli, r.out.strip().splitlines()[-1], "stat -c '%u:%g' /etc; touch /etc/made && echo made",
                  "--private-users")
     assert out.split() == ["0:0", "made"]
+
+
+def bind_into_app(app_pid: int, host_file: Path, target: str) -> None:
+    """Bind a host file over ``target`` in a running app's root, from the host (as systemd's
+    machinectl bind does: a detached copy of it moved into the app's mount namespace)."""
+    from pyrkt.kernel import mount, namespaces
+
+    tree = mount.clone_tree(str(host_file))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ns = os.open(f"/proc/{app_pid}/ns/mnt", os.O_RDONLY)
+            namespaces.setns(ns, namespaces.CLONE_NEWNS)
+            mount.move_tree(tree, target)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    os.close(tree)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+@pytest.mark.parametrize("private", [False, True])
+def test_a_host_root_only_file_bound_in_is_read_by_root_only_without_a_user_namespace(
+        env: tuple[Cli, str, Path], private: bool) -> None:
+    cli, image, base = env
+    secret = base / f"secret-{private}"
+    secret.write_text("host secret\n")
+    secret.chmod(0o600)
+    flags = ["--private-users"] if private else []
+    r = cli("run", "--detach", "--net=none", *flags, image, "--exec=/bin/sh", "--", "-c",
+            "touch /tmp/secret; while [ ! -s /tmp/secret ]; do sleep 0.02; done; "
+            "stat -c %u /tmp/secret; cat /tmp/secret; echo rc=$?; exec sleep 600")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    try:
+        shells: list[int] = []
+        deadline = time.monotonic() + 10
+        while not shells and time.monotonic() < deadline:
+            shells = [p for p in pids_of_pod(uuid) if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"/bin/sh\0")]
+            time.sleep(0.02)
+        bind_into_app(shells[0], secret, "/tmp/secret")
+        logs = ""
+        while "rc=" not in logs and time.monotonic() < deadline:
+            logs = cli("logs", uuid).out
+            time.sleep(0.05)
+    finally:
+        cli("stop", "--force", uuid)
+    if private:  # host root's file is nobody's in the pod, and its root has no power over it
+        assert logs.splitlines()[0] == "65534" and logs.splitlines()[-1] == "rc=1", logs
+    else:
+        assert logs.splitlines() == ["0", "host secret", "rc=0"]
