@@ -87,7 +87,9 @@ def _overlay_fsconfig(lowers: list[str] | list[int], upper: str, work: str, targ
         for p in lowers:  # the first appended is the top layer
             if isinstance(p, int):
                 if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_SET_FD, b"lowerdir+", None, p) < 0:
-                    raise KernelError("fsconfig", ctypes.get_errno(), f"lowerdir+ (a layer's fd) for overlay {target}")
+                    if ctypes.get_errno() != E.EINVAL:
+                        raise KernelError("fsconfig", ctypes.get_errno(), f"lowerdir+ (a layer's fd) for overlay {target}")
+                    _fsconfig(fd, b"lowerdir+", f"/proc/self/fd/{p}", target)  # a kernel before 6.13
             else:
                 _fsconfig(fd, b"lowerdir+", p, target)
         _fsconfig(fd, b"upperdir", upper, target)
