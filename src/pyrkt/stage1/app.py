@@ -3,9 +3,9 @@
 Order matters and is rkt's/runc's: own session; the app's root as its plan says
 (``execute.set_up_root``: mount namespace, overlay, /proc, /dev, /sys, the /etc files, masked
 paths, pivot_root); rlimits; with --private-users, the pod's user namespace joined (so the
-working dir it makes and the users it resolves are the namespace's); user and groups, capabilities, no_new_privs and seccomp last, right before
-exec (``execute.become``). Everything is imported before
-pivot_root: afterwards the host's Python library is out of reach.
+working dir it makes and the users it resolves are the namespace's); user and groups,
+capabilities, no_new_privs and seccomp last, right before exec (``execute.become``).
+Everything is imported before pivot_root: afterwards the host's Python library is out of reach.
 
 appc event handlers run as the app runs: ``pre-start`` must exit 0 before the main process
 starts; with a ``post-stop``, this process stays as the app's supervisor (forwarding signals)
