@@ -49,6 +49,7 @@ TARGET_CRUN_RATIO = 4.0
 TARGET_PODMAN_NET_RATIO = 0.5  # pyrkt on its default network against podman on its own
 TARGET_PSS_MIB = 8.0
 TARGET_LIMITS_EXTRA_MS = 2.0  # run --memory=64M --cpu=500m over the plain run, medians of one bench run
+TARGET_USERNS_EXTRA_MS = 3.0  # run --private-users over the plain run's median
 TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same docker:// image
 TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
 TARGET_VOLUMES_MS = 3.0  # pyrkt run with two volumes (host + empty) over the plain run, medians
@@ -193,6 +194,10 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
         ("pyrkt run", lambda i: pyrkt.argv("run", "--net=none", image, "--exec=/bin/true")),
         ("pyrkt run volumes", lambda i: pyrkt.argv("run", "--net=none", *volumes, image, "--exec=/bin/true")),
     ], args)
+    # its own user namespace: idmapped layers and pod files, the apps joining it
+    report.timings.append(time_command(
+        "pyrkt run userns", lambda i: pyrkt.argv("run", "--net=none", "--private-users", image, "--exec=/bin/true"),
+        args))
     report.timings.append(time_command(  # the app's cgroups get limits: writes, no extra migration
         "pyrkt run limits", lambda i: pyrkt.argv("run", "--net=none", image, "--memory=64M", "--cpu=500m",
                                                  "--exec=/bin/true"), args))
@@ -697,6 +702,13 @@ def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> No
     check(py is not None and vol is not None and vol.median - py.median <= TARGET_VOLUMES_MS,
           f"pyrkt run with two volumes {vol.median - py.median:+.1f} ms over the plain run <= {TARGET_VOLUMES_MS:g} ms"
           if py and vol else "pyrkt run with volumes did not run")
+    userns = timings.get("pyrkt run userns")
+    if py and userns:
+        check(userns.median - py.median <= TARGET_USERNS_EXTRA_MS,
+              f"pyrkt run --private-users median +{userns.median - py.median:.1f} ms over pyrkt run "
+              f"<= {TARGET_USERNS_EXTRA_MS:g} ms")
+    else:
+        check(None, "pyrkt run --private-users: " + ("did not run" if py else "pyrkt run did not run"))
     py_net, podman_net = timings.get("pyrkt run default"), timings.get("podman run default")
     if py_net and podman_net:
         check(py_net.median <= TARGET_PODMAN_NET_RATIO * podman_net.median,

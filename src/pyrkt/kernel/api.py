@@ -44,9 +44,28 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
                  flags: int = 0) -> None: ...
         def overlay(self, lowers: list[str], upper: str, work: str, target: str) -> None: ...
         def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
-                         readonly: bool = False) -> None:
+                         readonly: bool = False, userns_fd: int = -1) -> None:
             """A volume: ``source`` (links followed) bound on ``target`` resolved inside ``root``
-            (``pyrkt.kernel.inroot``), made like the source where missing."""
+            (``pyrkt.kernel.inroot``), made like the source where missing; through the id map of
+            ``userns_fd`` when one is given (a volume of the pod's own, --private-users)."""
+            ...
+        def start_user_namespace(self) -> tuple[int, int]:
+            """Begin a new user namespace (its child spawned); see namespaces.start_user_namespace."""
+            ...
+        def finish_user_namespace(self, started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+            """Write its maps; an fd on it (close-on-exec) that keeps it alive."""
+            ...
+        def cancel_user_namespace(self, started: tuple[int, int]) -> None: ...
+        def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
+            """``overlay`` with each lower dir seen through the id map of ``userns_fd``."""
+            ...
+        def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
+                          readonly: bool = False, flags: int = 0) -> None:
+            """``bind`` through the id map of ``userns_fd``."""
+            ...
+        def shift_owner(self, path: str, shift: int) -> None:
+            """lchown ``path`` to its owner + ``shift`` unless it is at or above the shift already
+            (idempotent): a pod file for a user namespace the kernel cannot idmap it into."""
             ...
         def pivot_root(self, root: str) -> None: ...
         def chroot(self, root: str) -> None: ...
@@ -54,8 +73,10 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
             """Raises PermissionError where the device policy or missing CAP_MKNOD forbids it."""
             ...
         def symlink(self, target: str, path: str) -> None: ...
-        def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str: ...
-        def make_file(self, root: str, rel: str, mode: int = 0o644) -> str: ...
+        def make_dir(self, root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
+            """``owner``: uid and gid of what is made (-1: the caller's)."""
+            ...
+        def make_file(self, root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str: ...
         def kind(self, path: str) -> str | None: ...
         def write_file(self, path: str, text: str, mode: int = 0o644) -> None: ...
         def write(self, path: str, text: str) -> None:
@@ -114,7 +135,7 @@ class LinuxKernel:
         M.overlay(lowers, upper, work, target)
 
     def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
-                     readonly: bool = False) -> None:
+                     readonly: bool = False, userns_fd: int = -1) -> None:
         from pyrkt.errors import KernelError
         from pyrkt.kernel import inroot
 
@@ -130,11 +151,43 @@ class LinuxKernel:
                 why = "resolves to the root of the app" if e.errno == errno.EINVAL else "in the app's root"
                 raise KernelError("mount point", e.errno or 0, f"{target} {why}") from None
             try:
-                M.bind_fds(src, dst, recursive=recursive, readonly=readonly, what=f"{source} to {target}")
+                M.bind_fds(src, dst, recursive=recursive, readonly=readonly, what=f"{source} to {target}",
+                           userns_fd=userns_fd)
             finally:
                 os.close(dst)
         finally:
             os.close(src)
+
+    def start_user_namespace(self) -> tuple[int, int]:
+        return N.start_user_namespace()
+
+    def finish_user_namespace(self, started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+        return N.finish_user_namespace(started, uid_map, gid_map)
+
+    def cancel_user_namespace(self, started: tuple[int, int]) -> None:
+        N.cancel_user_namespace(started)
+
+    def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
+        fds: list[int] = []
+        try:
+            for p in lowers:
+                fds.append(M.idmapped_tree(p, userns_fd))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        M.overlay_of_trees(fds, upper, work, target)
+
+    def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
+                      readonly: bool = False, flags: int = 0) -> None:
+        M.move_tree(M.idmapped_tree(source, userns_fd, recursive=recursive,
+                                    flags=flags | (M.MS_RDONLY if readonly else 0)), target)
+
+    def shift_owner(self, path: str, shift: int) -> None:
+        st = os.lstat(path)
+        if st.st_uid < shift or st.st_gid < shift:
+            os.lchown(path, st.st_uid + shift if st.st_uid < shift else st.st_uid,
+                      st.st_gid + shift if st.st_gid < shift else st.st_gid)
 
     def pivot_root(self, root: str) -> None:
         M.pivot_root(root)
@@ -152,11 +205,11 @@ class LinuxKernel:
     def symlink(self, target: str, path: str) -> None:
         os.symlink(target, path)
 
-    def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str:
-        return fs.make_dir_in(root, rel, mode)
+    def make_dir(self, root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
+        return fs.make_dir_in(root, rel, mode, owner)
 
-    def make_file(self, root: str, rel: str, mode: int = 0o644) -> str:
-        return fs.make_file_in(root, rel, mode)
+    def make_file(self, root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str:
+        return fs.make_file_in(root, rel, mode, owner)
 
     def kind(self, path: str) -> str | None:
         try:

@@ -104,9 +104,10 @@ def mknod(path: str, mode: int, device: int) -> None:
     os.mknod(path, mode, device)
 
 
-def make_dir_in(root: str, rel: str, mode: int = 0o755) -> str:
+def make_dir_in(root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
     """``root/rel`` as a real directory, made component by component without leaving ``root``:
-    a file or symlink where a directory must be is replaced (in the app's writable layer)."""
+    a file or symlink where a directory must be is replaced (in the app's writable layer).
+    ``owner``: the uid and gid of what is made (a pod's root with --private-users)."""
     import stat
 
     path = root
@@ -119,21 +120,27 @@ def make_dir_in(root: str, rel: str, mode: int = 0o755) -> str:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            os.mkdir(path, mode)
+            _made_dir(path, mode, owner)
             continue
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(path)
-            os.mkdir(path, mode)
+            _made_dir(path, mode, owner)
     return path
 
 
-def make_file_in(root: str, rel: str, mode: int = 0o644) -> str:
+def _made_dir(path: str, mode: int, owner: int) -> None:
+    os.mkdir(path, mode)
+    if owner >= 0:
+        os.lchown(path, owner, owner)
+
+
+def make_file_in(root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str:
     """``root/rel`` as a regular file (empty if made now), its parents made by ``make_dir_in``;
-    a directory or link standing there is replaced."""
+    a directory or link standing there is replaced. ``owner``: as for ``make_dir_in``."""
     import stat
 
     parent, name = os.path.split(rel.strip("/"))
-    d = make_dir_in(root, parent) if parent else root
+    d = make_dir_in(root, parent, owner=owner) if parent else root
     path = os.path.join(d, name)
     try:
         st = os.lstat(path)
@@ -145,7 +152,12 @@ def make_file_in(root: str, rel: str, mode: int = 0o644) -> str:
             os.unlink(path)
     except FileNotFoundError:
         pass
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    try:
+        if owner >= 0:
+            os.fchown(fd, owner, owner)
+    finally:
+        os.close(fd)
     return path
 
 

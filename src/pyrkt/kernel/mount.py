@@ -71,18 +71,27 @@ def overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
 
 
 FSCONFIG_SET_STRING = 1
+FSCONFIG_SET_FD = 5
 FSCONFIG_CMD_CREATE = 6
 MOVE_MOUNT_F_EMPTY_PATH = 4
 AT_FDCWD = -100
 
 
-def _overlay_fsconfig(lowers: list[str], upper: str, work: str, target: str) -> None:
+def _overlay_fsconfig(lowers: list[str] | list[int], upper: str, work: str, target: str) -> None:
+    """An overlay through the new mount API; each lower is a path, or an fd on a detached
+    mount (fsconfig FSCONFIG_SET_FD)."""
     fd = L.syscall(L.NR["fsopen"], b"overlay", 1)
     if fd < 0:
         raise KernelError("fsopen", ctypes.get_errno(), "overlay")
     try:
         for p in lowers:  # the first appended is the top layer
-            _fsconfig(fd, b"lowerdir+", p, target)
+            if isinstance(p, int):
+                if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_SET_FD, b"lowerdir+", None, p) < 0:
+                    if ctypes.get_errno() != E.EINVAL:
+                        raise KernelError("fsconfig", ctypes.get_errno(), f"lowerdir+ (a layer's fd) for overlay {target}")
+                    _fsconfig(fd, b"lowerdir+", f"/proc/self/fd/{p}", target)  # a kernel before 6.13
+            else:
+                _fsconfig(fd, b"lowerdir+", p, target)
         _fsconfig(fd, b"upperdir", upper, target)
         _fsconfig(fd, b"workdir", work, target)
         if L.syscall(L.NR["fsconfig"], fd, FSCONFIG_CMD_CREATE, None, None, 0) < 0:
@@ -90,11 +99,7 @@ def _overlay_fsconfig(lowers: list[str], upper: str, work: str, target: str) -> 
         mfd = L.syscall(L.NR["fsmount"], fd, 1, 0)
         if mfd < 0:
             raise KernelError("fsmount", ctypes.get_errno(), f"overlay for {target}")
-        try:
-            if L.syscall(L.NR["move_mount"], mfd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
-                raise KernelError("move_mount", ctypes.get_errno(), f"overlay to {target}")
-        finally:
-            os.close(mfd)
+        move_tree(mfd, target)
     finally:
         os.close(fd)
 
@@ -135,26 +140,128 @@ def clone_tree(path: str) -> int:
 MOVE_MOUNT_T_EMPTY_PATH = 4 << 4  # 0x40
 
 
-def bind_fds(source_fd: int, target_fd: int, *, recursive: bool, readonly: bool, what: str) -> None:
+def bind_fds(source_fd: int, target_fd: int, *, recursive: bool, readonly: bool, what: str,
+             userns_fd: int = -1) -> None:
     """Bind what ``source_fd`` is onto what ``target_fd`` is (both ``O_PATH`` fds): a clone of
     the source tree (with its sub-mounts if ``recursive``), read-only all through if
-    ``readonly``, moved onto the target. No path is resolved again, so neither end can be
-    swapped for a link meanwhile. ``what`` names the bind in an error."""
+    ``readonly``, through the id map of the user namespace ``userns_fd`` when one is given,
+    moved onto the target. No path is resolved again, so neither end can be swapped for a
+    link meanwhile. ``what`` names the bind in an error."""
     flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     tree = L.syscall(L.NR["open_tree"], source_fd, b"", flags)
     if tree < 0:
         raise KernelError("open_tree", ctypes.get_errno(), what)
     try:
-        if readonly:
-            attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+        attrs = (MOUNT_ATTR_RDONLY if readonly else 0) | (MOUNT_ATTR_IDMAP if userns_fd >= 0 else 0)
+        if attrs:
+            attr = _MountAttr(attrs, 0, 0, max(userns_fd, 0))
             if L.syscall(L.NR["mount_setattr"], tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, ctypes.byref(attr),
                          ctypes.sizeof(attr)) < 0:
-                raise KernelError("mount_setattr", ctypes.get_errno(), f"read-only {what}")
+                raise KernelError("mount_setattr", ctypes.get_errno(), f"read-only or idmapped {what}")
         if L.syscall(L.NR["move_mount"], tree, b"", target_fd, b"",
                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0:
             raise KernelError("move_mount", ctypes.get_errno(), what)
     finally:
         os.close(tree)
+
+
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR_IDMAP = 0x00100000
+# mount(2) flags a bind may carry and their mount_setattr(2) attributes
+_ATTRS = ((MS_RDONLY, MOUNT_ATTR_RDONLY), (MS_NOSUID, MOUNT_ATTR_NOSUID), (MS_NODEV, MOUNT_ATTR_NODEV),
+          (MS_NOEXEC, MOUNT_ATTR_NOEXEC))
+
+
+def idmapped_tree(path: str, userns_fd: int, *, recursive: bool = False, flags: int = 0) -> int:
+    """A detached copy of the mount at ``path`` (a bind: ``recursive`` for its submounts too)
+    that shows its files' owners through the id map of the user namespace ``userns_fd`` (host
+    id shift+N seen as N inside; what the namespace writes through it is stored unshifted),
+    with the attributes of the mount(2) ``flags`` (MS_RDONLY, MS_NOSUID, ...). The fd holds it
+    (close-on-exec): ``move_tree`` attaches it, or overlayfs takes it as a layer."""
+    rec = AT_RECURSIVE if recursive else 0
+    fd = L.syscall(L.NR["open_tree"], AT_FDCWD, os.fsencode(path), OPEN_TREE_CLONE | rec | os.O_CLOEXEC)
+    if fd < 0:
+        raise KernelError("open_tree", ctypes.get_errno(), path)
+    attrs = MOUNT_ATTR_IDMAP
+    for flag, attr in _ATTRS:
+        if flags & flag:
+            attrs |= attr
+    attr_struct = _MountAttr(attrs, 0, 0, userns_fd)
+    if L.syscall(L.NR["mount_setattr"], fd, b"", AT_EMPTY_PATH | rec, ctypes.byref(attr_struct),
+                 ctypes.sizeof(attr_struct)) < 0:
+        err = ctypes.get_errno()
+        os.close(fd)
+        raise KernelError("mount_setattr", err, f"idmap {path}")
+    return int(fd)
+
+
+def move_tree(fd: int, target: str) -> None:
+    """Attach the detached mount ``fd`` at ``target``, then close the fd."""
+    try:
+        if L.syscall(L.NR["move_mount"], fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH) < 0:
+            raise KernelError("move_mount", ctypes.get_errno(), target)
+    finally:
+        os.close(fd)
+
+
+def overlay_of_trees(lower_fds: list[int], upper: str, work: str, target: str) -> None:
+    """Mount an overlay whose lower layers are detached mounts (``idmapped_tree``), top first,
+    passed by fd; closes them."""
+    try:
+        _overlay_fsconfig(lower_fds, upper, work, target)
+    finally:
+        for lfd in lower_fds:
+            os.close(lfd)
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 112)]
+
+
+def fs_type(path: str) -> int:
+    """statfs(2)'s f_type (the filesystem's magic number) of ``path``, or of its nearest
+    existing parent (a data dir made later is made there)."""
+    buf = _Statfs()
+    while L.libc().statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+        err = ctypes.get_errno()
+        parent = os.path.dirname(path.rstrip("/")) or ("/" if path.startswith("/") else ".")
+        if err != E.ENOENT or parent == path:
+            raise KernelError("statfs", err, path)
+        path = parent
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+# Filesystems whose mounts can be idmapped on a recent kernel (FS_ALLOW_IDMAP), by magic
+IDMAP_FILESYSTEMS = {0xEF53: "ext4", 0x58465342: "xfs", 0x9123683E: "btrfs", 0x01021994: "tmpfs",
+                     0xF2F52010: "f2fs", 0xE0F5E1E2: "erofs", 0x4D44: "vfat"}
+# Some that cannot, named in messages
+OTHER_FILESYSTEMS = {0x858458F6: "ramfs", 0x6969: "nfs", 0x65735546: "fuse", 0x794C7630: "overlay",
+                     0xFF534D42: "cifs", 0x01021997: "9p", 0x73717368: "squashfs"}
+# Where overlayfs cannot have its upper (rkt's PathSupportsOverlay)
+NO_OVERLAY_FILESYSTEMS = {0x61756673: "aufs", 0x2FC12FC1: "zfs"}
+
+
+def idmap_unsupported(path: str) -> str | None:
+    """Why the mounts of ``path``'s filesystem cannot be idmapped ("filesystem ramfs"), or None
+    when they can."""
+    magic = fs_type(path)
+    if magic in IDMAP_FILESYSTEMS:
+        return None
+    return f"filesystem {OTHER_FILESYSTEMS.get(magic) or hex(magic)}"
+
+
+def overlay_unsupported(path: str) -> str | None:
+    """Why overlayfs cannot work for the data dir ``path``, or None (rkt's checks: the kernel
+    has overlayfs, the filesystem is not one of those it cannot sit on)."""
+    try:
+        with open("/proc/filesystems", "rb") as f:
+            known = b"\toverlay\n" in f.read()
+    except OSError:
+        known = False
+    if not known:
+        return "the kernel has no overlay filesystem"
+    name = NO_OVERLAY_FILESYSTEMS.get(fs_type(path))
+    return f"unsupported filesystem: {name}" if name else None
 
 
 def pivot_root(new_root: str) -> None:

@@ -55,6 +55,75 @@ def join(pid: int, names: tuple[str, ...] = ("cgroup", "ipc", "uts", "net", "pid
             os.close(fd)
 
 
+UNSHARE = "/usr/bin/unshare"  # util-linux's
+CAT = "/bin/cat"
+READY_TIMEOUT = 10.0
+
+
+def start_user_namespace() -> tuple[int, int]:
+    """A new user namespace, begun: spawn util-linux's ``unshare --user cat``, reading a pipe
+    we hold; ``finish_user_namespace`` then writes its maps (this process, root in its own
+    namespace: setgroups stays allowed in it) and keeps an fd on it, which keeps it alive once
+    the child has gone. Spawned (vfork and exec), not forked: a fork of this big process
+    would copy its page tables and then every page it writes while the child lives. Started
+    early, the child has unshared by the time ``finish_user_namespace`` writes its maps.
+    Returns (pid, the pipe's write end)."""
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.posix_spawn(UNSHARE, ["unshare", "--user", CAT], {},
+                             file_actions=[(os.POSIX_SPAWN_DUP2, go_r, 0)])
+    except OSError as e:
+        os.close(go_w)
+        raise KernelError("posix_spawn", e.errno or 0, f"{UNSHARE} --user {CAT} (util-linux)") from None
+    finally:
+        os.close(go_r)
+    return pid, go_w
+
+
+def cancel_user_namespace(started: tuple[int, int]) -> None:
+    """End the child of a ``start_user_namespace`` that will not be finished (the pod failed)."""
+    pid, go_w = started
+    os.close(go_w)
+    os.waitpid(pid, 0)
+
+
+def finish_user_namespace(started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+    """Write the maps of the namespace ``start_user_namespace`` began, once its child is in it;
+    an fd on it. The child then ends (its stdin closes) and is reaped."""
+    import time
+
+    pid, go_w = started
+    try:
+        mine = os.readlink("/proc/self/ns/user")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                if os.readlink(f"/proc/{pid}/ns/user") != mine:
+                    break
+            except OSError:
+                pass
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                pid = 0
+                raise KernelError("unshare", 0, f"{UNSHARE} --user exited with status {status}")
+            if time.monotonic() > deadline:
+                raise KernelError("unshare", 0, f"{UNSHARE} --user did not start")
+            time.sleep(0.0002)
+        for name, text in (("uid_map", uid_map), ("gid_map", gid_map)):
+            fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, text.encode())
+            except OSError as e:
+                raise KernelError("write", e.errno or 0, f"/proc/{pid}/{name}: {text.strip()}") from None
+            finally:
+                os.close(fd)
+        return open_ns(pid, "user")
+    finally:
+        os.close(go_w)
+        if pid:
+            os.waitpid(pid, 0)
+
+
 def set_hostname(name: str) -> None:
     raw = name.encode()
     if L.libc().sethostname(raw, ctypes.c_size_t(len(raw))) != 0:

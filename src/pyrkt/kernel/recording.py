@@ -30,7 +30,8 @@ LAYOUTS = {
 
 
 class RecordingKernel:
-    """Records every call as ``(name, *args)`` in ``calls``; nothing is touched.
+    """Records every call as ``(name, *args)`` in ``calls``; nothing is touched (an optional
+    argument left at its default is not recorded: ``make_dir``'s ``owner``).
 
     ``kinds`` says what ``kind`` finds at a path (default: nothing there); ``held`` is the
     capability set ``held_caps`` returns; ``refuse_mknod`` makes ``mknod`` raise
@@ -78,9 +79,32 @@ class RecordingKernel:
         self._rec("overlay", tuple(lowers), upper, work, target)
 
     def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
-                     readonly: bool = False) -> None:
-        self._rec("bind_in_root", source, root, target, recursive, readonly)
+                     readonly: bool = False, userns_fd: int = -1) -> None:
+        self._rec("bind_in_root", source, root, target, recursive, readonly,
+                  *((userns_fd,) if userns_fd >= 0 else ()))
         self.kinds.setdefault(os.path.join(root, target.lstrip("/")), "dir")
+
+    def start_user_namespace(self) -> tuple[int, int]:
+        self._rec("start_user_namespace")
+        return (0, -1)
+
+    def finish_user_namespace(self, started: tuple[int, int], uid_map: str, gid_map: str) -> int:
+        """A real fd, but on this process's own user namespace."""
+        self._rec("finish_user_namespace", started, uid_map, gid_map)
+        return os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+
+    def cancel_user_namespace(self, started: tuple[int, int]) -> None:
+        self._rec("cancel_user_namespace", started)
+
+    def overlay_idmapped(self, lowers: list[str], upper: str, work: str, target: str, userns_fd: int) -> None:
+        self._rec("overlay_idmapped", tuple(lowers), upper, work, target, userns_fd)
+
+    def bind_idmapped(self, source: str, target: str, userns_fd: int, *, recursive: bool = False,
+                      readonly: bool = False, flags: int = 0) -> None:
+        self._rec("bind_idmapped", source, target, userns_fd, recursive, readonly, flags)
+
+    def shift_owner(self, path: str, shift: int) -> None:
+        self._rec("shift_owner", path, shift)
 
     def pivot_root(self, root: str) -> None:
         self._rec("pivot_root", root)
@@ -98,15 +122,15 @@ class RecordingKernel:
         self._rec("symlink", target, path)
         self.kinds[path] = "link"
 
-    def make_dir(self, root: str, rel: str, mode: int = 0o755) -> str:
+    def make_dir(self, root: str, rel: str, mode: int = 0o755, owner: int = -1) -> str:
         path = os.path.join(root, rel.lstrip("/"))
-        self._rec("make_dir", path, mode)
+        self._rec("make_dir", path, mode, *(() if owner < 0 else (owner,)))
         self.kinds[path] = "dir"
         return path
 
-    def make_file(self, root: str, rel: str, mode: int = 0o644) -> str:
+    def make_file(self, root: str, rel: str, mode: int = 0o644, owner: int = -1) -> str:
         path = os.path.join(root, rel.lstrip("/"))
-        self._rec("make_file", path, mode)
+        self._rec("make_file", path, mode, *(() if owner < 0 else (owner,)))
         self.kinds[path] = "file"
         return path
 

@@ -12,9 +12,11 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── subcgroup                     cgroup path of the pod below each hierarchy
     ├── netns                         path of the pod's netns bind mount (written before use)
     ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
+    ├── private-users-prepared        "SHIFT:COUNT": the pod's user namespace (--private-users)
     ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
-    ├── overlay/<app>/{upper,work}    the app's writable layer
+    ├── overlay/<app>/{upper,work}    the app's writable layer (none with --no-overlay: the
+    │                                 app's rootfs below is then a copy of its image)
     ├── logs/<app>.log                the app's stdout/stderr, one record per line
     ├── stage1ImageID                 flavor "image": the id of the stage1 image in the store
     ├── stage1/manifest               flavor "image": the stage1 image's appc manifest
@@ -52,6 +54,7 @@ PGID = "pgid"
 SUBCGROUP = "subcgroup"
 NETNS = "netns"
 DEVICES = "devices"
+PRIVATE_USERS = "private-users-prepared"
 NET_INFO = "net-info.json"
 APPSINFO = "appsinfo"
 OVERLAY = "overlay"
@@ -119,6 +122,7 @@ class RuntimeConfig(Value):
     hosts_from_host: bool = False  # --hosts-entry=host
     hosts: tuple[tuple[str, str], ...] = ()  # --hosts-entry IP=HOST pairs, in order
     sysctls: tuple[tuple[str, str], ...] = ()  # --sysctl key, value; checked again by pod init
+    private_users: str = ""  # "SHIFT:COUNT" from the pod's private-users-prepared (rkt's --private-users=)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}

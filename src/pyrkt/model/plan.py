@@ -25,6 +25,9 @@ With ``read_only_root`` the root itself is made read-only once everything is in 
 A bind with ``MS_RDONLY`` (or other flags beyond ``MS_BIND|MS_REC``) is one value: the executor
 binds, then remounts with the flags. A bind whose ``source`` is ``""`` binds the target onto
 itself (read-only /proc paths).
+
+An app's root is an overlay of its ``lowers`` with ``upper``/``work``, or, with no ``lowers``
+(``--no-overlay``), ``rootfs`` itself: a copy of its image made at prepare, bound onto itself.
 """
 
 from __future__ import annotations
@@ -123,6 +126,14 @@ class AppPlan(Value):
     cgroupns: bool = False  # a cgroup namespace of its own, rooted where it is then (default flavor)
     oom_events: str = ""  # its memory cgroup's file that counts OOM kills ("oom_kill N")
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # --private-users: the host id of the app's root (0: no user namespace). The layers are seen
+    # through the namespace's id map (prepare made a chowned copy where they cannot be); binds
+    # whose source is at or below ``pod_files`` (the pod dir: its /etc files, empty volumes) are
+    # the pod's own: idmapped too, or chowned by the shift where the kernel cannot idmap the
+    # data dir's filesystem (``idmapped`` False). Host volumes: neither.
+    id_shift: int = 0
+    pod_files: str = ""
+    idmapped: bool = True
 
 
 class EtcFiles(Value):
@@ -163,6 +174,7 @@ class PodPlan(Value):
     state_file: str = ""
     python: str = ""
     podinit: str = ""
+    private_users: str = ""  # "SHIFT:COUNT": the pod's user namespace (model.idmap), "" for none
 
 
 _NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,

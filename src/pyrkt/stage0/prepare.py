@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrkt.fetch.ui import FetchUI
+    from pyrkt.model.idmap import IdRange
 
 
 class AppRequest(Value, frozen=False):
@@ -77,6 +78,8 @@ class PodRequest(Value, frozen=False):
     user_labels: list[tuple[str, str]] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)  # --volume NAME,kind=...
     mounts: list[str] = field(default_factory=list)  # --mount before any image: for every app
+    private_users: bool = False  # --private-users: the pod in its own user namespace (a random id range)
+    no_overlay: bool = False  # --no-overlay: each app gets a copy of its image instead of an overlay
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -307,7 +310,9 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         raise UsageError("a stage1 image is run by the image flavor, and only it")
     if devices and req.stage1_image is not None:
         raise UsageError("--device cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
+    ids = private_users(req, flavor.canonical(req.stage1_name))
     check_writable(config.data_dir)
+    overlay = use_overlay(config, req, ui)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
     # Held until the pod dir lists its layer dirs: `image rm`/`image gc` (exclusive) then see
     # them in use, and no layer can vanish between resolving an image and recording its layers.
@@ -343,6 +348,8 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(list(manifest.apps), layer_dirs)
+        if ids is not None and overlay:
+            overlay = layers_idmappable(layer_dirs, ui)
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:
@@ -352,7 +359,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
 
                 lay_out_stage1(pod.path, store, stage1)
                 store.touch(stage1.id)
-            lay_out(pod.path, manifest, images, layer_dirs)
+            lay_out(pod.path, manifest, images, layer_dirs, overlay=overlay, ids=ids)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
             if devices:
                 fs.atomic_write(pod.file(abi.DEVICES), jsonio.dumps([f"{d.path}:{d.access}" for d in devices]), sync=False)
@@ -377,7 +384,61 @@ def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:
     return sysctl.parse_all(items)
 
 
-def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]]) -> None:
+SUBORDINATE_IDS = ("/etc/subuid", "/etc/subgid")  # ranges a random pod range must not overlap
+
+
+def private_users(req: PodRequest, flavor_name: str) -> IdRange | None:
+    """``--private-users``: the pod's id range, rkt's random one (None without the flag)."""
+    if not req.private_users:
+        return None
+    if flavor_name == "fly":
+        raise UsageError("--private-users cannot be used with the fly flavor: its app shares the host's namespaces")
+    if flavor_name == "image":  # rkt passes --private-users=SHIFT:COUNT on; pyrkt's image flavor does not yet
+        raise UsageError("--private-users cannot be used with a stage1 image yet")
+    from pyrkt.model.idmap import IdRange, subordinate_ranges
+
+    avoid: tuple[tuple[int, int], ...] = ()
+    for path in SUBORDINATE_IDS:
+        avoid += subordinate_ranges(fs.read_text(path) or "")
+    return IdRange.random(avoid=avoid)
+
+
+def use_overlay(config: Config, req: PodRequest, ui: FetchUI | None) -> bool:
+    """Overlay roots unless ``--no-overlay``, or (with a notice, as rkt) overlayfs cannot work
+    for the data dir."""
+    if req.no_overlay:
+        return False
+    from pyrkt.kernel import mount
+
+    why = mount.overlay_unsupported(str(config.data_dir))
+    if why is None:
+        return True
+    if ui is not None:
+        ui.notice(f"disabling overlay support: \"{why}\"")  # rkt's line
+    return False
+
+
+def layers_idmappable(layer_dirs: list[list[str]], ui: FetchUI | None) -> bool:
+    """With --private-users, whether the kernel can idmap the layers (one filesystem: the
+    store's); if not, the apps get a copy of their image owned by the pod's ids, with a
+    notice."""
+    from pyrkt.kernel import mount
+
+    first = next((layers[0] for layers in layer_dirs if layers), None)
+    why = mount.idmap_unsupported(first) if first else None
+    if why is None:
+        return True
+    if ui is not None:
+        ui.notice(f"warning: --private-users: the kernel cannot idmap the image layers ({why}): "
+                  "each app gets a copy of its image owned by the pod's ids (--no-overlay)")
+    return False
+
+
+def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs: list[list[str]], *,
+            overlay: bool = True, ids: IdRange | None = None) -> None:
+    """The pod dir's files and each app's root: an overlay's upper and work dirs, or with
+    ``overlay`` False a copy of its image (``--no-overlay``); with ``ids`` (--private-users)
+    the range is recorded, and the upper dir (the root's own inode) or the copy is owned by it."""
     join = os.path.join
     volumes.lay_out(pod_dir, manifest, layer_dirs)
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
@@ -388,9 +449,21 @@ def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs
         doc = {"acKind": "ImageManifest", "acVersion": AC_VERSION, **image.to_json()}
         fs.atomic_write(join(info, "manifest"), jsonio.dumps(doc), sync=False)
         fs.atomic_write(join(pod_dir, abi.app_layers(app.name)), jsonio.dumps(layers), sync=False)
-        for d in ("upper", "work"):
-            os.makedirs(join(pod_dir, abi.OVERLAY, app.name, d))
-        os.makedirs(join(pod_dir, abi.app_rootfs(app.name)))
+        rootfs = join(pod_dir, abi.app_rootfs(app.name))
+        os.makedirs(rootfs)
+        if overlay:
+            for d in ("upper", "work"):
+                os.makedirs(join(pod_dir, abi.OVERLAY, app.name, d))
+            if ids is not None:
+                os.chown(join(pod_dir, abi.OVERLAY, app.name, "upper"), ids.shift, ids.shift)
+        else:
+            from pathlib import Path
+
+            from pyrkt.store.render import render_tree
+
+            render_tree([Path(p) for p in layers], Path(rootfs), keep_special=True, ids=ids)
+    if ids is not None:
+        fs.atomic_write(join(pod_dir, abi.PRIVATE_USERS), str(ids), sync=False)
     status = join(pod_dir, abi.STATUS_DIR)
     os.makedirs(status)
     for app in manifest.apps:

@@ -174,6 +174,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
 
     recorded = fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name
     devices = fs.read_text(pod.file(abi.DEVICES))
+    private_users = (fs.read_text(pod.file(abi.PRIVATE_USERS)) or "").strip()
     return abi.RuntimeConfig(
         uuid=pod.uuid,
         flavor=flavor.canonical(recorded.strip()),
@@ -190,6 +191,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         config_dirs=tuple(config.dirs.names()),
         **dns_fields(opts),
         **sysctl_fields(opts, flavor.canonical(recorded.strip())),
+        private_users=private_users,
     )
 
 

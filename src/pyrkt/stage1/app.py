@@ -2,9 +2,10 @@
 
 Order matters and is rkt's/runc's: own session; the app's root as its plan says
 (``execute.set_up_root``: mount namespace, overlay, /proc, /dev, /sys, the /etc files, masked
-paths, pivot_root); user and groups, capabilities, no_new_privs and seccomp last, right before
-exec (``execute.become``). Everything is imported before
-pivot_root: afterwards the host's Python library is out of reach.
+paths, pivot_root); rlimits; with --private-users, the pod's user namespace joined (so the
+working dir it makes and the users it resolves are the namespace's); user and groups,
+capabilities, no_new_privs and seccomp last, right before exec (``execute.become``).
+Everything is imported before pivot_root: afterwards the host's Python library is out of reach.
 
 appc event handlers run as root in the app's root, as rkt's: ``pre-start`` must exit 0 before
 the main process starts; with a ``post-stop``, this process stays as the app's supervisor
@@ -49,7 +50,11 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
         k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
     setup_stdio(stdio, interactive=plan["interactive"])
-    execute.set_up_root(k, app)
+    userns = plan.get("userns_fd", -1)
+    execute.set_up_root(k, app, userns)
+    execute.apply_limits(k, app)  # as host root: it may lower its OOM score where it can
+    if userns >= 0:
+        execute.enter_user_namespace(k, userns)
     workdir = app.cwd or "/"
     if not os.path.isdir(workdir):
         os.makedirs(workdir, 0o755, exist_ok=True)
@@ -58,7 +63,6 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     env = users.environment(list(app.env), ids)
     path = find_executable(app.argv[0], env)
     close_fds(keep=err_w)
-    execute.apply_limits(k, app)
     start(k, app, ids, env, path, err_w)
 
 

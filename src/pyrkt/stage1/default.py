@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from pyrkt.stage1.isolators import SeccompFilter
 
 STATE_FILE = "stage1/podinit.state"
+# what `enter` joins of the app's, mnt after the others (it changes root and cwd) and the user
+# namespace (--private-users; skipped when it is the host's) last: after it the host's caps are gone
+ENTER_NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt", "user")
 PIDS_DIR = "stage1/rootfs/rkt/pids"
 HOST_RESOLV = "/etc/resolv.conf"
 HOST_HOSTS = "/etc/hosts"
@@ -163,6 +166,7 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
         raise UsageError("--interactive works with exactly one app")
     compiled: dict[Any, bytes] = {}
     etc = etc_files(pod_dir, config)
+    idmapped = pod_files_idmapped(pod_dir, config)
     apps = []
     for ra in manifest.apps:
         name = ra.name
@@ -173,7 +177,8 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
             rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
             log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
             console=console,  # pod init's paths: relative to pod
-            volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)))
+            volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
+            pod_dir=pod_dir, idmapped=idmapped)
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         apps.append(app)
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
@@ -202,12 +207,29 @@ def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
     return tuple(out)
 
 
+def pod_files_idmapped(pod_dir: str, config: abi.RuntimeConfig) -> bool:
+    """With --private-users, whether the kernel can idmap the pod dir's filesystem for the
+    pod's own files bound into its apps; if not, they are chowned by the shift instead, and
+    stderr says so."""
+    if not config.private_users:
+        return True
+    from pyrkt.kernel import mount
+
+    why = mount.idmap_unsupported(pod_dir)
+    if why is None:
+        return True
+    sys.stderr.write(f"warning: --private-users: the kernel cannot idmap the pod's files ({why}): "
+                     "they are chowned to the pod's ids instead\n")
+    return False
+
+
 def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan:
     """The plan with ``resolv`` (a CNI network's DNS) bound as every app's /etc/resolv.conf."""
     etc = pod.etc.replace(resolv=resolv)
+    shift = stage1_plan.id_shift(config)
     return pod.replace(etc=etc, apps=tuple(a.replace(mounts=stage1_plan.app_mounts(
-        etc, console=pod.console, mask_paths=not config.disable_paths, read_only_etc=a.read_only_root))
-        for a in pod.apps))
+        etc, console=pod.console, mask_paths=not config.disable_paths, read_only_etc=a.read_only_root,
+        id_shift=shift)) for a in pod.apps))
 
 
 def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
@@ -282,16 +304,23 @@ class DefaultFlavor:
 
     def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
         handed_over: list[bool] = []  # start() marks the moment pod init holds the lock alone
+        userns: list[tuple[int, int]] = []  # a user namespace begun and not finished (--private-users)
         try:
-            return self.start(pod_dir, config, lock_fd, detach=detach, handed_over=handed_over)
+            return self.start(pod_dir, config, lock_fd, detach=detach, handed_over=handed_over, userns=userns)
         except BaseException:
+            for started in userns:
+                LinuxKernel().cancel_user_namespace(started)
             if not handed_over:
                 os.close(lock_fd)  # so the caller can lock the pod again and clean it up
             raise
 
     def start(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
-              handed_over: list[bool]) -> int:
+              handed_over: list[bool], userns: list[tuple[int, int]]) -> int:
         net = network_mode(config)
+        # --private-users: the namespace's child spawned now, its maps written once the rest is
+        # set up (by then it has unshared: no wait)
+        if config.private_users:
+            userns.append(LinuxKernel().start_user_namespace())
         for d in (abi.STATUS_DIR, abi.ENV_DIR, PIDS_DIR, ETC_DIR, abi.LOGS):
             os.makedirs(os.path.join(pod_dir, d), exist_ok=True)
         ready_r, ready_w = os.pipe()
@@ -321,6 +350,8 @@ class DefaultFlavor:
         plan = to_plain(pod.replace(apps=()))
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a, "oom_events": a.oom_events} for a in pod.apps]
         plan["ready_fd"] = ready_w
+        if userns:  # the pod's user namespace, for pod init to idmap its apps into and have them join
+            plan["userns_fd"] = execute.make_user_namespace(LinuxKernel(), userns.pop(), pod)
 
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
@@ -340,6 +371,8 @@ class DefaultFlavor:
                                  detach=detach, pty=pty)
         namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
         os.close(host_pidns)
+        if "userns_fd" in plan:
+            os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)
         os.close(joined_r)
         join_cgroups(cgroup_paths, pid, joined_w)
@@ -460,7 +493,7 @@ class DefaultFlavor:
             code = 254
             try:
                 LinuxKernel().cgroup_join(pod_cgroups)  # the pod's device policy and the app's limits hold for it too
-                namespaces.join(target)
+                namespaces.join(target, ENTER_NAMESPACES)
                 child = os.fork()
                 if child == 0:
                     try:

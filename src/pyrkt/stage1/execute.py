@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.kernel.namespaces import CLONE_NEWCGROUP, CLONE_NEWNS
+from pyrkt.kernel.namespaces import CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWUSER
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,29 +24,39 @@ def inside(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def set_up_root(k: Kernel, plan: AppPlan) -> None:
+def set_up_root(k: Kernel, plan: AppPlan, userns: int = -1) -> None:
     """In the app's child: its own cgroups (when it has them) and a cgroup namespace rooted
-    where it is then (default flavor), a mount namespace of its own, the overlay root and
-    everything in it (the image's missing /etc/mtab link, the pod's mounts with the app's
-    volumes among them), then switch to it. The caller is in the directory it wants as cwd
-    only after this."""
+    where it is then (default flavor), a mount namespace of its own, the overlay root (or, with
+    --no-overlay, the copy) and everything in it (the image's missing /etc/mtab link, the pod's
+    mounts with the app's volumes among them), then switch to it. The caller is in the
+    directory it wants as cwd only after this.
+
+    ``userns``: an fd on the pod's user namespace (--private-users), through whose id map the
+    layers and the pod's own files (its /etc files, empty volumes) are mounted; the upper dir
+    is not, so what the app writes is owned on the host by its shifted ids; host volumes keep
+    the host's owners."""
     if plan.cgroups:
         k.cgroup_join(list(plan.cgroups))
     k.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if plan.cgroupns else 0))
     k.make_rprivate("/")
     root = plan.rootfs
-    k.overlay(list(plan.lowers), plan.upper, plan.work, root)
+    if not plan.lowers:  # --no-overlay: a copy of the image, made a mount point for pivot_root
+        k.bind(root, root, recursive=True)
+    elif userns >= 0:
+        k.overlay_idmapped(list(plan.lowers), plan.upper, plan.work, root, userns)
+    else:
+        k.overlay(list(plan.lowers), plan.upper, plan.work, root)
+    idmap = plan if userns >= 0 else None
     for s in plan.symlinks:
         if s.when and not skipped(k, inside(root, s.path), s.when) \
                 and k.kind(inside(root, os.path.dirname(s.path))) == "dir":
             k.symlink(s.target, inside(root, s.path))
     for m in plan.mounts[:plan.volumes_after]:
-        apply_mount(k, root, m)
+        apply_mount(k, root, m, idmap, userns)
     for m in plan.volumes:
-        k.bind_in_root(m.source, root, m.target, recursive=bool(m.flags & MS_REC),
-                       readonly=bool(m.flags & MS_RDONLY))
+        bind_volume(k, root, m, idmap, userns)
     for m in plan.mounts[plan.volumes_after:]:
-        apply_mount(k, root, m)
+        apply_mount(k, root, m, idmap, userns)
     for d in plan.devices:
         make_device(k, root, d)
     for s in plan.symlinks:
@@ -69,7 +79,16 @@ def skipped(k: Kernel, target: str, when: str) -> bool:
     return bool(when) and (k.kind(target) is not None) != (when == "present")
 
 
-def apply_mount(k: Kernel, root: str, m: Mount) -> None:
+def pod_own(plan: AppPlan, source: str) -> bool:
+    """Whether a bind's source is one of the pod's own files (below ``plan.pod_files``)."""
+    base = plan.pod_files.rstrip("/")
+    return bool(base) and (source == base or source.startswith(base + "/"))
+
+
+def apply_mount(k: Kernel, root: str, m: Mount, idmap: AppPlan | None = None, userns: int = -1) -> None:
+    """``idmap``: the app's plan when it has a user namespace (``userns``): a bind of one of the
+    pod's own files is then idmapped into it (or, where the kernel cannot, chowned by the
+    shift); every other bind and mount stays as the host has it."""
     target = inside(root, m.target)
     if skipped(k, target, m.when):
         return
@@ -79,16 +98,35 @@ def apply_mount(k: Kernel, root: str, m: Mount) -> None:
         else:
             k.bind("/dev/null", target)
         return
+    owner = idmap.id_shift if idmap is not None else -1  # what is made is the pod root's, as without one
     if m.make == "dir":
-        target = k.make_dir(root, m.target)
+        target = k.make_dir(root, m.target, owner=owner)
     elif m.make == "file":
-        target = k.make_file(root, m.target)
+        target = k.make_file(root, m.target, owner=owner)
     if m.flags & MS_BIND:
         rest = m.flags & ~(MS_BIND | MS_REC | MS_RDONLY)
+        if idmap is not None and m.source and pod_own(idmap, m.source):
+            if idmap.idmapped:
+                k.bind_idmapped(m.source, target, userns, recursive=bool(m.flags & MS_REC),
+                                readonly=bool(m.flags & MS_RDONLY), flags=rest)
+                return
+            k.shift_owner(m.source, idmap.id_shift)
         k.bind(m.source or target, target, recursive=bool(m.flags & MS_REC), readonly=bool(m.flags & MS_RDONLY),
                flags=rest)
     else:
         k.mount(m.source, target, m.fstype, m.flags, m.data)
+
+
+def bind_volume(k: Kernel, root: str, m: Mount, idmap: AppPlan | None = None, userns: int = -1) -> None:
+    """A volume at its target resolved in the app's root. With a user namespace, a volume of
+    the pod's own (an empty volume, in the pod dir) goes through its id map (or, where the kernel
+    cannot, has its owner shifted); a host volume keeps the host's owners."""
+    own = idmap is not None and pod_own(idmap, m.source)
+    if own and idmap is not None and not idmap.idmapped:
+        k.shift_owner(m.source, idmap.id_shift)
+        own = False
+    k.bind_in_root(m.source, root, m.target, recursive=bool(m.flags & MS_REC), readonly=bool(m.flags & MS_RDONLY),
+                   **({"userns_fd": userns} if own else {}))
 
 
 def make_device(k: Kernel, root: str, d: Device) -> None:
@@ -155,6 +193,25 @@ def apply_limits(k: Kernel, plan: AppPlan) -> None:
         k.set_rlimit(resource, soft, hard)
     if plan.oom_score_adj is not None:
         k.oom_score_adj(plan.oom_score_adj)
+
+
+def make_user_namespace(k: Kernel, started: tuple[int, int], pod: PodPlan) -> int:
+    """Host side, before pod init: the pod's user namespace (--private-users; begun with
+    ``k.start_user_namespace()`` as the set-up started) with the pod's range as its uid and gid
+    maps; an fd on it for pod init, whose apps are idmapped into it and join it."""
+    from pyrkt.model.idmap import IdRange
+
+    ids = IdRange.parse(pod.private_users, where="runtime-config")
+    return k.finish_user_namespace(started, ids.map_line(), ids.map_line())
+
+
+def enter_user_namespace(k: Kernel, userns: int) -> None:
+    """In the app's child, its root set up: join the pod's user namespace (--private-users) and
+    be its root, i.e. the shifted host id, with every capability there but none over the
+    namespaces pod init made (mount, network...: they stay the host's), so the app cannot
+    mount. ``become`` then drops to the app's user and capabilities as without one."""
+    k.setns(userns, CLONE_NEWUSER, "the pod's user namespace")
+    k.set_ids(0, 0, ())
 
 
 def become(k: Kernel, ids: Ids, caps: tuple[int, ...] | frozenset[int] | set[int] | None, seccomp: bytes,

@@ -73,6 +73,8 @@ class FlyFlavor:
             raise UsageError("the fly flavor does not support --interactive")
         if config.sysctls:
             raise UsageError("--sysctl cannot be used with the fly flavor: its app shares the host's namespaces")
+        if config.private_users:
+            raise UsageError("--private-users cannot be used with the fly flavor: its app shares the host's namespaces")
         ra = manifest.apps[0]
         name = ra.name
         for isolator in unapplied_limits(ra.app.isolators):

@@ -134,6 +134,8 @@ def mount_apps(k: Kernel, pod_dir: str) -> None:
     writable overlay dirs, as rkt's stage0 mounts them before it runs stage1."""
     for app in read_manifest(pod_dir).apps:
         overlay = os.path.join(pod_dir, abi.OVERLAY, app.name)
+        if not os.path.isdir(overlay):  # --no-overlay: prepare copied the image there already
+            continue
         k.overlay(list(read_layers(pod_dir, app.name)), os.path.join(overlay, "upper"), os.path.join(overlay, "work"),
                   os.path.join(pod_dir, abi.app_rootfs(app.name)))
 

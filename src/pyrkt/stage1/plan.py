@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_STRICTATIME = 4096, 16384, 1 << 24
 NOSUID_NODEV_NOEXEC = MS_NOSUID | MS_NODEV | MS_NOEXEC
+TTY_GID = 5
 CONTAINER_ENV = "pyrkt"
 
 # The standard nodes of every app's /dev: (name, major, minor), the kernel's fixed numbers.
@@ -73,17 +74,19 @@ KERNEL_MOUNTS = 7
 
 
 def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True,
-               read_only_etc: bool = False) -> tuple[Mount, ...]:
+               read_only_etc: bool = False, id_shift: int = 0) -> tuple[Mount, ...]:
     """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
     is (the pod's terminal with --interactive); ``mask_paths``: False with
     ``--insecure-options=paths``; ``read_only_etc``: the /etc files read-only too (an app
-    with a read-only root, as rkt's, whose read-only root takes the files bound in it along)."""
+    with a read-only root, as rkt's, whose read-only root takes the files bound in it along);
+    ``id_shift``: the host id of the pod's root with --private-users (its ptys then belong to
+    its own tty group)."""
     out = [
         Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
         Mount(console, "/dev/console", flags=MS_BIND, make="file"),
-        Mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5",
-              make="dir"),
+        Mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+              f"newinstance,ptmxmode=0666,mode=0620,gid={id_shift + TTY_GID}", make="dir"),
         Mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", make="dir"),
         Mount("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, make="dir"),
@@ -174,25 +177,38 @@ def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, 
 
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
              rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null",
-             volumes: tuple[Mount, ...] = ()) -> AppPlan:
+             volumes: tuple[Mount, ...] = (), pod_dir: str = "", idmapped: bool = True) -> AppPlan:
     """An app of the default flavor: its own overlay root (read-only with readOnlyRootFS) with
     its ``volumes`` (``volume_mounts``) and the pod's /proc, /dev, /sys and /etc, pivot_root,
     its capability set (from its isolators), the seccomp filter made of them (``seccomp``),
-    no_new_privs, and the resource limits and OOM score its isolators ask for."""
+    no_new_privs, and the resource limits and OOM score its isolators ask for. With
+    --private-users (``config.private_users``) the pod dir's files are its own
+    (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them)."""
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
+    shift = id_shift(config)
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
-                          read_only_etc=ra.read_only_rootfs),
+                          read_only_etc=ra.read_only_rootfs, id_shift=shift),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
+        id_shift=shift, pod_files=pod_dir if shift else "", idmapped=idmapped,
     )
+
+
+def id_shift(config: RuntimeConfig) -> int:
+    """The host id of the pod's root with --private-users, else 0."""
+    if not config.private_users:
+        return 0
+    from pyrkt.model.idmap import IdRange
+
+    return IdRange.parse(config.private_users, where="runtime-config").shift
 
 
 # namespace flags (linux/sched.h)
@@ -222,6 +238,12 @@ def pod_namespaces(config: RuntimeConfig) -> int:
     return flags
 
 
+# The pod's network namespace belongs to the host's user namespace, so an app root in the pod's
+# own (--private-users) holds no CAP_NET_BIND_SERVICE there: let every port be bound, as Docker
+# does for every container, unless --sysctl says otherwise.
+UNPRIVILEGED_PORTS = ("net.ipv4.ip_unprivileged_port_start", "net/ipv4/ip_unprivileged_port_start", "0")
+
+
 def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *, console: str = "/dev/null",
              tee: bool = False, pod: str = "", python: str = "", podinit: str = "", pids_dir: str = "",
              state_file: str = "", volume_devices: tuple[DeviceRule, ...] = ()) -> PodPlan:
@@ -237,6 +259,9 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         net = network_mode(config.net)
         sysctls = tuple((s.key, s.path, s.value) for s in sysctl.check_namespaces(
             dict(config.sysctls), host_net=net == "host", host_ipc=config.ipc == "parent"))
+    if config.private_users and network_mode(config.net) != "host" and not any(
+            k == UNPRIVILEGED_PORTS[0] for k, _, _ in sysctls):
+        sysctls += (UNPRIVILEGED_PORTS,)
     rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices)
                                                              + volume_devices)
     return PodPlan(
@@ -245,7 +270,7 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         device_rules=rules, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
-        python=python, podinit=podinit)
+        python=python, podinit=podinit, private_users=config.private_users)
 
 
 # -- the fly flavor ------------------------------------------------------------------------------

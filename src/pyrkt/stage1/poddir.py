@@ -19,7 +19,11 @@ def read_manifest(pod_dir: str) -> PodManifest:
 
 
 def read_layers(pod_dir: str, app: str) -> tuple[str, ...]:
-    """The app's layer dirs as overlay lowers, top first (the file lists them bottom first)."""
+    """The app's layer dirs as overlay lowers, top first (the file lists them bottom first);
+    none when the pod was prepared with --no-overlay (no overlay dir: the app's rootfs is a
+    copy of its image)."""
+    if not os.path.isdir(os.path.join(pod_dir, abi.OVERLAY, app)):
+        return ()
     return tuple(str(p) for p in reversed(fs.read_json(os.path.join(pod_dir, abi.app_layers(app)))))
 
 

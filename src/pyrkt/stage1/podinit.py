@@ -157,8 +157,9 @@ class PodInit:
                 error = f"cannot start pod init: {e}"
         for app in self.apps:
             error = error or self.spawn(app)
-        if self.plan.get("apps_mntns", -1) >= 0:
-            os.close(self.plan.pop("apps_mntns"))
+        for key in ("apps_mntns", "userns_fd"):  # fds only the apps' set-up needed
+            if self.plan.get(key, -1) >= 0:
+                os.close(self.plan.pop(key))
         # the apps have their default SIGPIPE; pod init gets EPIPE (as after its re-exec) when
         # the reader of the ready pipe or of the tee'd output has gone (a killed `run`)
         _signal.signal(SIGPIPE, _signal.SIG_IGN)

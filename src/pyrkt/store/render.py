@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import tarfile
 
+    from pyrkt.model.idmap import IdRange
+
 CHUNK = 1 << 20
 LAYER_ONLY_XATTRS = ("trusted.overlay.", "user.overlay.")
 FILE_CAPS_XATTR = "security.capability"
@@ -95,14 +97,15 @@ def _copy_data(sfd: int, dfd: int, size: int) -> None:
         remaining -= n
 
 
-def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool, keep_special: bool) -> None:
+def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool, keep_special: bool,
+               ids: IdRange | None = None) -> None:
     sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             _copy_data(sfd, dfd, st.st_size)
             if privileged:
-                os.fchown(dfd, st.st_uid, st.st_gid)
+                os.fchown(dfd, *owner(st, ids))
             mode = stat.S_IMODE(st.st_mode)
             os.fchmod(dfd, mode if keep_special else mode & ~SET_ID_BITS)
             copy_xattrs(src, dfd, file_caps=keep_special)
@@ -113,12 +116,20 @@ def _copy_file(src: str, dst: str, st: os.stat_result, privileged: bool, keep_sp
         os.close(sfd)
 
 
+def owner(st: os.stat_result, ids: IdRange | None) -> tuple[int, int]:
+    """The owner a copy gets: the layer file's, shifted into ``ids`` when given."""
+    if ids is None:
+        return st.st_uid, st.st_gid
+    return ids.host(st.st_uid), ids.host(st.st_gid)
+
+
 def render_tree(layer_dirs: list[Path], dest: Path, *, keep_special: bool = False,
-                root_mode: int | None = None) -> int:
+                root_mode: int | None = None, ids: IdRange | None = None) -> int:
     """Write the merged tree of ``layer_dirs`` (bottom first) into ``dest``, an empty dir.
 
     Device nodes, setuid/setgid bits of files and file capabilities are left out unless
     ``keep_special``. ``dest`` itself gets the mode of the image's root, or ``root_mode``.
+    ``ids``: the owners are shifted into this range (a pod's --private-users copy, as root).
     Returns the number of entries written.
     """
     privileged = os.geteuid() == 0
@@ -144,7 +155,7 @@ def render_tree(layer_dirs: list[Path], dest: Path, *, keep_special: bool = Fals
                 continue
             links[key] = out
         if fmt == stat.S_IFREG:
-            _copy_file(src, out, st, privileged, keep_special)
+            _copy_file(src, out, st, privileged, keep_special, ids)
             continue
         if fmt == stat.S_IFLNK:
             os.symlink(os.readlink(src), out)
@@ -158,14 +169,14 @@ def render_tree(layer_dirs: list[Path], dest: Path, *, keep_special: bool = Fals
                 del links[(layer, st.st_ino)]  # a hardlink to what was left out is left out too
             continue
         if privileged:
-            os.lchown(out, st.st_uid, st.st_gid)
+            os.lchown(out, *owner(st, ids))
         if fmt != stat.S_IFLNK:
             os.chmod(out, stat.S_IMODE(st.st_mode))
         copy_xattrs(src, out)
         os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     for path, st, mode in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
         if privileged:
-            os.lchown(path, st.st_uid, st.st_gid)
+            os.lchown(path, *owner(st, ids))
         os.chmod(path, mode)
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     return count

@@ -112,9 +112,11 @@ def test_each_apps_root_is_an_overlay_of_its_layers_at_opt_stage2(tmp_path: Path
     for n in ("web", "db"):
         (tmp_path / "appsinfo" / n).mkdir(parents=True)
         (tmp_path / "appsinfo" / n / "layers").write_text(json.dumps([f"/store/{n}-bottom", f"/store/{n}-top"]))
+        (tmp_path / "overlay" / n).mkdir(parents=True)
+    (tmp_path / "overlay" / "db").rmdir()  # db was prepared --no-overlay: its rootfs is a copy, not mounted
     k = RecordingKernel()
     mount_apps(k, str(tmp_path))
     p = str(tmp_path)
     assert k.calls == [
         ("overlay", (f"/store/{n}-top", f"/store/{n}-bottom"), f"{p}/overlay/{n}/upper", f"{p}/overlay/{n}/work",
-         f"{p}/stage1/rootfs/opt/stage2/{n}/rootfs") for n in ("web", "db")]
+         f"{p}/stage1/rootfs/opt/stage2/{n}/rootfs") for n in ("web",)]

@@ -52,6 +52,8 @@ PREPARE_FLAGS = [
          help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or "
          "NAME,kind=empty[,mode=0755][,uid=N][,gid=N] (repeatable)"),
     MOUNT_FLAG,
+    Flag("private-users", "bool", help="run the pod in its own user namespace: its root is an unprivileged host id"),
+    Flag("no-overlay", "bool", help="give each app a copy of its image instead of an overlay"),
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -101,6 +103,8 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         user_labels=parse_pairs(values["user_label"], "--user-label"),
         volumes=values["volume"],
         mounts=values["mount"],
+        private_users=values["private_users"],
+        no_overlay=values["no_overlay"],
     )
 
 
