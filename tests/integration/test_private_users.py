@@ -79,6 +79,32 @@ def test_what_the_app_writes_is_owned_on_the_host_by_the_shifted_ids(env: tuple[
     assert os.stat(upper / "tmp" / "d").st_uid == shift
 
 
+def test_volumes_host_ones_keep_host_owners_and_empty_ones_are_the_pods(env: tuple[Cli, str, Path]) -> None:
+    """A host volume is bound as the host has it: what the pod's root writes there is owned on
+    the host by the shifted uid, and a host-root file shows as nobody's. An empty volume is the
+    pod's own, bound through its id map as the layers are: root's inside (its mode as asked),
+    and what the pod writes there is stored as the pod sees it (uid 0 of the pod dir's, which
+    no escaped process of the pod, an unprivileged host id, owns)."""
+    cli, image, base = env
+    host = base / "host-volume"
+    host.mkdir()
+    host.chmod(0o777)  # the pod's root is an unprivileged host id: only "others" bits let it write
+    (host / "from-host").write_text("h\n")
+    save = base / "volumes.uuid"
+    out, rng = run(cli, image, "echo w > /h/written; chown 1000:1000 /h/written 2>&1 || echo chown-refused; "
+                               "stat -c '%u' /h/from-host; stat -c '%u:%g %a' /e; echo x > /e/in-empty; id -u",
+                   "--private-users", f"--volume=h,kind=host,source={host}", "--volume=e,kind=empty,mode=0750",
+                   "--mount=volume=h,target=/h", "--mount=volume=e,target=/e", uuid_file=save)
+    shift = int(rng.split(":")[0])
+    assert (host / "written").exists(), out
+    st = os.stat(host / "written")
+    assert (st.st_uid, st.st_gid) == (shift + 1000, shift + 1000), out  # written and chowned inside: shifted here
+    lines = out.split()
+    assert lines[-4:] == ["65534", "0:0", "750", "0"], out  # host root's file: the overflow uid inside
+    empty = cli.pod_dir(save.read_text().strip()) / "sharedVolumes" / "e"
+    assert (empty / "in-empty").stat().st_uid == 0 and os.stat(empty).st_uid == 0
+
+
 def test_two_pods_get_different_ranges(env: tuple[Cli, str, Path]) -> None:
     cli, image, _ = env
     assert run(cli, image, "true", "--private-users")[1] != run(cli, image, "true", "--private-users")[1]
