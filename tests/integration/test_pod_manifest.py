@@ -230,3 +230,29 @@ def test_a_manifests_port_forward_serves_the_app_to_the_host(net_env: tuple[Cli,
                                 ports=[{"name": "80-tcp", "hostPort": port, "hostIP": "127.0.0.1"}])))
     with detached_pod(cli, f"--pod-manifest={f}"):
         assert served(port) == b"hello from the manifest\n"
+
+
+def test_volumes_and_mounts_of_a_manifest_are_bound_and_a_read_only_root_holds(env: Env) -> None:
+    """The manifest's volumes (a read-only host one, an empty one) and its apps' mounts: the
+    writer's output is what the reader reads in the shared empty volume, the read-only host
+    volume refuses writes, and readOnlyRootFS keeps the reader's root read-only."""
+    host = env.base / "pm-host"
+    host.mkdir()
+    (host / "greeting").write_text("from the host\n")
+    f = env.manifest("volumes.json", pod(
+        app("writer", env.image_id, app=override("/bin/sh", "-c", "cat /h/greeting > /shared/copy; "
+                                                  "echo x > /h/new 2>/dev/null || echo host-read-only"),
+            mounts=[{"volume": "h", "path": "/h"}, {"volume": "shared", "path": "/shared"}]),
+        app("reader", env.image_id, readOnlyRootFS=True,
+            app=override("/bin/sh", "-c", "sleep 1; cat /data/copy; touch /root-file 2>/dev/null || echo root-read-only"),
+            mounts=[{"volume": "shared", "path": "/data"}]),
+        volumes=[{"name": "h", "kind": "host", "source": str(host), "readOnly": True},
+                 {"name": "shared", "kind": "empty"}]))
+    save = env.base / "volumes.uuid"
+    r = env.cli("run", "--net=none", f"--uuid-file-save={save}", f"--pod-manifest={f}")
+    assert r.code == 0, r
+    assert sorted(r.out.splitlines()) == ["from the host", "host-read-only", "root-read-only"], r
+    assert not (host / "new").exists()
+    manifest = json.loads(env.cli("cat-manifest", save.read_text().strip()).out)
+    assert [v["name"] for v in manifest["volumes"]] == ["h", "shared"]
+    assert manifest["apps"][1]["readOnlyRootFS"] is True
