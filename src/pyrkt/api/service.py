@@ -214,14 +214,16 @@ class Server:
     """A started server on ``address``; ``port`` is the port it bound (``:0`` picks one)."""
 
     def __init__(self, config: Config, address: str) -> None:
+        # no SO_REUSEPORT (gRPC's default): a second service on a port in use must fail, not share it
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="api"),
-                                  handlers=[handler(PublicAPI(config))])
+                                  handlers=[handler(PublicAPI(config))], options=[("grpc.so_reuseport", 0)])
         try:
             self.port = self.server.add_insecure_port(check_listen(address))
-        except RuntimeError as e:
-            raise PyrktError(f"could not listen on {address}: {e}") from None
+        except RuntimeError:  # gRPC's message only says to set GRPC_VERBOSITY=debug
+            self.port = 0
         if not self.port:
-            raise PyrktError(f"could not listen on {address}")
+            raise PyrktError(f"could not listen on {address}: the address is in use or not available here",
+                             hint="--debug shows gRPC's own messages")
         self.server.start()
 
     def stop(self, grace: float = 1.0) -> None:

@@ -30,6 +30,8 @@ def run(ctx: Context, args: list[str]) -> int:
     if os.environ.get("LISTEN_FDS"):
         raise UsageError("api-service does not take sockets from systemd (LISTEN_FDS): "
                          "run it as a plain service with --listen")
+    if not ctx.config.debug:
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs to stderr; our errors say it in one line
     try:
         from pyrkt.api import service
     except ImportError as e:
