@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 import pytest
-from tests.integration.pods import Cli
+from tests.integration.pods import Cli, make_image
 
 from pyrkt.api.proto import v1alpha_pb2 as pb
 
@@ -197,13 +197,58 @@ def test_get_logs_reads_what_the_apps_wrote(served: Served) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
 
 
-def test_listen_events_is_unimplemented_as_in_rkt(served: Served) -> None:
-    rpc = served.client.channel.unary_stream("/v1alpha.PublicAPI/ListenEvents",
-                                             request_serializer=pb.ListenEventsRequest.SerializeToString,
-                                             response_deserializer=pb.ListenEventsResponse.FromString)
-    with pytest.raises(grpc.RpcError) as err:
-        list(rpc(pb.ListenEventsRequest(), timeout=10))
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+def test_listen_events_follows_pods_apps_and_images_as_they_change(served: Served, tmp_path: Path) -> None:
+    cli, client = served.cli, served.client
+    got: list[pb.Event] = []
+    rpc = client.channel.unary_stream("/v1alpha.PublicAPI/ListenEvents",
+                                      request_serializer=pb.ListenEventsRequest.SerializeToString,
+                                      response_deserializer=pb.ListenEventsResponse.FromString)
+    call = rpc(pb.ListenEventsRequest(filter=pb.EventFilter(until_time=int(time.time()) + 120)), timeout=150)
+
+    def read() -> None:
+        try:
+            for response in call:
+                got.extend(response.events)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.CANCELLED  # type: ignore[attr-defined]
+
+    def wait_for(kind: int, subject: str) -> Any:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for e in list(got):
+                if e.type == kind and e.id.startswith(subject):  # `fetch` prints a short image id
+                    return e
+            time.sleep(0.1)
+        raise AssertionError(f"no {pb.EventType.Name(kind)} for {subject}: {got}")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        time.sleep(1)  # the call's first sample is its baseline
+        save = tmp_path / "uuid"
+        r = cli("run", "--net=none", f"--uuid-file-save={save}",
+                client.call("ListImages", pb.ListImagesRequest(), pb.ListImagesResponse).images[0].id,
+                "--name=brief", "--exec=/bin/sh", "--", "-c", "exit 4")
+        assert r.code == 4, r
+        uuid = save.read_text().strip()
+        exited = wait_for(pb.EVENT_TYPE_POD_EXITED, uuid)
+        mine = [(pb.EventType.Name(e.type), getattr(e, "from")) for e in got if e.id == uuid]
+        assert mine == [("EVENT_TYPE_POD_STARTED", uuid), ("EVENT_TYPE_APP_STARTED", "brief"),
+                        ("EVENT_TYPE_APP_EXITED", "brief"), ("EVENT_TYPE_POD_EXITED", uuid)]
+        app_exit = next(e for e in got if e.type == pb.EVENT_TYPE_APP_EXITED and e.id == uuid)
+        assert [(kv.Key, kv.value) for kv in app_exit.data] == [("exit_code", "4")]
+        assert exited.time >= app_exit.time > 0
+        assert cli("rm", uuid).code == 0
+        wait_for(pb.EVENT_TYPE_POD_GARBAGE_COLLECTED, uuid)
+        r = cli("fetch", make_image(tmp_path / "another", cmd=("true",)))
+        assert r.code == 0, r
+        new_id = r.out.strip().splitlines()[-1]
+        assert getattr(wait_for(pb.EVENT_TYPE_IMAGE_IMPORTED, new_id), "from") == "another:latest"
+        assert cli("image", "rm", new_id).code == 0
+        wait_for(pb.EVENT_TYPE_IMAGE_REMOVED, new_id)
+    finally:
+        call.cancel()
+        reader.join(10)
 
 
 def test_following_logs_never_holds_up_a_command_and_ends_with_the_pod(served: Served) -> None:

@@ -3,6 +3,7 @@
 - ``pods``: pods as the API's ``Pod`` messages, and rkt's pod filters
 - ``images``: stored images as ``Image`` messages, and rkt's image filters
 - ``logs``: the lines GetLogs streams, from the apps' log files
+- ``events``: what ListenEvents streams, from samples of the pods' and images' state
 - ``service``: the gRPC server; errors become gRPC status codes there, in one place
 - ``proto``: the message classes generated from ``proto/v1alpha.proto``
 

@@ -6,7 +6,8 @@ exited, as `list`), the store's SQLite index without writing to it, app log file
 cached, locked for longer than a read, or changed, so no command ever waits for the service.
 PyrktErrors and OSErrors become gRPC status codes here (``status_of``), in one place.
 
-ListenEvents answers UNIMPLEMENTED, as rkt's did ("not implemented yet").
+ListenEvents, which rkt left unimplemented, is served as its proto describes it, by sampling the
+state (``events``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import grpc
 
 from pyrkt import __version__
-from pyrkt.api import images, pods
+from pyrkt.api import events, images, pods
 from pyrkt.api.logs import LogQuery, stream
 from pyrkt.api.proto import v1alpha_pb2 as pb
 from pyrkt.config import Config
@@ -143,8 +144,8 @@ class PublicAPI:
 
     def ListenEvents(self, request: pb.ListenEventsRequest,
                      context: grpc.ServicerContext) -> Iterator[pb.ListenEventsResponse]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListenEvents is not implemented (nor was it in rkt)")
-        yield from ()
+        for batch in events.listen(self.config, request.filter, active=context.is_active):
+            yield pb.ListenEventsResponse(events=batch)
 
 
 def _model(store: Store, rec: ImageRecord) -> Image | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,20 @@ def test_errors_are_grpc_status_codes(served: Callable[[Config], Client], make_p
                                        pb.InspectImageResponse))[0] == grpc.StatusCode.NOT_FOUND
     assert code_of(lambda: client.stream("GetLogs", pb.GetLogsRequest(pod_id="bbbb"), pb.GetLogsResponse))[0] == (
         grpc.StatusCode.NOT_FOUND)
-    assert code_of(lambda: client.stream("ListenEvents", pb.ListenEventsRequest(), pb.ListenEventsResponse))[0] == (
-        grpc.StatusCode.UNIMPLEMENTED)
+
+
+def test_listen_events_streams_until_its_until_time(served: Callable[[Config], Client],
+                                                   make_pod: Callable[..., Path]) -> None:
+    client = served()  # type: ignore[call-arg]
+    until = int(time.time()) + 3
+    made: list[Path] = []
+    maker = threading.Timer(0.5, lambda: made.append(make_pod(Dir.PREPARED)))
+    maker.start()
+    got = client.stream("ListenEvents", pb.ListenEventsRequest(filter=pb.EventFilter(until_time=until)),
+                        pb.ListenEventsResponse)
+    maker.join()
+    assert [(e.type, e.id) for r in got for e in r.events] == [(pb.EVENT_TYPE_POD_PREPARED, made[0].name)]
+    assert time.time() >= until
 
 
 def test_an_empty_data_dir_has_no_pods_and_no_images(served: Callable[[Config], Client], tmp_path: Path) -> None:
