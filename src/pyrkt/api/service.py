@@ -27,6 +27,7 @@ from pyrkt.config import Config
 from pyrkt.errors import Ambiguous, InvalidState, Locked, NotFound, PyrktError, UsageError
 from pyrkt.model.image import Image
 from pyrkt.model.pod import AC_VERSION
+from pyrkt.pods.pod import Pod
 from pyrkt.stage0 import manage
 from pyrkt.store import ImageRecord, Store
 
@@ -99,7 +100,7 @@ class PublicAPI:
         if msg.state in (pb.POD_STATE_EMBRYO, pb.POD_STATE_UNDEFINED):
             return
         try:
-            data = manage.pod_manifest_bytes(manage.find_pod(self.config, uuid))
+            data = manage.pod_manifest_bytes(Pod.load(self.config.pods_dir, uuid))
         except NotFound:
             return  # deleted since it was listed
         if data is not None:
