@@ -39,13 +39,13 @@ BENCH_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_ROOT_USER_ACTION := ignore
 
-.PHONY: help deps test-deps bench-deps venv lint test demo bench clean distclean
+.PHONY: help deps test-deps bench-deps venv lint proto test demo bench clean distclean
 
 help:
 	@echo "make demo    set up everything and run a demo pod"
 	@echo "make test    set up everything, lint, run the whole test suite"
 	@echo "make bench   benchmark pyrkt against crun and podman"
-	@echo "make deps | test-deps | bench-deps | venv | lint | clean | distclean"
+	@echo "make deps | test-deps | bench-deps | venv | lint | proto | clean | distclean"
 
 deps:
 	@bash scripts/install-deps.sh $(DEMO_DEBS)
@@ -71,7 +71,7 @@ $(VENV_STAMP): pyproject.toml scripts/write-launcher.py
 		echo "creating $(VENV) with $(PYTHON)"; \
 		$(PYTHON) -m venv --clear $(VENV); \
 	fi
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[api,test]'
 	$(VENV_PY) scripts/write-launcher.py $(VENV) src
 	$(VENV_PY) -m compileall -q src
 	@touch $@
@@ -80,6 +80,13 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy src/pyrkt
 	$(VENV)/bin/lint-imports
+
+# The API service's message classes, generated from its .proto by the venv's grpcio-tools and
+# checked in (a plain install needs no protoc): run after editing the .proto. The service's
+# method table is written by hand in pyrkt/api/service.py, so there is no *_pb2_grpc.py.
+PROTO := src/pyrkt/api/proto/v1alpha.proto
+proto: venv
+	$(VENV_PY) -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src $(PROTO)
 
 test: test-deps venv lint
 	@bash scripts/run-tests.sh $(PYTEST_ARGS)

@@ -59,7 +59,7 @@ PULL_UNPACKED_BYTES = 84_000_000
 REGISTRY_BIN = "/usr/bin/docker-registry"
 # top-level modules that must never load on the hot path: HTTP clients, progress bars, gRPC
 FORBIDDEN = ("httpx", "httpcore", "h11", "h2", "requests", "urllib3", "aiohttp", "http.client",
-             "grpc", "tqdm", "rich")
+             "grpc", "google.protobuf", "tqdm", "rich")
 # commands run as a user would run them: no PYTHON* settings of the caller (such as
 # PYTHONDONTWRITEBYTECODE, which would make every edited module compile on each start)
 USER_ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}

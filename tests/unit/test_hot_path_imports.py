@@ -24,7 +24,7 @@ HOT_MODULES = (
 )
 HEAVY = frozenset({
     "dataclasses", "inspect", "ast", "http", "urllib.request", "httpx", "tarfile", "hashlib",
-    "shutil", "platform", "argparse", "asyncio", "grpc", "tqdm", "rich",
+    "shutil", "platform", "argparse", "asyncio", "grpc", "google", "tqdm", "rich",  # google: protobuf
     "typing",  # annotations come from `if TYPE_CHECKING:` blocks (TYPE_CHECKING = False)
     # ~10 ms together: pathlib (with re, fnmatch, urllib.parse, ipaddress), json (its fallbacks
     # compile regexes; model.jsonio calls _json directly), enum, sqlite3's wrapper (datetime)

@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image render": ("image_render", "Render a stored image as pods see it (with its ACI dependencies) to a directory"),
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
     "trust": ("trust", "Trust a key for image verification"),
+    "api-service": ("api_service", "Run API service (experimental)"),
     "config": ("config", "Print the configuration merged from the config dirs, as JSON"),
     "version": ("version", "Print the version and exit"),
     "completion": ("completion", "Output shell completion code for bash or zsh"),

@@ -69,6 +69,8 @@ class AppInfo(Value):
     user_labels: tuple[tuple[str, str], ...] = ()
     oom_killed: bool = False  # its main process was killed by the kernel's OOM killer
     limits: tuple[tuple[str, int], ...] = ()  # what its cgroup was given (model.isolators.describe)
+    annotations: tuple[tuple[str, str], ...] = ()  # the pod manifest's, for this app
+    image: Image | None = None  # the pod's own copy of the app's image; None when unreadable
 
     def to_v1(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "state": self.state}
@@ -107,6 +109,8 @@ class PodInfo(Value):
     user_annotations: tuple[tuple[str, str], ...] = ()
     user_labels: tuple[tuple[str, str], ...] = ()
     problems: tuple[str, ...] = ()  # what could not be read, one line each
+    annotations: tuple[tuple[str, str], ...] = ()  # the pod manifest's
+    cgroup: str = ""  # of a running pod: its cgroup below each hierarchy root ("/pyrkt/<uuid>")
 
     @property
     def exited(self) -> bool:
@@ -209,7 +213,7 @@ def _read(pod: Pod, state: State, r: PodDirReader) -> PodInfo:
                             problems, pod.uuid)
             if limited:
                 app = app.replace(limits=_limits(ra.app.isolators, problems, pod.uuid, ra.name))
-            apps.append(app)
+            apps.append(app.replace(annotations=ra.annotations) if ra.annotations else app)
     networks = read_networks(r, problems, pod.uuid)
     return PodInfo(
         uuid=pod.uuid,
@@ -225,7 +229,15 @@ def _read(pod: Pod, state: State, r: PodDirReader) -> PodInfo:
         user_annotations=manifest.user_annotations if manifest else (),
         user_labels=manifest.user_labels if manifest else (),
         problems=tuple(problems),
+        annotations=manifest.annotations if manifest else (),
+        cgroup=_cgroup(r) if state == State.RUNNING else "",
     )
+
+
+def _cgroup(r: PodDirReader) -> str:
+    """``subcgroup`` as a path from the hierarchy's root (rkt adds the leading slash too)."""
+    sub = (r.text(abi.SUBCGROUP) or "").strip()
+    return "/" + sub.lstrip("/") if sub else ""
 
 
 def app_created_stamp(app: str) -> str:
@@ -240,7 +252,8 @@ def _read_app(r: PodDirReader, name: str, image_id: str, image_name: str, pod_st
               gc_marked: int | None, raw_app: dict[str, Any], volumes: dict[Any, dict[str, Any]],
               problems: list[str], uuid: str) -> AppInfo:
     """rkt's app state rules: -created, -started and status stamps, in that order."""
-    display = _image_display_name(r, name, problems, uuid) or image_name or "--"
+    image = _app_image(r, name, problems, uuid)
+    display = (image.display_name if image is not None else "") or image_name or "--"
     created = r.mtime_ns(app_created_stamp(name))
     started = r.mtime_ns(app_started_stamp(name)) if created is not None else None
     finished = r.mtime_ns(abi.app_status(name)) if started is not None else None
@@ -272,6 +285,7 @@ def _read_app(r: PodDirReader, name: str, image_id: str, image_name: str, pod_st
         user_annotations=_pairs(app_section.get("userAnnotations")),
         user_labels=_pairs(app_section.get("userLabels")),
         oom_killed=oom,
+        image=image,
     )
 
 
@@ -287,13 +301,13 @@ def _limits(isolators: tuple[tuple[str, Any], ...], problems: list[str], uuid: s
         return ()
 
 
-def _image_display_name(r: PodDirReader, app: str, problems: list[str], uuid: str) -> str | None:
-    """``name:version`` from the pod's own copy of the image, so it survives `image rm`."""
+def _app_image(r: PodDirReader, app: str, problems: list[str], uuid: str) -> Image | None:
+    """The pod's own copy of the app's image (its ``name:version`` survives `image rm`)."""
     text = r.text(abi.app_manifest(app))
     if text is None:
         return None
     try:
-        return Image.from_json(jsonio.loads(text)).display_name
+        return Image.from_json(jsonio.loads(text))
     except (ValueError, KeyError, TypeError) as e:
         problems.append(f"pod {uuid}: unreadable image manifest {abi.app_manifest(app)!r}: {e}")
         return None

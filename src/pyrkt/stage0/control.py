@@ -14,6 +14,10 @@ from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import State
 from pyrkt.stage1.poddir import read_manifest
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 DEFAULT_STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
 
@@ -103,45 +107,58 @@ def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STO
     return pod.uuid, True
 
 
+class LogFile:
+    """One app's log file (``logs/<app>.log``, docs/stage1-abi.md), read as it grows: each
+    ``read`` returns the (timestamp, stream, text) records appended since the last one. A record
+    whose line is still being written waits for the next ``read``; a file not there yet reads
+    as empty. ``text`` ends with a newline for an ``F`` record, not for a ``P`` (partial) one."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._file: BinaryIO | None = None
+        self._partial = b""
+
+    def read(self) -> list[tuple[str, str, bytes]]:
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")
+            except FileNotFoundError:
+                return []
+        chunk = self._file.read()
+        if not chunk:
+            return []
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        out = []
+        for line in lines:
+            parts = line.split(b" ", 3)
+            if len(parts) == 4:
+                out.append((parts[0].decode(), parts[1].decode(), parts[3] + (b"\n" if parts[2] == b"F" else b"")))
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def log_records(path: str, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
     """(timestamp, stream, text) from an app's log file; follows until the pod has exited."""
+    log = LogFile(path)
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        if not follow:
-            return
-        f = None
-    partial = b""
-    while True:
-        if f is None:
-            try:
-                f = open(path, "rb")
-            except FileNotFoundError:
-                if pod.state != State.RUNNING:
-                    return
-                time.sleep(0.1)
+        while True:
+            records = log.read()
+            if records:
+                yield from records
                 continue
-        chunk = f.read()
-        if chunk:
-            data = partial + chunk
-            lines = data.split(b"\n")
-            partial = lines.pop()
-            for line in lines:
-                parts = line.split(b" ", 3)
-                if len(parts) == 4:
-                    text = parts[3] + (b"\n" if parts[2] == b"F" else b"")
-                    yield parts[0].decode(), parts[1].decode(), text
-            continue
-        if not follow:
-            return
-        if pod.state != State.RUNNING:
-            # one more read after the pod has gone, then stop
-            rest = f.read()
-            if not rest:
+            if not follow:
                 return
-            partial += rest
-            continue
-        time.sleep(0.1)
+            if pod.state != State.RUNNING:
+                yield from log.read()  # one more read after the pod has gone, then stop
+                return
+            time.sleep(0.1)
+    finally:
+        log.close()
 
 
 def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple[str, str, bytes]]:

@@ -82,21 +82,28 @@ def inspect(pod: Pod, *, pid_wait: float = 0.0, sleep: Sleep = time.sleep) -> Po
 
 def pod_manifest(pod: Pod) -> dict[str, Any] | None:
     """The pod's manifest as written (JSON object); None while it is still being prepared."""
+    data = pod_manifest_bytes(pod)
+    if data is None:
+        return None
+    try:
+        value: dict[str, Any] = jsonio.loads(data)
+    except ValueError as e:
+        raise PyrktError(f"pod {pod.uuid}: unreadable pod manifest {pod.file(abi.POD_MANIFEST)}: {e}") from None
+    return value
+
+
+def pod_manifest_bytes(pod: Pod) -> bytes | None:
+    """The pod's manifest file, byte for byte; None while the pod is still being prepared."""
     for _ in range(5):
         where = pod.where
         try:
-            text = fs.read_file(pod.file(abi.POD_MANIFEST))
+            return fs.read_bytes(pod.file(abi.POD_MANIFEST))
         except FileNotFoundError:
             if not pod.relocate():
                 raise NotFound(f"pod {pod.uuid} no longer exists") from None
             if pod.where == where:
                 return None
             continue  # moved on meanwhile: read it in its new place
-        try:
-            value: dict[str, Any] = jsonio.loads(text)
-        except ValueError as e:
-            raise PyrktError(f"pod {pod.uuid}: unreadable pod manifest {pod.file(abi.POD_MANIFEST)}: {e}") from None
-        return value
     raise NotFound(f"pod {pod.uuid} no longer exists")
 
 

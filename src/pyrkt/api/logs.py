@@ -1,0 +1,152 @@
+"""What GetLogs streams: the lines the pod's apps wrote, from their log files (the records of
+docs/stage1-abi.md, read with `pyrkt logs`' reader), without their timestamps.
+
+Several apps are merged by time. A line split into partial records is joined again. ``since``
+and ``until`` (seconds since the epoch) keep the lines written at or after ``since`` and before
+``until``; ``lines`` keeps the last N of what is there when the call starts. Following goes on
+until the pod is no longer running (or ``until`` has passed, or the client goes away).
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from pyrkt.config import Config
+from pyrkt.model import abi
+from pyrkt.model.values import Value
+from pyrkt.pods.pod import Pod
+from pyrkt.pods.state import State
+from pyrkt.stage0 import control, manage
+
+POLL_INTERVAL = 0.2
+BATCH_LINES = 1000  # lines per response: one message stays far below gRPC's 4 MiB default limit
+BATCH_BYTES = 1 << 20
+
+
+class LogQuery(Value):
+    pod_id: str
+    app: str = ""
+    lines: int = 0
+    follow: bool = False
+    since: int = 0  # seconds since the epoch; 0: no bound
+    until: int = 0
+
+
+def record_time_ns(stamp: str) -> int | None:
+    """``2026-01-02T03:04:05.123456789Z`` (the log records' time, UTC) in ns since the epoch."""
+    try:
+        whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+        frac = stamp[20:].rstrip("Z") if len(stamp) > 20 and stamp[19] == "." else ""
+        return whole * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    except ValueError:
+        return None
+
+
+class Lines:
+    """Turns one app's records into whole lines: partial (``P``) pieces of a stream wait for
+    the piece that ends their line; ``flush`` gives what is left when no more will come."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[str, bytes]] = {}  # stream -> (time of its first piece, text)
+
+    def add(self, records: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
+        out = []
+        for stamp, stream, text in records:
+            first, before = self.pending.pop(stream, (stamp, b""))
+            if text.endswith(b"\n"):
+                out.append((first, (before + text[:-1]).decode(errors="replace")))
+            else:
+                self.pending[stream] = (first, before + text)
+        return out
+
+    def flush(self) -> list[tuple[str, str]]:
+        out = [(first, text.decode(errors="replace")) for first, text in self.pending.values()]
+        self.pending.clear()
+        return out
+
+
+def within(stamp: str, since: int, until: int) -> bool:
+    if not since and not until:
+        return True
+    ns = record_time_ns(stamp)
+    if ns is None:
+        return False
+    return (not since or ns >= since * 1_000_000_000) and (not until or ns < until * 1_000_000_000)
+
+
+def select(lines: list[tuple[str, str]], query: LogQuery) -> list[str]:
+    """The text of the lines within the query's times, oldest first (``lines`` sorted by time)."""
+    return [text for stamp, text in lines if within(stamp, query.since, query.until)]
+
+
+def batches(lines: list[str]) -> Iterator[list[str]]:
+    """``lines`` in runs of at most BATCH_LINES lines and about BATCH_BYTES bytes."""
+    run: list[str] = []
+    size = 0
+    for line in lines:
+        if run and (len(run) >= BATCH_LINES or size + len(line) > BATCH_BYTES):
+            yield run
+            run, size = [], 0
+        run.append(line)
+        size += len(line)
+    if run:
+        yield run
+
+
+class PodLogs:
+    """The log files of the apps a query names, read as they grow."""
+
+    def __init__(self, config: Config, query: LogQuery) -> None:
+        self.pod: Pod = manage.find_pod(config, query.pod_id)
+        names = [control.pick_app(self.pod, query.app)] if query.app else control.app_names(self.pod.path)
+        self.raw = [n for n in names if os.path.exists(self.pod.file(f"{abi.LOGS}/{n}.raw"))]
+        self.files = [(control.LogFile(self.pod.file(abi.app_log(n))), Lines()) for n in names if n not in self.raw]
+
+    def read(self, *, final: bool) -> list[tuple[str, str]]:
+        """The lines written since the last read, sorted by time; ``final``: no more will come."""
+        out: list[tuple[str, str]] = []
+        for log, lines in self.files:
+            out += lines.add(log.read())
+            if final:
+                out += lines.flush()
+        out.sort(key=lambda line: line[0])
+        return out
+
+    def read_raw(self) -> list[str]:
+        """The fly flavor's output files: unframed, so without times (and outside since/until)."""
+        out: list[str] = []
+        for n in self.raw:
+            with open(self.pod.file(f"{abi.LOGS}/{n}.raw"), "rb") as f:
+                out += f.read().decode(errors="replace").splitlines()
+        return out
+
+    def close(self) -> None:
+        for log, _ in self.files:
+            log.close()
+
+
+def stream(config: Config, query: LogQuery, *, active: Callable[[], bool] = lambda: True,
+           sleep: Callable[[float], None] = time.sleep) -> Iterator[list[str]]:
+    """The responses of one GetLogs call, each a list of lines (at least one, maybe empty)."""
+    logs = PodLogs(config, query)
+    try:
+        running = logs.pod.state == State.RUNNING
+        first = logs.read_raw() + select(logs.read(final=not (query.follow and running)), query)
+        if query.lines > 0:
+            first = first[-query.lines:]
+        yield from batches(first) if first else iter([[]])
+        while query.follow and active():
+            if query.until and time.time() >= query.until:
+                return
+            finished = logs.pod.state != State.RUNNING
+            new = select(logs.read(final=finished), query)
+            yield from batches(new)
+            if finished:
+                return
+            if not new:
+                sleep(POLL_INTERVAL)
+    finally:
+        logs.close()

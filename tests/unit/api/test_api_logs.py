@@ -1,0 +1,116 @@
+"""GetLogs' lines from the apps' log files: partial records joined, apps merged by time,
+since/until, the last N lines, and following a running pod until it exits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyrkt.api.logs import Lines, LogQuery, batches, record_time_ns, stream
+from pyrkt.config import Config
+from pyrkt.errors import NotFound
+from pyrkt.model import abi
+from pyrkt.pods.state import Dir
+
+T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
+
+
+def stamp(seconds: float) -> str:
+    whole = int(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1e9):09d}Z"
+
+
+def write_log(pod: Path, app: str, *records: tuple[float, str, str, str]) -> None:
+    log = pod / abi.app_log(app)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        for t, stream_name, tag, text in records:
+            f.write(f"{stamp(t)} {stream_name} {tag} {text}\n")
+
+
+def lines_of(config: Config, **query: Any) -> list[str]:
+    return [line for batch in stream(config, LogQuery(**query)) for line in batch]
+
+
+def test_record_times_are_read_to_the_nanosecond() -> None:
+    assert record_time_ns(stamp(T0 + 0.5)) == T0 * 1_000_000_000 + 500_000_000
+    assert record_time_ns("2023-11-14T22:13:20Z") == T0 * 1_000_000_000
+    assert record_time_ns("garbage") is None
+
+
+def test_partial_records_are_joined_into_their_line_per_stream() -> None:
+    lines = Lines()
+    got = lines.add([("t1", "stdout", b"hel"), ("t2", "stderr", b"oops\n"), ("t3", "stdout", b"lo\n"),
+                     ("t4", "stdout", b"no newline")])
+    assert got == [("t2", "oops"), ("t1", "hello")]
+    assert lines.flush() == [("t4", "no newline")]
+
+
+def test_apps_are_merged_by_time_and_one_app_can_be_chosen(make_pod: Callable[..., Path], config: Config) -> None:
+    pod = make_pod(Dir.RUN, apps=("web", "db"), pid=1)
+    write_log(pod, "web", (T0 + 1, "stdout", "F", "web one"), (T0 + 3, "stderr", "F", "web two"))
+    write_log(pod, "db", (T0 + 2, "stdout", "F", "db one"))
+    assert lines_of(config, pod_id=pod.name) == ["web one", "db one", "web two"]
+    assert lines_of(config, pod_id=pod.name[:8], app="db") == ["db one"]
+    with pytest.raises(NotFound, match="app 'cache' not found"):
+        lines_of(config, pod_id=pod.name, app="cache")
+
+
+def test_since_until_and_the_last_n_lines(make_pod: Callable[..., Path], config: Config) -> None:
+    pod = make_pod(Dir.RUN, pid=1)
+    write_log(pod, "web", *[(T0 + i, "stdout", "F", f"line {i}") for i in range(10)])
+    assert lines_of(config, pod_id=pod.name, since=T0 + 7) == ["line 7", "line 8", "line 9"]
+    assert lines_of(config, pod_id=pod.name, until=T0 + 2) == ["line 0", "line 1"]
+    assert lines_of(config, pod_id=pod.name, lines=2) == ["line 8", "line 9"]
+    assert lines_of(config, pod_id=pod.name, since=T0 + 2, until=T0 + 6, lines=2) == ["line 4", "line 5"]
+
+
+def test_a_pod_without_logs_answers_one_empty_response(make_pod: Callable[..., Path], config: Config) -> None:
+    pod = make_pod(Dir.PREPARED)
+    assert list(stream(config, LogQuery(pod_id=pod.name))) == [[]]
+    assert list(stream(config, LogQuery(pod_id=pod.name, follow=True))) == [[]]  # not running: nothing to follow
+
+
+def test_follow_streams_new_lines_until_the_pod_exits(make_pod: Callable[..., Path], config: Config,
+                                                     holder: Any) -> None:
+    pod = make_pod(Dir.RUN, pid=1)
+    fd = holder.lock(pod)
+    write_log(pod, "web", (T0, "stdout", "F", "before"))
+    got: list[list[str]] = []
+
+    def writer() -> None:
+        time.sleep(0.3)
+        write_log(pod, "web", (T0 + 1, "stdout", "P", "half "))
+        time.sleep(0.3)
+        write_log(pod, "web", (T0 + 2, "stdout", "F", "a line"), (T0 + 3, "stdout", "P", "the end"))
+        time.sleep(0.3)
+        holder.release(fd)  # pod init exits: the stream ends after a last read
+
+    t = threading.Thread(target=writer)
+    t.start()
+    for batch in stream(config, LogQuery(pod_id=pod.name, follow=True)):
+        got.append(batch)
+    t.join()
+    assert [line for batch in got for line in batch] == ["before", "half a line", "the end"]
+    assert got[0] == ["before"]
+
+
+def test_follow_stops_when_the_client_goes(make_pod: Callable[..., Path], config: Config, holder: Any) -> None:
+    pod = make_pod(Dir.RUN, pid=1)
+    holder.lock(pod)
+    active = iter([True, False])
+    got = list(stream(config, LogQuery(pod_id=pod.name, follow=True), active=lambda: next(active),
+                      sleep=lambda s: None))
+    assert got == [[]]
+
+
+def test_large_logs_are_sent_in_bounded_batches() -> None:
+    runs = list(batches([f"{i}" for i in range(2500)]))
+    assert [len(r) for r in runs] == [1000, 1000, 500]
+    big = ["x" * 700_000] * 3
+    assert [len(r) for r in batches(big)] == [1, 1, 1]
