@@ -132,6 +132,16 @@ def test_event_handlers_run_before_and_after_the_app_as_root(cli: Cli, tmp_path:
         assert pod_file(cli, uuid, "eh", "post") == "0\n"
 
 
+def test_the_fly_flavor_names_the_event_handlers_it_does_not_run(cli: Cli, tmp_path: Path) -> None:
+    """rkt's stage1-fly runs no event handler; pyrkt's fly says so rather than drop them silently."""
+    aci = tmp_path / "eh.aci"
+    build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/sh", "-c", "test -e /pre || echo no-pre"),
+                                eventHandlers=[{"name": "pre-start", "exec": ["/bin/sh", "-c", "echo > /pre"]}]))
+    r = cli("--insecure-options=image", "run", "--stage1-name=fly", str(aci), timeout=120)
+    assert (r.code, r.out) == (0, "no-pre\n"), r
+    assert "warning: app eh: the pre-start event handler is not run by the fly flavor" in r.err, r
+
+
 def test_a_failing_pre_start_handler_stops_the_app_with_one_line(cli: Cli, tmp_path: Path) -> None:
     aci = tmp_path / "eh.aci"
     build_aci(aci, aci_manifest("example.com/eh", exec_=("/bin/echo", "never"), eventHandlers=[

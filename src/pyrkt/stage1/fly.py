@@ -80,6 +80,9 @@ class FlyFlavor:
         for isolator in unapplied_limits(ra.app.isolators):
             sys.stderr.write(f"warning: app {name}: {isolator} isolator set but the fly flavor applies no "
                              "resource limits (as rkt's stage1-fly): ignored\n")
+        for handler, _ in ra.app.event_handlers:
+            sys.stderr.write(f"warning: app {name}: the {handler} event handler is not run by the fly flavor "
+                             "(as rkt's stage1-fly): ignored\n")
         resolv, hosts = etc_choice(pod_dir, config)
         app = plan.fly_app_plan(
             ra, lowers=read_layers(pod_dir, name), upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
