@@ -527,13 +527,16 @@ def test_pod_init_slims_down_and_keeps_supervising(env: tuple[Cli, str]) -> None
     assert st["state"] == "exited" and st["app-busybox"] == "0"
 
 
-def test_an_image_volume_is_a_volume_of_the_pod_without_a_warning(env: tuple[Cli, str], tmp_path: Path) -> None:
+def test_an_image_volume_is_an_implicit_volume_of_the_pod_as_rkt_says(env: tuple[Cli, str], tmp_path: Path) -> None:
     cli, _ = env
     image = make_image(tmp_path / "vol", cmd=("sh", "-c", "echo x > /data/f && grep -c ' /data ' /proc/self/mounts"),
                        volumes=("/data",))
     r = cli("run", "--net=none", image)
     assert r.code == 0 and r.out == "1\n", r
-    assert not [line for line in r.err.splitlines() if line.startswith("warning: ")], r
+    assert [line for line in r.err.splitlines() if line.startswith("warning: ")] == [
+        'warning: no volume specified for mount point "volume-data", implicitly creating an "empty" volume. '
+        "This volume will be removed when the pod is garbage-collected. (app vol, at /data)"], r
+    assert cli("run", "--net=none", "--volume=volume-data,kind=empty", image).err == ""  # given: no warning
 
 
 def test_apps_are_in_cgroups_of_their_own_in_the_pods_which_their_cgroup_namespace_shows_as_root(

@@ -339,10 +339,11 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 check_runnable(image)
             manifest = podmanifest.reify(pod_file, images)
         # Both ways meet here: the pod's manifest, and the image of each of its apps.
+        given = {v.name for v in manifest.volumes}
         manifest = volumes.satisfy(manifest, images)
         if ui is not None:  # the headless default drops notices anyway
             notes = pod_file.notes if pod_file is not None else ()
-            for line in [*notes, *unhonoured(list(manifest.apps), images),
+            for line in [*notes, *volumes.implicit_notes(manifest, given), *unhonoured(list(manifest.apps), images),
                          *unapplied_privileges(list(manifest.apps), flavor.canonical(req.stage1_name)),
                          *(f"pod isolator {name} is not honoured yet: ignored" for name, _ in manifest.isolators)]:
                 ui.notice(f"warning: {line}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from pyrkt.errors import UsageError
+from pyrkt.errors import UsageError, quote
 from pyrkt.model.volumes import EMPTY_VOLUMES_DIR, AppMount, Volume
 
 TYPE_CHECKING = False
@@ -70,6 +70,16 @@ def satisfy(manifest: PodManifest, images: list[Image]) -> PodManifest:
     if prepopulate:
         annotations += ((PREPOPULATE, ",".join(dict.fromkeys(prepopulate))),)
     return manifest.replace(apps=tuple(apps), volumes=tuple(volumes), annotations=annotations)
+
+
+def implicit_notes(manifest: PodManifest, given: set[str]) -> list[str]:
+    """rkt's warning for each mount point that got an implicit empty volume (``given``: the
+    volumes the user named, before ``satisfy``)."""
+    made = {v.name for v in manifest.volumes} - given
+    return [f"no volume specified for mount point {quote(m.volume.removeprefix(ra.name + '-'))}, implicitly "
+            'creating an "empty" volume. This volume will be removed when the pod is garbage-collected. '
+            f"(app {ra.name}, at {m.path})"
+            for ra in manifest.apps for m in ra.mounts if m.volume in made]
 
 
 def check_volume(vol: Volume) -> None:

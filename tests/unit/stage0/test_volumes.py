@@ -14,7 +14,7 @@ from pyrkt.model.image import AppSpec, Image, MountPoint
 from pyrkt.model.pod import PodManifest
 from pyrkt.model.volumes import AppMount, Volume
 from pyrkt.stage0.prepare import AppRequest, PodRequest, reify
-from pyrkt.stage0.volumes import PREPOPULATE, lay_out, satisfy
+from pyrkt.stage0.volumes import PREPOPULATE, implicit_notes, lay_out, satisfy
 
 POINTS = (MountPoint("data", "/var/data"), MountPoint("conf", "/etc/app", read_only=True))
 OCI = Image(id="sha256:" + "ab" * 32, name="example.com/db", app=AppSpec(exec=("/bin/db",), mount_points=POINTS))
@@ -39,6 +39,14 @@ def test_mount_points_without_a_volume_get_implicit_empty_ones_named_after_the_a
     # an OCI image's take the mode and owner of the image's directory when it is laid out
     assert [(v.name, v.read_only, v.mode, v.uid) for v in pod().volumes] == [
         ("db-data", None, None, None), ("db-conf", True, None, None)]
+
+
+def test_each_implicit_volume_is_named_in_rkts_warning() -> None:
+    m = pod("volume=given,target=/var/data", volumes=(Volume("given", "empty"),))
+    assert implicit_notes(m, {"given"}) == [
+        'no volume specified for mount point "conf", implicitly creating an "empty" volume. This volume will be '
+        "removed when the pod is garbage-collected. (app db, at /etc/app)"]
+    assert implicit_notes(pod(volumes=(Volume("data", "empty"), Volume("conf", "empty"))), {"data", "conf"}) == []
 
 
 def test_only_a_docker_or_oci_images_implicit_volumes_are_prepopulated() -> None:
