@@ -128,6 +128,19 @@ def addresses(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def gateways(result: dict[str, Any]) -> list[str]:
+    """The gateways of a 0.1–1.0 result's addresses, in order."""
+    out = []
+    for ip in result.get("ips") or ():
+        if isinstance(ip, dict) and ip.get("gateway"):
+            out.append(str(ip["gateway"]))
+    for key in ("ip4", "ip6"):  # CNI 0.1/0.2
+        block = result.get(key)
+        if isinstance(block, dict) and block.get("gateway"):
+            out.append(str(block["gateway"]))
+    return out
+
+
 def dns(result: dict[str, Any]) -> dict[str, Any]:
     d = result.get("dns")
     return d if isinstance(d, dict) else {}
