@@ -84,7 +84,7 @@ def check_mds(config: Config, opts: RunOptions, flavor_name: str) -> None:
     metadata service now (as rkt's run-prepared checks, before a pod is made or moved)."""
     from pyrkt.stage0 import mds
 
-    if opts.net == ["none"]:
+    if [n.split(":", 1)[0] for n in opts.net] == ["none"]:
         raise UsageError("--mds-register does not work with --net=none: use host, default or another network")
     if flavor_name == "image":
         raise UsageError("--mds-register works with the default and fly flavors, not a stage1 image")
