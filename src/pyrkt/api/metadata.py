@@ -89,6 +89,13 @@ class Pods:
         return hmac.new(self.key, uuidlib.UUID(uuid).bytes + content.encode(), hashlib.sha512).digest()
 
 
+def is_uuid(text: str) -> bool:
+    try:
+        return str(uuidlib.UUID(text)) == text
+    except ValueError:
+        return False
+
+
 def _json_file(path: str) -> Any:
     try:
         return json.loads(fs.read_bytes(path))
@@ -174,10 +181,9 @@ class AppHandler(http.server.BaseHTTPRequestHandler):
                 raise Reply(400, "content form value not found")
             return TEXT, base64.b64encode(pods.sign(uuid, content))
         if path == "/pod/hmac/verify":  # any pod may verify another's signature (rkt: no token check)
-            try:
-                uuid = str(uuidlib.UUID(form.get("uuid", "")))
-            except ValueError:
-                raise Reply(400, "uuid field missing or malformed") from None
+            uuid = form.get("uuid", "")
+            if not is_uuid(uuid):
+                raise Reply(400, "uuid field missing or malformed")
             if not form.get("content"):
                 raise Reply(400, "content field missing")
             try:
@@ -228,7 +234,7 @@ class RegistrationHandler(http.server.BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:  # noqa: N802
         uuid = self.path.removeprefix("/pods/")
-        ok = self.path.startswith("/pods/") and "/" not in uuid and self.server.pods.registered(uuid)
+        ok = self.path.startswith("/pods/") and is_uuid(uuid) and self.server.pods.registered(uuid)
         status, body = (200, str(self.server.port)) if ok else (404, "pod not found or has no token")
         self.send_response(status)
         self.send_header("Content-Type", TEXT)

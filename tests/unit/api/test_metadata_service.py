@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pyrkt.api import metadata
+from pyrkt.cli import main as cli
 from pyrkt.config import Config
 from pyrkt.errors import PyrktError
 from pyrkt.model import abi
@@ -167,6 +168,7 @@ def test_registration_gives_the_pod_a_token_and_the_port(service: Callable[[], S
     assert stat.S_IMODE((path / abi.MDS_TOKEN).stat().st_mode) == 0o600
     assert s.call(f"/{token}/acMetadata/v1/pod/uuid")[2] == path.name.encode()
     assert mds.request(config, "PUT", "/pods/00000000-0000-4000-8000-00000000dead")[0] == 404
+    assert mds.request(config, "PUT", f"/pods/../run/{path.name}")[0] == 404
     assert any(ln == f"PUT /pods/{path.name} - 200" for ln in s.lines)
 
 
@@ -200,3 +202,29 @@ def test_merged_annotations_keep_the_images_order() -> None:
     assert metadata.merged_annotations(image, app) == [
         {"name": "a", "value": "9"}, {"name": "b", "value": "2"}, {"name": "c", "value": "3"}]
     assert image[0]["value"] == "1"  # the inputs stay as they were
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--listen-port=0"], "invalid --listen-port='0': want a TCP port, 1-65535"),
+    (["--listen-port=http"], "invalid --listen-port='http'"),
+    (["extra"], "metadata-service takes no arguments (got 'extra')"),
+])
+def test_command_refuses_bad_ports_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 argv: list[str], message: str) -> None:
+    assert cli.main([f"--dir={tmp_path}", "metadata-service", *argv]) == 254
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_command_refuses_systemd_sockets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    assert cli.main([f"--dir={tmp_path}", "metadata-service"]) == 254
+    assert "does not take sockets from systemd" in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_a_one_line_error(service: Callable[[], Service], config: Config, tmp_path: Path) -> None:
+    busy = service().port
+    other = Config(data_dir=str(tmp_path / "other"))
+    with pytest.raises(PyrktError, match=f"cannot listen on port {busy}: Address already in use"):
+        metadata.serve(other, busy, say=lambda line: None, done=threading.Event())

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+
+from pyrkt.cli.commands.api_service import serve_until_signalled
 from pyrkt.cli.flags import Flag
 from pyrkt.errors import UsageError
 
@@ -19,29 +22,16 @@ FLAGS = [
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    import signal
-    import threading
-
     values, rest = ctx.parse(FLAGS, args)
     if rest:
         raise UsageError(f"metadata-service takes no arguments (got {rest[0]!r})")
     text = values["listen_port"]
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise UsageError(f"invalid --listen-port={text!r}: want a TCP port, 1-65535")
+    if os.environ.get("LISTEN_FDS"):
+        raise UsageError("metadata-service does not take sockets from systemd (LISTEN_FDS): "
+                         "run it as a plain service with --listen-port")
     ctx.require_root()
     from pyrkt.api import metadata
 
-    done = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-
-    def say(line: str) -> None:
-        ctx.stderr.write(line + "\n")
-        ctx.stderr.flush()
-
-    metadata.serve(ctx.config, int(text), say=say, done=done)
-    return 0
+    return serve_until_signalled(ctx, lambda say, done: metadata.serve(ctx.config, int(text), say=say, done=done))
