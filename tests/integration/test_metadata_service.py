@@ -53,7 +53,7 @@ def log_of(p: subprocess.Popen[str]) -> str:
 
 @pytest.fixture(scope="module")
 def validator(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if ace.missing() == ace.MISSING_GO:
+    if ace.go_missing():
         pytest.skip(ace.MISSING_GO)
     work = tmp_path_factory.mktemp("ace")
     return ace.validator_acis(ace.build_validator(work), work)

@@ -1,6 +1,6 @@
 """The appc ACE validator as two ACIs, built offline from Debian's copy of the appc spec:
 
-    binary = build_validator(workdir)          # None when Go or the spec sources are missing
+    binary = build_validator(workdir)          # go_missing(): no Go to build it with
     main, sidekick = validator_acis(binary, workdir)
 
 ``golang-go`` compiles ``github.com/appc/spec/ace`` from ``golang-github-appc-spec-dev``'s
@@ -25,13 +25,8 @@ PACKAGE = "github.com/appc/spec/ace"
 MISSING_GO = "the ACE validator is built with Go: install golang-go (make test-deps)"
 
 
-def missing() -> str:
-    """Why the validator cannot be built here ("" when it can)."""
-    if shutil.which("go") is None:
-        return MISSING_GO
-    if not os.path.isdir(os.path.join(GOPATH, "src", PACKAGE)):
-        return "the ACE validator's sources are missing: install golang-github-appc-spec-dev (make test-deps)"
-    return ""
+def go_missing() -> bool:
+    return shutil.which("go") is None
 
 
 def build_validator(workdir: Path) -> Path:
@@ -39,8 +34,11 @@ def build_validator(workdir: Path) -> Path:
     out = workdir / "ace-validator"
     env = {**os.environ, "GOPATH": GOPATH, "GO111MODULE": "off", "CGO_ENABLED": "0", "GOFLAGS": "",
            "GOCACHE": str(workdir / "gocache"), "GOPROXY": "off", "HOME": str(workdir)}
-    subprocess.run(["go", "build", "-o", str(out), PACKAGE], env=env, check=True, capture_output=True,
-                   text=True, timeout=600)
+    p = subprocess.run(["go", "build", "-o", str(out), PACKAGE], env=env, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        hint = "" if os.path.isdir(os.path.join(GOPATH, "src", PACKAGE)) else \
+            " (its sources are missing: install golang-github-appc-spec-dev, make test-deps)"
+        raise RuntimeError(f"go build {PACKAGE} failed{hint}: {p.stderr.strip()}")
     return out
 
 
