@@ -13,6 +13,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── netns                         path of the pod's netns bind mount (written before use)
     ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
     ├── private-users-prepared        "SHIFT:COUNT": the pod's user namespace (--private-users)
+    ├── mds-token                     the pod's metadata service token (run --mds-register), 0600
     ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
     ├── overlay/<app>/{upper,work}    the app's writable layer (none with --no-overlay: the
@@ -55,6 +56,7 @@ SUBCGROUP = "subcgroup"
 NETNS = "netns"
 DEVICES = "devices"
 PRIVATE_USERS = "private-users-prepared"
+MDS_TOKEN = "mds-token"
 NET_INFO = "net-info.json"
 APPSINFO = "appsinfo"
 OVERLAY = "overlay"
@@ -123,6 +125,8 @@ class RuntimeConfig(Value):
     hosts: tuple[tuple[str, str], ...] = ()  # --hosts-entry IP=HOST pairs, in order
     sysctls: tuple[tuple[str, str], ...] = ()  # --sysctl key, value; checked again by pod init
     private_users: str = ""  # "SHIFT:COUNT" from the pod's private-users-prepared (rkt's --private-users=)
+    mds_token: str = ""  # run --mds-register: the token of the apps' AC_METADATA_URL (rkt's --mds-token)
+    mds_port: int = 0  # and the metadata service's TCP port
 
     def to_json(self) -> str:
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}

@@ -117,14 +117,24 @@ def call(command: str, plugin: str, stdin: str, *, kind: str, container_id: str,
 
 def addresses(result: dict[str, Any]) -> list[str]:
     """IPv4/IPv6 addresses with prefix ("172.16.28.5/24") from a 0.1–1.0 result."""
+    return _ip_fields(result, "address", "ip")
+
+
+def gateways(result: dict[str, Any]) -> list[str]:
+    """The gateways of a 0.1–1.0 result's addresses, in order."""
+    return _ip_fields(result, "gateway", "gateway")
+
+
+def _ip_fields(result: dict[str, Any], field: str, old_field: str) -> list[str]:
+    """One field of each address: ``ips[].field`` (CNI 0.3+), then ``ip4``/``ip6`` ``old_field`` (0.1/0.2)."""
     out = []
     for ip in result.get("ips") or ():
-        if isinstance(ip, dict) and ip.get("address"):
-            out.append(str(ip["address"]))
-    for key in ("ip4", "ip6"):  # CNI 0.1/0.2
+        if isinstance(ip, dict) and ip.get(field):
+            out.append(str(ip[field]))
+    for key in ("ip4", "ip6"):
         block = result.get(key)
-        if isinstance(block, dict) and block.get("ip"):
-            out.append(str(block["ip"]))
+        if isinstance(block, dict) and block.get(old_field):
+            out.append(str(block[old_field]))
     return out
 
 

@@ -107,6 +107,23 @@ def net_info(record: dict[str, Any], plugin: str) -> dict[str, Any]:
             "ifName": record["ifname"], "ip": ip, "args": record["args"], "mask": mask}
 
 
+def host_ip(pod: str | os.PathLike[str]) -> str:
+    """The host's address on the pod's forwardable network (rkt's GetForwardableNetHostIP): the
+    gateway its result gives the pod, which ptp and bridge put on the host side."""
+    records = []
+    net_dir = Path(pod) / NET_DIR
+    for name in sorted(n for n in os.listdir(net_dir) if n.endswith(".json")):
+        records.append(jsonio.loads((net_dir / name).read_text()))
+    target = forwardable([(r["network"], r["conflist"], r.get("args", "")) for r in records])
+    for record in records:
+        if record["network"] == target:
+            for gateway in cni.gateways(record.get("result") or {}):
+                if ":" not in gateway:
+                    return gateway
+    raise NetworkSetupError(f"network {target!r} gives the pod no IPv4 gateway: the metadata service "
+                            "cannot be reached from it (--mds-register)")
+
+
 def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
     """DEL every network the pod dir records, in reverse order, then remove the netns (unless
     ``keep_netns``: the caller removes it later, from the right mount namespace)."""

@@ -40,6 +40,7 @@ class RunOptions(Value, frozen=False):
     dns_domain: str = ""
     hosts_entry: list[str] = field(default_factory=list)
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE; run-prepared's over the prepared pod's
+    mds_register: bool = False  # --mds-register: the pod registered with the data dir's metadata service
 
 
 def parse_net(text: str) -> list[str]:
@@ -69,11 +70,25 @@ def check_options(config: Config, opts: RunOptions) -> None:
         check_hostname(opts.hostname)
     dns_fields(opts)  # bad --dns*/--hosts-entry values fail before any work
     sysctl_fields(opts, name)  # and so do --sysctl values the pod may not set
+    if opts.mds_register:
+        check_mds(config, opts, name)
     names = [n.split(":", 1)[0] for n in opts.net]
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
 
         netconf.select(list(opts.net), config.dirs.paths())  # unknown networks fail before any work
+
+
+def check_mds(config: Config, opts: RunOptions, flavor_name: str) -> None:
+    """``--mds-register`` needs a network that reaches the host (rkt refuses --net=none) and a
+    metadata service now (as rkt's run-prepared checks, before a pod is made or moved)."""
+    from pyrkt.stage0 import mds
+
+    if [n.split(":", 1)[0] for n in opts.net] == ["none"]:
+        raise UsageError("--mds-register does not work with --net=none: use host, default or another network")
+    if flavor_name == "image":
+        raise UsageError("--mds-register works with the default and fly flavors, not a stage1 image")
+    mds.check_reachable(config)
 
 
 def dns_fields(opts: RunOptions) -> dict[str, Any]:
@@ -192,7 +207,18 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         **dns_fields(opts),
         **sysctl_fields(opts, flavor.canonical(recorded.strip())),
         private_users=private_users,
+        **mds_fields(config, pod, opts),
     )
+
+
+def mds_fields(config: Config, pod: Pod, opts: RunOptions) -> dict[str, Any]:
+    """``--mds-register``: the pod registered now (its token on disk, the service's port)."""
+    if not opts.mds_register:
+        return {}
+    from pyrkt.stage0 import mds
+
+    token, port = mds.register(config, pod.path, pod.uuid)
+    return {"mds_token": token, "mds_port": port}
 
 
 def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:

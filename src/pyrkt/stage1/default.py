@@ -232,6 +232,14 @@ def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan
         id_shift=shift)) for a in pod.apps))
 
 
+def with_metadata_url(pod_dir: str, pod: PodPlan, config: abi.RuntimeConfig, host: str) -> PodPlan:
+    """Every app given ``AC_METADATA_URL`` (its env file written again)."""
+    apps = tuple(stage1_plan.with_metadata_url(a, host, config.mds_port, config.mds_token) for a in pod.apps)
+    for app in apps:
+        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, app.name), "\0".join(app.env) + "\0", sync=False)
+    return pod.replace(apps=apps)
+
+
 def etc_files(pod_dir: str, config: abi.RuntimeConfig) -> EtcFiles:
     """The /etc files bound into every app (rkt-behaviour §4.6): hostname always; hosts from
     ``--hosts-entry`` (over the image's file) or the fallback (only where the image has none);
@@ -345,6 +353,9 @@ class DefaultFlavor:
             resolv = cni_resolv(pod_dir, config)
             if resolv:
                 pod = with_resolv(pod, config, resolv)
+        if config.mds_token:  # the host side of the pod's forwardable network, or the host's loopback
+            host = network.host_ip(pod_dir) if net == "cni" else "127.0.0.1"
+            pod = with_metadata_url(pod_dir, pod, config, host)
         # what pod init runs from, a plain dict it adds its fds to; the apps' plans stay values
         # (pod init is a fork of this process and starts them before it re-executes itself)
         plan = to_plain(pod.replace(apps=()))

@@ -56,6 +56,14 @@ def app_env(pairs: tuple[tuple[str, str], ...], name: str) -> tuple[str, ...]:
     return tuple(f"{k}={v}" for k, v in env.items())
 
 
+def with_metadata_url(app: AppPlan, host: str, port: int, token: str) -> AppPlan:
+    """The app with rkt's ``AC_METADATA_URL`` (``--mds-register``): the metadata service on the
+    host address the pod reaches, the pod's token as the URL's path."""
+    url = f"http://{host}:{port}/{token}"
+    return app.replace(env=tuple(e for e in app.env if not e.startswith("AC_METADATA_URL=")) +
+                       (f"AC_METADATA_URL={url}",))
+
+
 def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = ()) -> tuple[int, ...]:
     """The capability set of an app: appc's default set or what its capability isolators make
     of it (``stage1.isolators``), or every capability with ``--insecure-options=capabilities``

@@ -48,3 +48,8 @@ def test_an_unknown_field_is_refused_not_a_traceback() -> None:
     d["extra"] = {"ipc": "parent"}
     with pytest.raises(PyrktError, match="unknown field 'extra'"):
         RuntimeConfig.from_dict(d)
+
+
+def test_the_metadata_service_token_and_port_cross_the_abi() -> None:
+    rc = RuntimeConfig(uuid="u", mds_token="ab" * 16, mds_port=18112)
+    assert RuntimeConfig.from_json(rc.to_json()) == rc

@@ -75,3 +75,21 @@ def test_del_failing_for_a_plugin_whose_add_completed_is_an_error_kept_for_gc(tm
     with pytest.raises(NetworkSetupError, match="plugin 'refuser' failed on DEL: invalid IP address 999.1.1.1"):
         setup.down(tmp_path)
     assert (tmp_path / "net" / "00-bad.json").exists()  # gc tries again
+
+
+def test_the_metadata_service_host_is_the_gateway_of_the_forwardable_network(tmp_path: Path) -> None:
+    def record(index: int, name: str, masq: bool, result: dict[str, object]) -> None:
+        (tmp_path / "net").mkdir(exist_ok=True)
+        conflist = {"name": name, "plugins": [{"type": "ptp", "ipMasq": masq}]}
+        (tmp_path / "net" / f"{index:02d}-{name}.json").write_text(
+            json.dumps({"network": name, "conflist": conflist, "result": result}))
+
+    record(0, "inner", False, {"ips": [{"address": "10.1.0.5/24", "gateway": "10.1.0.1"}]})
+    record(1, "outer", True, {"ips": [{"address": "fd00::5/64", "gateway": "fd00::1"},
+                                      {"address": "172.16.28.5/24", "gateway": "172.16.28.1"}]})
+    assert setup.host_ip(tmp_path) == "172.16.28.1"  # the first with ipMasq, its IPv4 gateway
+    record(1, "outer", True, {"ip4": {"ip": "172.16.28.5/24", "gateway": "172.16.28.9"}})  # CNI 0.2
+    assert setup.host_ip(tmp_path) == "172.16.28.9"
+    record(1, "outer", True, {"ips": [{"address": "172.16.28.5/24"}]})
+    with pytest.raises(NetworkSetupError, match="gives the pod no IPv4 gateway"):
+        setup.host_ip(tmp_path)

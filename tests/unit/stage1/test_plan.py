@@ -186,3 +186,11 @@ def test_an_apps_resource_isolators_become_its_limits_and_oom_score_and_cross_a_
     assert from_plain(AppPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
     assert default_plan().limits == Limits(pids=iso.DEFAULT_PIDS_LIMIT) and default_plan().oom_score_adj is None
     assert unapplied_limits(isolators) == [iso.MEMORY, iso.PIDS_LIMIT, iso.OOM_SCORE_ADJ]  # fly names them
+
+
+def test_mds_register_adds_the_metadata_url_once() -> None:
+    app = plan.with_metadata_url(default_plan(), "172.16.28.1", 18112, "t0k3n")
+    app = plan.with_metadata_url(app, "127.0.0.1", 1, "other")
+    urls = [e for e in app.env if e.startswith("AC_METADATA_URL=")]
+    assert urls == ["AC_METADATA_URL=http://127.0.0.1:1/other"]
+    assert "AC_APP_NAME=web" in app.env

@@ -10,6 +10,9 @@ from pyrkt.errors import PyrktError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+
     from pyrkt.cli.main import Context
 
 DEFAULT_LISTEN = "localhost:15441"  # rkt's common.APIServiceListenAddr
@@ -21,9 +24,6 @@ FLAGS = [
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    import signal
-    import threading
-
     values, rest = ctx.parse(FLAGS, args)
     if rest:
         raise UsageError(f"api-service takes no arguments (got {rest[0]!r})")
@@ -37,6 +37,16 @@ def run(ctx: Context, args: list[str]) -> int:
     except ImportError as e:
         raise PyrktError(f"api-service needs the grpcio and protobuf packages (pip install 'pyrkt[api]'): {e}") from None
 
+    return serve_until_signalled(ctx, lambda say, done: service.serve(ctx.config, values["listen"] or DEFAULT_LISTEN,
+                                                                      say=say, done=done))
+
+
+def serve_until_signalled(ctx: Context, serve: Callable[[Callable[[str], None], threading.Event], None]) -> int:
+    """Run a service, ``serve(say, done)``, until SIGINT or SIGTERM sets ``done``; ``say``
+    writes one line to stderr. 0 once it has stopped."""
+    import signal
+    import threading
+
     done = threading.Event()
 
     def stop(signum: int, frame: object) -> None:
@@ -49,5 +59,5 @@ def run(ctx: Context, args: list[str]) -> int:
         ctx.stderr.write(line + "\n")
         ctx.stderr.flush()
 
-    service.serve(ctx.config, values["listen"] or DEFAULT_LISTEN, say=say, done=done)
+    serve(say, done)
     return 0

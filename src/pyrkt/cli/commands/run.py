@@ -68,6 +68,8 @@ RUNTIME_FLAGS = [
     Flag("dns-opt", "list", help="a DNS option for the pod's resolv.conf (repeatable)"),
     Flag("dns-domain", help="the DNS domain for the pod's resolv.conf"),
     Flag("hosts-entry", "list", help="an /etc/hosts entry IP=HOSTNAME (repeatable, or a comma list), or host"),
+    Flag("mds-register", "bool", help="register the pod with the metadata service of this data dir and give its "
+         "apps AC_METADATA_URL (needs a network reaching the host: default, host or a CNI network)"),
 ]
 RUN_FLAGS = PREPARE_FLAGS + RUNTIME_FLAGS + [SYSCTL_FLAG] + [
     Flag("detach", "bool", help="return once the apps have started and leave the pod running"),
@@ -145,6 +147,7 @@ def run_options(values: dict[str, Any]) -> RunOptions:
         dns_domain=values["dns_domain"] or "",
         hosts_entry=values["hosts_entry"],
         sysctl=values.get("sysctl") or [],
+        mds_register=values["mds_register"],
     )
 
 
