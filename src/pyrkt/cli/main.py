@@ -59,6 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
     "trust": ("trust", "Trust a key for image verification"),
     "api-service": ("api_service", "Run API service (experimental)"),
+    "cri": ("cri", "Serve the Kubernetes CRI (runtime.v1) on a unix socket (experimental)"),
     "config": ("config", "Print the configuration merged from the config dirs, as JSON"),
     "version": ("version", "Print the version and exit"),
     "completion": ("completion", "Output shell completion code for bash or zsh"),

@@ -1,0 +1,221 @@
+"""`pyrkt cri` driven as a kubelet drives a runtime: a gRPC client on the unix socket asks for
+the version and status, pulls images from a real registry on 127.0.0.1 (anonymously and with
+the request's credentials against an htpasswd registry), lists, inspects and removes them, and
+sees a restart of the server lose nothing. The server is ended by its pid."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from tests.conftest import PYRKT_BIN
+from tests.integration.test_registry import PASSWORD, REGISTRY_BIN, USER, Registry, bcrypt_hash
+from tests.support.images import build_oci_layout, image_id_of
+
+from pyrkt.api.proto import cri_pb2 as pb
+
+pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="needs docker-registry and skopeo (make test-deps)")
+
+
+class Client:
+    def __init__(self, sock: Path) -> None:
+        self.channel = grpc.insecure_channel(f"unix://{sock}")
+
+    def call(self, service: str, method: str, request: Any, response: Any) -> Any:
+        return self.channel.unary_unary(f"/runtime.v1.{service}/{method}",
+                                        request_serializer=type(request).SerializeToString,
+                                        response_deserializer=response.FromString)(request, timeout=120)
+
+    def image(self, method: str, request: Any, response: Any) -> Any:
+        return self.call("ImageService", method, request, response)
+
+    def status(self, ref: str) -> pb.ImageStatusResponse:
+        return self.image("ImageStatus", pb.ImageStatusRequest(image=pb.ImageSpec(image=ref)), pb.ImageStatusResponse)
+
+    def pull(self, ref: str, auth: pb.AuthConfig | None = None) -> str:
+        return str(self.image("PullImage", pb.PullImageRequest(image=pb.ImageSpec(image=ref), auth=auth),
+                              pb.PullImageResponse).image_ref)
+
+    def list(self, ref: str = "") -> list[pb.Image]:
+        request = pb.ListImagesRequest(filter=pb.ImageFilter(image=pb.ImageSpec(image=ref)) if ref else None)
+        return list(self.image("ListImages", request, pb.ListImagesResponse).images)
+
+
+@dataclass
+class Cri:
+    data_dir: Path
+    sock: Path
+    cni_conf: Path
+    proc: subprocess.Popen[str]
+    client: Client
+
+    def stop(self) -> tuple[int, str]:
+        self.client.channel.close()
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+def start(data_dir: Path, sock: Path, cni_conf: Path, *extra: str) -> Cri:
+    proc = subprocess.Popen([str(PYRKT_BIN), f"--dir={data_dir}", "--insecure-options=http", "cri",
+                             f"--listen=unix://{sock}", f"--cni-conf-dir={cni_conf}", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert line == f"pyrkt cri: serving runtime.v1 on unix://{sock}\n", (line, proc.poll())
+    return Cri(data_dir, sock, cni_conf, proc, Client(sock))
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, str, str]]:
+    """A registry with an htpasswd (user alice) and one image pushed with those credentials:
+    (registry, its reference without a scheme, its image id)."""
+    root = tmp_path_factory.mktemp("cri-registry")
+    (root / "htpasswd").write_text(f"{USER}:{bcrypt_hash(PASSWORD)}\n")
+    reg = Registry(root, extra_yaml=f"auth:\n  htpasswd:\n    realm: pyrkt-tests\n    path: {root / 'htpasswd'}\n")
+    try:
+        layout = build_oci_layout(root / "layout", tag="1.36", cmd=("sh", "-c", "echo from the cri"))
+        ref = reg.push(layout, "k8s/busybox", tag="1.36", creds=f"{USER}:{PASSWORD}")
+        yield reg, ref.removeprefix("docker://"), image_id_of(layout)
+    finally:
+        reg.stop()
+
+
+@pytest.fixture()
+def cri(data_dir: Path, tmp_path: Path) -> Iterator[Cri]:
+    conf = tmp_path / "net.d"
+    conf.mkdir()
+    server = start(data_dir, tmp_path / "run" / "cri.sock", conf)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+ALICE = pb.AuthConfig(username=USER, password=PASSWORD)
+
+
+def test_version_and_status_network_ready_once_a_cni_config_is_there(cri: Cri) -> None:
+    v = cri.client.call("RuntimeService", "Version", pb.VersionRequest(), pb.VersionResponse)
+    assert (v.runtime_name, v.runtime_api_version) == ("pyrkt", "v1")
+    mode = os.stat(cri.sock).st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660 and os.stat(cri.sock).st_uid == 0
+
+    def conditions() -> dict[str, tuple[bool, str]]:
+        s = cri.client.call("RuntimeService", "Status", pb.StatusRequest(), pb.StatusResponse)
+        return {c.type: (c.status, c.reason) for c in s.status.conditions}
+
+    assert conditions() == {"RuntimeReady": (True, ""), "NetworkReady": (False, "NetworkPluginNotReady")}
+    (cri.cni_conf / "10-pods.conflist").write_text(
+        '{"cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge"}]}')
+    assert conditions() == {"RuntimeReady": (True, ""), "NetworkReady": (True, "")}
+
+
+def test_pull_with_the_requests_credentials_then_list_status_and_remove(cri: Cri, registry: tuple[Registry, str, str]) -> None:
+    reg, ref, image_id = registry
+    assert cri.client.status(ref).HasField("image") is False  # not there: an answer without an image, no error
+    with pytest.raises(grpc.RpcError) as refused:
+        cri.client.pull(ref)  # no credentials: the registry's 401, one line
+    assert refused.value.code() == grpc.StatusCode.INTERNAL
+    assert "needs a user name and password (401)" in str(refused.value.details())
+    assert cri.client.pull(ref, ALICE) == image_id
+
+    image = cri.client.status(ref).image
+    assert image.id == image_id and image.size > 0
+    assert list(image.repo_tags) == [ref]
+    assert [d.partition("@")[0] for d in image.repo_digests] == [ref.rpartition(":")[0]]
+    assert image.uid.value == 0
+    assert cri.client.status(image_id).image.id == image_id  # by its id, as kubelet asks after a pull
+    assert cri.client.status(image.repo_digests[0]).image.id == image_id  # by digest
+    verbose = cri.client.image("ImageStatus", pb.ImageStatusRequest(image=pb.ImageSpec(image=ref), verbose=True),
+                               pb.ImageStatusResponse)
+    assert verbose.info["source"] == f"docker://{ref}"
+
+    assert [i.id for i in cri.client.list()] == [image_id]
+    assert [i.id for i in cri.client.list(ref)] == [image_id]
+    assert cri.client.list(f"{reg.host}/k8s/other:1") == []
+
+    fs = cri.client.image("ImageFsInfo", pb.ImageFsInfoRequest(), pb.ImageFsInfoResponse).image_filesystems
+    assert [f.fs_id.mountpoint for f in fs] == [str(cri.data_dir / "store")]
+    assert fs[0].used_bytes.value >= image.size and fs[0].inodes_used.value > 0
+
+    cri.client.image("RemoveImage", pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), pb.RemoveImageResponse)
+    assert cri.client.list() == [] and not cri.client.status(image_id).HasField("image")
+    cri.client.image("RemoveImage", pb.RemoveImageRequest(image=pb.ImageSpec(image=ref)), pb.RemoveImageResponse)
+
+
+def test_pull_with_auth_and_registry_token_forms(cri: Cri, registry: tuple[Registry, str, str]) -> None:
+    _, ref, image_id = registry
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert cri.client.pull(ref, pb.AuthConfig(auth=auth)) == image_id
+    with pytest.raises(grpc.RpcError) as bad:
+        cri.client.pull(ref, pb.AuthConfig(auth="not base64!"))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "AuthConfig.auth" in str(bad.value.details())
+    with pytest.raises(grpc.RpcError) as wrong:
+        cri.client.pull(ref, pb.AuthConfig(username=USER, password="wrong-Pa55"))
+    assert "refused the credentials of user 'alice'" in str(wrong.value.details())
+    assert "wrong-Pa55" not in str(wrong.value.details())
+
+
+def test_unknown_image_in_the_registry_is_not_found_and_bad_refs_are_invalid(
+        cri: Cri, registry: tuple[Registry, str, str]) -> None:
+    reg, _, _ = registry
+    with pytest.raises(grpc.RpcError) as missing:
+        cri.client.pull(f"{reg.host}/k8s/busybox:no-such-tag", ALICE)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as bad:
+        cri.client.status("Not A/Ref")
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "\n" not in str(bad.value.details()) and "Traceback" not in str(bad.value.details())
+
+
+def test_sandbox_calls_are_unimplemented_naming_the_call(cri: Cri) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        cri.client.call("RuntimeService", "RunPodSandbox", pb.RunPodSandboxRequest(), pb.RunPodSandboxResponse)
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert str(e.value.details()).startswith("RunPodSandbox is not implemented by pyrkt yet")
+
+
+def test_restart_keeps_images_and_the_pod_cidr_a_second_server_is_refused(
+        cri: Cri, registry: tuple[Registry, str, str]) -> None:
+    _, ref, image_id = registry
+    assert cri.client.pull(ref, ALICE) == image_id
+    cri.client.call("RuntimeService", "UpdateRuntimeConfig", pb.UpdateRuntimeConfigRequest(
+        runtime_config=pb.RuntimeConfig(network_config=pb.NetworkConfig(pod_cidr="10.244.1.0/24"))),
+        pb.UpdateRuntimeConfigResponse)
+
+    second = subprocess.run([str(PYRKT_BIN), f"--dir={cri.data_dir}", "cri", f"--listen=unix://{cri.sock}"],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 254
+    assert second.stderr.splitlines() == [f"pyrkt: cannot listen on {cri.sock}: a server is listening there already"]
+
+    code, err = cri.stop()
+    assert code == 0 and err.endswith("pyrkt cri: exiting\n"), err
+    assert not cri.sock.exists()
+    killed = start(cri.data_dir, cri.sock, cri.cni_conf)  # SIGKILLed next: its socket stays behind
+    os.kill(killed.proc.pid, signal.SIGKILL)
+    killed.proc.wait(timeout=30)
+    killed.client.channel.close()
+    assert cri.sock.exists()
+    with socket.socket(socket.AF_UNIX) as s, pytest.raises(ConnectionRefusedError):
+        s.connect(str(cri.sock))
+
+    again = start(cri.data_dir, cri.sock, cri.cni_conf)  # the stale socket is replaced
+    cri.proc, cri.client = again.proc, again.client
+    assert [i.id for i in cri.client.list()] == [image_id]
+    s = cri.client.call("RuntimeService", "Status", pb.StatusRequest(verbose=True), pb.StatusResponse)
+    assert '"podCIDR": "10.244.1.0/24"' in s.info["config"]
+    t0 = time.monotonic()
+    assert cri.client.pull(ref, ALICE) == image_id and time.monotonic() - t0 < 30
