@@ -23,7 +23,9 @@ from tests.conftest import PYRKT_BIN
 from tests.integration.test_registry import PASSWORD, REGISTRY_BIN, USER, Registry, bcrypt_hash
 from tests.support.images import build_oci_layout, image_id_of
 
+from pyrkt.api.cri import images as cri_images
 from pyrkt.api.proto import cri_pb2 as pb
+from pyrkt.store import Store
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="needs docker-registry and skopeo (make test-deps)")
 
@@ -86,7 +88,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registr
     (root / "htpasswd").write_text(f"{USER}:{bcrypt_hash(PASSWORD)}\n")
     reg = Registry(root, extra_yaml=f"auth:\n  htpasswd:\n    realm: pyrkt-tests\n    path: {root / 'htpasswd'}\n")
     try:
-        layout = build_oci_layout(root / "layout", tag="1.36", cmd=("sh", "-c", "echo from the cri"))
+        layout = build_oci_layout(root / "layout", tag="1.36", entrypoint=("sh", "-c"), cmd=("echo from the cri",))
         ref = reg.push(layout, "k8s/busybox", tag="1.36", creds=f"{USER}:{PASSWORD}")
         yield reg, ref.removeprefix("docker://"), image_id_of(layout)
     finally:
@@ -145,6 +147,11 @@ def test_pull_with_the_requests_credentials_then_list_status_and_remove(cri: Cri
 
     assert [i.id for i in cri.client.list()] == [image_id]
     assert [i.id for i in cri.client.list(ref)] == [image_id]
+    store = Store(cri.data_dir / "store")
+    try:  # what a container's args without a command will follow
+        assert cri_images.entrypoint(store, image_id) == ("sh", "-c")
+    finally:
+        store.close()
     assert cri.client.list(f"{reg.host}/k8s/other:1") == []
 
     fs = cri.client.image("ImageFsInfo", pb.ImageFsInfoRequest(), pb.ImageFsInfoResponse).image_filesystems

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.config import Config
-from pyrkt.errors import NotFound, UsageError, quote
+from pyrkt.errors import NotFound, PyrktError, UsageError, quote
 from pyrkt.fetch.auth import Credentials
 from pyrkt.fetch.reference import DOCKER_HUB, Reference, parse_reference
 from pyrkt.model.image import Image
@@ -102,6 +102,23 @@ def status_info(store: Store, rec: ImageRecord) -> dict[str, str]:
     return {"source": rec.source, "manifestDigest": rec.manifest_digest,
             "manifestMediaType": rec.manifest_media_type, "importTime": str(rec.import_time),
             "name": rec.display_name}
+
+
+def entrypoint(store: Store, image_id: str) -> tuple[str, ...] | None:
+    """The OCI/Docker config's Entrypoint of a stored image, which a container's ``args``
+    without a ``command`` follow (the store's app exec is Entrypoint + Cmd in one); None for
+    an image without such a config (an ACI) or one that cannot be read."""
+    from pyrkt.model import jsonio
+
+    config = [digest for digest, role in store.index.blobs(image_id) if role == "config"]
+    if not config:
+        return None
+    try:
+        data = jsonio.loads(store.blobs.read(config[0]))
+        words = (data.get("config") or {}).get("Entrypoint") or []
+    except (PyrktError, ValueError, AttributeError):
+        return None
+    return tuple(str(w) for w in words) if isinstance(words, list) else None
 
 
 # -- pulls ------------------------------------------------------------------------------------
