@@ -6,14 +6,17 @@ sees a restart of the server lose nothing. The server is ended by its pid."""
 from __future__ import annotations
 
 import base64
+import http.client
 import os
 import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +229,110 @@ def test_restart_keeps_images_and_the_pod_cidr_a_second_server_is_refused(
     assert '"podCIDR": "10.244.1.0/24"' in s.info["config"]
     t0 = time.monotonic()
     assert cri.client.pull(ref, ALICE) == image_id and time.monotonic() - t0 < 30
+
+
+class TricklingProxy:
+    """An HTTP proxy in front of the registry that sends big blobs a little at a time (2 kB per
+    50 ms), so that a pull is under way long enough to be cut; ``trickling`` is set when one
+    starts, ``dropped`` counts the downloads the client closed before their end."""
+
+    def __init__(self, upstream: str) -> None:
+        self.trickling = threading.Event()
+        self.stopping = threading.Event()
+        self.dropped = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn = http.client.HTTPConnection(upstream, timeout=30)
+                conn.request("GET", self.path, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if "/blobs/" not in self.path or len(body) < 100_000:
+                    self.wfile.write(body)
+                    return
+                proxy.trickling.set()
+                try:
+                    for i in range(0, len(body), 2048):
+                        if proxy.stopping.is_set():
+                            break
+                        self.wfile.write(body[i:i + 2048])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    proxy.dropped += 1
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def wait_for(check: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_pull_the_kubelet_gives_up_on_stops_and_sigterm_mid_pull_exits_cleanly(
+        cri: Cri, registry: tuple[Registry, str, str]) -> None:
+    reg, ref, _ = registry
+    proxy = TricklingProxy(reg.host)
+    slow = ref.replace(reg.host, proxy.host)
+    try:
+        request = pb.PullImageRequest(image=pb.ImageSpec(image=slow), auth=ALICE)
+        rpc = cri.client.channel.unary_unary("/runtime.v1.ImageService/PullImage",
+                                             request_serializer=pb.PullImageRequest.SerializeToString,
+                                             response_deserializer=pb.PullImageResponse.FromString)
+        with pytest.raises(grpc.RpcError) as gave_up:
+            rpc(request, timeout=3)  # the kubelet's deadline
+        assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert wait_for(lambda: proxy.dropped == 1, 15), "the pull went on after the kubelet gave up"
+        assert cri.client.list() == []
+
+        proxy.trickling.clear()
+        errors: list[grpc.RpcError] = []
+
+        def pull() -> None:
+            try:
+                rpc(request, timeout=120)
+            except grpc.RpcError as e:
+                errors.append(e)
+
+        puller = threading.Thread(target=pull)
+        puller.start()
+        assert proxy.trickling.wait(30)
+        t0 = time.monotonic()
+        code, err = cri.stop()
+        assert code == 0 and time.monotonic() - t0 < 15, err
+        assert err.endswith("pyrkt cri: exiting\n") and "Traceback" not in err, err
+        puller.join(timeout=30)
+        assert errors and errors[0].code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+    finally:
+        proxy.close()
+    again = start(cri.data_dir, cri.sock, cri.cni_conf)
+    cri.proc, cri.client = again.proc, again.client
+    assert cri.client.list() == []  # nothing half-imported is listed

@@ -15,7 +15,7 @@ import binascii
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.config import Config
@@ -143,10 +143,12 @@ def request_credentials(auth: pb.AuthConfig) -> tuple[Credentials | None, str]:
     return None, auth.registry_token
 
 
-def pull(config: Config, store: Store, spec: str, auth: pb.AuthConfig) -> Image:
+def pull(config: Config, store: Store, spec: str, auth: pb.AuthConfig, *,
+         on_end: Callable[[Callable[[], None]], bool] | None = None) -> Image:
     """Fetch the image ``spec`` names from its registry, always asking the registry (the
     kubelet decides when to pull); layers the store holds are not downloaded again. Headless:
-    nothing is shown or asked."""
+    nothing is shown or asked. ``on_end`` registers what stops the pull when the call ends
+    first (the kubelet gave up, or the server is stopping): gRPC's ``context.add_callback``."""
     from pyrkt.fetch.auth import credentials_for
     from pyrkt.fetch.registry import RegistryClient, import_registry
 
@@ -160,6 +162,8 @@ def pull(config: Config, store: Store, spec: str, auth: pb.AuthConfig) -> Image:
     client = RegistryClient(ref.reference, insecure=config.insecure, credentials=creds)
     if token:
         client.web.authorize(registry, f"Bearer {token}")
+    if on_end is not None and not on_end(client.cancel.set):
+        client.cancel.set()  # the call has ended already
     return import_registry(store, ref.reference, source=f"docker://{ref.text}", insecure=config.insecure,
                            client=client)
 

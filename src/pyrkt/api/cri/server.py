@@ -81,7 +81,8 @@ class ImageService:
 
         store = open_store(self.config, write=True)
         try:
-            image = images.pull(self.config, store, request.image.image, request.auth)
+            image = images.pull(self.config, store, request.image.image, request.auth,
+                                on_end=context.add_callback)  # the kubelet gave up, or we stop
         finally:
             store.close()
         return pb.PullImageResponse(image_ref=image.id)
