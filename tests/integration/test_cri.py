@@ -196,6 +196,30 @@ def test_sandbox_calls_are_unimplemented_naming_the_call(cri: Cri) -> None:
         cri.client.call("RuntimeService", "RunPodSandbox", pb.RunPodSandboxRequest(), pb.RunPodSandboxResponse)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert str(e.value.details()).startswith("RunPodSandbox is not implemented by pyrkt yet")
+    events = cri.client.channel.unary_stream("/runtime.v1.RuntimeService/GetContainerEvents",
+                                             request_serializer=pb.GetEventsRequest.SerializeToString,
+                                             response_deserializer=pb.ContainerEventResponse.FromString)
+    with pytest.raises(grpc.RpcError) as e:
+        list(events(pb.GetEventsRequest(), timeout=30))
+    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED and "GetContainerEvents" in str(e.value.details())
+
+
+@pytest.mark.parametrize(("flag", "line"), [
+    ("--listen=tcp://127.0.0.1:1", "pyrkt: --listen=tcp://127.0.0.1:1: want a unix socket, unix:///path/to/cri.sock"),
+    ("--stream-addr=nowhere", "pyrkt: --stream-addr='nowhere': want HOST:PORT, e.g. 127.0.0.1:0"),
+])
+def test_bad_flags_are_one_line_exit_254(data_dir: Path, flag: str, line: str) -> None:
+    r = subprocess.run([str(PYRKT_BIN), f"--dir={data_dir}", "cri", flag], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr.splitlines()) == (254, [line])
+
+
+def test_a_file_that_is_not_a_socket_is_left_alone(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "cri.sock"
+    path.write_text("mine")
+    r = subprocess.run([str(PYRKT_BIN), f"--dir={data_dir}", "cri", f"--listen=unix://{path}"],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stderr) == (254, f"pyrkt: cannot listen on {path}: it exists and is not a socket\n")
+    assert path.read_text() == "mine"
 
 
 def test_restart_keeps_images_and_the_pod_cidr_a_second_server_is_refused(
