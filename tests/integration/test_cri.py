@@ -23,7 +23,15 @@ from typing import Any
 import grpc
 import pytest
 from tests.conftest import PYRKT_BIN
-from tests.integration.test_registry import PASSWORD, REGISTRY_BIN, USER, Registry, bcrypt_hash
+from tests.integration.test_registry import (  # noqa: F401 (token_registry: the fixture, used by name)
+    PASSWORD,
+    REGISTRY_BIN,
+    USER,
+    Registry,
+    TokenServer,
+    bcrypt_hash,
+    token_registry,
+)
 from tests.support.images import build_oci_layout, image_id_of
 
 from pyrkt.api.cri import images as cri_images
@@ -177,6 +185,20 @@ def test_pull_with_auth_and_registry_token_forms(cri: Cri, registry: tuple[Regis
         cri.client.pull(ref, pb.AuthConfig(username=USER, password="wrong-Pa55"))
     assert "refused the credentials of user 'alice'" in str(wrong.value.details())
     assert "wrong-Pa55" not in str(wrong.value.details())
+
+
+def test_pull_with_a_registry_token_sends_it_as_the_bearer_token(
+        cri: Cri, token_registry: tuple[Registry, TokenServer, str]) -> None:
+    reg, tokens, ref = token_registry
+    ref = ref.removeprefix("docker://")
+    token = tokens.token("pyrkt-test-registry", [{"type": "repository", "name": "private/tok", "actions": ["pull"]}])
+    tokens.requests.clear()
+    image_id = cri.client.pull(ref, pb.AuthConfig(registry_token=token))
+    assert cri.client.status(ref).image.id == image_id
+    assert tokens.requests == []  # the registry took the request's token: none was asked for
+    with pytest.raises(grpc.RpcError) as refused:
+        cri.client.pull(ref, pb.AuthConfig(registry_token="not-a-token"))
+    assert "not-a-token" not in str(refused.value.details())
 
 
 def test_unknown_image_in_the_registry_is_not_found_and_bad_refs_are_invalid(
