@@ -23,21 +23,15 @@ from typing import Any
 import grpc
 import pytest
 from tests.conftest import PYRKT_BIN
-from tests.integration.test_registry import (  # noqa: F401 (token_registry: the fixture, used by name)
-    PASSWORD,
-    REGISTRY_BIN,
-    USER,
-    Registry,
-    TokenServer,
-    bcrypt_hash,
-    token_registry,
-)
+from tests.integration import test_registry
+from tests.integration.test_registry import PASSWORD, REGISTRY_BIN, USER, Registry, TokenServer, bcrypt_hash
 from tests.support.images import build_oci_layout, image_id_of
 
 from pyrkt.api.cri import images as cri_images
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.store import Store
 
+token_registry = test_registry.token_registry  # a registry behind a token service of the tests' own (a fixture)
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY_BIN), reason="needs docker-registry and skopeo (make test-deps)")
 
 
