@@ -82,10 +82,11 @@ lint: venv
 	$(VENV)/bin/mypy src/pyrkt
 	$(VENV)/bin/lint-imports
 
-# The API service's message classes, generated from its .proto by the venv's grpcio-tools and
-# checked in (a plain install needs no protoc): run after editing the .proto. The service's
-# method table is written by hand in pyrkt/api/service.py, so there is no *_pb2_grpc.py.
-PROTO := src/pyrkt/api/proto/v1alpha.proto
+# The API service's and the CRI server's message classes, generated from their .proto by the
+# venv's grpcio-tools and checked in (a plain install needs no protoc): run after editing a .proto.
+# The method tables are written by hand (pyrkt/api/service.py, pyrkt/api/cri/server.py), so
+# there is no *_pb2_grpc.py.
+PROTO := src/pyrkt/api/proto/v1alpha.proto src/pyrkt/api/proto/cri.proto
 proto: venv
 	$(VENV_PY) -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src $(PROTO)
 

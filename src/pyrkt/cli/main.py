@@ -60,6 +60,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trust": ("trust", "Trust a key for image verification"),
     "api-service": ("api_service", "Run API service (experimental)"),
     "metadata-service": ("metadata_service", "Run metadata service"),
+    "cri": ("cri", "Serve the Kubernetes CRI (runtime.v1) on a unix socket (experimental)"),
     "config": ("config", "Print the configuration merged from the config dirs, as JSON"),
     "version": ("version", "Print the version and exit"),
     "completion": ("completion", "Output shell completion code for bash or zsh"),

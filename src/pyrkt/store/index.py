@@ -212,6 +212,11 @@ class Index:
             "JOIN images ON refs.image_id=images.id WHERE refs.name=?", (name,))
         return [(r[0], r[1], tuple((k, v) for k, v in jsonio.loads(r[2])), r[3]) for r in rows]
 
+    def refs_of(self, image_id: str) -> list[tuple[str, str]]:
+        """Every (name, version) that points at the image, sorted (the CRI's repo tags)."""
+        rows = self._query("SELECT name, version FROM refs WHERE image_id=? ORDER BY name, version", (image_id,))
+        return [(r[0], r[1]) for r in rows]
+
     def by_manifest(self, name: str, manifest_digest: str) -> str | None:
         rows = self._query(
             "SELECT images.id FROM images JOIN refs ON refs.image_id=images.id "

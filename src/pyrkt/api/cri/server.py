@@ -1,0 +1,265 @@
+"""The gRPC server of `pyrkt cri`: ``runtime.v1.ImageService`` and ``runtime.v1.RuntimeService``
+on a unix socket, as a kubelet's ``--container-runtime-endpoint`` expects.
+
+Every call reads (and writes) the on-disk state afresh: the store, ``<data dir>/cri``. Errors
+become gRPC status codes in one place (``_unary``); an unexpected exception is an INTERNAL
+status with one line, never a traceback to the caller. RuntimeService calls that need a pod
+sandbox answer UNIMPLEMENTED, naming the call, until sandboxes are wired to app sandboxes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from pyrkt.api.cri import images, runtime
+from pyrkt.api.proto import cri_pb2 as pb
+from pyrkt.api.service import status_of
+from pyrkt.config import Config
+from pyrkt.errors import PyrktError, UsageError
+from pyrkt.store import Store
+
+RUNTIME_SERVICE = "runtime.v1.RuntimeService"
+IMAGE_SERVICE = "runtime.v1.ImageService"
+DEFAULT_LISTEN = "unix:///run/pyrkt/cri.sock"
+SOCKET_MODE = 0o660
+MAX_WORKERS = 16
+STREAM_BATCH = 100  # images per StreamImagesResponse
+
+
+class ImageService:
+    """The calls of ``runtime.v1.ImageService`` over ``config``'s store."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def _read(self) -> Store:
+        return Store(self.config.store_dir)  # not Store.open: reading needs no clean-up of dead imports
+
+    def ListImages(self, request: pb.ListImagesRequest, context: grpc.ServicerContext) -> pb.ListImagesResponse:
+        store = self._read()
+        try:
+            return pb.ListImagesResponse(images=images.list_images(store, request.filter.image.image))
+        finally:
+            store.close()
+
+    def StreamImages(self, request: pb.StreamImagesRequest,
+                     context: grpc.ServicerContext) -> Iterator[pb.StreamImagesResponse]:
+        store = self._read()
+        try:
+            found = images.list_images(store, request.filter.image.image)
+        finally:
+            store.close()
+        for i in range(0, len(found), STREAM_BATCH):
+            yield pb.StreamImagesResponse(images=found[i:i + STREAM_BATCH])
+
+    def ImageStatus(self, request: pb.ImageStatusRequest, context: grpc.ServicerContext) -> pb.ImageStatusResponse:
+        """An image the store does not hold is an answer without ``image``, as the CRI asks."""
+        store = self._read()
+        try:
+            rec = images.find(store, request.image.image)
+            if rec is None:
+                return pb.ImageStatusResponse()
+            out = pb.ImageStatusResponse(image=images.image_message(store, rec))
+            if request.verbose:
+                out.info.update(images.status_info(store, rec))
+            return out
+        finally:
+            store.close()
+
+    def PullImage(self, request: pb.PullImageRequest, context: grpc.ServicerContext) -> pb.PullImageResponse:
+        from pyrkt.stage0.images import open_store
+
+        store = open_store(self.config, write=True)
+        try:
+            image = images.pull(self.config, store, request.image.image, request.auth,
+                                on_end=context.add_callback)  # the kubelet gave up, or we stop
+        finally:
+            store.close()
+        return pb.PullImageResponse(image_ref=image.id)
+
+    def RemoveImage(self, request: pb.RemoveImageRequest, context: grpc.ServicerContext) -> pb.RemoveImageResponse:
+        """Idempotent, as the CRI asks: an image that is not there is removed already. Layers a
+        pod still uses stay until `image gc` finds them unused, as `image rm`."""
+        from pyrkt.stage0.images import open_store, pods_in_use
+
+        store = open_store(self.config, write=True)
+        try:
+            rec = images.find(store, request.image.image)
+            if rec is not None:
+                store.remove(rec.id, in_use=lambda: pods_in_use(self.config, store))
+        finally:
+            store.close()
+        return pb.RemoveImageResponse()
+
+    def ImageFsInfo(self, request: pb.ImageFsInfoRequest, context: grpc.ServicerContext) -> pb.ImageFsInfoResponse:
+        return pb.ImageFsInfoResponse(image_filesystems=[images.fs_usage(self.config.store_dir)])
+
+
+class RuntimeService:
+    """The calls of ``runtime.v1.RuntimeService`` that need no sandbox."""
+
+    def __init__(self, settings: runtime.Settings) -> None:
+        self.settings = settings
+
+    def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
+        return runtime.version()
+
+    def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
+        return runtime.status(self.settings, verbose=request.verbose)
+
+    def UpdateRuntimeConfig(self, request: pb.UpdateRuntimeConfigRequest,
+                            context: grpc.ServicerContext) -> pb.UpdateRuntimeConfigResponse:
+        runtime.update_runtime_config(self.settings.state_dir, request)
+        return pb.UpdateRuntimeConfigResponse()
+
+
+def not_wired(name: str) -> str:
+    return (f"{name} is not implemented by pyrkt yet: pod sandboxes and containers are not wired to "
+            "app sandboxes (ImageService, Version, Status and UpdateRuntimeConfig are)")
+
+
+# -- the method tables ------------------------------------------------------------------------
+
+def _abort(context: grpc.ServicerContext, name: str, e: BaseException) -> None:
+    if isinstance(e, (PyrktError, OSError)):
+        context.abort(*status_of(e))
+    sys.stderr.write(f"pyrkt cri: {name}: internal error: {type(e).__name__}: {e}\n")
+    context.abort(grpc.StatusCode.INTERNAL, f"{name}: internal error: {type(e).__name__}: {e}")
+
+
+def _unary(name: str, fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(request, context)
+        except Exception as e:  # noqa: BLE001 (every failure becomes a status, never a traceback)
+            _abort(context, name, e)
+    return call
+
+
+def _streaming(name: str, fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Callable[
+        [Any, grpc.ServicerContext], Iterator[Any]]:
+    def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from fn(request, context)
+        except Exception as e:  # noqa: BLE001
+            _abort(context, name, e)
+    return call
+
+
+def _unimplemented(name: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, not_wired(name))
+    return call
+
+
+def method_table(service: str, impl: object) -> grpc.GenericRpcHandler:
+    """Every method the .proto declares for ``service``: ``impl``'s where it has one, else an
+    UNIMPLEMENTED answer naming the call (so that no call is ever silently unknown)."""
+    descriptor = pb.DESCRIPTOR.services_by_name[service.rpartition(".")[2]]
+    table: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in descriptor.methods:
+        req = getattr(pb, method.input_type.name)
+        resp = getattr(pb, method.output_type.name)
+        fn = getattr(impl, method.name, None)
+        kwargs = {"request_deserializer": req.FromString, "response_serializer": resp.SerializeToString}
+        if fn is None:  # not wrapped: the wrappers would take the abort for a failure
+            table[method.name] = (grpc.unary_stream_rpc_method_handler if method.server_streaming
+                                  else grpc.unary_unary_rpc_method_handler)(_unimplemented(method.name), **kwargs)
+        elif method.server_streaming:
+            table[method.name] = grpc.unary_stream_rpc_method_handler(_streaming(method.name, fn), **kwargs)
+        else:
+            table[method.name] = grpc.unary_unary_rpc_method_handler(_unary(method.name, fn), **kwargs)
+    return grpc.method_handlers_generic_handler(service, table)
+
+
+# -- the socket -------------------------------------------------------------------------------
+
+def socket_path(listen: str) -> str:
+    """The path of ``unix:///path`` (or ``unix:/path``); the only kind of endpoint served."""
+    if not listen.startswith("unix:"):
+        raise UsageError(f"--listen={listen}: want a unix socket, unix:///path/to/cri.sock")
+    path = listen[len("unix:"):]
+    if path.startswith("//"):
+        path = path[2:]
+    if not path.startswith("/"):
+        raise UsageError(f"--listen={listen}: want an absolute path, unix:///path/to/cri.sock")
+    return os.path.normpath(path)
+
+
+def clear_stale_socket(path: str) -> None:
+    """Remove a socket no server listens on any more (left by a killed server); refuse a live
+    one, and anything at ``path`` that is not a socket."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise PyrktError(f"cannot listen on {path}: it exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError as e:
+            if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise PyrktError(f"cannot listen on {path}: {e.strerror}") from None
+        else:
+            raise PyrktError(f"cannot listen on {path}: a server is listening there already")
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class Server:
+    """The started server on a unix socket (made ``0660``, owned by root), its dir created."""
+
+    def __init__(self, config: Config, settings: runtime.Settings, listen: str) -> None:
+        self.path = socket_path(listen)
+        os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        clear_stale_socket(self.path)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="cri"),
+                                  handlers=[method_table(RUNTIME_SERVICE, RuntimeService(settings)),
+                                            method_table(IMAGE_SERVICE, ImageService(config))])
+        old = os.umask(0o117)  # the socket is never, even for a moment, open to every local user
+        try:
+            bound = self.server.add_insecure_port(f"unix://{self.path}")
+        except RuntimeError:
+            bound = 0
+        finally:
+            os.umask(old)
+        if not bound:
+            raise PyrktError(f"could not listen on {self.path}", hint="--debug shows gRPC's own messages")
+        self.server.start()
+        os.chmod(self.path, SOCKET_MODE)
+        if os.geteuid() == 0:
+            os.chown(self.path, 0, 0)
+
+    def stop(self, grace: float = 1.0) -> None:
+        self.server.stop(grace).wait()
+        try:
+            st = os.lstat(self.path)
+            if stat.S_ISSOCK(st.st_mode):
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def serve(config: Config, settings: runtime.Settings, listen: str, *, say: Callable[[str], None],
+          done: threading.Event) -> None:
+    """Serve until ``done`` is set."""
+    server = Server(config, settings, listen)
+    say(f"pyrkt cri: serving runtime.v1 on unix://{server.path}")
+    try:
+        done.wait()
+    finally:
+        say("pyrkt cri: exiting")
+        server.stop()

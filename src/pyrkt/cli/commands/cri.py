@@ -1,0 +1,72 @@
+"""`pyrkt cri`: the Kubernetes CRI (runtime.v1 RuntimeService and ImageService) on a unix
+socket, until SIGINT or SIGTERM. Optional: pods never need it. gRPC is imported here only when
+the command runs."""
+
+from __future__ import annotations
+
+import os
+
+from pyrkt.cli.flags import Flag
+from pyrkt.errors import PyrktError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyrkt.cli.main import Context
+
+DEFAULT_LISTEN = "unix:///run/pyrkt/cri.sock"
+DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
+DEFAULT_STREAM_ADDR = "127.0.0.1:0"
+USAGE = (f"pyrkt cri [--listen={DEFAULT_LISTEN}] [--cni-conf-dir={DEFAULT_CNI_CONF_DIR}] [--cni-bin-dir=DIR] "
+         f"[--stream-addr={DEFAULT_STREAM_ADDR}]")
+FLAGS = [
+    Flag("listen", default=DEFAULT_LISTEN, metavar="unix:///PATH", help="the unix socket to serve the CRI on"),
+    Flag("cni-conf-dir", default=DEFAULT_CNI_CONF_DIR, metavar="DIR",
+         help="the node's CNI network configs (Status says NetworkReady when one is there)"),
+    Flag("cni-bin-dir", "list", metavar="DIR", help="a dir of CNI plugins (repeatable; default pyrkt's plugin dirs)"),
+    Flag("stream-addr", default="", metavar="HOST:PORT",
+         help=f"where the streaming server (exec, attach, port-forward) will listen (default {DEFAULT_STREAM_ADDR})"),
+]
+
+
+def check_stream_addr(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--stream-addr={text!r}: want HOST:PORT, e.g. {DEFAULT_STREAM_ADDR}")
+    return text
+
+
+def run(ctx: Context, args: list[str]) -> int:
+    import signal
+    import threading
+
+    values, rest = ctx.parse(FLAGS, args)
+    if rest:
+        raise UsageError(f"cri takes no arguments (got {rest[0]!r})")
+    stream_addr = check_stream_addr(values["stream_addr"] or DEFAULT_STREAM_ADDR)
+    if not ctx.config.debug:
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs to stderr; our errors say it in one line
+    try:
+        from pyrkt.api.cri import runtime, server
+    except ImportError as e:
+        raise PyrktError(f"cri needs the grpcio and protobuf packages (pip install 'pyrkt[api]'): {e}") from None
+
+    def say(line: str) -> None:
+        ctx.stderr.write(line + "\n")
+        ctx.stderr.flush()
+
+    if values["stream_addr"]:
+        say(f"warning: --stream-addr={stream_addr}: the streaming server (Exec, Attach, PortForward) is not "
+            "wired yet: nothing listens there")
+    settings = runtime.Settings(state_dir=os.path.join(ctx.config.data_dir, "cri"),
+                                cni_conf_dir=os.path.abspath(values["cni_conf_dir"]),
+                                cni_bin_dirs=tuple(os.path.abspath(d) for d in values["cni_bin_dir"]),
+                                stream_addr=stream_addr)
+    done = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    server.serve(ctx.config, settings, values["listen"], say=say, done=done)
+    return 0
