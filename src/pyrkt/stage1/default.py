@@ -31,7 +31,7 @@ from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
-from pyrkt.stage1 import execute, initroot, podinit
+from pyrkt.stage1 import appio, execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
 from pyrkt.stage1.poddir import (
     ETC_DIR,
@@ -331,6 +331,7 @@ class DefaultFlavor:
         pod = build_plan(pod_dir, config, tee=tee, console=console)
         if any(a.volumes for a in pod.apps):  # now, not in each app: forked apps start without imports
             from pyrkt.kernel import inroot  # noqa: F401
+        appio.preload(pod.apps)  # pod init opens the apps' stdio from its own root, without the host's modules
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
         cgroup_paths, pod, warnings = execute.set_up_cgroups(LinuxKernel(), pod)
