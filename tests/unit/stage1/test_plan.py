@@ -186,3 +186,31 @@ def test_an_apps_resource_isolators_become_its_limits_and_oom_score_and_cross_a_
     assert from_plain(AppPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
     assert default_plan().limits == Limits(pids=iso.DEFAULT_PIDS_LIMIT) and default_plan().oom_score_adj is None
     assert unapplied_limits(isolators) == [iso.MEMORY, iso.PIDS_LIMIT, iso.OOM_SCORE_ADJ]  # fly names them
+
+
+def moded_plan(config: RuntimeConfig | None = None, **modes: str) -> AppPlan:
+    ra = runtime_app().replace(annotations=tuple((f"coreos.com/rkt/stage2/{s}", m) for s, m in modes.items()))
+    return plan.app_plan(ra, config or RuntimeConfig(uuid="u"), lowers=("/l",), upper="/u", work="/w", rootfs="/r",
+                         log="logs/web.log", seccomp=b"", etc=ETC)
+
+
+def test_an_apps_stdio_modes_are_planned_from_its_annotations_and_cross_the_fork() -> None:
+    assert (default_plan().stdin, default_plan().stdout, default_plan().stderr) == ("null", "log", "log")
+    assert not default_plan().attachable
+    p = moded_plan(stdin="tty", stdout="tty", stderr="stream")
+    assert (p.stdin, p.stdout, p.stderr) == ("tty", "tty", "stream") and p.attachable
+    assert from_plain(AppPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
+
+
+def test_bad_stdio_annotations_and_modes_with_interactive_are_refused() -> None:
+    import pytest
+
+    from pyrkt.errors import UsageError
+
+    with pytest.raises(UsageError, match='app web: invalid stdin mode "log"'):
+        moded_plan(stdin="log")
+    with pytest.raises(UsageError, match="--interactive cannot be used with --stdin"):
+        moded_plan(RuntimeConfig(uuid="u", interactive=True), stdout="null")
+    with pytest.raises(UsageError, match="fly flavor does not support --stdin"):
+        plan.fly_app_plan(runtime_app().replace(annotations=(("coreos.com/rkt/stage2/stdin", "stream"),)),
+                          lowers=(), upper="", work="", rootfs="/r", log="l", resolv=None, hosts=("stub", ""))
