@@ -10,10 +10,8 @@ import select
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
 from tests.integration.pods import Cli, make_image, mounts_under
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
