@@ -12,11 +12,14 @@ from pyrkt.model.stdio import iottymux_dir, socket_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyrkt.model.plan import AppPlan
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iomux.py")
+PACKAGE = os.path.dirname(os.path.dirname(HELPER))  # .../pyrkt
+script = "stage1/iomux.py"  # the helper, in the package: its compiled file once preload found one
 
 
 class AppIO:
@@ -46,11 +49,16 @@ class AppIO:
         self.child.clear()
 
 
-def preload(apps: tuple[AppPlan, ...]) -> None:
+def preload(lean: Callable[[str], str]) -> None:
     """Import now what ``open_stdio`` will need in pod init's root, where the host's modules
-    are out of reach."""
-    if any(a.attachable for a in apps):
-        import _socket  # type: ignore[import-not-found]  # noqa: F401
+    are out of reach, and choose the helper's script: ``lean`` gives its compiled file when
+    that is fresh (the import makes it where it can)."""
+    import _socket  # type: ignore[import-not-found]  # noqa: F401
+
+    from pyrkt.stage1 import iomux  # noqa: F401
+
+    global script
+    script = os.path.relpath(lean(HELPER), PACKAGE)
 
 
 def open_stdio(app: AppPlan, plan: dict[str, Any]) -> AppIO:
@@ -121,7 +129,8 @@ def spawn_helper(plan: dict[str, Any], args: list[str], fds: list[int]) -> int:
     """Fork and exec the helper with ``fds`` (and the fds its root's links need) and nothing
     else open: not the pod's lock nor the ready pipe, whose reader waits for them to close."""
     python = plan.get("python") or "/usr/bin/python3"
-    script = f"{plan['import_path']}/pyrkt/stage1/iomux.py" if plan.get("import_path") else HELPER
+    where = f"{plan['import_path']}/pyrkt" if plan.get("import_path") else PACKAGE  # pod init's root, or not
+    path = f"{where}/{script}"
     keep = {*fds, *plan.get("root_fds", ())}
     pid = os.fork()
     if pid == 0:
@@ -136,7 +145,7 @@ def spawn_helper(plan: dict[str, Any], args: list[str], fds: list[int]) -> int:
                     except OSError:
                         pass
             os.setsid()  # not in the apps' process groups, which pod init signals
-            os.execv(python, [python, "-I", "-S", script, *args])
+            os.execv(python, [python, "-I", "-S", path, *args])
         finally:
             os._exit(127)
     return pid
