@@ -197,3 +197,16 @@ def test_attach_is_refused_for_apps_without_stream_or_tty_and_pods_not_running(e
         cli.wait_exited(u)
     r = cli("attach", uuid2)
     assert r.code == 254 and "isn't currently running" in r.err, r
+
+
+def test_a_stream_or_tty_apps_last_words_reach_the_terminal_and_the_log(env: tuple[Cli, str]) -> None:
+    """Its iomux helper passes them on after the app has exited; pod init waits for that, also
+    once it has re-executed itself (after half a second)."""
+    cli, image = env
+    for script in ("echo early", "sleep 1; echo late"):
+        r = cli("run", "--net=none", image, "--exec=/bin/sh", "--stdout=stream", "--stderr=stream",
+                "--", "-c", f"{script}; echo err >&2")
+        assert r.code == 0 and r.out == script.split()[-1] + "\n" and r.err == "err\n", r
+    uuid = detached(cli, image, "--stdin=tty", "--stdout=tty", "--", "-c", "sleep 1; echo bye; exit 4")
+    assert cli.wait_exited(uuid)["app-busybox"] == "4"
+    assert cli("logs", uuid).out.strip() == "bye"

@@ -31,6 +31,7 @@ class AppIO:
         self.child: dict[str, int] = {}
         self.logs: dict[str, int] = {}
         self.helper = 0
+        self.muxed: list[int] = []  # the log pipes the helper writes (pod init waits for their end)
         self.theirs: list[int] = []  # the helper's ends, passed to it
 
     def pipe(self) -> tuple[int, int]:
@@ -102,6 +103,7 @@ def open_stdio(app: AppPlan, plan: dict[str, Any]) -> AppIO:
             log = io.log_pipe(logged) if logged else -1
             if log >= 0:
                 io.theirs.append(log)
+                io.muxed.append(io.logs[logged])
             args += [f"tty-from={tty_from}", f"tty=-1,{listen('tty')},{log}"]
         if app.stdin == "stream":
             r, w = io.pipe()
@@ -115,6 +117,7 @@ def open_stdio(app: AppPlan, plan: dict[str, Any]) -> AppIO:
                 io.theirs.append(r)
                 log = io.log_pipe(stream)
                 io.theirs.append(log)
+                io.muxed.append(io.logs[stream])
                 args.append(f"{stream}={r},{listen(stream)},{log}")
         io.helper = spawn_helper(plan, args, io.theirs)
     finally:

@@ -43,6 +43,7 @@ HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP)
 CHUNK = 65536
 LINE_MAX = 16384
 SLIM_AFTER = 0.5
+MUX_WAIT = 1.0  # how long an exited app's iomux helper may take to pass on what the app wrote last
 
 
 class App:
@@ -211,6 +212,7 @@ class PodInit:
             io.close_child()
             for stream, r in io.logs.items():
                 self.watch(app, stream, r)
+            self.plan.setdefault("muxed", []).extend(io.muxed)  # in the plan: kept across the re-exec
         msg = b""
         while True:
             try:
@@ -324,6 +326,8 @@ class PodInit:
 
     def close_stream(self, fd: int) -> None:
         app, stream = self.by_fd.pop(fd)
+        if fd in self.plan.get("muxed", ()):
+            self.plan["muxed"].remove(fd)
         self.poll.unregister(fd)
         os.close(fd)
         app.fds.pop(stream, None)
@@ -335,12 +339,13 @@ class PodInit:
         """Read an exited app's streams to their end; stop when nothing is waiting, since an
         orphan it left may still hold them open."""
         for fd in list(app.fds.values()):
+            wait = MUX_WAIT if fd in self.plan.get("muxed", ()) else 0  # its iomux helper has the last words
             for _ in range(1024):
-                if fd not in self.by_fd or not self.readable(fd) or not self.on_output(fd):
+                if fd not in self.by_fd or not self.readable(fd, wait) or not self.on_output(fd):
                     break
 
-    def readable(self, fd: int) -> bool:
-        return bool(select.select([fd], [], [], 0)[0])
+    def readable(self, fd: int, timeout: float = 0) -> bool:
+        return bool(select.select([fd], [], [], timeout)[0])
 
     # -- main loop -----------------------------------------------------------------------
 
