@@ -55,7 +55,7 @@ def receive_fd(fd: int) -> int:
 
 
 class Endpoint:
-    __slots__ = ("name", "app", "listener", "log", "is_input", "is_output")
+    __slots__ = ("name", "app", "listener", "log", "is_input", "is_output", "pending")
 
     def __init__(self, name: str, app: int, listener: int, log: int) -> None:
         self.name = name
@@ -64,6 +64,8 @@ class Endpoint:
         self.log = log  # pod init's log pipe for this output, -1 for none
         self.is_input = name in ("stdin", "tty")
         self.is_output = name != "stdin"
+        self.pending = b""  # input the app has not taken yet: it is never waited for, so its
+        # output keeps flowing meanwhile (a full pty input queue must not stall the pty's output)
 
 
 class Client:
@@ -103,6 +105,8 @@ class Mux:
             self.drop(c)
 
     def on_app(self, e: Endpoint, events: int) -> None:
+        if events & select.POLLOUT:
+            self.feed(e, b"")
         data = b""
         if e.is_output and events & (select.POLLIN | select.POLLHUP | select.POLLERR):
             try:
@@ -152,7 +156,7 @@ class Mux:
         e = c.endpoint
         if not data:
             if e.name == "stdin" and c.line and e.app in self.open_app:
-                write_all(e.app, c.line)  # its last line, unterminated
+                self.feed(e, c.line)  # its last line, unterminated
             if not e.is_output:
                 self.drop(c)
                 return
@@ -162,7 +166,7 @@ class Mux:
         if not e.is_input or e.app not in self.open_app:
             return  # an output's attacher has nothing to say
         if e.name == "tty":
-            write_all(e.app, data)
+            self.feed(e, data)
             return
         lines = (c.line + data).split(b"\n")
         c.line = lines.pop()
@@ -170,7 +174,21 @@ class Mux:
         if len(c.line) >= LINE_MAX:  # no line so long waits for its end
             out, c.line = out + c.line, b""
         if out:
-            write_all(e.app, out)
+            self.feed(e, out)
+
+    def feed(self, e: Endpoint, data: bytes) -> None:
+        """Queue input for the app and write what it takes now; beyond MAX_PENDING untaken, what
+        attachers send is dropped."""
+        e.pending = (e.pending + data)[:MAX_PENDING]
+        try:
+            while e.pending:
+                e.pending = e.pending[os.write(e.app, e.pending):]
+        except BlockingIOError:
+            pass
+        except OSError:  # the app's side has gone
+            e.pending = b""
+        if e.app in self.open_app:
+            self.poll.modify(e.app, (select.POLLIN if e.is_output else 0) | (select.POLLOUT if e.pending else 0))
 
     def send(self, c: Client, data: bytes) -> None:
         """Queue ``data`` for ``c`` and write what it takes; a client too far behind is dropped."""

@@ -99,3 +99,25 @@ def test_stream_output_reaches_two_attachers_and_the_log_and_stdin_comes_by_whol
         s.close()
     for fd in io.logs.values():
         os.close(fd)
+
+
+def test_an_app_not_reading_its_input_does_not_stall_its_output(pod: dict[str, str]) -> None:
+    io = appio.open_stdio(AppPlan("web", ("x",), stdin="stream", stdout="stream", stderr="null"), pod)
+    app_in, app_out = io.child["stdin"], io.child["stdout"]
+    watcher = attacher(pod, "web", "stdout")
+    typist = attacher(pod, "web", "stdin")
+    lines = b"".join(b"line %06d\n" % i for i in range(20000))  # 240 KB: more than a pipe holds
+    typist.sendall(lines)
+    time.sleep(0.3)
+    os.write(app_out, b"still talking\n")
+    assert read_until(watcher.fileno(), b"still talking\n") == b"still talking\n"
+    got = b""
+    while len(got) < len(lines):  # and the app gets every line once it reads
+        got += read_until(app_in, b"line 019999\n")
+    assert got == lines
+    io.close_child()
+    assert wait_exit(io.helper) == 0
+    watcher.close()
+    typist.close()
+    for fd in io.logs.values():
+        os.close(fd)
