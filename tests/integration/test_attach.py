@@ -4,10 +4,13 @@ seen by two; null modes; bad modes and attaching where nothing is attachable ref
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Iterator
 
@@ -95,11 +98,13 @@ def test_tty_app_is_typed_into_detached_from_with_ctrl_c_and_keeps_running(env: 
     cli, image = env
     uuid = detached(cli, image, "--stdin=tty", "--stdout=tty", "--stderr=tty")
     term = Terminal(cli.argv("attach", uuid))
+    fcntl.ioctl(term.master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
     term.read_until(b"press ^C to detach")
     term.prompt()
-    term.type(b"tty; test -t 0 && echo STDIN-IS-A-TTY; echo DONE-$((40+2))\n")
+    term.type(b"tty; test -t 0 && echo STDIN-IS-A-TTY; stty size; echo DONE-$((40+2))\n")
     term.read_until(b"DONE-42")
     assert b"/dev/pts/0" in term.out and b"STDIN-IS-A-TTY" in term.out, term.out
+    assert b"33 101" in term.out  # the app's terminal has the attacher's size
     term.type(b"\x03")  # rkt's detach
     assert term.wait() == 0
     assert cli.status(uuid)["state"] == "running"

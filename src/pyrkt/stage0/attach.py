@@ -15,7 +15,7 @@ import select
 import socket
 
 from pyrkt.config import Config
-from pyrkt.errors import InvalidState, quote
+from pyrkt.errors import InvalidState, PyrktError, quote
 from pyrkt.model.stdio import AttachMode, Stdio, iottymux_dir, socket_name
 from pyrkt.pods.pod import Pod
 from pyrkt.stage0 import control
@@ -91,7 +91,10 @@ def attach(config: Config, uuid: str, app: str, mode: AttachMode, stderr: TextIO
         stderr.flush()
         saved = termios.tcgetattr(0)
         tty.setraw(0)
+    app_tty = open_app_tty(pod, name) if saved is not None else -1
     try:
+        if app_tty >= 0:
+            follow_window_size(app_tty)
         carry(source, sinks, raw=saved is not None)
     except KeyboardInterrupt:
         pass  # ^C in a terminal left as it was: detach
@@ -100,9 +103,50 @@ def attach(config: Config, uuid: str, app: str, mode: AttachMode, stderr: TextIO
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        if app_tty >= 0:
+            import signal
+
+            signal.signal(signal.SIGWINCH, signal.SIG_DFL)
+            os.close(app_tty)
         for s in conns.values():
             s.close()
     return 0
+
+
+def open_app_tty(pod: Pod, app: str) -> int:
+    """The app's terminal, opened through its main process's fds in /proc (the helper holds the
+    master; the slave's window size is the one apps see): -1 where that cannot be done."""
+    from pyrkt.stage1.default import app_host_pid
+
+    try:
+        pid = app_host_pid(pod.path, app)
+    except PyrktError:
+        return -1
+    for fd in (0, 1, 2):
+        try:
+            tty = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        if os.isatty(tty):
+            return tty
+        os.close(tty)
+    return -1
+
+
+def follow_window_size(app_tty: int) -> None:
+    """Give the app's terminal this one's size, now and whenever it changes (SIGWINCH)."""
+    import fcntl
+    import signal
+    import termios
+
+    def copy(*_: object) -> None:
+        try:
+            fcntl.ioctl(app_tty, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            pass
+
+    copy()
+    signal.signal(signal.SIGWINCH, copy)
 
 
 def carry(source: socket.socket | None, sinks: dict[int, int], *, raw: bool) -> None:
