@@ -83,7 +83,6 @@ class Mux:
     def __init__(self, endpoints: list[Endpoint]) -> None:
         self.endpoints = endpoints
         self.poll = select.poll()
-        self.by_fd: dict[int, object] = {}
         self.clients: dict[int, Client] = {}
         self.listeners = {e.listener: (e, _socket.socket(fileno=e.listener)) for e in endpoints}
         self.open_app = {e.app: e for e in endpoints}
@@ -103,6 +102,25 @@ class Mux:
                     self.on_client(self.clients[fd], events)
         for c in list(self.clients.values()):
             self.drop(c)
+
+    def close(self, e: Endpoint) -> None:
+        """The app's side of ``e`` is gone: its attachers get what is left and the end."""
+        self.poll.unregister(e.app)
+        del self.open_app[e.app]  # its fd stays open until we exit
+        for c in list(self.clients.values()):
+            if c.endpoint is e:
+                for _ in range(10):  # a second at most: an attacher stuck longer loses the rest
+                    if not c.pending:
+                        break
+                    if not select.select([], [c.fd], [], 0.1)[1]:
+                        continue
+                    try:
+                        c.pending = c.pending[os.write(c.fd, c.pending):]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        break
+                self.drop(c)
 
     def on_app(self, e: Endpoint, events: int) -> None:
         if events & select.POLLOUT:
@@ -124,8 +142,7 @@ class Mux:
                 return
         elif not events & (select.POLLHUP | select.POLLERR):
             return
-        self.poll.unregister(e.app)
-        del self.open_app[e.app]  # the app's side is gone; its fds stay open until we exit
+        self.close(e)
 
     def on_accept(self, fd: int) -> None:
         e, sock = self.listeners[fd]

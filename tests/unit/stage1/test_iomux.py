@@ -94,6 +94,7 @@ def test_stream_output_reaches_two_attachers_and_the_log_and_stdin_comes_by_whol
     assert read_until(watchers[1].fileno(), b"out 2\n") == b"out 2\n"
     io.close_child()  # the app exits: its side of every stream closes
     assert wait_exit(io.helper) == 0
+    watchers[1].settimeout(10)
     assert watchers[1].recv(10) == b""
     for s in (watchers[1], typist, other):
         s.close()
@@ -119,5 +120,25 @@ def test_an_app_not_reading_its_input_does_not_stall_its_output(pod: dict[str, s
     assert wait_exit(io.helper) == 0
     watcher.close()
     typist.close()
+    for fd in io.logs.values():
+        os.close(fd)
+
+
+def test_attachers_of_a_stream_the_app_closed_get_its_end_while_the_others_go_on(pod: dict[str, str]) -> None:
+    io = appio.open_stdio(AppPlan("web", ("x",), stdin="stream", stdout="stream", stderr="stream"), pod)
+    watcher, typist = attacher(pod, "web", "stdout"), attacher(pod, "web", "stdin")
+    typist.sendall(b"ping\n")  # once it arrives, the watcher (connected first) has been accepted
+    assert read_until(io.child["stdin"], b"ping\n") == b"ping\n"
+    os.write(io.child["stdout"], b"last\n")
+    os.close(io.child.pop("stdout"))  # the app closes its stdout and reads on
+    assert read_until(watcher.fileno(), b"last\n") == b"last\n"
+    watcher.settimeout(10)
+    assert watcher.recv(10) == b""
+    typist.sendall(b"pong\n")
+    assert read_until(io.child["stdin"], b"pong\n") == b"pong\n"
+    io.close_child()
+    assert wait_exit(io.helper) == 0
+    for s in (watcher, typist):
+        s.close()
     for fd in io.logs.values():
         os.close(fd)
