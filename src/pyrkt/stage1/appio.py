@@ -129,26 +129,21 @@ def open_stdio(app: AppPlan, plan: dict[str, Any]) -> AppIO:
 
 
 def spawn_helper(plan: dict[str, Any], args: list[str], fds: list[int]) -> int:
-    """Fork and exec the helper with ``fds`` (and the fds its root's links need) and nothing
-    else open: not the pod's lock nor the ready pipe, whose reader waits for them to close."""
+    """Start the helper with ``fds`` (and the fds its root's links need) and no other: not the
+    pod's lock nor the ready pipe, whose reader waits for them to close. posix_spawn, not fork:
+    nothing of this process (at-fork handlers, threads) runs in between."""
     python = plan.get("python") or "/usr/bin/python3"
     where = f"{plan['import_path']}/pyrkt" if plan.get("import_path") else PACKAGE  # pod init's root, or not
-    path = f"{where}/{script}"
     keep = {*fds, *plan.get("root_fds", ())}
-    pid = os.fork()
-    if pid == 0:
+    for fd in fds:
+        os.set_inheritable(fd, True)  # the caller closes them once the helper has them
+    others = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
         try:
-            for fd in keep:
-                os.set_inheritable(fd, True)
-            for name in os.listdir("/proc/self/fd"):
-                fd = int(name)
-                if fd > 2 and fd not in keep:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-            os.setsid()  # not in the apps' process groups, which pod init signals
-            os.execv(python, [python, "-I", "-S", path, *args])
-        finally:
-            os._exit(127)
-    return pid
+            if fd > 2 and fd not in keep and os.get_inheritable(fd):
+                others.append((os.POSIX_SPAWN_CLOSE, fd))
+        except OSError:
+            continue  # listdir's own fd, closed since
+    return os.posix_spawn(python, [python, "-I", "-S", f"{where}/{script}", *args],
+                          {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, file_actions=others, setsid=True)
