@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "Check the status of a pod"),
     "logs": ("logs", "Show the output of a pod's apps"),
     "enter": ("enter", "Enter the namespaces of an app within a pod"),
+    "attach": ("attach", "Attach to an app running within a pod"),
     "stop": ("stop", "Stop a pod"),
     "rm": ("rm", "Remove all files and resources associated with an exited pod"),
     "gc": ("gc", "Garbage collect pods no longer in use"),

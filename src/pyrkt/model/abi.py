@@ -26,6 +26,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
         └── rkt/
             ├── status/<app>          decimal exit code; <app>-created, <app>-started stamps
             ├── env/<app>             the app's environment, NUL separated
+        ├── iottymux/<app>/       sock-{tty,stdin,stdout,stderr}: an app in stream/tty mode (attach)
             └── supervisor-status     symlink to "ready" once every app has started
 
 ``PYRKT_LOCK_FD`` names the inherited fd holding the pod dir's exclusive flock: the pod is

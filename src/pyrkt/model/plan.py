@@ -134,6 +134,15 @@ class AppPlan(Value):
     id_shift: int = 0
     pod_files: str = ""
     idmapped: bool = True
+    # the app's stdio modes (pyrkt.model.stdio): "null" /dev/null, "log" pod init's pipe to its
+    # log, "stream" a pipe of its iomux helper, "tty" a pty the app opens in its own /dev/pts
+    stdin: str = "null"
+    stdout: str = "log"
+    stderr: str = "log"
+
+    @property
+    def attachable(self) -> bool:
+        return any(m in ("stream", "tty") for m in (self.stdin, self.stdout, self.stderr))
 
 
 class EtcFiles(Value):

@@ -15,6 +15,7 @@ from pyrkt.model import jsonio
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.names import is_ac_identifier, is_ac_name
 from pyrkt.model.pod import SYSCTL_ISOLATOR, PodManifest, PodPort, RuntimeApp, RuntimeImage
+from pyrkt.model.stdio import Stdio
 from pyrkt.model.values import Value
 from pyrkt.model.volumes import AppMount, Volume
 
@@ -224,6 +225,10 @@ class _Parser:
             annotations=_annotations(a.get("annotations"), f"{what}: annotations"),
             mounts=tuple(mounts),
         )
+        try:  # rkt's stdio modes (coreos.com/rkt/stage2/stdin...), checked now rather than at run
+            Stdio.from_annotations(runtime.annotations, f"{what}: ")
+        except UsageError as e:
+            raise _Bad(str(e)) from None
         return runtime, section is not None
 
     def app_section(self, d: dict[str, Any], what: str) -> AppSpec:

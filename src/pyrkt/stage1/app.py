@@ -50,8 +50,15 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
         k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
     setup_stdio(stdio, interactive=plan["interactive"])
+    if "tty_to" in stdio:  # open_tty's modules now: after pivot_root the host's are gone
+        import fcntl  # noqa: F401
+        import socket  # noqa: F401
+        import struct  # noqa: F401
+        import termios  # noqa: F401
     userns = plan.get("userns_fd", -1)
     execute.set_up_root(k, app, userns)
+    if "tty_to" in stdio:
+        open_tty(app, stdio.pop("tty_to"))
     execute.apply_limits(k, app)  # as host root: it may lower its OOM score where it can
     if userns >= 0:
         execute.enter_user_namespace(k, userns)
@@ -150,11 +157,31 @@ def setup_stdio(stdio: dict[str, int], *, interactive: bool) -> None:
         except OSError:
             pass  # stdin is not a terminal (e.g. redirected); the app still runs
         return
-    null = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(null, 0)
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd, stream in enumerate(("stdin", "stdout", "stderr")):  # a tty one: open_tty, later
+        os.dup2(stdio.get(stream, null), fd)
     os.close(null)
-    os.dup2(stdio["stdout"], 1)
-    os.dup2(stdio["stderr"], 2)
+
+
+def open_tty(app: AppPlan, tty_to: int) -> None:
+    """A tty app: a pty of its own /dev/pts (so it is /dev/pts/0 inside) as its controlling
+    terminal and the streams in tty mode; its master goes to the iomux helper over ``tty_to``,
+    which keeps it for attachers."""
+    import fcntl
+    import socket
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    fcntl.ioctl(slave, TIOCSCTTY, 0)
+    for fd, stream in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(app, stream) == "tty":
+            os.dup2(slave, fd)
+    with socket.socket(fileno=tty_to) as sock:
+        socket.send_fds(sock, [b"t"], [master])
+    os.close(master)
+    os.close(slave)
 
 
 def close_fds(keep: int) -> None:

@@ -31,7 +31,7 @@ from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
-from pyrkt.stage1 import execute, initroot, podinit
+from pyrkt.stage1 import appio, execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
 from pyrkt.stage1.poddir import (
     ETC_DIR,
@@ -62,22 +62,24 @@ HOST_HOSTS = "/etc/hosts"
 POD_INIT_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "podinit.py")
 
 
-def lean_script() -> str:
-    """What pod init re-executes: podinit.py's compiled file when it is that of the source as it
-    is (running it skips the parse, whose peak would stay in the lean pod init's heap: ~1 MiB
-    of each idle pod's memory), else the source."""
+def lean_script(path: str = "") -> str:
+    """What pod init re-executes (or, ``path``, an iomux helper runs): the script's compiled
+    file when it is that of the source as it is (running it skips the parse, whose peak would
+    stay in the lean interpreter's heap: ~1 MiB of each idle pod's memory), else the source."""
     import _frozen_importlib_external as bootstrap  # type: ignore[import-not-found]  # loaded at start
 
+    path = path or POD_INIT_PATH
+
     try:
-        pyc = bootstrap.cache_from_source(POD_INIT_PATH)
-        st = os.stat(POD_INIT_PATH)
+        pyc = bootstrap.cache_from_source(path)
+        st = os.stat(path)
         with open(pyc, "rb") as f:
             head = f.read(16)
     except (OSError, NotImplementedError):
-        return POD_INIT_PATH
+        return path
     fresh = (bootstrap.MAGIC_NUMBER + bytes(4) + (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
              + (st.st_size & 0xFFFFFFFF).to_bytes(4, "little"))
-    return str(pyc) if head == fresh else POD_INIT_PATH
+    return str(pyc) if head == fresh else path
 
 
 def hostname_for(config: abi.RuntimeConfig) -> str:
@@ -339,6 +341,8 @@ class DefaultFlavor:
         pod = build_plan(pod_dir, config, tee=tee, console=console)
         if any(a.volumes for a in pod.apps):  # now, not in each app: forked apps start without imports
             from pyrkt.kernel import inroot  # noqa: F401
+        if any(a.attachable for a in pod.apps):  # pod init opens their stdio in its own root
+            appio.preload(lean_script)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
         cgroup_paths, pod, warnings = execute.set_up_cgroups(LinuxKernel(), pod)

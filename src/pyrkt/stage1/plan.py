@@ -10,11 +10,12 @@ inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks
 
 from __future__ import annotations
 
-from pyrkt.errors import PyrktError
+from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
+from pyrkt.model.stdio import Stdio
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
+    io = app_stdio(ra, config)
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
@@ -207,7 +209,17 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
         id_shift=shift, pod_files=pod_dir if shift else "", idmapped=idmapped,
+        stdin=io.stdin, stdout=io.stdout, stderr=io.stderr,
     )
+
+
+def app_stdio(ra: RuntimeApp, config: RuntimeConfig) -> Stdio:
+    """The app's stdio modes from its annotations (``--stdin``/``--stdout``/``--stderr``);
+    ``--interactive`` gives the one app the pod's terminal and takes no other mode."""
+    io = Stdio.from_annotations(ra.annotations, f"app {ra.name}: ")
+    if config.interactive and not io.is_default():
+        raise UsageError(f"app {ra.name}: --interactive cannot be used with --stdin, --stdout or --stderr")
+    return io
 
 
 def id_shift(config: RuntimeConfig) -> int:
@@ -297,6 +309,8 @@ def fly_app_plan(ra: RuntimeApp, *, lowers: tuple[str, ...], upper: str, work: s
     ``resolv``: ("bind", host path) or ("copy", text) or None (the image's file);
     ``hosts``: ("bind", host path) or ("stub", "") (a localhost file where the image has none)."""
     app = ra.app
+    if not Stdio.from_annotations(ra.annotations, f"app {ra.name}: ").is_default():
+        raise UsageError(f"app {ra.name}: the fly flavor does not support --stdin, --stdout or --stderr")
     mounts = [Mount(f"/{d}", f"/{d}", flags=MS_BIND | MS_REC, make="dir") for d in ("dev", "proc", "sys")]
     files = []
     if resolv is not None:

@@ -43,6 +43,7 @@ HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP)
 CHUNK = 65536
 LINE_MAX = 16384
 SLIM_AFTER = 0.5
+MUX_WAIT = 1.0  # how long an exited app's iomux helper may take to pass on what the app wrote last
 
 
 class App:
@@ -185,7 +186,7 @@ class PodInit:
         error line, or None once the exec happened (its CLOEXEC error pipe closed empty)."""
         spec = app.spec
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        pipes = {} if self.plan["interactive"] else {s: os.pipe2(os.O_CLOEXEC) for s in ("stdout", "stderr")}
+        io = None if self.plan["interactive"] else open_stdio(spec, self.plan)
         pid = os.fork()
         if pid == 0:
             try:
@@ -195,7 +196,7 @@ class PodInit:
                     _signal.signal(sig, _signal.SIG_DFL)
                 from pyrkt.stage1 import app as setup
 
-                setup.run_app(spec, self.plan, {k: w for k, (r, w) in pipes.items()}, err_w)
+                setup.run_app(spec, self.plan, io.child if io else {}, err_w)
             except BaseException as e:  # report anything; never return into pod init
                 try:
                     os.write(err_w, (str(e) or repr(e)).encode())
@@ -207,9 +208,11 @@ class PodInit:
         os.close(err_w)
         write_file(self.path(self.plan["pids_dir"]) + "/" + app.name, str(pid))
         app.log = os.open(self.path(spec["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        for stream, (r, w) in pipes.items():
-            os.close(w)
-            self.watch(app, stream, r)
+        if io is not None:
+            io.close_child()
+            for stream, r in io.logs.items():
+                self.watch(app, stream, r)
+            self.plan.setdefault("muxed", []).extend(io.muxed)  # in the plan: kept across the re-exec
         msg = b""
         while True:
             try:
@@ -323,6 +326,8 @@ class PodInit:
 
     def close_stream(self, fd: int) -> None:
         app, stream = self.by_fd.pop(fd)
+        if fd in self.plan.get("muxed", ()):
+            self.plan["muxed"].remove(fd)
         self.poll.unregister(fd)
         os.close(fd)
         app.fds.pop(stream, None)
@@ -334,12 +339,13 @@ class PodInit:
         """Read an exited app's streams to their end; stop when nothing is waiting, since an
         orphan it left may still hold them open."""
         for fd in list(app.fds.values()):
+            wait = MUX_WAIT if fd in self.plan.get("muxed", ()) else 0  # its iomux helper has the last words
             for _ in range(1024):
-                if fd not in self.by_fd or not self.readable(fd) or not self.on_output(fd):
+                if fd not in self.by_fd or not self.readable(fd, wait) or not self.on_output(fd):
                     break
 
-    def readable(self, fd: int) -> bool:
-        return bool(select.select([fd], [], [], 0)[0])
+    def readable(self, fd: int, timeout: float = 0) -> bool:
+        return bool(select.select([fd], [], [], timeout)[0])
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -478,6 +484,14 @@ class PodInit:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, HANDLED)
         init.reap()  # children that exited while we were exec'ing
         return init
+
+
+def open_stdio(spec: dict[str, Any], plan: dict[str, Any]) -> Any:
+    """The app's fds by its stdio modes, and its iomux helper if it is attachable
+    (pyrkt.stage1.appio)."""
+    from pyrkt.stage1 import appio
+
+    return appio.open_stdio(spec["plan"], plan)
 
 
 def run_forked(plan: dict[str, Any], enter_root: Callable[[], dict[str, Any]] | None = None) -> int:

@@ -102,3 +102,19 @@ def test_rkts_deprecated_cap_flags_are_taken_with_cobras_warning() -> None:
     assert [(a.caps_retain, a.caps_remove) for a in apps] == [("CAP_KILL", ""), ("", "CAP_CHOWN")]
     assert flags.notes == ["Flag --cap-retain has been deprecated, use --caps-retain instead",
                            "Flag --cap-remove has been deprecated, use --caps-remove instead"]
+
+
+def test_stdio_modes_follow_their_image_and_become_its_stage2_annotations() -> None:
+    _, apps = parse("img-a", "--stdin=tty", "--stdout=tty", "--stderr", "tty", "img-b", "--stdout=null")
+    assert apps[0].annotations == [("coreos.com/rkt/stage2/stdin", "tty"), ("coreos.com/rkt/stage2/stdout", "tty"),
+                                   ("coreos.com/rkt/stage2/stderr", "tty")]
+    assert apps[1].annotations == [("coreos.com/rkt/stage2/stdout", "null")]
+
+
+@pytest.mark.parametrize(("args", "why"), [(("--stdin=tty", "img"), "--stdin must follow an image"),
+                                           (("img", "--stdin=log"), 'invalid stdin mode "log"'),
+                                           (("img", "--stderr=bogus"), 'invalid stderr mode "bogus"'),
+                                           (("img", "--stdout="), "--stdout needs a value")])
+def test_bad_stdio_flags_are_refused(args: tuple[str, ...], why: str) -> None:
+    with pytest.raises(UsageError, match=why):
+        parse(*args)

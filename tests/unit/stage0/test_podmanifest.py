@@ -100,6 +100,8 @@ def test_a_full_manifest_is_read_with_every_part() -> None:
     (json.dumps(pod(isolators=[{"name": "os/unix/sysctl", "value": ["net.x"]}])),
      "isolator os/unix/sysctl: want a JSON object"),
     (json.dumps(pod(userLabels={"a": 1})), 'userLabels "a": want a string'),
+    (json.dumps(pod(app(annotations=[{"name": "coreos.com/rkt/stage2/stdout", "value": "tty-ish"}]))),
+     'app web: invalid stdout mode "tty-ish"'),
 ])
 def test_a_malformed_manifest_is_one_line_naming_the_file_and_the_fault(text: str, message: str) -> None:
     with pytest.raises(UsageError) as err:

@@ -43,3 +43,11 @@ def test_the_source_when_the_compiled_file_is_from_another_interpreter(script: P
     pyc = Path(py_compile.compile(str(script)))
     pyc.write_bytes(b"\0\0\r\n" + pyc.read_bytes()[4:])
     assert default.lean_script() == str(script)
+
+
+def test_another_script_by_its_path_the_iomux_helpers(tmp_path: Path) -> None:
+    src = tmp_path / "iomux.py"
+    src.write_text("print('helper')\n")
+    assert default.lean_script(str(src)) == str(src)
+    pyc = py_compile.compile(str(src))
+    assert default.lean_script(str(src)) == pyc != default.lean_script()

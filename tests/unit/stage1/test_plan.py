@@ -194,3 +194,31 @@ def test_mds_register_adds_the_metadata_url_once() -> None:
     urls = [e for e in app.env if e.startswith("AC_METADATA_URL=")]
     assert urls == ["AC_METADATA_URL=http://127.0.0.1:1/other"]
     assert "AC_APP_NAME=web" in app.env
+
+
+def moded_plan(config: RuntimeConfig | None = None, **modes: str) -> AppPlan:
+    ra = runtime_app().replace(annotations=tuple((f"coreos.com/rkt/stage2/{s}", m) for s, m in modes.items()))
+    return plan.app_plan(ra, config or RuntimeConfig(uuid="u"), lowers=("/l",), upper="/u", work="/w", rootfs="/r",
+                         log="logs/web.log", seccomp=b"", etc=ETC)
+
+
+def test_an_apps_stdio_modes_are_planned_from_its_annotations_and_cross_the_fork() -> None:
+    assert (default_plan().stdin, default_plan().stdout, default_plan().stderr) == ("null", "log", "log")
+    assert not default_plan().attachable
+    p = moded_plan(stdin="tty", stdout="tty", stderr="stream")
+    assert (p.stdin, p.stdout, p.stderr) == ("tty", "tty", "stream") and p.attachable
+    assert from_plain(AppPlan, marshal.loads(marshal.dumps(to_plain(p)))) == p
+
+
+def test_bad_stdio_annotations_and_modes_with_interactive_are_refused() -> None:
+    import pytest
+
+    from pyrkt.errors import UsageError
+
+    with pytest.raises(UsageError, match='app web: invalid stdin mode "log"'):
+        moded_plan(stdin="log")
+    with pytest.raises(UsageError, match="--interactive cannot be used with --stdin"):
+        moded_plan(RuntimeConfig(uuid="u", interactive=True), stdout="null")
+    with pytest.raises(UsageError, match="fly flavor does not support --stdin"):
+        plan.fly_app_plan(runtime_app().replace(annotations=(("coreos.com/rkt/stage2/stdin", "stream"),)),
+                          lowers=(), upper="", work="", rootfs="/r", log="l", resolv=None, hosts=("stub", ""))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pyrkt.cli.flags import CAPS_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
+from pyrkt.model import stdio
 from pyrkt.model.isolators import flag_isolators
 from pyrkt.model.names import check_absolute_dir, check_app_name
 from pyrkt.stage0.prepare import AppRequest, parse_pairs
@@ -41,6 +42,9 @@ APP_FLAGS = [
     Flag("seccomp", metavar="FILTER", help="the seccomp filter of the preceding image: "
          "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,..."),
     *CAPS_ALIASES,
+    Flag("stdin", metavar="MODE", help="stdin mode of the preceding image: null, stream or tty (default null)"),
+    Flag("stdout", metavar="MODE", help="stdout mode of the preceding image: log, null, stream or tty (default log)"),
+    Flag("stderr", metavar="MODE", help="stderr mode of the preceding image: log, null, stream or tty (default log)"),
     Flag("memory", metavar="QUANTITY", help="memory limit for the preceding image, e.g. 64M or 1Gi"),
     Flag("cpu", metavar="QUANTITY", help="CPU limit for the preceding image, in millicores (500m) or cores (2)"),
     Flag("cpu-shares", metavar="N", help="CPU weight for the preceding image, 2 to 262144 (the kernel's default: 1024)"),
@@ -102,7 +106,11 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.readonly_rootfs = v["readonly_rootfs"]
         app.mounts = v["mount"]
         app.signature = v["signature"] or ""
-        app.annotations = parse_pairs(v["annotation"], "--annotation")
+        for stream in stdio.STREAMS:
+            if v[stream] == "":
+                raise UsageError(f"--{stream} needs a value")
+        app.annotations = parse_pairs(v["annotation"], "--annotation") + stdio.mode_annotations(
+            *(v[stream] or "" for stream in stdio.STREAMS))
         app.user_annotations = parse_pairs(v["user_annotation"], "--user-annotation")
         app.user_labels = parse_pairs(v["user_label"], "--user-label")
         for flag in ("caps_retain", "caps_remove", "seccomp", "cap_retain", "cap_remove"):
