@@ -40,6 +40,7 @@ class RunOptions(Value, frozen=False):
     dns_domain: str = ""
     hosts_entry: list[str] = field(default_factory=list)
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE; run-prepared's over the prepared pod's
+    mutable: bool = False  # `app sandbox`: no app at start, apps added later (detached)
 
 
 def parse_net(text: str) -> list[str]:
@@ -192,6 +193,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         **dns_fields(opts),
         **sysctl_fields(opts, flavor.canonical(recorded.strip())),
         private_users=private_users,
+        mutable=opts.mutable,
     )
 
 

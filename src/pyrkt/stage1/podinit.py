@@ -19,6 +19,14 @@ the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL
 stop timeout) are recorded as 0; the pod ends when every app has ended. An app killed by the
 kernel's OOM killer (its memory cgroup counted a kill) is recorded as killed by SIGKILL (137)
 and stamped ``<app>-oom-killed``.
+
+A mutable pod (``app sandbox``, ``plan["mutable"]``) starts with no app and lives until it is
+stopped: an app's exit, whatever its code, ends only that app. ``pyrkt app start|stop|rm``
+leave a request in the pod dir (``requests/<app>``: "ACTION NONCE") and send SIGUSR1; pod init
+carries out every request there, writes ``<app>.result`` ("NONCE ok" or "NONCE error:WHY") and
+removes the request. An added app is set up by a fresh interpreter (``pyrkt.stage1.app.
+main_added``) from the plan its ``app start`` wrote (``appsinfo/<app>/plan``), so pod init
+itself stays as lean as an ordinary pod's.
 """
 
 from __future__ import annotations
@@ -38,15 +46,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGCHLD = 1, 2, 9, 13, 15, 17
-HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP)
+SIGHUP, SIGINT, SIGKILL, SIGUSR1, SIGPIPE, SIGTERM, SIGCHLD = 1, 2, 9, 10, 13, 15, 17
+HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1)
 CHUNK = 65536
 LINE_MAX = 16384
 SLIM_AFTER = 0.5
 
 
 class App:
-    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom")
+    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom", "kill_at")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -58,6 +66,7 @@ class App:
         self.fds: dict[str, int] = {}
         self.log = -1
         self.oom = -1  # its memory cgroup's OOM counter, opened while the host's cgroupfs is in reach
+        self.kill_at: float | None = None  # `app stop` of a mutable pod: when TERM turns to KILL
 
 
 def stamp() -> str:
@@ -102,6 +111,7 @@ class PodInit:
         self.wake = -1
         self.parent: int = plan.get("parent_fd", -1)  # pidfd of the foreground `pyrkt run`
         self.orphaned = False
+        self.mutable: bool = plan.get("mutable", False)
 
     def path(self, rel: str) -> str:
         """A path in the pod dir, wherever pod init's root is."""
@@ -127,6 +137,8 @@ class PodInit:
             self.reap()
         elif sig in (SIGTERM, SIGINT, SIGHUP):
             self.begin_stop(None, sig)
+        elif sig == SIGUSR1 and self.mutable:
+            self.serve_requests()
 
     def on_parent_exit(self) -> None:
         """The foreground ``pyrkt run`` died: nobody waits for the pod, so it stops."""
@@ -157,8 +169,8 @@ class PodInit:
                 error = f"cannot start pod init: {e}"
         for app in self.apps:
             error = error or self.spawn(app)
-        for key in ("apps_mntns", "userns_fd"):  # fds only the apps' set-up needed
-            if self.plan.get(key, -1) >= 0:
+        for key in ("apps_mntns", "userns_fd"):  # fds only the apps' set-up needed (and an added app's)
+            if self.plan.get(key, -1) >= 0 and not self.mutable:
                 os.close(self.plan.pop(key))
         # the apps have their default SIGPIPE; pod init gets EPIPE (as after its re-exec) when
         # the reader of the ready pipe or of the tee'd output has gone (a killed `run`)
@@ -193,6 +205,8 @@ class PodInit:
                 _signal.set_wakeup_fd(-1)  # the app is not pod init: default dispositions, no wakeup fd
                 for sig in HANDLED:
                     _signal.signal(sig, _signal.SIG_DFL)
+                if "plan_file" in spec:  # an app added to a mutable pod
+                    self.exec_setup(spec["plan_file"], [pipes["stdout"][1], pipes["stderr"][1]], err_w)
                 from pyrkt.stage1 import app as setup
 
                 setup.run_app(spec, self.plan, {k: w for k, (r, w) in pipes.items()}, err_w)
@@ -224,6 +238,114 @@ class PodInit:
             return f"app {app.name}: {msg.decode(errors='replace').strip()}"
         return None
 
+    def exec_setup(self, plan_file: str, stdio: list[int], err_w: int) -> None:
+        """In an added app's child: exec a fresh interpreter that sets the app up from its plan
+        file (pod init's own may be the lean one, without pyrkt)."""
+        fds = [err_w, *stdio, self.plan.get("apps_mntns", -1), self.plan.get("userns_fd", -1)]
+        for fd in fds:
+            if fd >= 0:
+                os.set_inheritable(fd, True)
+        code = (f"import sys; sys.path[:0] = [{self.plan['import_path']!r}]; "
+                "from pyrkt.stage1.app import main_added; main_added(sys.argv[1:])")
+        python = self.plan["python"]
+        os.execv(python, [python, "-I", "-S", "-c", code, self.path(plan_file), *map(str, fds)])
+
+    # -- mutable pods ----------------------------------------------------------------------
+
+    def serve_requests(self) -> None:
+        """Carry out what `pyrkt app start|stop|rm` asked (see the module's docstring)."""
+        where = self.path(self.plan["requests_dir"])
+        try:
+            names = os.listdir(where)
+        except OSError:
+            return
+        for name in names:
+            if "." in name:  # results and temporary files: an app name has no dot
+                continue
+            path = where + "/" + name
+            try:
+                with open(path) as f:
+                    action, _, nonce = f.read().partition(" ")
+            except OSError:
+                continue
+            try:
+                error = self.act(action, name)
+            except Exception as e:  # the one who asked hears why; pod init goes on
+                error = str(e) or repr(e)
+            write_file(path + ".result", nonce + (" error:" + error if error else " ok"))
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def find(self, name: str) -> App | None:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        return None
+
+    def act(self, action: str, name: str) -> str | None:
+        app = self.find(name)
+        live = app is not None and app.pid != 0 and app.code is None
+        if action == "stop":
+            if app is not None and live:
+                app.stopped = True
+                app.kill_at = time.monotonic() + self.plan["stop_timeout"]
+                self.kill_app(app, SIGTERM)
+            return None
+        if action == "rm":
+            if live:
+                return "the app is running"
+            if app is not None:
+                self.apps.remove(app)
+                self.forget(app)
+            return None
+        if action != "start":
+            return f"unknown request {action!r}"
+        if live:
+            return "the app is running already"
+        if self.stopping:
+            return "the pod is stopping"
+        plan_file = "appsinfo/" + name + "/plan"
+        with open(self.path(plan_file), "rb") as f:
+            log = marshal.load(f)["log"]
+        if app is None:
+            app = App({"name": name, "log": log})
+            self.apps.append(app)
+        else:
+            self.forget(app)
+            app.pid, app.code, app.stopped, app.kill_at = 0, None, False, None
+        status = self.path(self.plan["status_dir"]) + "/" + name
+        for stale in (status, status + "-oom-killed"):
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+        app.spec = {"name": name, "log": log, "plan_file": plan_file}
+        error = self.spawn(app)
+        app.spec = {"name": name, "log": log}
+        if error is None:
+            write_file(status + "-started", f"{time.time():f}")
+        return error
+
+    def forget(self, app: App) -> None:
+        """Close what pod init holds of an app that has ended (before a restart or `app rm`)."""
+        self.drain(app)
+        for fd in list(app.fds.values()):
+            self.close_stream(fd)
+        for fd in (app.log, app.oom):
+            if fd >= 0:
+                os.close(fd)
+        app.log = app.oom = -1
+
+    def kill_app(self, app: App, sig: int) -> None:
+        for target in (-app.pid, app.pid):  # its process group, else the process
+            try:
+                os.kill(target, sig)
+                return
+            except ProcessLookupError:
+                continue
+
     def watch(self, app: App, stream: str, fd: int) -> None:
         os.set_blocking(fd, False)
         self.by_fd[fd] = (app, stream)
@@ -254,7 +376,8 @@ class PodInit:
             if code == 128 + SIGKILL and self.oom_killed(app):
                 write_file(self.path(self.plan["status_dir"]) + "/" + app.name + "-oom-killed", "")
             write_file(self.path(self.plan["status_dir"]) + "/" + app.name, str(code))
-            if code != 0 and not self.stopping:
+            app.kill_at = None
+            if code != 0 and not self.stopping and not self.mutable:
                 self.begin_stop(code)
 
     def oom_killed(self, app: App) -> bool:
@@ -286,12 +409,7 @@ class PodInit:
         for app in self.apps:
             if app.pid and app.code is None:
                 app.stopped = True
-                for target in (-app.pid, app.pid):  # its process group, else the process
-                    try:
-                        os.kill(target, sig)
-                        break
-                    except ProcessLookupError:
-                        continue
+                self.kill_app(app, sig)
 
     # -- logs ----------------------------------------------------------------------------
 
@@ -344,11 +462,17 @@ class PodInit:
     # -- main loop -----------------------------------------------------------------------
 
     def running(self) -> bool:
-        return any(a.pid and a.code is None for a in self.apps)
+        """Whether pod init goes on: an app runs, or the pod is mutable and not stopping."""
+        return any(a.pid and a.code is None for a in self.apps) or (self.mutable and not self.stopping)
 
     def loop(self, slim_at: float | None = None) -> int:
         while self.running():
-            deadlines = [d for d in (self.kill_at, slim_at) if d is not None]
+            stopping = [a for a in self.apps if a.kill_at is not None and a.code is None]
+            for app in stopping:
+                if app.kill_at is not None and app.kill_at <= time.monotonic():
+                    self.kill_app(app, SIGKILL)
+                    app.kill_at = None
+            deadlines = [d for d in (self.kill_at, slim_at, *(a.kill_at for a in stopping)) if d is not None]
             timeout = None
             if deadlines:
                 left = min(deadlines) - time.monotonic()
@@ -423,7 +547,7 @@ class PodInit:
 
     def state(self) -> dict[str, Any]:
         apps = [{"name": a.name, "log": a.spec["log"], "pid": a.pid, "code": a.code, "stopped": a.stopped,
-                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom} for a in self.apps]
+                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom, "kill_at": a.kill_at} for a in self.apps]
         plan = {k: v for k, v in self.plan.items() if k != "apps"}
         return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed,
                 "orphaned": self.orphaned}
@@ -440,6 +564,9 @@ class PodInit:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
+        for key in ("apps_mntns", "userns_fd"):  # a mutable pod's, for the apps added later
+            if self.plan.get(key, -1) >= 0:
+                os.set_inheritable(self.plan[key], True)
         python = self.plan["python"]
         try:
             os.execv(python, [python, "-I", "-S", self.plan["podinit"], "--resume", path])
@@ -459,13 +586,14 @@ class PodInit:
         init.orphaned = state["orphaned"]
         if init.parent >= 0:
             os.set_inheritable(init.parent, False)
-        if not plan.get("teardown"):  # only the teardown needs the interpreter's files again
+        if not plan.get("teardown") and not init.mutable:  # the teardown and added apps need them
             for fd in plan.get("root_fds", ()):
                 os.close(fd)
             plan["root_fds"] = []
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped, app.oom = saved["pid"], saved["code"], saved["stopped"], saved["oom"]
+            app.kill_at = saved["kill_at"]
             if app.oom >= 0:
                 os.set_inheritable(app.oom, False)
             if app.code is None:
