@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
     from pyrkt.fetch.ui import FetchUI
     from pyrkt.model.idmap import IdRange
-    from pyrkt.model.volumes import Volume
     from pyrkt.model.pod import PodManifest
+    from pyrkt.model.volumes import Volume
     from pyrkt.pods.info import AppInfo
 
 STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from pyrkt.cli.commands.run import PREPARE_FLAGS, RUNTIME_FLAGS, SYSCTL_FLAG, fetch_ui, pod_request, run_options, stage1_choice
+from pyrkt.cli.commands.run import (
+    PREPARE_FLAGS,
+    RUNTIME_FLAGS,
+    SYSCTL_FLAG,
+    fetch_ui,
+    pod_request,
+    run_options,
+    stage1_choice,
+)
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
 
