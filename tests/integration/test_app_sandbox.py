@@ -257,11 +257,37 @@ def test_bad_app_commands_fail_with_one_line_and_change_nothing(env: tuple[Cli, 
         (("app", "stop", uuid, "--app=one"), "not running"),
         (("app", "start", uuid), "--app=NAME"),
         (("app", "sandbox", image), "takes no image"),
+        (("app", "sandbox", "--port=http:sctp:80:127.0.0.1:8080"), "invalid protocol"),
+        (("app", "sandbox", "--net=none", "--port=http:tcp:80:127.0.0.1:8080"), "--port cannot be used with --net=none"),
     ]:
         r = cli(*args)
         assert r.code == 254, (args, r)
         assert words in r.err and len(r.err.strip().splitlines()) == 1, (args, r)
     assert (cli.pod_dir(uuid) / "pod").read_bytes() == before
     assert sorted(os.listdir(cli.pod_dir(uuid) / "appsinfo")) == ["one"]
+    ok(cli, "stop", uuid)
+    gone(cli, uuid)
+
+
+def test_a_sandbox_port_reaches_an_app_added_later(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    import socket
+
+    with socket.socket() as s:  # a free host port on loopback
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = cli("app", "sandbox", f"--port=http:tcp:8080:127.0.0.1:{port}")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    ok(cli, "app", "add", uuid, image, "--name=web", "--exec=/bin/sh", "--", "-c",
+       HTTPD.replace("127.0.0.1:8080", "8080"))
+    ok(cli, "app", "start", uuid, "--app=web")
+    deadline = time.monotonic() + 15
+    while True:
+        r = subprocess.run(["wget", "-qO-", f"http://127.0.0.1:{port}/"], capture_output=True, text=True)
+        if r.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.stdout == "served by web\n", r
     ok(cli, "stop", uuid)
     gone(cli, uuid)

@@ -206,7 +206,8 @@ def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}
-    return [(f.host_port, protocols.get(f.name, "tcp"), f.host_ip) for f in manifest.ports]
+    return [(f.host_port, f.protocol if f.pod_port else protocols.get(f.name, "tcp"), f.host_ip)
+            for f in manifest.ports]
 
 
 def check_port_conflicts(config: Config, pod: Pod, nets: list[str]) -> None:

@@ -56,6 +56,7 @@ def sandbox(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, u
     req.annotations.append((abi.MUTABLE_ANNOTATION, "true"))
     opts.mutable = opts.detach = True
     run.check_options(config, opts)
+    run.check_ports(bool(req.ports), opts)
     run.prime_cgroups(req.stage1_name)
     from pyrkt.pods.state import Dir
     from pyrkt.stage0.prepare import discard, prepare, use_overlay

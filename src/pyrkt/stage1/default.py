@@ -96,6 +96,9 @@ def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
     manifest = read_manifest(pod_dir)
     out = []
     for fwd in manifest.ports:
+        if fwd.pod_port:  # a sandbox's: the pod's port itself
+            out.append({"hostPort": fwd.host_port, "containerPort": fwd.pod_port, "protocol": fwd.protocol,
+                        **({"hostIP": fwd.host_ip} if fwd.host_ip else {})})
         for ra in manifest.apps:
             for p in ra.app.ports:
                 if p.name == fwd.name:

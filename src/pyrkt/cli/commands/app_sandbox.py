@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
 USAGE = "pyrkt app sandbox [--net=...] [--volume=...] [--hostname=H] [--annotation=K=V] [--uuid-file-save=FILE]"
 # run's pod-level flags, but those that only mean something with images or a pod manifest
-NOT_SANDBOX = {"pod-manifest", "set-env", "set-env-file", "inherit-env", "platform", "mount", "interactive", "port"}
-FLAGS = [f for f in PREPARE_FLAGS + RUNTIME_FLAGS if f.name not in NOT_SANDBOX] + [
+NOT_SANDBOX = {"pod-manifest", "set-env", "set-env-file", "inherit-env", "platform", "mount", "interactive"}
+FLAGS = [f for f in PREPARE_FLAGS + RUNTIME_FLAGS if f.name not in NOT_SANDBOX and f.name != "port"] + [
+    Flag("port", "list", metavar="NAME:PROTO:PODPORT:HOSTIP:HOSTPORT",
+         help="forward a host port to a port of the pod (rkt's sandbox form), e.g. http:tcp:80:127.0.0.1:8080"),
     SYSCTL_FLAG,
     Flag("annotation", "list", metavar="NAME=VALUE", help="an annotation of the pod in its manifest"),
 ]
@@ -40,7 +42,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     for name in NOT_SANDBOX:
         values.setdefault(name.replace("-", "_"), [] if name in ("set-env", "set-env-file", "mount") else None)
-    values.update(port=[], inherit_env=False, interactive=False)
+    values.update(inherit_env=False, interactive=False)
     values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
     req = pod_request(values, [])
     req.annotations = parse_pairs(values["annotation"], "--annotation")
