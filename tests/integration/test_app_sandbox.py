@@ -291,3 +291,35 @@ def test_a_sandbox_port_reaches_an_app_added_later(env: tuple[Cli, str]) -> None
     assert r.stdout == "served by web\n", r
     ok(cli, "stop", uuid)
     gone(cli, uuid)
+
+
+def test_an_app_added_after_pod_init_slimmed_down_gets_what_a_run_app_gets(env: tuple[Cli, str], tmp_path: Path) -> None:
+    """Past its re-exec as the lean interpreter, pod init has a fresh interpreter set the app up:
+    the same limits, capabilities and volumes as a `run` app."""
+    cli, image = env
+    (tmp_path / "v").mkdir()
+    uuid = sandbox(cli)
+    pid = cli.status(uuid)["pid"]
+    deadline = time.monotonic() + 10
+    while b"--resume" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "pod init did not slim down"
+        time.sleep(0.1)
+    ok(cli, "app", "add", uuid, image, "--name=late", "--memory=64M", "--caps-retain=CAP_CHOWN",
+       f"--mnt-volume=name=v,kind=host,source={tmp_path / 'v'},target=/v", "--exec=/bin/sh", "--",
+       "-c", "echo written > /v/out; exec sleep 1000")
+    ok(cli, "app", "start", uuid, "--app=late")
+    limits = []
+    for base in pod_cgroups(uuid):
+        for name in ("memory.limit_in_bytes", "memory.max"):
+            if Path(base, "late", name).exists():
+                limits.append(Path(base, "late", name).read_text().strip())
+    assert limits == ["64000000"], limits  # 64M: a Kubernetes quantity, as rkt
+    status = ok(cli, "app", "exec", uuid, "--app=late", "--", "grep", "CapBnd", "/proc/self/status")
+    assert status.split()[-1] == "0000000000000001", status  # CAP_CHOWN alone
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "v" / "out").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (tmp_path / "v" / "out").read_text() == "written\n"
+    ok(cli, "stop", uuid)
+    gone(cli, uuid)

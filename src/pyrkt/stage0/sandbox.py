@@ -27,8 +27,6 @@ from pyrkt.kernel import fs, lock
 from pyrkt.model import abi, jsonio
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import State
-from pyrkt.stage0.prepare import AppRequest, PodRequest
-from pyrkt.stage0.run import RunOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +38,8 @@ if TYPE_CHECKING:
     from pyrkt.model.pod import PodManifest
     from pyrkt.model.volumes import Volume
     from pyrkt.pods.info import AppInfo
+    from pyrkt.stage0.prepare import AppRequest, PodRequest
+    from pyrkt.stage0.run import RunOptions
 
 STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
@@ -131,6 +131,7 @@ def add(config: Config, uuid: str, ar: AppRequest, mnt_volumes: list[str], *, ui
     from pyrkt.stage0 import volumes
     from pyrkt.stage0.images import resolve_image
     from pyrkt.stage0.prepare import (
+        PodRequest,
         check_executables,
         check_runnable,
         layers_idmappable,
@@ -170,9 +171,12 @@ def add(config: Config, uuid: str, ar: AppRequest, mnt_volumes: list[str], *, ui
             from pyrkt.stage0.prepare import lay_out_app
 
             lay_out_app(pod.path, ra.name, image, layers, overlay=overlay, ids=ids)
+            manifest = manifest.replace(apps=manifest.apps + (ra,), volumes=one.volumes, annotations=one.annotations)
+            from pyrkt.stage1.default import FLAVOR
+
+            FLAVOR.create_app(pod.path, manifest, ra.name)
+            write_manifest(pod, manifest)  # the app exists from here on
             fs.touch(pod.file(f"{abi.STATUS_DIR}/{ra.name}-created"))
-            write_manifest(pod, manifest.replace(apps=manifest.apps + (ra,), volumes=one.volumes,
-                                                 annotations=one.annotations))
         store.touch(image.id)
     return ra.name
 
@@ -224,24 +228,28 @@ def clear_app(pod: Pod, name: str) -> None:
 
 
 def app_state(pod: Pod, name: str) -> str:
-    """created, running or exited, from rkt's status files."""
+    """created, running or exited, from rkt's status files; unknown without them (an app not
+    in the pod, or one whose add was killed halfway)."""
     status = pod.file(abi.app_status(name))
     if os.path.exists(status):
         return "exited"
     if os.path.exists(status + "-started"):
         return "running"
-    return "created"
+    return "created" if os.path.exists(status + "-created") else "unknown"
 
 
 def start(config: Config, uuid: str, name: str) -> None:
-    from pyrkt.stage1.default import FLAVOR
+    """Have pod init start the app from the plan `app add` wrote (again, after a stop)."""
+    from pyrkt.kernel import cgroups
+    from pyrkt.stage1.mutable import ask_pod_init
 
+    cgroups.prime_join()  # the app joins its cgroups soon, in pod init's child: see prime_join
     pod = find_sandbox(config, uuid)
     with AppsLock(pod):
         app_of(pod, read_manifest(pod), name)
         if app_state(pod, name) == "running":
             raise InvalidState(f"app {name} of pod {pod.uuid} is running already")
-        FLAVOR.start_app(pod.path, name)
+        ask_pod_init(pod.path, name, "start")
 
 
 def stop(config: Config, uuid: str, name: str, timeout: float = STOP_WAIT) -> None:

@@ -33,6 +33,7 @@ from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
+from pyrkt.stage1.mutable import ask_pod_init
 from pyrkt.stage1.poddir import (
     ETC_DIR,
     enter_env,
@@ -364,6 +365,8 @@ class DefaultFlavor:
         if config.mutable:  # what the apps added later need (see podinit.py)
             import marshal
 
+            from pyrkt.kernel import inroot  # noqa: F401  for added apps' volumes, set up from this fork
+
             fs.atomic_write(os.path.join(pod_dir, ETC_PLAN), marshal.dumps(to_plain(pod.etc)), sync=False)
             os.makedirs(os.path.join(pod_dir, abi.REQUESTS_DIR), exist_ok=True)
             plan.update(mutable=True, requests_dir=abi.REQUESTS_DIR)
@@ -559,19 +562,19 @@ class DefaultFlavor:
         self.release(pod_dir, cgroups=True)
 
     # -- mutable pods (app sandbox) ----------------------------------------------------
-    # The caller holds the pod's apps lock (abi.APPS_LOCK); pod init does the rest.
+    # The caller holds the pod's apps lock (abi.APPS_LOCK); pod init does the rest, asked
+    # through the pod dir (pyrkt.stage1.mutable: `app start` needs nothing more).
 
-    def start_app(self, pod_dir: str, name: str) -> None:
-        """Plan the app as `run` plans its apps, make its cgroups, write the plan where pod init
-        reads it, and have pod init start it; a failure to start is raised with pod init's
-        words."""
+    def create_app(self, pod_dir: str, manifest: PodManifest, name: str) -> None:
+        """`app add`: plan the app (of ``manifest``, the pod's with it) as `run` plans its apps,
+        make its cgroups with its limits, and write the plan where pod init reads it at each
+        `app start` (rkt writes the app's units at add)."""
         import marshal
 
         from pyrkt.model.plan import from_plain
 
         config_path = os.path.join(pod_dir, abi.RUNTIME_CONFIG)
         config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
-        manifest = read_manifest(pod_dir)
         ra = manifest.app(name)
         if ra is None:
             raise PyrktError(f"pod {config.uuid} has no app {name!r}")
@@ -586,7 +589,6 @@ class DefaultFlavor:
                              f"{dict(cgroups.NEEDS)[isolator]} cgroup controller: skipped\n")
         app = app.replace(cgroups=made.dirs, oom_events=made.oom_events)
         fs.atomic_write(os.path.join(pod_dir, abi.APPSINFO, name, APP_PLAN), marshal.dumps(to_plain(app)), sync=False)
-        ask_pod_init(pod_dir, name, "start")
 
     def stop_app(self, pod_dir: str, name: str, timeout: float) -> None:
         """TERM the app (KILL after the pod's stop timeout) and wait until it has exited."""
@@ -607,34 +609,6 @@ class DefaultFlavor:
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         if sub:
             LinuxKernel().cgroup_remove(f"{sub}/{cgroups.app_dir(name)}")
-
-
-def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> None:
-    """Leave a request for a mutable pod's init (see podinit.py), signal it, and wait for its
-    answer; an "error:" answer is raised. The request is on disk before the signal: if this
-    process dies, pod init still carries it out on the next signal."""
-    where = os.path.join(pod_dir, abi.REQUESTS_DIR, app)
-    nonce = os.urandom(8).hex()
-    fs.atomic_write(where, f"{action} {nonce}", sync=False)
-    pid = read_pid(pod_dir)
-    if pid is None or not lock.is_locked(pod_dir):
-        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
-    os.kill(pid, _signal.SIGUSR1)
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        answer = fs.read_text(where + ".result") or ""
-        if answer.startswith(nonce + " "):
-            break
-        if not lock.is_locked(pod_dir):
-            raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
-        if time.monotonic() > deadline:
-            raise InvalidState(f"pod {os.path.basename(pod_dir)}: no answer from pod init to {action} {app}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.02)
-    why = answer[len(nonce) + 1:]
-    if why.startswith("error:"):
-        raise PyrktError(f"app {app}: {why.removeprefix('error:').strip()}")
 
 
 def app_host_pid(pod_dir: str, app: str) -> int:

@@ -112,6 +112,7 @@ class PodInit:
         self.parent: int = plan.get("parent_fd", -1)  # pidfd of the foreground `pyrkt run`
         self.orphaned = False
         self.mutable: bool = plan.get("mutable", False)
+        self.slim_at: float | None = None  # when to re-execute as the lean interpreter
 
     def path(self, rel: str) -> str:
         """A path in the pod dir, wherever pod init's root is."""
@@ -139,6 +140,8 @@ class PodInit:
             self.begin_stop(None, sig)
         elif sig == SIGUSR1 and self.mutable:
             self.serve_requests()
+            if self.slim_at is not None:  # apps come in bursts (a CRI's): added ones start faster unslimmed
+                self.slim_at = time.monotonic() + SLIM_AFTER
 
     def on_parent_exit(self) -> None:
         """The foreground ``pyrkt run`` died: nobody waits for the pod, so it stops."""
@@ -206,7 +209,12 @@ class PodInit:
                 for sig in HANDLED:
                     _signal.signal(sig, _signal.SIG_DFL)
                 if "plan_file" in spec:  # an app added to a mutable pod
-                    self.exec_setup(spec["plan_file"], [pipes["stdout"][1], pipes["stderr"][1]], err_w)
+                    if "pyrkt.stage1.app" not in sys.modules:  # the lean pod init: a fresh interpreter sets it up
+                        self.exec_setup(spec["plan_file"], [pipes["stdout"][1], pipes["stderr"][1]], err_w)
+                    from pyrkt.model.plan import AppPlan, from_plain
+
+                    with open(self.path(spec["plan_file"]), "rb") as f:
+                        spec["plan"] = from_plain(AppPlan, marshal.load(f))
                 from pyrkt.stage1 import app as setup
 
                 setup.run_app(spec, self.plan, {k: w for k, (r, w) in pipes.items()}, err_w)
@@ -466,13 +474,14 @@ class PodInit:
         return any(a.pid and a.code is None for a in self.apps) or (self.mutable and not self.stopping)
 
     def loop(self, slim_at: float | None = None) -> int:
+        self.slim_at = slim_at
         while self.running():
             stopping = [a for a in self.apps if a.kill_at is not None and a.code is None]
             for app in stopping:
                 if app.kill_at is not None and app.kill_at <= time.monotonic():
                     self.kill_app(app, SIGKILL)
                     app.kill_at = None
-            deadlines = [d for d in (self.kill_at, slim_at, *(a.kill_at for a in stopping)) if d is not None]
+            deadlines = [d for d in (self.kill_at, self.slim_at, *(a.kill_at for a in stopping)) if d is not None]
             timeout = None
             if deadlines:
                 left = min(deadlines) - time.monotonic()
@@ -480,7 +489,7 @@ class PodInit:
                     self.signal_apps(SIGKILL)
                     self.kill_at = None
                     continue
-                if slim_at is not None and slim_at - time.monotonic() <= 0 and not self.stopping:
+                if self.slim_at is not None and self.slim_at - time.monotonic() <= 0 and not self.stopping:
                     self.reexec()  # does not return
                 timeout = max(0, int(left * 1000)) + 1
             for fd, _ in self.poll.poll(timeout):
