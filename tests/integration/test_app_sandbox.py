@@ -184,6 +184,8 @@ def test_app_exec_passes_exit_codes_and_stdin(env: tuple[Cli, str]) -> None:
         assert r.code == want, r
     r = cli("app", "exec", uuid, "--app=box", "--", "sh", "-c", "tr a-z A-Z; echo $AC_APP_NAME", input="from stdin\n")
     assert (r.code, r.out) == (0, "FROM STDIN\nbox\n"), r
+    r = cli("app", "exec", uuid, "--app=box", "--", "ls", "-h", "/etc/hostname")  # -h: ls's, not a help flag
+    assert (r.code, r.out) == (0, "/etc/hostname\n"), r
     r = cli("app", "exec", "--app=box", uuid, "hostname")  # rkt's order: flags, UUID, command
     assert r.code == 0 and r.out.strip() == f"rkt-{uuid}", r
     ok(cli, "app", "stop", uuid, "--app=box")

@@ -211,7 +211,8 @@ def split_command(argv: list[str], gfs: FlagSet) -> tuple[dict[str, Any], list[s
 def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     gfs = FlagSet(GLOBAL_FLAGS)
     values, words, args = split_command(argv, gfs)
-    wants_help = values["help"] or "--help" in args or "-h" in args
+    flags = args[:args.index("--")] if "--" in args else args  # after it: an app's or a command's own
+    wants_help = values["help"] or "--help" in flags or "-h" in flags
     if not words:
         if args and not wants_help:
             raise UsageError(f"flags but no command: {' '.join(args)} (see pyrkt --help)")

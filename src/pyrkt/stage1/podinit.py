@@ -18,15 +18,7 @@ rkt's rules: an app exiting 0 leaves the others running; the first app exiting n
 the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL after the
 stop timeout) are recorded as 0; the pod ends when every app has ended. An app killed by the
 kernel's OOM killer (its memory cgroup counted a kill) is recorded as killed by SIGKILL (137)
-and stamped ``<app>-oom-killed``.
-
-A mutable pod (``app sandbox``, ``plan["mutable"]``) starts with no app and lives until it is
-stopped: an app's exit, whatever its code, ends only that app. ``pyrkt app start|stop|rm``
-leave a request in the pod dir (``requests/<app>``: "ACTION NONCE") and send SIGUSR1; pod init
-carries out every request there, writes ``<app>.result`` ("NONCE ok" or "NONCE error:WHY") and
-removes the request. An added app is set up by a fresh interpreter (``pyrkt.stage1.app.
-main_added``) from the plan its ``app start`` wrote (``appsinfo/<app>/plan``), so pod init
-itself stays as lean as an ordinary pod's.
+and stamped ``<app>-oom-killed``. Mutable pods: see the comment above ``serve_requests``.
 """
 
 from __future__ import annotations
@@ -246,9 +238,9 @@ class PodInit:
             return f"app {app.name}: {msg.decode(errors='replace').strip()}"
         return None
 
+    # In an added app's child of the lean pod init (no pyrkt in it): exec a fresh interpreter
+    # that sets the app up from its plan file.
     def exec_setup(self, plan_file: str, stdio: list[int], err_w: int) -> None:
-        """In an added app's child: exec a fresh interpreter that sets the app up from its plan
-        file (pod init's own may be the lean one, without pyrkt)."""
         fds = [err_w, *stdio, self.plan.get("apps_mntns", -1), self.plan.get("userns_fd", -1)]
         for fd in fds:
             if fd >= 0:
@@ -259,9 +251,16 @@ class PodInit:
         os.execv(python, [python, "-I", "-S", "-c", code, self.path(plan_file), *map(str, fds)])
 
     # -- mutable pods ----------------------------------------------------------------------
+    # A mutable pod (`app sandbox`, plan["mutable"]) starts with no app and lives until it is
+    # stopped: an app's exit, whatever its code, ends only that app. `pyrkt app start|stop|rm`
+    # leave a request in the pod dir (requests/<app>: "ACTION NONCE") and send SIGUSR1; pod init
+    # carries out every request there, writes <app>.result ("NONCE ok" or "NONCE error:WHY") and
+    # removes the request. An added app is set up from the plan `app add` wrote
+    # (appsinfo/<app>/plan): in pod init's own fork until it slims down, then by a fresh
+    # interpreter (pyrkt.stage1.app.main_added), so the lean pod init stays as small as an
+    # ordinary pod's. (Comments, not docstrings: they cost the lean pod init no memory.)
 
     def serve_requests(self) -> None:
-        """Carry out what `pyrkt app start|stop|rm` asked (see the module's docstring)."""
         where = self.path(self.plan["requests_dir"])
         try:
             names = os.listdir(where)
@@ -336,8 +335,7 @@ class PodInit:
             write_file(status + "-started", f"{time.time():f}")
         return error
 
-    def forget(self, app: App) -> None:
-        """Close what pod init holds of an app that has ended (before a restart or `app rm`)."""
+    def forget(self, app: App) -> None:  # an ended app's fds, before a restart or `app rm`
         self.drain(app)
         for fd in list(app.fds.values()):
             self.close_stream(fd)
@@ -469,8 +467,7 @@ class PodInit:
 
     # -- main loop -----------------------------------------------------------------------
 
-    def running(self) -> bool:
-        """Whether pod init goes on: an app runs, or the pod is mutable and not stopping."""
+    def running(self) -> bool:  # an app runs, or the pod is mutable and not stopping
         return any(a.pid and a.code is None for a in self.apps) or (self.mutable and not self.stopping)
 
     def loop(self, slim_at: float | None = None) -> int:
