@@ -325,3 +325,24 @@ def test_an_app_added_after_pod_init_slimmed_down_gets_what_a_run_app_gets(env: 
     assert (tmp_path / "v" / "out").read_text() == "written\n"
     ok(cli, "stop", uuid)
     gone(cli, uuid)
+
+
+def test_app_commands_killed_at_any_point_leave_a_pod_the_next_command_carries_on_from(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = sandbox(cli)
+    for delay in (0.02, 0.05, 0.1, 0.15, 0.2, 0.3):
+        for args in (("app", "add", uuid, image, "--name=victim", "--exec=/bin/sleep", "--", "1000"),
+                     ("app", "start", uuid, "--app=victim"), ("app", "rm", uuid, "--app=victim")):
+            p = cli.popen(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            p.kill()
+            p.wait()
+        states = app_states(cli, uuid)  # whatever was done is there, whole
+        if "victim" in states:
+            cli("app", "rm", uuid, "--app=victim")
+        assert app_states(cli, uuid) == {}
+    ok(cli, "app", "add", uuid, image, "--name=victim", "--exec=/bin/sleep", "--", "1000")
+    ok(cli, "app", "start", uuid, "--app=victim")
+    assert app_states(cli, uuid) == {"victim": "running"}
+    ok(cli, "stop", uuid)
+    gone(cli, uuid)
