@@ -147,28 +147,24 @@ def test_an_app_exit_does_not_end_the_sandbox(env: tuple[Cli, str]) -> None:
     gone(cli, uuid)
 
 
+def at_once(cli: Cli, *commands: tuple[str, ...]) -> None:
+    """Run the commands as concurrent processes; each must succeed."""
+    procs = [cli.popen(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for args in commands]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+
+
 def test_concurrent_app_add_and_start_from_several_processes(env: tuple[Cli, str]) -> None:
     cli, image = env
     uuid = sandbox(cli)
     names = [f"app{i}" for i in range(5)]
-    procs = [cli.popen("app", "add", uuid, image, f"--name={n}", "--exec=/bin/sleep", "--", "1000",
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in names]
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
+    at_once(cli, *(("app", "add", uuid, image, f"--name={n}", "--exec=/bin/sleep", "--", "1000") for n in names))
     manifest = json.loads(ok(cli, "cat-manifest", uuid))
     assert sorted(a["name"] for a in manifest["apps"]) == names
-    procs = [cli.popen("app", "start", uuid, f"--app={n}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for n in names]
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
+    at_once(cli, *(("app", "start", uuid, f"--app={n}") for n in names))
     assert app_states(cli, uuid) == {n: "running" for n in names}
-    procs = [cli.popen("app", "rm", uuid, f"--app={n}", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for n in names[:3]]
-    for p in procs:
-        out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err
+    at_once(cli, *(("app", "rm", uuid, f"--app={n}") for n in names[:3]))
     assert app_states(cli, uuid) == {n: "running" for n in names[3:]}
     ok(cli, "stop", uuid)
     gone(cli, uuid)
