@@ -124,9 +124,11 @@ def app_of(pod: Pod, manifest: PodManifest, name: str) -> None:
 # -- add -------------------------------------------------------------------------------------
 
 
-def add(config: Config, uuid: str, ar: AppRequest, mnt_volumes: list[str], *, ui: FetchUI | None = None) -> str:
+def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volume, str]], *,
+        ui: FetchUI | None = None) -> str:
     """Add an app (created, not started) to a running mutable pod; returns its name. The image
-    must be in the store (rkt: pull policy never)."""
+    must be in the store (rkt: pull policy never). ``app_volumes``: its ``--mnt-volume`` flags
+    (``mnt_volume``)."""
     from pyrkt.model.volumes import AppMount
     from pyrkt.stage0 import volumes
     from pyrkt.stage0.images import resolve_image
@@ -141,7 +143,6 @@ def add(config: Config, uuid: str, ar: AppRequest, mnt_volumes: list[str], *, ui
     )
     from pyrkt.store import Store
 
-    app_volumes = [mnt_volume(text) for text in mnt_volumes]
     check_writable(config.data_dir)
     pod = find_sandbox(config, uuid)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))

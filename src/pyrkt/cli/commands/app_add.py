@@ -29,7 +29,8 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.apply_globals(values)
     if len(apps) != 1:
         raise UsageError("app add takes exactly one image" if apps else "app add needs an image")
+    volumes = [sandbox.mnt_volume(text) for text in values["mnt_volume"]]  # bad ones fail first
     ctx.require_root()
     values.setdefault("quiet", False)
-    sandbox.add(ctx.config, uuid, apps[0], values["mnt_volume"], ui=fetch_ui(ctx, values))
+    sandbox.add(ctx.config, uuid, apps[0], volumes, ui=fetch_ui(ctx, values))
     return 0
