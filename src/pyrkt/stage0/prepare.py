@@ -235,35 +235,6 @@ def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]
     return tuple(out)
 
 
-def parse_sandbox_ports(specs: list[str]) -> tuple[PodPort, ...]:
-    """`app sandbox`'s ``--port=NAME:PROTO:PODPORT:HOSTIP:HOSTPORT`` (rkt's): the pod's own
-    port, since no app is there yet to name one."""
-    import ipaddress
-
-    from pyrkt.model.names import is_ac_name
-
-    out = []
-    for spec in specs:
-        parts = spec.split(":", 3)  # the host IP may be IPv6: the host port is after its last colon
-        host_ip, _, host_port = parts[-1].rpartition(":")
-        if len(parts) != 4 or not host_ip:
-            raise UsageError(f"invalid --port={spec!r}: want NAME:PROTO:PODPORT:HOSTIP:HOSTPORT")
-        name, proto, pod_port = parts[:3]
-        if not is_ac_name(name):
-            raise UsageError(f"invalid --port={spec!r}: {name!r} is not a valid AC Name")
-        if proto not in ("tcp", "udp"):
-            raise UsageError(f"invalid --port={spec!r}: invalid protocol {proto!r} (want tcp or udp)")
-        for number in (pod_port, host_port):
-            if not number.isdigit() or not 0 < int(number) < 65536:
-                raise UsageError(f"invalid --port={spec!r}: {number!r} is not a port number")
-        try:
-            ipaddress.ip_address(host_ip)
-        except ValueError:
-            raise UsageError(f"invalid --port={spec!r}: could not parse IP {host_ip!r}") from None
-        out.append(PodPort(name, int(host_port), host_ip, pod_port=int(pod_port), protocol=proto))
-    return tuple(out)
-
-
 # What every app's /dev has that is no device node of its own: mounts and links, left alone.
 DEV_ENTRIES_REFUSED = frozenset({"pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr"})
 
@@ -360,7 +331,12 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             for image in images:
                 check_runnable(image)
             apps = reify(req, images)
-            ports = parse_sandbox_ports(req.ports) if req.mutable else parse_ports(req.ports, apps)
+            if req.mutable:
+                from pyrkt.stage0.sandbox import parse_sandbox_ports
+
+                ports = parse_sandbox_ports(req.ports)
+            else:
+                ports = parse_ports(req.ports, apps)
             manifest = PodManifest(apps=tuple(apps), ports=ports, sysctls=tuple(sysctls.items()),
                                    volumes=pod_volumes, user_annotations=tuple(req.user_annotations),
                                    user_labels=tuple(req.user_labels), annotations=tuple(req.annotations))

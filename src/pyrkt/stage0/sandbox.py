@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from pyrkt.fetch.ui import FetchUI
     from pyrkt.model.idmap import IdRange
-    from pyrkt.model.pod import PodManifest
+    from pyrkt.model.pod import PodManifest, PodPort
     from pyrkt.model.volumes import Volume
     from pyrkt.pods.info import AppInfo
     from pyrkt.stage0.prepare import AppRequest, PodRequest
@@ -72,6 +72,36 @@ def sandbox(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, u
         discard(pod)
         raise
     return run.start(config, pod, opts, out)
+
+
+def parse_sandbox_ports(specs: list[str]) -> tuple[PodPort, ...]:
+    """`app sandbox`'s ``--port=NAME:PROTO:PODPORT:HOSTIP:HOSTPORT`` (rkt's): the pod's own
+    port, since no app is there yet to name one."""
+    import ipaddress
+
+    from pyrkt.model.names import is_ac_name
+    from pyrkt.model.pod import PodPort
+
+    out = []
+    for spec in specs:
+        parts = spec.split(":", 3)  # the host IP may be IPv6: the host port is after its last colon
+        host_ip, _, host_port = parts[-1].rpartition(":")
+        if len(parts) != 4 or not host_ip:
+            raise UsageError(f"invalid --port={spec!r}: want NAME:PROTO:PODPORT:HOSTIP:HOSTPORT")
+        name, proto, pod_port = parts[:3]
+        if not is_ac_name(name):
+            raise UsageError(f"invalid --port={spec!r}: {name!r} is not a valid AC Name")
+        if proto not in ("tcp", "udp"):
+            raise UsageError(f"invalid --port={spec!r}: invalid protocol {proto!r} (want tcp or udp)")
+        for number in (pod_port, host_port):
+            if not number.isdigit() or not 0 < int(number) < 65536:
+                raise UsageError(f"invalid --port={spec!r}: {number!r} is not a port number")
+        try:
+            ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise UsageError(f"invalid --port={spec!r}: could not parse IP {host_ip!r}") from None
+        out.append(PodPort(name, int(host_port), host_ip, pod_port=int(pod_port), protocol=proto))
+    return tuple(out)
 
 
 def find_sandbox(config: Config, uuid: str) -> Pod:

@@ -8,8 +8,7 @@ import pytest
 from pyrkt.errors import UsageError
 from pyrkt.model.pod import PodManifest, PodPort
 from pyrkt.model.volumes import Volume
-from pyrkt.stage0.prepare import parse_sandbox_ports
-from pyrkt.stage0.sandbox import mnt_volume
+from pyrkt.stage0.sandbox import mnt_volume, parse_sandbox_ports
 
 
 def test_sandbox_port_names_the_pods_own_port() -> None:

@@ -31,7 +31,7 @@ FLAGS = [f for f in PREPARE_FLAGS + RUNTIME_FLAGS if f.name not in NOT_SANDBOX a
 
 def run(ctx: Context, args: list[str]) -> int:
     from pyrkt.stage0 import sandbox
-    from pyrkt.stage0.prepare import parse_pairs, parse_sandbox_ports
+    from pyrkt.stage0.prepare import parse_pairs
 
     flags = FlagSet(FLAGS + ctx.global_flags.flags)
     values, rest = flags.parse(args)
@@ -39,7 +39,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.apply_globals(values)
     if rest:
         raise UsageError(f"app sandbox takes no image (add apps with `pyrkt app add`): {rest[0]}")
-    parse_sandbox_ports(values["port"])  # bad ones fail before the root check
+    sandbox.parse_sandbox_ports(values["port"])  # bad ones fail before the root check
     ctx.require_root()
     for name in NOT_SANDBOX:
         values.setdefault(name.replace("-", "_"), [] if name in ("set-env", "set-env-file", "mount") else None)
