@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "stage1/podinit.state"
 ETC_PLAN = "stage1/etc-files"  # mutable pods: the pod's /etc files (marshal), for the apps added later
-APP_PLAN = "plan"  # in appsinfo/<app>: an added app's plan (marshal), written by `app start`
+APP_PLAN = "plan"  # in appsinfo/<app>: an added app's plan (marshal), written by `app add`
 # what `enter` joins of the app's, mnt after the others (it changes root and cwd) and the user
 # namespace (--private-users; skipped when it is the host's) last: after it the host's caps are gone
 ENTER_NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt", "user")
@@ -100,6 +100,7 @@ def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
         if fwd.pod_port:  # a sandbox's: the pod's port itself
             out.append({"hostPort": fwd.host_port, "containerPort": fwd.pod_port, "protocol": fwd.protocol,
                         **({"hostIP": fwd.host_ip} if fwd.host_ip else {})})
+            continue
         for ra in manifest.apps:
             for p in ra.app.ports:
                 if p.name == fwd.name:
