@@ -473,12 +473,12 @@ class PodInit:
     def loop(self, slim_at: float | None = None) -> int:
         self.slim_at = slim_at
         while self.running():
-            stopping = [a for a in self.apps if a.kill_at is not None and a.code is None]
-            for app in stopping:
+            ending = [a for a in self.apps if a.kill_at is not None and a.code is None]  # by `app stop`
+            for app in ending:
                 if app.kill_at is not None and app.kill_at <= time.monotonic():
                     self.kill_app(app, SIGKILL)
                     app.kill_at = None
-            deadlines = [d for d in (self.kill_at, self.slim_at, *(a.kill_at for a in stopping)) if d is not None]
+            deadlines = [d for d in (self.kill_at, self.slim_at, *(a.kill_at for a in ending)) if d is not None]
             timeout = None
             if deadlines:
                 left = min(deadlines) - time.monotonic()
