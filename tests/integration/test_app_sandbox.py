@@ -182,6 +182,12 @@ def test_app_exec_passes_exit_codes_and_stdin(env: tuple[Cli, str]) -> None:
     assert (r.code, r.out) == (0, "FROM STDIN\nbox\n"), r
     r = cli("app", "exec", uuid, "--app=box", "--", "ls", "-h", "/etc/hostname")  # -h: ls's, not a help flag
     assert (r.code, r.out) == (0, "/etc/hostname\n"), r
+    r = cli("app", "exec", uuid, "--app=box", "--", "sh", "-c", "test -t 0 || echo no terminal")
+    assert r.out == "no terminal\n", r
+    r = cli("app", "exec", uuid, "--app=box", "--tty", "--", "sh", "-c",
+            "test -t 0 && test -t 1 && echo a terminal; read line; echo got $line; exit 4", input="typed\n")
+    # (the terminal echoes what was typed; its \r\n line ends read as \n here)
+    assert r.code == 4 and r.out.splitlines() == ["typed", "a terminal", "got typed"], r
     r = cli("app", "exec", "--app=box", uuid, "hostname")  # rkt's order: flags, UUID, command
     assert r.code == 0 and r.out.strip() == f"rkt-{uuid}", r
     ok(cli, "app", "stop", uuid, "--app=box")

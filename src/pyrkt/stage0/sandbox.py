@@ -330,8 +330,9 @@ def app_info(config: Config, uuid: str, name: str) -> AppInfo:
     raise NotFound(f"app {name!r} not found in pod {uuid}")
 
 
-def exec_in(config: Config, uuid: str, name: str, argv: list[str]) -> int:
-    """Run ``argv`` in a running app of the pod, as `enter` does; its exit code."""
+def exec_in(config: Config, uuid: str, name: str, argv: list[str], *, tty: bool = False) -> int:
+    """Run ``argv`` in a running app of the pod, as `enter` does; its exit code. ``tty``: with a
+    terminal of its own (a mutable pod's: the default flavor)."""
     from pyrkt.stage0 import control
 
     pod = Pod.find(config.pods_dir, uuid)
@@ -339,4 +340,4 @@ def exec_in(config: Config, uuid: str, name: str, argv: list[str]) -> int:
     app_of(pod, read_manifest(pod), name)
     if app_state(pod, name) != "running":
         raise InvalidState(f"app {name} of pod {pod.uuid} is not running")
-    return control.enter(config, pod.uuid, name, argv)
+    return control.enter(config, pod.uuid, name, argv, tty=tty)

@@ -493,9 +493,13 @@ class DefaultFlavor:
 
     # -- enter -------------------------------------------------------------------------
 
-    def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
+    def enter(self, pod_dir: str, app: str, argv: list[str], *, tty: bool = False) -> int:
+        """``tty`` (`app exec --tty`): the command gets a terminal of its own, carried to and from
+        the caller's stdin and stdout as `run --interactive` carries the app's."""
+        import fcntl  # noqa: F401  (--tty) imported now: after setns the host's modules are gone
+
         from pyrkt.stage1 import users
-        from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
+        from pyrkt.stage1.app import TIOCSCTTY, find_executable
 
         target = app_host_pid(pod_dir, app)
         env = enter_env(pod_dir, app, dict(os.environ))
@@ -509,6 +513,7 @@ class DefaultFlavor:
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = cgroups.enter_paths(sub, app) if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
+        pty = os.openpty() if tty else None
         pid = os.fork()
         if pid == 0:
             code = 254
@@ -518,6 +523,13 @@ class DefaultFlavor:
                 child = os.fork()
                 if child == 0:
                     try:
+                        if pty is not None:  # its own session, the pty its controlling terminal
+                            os.setsid()
+                            os.close(pty[0])
+                            fcntl.ioctl(pty[1], TIOCSCTTY, 0)
+                            for fd in (0, 1, 2):
+                                os.dup2(pty[1], fd)
+                            os.close(pty[1])
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
                         execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=True)
@@ -525,10 +537,18 @@ class DefaultFlavor:
                     except BaseException as e:
                         sys.stderr.write(f"pyrkt: {e}\n")
                         os._exit(254)
+                if pty is not None:
+                    os.close(pty[0])
+                    os.close(pty[1])
                 code = wait_exit(child)
             except BaseException as e:
                 sys.stderr.write(f"pyrkt: {e}\n")
             os._exit(code)
+        if pty is not None:
+            from pyrkt.stage1 import foreground
+
+            os.close(pty[1])
+            foreground.proxy(pty[0], pid)
         return wait_exit(pid)
 
     # -- stop --------------------------------------------------------------------------

@@ -5,14 +5,17 @@ stderr and terminal; exits with the command's exit code."""
 from __future__ import annotations
 
 from pyrkt.cli.commands.app_list import APP_FLAG
+from pyrkt.cli.flags import Flag
 from pyrkt.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = "pyrkt app exec UUID --app=NAME -- CMD [ARGS...]\n       pyrkt app exec --app=NAME UUID CMD [ARGS...]"
-FLAGS = [APP_FLAG]
+USAGE = ("pyrkt app exec UUID --app=NAME [--tty] -- CMD [ARGS...]\n"
+         "       pyrkt app exec --app=NAME [--tty] UUID CMD [ARGS...]")
+FLAGS = [APP_FLAG, Flag("tty", "bool", help="give the command a terminal of its own, carried to and from this one "
+                                              "(raw mode when stdin is a terminal)")]
 
 
 def run(ctx: Context, args: list[str]) -> int:
@@ -35,4 +38,4 @@ def run(ctx: Context, args: list[str]) -> int:
         raise UsageError("app exec needs the app's name: --app=NAME")
     ctx.require_root()
     ctx.stdout.flush()
-    return sandbox.exec_in(ctx.config, rest[0], values["app"], argv)
+    return sandbox.exec_in(ctx.config, rest[0], values["app"], argv, tty=values["tty"])
