@@ -39,6 +39,14 @@ def sandbox(cli: Cli, *flags: str) -> str:
     return uuid
 
 
+def with_sleeper(cli: Cli, image: str, *flags: str) -> str:
+    """A sandbox (``flags``: its own) with one app, ``box``, added and sleeping."""
+    uuid = sandbox(cli, *flags)
+    ok(cli, "app", "add", uuid, image, "--name=box", "--exec=/bin/sleep", "--", "1000")
+    ok(cli, "app", "start", uuid, "--app=box")
+    return uuid
+
+
 def ok(cli: Cli, *args: str) -> str:
     r = cli(*args)
     assert r.code == 0, r
@@ -172,9 +180,7 @@ def test_concurrent_app_add_and_start_from_several_processes(env: tuple[Cli, str
 
 def test_app_exec_passes_exit_codes_and_stdin(env: tuple[Cli, str]) -> None:
     cli, image = env
-    uuid = sandbox(cli)
-    ok(cli, "app", "add", uuid, image, "--name=box", "--exec=/bin/sleep", "--", "1000")
-    ok(cli, "app", "start", uuid, "--app=box")
+    uuid = with_sleeper(cli, image)
     for want in (0, 1, 7):
         r = cli("app", "exec", uuid, "--app=box", "--", "sh", "-c", f"exit {want}")
         assert r.code == want, r
@@ -199,9 +205,7 @@ def test_app_exec_passes_exit_codes_and_stdin(env: tuple[Cli, str]) -> None:
 
 def test_sigkill_of_pod_init_then_gc_leaves_nothing(env: tuple[Cli, str]) -> None:
     cli, image = env
-    uuid = sandbox(cli)
-    ok(cli, "app", "add", uuid, image, "--name=box", "--exec=/bin/sleep", "--", "1000")
-    ok(cli, "app", "start", uuid, "--app=box")
+    uuid = with_sleeper(cli, image)
     os.kill(int(cli.status(uuid)["pid"]), signal.SIGKILL)
     deadline = time.monotonic() + 10
     while cli.status(uuid)["state"] == "running":
@@ -230,9 +234,7 @@ def test_per_app_volume_and_app_annotations(env: tuple[Cli, str], tmp_path: Path
 
 def test_private_users_sandbox_runs_added_apps_in_its_user_namespace(env: tuple[Cli, str]) -> None:
     cli, image = env
-    uuid = sandbox(cli, "--private-users")
-    ok(cli, "app", "add", uuid, image, "--name=box", "--exec=/bin/sleep", "--", "1000")
-    ok(cli, "app", "start", uuid, "--app=box")
+    uuid = with_sleeper(cli, image, "--private-users")
     shift = (cli.pod_dir(uuid) / "private-users-prepared").read_text().split(":")[0]
     host = ok(cli, "app", "exec", uuid, "--app=box", "--", "cat", "/proc/self/uid_map").split()
     assert host[:2] == ["0", shift], host
