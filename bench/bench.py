@@ -52,6 +52,7 @@ TARGET_LIMITS_EXTRA_MS = 2.0  # run --memory=64M --cpu=500m over the plain run, 
 TARGET_USERNS_EXTRA_MS = 3.0  # run --private-users over the plain run's median
 TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same docker:// image
 TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
+TARGET_SANDBOX_RATIO = 1.5  # app sandbox + add + start of one app against run --detach of it, medians
 TARGET_VOLUMES_MS = 3.0  # pyrkt run with two volumes (host + empty) over the plain run, medians
 PULL_FILES = 1720  # + the busybox base layer's ~290 entries: about 2,000
 PULL_DIRS = 40
@@ -114,9 +115,10 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=3.0, help="seconds a pod idles before its PSS is read")
     ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory", "pull"],
                     help="leave one part out (repeatable)")
-    ap.add_argument("--only", choices=["start", "pull", "volumes"],
+    ap.add_argument("--only", choices=["start", "pull", "volumes", "sandbox"],
                     help="run one section only: start (start time, memory, imports) or pull (docker:// pulls); "
-                         "volumes: only the two rows pyrkt run and pyrkt run volumes")
+                         "volumes: only the two rows pyrkt run and pyrkt run volumes; sandbox: only the two rows "
+                         "pyrkt run --detach and pyrkt app sandbox+add+start")
     ap.add_argument("--pull-runs", type=int, default=5, help="timed pulls per tool (default 5)")
     ap.add_argument("--pull-warmup", type=int, default=1, help="untimed pull rounds first (default 1)")
     ap.add_argument("--pull-fs", choices=["disk", "tmpfs"], default="disk",
@@ -153,7 +155,7 @@ def main() -> int:
 
 def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
     print(f"bench: working in {work} (removed at the end)")
-    if args.only in (None, "start", "volumes"):
+    if args.only in (None, "start", "volumes", "sandbox"):
         report.sections.append("start")
         bench_start(args, report, work, cleanup)
     if args.only == "pull" or (args.only is None and "pull" not in args.skip):
@@ -185,6 +187,10 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
     image = pyrkt.check("fetch", "--full", f"oci:{layout}").strip().splitlines()[-1]
     print(f"bench: image {image} fetched into {data}")
 
+    # a mutable pod and one app in it, against run --detach of the same app: side by side
+    report.timings += time_sandbox(pyrkt, image, args)
+    if args.only == "sandbox":
+        return
     # with two volumes (one host, one empty), timed alternately with the plain run: side by side
     host_volume = work / "host-volume"
     host_volume.mkdir()
@@ -260,6 +266,47 @@ def time_alternately(rows: list[tuple[str, Callable[[int], list[str]]]], args: a
             elif i >= args.warmup:
                 timing.times_ms.append(elapsed)
     return timings
+
+
+def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Timing]:
+    """``run --detach`` of a sleeping app, and ``app sandbox`` + ``app add`` + ``app start`` of the
+    same app (the three commands timed together), one run of each in turn; each pod is stopped
+    and collected, untimed, after its run."""
+    app = (image, "--name=app", "--exec=/bin/sleep", "--", "600")
+    detach = Timing("pyrkt run --detach", " ".join(pyrkt.argv("run", "--detach", "--net=none", *app)))
+    sandbox = Timing("pyrkt app sandbox", " && ".join(" ".join(a) for a in (
+        pyrkt.argv("app", "sandbox", "--net=none"), pyrkt.argv("app", "add", "UUID", *app),
+        pyrkt.argv("app", "start", "UUID", "--app=app"))))
+    print(f"bench: timing {detach.name}, {sandbox.name} in turn: {args.warmup} warm-up + {args.runs} runs")
+
+    def step(argv: list[str]) -> str:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=USER_ENV)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
+        return proc.stdout.strip()
+
+    for i in range(args.warmup + args.runs):
+        for timing in (detach, sandbox):
+            if timing.error:
+                continue
+            try:
+                start = time.perf_counter()
+                if timing is detach:
+                    uuid = step(pyrkt.argv("run", "--detach", "--net=none", *app))
+                else:
+                    uuid = step(pyrkt.argv("app", "sandbox", "--net=none"))
+                    step(pyrkt.argv("app", "add", uuid, *app))
+                    step(pyrkt.argv("app", "start", uuid, "--app=app"))
+                elapsed = (time.perf_counter() - start) * 1000
+                step(pyrkt.argv("stop", "--force", uuid))
+                step(pyrkt.argv("rm", uuid))
+            except RuntimeError as err:
+                timing.error, timing.times_ms = str(err), []
+                print(f"bench: {timing.name} failed, left out: {timing.error}")
+                continue
+            if i >= args.warmup:
+                timing.times_ms.append(elapsed)
+    return [detach, sandbox]
 
 
 def network_timings(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> dict[str, float]:
@@ -687,6 +734,15 @@ def judge(report: Report) -> None:
 
 def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> None:
     timings = {t.name: t for t in report.timings if t.times_ms}
+    detach, sandbox = timings.get("pyrkt run --detach"), timings.get("pyrkt app sandbox")
+    if detach and sandbox:
+        check(sandbox.median <= TARGET_SANDBOX_RATIO * detach.median,
+              f"pyrkt app sandbox + add + start median {sandbox.median / detach.median:.2f}x run --detach "
+              f"<= {TARGET_SANDBOX_RATIO:g}x")
+    else:
+        check(None, "pyrkt app sandbox against run --detach did not run")
+    if set(timings) <= {"pyrkt run --detach", "pyrkt app sandbox"}:
+        return  # --only sandbox
     py = timings.get("pyrkt run")
     crun = timings.get("crun run")
     check(py is not None and py.median <= TARGET_MS,

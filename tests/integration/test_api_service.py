@@ -251,6 +251,30 @@ def test_listen_events_follows_pods_apps_and_images_as_they_change(served: Serve
         reader.join(10)
 
 
+def test_a_sandbox_shows_its_apps_as_they_come_and_go(served: Served) -> None:
+    cli, client = served.cli, served.client
+    r = cli("app", "sandbox", "--net=none")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+
+    def apps() -> list[tuple[str, int]]:
+        pod = client.call("InspectPod", pb.InspectPodRequest(id=uuid), pb.InspectPodResponse).pod
+        assert pod.state == pb.POD_STATE_RUNNING
+        return [(a.name, a.state) for a in pod.apps]
+
+    try:
+        assert apps() == []
+        image = json.loads(cli("cat-manifest", served.running).out)["apps"][0]["image"]["id"]
+        assert cli("app", "add", uuid, image, "--name=late", "--exec=/bin/sleep", "--", "1000").code == 0
+        assert cli("app", "start", uuid, "--app=late").code == 0
+        assert apps() == [("late", pb.APP_STATE_RUNNING)]
+        assert cli("app", "rm", uuid, "--app=late").code == 0
+        assert apps() == []
+    finally:
+        cli("stop", uuid)
+        cli("rm", uuid)
+
+
 def test_following_logs_never_holds_up_a_command_and_ends_with_the_pod(served: Served) -> None:
     """Runs last in this module: it stops the running pod."""
     cli, client = served.cli, served.client
@@ -281,3 +305,4 @@ def test_following_logs_never_holds_up_a_command_and_ends_with_the_pod(served: S
     served.service.send_signal(signal.SIGTERM)
     _, err = served.service.communicate(timeout=30)
     assert served.service.returncode == 0 and err.endswith("API service exiting...\n")
+

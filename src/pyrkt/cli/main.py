@@ -58,6 +58,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image extract": ("image_extract", "Extract a stored image to a directory"),
     "image render": ("image_render", "Render a stored image as pods see it (with its ACI dependencies) to a directory"),
     "image verify": ("image_verify", "Verify stored images and repair their unpacked layers"),
+    "app": ("", "Operate on apps of a mutable pod (app sandbox)"),
+    "app sandbox": ("app_sandbox", "Start an empty mutable pod, for apps added later"),
+    "app add": ("app_add", "Add an app to a mutable pod"),
+    "app start": ("app_start", "Start an app of a mutable pod"),
+    "app stop": ("app_stop", "Stop an app of a mutable pod"),
+    "app rm": ("app_rm", "Remove an app from a mutable pod"),
+    "app list": ("app_list", "List the apps of a pod"),
+    "app status": ("app_status", "Show the status of an app of a pod"),
+    "app exec": ("app_exec", "Run a command in a running app of a pod"),
     "trust": ("trust", "Trust a key for image verification"),
     "api-service": ("api_service", "Run API service (experimental)"),
     "metadata-service": ("metadata_service", "Run metadata service"),
@@ -165,7 +174,7 @@ def _is_command(words: list[str], word: str) -> bool:
     """Whether ``word`` names a command where ``words`` (the command words so far) leave off."""
     if not words:
         return word in COMMANDS or word == "help"
-    return words == ["image"] and f"image {word}" in COMMANDS
+    return words in (["image"], ["app"]) and f"{words[0]} {word}" in COMMANDS
 
 
 def split_command(argv: list[str], gfs: FlagSet) -> tuple[dict[str, Any], list[str], list[str]]:
@@ -197,7 +206,7 @@ def split_command(argv: list[str], gfs: FlagSet) -> tuple[dict[str, Any], list[s
             early.append(arg)
             continue
         words.append(arg)
-        if words != ["image"]:
+        if words not in (["image"], ["app"]):
             break
     return values, words, early + argv[i:]
 
@@ -205,7 +214,8 @@ def split_command(argv: list[str], gfs: FlagSet) -> tuple[dict[str, Any], list[s
 def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     gfs = FlagSet(GLOBAL_FLAGS)
     values, words, args = split_command(argv, gfs)
-    wants_help = values["help"] or "--help" in args or "-h" in args
+    flags = args[:args.index("--")] if "--" in args else args  # after it: an app's or a command's own
+    wants_help = values["help"] or "--help" in flags or "-h" in flags
     if not words:
         if args and not wants_help:
             raise UsageError(f"flags but no command: {' '.join(args)} (see pyrkt --help)")
@@ -215,8 +225,8 @@ def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     if name == "help":
         usage(stdout)
         return 0
-    if name == "image":
-        usage(stdout if wants_help else stderr, prefix="image ")
+    if name in ("image", "app"):
+        usage(stdout if wants_help else stderr, prefix=name + " ")
         return 0 if wants_help else EXIT_CODE
     if name not in COMMANDS:
         raise UsageError(f"unknown command {name!r} (see pyrkt --help)")

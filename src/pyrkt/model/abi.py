@@ -12,10 +12,12 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── subcgroup                     cgroup path of the pod below each hierarchy
     ├── netns                         path of the pod's netns bind mount (written before use)
     ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
+    ├── apps-lock                     mutable pods: the lock `app` commands take (empty file)
     ├── private-users-prepared        "SHIFT:COUNT": the pod's user namespace (--private-users)
     ├── mds-token                     the pod's metadata service token (run --mds-register), 0600
     ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
+    ├── appsinfo/<app>/plan           mutable pods: the app's plan (marshal), written by `app start`
     ├── overlay/<app>/{upper,work}    the app's writable layer (none with --no-overlay: the
     │                                 app's rootfs below is then a copy of its image)
     ├── logs/<app>.log                the app's stdout/stderr, one record per line
@@ -25,6 +27,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
         ├── opt/stage2/<app>/rootfs   where the app's root is mounted
         └── rkt/
             ├── status/<app>          decimal exit code; <app>-created, <app>-started stamps
+            ├── requests/<app>        mutable pods: "ACTION NONCE" for pod init; <app>.result its answer
             ├── env/<app>             the app's environment, NUL separated
         ├── iottymux/<app>/       sock-{tty,stdin,stdout,stderr}: an app in stream/tty mode (attach)
             └── supervisor-status     symlink to "ready" once every app has started
@@ -68,6 +71,9 @@ STAGE1_IMAGE_ID = "stage1ImageID"
 STATUS_DIR = "stage1/rootfs/rkt/status"
 ENV_DIR = "stage1/rootfs/rkt/env"
 SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"
+REQUESTS_DIR = "stage1/rootfs/rkt/requests"  # mutable pods: `app start|stop|rm` to pod init
+APPS_LOCK = "apps-lock"  # mutable pods: flock'ed by `app add|start|stop|rm` (pod init holds the dir's)
+MUTABLE_ANNOTATION = "coreos.com/rkt/stage1/mutable"  # "true" on an `app sandbox` pod, as rkt's
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STOP_TIMEOUT = 10.0
@@ -128,6 +134,7 @@ class RuntimeConfig(Value):
     private_users: str = ""  # "SHIFT:COUNT" from the pod's private-users-prepared (rkt's --private-users=)
     mds_token: str = ""  # run --mds-register: the token of the apps' AC_METADATA_URL (rkt's --mds-token)
     mds_port: int = 0  # and the metadata service's TCP port
+    mutable: bool = False  # `app sandbox`: no app at start, apps added and removed later (rkt's --mutable)
 
     def to_json(self) -> str:
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}

@@ -37,6 +37,9 @@ class PodPort(Value):
     name: str
     host_port: int
     host_ip: str = ""
+    # appc's podPort, which `app sandbox --port` gives (no app names the port then): 0 for none
+    pod_port: int = 0
+    protocol: str = "tcp"
 
 
 class PodManifest(Value):
@@ -79,7 +82,8 @@ class PodManifest(Value):
             + [{"name": n, "value": v} for n, v in self.isolators],
             "annotations": [{"name": k, "value": v} for k, v in self.annotations],
             "ports": [
-                {"name": p.name, "hostPort": p.host_port, **({"hostIP": p.host_ip} if p.host_ip else {})}
+                {"name": p.name, "hostPort": p.host_port, **({"hostIP": p.host_ip} if p.host_ip else {}),
+                 **({"podPort": {"name": p.name, "protocol": p.protocol, "port": p.pod_port}} if p.pod_port else {})}
                 for p in self.ports
             ],
             "userAnnotations": dict(self.user_annotations),
@@ -107,7 +111,9 @@ class PodManifest(Value):
             )
         return cls(
             apps=tuple(apps),
-            ports=tuple(PodPort(p["name"], int(p["hostPort"]), p.get("hostIP", "")) for p in d.get("ports") or ()),
+            ports=tuple(PodPort(p["name"], int(p["hostPort"]), p.get("hostIP", ""),
+                                int((p.get("podPort") or {}).get("port", 0)),
+                                (p.get("podPort") or {}).get("protocol", "tcp")) for p in d.get("ports") or ()),
             volumes=tuple(Volume.from_json(v) for v in d.get("volumes") or ()),
             annotations=tuple((x["name"], x["value"]) for x in d.get("annotations") or ()),
             user_annotations=tuple((d.get("userAnnotations") or {}).items()),

@@ -57,13 +57,17 @@ def wait_for_pid(pod: Pod, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def enter(config: Config, uuid: str, app: str, argv: list[str]) -> int:
+def enter(config: Config, uuid: str, app: str, argv: list[str], *, tty: bool = False) -> int:
+    """``tty``: the command gets a terminal of its own (`app exec --tty`; default flavor only)."""
     from pyrkt.stage1 import flavor
 
     pod = Pod.find(config.pods_dir, uuid)
     wait_for_pid(pod)
     name = pick_app(pod, app)
-    return flavor.of_pod(pod.path).enter(pod.path, name, argv)
+    fl = flavor.of_pod(pod.path)
+    if tty:
+        return fl.enter(pod.path, name, argv, tty=True)  # type: ignore[call-arg]
+    return fl.enter(pod.path, name, argv)
 
 
 def default_shell(pod: Pod, app: str) -> list[str]:

@@ -80,6 +80,8 @@ class PodRequest(Value, frozen=False):
     mounts: list[str] = field(default_factory=list)  # --mount before any image: for every app
     private_users: bool = False  # --private-users: the pod in its own user namespace (a random id range)
     no_overlay: bool = False  # --no-overlay: each app gets a copy of its image instead of an overlay
+    mutable: bool = False  # `app sandbox`: a pod with no app, apps added later
+    annotations: list[tuple[str, str]] = field(default_factory=list)  # the pod's (app sandbox --annotation)
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -291,7 +293,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
     from pyrkt.stage1 import flavor
     from pyrkt.store import Store
 
-    if not req.apps and not req.pod_manifest:
+    if not req.apps and not req.pod_manifest and not req.mutable:
         raise UsageError("pod must contain at least one application")
     pod_file = None
     if req.pod_manifest:  # a bad file fails before any work
@@ -329,9 +331,15 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             for image in images:
                 check_runnable(image)
             apps = reify(req, images)
-            manifest = PodManifest(apps=tuple(apps), ports=parse_ports(req.ports, apps), sysctls=tuple(sysctls.items()),
+            if req.mutable:
+                from pyrkt.stage0.sandbox import parse_sandbox_ports
+
+                ports = parse_sandbox_ports(req.ports)
+            else:
+                ports = parse_ports(req.ports, apps)
+            manifest = PodManifest(apps=tuple(apps), ports=ports, sysctls=tuple(sysctls.items()),
                                    volumes=pod_volumes, user_annotations=tuple(req.user_annotations),
-                                   user_labels=tuple(req.user_labels))
+                                   user_labels=tuple(req.user_labels), annotations=tuple(req.annotations))
         else:  # a pod manifest: its apps, images by id, and nothing else
             images = podmanifest.resolve_images(config, store, pod_file.manifest, pull_policy=req.pull_policy,
                                                 platform=req.platform, ui=ui)
@@ -443,26 +451,7 @@ def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs
     join = os.path.join
     volumes.lay_out(pod_dir, manifest, layer_dirs)
     for app, image, layers in zip(manifest.apps, images, layer_dirs, strict=True):
-        info = join(pod_dir, abi.APPSINFO, app.name)
-        os.makedirs(info)
-        # pyrkt's image JSON is a superset of an appc ImageManifest: with acKind and acVersion a
-        # stage1 image (rkt's ABI) reads it as one
-        doc = {"acKind": "ImageManifest", "acVersion": AC_VERSION, **image.to_json()}
-        fs.atomic_write(join(info, "manifest"), jsonio.dumps(doc), sync=False)
-        fs.atomic_write(join(pod_dir, abi.app_layers(app.name)), jsonio.dumps(layers), sync=False)
-        rootfs = join(pod_dir, abi.app_rootfs(app.name))
-        os.makedirs(rootfs)
-        if overlay:
-            for d in ("upper", "work"):
-                os.makedirs(join(pod_dir, abi.OVERLAY, app.name, d))
-            if ids is not None:
-                os.chown(join(pod_dir, abi.OVERLAY, app.name, "upper"), ids.shift, ids.shift)
-        else:
-            from pathlib import Path
-
-            from pyrkt.store.render import render_tree
-
-            render_tree([Path(p) for p in layers], Path(rootfs), keep_special=True, ids=ids)
+        lay_out_app(pod_dir, app.name, image, layers, overlay=overlay, ids=ids)
     if ids is not None:
         fs.atomic_write(join(pod_dir, abi.PRIVATE_USERS), str(ids), sync=False)
     status = join(pod_dir, abi.STATUS_DIR)
@@ -474,6 +463,32 @@ def lay_out(pod_dir: str, manifest: PodManifest, images: list[Image], layer_dirs
     # rename keeps a SIGKILL from ever leaving half a manifest
     fs.atomic_write(os.path.join(pod_dir, abi.POD_MANIFEST), jsonio.dumps(manifest.to_json()), mode=0o640, sync=False)
     fs.touch(os.path.join(pod_dir, abi.POD_CREATED))
+
+
+def lay_out_app(pod_dir: str, name: str, image: Image, layers: list[str], *, overlay: bool,
+                ids: IdRange | None) -> None:
+    """One app's files and root in the pod dir (``lay_out``; `app add` for a mutable pod)."""
+    join = os.path.join
+    info = join(pod_dir, abi.APPSINFO, name)
+    os.makedirs(info)
+    # pyrkt's image JSON is a superset of an appc ImageManifest: with acKind and acVersion a
+    # stage1 image (rkt's ABI) reads it as one
+    doc = {"acKind": "ImageManifest", "acVersion": AC_VERSION, **image.to_json()}
+    fs.atomic_write(join(info, "manifest"), jsonio.dumps(doc), sync=False)
+    fs.atomic_write(join(pod_dir, abi.app_layers(name)), jsonio.dumps(layers), sync=False)
+    rootfs = join(pod_dir, abi.app_rootfs(name))
+    os.makedirs(rootfs)
+    if overlay:
+        for d in ("upper", "work"):
+            os.makedirs(join(pod_dir, abi.OVERLAY, name, d))
+        if ids is not None:
+            os.chown(join(pod_dir, abi.OVERLAY, name, "upper"), ids.shift, ids.shift)
+    else:
+        from pathlib import Path
+
+        from pyrkt.store.render import render_tree
+
+        render_tree([Path(p) for p in layers], Path(rootfs), keep_special=True, ids=ids)
 
 
 def discard(pod: Pod) -> None:

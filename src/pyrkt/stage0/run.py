@@ -41,6 +41,7 @@ class RunOptions(Value, frozen=False):
     hosts_entry: list[str] = field(default_factory=list)
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE; run-prepared's over the prepared pod's
     mds_register: bool = False  # --mds-register: the pod registered with the data dir's metadata service
+    mutable: bool = False  # `app sandbox`: no app at start, apps added later (detached)
 
 
 def parse_net(text: str) -> list[str]:
@@ -208,6 +209,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         **sysctl_fields(opts, flavor.canonical(recorded.strip())),
         private_users=private_users,
         **mds_fields(config, pod, opts),
+        mutable=opts.mutable,
     )
 
 
@@ -230,7 +232,8 @@ def forwarded_ports(pod_dir: str) -> list[tuple[int, str, str]]:
     except (OSError, ValueError):
         return []
     protocols = {p.name: p.protocol for a in manifest.apps for p in a.app.ports}
-    return [(f.host_port, protocols.get(f.name, "tcp"), f.host_ip) for f in manifest.ports]
+    return [(f.host_port, f.protocol if f.pod_port else protocols.get(f.name, "tcp"), f.host_ip)
+            for f in manifest.ports]
 
 
 def check_port_conflicts(config: Config, pod: Pod, nets: list[str]) -> None:

@@ -205,3 +205,33 @@ def find_executable(name: str, env: dict[str, str]) -> str:
         if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
             return candidate
     raise PyrktError(f"executable {name!r} not found in the image's PATH ({env.get('PATH', '')})")
+
+
+def main_added(argv: list[str]) -> None:
+    """An app added to a mutable pod, in the fresh interpreter pod init's child execs
+    (``podinit.PodInit.exec_setup``): ``PLAN_FILE ERR_W APPS_MNTNS USERNS [NAME=FD...]`` (fds,
+    -1 for none; NAME=FD: its stdio fds, as ``appio.AppIO.child`` names them). Sets the app up
+    as ``run_app`` does and execs it; a failure goes to ``ERR_W`` for pod init to report.
+    Never returns."""
+    import marshal
+    import resource  # noqa: F401  what the set-up imports late, imported before pivot_root
+
+    from pyrkt.kernel import cgroups, inroot  # noqa: F401
+    from pyrkt.model.plan import AppPlan, from_plain
+
+    err_w = int(argv[1])
+    try:
+        mntns, userns = (int(a) for a in argv[2:4])
+        stdio = {name: int(fd) for name, _, fd in (a.partition("=") for a in argv[4:])}
+        for fd in (err_w, mntns, userns, *stdio.values()):
+            if fd >= 0:
+                os.set_inheritable(fd, False)
+        with open(argv[0], "rb") as f:
+            plan = from_plain(AppPlan, marshal.load(f))
+        run_app({"plan": plan}, {"apps_mntns": mntns, "userns_fd": userns, "interactive": False}, stdio, err_w)
+    except BaseException as e:
+        try:
+            os.write(err_w, (str(e) or repr(e)).encode())
+        finally:
+            os._exit(127)
+    os._exit(127)

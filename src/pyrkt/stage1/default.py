@@ -33,6 +33,7 @@ from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
 from pyrkt.stage1 import appio, execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
+from pyrkt.stage1.mutable import ask_pod_init
 from pyrkt.stage1.poddir import (
     ETC_DIR,
     enter_env,
@@ -50,9 +51,12 @@ if TYPE_CHECKING:
 
     from pyrkt.model.devices import DeviceRule
     from pyrkt.model.plan import AppPlan
+    from pyrkt.model.pod import PodManifest, RuntimeApp
     from pyrkt.stage1.isolators import SeccompFilter
 
 STATE_FILE = "stage1/podinit.state"
+ETC_PLAN = "stage1/etc-files"  # mutable pods: the pod's /etc files (marshal), for the apps added later
+APP_PLAN = "plan"  # in appsinfo/<app>: an added app's plan (marshal), written by `app add`
 # what `enter` joins of the app's, mnt after the others (it changes root and cwd) and the user
 # namespace (--private-users; skipped when it is the host's) last: after it the host's caps are gone
 ENTER_NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt", "user")
@@ -95,6 +99,10 @@ def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
     manifest = read_manifest(pod_dir)
     out = []
     for fwd in manifest.ports:
+        if fwd.pod_port:  # a sandbox's: the pod's port itself
+            out.append({"hostPort": fwd.host_port, "containerPort": fwd.pod_port, "protocol": fwd.protocol,
+                        **({"hostIP": fwd.host_ip} if fwd.host_ip else {})})
+            continue
         for ra in manifest.apps:
             for p in ra.app.ports:
                 if p.name == fwd.name:
@@ -162,31 +170,36 @@ def isolator_bpf(pod_dir: str, config: abi.RuntimeConfig, wanted: SeccompFilter,
 def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: str = "/dev/null") -> PodPlan:
     """The pod's plan from its dir (writing each app's env file on the way)."""
     manifest = read_manifest(pod_dir)
-    if not manifest.apps:
+    if not manifest.apps and not config.mutable:
         raise PyrktError("pod must contain at least one application")
     if config.interactive and len(manifest.apps) > 1:
         raise UsageError("--interactive works with exactly one app")
     compiled: dict[Any, bytes] = {}
     etc = etc_files(pod_dir, config)
     idmapped = pod_files_idmapped(pod_dir, config)
-    apps = []
-    for ra in manifest.apps:
-        name = ra.name
-        app = stage1_plan.app_plan(
-            ra, config, lowers=read_layers(pod_dir, name),
-            upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
-            work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
-            rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-            log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
-            console=console,  # pod init's paths: relative to pod
-            volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
-            pod_dir=pod_dir, idmapped=idmapped)
-        fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
-        apps.append(app)
+    apps = [plan_app(pod_dir, config, manifest, ra, etc, console=console, idmapped=idmapped, compiled=compiled)
+            for ra in manifest.apps]
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
                                 pod=pod_dir,  # until pod init enters its own root (initroot)
                                 python=sys.executable, podinit=lean_script(), pids_dir=PIDS_DIR,
                                 state_file=STATE_FILE, volume_devices=volume_devices(apps))
+
+
+def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra: RuntimeApp, etc: EtcFiles, *,
+             console: str, idmapped: bool, compiled: dict[Any, bytes]) -> AppPlan:
+    """One app's plan (a `run` pod's or one added to a mutable pod), its env file written."""
+    name = ra.name
+    app = stage1_plan.app_plan(
+        ra, config, lowers=read_layers(pod_dir, name),
+        upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
+        work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
+        rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
+        log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
+        console=console,  # pod init's paths: relative to pod
+        volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
+        pod_dir=pod_dir, idmapped=idmapped)
+    fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
+    return app
 
 
 def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
@@ -365,6 +378,14 @@ class DefaultFlavor:
         plan = to_plain(pod.replace(apps=()))
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a, "oom_events": a.oom_events} for a in pod.apps]
         plan["ready_fd"] = ready_w
+        if config.mutable:  # what the apps added later need (see podinit.py)
+            import marshal
+
+            from pyrkt.kernel import inroot  # noqa: F401  for added apps' volumes, set up from this fork
+
+            fs.atomic_write(os.path.join(pod_dir, ETC_PLAN), marshal.dumps(to_plain(pod.etc)), sync=False)
+            os.makedirs(os.path.join(pod_dir, abi.REQUESTS_DIR), exist_ok=True)
+            plan.update(mutable=True, requests_dir=abi.REQUESTS_DIR)
         if userns:  # the pod's user namespace, for pod init to idmap its apps into and have them join
             plan["userns_fd"] = execute.make_user_namespace(LinuxKernel(), userns.pop(), pod)
 
@@ -487,9 +508,13 @@ class DefaultFlavor:
 
     # -- enter -------------------------------------------------------------------------
 
-    def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
+    def enter(self, pod_dir: str, app: str, argv: list[str], *, tty: bool = False) -> int:
+        """``tty`` (`app exec --tty`): the command gets a terminal of its own, carried to and from
+        the caller's stdin and stdout as `run --interactive` carries the app's."""
+        import fcntl  # noqa: F401  (--tty) imported now: after setns the host's modules are gone
+
         from pyrkt.stage1 import users
-        from pyrkt.stage1.app import find_executable  # imported now: after setns the host's modules are gone
+        from pyrkt.stage1.app import TIOCSCTTY, find_executable
 
         target = app_host_pid(pod_dir, app)
         env = enter_env(pod_dir, app, dict(os.environ))
@@ -503,6 +528,7 @@ class DefaultFlavor:
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = cgroups.enter_paths(sub, app) if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
+        pty = os.openpty() if tty else None
         pid = os.fork()
         if pid == 0:
             code = 254
@@ -512,6 +538,13 @@ class DefaultFlavor:
                 child = os.fork()
                 if child == 0:
                     try:
+                        if pty is not None:  # its own session, the pty its controlling terminal
+                            os.setsid()
+                            os.close(pty[0])
+                            fcntl.ioctl(pty[1], TIOCSCTTY, 0)
+                            for fd in (0, 1, 2):
+                                os.dup2(pty[1], fd)
+                            os.close(pty[1])
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
                         execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=True)
@@ -519,10 +552,18 @@ class DefaultFlavor:
                     except BaseException as e:
                         sys.stderr.write(f"pyrkt: {e}\n")
                         os._exit(254)
+                if pty is not None:
+                    os.close(pty[0])
+                    os.close(pty[1])
                 code = wait_exit(child)
             except BaseException as e:
                 sys.stderr.write(f"pyrkt: {e}\n")
             os._exit(code)
+        if pty is not None:
+            from pyrkt.stage1 import foreground
+
+            os.close(pty[1])
+            foreground.proxy(pty[0], pid)
         return wait_exit(pid)
 
     # -- stop --------------------------------------------------------------------------
@@ -555,6 +596,55 @@ class DefaultFlavor:
 
     def gc(self, pod_dir: str) -> None:
         self.release(pod_dir, cgroups=True)
+
+    # -- mutable pods (app sandbox) ----------------------------------------------------
+    # The caller holds the pod's apps lock (abi.APPS_LOCK); pod init does the rest, asked
+    # through the pod dir (pyrkt.stage1.mutable: `app start` needs nothing more).
+
+    def create_app(self, pod_dir: str, manifest: PodManifest, name: str) -> None:
+        """`app add`: plan the app (of ``manifest``, the pod's with it) as `run` plans its apps,
+        make its cgroups with its limits, and write the plan where pod init reads it at each
+        `app start` (rkt writes the app's units at add)."""
+        import marshal
+
+        from pyrkt.model.plan import from_plain
+
+        config_path = os.path.join(pod_dir, abi.RUNTIME_CONFIG)
+        config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
+        ra = manifest.app(name)
+        if ra is None:
+            raise PyrktError(f"pod {config.uuid} has no app {name!r}")
+        with open(os.path.join(pod_dir, ETC_PLAN), "rb") as f:
+            etc = from_plain(EtcFiles, marshal.load(f))
+        app = plan_app(pod_dir, config, manifest, ra, etc, console="/dev/null",
+                       idmapped=pod_files_idmapped(pod_dir, config), compiled={})
+        sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
+        made = LinuxKernel().cgroup_create_app(sub, name, app.limits)
+        for isolator in made.skipped:
+            sys.stderr.write(f"warning: app {name}: {isolator} isolator set but this host has no "
+                             f"{dict(cgroups.NEEDS)[isolator]} cgroup controller: skipped\n")
+        app = app.replace(cgroups=made.dirs, oom_events=made.oom_events)
+        fs.atomic_write(os.path.join(pod_dir, abi.APPSINFO, name, APP_PLAN), marshal.dumps(to_plain(app)), sync=False)
+
+    def stop_app(self, pod_dir: str, name: str, timeout: float) -> None:
+        """TERM the app (KILL after the pod's stop timeout) and wait until it has exited."""
+        ask_pod_init(pod_dir, name, "stop")
+        status = os.path.join(pod_dir, abi.app_status(name))
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(status):
+            if not lock.is_locked(pod_dir):
+                return  # the pod has gone, and its apps with it
+            if time.monotonic() > deadline:
+                raise InvalidState(f"app {name} did not stop within {timeout:g}s")
+            time.sleep(0.01)
+
+    def remove_app(self, pod_dir: str, name: str) -> None:
+        """Have pod init forget the (stopped) app, and remove its cgroups."""
+        if lock.is_locked(pod_dir):
+            ask_pod_init(pod_dir, name, "rm")
+        sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
+        if sub:
+            LinuxKernel().cgroup_remove(f"{sub}/{cgroups.app_dir(name)}")
 
 
 def app_host_pid(pod_dir: str, app: str) -> int:

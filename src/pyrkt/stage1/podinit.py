@@ -18,7 +18,7 @@ rkt's rules: an app exiting 0 leaves the others running; the first app exiting n
 the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL after the
 stop timeout) are recorded as 0; the pod ends when every app has ended. An app killed by the
 kernel's OOM killer (its memory cgroup counted a kill) is recorded as killed by SIGKILL (137)
-and stamped ``<app>-oom-killed``.
+and stamped ``<app>-oom-killed``. Mutable pods: see the comment above ``serve_requests``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGCHLD = 1, 2, 9, 13, 15, 17
-HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP)
+SIGHUP, SIGINT, SIGKILL, SIGUSR1, SIGPIPE, SIGTERM, SIGCHLD = 1, 2, 9, 10, 13, 15, 17
+HANDLED = (SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1)
 CHUNK = 65536
 LINE_MAX = 16384
 SLIM_AFTER = 0.5
@@ -47,7 +47,7 @@ MUX_WAIT = 1.0  # how long an exited app's iomux helper may take to pass on what
 
 
 class App:
-    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom")
+    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom", "kill_at")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -59,6 +59,7 @@ class App:
         self.fds: dict[str, int] = {}
         self.log = -1
         self.oom = -1  # its memory cgroup's OOM counter, opened while the host's cgroupfs is in reach
+        self.kill_at: float | None = None  # `app stop` of a mutable pod: when TERM turns to KILL
 
 
 def stamp() -> str:
@@ -103,6 +104,8 @@ class PodInit:
         self.wake = -1
         self.parent: int = plan.get("parent_fd", -1)  # pidfd of the foreground `pyrkt run`
         self.orphaned = False
+        self.mutable: bool = plan.get("mutable", False)
+        self.slim_at: float | None = None  # when to re-execute as the lean interpreter
 
     def path(self, rel: str) -> str:
         """A path in the pod dir, wherever pod init's root is."""
@@ -128,6 +131,10 @@ class PodInit:
             self.reap()
         elif sig in (SIGTERM, SIGINT, SIGHUP):
             self.begin_stop(None, sig)
+        elif sig == SIGUSR1 and self.mutable:
+            self.serve_requests()
+            if self.slim_at is not None:  # apps come in bursts (a CRI's): added ones start faster unslimmed
+                self.slim_at = time.monotonic() + SLIM_AFTER
 
     def on_parent_exit(self) -> None:
         """The foreground ``pyrkt run`` died: nobody waits for the pod, so it stops."""
@@ -158,8 +165,8 @@ class PodInit:
                 error = f"cannot start pod init: {e}"
         for app in self.apps:
             error = error or self.spawn(app)
-        for key in ("apps_mntns", "userns_fd"):  # fds only the apps' set-up needed
-            if self.plan.get(key, -1) >= 0:
+        for key in ("apps_mntns", "userns_fd"):  # fds only the apps' set-up needed (and an added app's)
+            if self.plan.get(key, -1) >= 0 and not self.mutable:
                 os.close(self.plan.pop(key))
         # the apps have their default SIGPIPE; pod init gets EPIPE (as after its re-exec) when
         # the reader of the ready pipe or of the tee'd output has gone (a killed `run`)
@@ -186,7 +193,10 @@ class PodInit:
         error line, or None once the exec happened (its CLOEXEC error pipe closed empty)."""
         spec = app.spec
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        io = None if self.plan["interactive"] else open_stdio(spec, self.plan)
+        if self.plan["interactive"]:
+            io = None
+        else:  # an added app's modes: from its plan file, read as plain data (no import)
+            io = open_stdio(spec["plan"] if "plan" in spec else Modes(self.path(spec["plan_file"])), self.plan)
         pid = os.fork()
         if pid == 0:
             try:
@@ -194,6 +204,13 @@ class PodInit:
                 _signal.set_wakeup_fd(-1)  # the app is not pod init: default dispositions, no wakeup fd
                 for sig in HANDLED:
                     _signal.signal(sig, _signal.SIG_DFL)
+                if "plan_file" in spec:  # an app added to a mutable pod
+                    if "pyrkt.stage1.app" not in sys.modules:  # the lean pod init: a fresh interpreter sets it up
+                        self.exec_setup(spec["plan_file"], io.child if io else {}, err_w)
+                    from pyrkt.model.plan import AppPlan, from_plain
+
+                    with open(self.path(spec["plan_file"]), "rb") as f:
+                        spec["plan"] = from_plain(AppPlan, marshal.load(f))
                 from pyrkt.stage1 import app as setup
 
                 setup.run_app(spec, self.plan, io.child if io else {}, err_w)
@@ -227,6 +244,121 @@ class PodInit:
             return f"app {app.name}: {msg.decode(errors='replace').strip()}"
         return None
 
+    # In an added app's child of the lean pod init (no pyrkt in it): exec a fresh interpreter
+    # that sets the app up from its plan file.
+    def exec_setup(self, plan_file: str, stdio: dict[str, int], err_w: int) -> None:
+        fds = [err_w, self.plan.get("apps_mntns", -1), self.plan.get("userns_fd", -1)]
+        for fd in [*fds, *stdio.values()]:
+            if fd >= 0:
+                os.set_inheritable(fd, True)
+        code = (f"import sys; sys.path[:0] = [{self.plan['import_path']!r}]; "
+                "from pyrkt.stage1.app import main_added; main_added(sys.argv[1:])")
+        python = self.plan["python"]
+        os.execv(python, [python, "-I", "-S", "-c", code, self.path(plan_file), *map(str, fds),
+                          *(f"{name}={fd}" for name, fd in stdio.items())])
+
+    # -- mutable pods ----------------------------------------------------------------------
+    # A mutable pod (`app sandbox`, plan["mutable"]) starts with no app and lives until it is
+    # stopped: an app's exit, whatever its code, ends only that app. `pyrkt app start|stop|rm`
+    # leave a request in the pod dir (requests/<app>: "ACTION NONCE") and send SIGUSR1; pod init
+    # carries out every request there, writes <app>.result ("NONCE ok" or "NONCE error:WHY") and
+    # removes the request. An added app is set up from the plan `app add` wrote
+    # (appsinfo/<app>/plan): in pod init's own fork until it slims down, then by a fresh
+    # interpreter (pyrkt.stage1.app.main_added), so the lean pod init stays as small as an
+    # ordinary pod's. (Comments, not docstrings: they cost the lean pod init no memory.)
+
+    def serve_requests(self) -> None:
+        where = self.path(self.plan["requests_dir"])
+        try:
+            names = os.listdir(where)
+        except OSError:
+            return
+        for name in names:
+            if "." in name:  # results and temporary files: an app name has no dot
+                continue
+            path = where + "/" + name
+            try:
+                with open(path) as f:
+                    action, _, nonce = f.read().partition(" ")
+            except OSError:
+                continue
+            try:
+                error = self.act(action, name)
+            except Exception as e:  # the one who asked hears why; pod init goes on
+                error = str(e) or repr(e)
+            write_file(path + ".result", nonce + (" error:" + error if error else " ok"))
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    def find(self, name: str) -> App | None:
+        for app in self.apps:
+            if app.name == name:
+                return app
+        return None
+
+    def act(self, action: str, name: str) -> str | None:
+        app = self.find(name)
+        live = app is not None and app.pid != 0 and app.code is None
+        if action == "stop":
+            if app is not None and live:
+                app.stopped = True
+                app.kill_at = time.monotonic() + self.plan["stop_timeout"]
+                self.kill_app(app, SIGTERM)
+            return None
+        if action == "rm":
+            if live:
+                return "the app is running"
+            if app is not None:
+                self.apps.remove(app)
+                self.forget(app)
+            return None
+        if action != "start":
+            return f"unknown request {action!r}"
+        if live:
+            return "the app is running already"
+        if self.stopping:
+            return "the pod is stopping"
+        plan_file = "appsinfo/" + name + "/plan"
+        with open(self.path(plan_file), "rb") as f:
+            log = marshal.load(f)["log"]
+        if app is None:
+            app = App({"name": name, "log": log})
+            self.apps.append(app)
+        else:
+            self.forget(app)
+            app.pid, app.code, app.stopped, app.kill_at = 0, None, False, None
+        status = self.path(self.plan["status_dir"]) + "/" + name
+        for stale in (status, status + "-oom-killed"):
+            try:
+                os.unlink(stale)
+            except FileNotFoundError:
+                pass
+        app.spec = {"name": name, "log": log, "plan_file": plan_file}
+        error = self.spawn(app)
+        app.spec = {"name": name, "log": log}
+        if error is None:
+            write_file(status + "-started", f"{time.time():f}")
+        return error
+
+    def forget(self, app: App) -> None:  # an ended app's fds, before a restart or `app rm`
+        self.drain(app)
+        for fd in list(app.fds.values()):
+            self.close_stream(fd)
+        for fd in (app.log, app.oom):
+            if fd >= 0:
+                os.close(fd)
+        app.log = app.oom = -1
+
+    def kill_app(self, app: App, sig: int) -> None:
+        for target in (-app.pid, app.pid):  # its process group, else the process
+            try:
+                os.kill(target, sig)
+                return
+            except ProcessLookupError:
+                continue
+
     def watch(self, app: App, stream: str, fd: int) -> None:
         os.set_blocking(fd, False)
         self.by_fd[fd] = (app, stream)
@@ -257,7 +389,8 @@ class PodInit:
             if code == 128 + SIGKILL and self.oom_killed(app):
                 write_file(self.path(self.plan["status_dir"]) + "/" + app.name + "-oom-killed", "")
             write_file(self.path(self.plan["status_dir"]) + "/" + app.name, str(code))
-            if code != 0 and not self.stopping:
+            app.kill_at = None
+            if code != 0 and not self.stopping and not self.mutable:
                 self.begin_stop(code)
 
     def oom_killed(self, app: App) -> bool:
@@ -289,12 +422,7 @@ class PodInit:
         for app in self.apps:
             if app.pid and app.code is None:
                 app.stopped = True
-                for target in (-app.pid, app.pid):  # its process group, else the process
-                    try:
-                        os.kill(target, sig)
-                        break
-                    except ProcessLookupError:
-                        continue
+                self.kill_app(app, sig)
 
     # -- logs ----------------------------------------------------------------------------
 
@@ -349,12 +477,18 @@ class PodInit:
 
     # -- main loop -----------------------------------------------------------------------
 
-    def running(self) -> bool:
-        return any(a.pid and a.code is None for a in self.apps)
+    def running(self) -> bool:  # an app runs, or the pod is mutable and not stopping
+        return any(a.pid and a.code is None for a in self.apps) or (self.mutable and not self.stopping)
 
     def loop(self, slim_at: float | None = None) -> int:
+        self.slim_at = slim_at
         while self.running():
-            deadlines = [d for d in (self.kill_at, slim_at) if d is not None]
+            ending = [a for a in self.apps if a.kill_at is not None and a.code is None]  # by `app stop`
+            for app in ending:
+                if app.kill_at is not None and app.kill_at <= time.monotonic():
+                    self.kill_app(app, SIGKILL)
+                    app.kill_at = None
+            deadlines = [d for d in (self.kill_at, self.slim_at, *(a.kill_at for a in ending)) if d is not None]
             timeout = None
             if deadlines:
                 left = min(deadlines) - time.monotonic()
@@ -362,7 +496,7 @@ class PodInit:
                     self.signal_apps(SIGKILL)
                     self.kill_at = None
                     continue
-                if slim_at is not None and slim_at - time.monotonic() <= 0 and not self.stopping:
+                if self.slim_at is not None and self.slim_at - time.monotonic() <= 0 and not self.stopping:
                     self.reexec()  # does not return
                 timeout = max(0, int(left * 1000)) + 1
             for fd, _ in self.poll.poll(timeout):
@@ -429,7 +563,7 @@ class PodInit:
 
     def state(self) -> dict[str, Any]:
         apps = [{"name": a.name, "log": a.spec["log"], "pid": a.pid, "code": a.code, "stopped": a.stopped,
-                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom} for a in self.apps]
+                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom, "kill_at": a.kill_at} for a in self.apps]
         plan = {k: v for k, v in self.plan.items() if k != "apps"}
         return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed,
                 "orphaned": self.orphaned}
@@ -446,6 +580,9 @@ class PodInit:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
+        for key in ("apps_mntns", "userns_fd"):  # a mutable pod's, for the apps added later
+            if self.plan.get(key, -1) >= 0:
+                os.set_inheritable(self.plan[key], True)
         python = self.plan["python"]
         try:
             os.execv(python, [python, "-I", "-S", self.plan["podinit"], "--resume", path])
@@ -465,13 +602,14 @@ class PodInit:
         init.orphaned = state["orphaned"]
         if init.parent >= 0:
             os.set_inheritable(init.parent, False)
-        if not plan.get("teardown"):  # only the teardown needs the interpreter's files again
+        if not plan.get("teardown") and not init.mutable:  # the teardown and added apps need them
             for fd in plan.get("root_fds", ()):
                 os.close(fd)
             plan["root_fds"] = []
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped, app.oom = saved["pid"], saved["code"], saved["stopped"], saved["oom"]
+            app.kill_at = saved["kill_at"]
             if app.oom >= 0:
                 os.set_inheritable(app.oom, False)
             if app.code is None:
@@ -486,12 +624,27 @@ class PodInit:
         return init
 
 
-def open_stdio(spec: dict[str, Any], plan: dict[str, Any]) -> Any:
+def open_stdio(app: Any, plan: dict[str, Any]) -> Any:
     """The app's fds by its stdio modes, and its iomux helper if it is attachable
-    (pyrkt.stage1.appio)."""
+    (pyrkt.stage1.appio). The lean pod init, whose root has no host path, imports it through
+    its fd on pyrkt's package (an app added to a mutable pod after it slimmed down)."""
+    if "pyrkt.stage1.appio" not in sys.modules and plan.get("import_path") and plan["import_path"] not in sys.path:
+        sys.path.insert(0, plan["import_path"])
     from pyrkt.stage1 import appio
 
-    return appio.open_stdio(spec["plan"], plan)
+    return appio.open_stdio(app, plan)
+
+
+class Modes:
+    # An added app's name and stdio modes, read from its marshal'ed plan (to_plain's dict)
+    # without importing the plan's classes: what appio.open_stdio asks of an AppPlan.
+    def __init__(self, plan_file: str) -> None:
+        with open(plan_file, "rb") as f:
+            d = marshal.load(f)
+        self.name = d["name"]
+        self.stdin, self.stdout, self.stderr = (d.get(s, dflt) for s, dflt in
+                                                (("stdin", "null"), ("stdout", "log"), ("stderr", "log")))
+        self.attachable = any(m in ("stream", "tty") for m in (self.stdin, self.stdout, self.stderr))
 
 
 def run_forked(plan: dict[str, Any], enter_root: Callable[[], dict[str, Any]] | None = None) -> int:

@@ -93,6 +93,8 @@ def test_bash_completes_commands_subcommands_and_flags() -> None:
     assert complete("pyrkt", "--dir", "/x", "image", "r") == ["rm", "render"]
     assert complete("pyrkt", "fetch", "--pull") == ["--pull-policy="]
     assert complete("pyrkt", "run", "--net", "img", "--exe") == ["--exec="]
+    assert complete("pyrkt", "app", "st") == ["start", "stop", "status"]
+    assert complete("pyrkt", "app", "add", "--mnt") == ["--mnt-volume="]
 
 
 def test_zsh_script_defines_the_completion_for_every_command() -> None:

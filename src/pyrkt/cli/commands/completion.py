@@ -56,7 +56,7 @@ SCAN_WORD = [
     "        esac",
     '        case "$key" in',
     '            "") key="$w";;',
-    '            image) key="image $w";;',
+    '            image|app) key="$key $w";;',
     "        esac",
 ]
 

@@ -1,0 +1,43 @@
+"""The host side's one way to talk to a mutable pod's init (`app start|stop|rm`): a request
+file in the pod dir and SIGUSR1 (podinit.py says what pod init does with it). Small on
+purpose: `app start` imports nothing else of stage1."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pyrkt.errors import InvalidState, PyrktError
+from pyrkt.kernel import fs, lock
+from pyrkt.model import abi
+from pyrkt.stage1.poddir import read_pid
+
+SIGUSR1 = 10
+
+
+def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> None:
+    """Leave a request for a mutable pod's init (see podinit.py), signal it, and wait for its
+    answer; an "error:" answer is raised. The request is on disk before the signal: if this
+    process dies, pod init still carries it out on the next signal."""
+    where = os.path.join(pod_dir, abi.REQUESTS_DIR, app)
+    nonce = os.urandom(8).hex()
+    fs.atomic_write(where, f"{action} {nonce}", sync=False)
+    pid = read_pid(pod_dir)
+    if pid is None or not lock.is_locked(pod_dir):
+        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
+    os.kill(pid, SIGUSR1)
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        answer = fs.read_text(where + ".result") or ""
+        if answer.startswith(nonce + " "):
+            break
+        if not lock.is_locked(pod_dir):
+            raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
+        if time.monotonic() > deadline:
+            raise InvalidState(f"pod {os.path.basename(pod_dir)}: no answer from pod init to {action} {app}")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.004)
+    why = answer[len(nonce) + 1:]
+    if why.startswith("error:"):
+        raise PyrktError(f"app {app}: {why.removeprefix('error:').strip()}")

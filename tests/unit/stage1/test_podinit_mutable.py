@@ -1,0 +1,170 @@
+"""Pod init of a mutable pod (`app sandbox`): the requests `app start|stop|rm` leave in the pod
+dir, and what they do to an app's state. The apps are real child processes (forked by a stand-in
+for the app set-up, which needs root), so exits, signals and reaping are the kernel's."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyrkt.stage1.podinit import App, PodInit
+
+
+class Sandbox:
+    def __init__(self, pod: Path) -> None:
+        self.pod = pod
+        for d in ("req", "status", "pids", "logs"):
+            (pod / d).mkdir()
+        self.init = PodInit({"apps": [], "tee": False, "mutable": True, "pod": str(pod), "requests_dir": "req",
+                             "status_dir": "status", "pids_dir": "pids", "stop_timeout": 10.0})
+        self.init.spawn = self.spawn  # type: ignore[method-assign]
+        self.behaviour: dict[str, str] = {}
+        self.nonce = 0
+
+    def spawn(self, app: App) -> str | None:
+        """What pod init's spawn does, with the app's set-up replaced by a child that exits
+        with a code (or sleeps until it is signalled)."""
+        how = self.behaviour.get(app.name, "sleep")
+        if how.startswith("error:"):
+            return how.removeprefix("error:")
+        pid = os.fork()
+        if pid == 0:
+            if how == "sleep":
+                time.sleep(60)
+            os._exit(int(how) if how.isdigit() else 0)
+        app.pid = pid
+        self.init.by_pid[pid] = app
+        return None
+
+    def add(self, name: str) -> None:
+        (self.pod / "appsinfo" / name).mkdir(parents=True)
+        (self.pod / "appsinfo" / name / "plan").write_bytes(marshal.dumps({"log": f"logs/{name}.log"}))
+
+    def ask(self, action: str, name: str) -> str:
+        self.nonce += 1
+        (self.pod / "req" / name).write_text(f"{action} n{self.nonce}")
+        self.init.serve_requests()
+        assert not (self.pod / "req" / name).exists()
+        nonce, _, answer = (self.pod / "req" / f"{name}.result").read_text().partition(" ")
+        assert nonce == f"n{self.nonce}"
+        return answer
+
+    def state(self, name: str) -> str:
+        status = self.pod / "status" / name
+        if status.exists():
+            return f"exited {status.read_text()}"
+        return "running" if (self.pod / "status" / f"{name}-started").exists() else "created"
+
+    def reap_until(self, name: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.pod / "status" / name).exists():
+            assert time.monotonic() < deadline, f"app {name} was not reaped"
+            self.init.reap()
+            time.sleep(0.01)
+
+    def kill_all(self) -> None:
+        for app in self.init.apps:
+            if app.pid and app.code is None:
+                os.kill(app.pid, 9)
+                os.waitpid(app.pid, 0)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    sb = Sandbox(tmp_path)
+    yield sb
+    sb.kill_all()
+
+
+def test_a_sandbox_without_apps_keeps_running_until_it_is_stopped(sandbox: Sandbox) -> None:
+    assert sandbox.init.running()
+    sandbox.init.begin_stop(None)
+    assert not sandbox.init.running()
+
+
+def test_start_runs_the_added_app_and_answers_ok(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    assert sandbox.ask("start", "web") == "ok"
+    assert sandbox.state("web") == "running"
+    assert [a.name for a in sandbox.init.apps] == ["web"]
+
+
+def test_a_second_start_of_a_running_app_is_refused(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.ask("start", "web")
+    assert sandbox.ask("start", "web") == "error:the app is running already"
+    assert len(sandbox.init.apps) == 1
+
+
+def test_an_app_failing_ends_only_itself_in_a_sandbox(sandbox: Sandbox) -> None:
+    sandbox.add("bad")
+    sandbox.add("web")
+    sandbox.behaviour["bad"] = "3"
+    sandbox.ask("start", "web")
+    sandbox.ask("start", "bad")
+    sandbox.reap_until("bad")
+    assert sandbox.state("bad") == "exited 3"
+    assert sandbox.state("web") == "running"
+    assert not sandbox.init.stopping and sandbox.init.running()
+
+
+def test_stop_records_the_stopped_app_as_0_and_start_runs_it_again(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.ask("start", "web")
+    first = sandbox.init.apps[0].pid
+    assert sandbox.ask("stop", "web") == "ok"
+    assert sandbox.init.apps[0].kill_at is not None  # TERM now, KILL after the stop timeout
+    sandbox.reap_until("web")
+    assert sandbox.state("web") == "exited 0"
+    assert sandbox.init.apps[0].kill_at is None
+    assert sandbox.ask("start", "web") == "ok"
+    assert sandbox.state("web") == "running"  # the old exit code is gone
+    assert sandbox.init.apps[0].pid != first and len(sandbox.init.apps) == 1
+
+
+def test_stop_of_an_app_that_is_not_running_is_no_error(sandbox: Sandbox) -> None:
+    assert sandbox.ask("stop", "web") == "ok"
+
+
+def test_rm_of_a_running_app_is_refused_and_of_an_exited_one_forgets_it(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.ask("start", "web")
+    assert sandbox.ask("rm", "web") == "error:the app is running"
+    sandbox.ask("stop", "web")
+    sandbox.reap_until("web")
+    assert sandbox.ask("rm", "web") == "ok"
+    assert sandbox.init.apps == []
+
+
+def test_a_failed_start_is_answered_with_why(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.behaviour["web"] = "error:app web: executable 'httpd' not found"
+    assert sandbox.ask("start", "web") == "error:app web: executable 'httpd' not found"
+    assert sandbox.state("web") == "created"
+
+
+def test_start_of_an_app_without_a_plan_is_answered_with_an_error(sandbox: Sandbox) -> None:
+    assert sandbox.ask("start", "ghost").startswith("error:")
+
+
+def test_an_unknown_request_is_answered_with_an_error(sandbox: Sandbox) -> None:
+    assert sandbox.ask("restart", "web") == "error:unknown request 'restart'"
+
+
+def test_a_stopping_pod_starts_no_app(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.init.begin_stop(None)
+    assert sandbox.ask("start", "web") == "error:the pod is stopping"
+
+
+def test_results_and_temporary_files_are_not_taken_for_requests(sandbox: Sandbox) -> None:
+    (sandbox.pod / "req" / "web.result").write_text("n0 ok")
+    (sandbox.pod / "req" / "web.tmp-12").write_text("start n9")
+    sandbox.init.serve_requests()
+    assert sandbox.init.apps == []
+    assert (sandbox.pod / "req" / "web.tmp-12").exists()
