@@ -207,11 +207,11 @@ def test_unknown_image_in_the_registry_is_not_found_and_bad_refs_are_invalid(
     assert "\n" not in str(bad.value.details()) and "Traceback" not in str(bad.value.details())
 
 
-def test_sandbox_calls_are_unimplemented_naming_the_call(cri: Cri) -> None:
+def test_calls_not_wired_are_unimplemented_naming_the_call(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
-        cri.client.call("RuntimeService", "RunPodSandbox", pb.RunPodSandboxRequest(), pb.RunPodSandboxResponse)
+        cri.client.call("RuntimeService", "Exec", pb.ExecRequest(), pb.ExecResponse)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert str(e.value.details()).startswith("RunPodSandbox is not implemented by pyrkt yet")
+    assert str(e.value.details()).startswith("Exec is not implemented by pyrkt yet")
     events = cri.client.channel.unary_stream("/runtime.v1.RuntimeService/GetContainerEvents",
                                              request_serializer=pb.GetEventsRequest.SerializeToString,
                                              response_deserializer=pb.ContainerEventResponse.FromString)

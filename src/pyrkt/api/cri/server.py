@@ -3,8 +3,8 @@ on a unix socket, as a kubelet's ``--container-runtime-endpoint`` expects.
 
 Every call reads (and writes) the on-disk state afresh: the store, ``<data dir>/cri``. Errors
 become gRPC status codes in one place (``_unary``); an unexpected exception is an INTERNAL
-status with one line, never a traceback to the caller. RuntimeService calls that need a pod
-sandbox answer UNIMPLEMENTED, naming the call, until sandboxes are wired to app sandboxes.
+status with one line, never a traceback to the caller. RuntimeService's sandbox and container
+calls are pods.py's; a call not wired yet answers UNIMPLEMENTED, naming itself.
 """
 
 from __future__ import annotations
@@ -106,10 +106,13 @@ class ImageService:
 
 
 class RuntimeService:
-    """The calls of ``runtime.v1.RuntimeService`` that need no sandbox."""
+    """The calls of ``runtime.v1.RuntimeService``: sandboxes and containers through ``pods``."""
 
-    def __init__(self, settings: runtime.Settings) -> None:
+    def __init__(self, config: Config, settings: runtime.Settings) -> None:
+        from pyrkt.api.cri.pods import Pods
+
         self.settings = settings
+        self.pods = Pods(config, settings, pyrkt_argv(config))
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return runtime.version()
@@ -123,14 +126,86 @@ class RuntimeService:
         return pb.UpdateRuntimeConfigResponse()
 
 
+    # -- sandboxes --------------------------------------------------------------------------
+
+    def RunPodSandbox(self, request: pb.RunPodSandboxRequest,
+                      context: grpc.ServicerContext) -> pb.RunPodSandboxResponse:
+        return pb.RunPodSandboxResponse(pod_sandbox_id=self.pods.run_sandbox(request))
+
+    def StopPodSandbox(self, request: pb.StopPodSandboxRequest,
+                       context: grpc.ServicerContext) -> pb.StopPodSandboxResponse:
+        self.pods.stop_sandbox(request.pod_sandbox_id)
+        return pb.StopPodSandboxResponse()
+
+    def RemovePodSandbox(self, request: pb.RemovePodSandboxRequest,
+                         context: grpc.ServicerContext) -> pb.RemovePodSandboxResponse:
+        self.pods.remove_sandbox(request.pod_sandbox_id)
+        return pb.RemovePodSandboxResponse()
+
+    def PodSandboxStatus(self, request: pb.PodSandboxStatusRequest,
+                         context: grpc.ServicerContext) -> pb.PodSandboxStatusResponse:
+        return pb.PodSandboxStatusResponse(status=self.pods.sandbox_status(request.pod_sandbox_id))
+
+    def ListPodSandbox(self, request: pb.ListPodSandboxRequest,
+                       context: grpc.ServicerContext) -> pb.ListPodSandboxResponse:
+        f = request.filter if request.HasField("filter") else None
+        return pb.ListPodSandboxResponse(items=self.pods.list_sandboxes(f))
+
+    # -- containers -------------------------------------------------------------------------
+
+    def CreateContainer(self, request: pb.CreateContainerRequest,
+                        context: grpc.ServicerContext) -> pb.CreateContainerResponse:
+        return pb.CreateContainerResponse(container_id=self.pods.create_container(request))
+
+    def StartContainer(self, request: pb.StartContainerRequest,
+                       context: grpc.ServicerContext) -> pb.StartContainerResponse:
+        self.pods.start_container(request.container_id)
+        return pb.StartContainerResponse()
+
+    def StopContainer(self, request: pb.StopContainerRequest,
+                      context: grpc.ServicerContext) -> pb.StopContainerResponse:
+        self.pods.stop_container(request.container_id, request.timeout)
+        return pb.StopContainerResponse()
+
+    def RemoveContainer(self, request: pb.RemoveContainerRequest,
+                        context: grpc.ServicerContext) -> pb.RemoveContainerResponse:
+        self.pods.remove_container(request.container_id)
+        return pb.RemoveContainerResponse()
+
+    def ListContainers(self, request: pb.ListContainersRequest,
+                       context: grpc.ServicerContext) -> pb.ListContainersResponse:
+        f = request.filter if request.HasField("filter") else None
+        return pb.ListContainersResponse(containers=self.pods.list_containers(f))
+
+    def ContainerStatus(self, request: pb.ContainerStatusRequest,
+                        context: grpc.ServicerContext) -> pb.ContainerStatusResponse:
+        return pb.ContainerStatusResponse(status=self.pods.container_status(request.container_id))
+
+    def ExecSync(self, request: pb.ExecSyncRequest, context: grpc.ServicerContext) -> pb.ExecSyncResponse:
+        return self.pods.exec_sync(request.container_id, list(request.cmd), request.timeout)
+
+
+def pyrkt_argv(config: Config) -> list[str]:
+    """This pyrkt, with the server's data and config dirs (the user config dir is the CRI's)."""
+    argv = [sys.executable, "-m", "pyrkt", f"--dir={config.data_dir}", f"--local-config={config.dirs.local}",
+            f"--system-config={config.dirs.system}"]
+    if config.insecure:
+        argv.append(f"--insecure-options={','.join(sorted(config.insecure))}")
+    return argv
+
+
 def not_wired(name: str) -> str:
-    return (f"{name} is not implemented by pyrkt yet: pod sandboxes and containers are not wired to "
-            "app sandboxes (ImageService, Version, Status and UpdateRuntimeConfig are)")
+    return (f"{name} is not implemented by pyrkt yet (docs/commands.md, Kubernetes CRI, says what the "
+            "CRI server does and does not do)")
 
 
 # -- the method tables ------------------------------------------------------------------------
 
 def _abort(context: grpc.ServicerContext, name: str, e: BaseException) -> None:
+    from pyrkt.api.cri.pods import DeadlineExceeded
+
+    if isinstance(e, DeadlineExceeded):
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
     if isinstance(e, (PyrktError, OSError)):
         context.abort(*status_of(e))
     sys.stderr.write(f"pyrkt cri: {name}: internal error: {type(e).__name__}: {e}\n")
@@ -227,7 +302,7 @@ class Server:
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
         clear_stale_socket(self.path)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="cri"),
-                                  handlers=[method_table(RUNTIME_SERVICE, RuntimeService(settings)),
+                                  handlers=[method_table(RUNTIME_SERVICE, RuntimeService(config, settings)),
                                             method_table(IMAGE_SERVICE, ImageService(config))])
         old = os.umask(0o117)  # the socket is never, even for a moment, open to every local user
         try:

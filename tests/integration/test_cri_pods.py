@@ -1,0 +1,220 @@
+"""`pyrkt cri`'s pod sandboxes and containers, driven as a kubelet drives them: a gRPC client
+runs a sandbox (host network, or a real CNI network from the kubelet's conf dir), creates and
+starts containers of a fetched busybox image, reads their states, exit codes and logs at the
+kubelet's log path, execs into one, stops and removes all of it; a SIGKILLed server, started
+again, finds everything from the pod dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.test_cri import Cri, start
+
+from pyrkt.api.proto import cri_pb2 as pb
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A data dir with the busybox test image fetched: (data dir, image id)."""
+    base = tmp_path_factory.mktemp("cri-pods")
+    cli = Cli(base / "data")
+    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "echo hello")))
+    assert r.code == 0, r
+    full = cli("image", "list", "--full", "--no-legend", "--fields=id")  # the id the kubelet is given
+    yield base / "data", full.out.strip()
+    cli.collect_all()
+    assert mounts_under(base) == []
+
+
+@pytest.fixture()
+def cri(image: tuple[Path, str], tmp_path: Path) -> Iterator[Cri]:
+    conf = tmp_path / "net.d"
+    conf.mkdir()
+    server = start(image[0], tmp_path / "run" / "cri.sock", conf)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def rt(cri: Cri, method: str, request: Any) -> Any:
+    response = getattr(pb, type(request).__name__.removesuffix("Request") + "Response")
+    return cri.client.call("RuntimeService", method, request, response)
+
+
+def sandbox_config(tmp_path: Path, name: str, *, host_net: bool = True) -> pb.PodSandboxConfig:
+    logs = tmp_path / "logs" / name
+    ns = pb.NamespaceOption(network=pb.NODE if host_net else pb.POD, ipc=pb.POD, pid=pb.POD)
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace="default", attempt=0),
+        hostname=name, log_directory=str(logs), labels={"app": name, "tier": "test"},
+        annotations={"note": "kept"},
+        linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(namespace_options=ns)))
+
+
+def run_sandbox(cri: Cri, config: pb.PodSandboxConfig) -> str:
+    return str(rt(cri, "RunPodSandbox", pb.RunPodSandboxRequest(config=config)).pod_sandbox_id)
+
+
+def create(cri: Cri, sid: str, config: pb.PodSandboxConfig, image: str, name: str, *command: str) -> str:
+    c = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image),
+                           command=list(command), log_path=f"{name}/0.log", labels={"c": name},
+                           annotations={"k8s": name})
+    return str(rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=c,
+                                                                     sandbox_config=config)).container_id)
+
+
+def status(cri: Cri, cid: str) -> pb.ContainerStatus:
+    return rt(cri, "ContainerStatus", pb.ContainerStatusRequest(container_id=cid)).status
+
+
+def wait_state(cri: Cri, cid: str, state: int, timeout: float = 20) -> pb.ContainerStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = status(cri, cid)
+        if st.state == state:
+            return st
+        assert time.monotonic() < deadline, st
+        time.sleep(0.05)
+
+
+def containers(cri: Cri, f: pb.ContainerFilter | None = None) -> dict[str, int]:
+    return {c.id: c.state for c in rt(cri, "ListContainers", pb.ListContainersRequest(filter=f)).containers}
+
+
+def test_sandbox_with_two_containers_status_exec_logs_stop_remove(cri: Cri, image: tuple[Path, str],
+                                                                  tmp_path: Path) -> None:
+    config = sandbox_config(tmp_path, "two")
+    sid = run_sandbox(cri, config)
+    st = rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
+    assert (st.id, st.state, st.metadata.name, st.metadata.uid) == (sid, pb.SANDBOX_READY, "two", "uid-two")
+    assert dict(st.labels) == {"app": "two", "tier": "test"} and dict(st.annotations) == {"note": "kept"}
+    assert st.linux.namespaces.options.network == pb.NODE and st.created_at > 0
+
+    done = create(cri, sid, config, image[1], "done", "sh", "-c", "echo out; echo err >&2")
+    sleeper = create(cri, sid, config, image[1], "sleeper", "sleep", "1000")
+    assert done == f"{sid}-done"
+    assert status(cri, done).state == pb.CONTAINER_CREATED
+    rt(cri, "StartContainer", pb.StartContainerRequest(container_id=done))
+    rt(cri, "StartContainer", pb.StartContainerRequest(container_id=sleeper))
+    exited = wait_state(cri, done, pb.CONTAINER_EXITED)
+    assert (exited.exit_code, exited.reason) == (0, "Completed")
+    assert exited.finished_at >= exited.started_at > 0 and exited.image_ref == image[1]
+    assert exited.metadata.name == "done" and dict(exited.labels) == {"c": "done"}
+    assert dict(exited.annotations) == {"k8s": "done"}
+    log = tmp_path / "logs" / "two" / "done" / "0.log"
+    assert exited.log_path == str(log)
+    lines = log.read_text().splitlines()  # the CRI log format: time stream tag text
+    assert sorted(ln.split(" ", 1)[1] for ln in lines) == ["stderr F err", "stdout F out"]
+    running = wait_state(cri, sleeper, pb.CONTAINER_RUNNING)
+    assert running.started_at > 0
+
+    r = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=sleeper, cmd=["sh", "-c", "echo hi; echo oh >&2; exit 3"],
+                                               timeout=30))
+    assert (r.stdout, r.stderr, r.exit_code) == (b"hi\n", b"oh\n", 3)
+    with pytest.raises(grpc.RpcError) as late:
+        rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=sleeper, cmd=["sleep", "100"], timeout=1))
+    assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    assert containers(cri) == {done: pb.CONTAINER_EXITED, sleeper: pb.CONTAINER_RUNNING}
+    assert containers(cri, pb.ContainerFilter(state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING))) == {
+        sleeper: pb.CONTAINER_RUNNING}
+    assert list(containers(cri, pb.ContainerFilter(label_selector={"c": "done"}))) == [done]
+    assert list(containers(cri, pb.ContainerFilter(pod_sandbox_id="nope"))) == []
+
+    t0 = time.monotonic()
+    rt(cri, "StopContainer", pb.StopContainerRequest(container_id=sleeper, timeout=2))
+    assert time.monotonic() - t0 < 15
+    stopped = status(cri, sleeper)
+    assert (stopped.exit_code, stopped.reason) == (0, "Completed"), stopped  # as pyrkt records a stopped app
+    rt(cri, "StopContainer", pb.StopContainerRequest(container_id=sleeper, timeout=2))  # stopped already
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=done))
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=done))  # idempotent
+    assert not log.exists() and list(containers(cri)) == [sleeper]
+
+    rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    items = rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items
+    assert [(i.id, i.state) for i in items] == [(sid, pb.SANDBOX_NOTREADY)]
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
+    assert containers(cri) == {}
+
+
+def test_unknown_ids_are_not_found_and_bad_configs_invalid(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
+    for method, request in [("PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id="nope")),
+                            ("ContainerStatus", pb.ContainerStatusRequest(container_id="nope")),
+                            ("StartContainer", pb.StartContainerRequest(container_id="0" * 36 + "-x"))]:
+        with pytest.raises(grpc.RpcError) as e:
+            rt(cri, method, request)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND, method
+    config = sandbox_config(tmp_path, "bad")
+    config.linux.security_context.namespace_options.pid = pb.NODE
+    with pytest.raises(grpc.RpcError) as bad:
+        run_sandbox(cri, config)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "host PID" in str(bad.value.details())
+    with pytest.raises(grpc.RpcError) as nonet:  # a pod network, and no CNI config in the kubelet's dir
+        run_sandbox(cri, sandbox_config(tmp_path, "nonet", host_net=False))
+    assert nonet.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no network config found" in str(nonet.value.details())
+    assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
+
+
+def test_a_sigkilled_server_started_again_finds_sandbox_and_containers(cri: Cri, image: tuple[Path, str],
+                                                                      tmp_path: Path) -> None:
+    config = sandbox_config(tmp_path, "again")
+    sid = run_sandbox(cri, config)
+    cid = create(cri, sid, config, image[1], "box", "sleep", "1000")
+    rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+    wait_state(cri, cid, pb.CONTAINER_RUNNING)
+    os.kill(cri.proc.pid, signal.SIGKILL)
+    cri.proc.wait(timeout=30)
+    cri.client.channel.close()
+    again = start(cri.data_dir, cri.sock, cri.cni_conf)
+    cri.proc, cri.client = again.proc, again.client
+    assert containers(cri) == {cid: pb.CONTAINER_RUNNING}
+    items = rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest(filter=pb.PodSandboxFilter(label_selector={"app": "again"})))
+    assert [(i.id, i.state, i.metadata.name) for i in items.items] == [(sid, pb.SANDBOX_READY, "again")]
+    rt(cri, "StopContainer", pb.StopContainerRequest(container_id=cid, timeout=5))
+    assert status(cri, cid).state == pb.CONTAINER_EXITED
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=cid))
+    rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    assert containers(cri) == {}
+
+
+def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: Cri, image: tuple[Path, str],
+                                                                         tmp_path: Path) -> None:
+    (cri.cni_conf / "10-k8s.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "k8s-pods", "plugins": [
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.226.7.0/24",
+                                     "dataDir": str(tmp_path / "ipam")}},
+            {"type": "portmap", "capabilities": {"portMappings": True}}]}))
+    config = sandbox_config(tmp_path, "netted", host_net=False)
+    sid = run_sandbox(cri, config)
+    try:
+        st = rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
+        assert st.network.ip.startswith("10.226.7.") and st.linux.namespaces.options.network == pb.POD
+        cid = create(cri, sid, config, image[1], "box", "sleep", "1000")
+        rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+        r = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["ip", "-o", "-4", "addr"], timeout=30))
+        assert st.network.ip in r.stdout.decode(), r
+        # the pod init is SIGKILLed: StopPodSandbox still tears its network down
+        pid = int((Path(Cli(cri.data_dir).pod_dir(sid)) / "pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    assert not any(p.name == st.network.ip for p in (tmp_path / "ipam" / "k8s-pods").iterdir())
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
