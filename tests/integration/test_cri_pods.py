@@ -20,6 +20,7 @@ from tests.integration.pods import Cli, make_image, mounts_under
 from tests.integration.test_cri import Cri, start
 
 from pyrkt.api.proto import cri_pb2 as pb
+from pyrkt.kernel.cgroups import app_dir
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
 
@@ -127,6 +128,31 @@ def test_sandbox_with_two_containers_status_exec_logs_stop_remove(cri: Cri, imag
         rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=sleeper, cmd=["sleep", "100"], timeout=1))
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
 
+    assert r.exit_code == 3
+    hostname = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=sleeper, cmd=["hostname"], timeout=30))
+    assert hostname.stdout == b"two\n"
+
+    stats = rt(cri, "ContainerStats", pb.ContainerStatsRequest(container_id=sleeper)).stats
+    assert stats.attributes.id == sleeper and stats.memory.working_set_bytes.value > 0
+    assert stats.cpu.usage_core_nano_seconds.value > 0
+    listed = rt(cri, "ListContainerStats", pb.ListContainerStatsRequest()).stats
+    assert sorted(s.attributes.id for s in listed) == sorted([done, sleeper])
+    pod_stats = rt(cri, "PodSandboxStats", pb.PodSandboxStatsRequest(pod_sandbox_id=sid)).stats
+    assert pod_stats.linux.memory.working_set_bytes.value > 0 and len(pod_stats.linux.containers) == 2
+    assert [s.attributes.id for s in rt(cri, "ListPodSandboxStats", pb.ListPodSandboxStatsRequest()).stats] == [sid]
+
+    rt(cri, "UpdateContainerResources", pb.UpdateContainerResourcesRequest(
+        container_id=sleeper, linux=pb.LinuxContainerResources(memory_limit_in_bytes=64 << 20, cpu_shares=512)))
+    limits = json.loads(Cli(cri.data_dir)("app", "status", sid, "--app=sleeper", "--format=json").out)["limits"]
+    assert limits["memory"] == 64 << 20 and limits["cpu_shares"] == 512, limits
+    memory = Path("/sys/fs/cgroup/memory/pyrkt") / sid / app_dir("sleeper") / "memory.limit_in_bytes"
+    if memory.exists():  # cgroup v1, as here
+        assert int(memory.read_text()) == 64 << 20
+    sleeper_log = tmp_path / "logs" / "two" / "sleeper" / "0.log"
+    sleeper_log.rename(sleeper_log.with_suffix(".rotated"))  # the kubelet's log rotation
+    rt(cri, "ReopenContainerLog", pb.ReopenContainerLogRequest(container_id=sleeper))
+    assert sleeper_log.is_symlink()
+
     assert containers(cri) == {done: pb.CONTAINER_EXITED, sleeper: pb.CONTAINER_RUNNING}
     assert containers(cri, pb.ContainerFilter(state=pb.ContainerStateValue(state=pb.CONTAINER_RUNNING))) == {
         sleeper: pb.CONTAINER_RUNNING}
@@ -218,3 +244,19 @@ def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: C
         rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
     assert not any(p.name == st.network.ip for p in (tmp_path / "ipam" / "k8s-pods").iterdir())
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+
+
+def test_a_container_over_its_memory_limit_is_oomkilled(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
+    config = sandbox_config(tmp_path, "oom")
+    sid = run_sandbox(cri, config)
+    c = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="hog"), image=pb.ImageSpec(image=image[1]),
+                           command=["sh", "-c", 'a=$(head -c 134217728 /dev/zero | tr "\\0" x); echo survived'],
+                           linux=pb.LinuxContainerConfig(resources=pb.LinuxContainerResources(
+                               memory_limit_in_bytes=32 << 20)))
+    cid = rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=c,
+                                                                sandbox_config=config)).container_id
+    rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+    st = wait_state(cri, cid, pb.CONTAINER_EXITED, timeout=60)
+    assert (st.exit_code, st.reason) == (137, "OOMKilled"), st
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []

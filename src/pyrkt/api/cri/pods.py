@@ -384,10 +384,118 @@ class Pods:
         if base.state == pb.CONTAINER_EXITED:
             st.finished_at = app.finished_at or 0
             st.exit_code = app.exit_code if app.exit_code is not None else -1
-            st.reason = "OOMKilled" if app.oom_killed else ("Completed" if st.exit_code == 0 else "Error")
+            st.reason = "OOMKilled" if self._oom_killed(info, app) else ("Completed" if st.exit_code == 0 else "Error")
         elif base.state == pb.CONTAINER_UNKNOWN:
             st.reason, st.message = "Unknown", "the pod has stopped: the container's state was not recorded"
         return st
+
+    # -- resources, logs, stats --------------------------------------------------------------
+
+    def update_resources(self, cid: str, r: pb.LinuxContainerResources) -> None:
+        """New limits written to the app's cgroups (as `app add` made them) and its isolators
+        in the pod manifest (what `status` shows). Fields left 0 keep the app's current value."""
+        from pyrkt.kernel.api import LinuxKernel
+        from pyrkt.model import isolators as iso
+        from pyrkt.stage0 import sandbox
+
+        pod, app = self._app(cid)
+        if pod.state != State.RUNNING:
+            raise InvalidState(f"container {cid}: its pod sandbox is not running")
+        warnings: list[str] = []
+        new = mapping.resources(app.name, r, warnings)
+        if any(n == iso.OOM_SCORE_ADJ for n, _ in new):
+            warnings.append(f"container {app.name}: the OOM score of a created container is not changed")
+            new = [(n, v) for n, v in new if n != iso.OOM_SCORE_ADJ]
+        warn(warnings)
+        sub = (fs.read_text(pod.file(abi.SUBCGROUP)) or "").strip()
+        if not sub:
+            raise InvalidState(f"container {cid}: its pod has no cgroup")
+        with sandbox.AppsLock(pod):
+            manifest = sandbox.read_manifest(pod)
+            ra = manifest.app(app.name)
+            if ra is None:
+                raise NotFound(f"container {cid!r} not found")
+            isolators = iso.with_overrides(ra.app.isolators, new)
+            limits, _ = iso.limits(isolators, f"container {app.name}: ")
+            LinuxKernel().cgroup_create_app(sub, app.name, limits)
+            apps = tuple(a.replace(app=a.app.replace(isolators=isolators)) if a.name == app.name else a
+                         for a in manifest.apps)
+            sandbox.write_manifest(pod, manifest.replace(apps=apps))
+
+    def reopen_log(self, cid: str) -> None:
+        """The app's log is written by pod init to the pod's log file, which the kubelet's log
+        path links to: put the link back if the kubelet moved it away (its log rotation)."""
+        pod, app = self._app(cid)
+        info = read_pod(pod)
+        if info is None or container_state(info, app) != pb.CONTAINER_RUNNING:
+            raise InvalidState(f"container {cid} is not running")
+        path = dict(app.user_annotations).get(LOG_PATH, "")
+        if path and not os.path.lexists(path):
+            link_log(path, pod.file(abi.app_log(app.name)))
+
+    def container_stats(self, info: PodInfo, app: AppInfo) -> pb.ContainerStats:
+        from pyrkt.api.cri import stats
+        from pyrkt.kernel.cgroups import app_dir
+
+        msg = self.container_message(info, app)
+        out = pb.ContainerStats(attributes=pb.ContainerAttributes(id=msg.id, metadata=msg.metadata,
+                                                                  labels=msg.labels, annotations=msg.annotations))
+        if info.cgroup and msg.state == pb.CONTAINER_RUNNING:
+            cpu, mem = stats.usage(f"{info.cgroup.lstrip('/')}/{app_dir(app.name)}")
+            out.cpu.CopyFrom(cpu)
+            out.memory.CopyFrom(mem)
+        return out
+
+    def one_container_stats(self, cid: str) -> pb.ContainerStats:
+        pod, app = self._app(cid)
+        info = read_pod(pod)
+        if info is None:
+            raise NotFound(f"container {cid!r} not found")
+        return self.container_stats(info, app)
+
+    def list_container_stats(self, f: pb.ContainerStatsFilter | None) -> list[pb.ContainerStats]:
+        cf = None if f is None else pb.ContainerFilter(id=f.id, pod_sandbox_id=f.pod_sandbox_id,
+                                                       label_selector=f.label_selector)
+        wanted = {c.id for c in self.list_containers(cf)}
+        return [self.container_stats(info, app) for info in self.sandboxes() for app in info.apps
+                if container_id(info.uuid, app.name) in wanted]
+
+    def sandbox_stats(self, info: PodInfo) -> pb.PodSandboxStats:
+        from pyrkt.api.cri import stats
+
+        msg = self.sandbox_message(info)
+        out = pb.PodSandboxStats(attributes=pb.PodSandboxAttributes(id=msg.id, metadata=msg.metadata,
+                                                                    labels=msg.labels, annotations=msg.annotations))
+        if info.cgroup:
+            cpu, mem = stats.usage(info.cgroup.lstrip("/"))
+            out.linux.cpu.CopyFrom(cpu)
+            out.linux.memory.CopyFrom(mem)
+        out.linux.containers.extend(self.container_stats(info, app) for app in info.apps)
+        return out
+
+    def one_sandbox_stats(self, sid: str) -> pb.PodSandboxStats:
+        info = self._info(self._pod(sid))
+        if info is None:
+            raise NotFound(f"pod sandbox {sid!r} not found")
+        return self.sandbox_stats(info)
+
+    def list_sandbox_stats(self, f: pb.PodSandboxStatsFilter | None) -> list[pb.PodSandboxStats]:
+        return [self.sandbox_stats(info) for info in self.sandboxes()
+                if f is None or ((not f.id or info.uuid.startswith(f.id))
+                                 and matches(f.label_selector.items(), dict(info.user_labels)))]
+
+    @staticmethod
+    def _oom_killed(info: PodInfo, app: AppInfo) -> bool:
+        """pyrkt's record (pod init's stamp), or for an app started by `app start`, whose OOM
+        counter pod init cannot open, a KILL with OOM kills counted in the app's memory cgroup."""
+        if app.oom_killed:
+            return True
+        if app.exit_code != 128 + signal.SIGKILL or not info.cgroup:
+            return False
+        from pyrkt.api.cri import stats
+        from pyrkt.kernel.cgroups import app_dir
+
+        return stats.oom_kills(f"{info.cgroup.lstrip('/')}/{app_dir(app.name)}") > 0
 
     # -- exec ---------------------------------------------------------------------------------
 

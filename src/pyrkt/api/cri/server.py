@@ -181,6 +181,36 @@ class RuntimeService:
                         context: grpc.ServicerContext) -> pb.ContainerStatusResponse:
         return pb.ContainerStatusResponse(status=self.pods.container_status(request.container_id))
 
+    def UpdateContainerResources(self, request: pb.UpdateContainerResourcesRequest,
+                                 context: grpc.ServicerContext) -> pb.UpdateContainerResourcesResponse:
+        if request.HasField("windows"):
+            raise UsageError("windows resources: this is a Linux node")
+        self.pods.update_resources(request.container_id, request.linux)
+        return pb.UpdateContainerResourcesResponse()
+
+    def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest,
+                           context: grpc.ServicerContext) -> pb.ReopenContainerLogResponse:
+        self.pods.reopen_log(request.container_id)
+        return pb.ReopenContainerLogResponse()
+
+    def ContainerStats(self, request: pb.ContainerStatsRequest,
+                       context: grpc.ServicerContext) -> pb.ContainerStatsResponse:
+        return pb.ContainerStatsResponse(stats=self.pods.one_container_stats(request.container_id))
+
+    def ListContainerStats(self, request: pb.ListContainerStatsRequest,
+                           context: grpc.ServicerContext) -> pb.ListContainerStatsResponse:
+        f = request.filter if request.HasField("filter") else None
+        return pb.ListContainerStatsResponse(stats=self.pods.list_container_stats(f))
+
+    def PodSandboxStats(self, request: pb.PodSandboxStatsRequest,
+                        context: grpc.ServicerContext) -> pb.PodSandboxStatsResponse:
+        return pb.PodSandboxStatsResponse(stats=self.pods.one_sandbox_stats(request.pod_sandbox_id))
+
+    def ListPodSandboxStats(self, request: pb.ListPodSandboxStatsRequest,
+                            context: grpc.ServicerContext) -> pb.ListPodSandboxStatsResponse:
+        f = request.filter if request.HasField("filter") else None
+        return pb.ListPodSandboxStatsResponse(stats=self.pods.list_sandbox_stats(f))
+
     def ExecSync(self, request: pb.ExecSyncRequest, context: grpc.ServicerContext) -> pb.ExecSyncResponse:
         return self.pods.exec_sync(request.container_id, list(request.cmd), request.timeout)
 
