@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import Any
 
 import grpc
 import pytest
+from tests.integration.netenv import free_port, served
 from tests.integration.pods import Cli, make_image, mounts_under
 from tests.integration.test_cri import Cri, start
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.kernel.cgroups import app_dir
 
+HTTPD = "mkdir -p /www && echo served by web > /www/index.html && exec httpd -f -p 8080 -h /www"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
 
 
@@ -229,6 +232,10 @@ def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: C
                                      "dataDir": str(tmp_path / "ipam")}},
             {"type": "portmap", "capabilities": {"portMappings": True}}]}))
     config = sandbox_config(tmp_path, "netted", host_net=False)
+    port = free_port()
+    config.port_mappings.append(pb.PortMapping(protocol=pb.TCP, container_port=8080, host_port=port,
+                                               host_ip="127.0.0.1"))
+    config.dns_config.CopyFrom(pb.DNSConfig(servers=["10.226.7.53"], searches=["svc.test"]))
     sid = run_sandbox(cri, config)
     try:
         st = rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
@@ -237,12 +244,19 @@ def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: C
         rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
         r = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["ip", "-o", "-4", "addr"], timeout=30))
         assert st.network.ip in r.stdout.decode(), r
+        resolv = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/etc/resolv.conf"], timeout=30))
+        assert b"nameserver 10.226.7.53" in resolv.stdout and b"search svc.test" in resolv.stdout, resolv
+        web = create(cri, sid, config, image[1], "web", "sh", "-c", HTTPD)
+        rt(cri, "StartContainer", pb.StartContainerRequest(container_id=web))
+        assert served(port) == b"served by web\n"
         # the pod init is SIGKILLed: StopPodSandbox still tears its network down
         pid = int((Path(Cli(cri.data_dir).pod_dir(sid)) / "pid").read_text())
         os.kill(pid, signal.SIGKILL)
     finally:
         rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
     assert not any(p.name == st.network.ip for p in (tmp_path / "ipam" / "k8s-pods").iterdir())
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert f"--dport {port} " not in rules  # the port mapping went with the network
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
 
 
