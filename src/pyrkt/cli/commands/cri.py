@@ -22,7 +22,8 @@ FLAGS = [
     Flag("listen", default=DEFAULT_LISTEN, metavar="unix:///PATH", help="the unix socket to serve the CRI on"),
     Flag("cni-conf-dir", default=DEFAULT_CNI_CONF_DIR, metavar="DIR",
          help="the node's CNI network configs (Status says NetworkReady when one is there)"),
-    Flag("cni-bin-dir", "list", metavar="DIR", help="a dir of CNI plugins (repeatable; default pyrkt's plugin dirs)"),
+    Flag("cni-bin-dir", "list", metavar="DIR", help="a dir of CNI plugins (repeatable); only pyrkt's plugin dirs "
+         "are searched: another is named in a warning"),
     Flag("stream-addr", default="", metavar="HOST:PORT",
          help=f"where the streaming server (exec, attach, port-forward) will listen (default {DEFAULT_STREAM_ADDR})"),
 ]
@@ -60,6 +61,12 @@ def run(ctx: Context, args: list[str]) -> int:
     if values["stream_addr"]:
         say(f"warning: --stream-addr={stream_addr}: the streaming server (Exec, Attach, PortForward) is not "
             "wired yet: nothing listens there")
+    from pyrkt.network.cni import DEFAULT_PLUGIN_DIRS
+
+    for d in values["cni_bin_dir"]:
+        if os.path.abspath(d) not in DEFAULT_PLUGIN_DIRS:
+            say(f"warning: --cni-bin-dir={d}: not searched: pyrkt looks for CNI plugins in the CNI conf dir "
+                f"and {', '.join(DEFAULT_PLUGIN_DIRS)}")
     settings = runtime.Settings(state_dir=os.path.join(ctx.config.data_dir, "cri"),
                                 cni_conf_dir=os.path.abspath(values["cni_conf_dir"]),
                                 cni_bin_dirs=tuple(os.path.abspath(d) for d in values["cni_bin_dir"]),
