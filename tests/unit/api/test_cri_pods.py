@@ -4,6 +4,7 @@ pod, the launcher's answers, the CNI conf dir as a config dir's net.d, the cgrou
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def test_container_states(pod_state: State, app_state: str, code: int | None, wa
 
 
 def test_the_launchers_answer_is_the_uuid_or_its_error_again() -> None:
-    assert launch.raise_answer('{"uuid": "%s"}\n' % UUID) == UUID
+    assert launch.raise_answer(json.dumps({"uuid": UUID}) + "\n") == UUID
     with pytest.raises(errors.UsageError, match="bad hostname"):
         launch.raise_answer('{"error": "UsageError", "message": "bad hostname"}')
     with pytest.raises(errors.PyrktError, match="odd") as e:
