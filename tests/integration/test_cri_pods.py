@@ -176,6 +176,8 @@ def test_sandbox_with_two_containers_status_exec_logs_stop_remove(cri: Cri, imag
     rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
     items = rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items
     assert [(i.id, i.state) for i in items] == [(sid, pb.SANDBOX_NOTREADY)]
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=sleeper))  # of a stopped sandbox
+    assert containers(cri) == {} and not sleeper_log.is_symlink()
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
@@ -198,7 +200,31 @@ def test_unknown_ids_are_not_found_and_bad_configs_invalid(cri: Cri, image: tupl
         run_sandbox(cri, sandbox_config(tmp_path, "nonet", host_net=False))
     assert nonet.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "no network config found" in str(nonet.value.details())
+    sysctl = sandbox_config(tmp_path, "sysctl")
+    sysctl.linux.sysctls["vm.swappiness"] = "61"
+    with pytest.raises(grpc.RpcError) as bad_sysctl:
+        run_sandbox(cri, sysctl)
+    assert bad_sysctl.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "vm.swappiness" in str(bad_sysctl.value.details())
     assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
+    ipc = sandbox_config(tmp_path, "hostipc")
+    ipc.linux.security_context.namespace_options.ipc = pb.NODE
+    sid = run_sandbox(cri, ipc)
+    try:
+        st = rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
+        assert st.linux.namespaces.options.ipc == pb.NODE
+        nolog = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="x"), image=pb.ImageSpec(image=image[1]),
+                                   log_path="x.log")
+        ipc.log_directory = ""
+        with pytest.raises(grpc.RpcError) as relative:
+            rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=nolog, sandbox_config=ipc))
+        assert relative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert containers(cri) == {}  # nothing added
+        with pytest.raises(grpc.RpcError) as missing:
+            create(cri, sid, ipc, "sha256:" + "0" * 64, "y", "true")
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
 
 
 def test_a_sigkilled_server_started_again_finds_sandbox_and_containers(cri: Cri, image: tuple[Path, str],
@@ -236,6 +262,7 @@ def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: C
     config.port_mappings.append(pb.PortMapping(protocol=pb.TCP, container_port=8080, host_port=port,
                                                host_ip="127.0.0.1"))
     config.dns_config.CopyFrom(pb.DNSConfig(servers=["10.226.7.53"], searches=["svc.test"]))
+    config.linux.sysctls["net.ipv4.ip_unprivileged_port_start"] = "0"
     sid = run_sandbox(cri, config)
     try:
         st = rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=sid)).status
@@ -246,18 +273,21 @@ def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: C
         assert st.network.ip in r.stdout.decode(), r
         resolv = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["cat", "/etc/resolv.conf"], timeout=30))
         assert b"nameserver 10.226.7.53" in resolv.stdout and b"search svc.test" in resolv.stdout, resolv
+        port_start = rt(cri, "ExecSync", pb.ExecSyncRequest(
+            container_id=cid, cmd=["cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"], timeout=30))
+        assert port_start.stdout == b"0\n"
         web = create(cri, sid, config, image[1], "web", "sh", "-c", HTTPD)
         rt(cri, "StartContainer", pb.StartContainerRequest(container_id=web))
         assert served(port) == b"served by web\n"
         # the pod init is SIGKILLed: StopPodSandbox still tears its network down
         pid = int((Path(Cli(cri.data_dir).pod_dir(sid)) / "pid").read_text())
         os.kill(pid, signal.SIGKILL)
-    finally:
         rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
-    assert not any(p.name == st.network.ip for p in (tmp_path / "ipam" / "k8s-pods").iterdir())
-    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
-    assert f"--dport {port} " not in rules  # the port mapping went with the network
-    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+        assert not any(p.name == st.network.ip for p in (tmp_path / "ipam" / "k8s-pods").iterdir())
+        rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+        assert f"--dport {port} " not in rules  # the port mapping went with the network
+    finally:
+        rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
 
 
 def test_a_container_over_its_memory_limit_is_oomkilled(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:

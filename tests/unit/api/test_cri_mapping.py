@@ -49,7 +49,7 @@ def test_sandbox_hostname_dns_ports_labels_annotations_and_sysctls() -> None:
     assert annotations[mapping.CONTAINER_TYPE] == "sandbox"
     assert (annotations[mapping.SANDBOX_NAME], annotations[mapping.SANDBOX_NAMESPACE],
             annotations[mapping.SANDBOX_UID]) == ("web", "default", "u-1")
-    assert m.pod.sysctl == ["net.ipv4.ip_unprivileged_port_start=0"]
+    assert m.pod.sysctl == m.run.sysctl == ["net.ipv4.ip_unprivileged_port_start=0"]
     assert m.log_directory == "/var/log/pods/default_web_u-1" and m.warnings == ()
 
 

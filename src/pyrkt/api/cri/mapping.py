@@ -132,6 +132,7 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
     annotations = dict(config.annotations)
     annotations.update({CONTAINER_TYPE: "sandbox", SANDBOX_NAME: meta.name, SANDBOX_NAMESPACE: meta.namespace,
                         SANDBOX_UID: meta.uid, SANDBOX_LOG_DIR: config.log_directory})
+    run.sysctl = list(sysctls)  # run's --sysctl: what the starting pod applies
     pod = PodRequest(apps=[], sysctl=sysctls, user_annotations=sorted(annotations.items()),
                      user_labels=sorted(config.labels.items()))
     return SandboxMapping(run=run, pod=pod, ports=tuple(ports), cgroup_parent=linux.cgroup_parent,

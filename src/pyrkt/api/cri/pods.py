@@ -268,6 +268,9 @@ class Pods:
         if m.devices:
             raise UsageError(f"container {req.config.metadata.name}: devices are not supported by pyrkt's "
                              "app add yet")
+        if m.log_path and not os.path.isabs(m.log_path):
+            raise UsageError(f"container {req.config.metadata.name}: log path {m.log_path!r} is not absolute "
+                             "(the sandbox has no log_directory)")
         warn(m.warnings)
         app = m.app
         app.name = app_name(req.config.metadata)
