@@ -76,10 +76,13 @@ def test_the_kubelets_cni_dir_is_the_net_d_of_a_config_dir(tmp_path: Path) -> No
     settings = Settings(state_dir=str(tmp_path / "cri"), cni_conf_dir=str(conf))
     p = pods.Pods(Config(data_dir=str(tmp_path / "data")), settings, ["pyrkt"])
     assert p.config.dirs.user == str(tmp_path / "cri" / "config")
+    assert not (tmp_path / "cri").exists()  # made when a sandbox is run, not before
+    p.link_cni_conf_dir()
     assert os.readlink(tmp_path / "cri" / "config" / "net.d") == str(conf)
     other = tmp_path / "other"
     other.mkdir()
     again = pods.Pods(Config(data_dir=str(tmp_path / "data")), settings.replace(cni_conf_dir=str(other)), [])
+    again.link_cni_conf_dir()
     assert os.readlink(Path(again.config.dirs.user or "") / "net.d") == str(other)  # replaced, not stacked
     with pytest.raises(errors.InvalidState, match="no pod network: no network config found"):
         p.network()

@@ -81,16 +81,17 @@ class Pods:
     def __init__(self, config: Config, settings: Settings, pyrkt_argv: list[str]) -> None:
         self.settings = settings
         self.config = config.replace(dirs=ConfigDirs(system=config.dirs.system, local=config.dirs.local,
-                                                     user=self._cni_config_dir()))
+                                                     user=os.path.join(settings.state_dir, "config")))
         self.pyrkt_argv = pyrkt_argv  # how to run this pyrkt with the same global flags (ExecSync)
 
-    def _cni_config_dir(self) -> str:
-        """``<state dir>/config`` whose ``net.d`` is the kubelet's CNI conf dir."""
-        base = os.path.join(self.settings.state_dir, "config")
+    def link_cni_conf_dir(self) -> str:
+        """Make the user config dir's ``net.d`` the kubelet's CNI conf dir (when a sandbox is
+        run: a server that only serves images needs no writable data dir)."""
+        base = self.config.dirs.user or ""
         link = os.path.join(base, "net.d")
-        os.makedirs(base, mode=0o755, exist_ok=True)
         if os.path.islink(link) and os.readlink(link) == self.settings.cni_conf_dir:
             return base
+        os.makedirs(base, mode=0o755, exist_ok=True)
         tmp = f"{link}.tmp.{os.getpid()}"
         try:
             os.unlink(tmp)
@@ -103,6 +104,7 @@ class Pods:
     # -- sandboxes ----------------------------------------------------------------------------
 
     def network(self) -> str:
+        self.link_cni_conf_dir()
         path, why = cni_config(self.settings.cni_conf_dir)
         if not path:
             raise InvalidState(f"no pod network: {why}")
@@ -114,6 +116,7 @@ class Pods:
             raise UsageError(f"runtime handler {req.runtime_handler!r}: pyrkt has one handler, the default")
         config = req.config
         ns = config.linux.security_context.namespace_options
+        self.link_cni_conf_dir()  # gc finds a pod's networks through its config dirs, host network or not
         m = mapping.sandbox_request(config, network="" if ns.network == pb.NODE else self.network())
         warn(m.warnings)
         pod = m.pod
