@@ -200,6 +200,13 @@ def test_unknown_ids_are_not_found_and_bad_configs_invalid(cri: Cri, image: tupl
         run_sandbox(cri, sandbox_config(tmp_path, "nonet", host_net=False))
     assert nonet.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "no network config found" in str(nonet.value.details())
+    cli = Cli(cri.data_dir)
+    other = cli("run", "--net=none", image[1], f"--uuid-file-save={tmp_path / 'uuid'}")  # a pod of `pyrkt run`
+    assert other.code == 0, other
+    uuid = (tmp_path / "uuid").read_text().strip()
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=uuid))  # not the kubelet's: left alone
+    assert cli("status", uuid).code == 0 and rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
+    assert cli("rm", uuid).code == 0
     sysctl = sandbox_config(tmp_path, "sysctl")
     sysctl.linux.sysctls["vm.swappiness"] = "61"
     with pytest.raises(grpc.RpcError) as bad_sysctl:

@@ -108,8 +108,8 @@ class Pods:
         path, why = cni_config(self.settings.cni_conf_dir)
         if not path:
             raise InvalidState(f"no pod network: {why}")
-        name = jsonio.field(jsonio.loads(open(path, "rb").read()), "name")
-        return str(name)
+        with open(path, "rb") as f:
+            return str(jsonio.field(jsonio.loads(f.read()), "name"))
 
     def run_sandbox(self, req: pb.RunPodSandboxRequest) -> str:
         if req.runtime_handler not in ("", "pyrkt"):
@@ -158,6 +158,8 @@ class Pods:
             pod = self._pod(sid)
         except NotFound:
             return  # removed already: stopped, as the CRI asks
+        if self._info(pod) is None:
+            return  # not a sandbox (a pod of `pyrkt run`): not the kubelet's to stop
         if pod.state == State.RUNNING:
             control.stop(self.config, pod.uuid, force=False)
         pod.relocate()
@@ -172,6 +174,8 @@ class Pods:
             pod = self._pod(sid)
         except NotFound:
             return
+        if self._info(pod) is None:
+            return  # not a sandbox: not the kubelet's to remove
         self.stop_sandbox(pod.uuid)
         info = read_pod(pod)
         for app in info.apps if info is not None else ():
