@@ -152,8 +152,7 @@ def test_sandbox_with_two_containers_status_exec_logs_stop_remove(cri: Cri, imag
     if memory.exists():  # cgroup v1, as here
         assert int(memory.read_text()) == 64 << 20
     sleeper_log = tmp_path / "logs" / "two" / "sleeper" / "0.log"
-    sleeper_log.rename(sleeper_log.with_suffix(".rotated"))  # the kubelet's log rotation
-    rt(cri, "ReopenContainerLog", pb.ReopenContainerLogRequest(container_id=sleeper))
+    rt(cri, "ReopenContainerLog", pb.ReopenContainerLogRequest(container_id=sleeper))  # not moved: nothing to do
     assert sleeper_log.is_symlink()
 
     assert containers(cri) == {done: pb.CONTAINER_EXITED, sleeper: pb.CONTAINER_RUNNING}
@@ -311,3 +310,35 @@ def test_a_container_over_its_memory_limit_is_oomkilled(cri: Cri, image: tuple[P
     assert (st.exit_code, st.reason) == (137, "OOMKilled"), st
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
+
+
+def test_log_rotation_by_the_kubelet_then_reopen(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
+    config = sandbox_config(tmp_path, "rotate")
+    sid = run_sandbox(cri, config)
+    try:
+        cid = create(cri, sid, config, image[1], "ticker", "sh", "-c",
+                     "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done")
+        rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+        log = tmp_path / "logs" / "rotate" / "ticker" / "0.log"
+        assert wait_for(lambda: log.exists() and "tick 3" in log.read_text())
+        rotated = log.parent / "0.log.20260101-000000"
+        log.rename(rotated)  # what the kubelet's container log manager does, then it asks to reopen
+        rt(cri, "ReopenContainerLog", pb.ReopenContainerLogRequest(container_id=cid))
+        assert not rotated.is_symlink() and "stdout F tick 3" in rotated.read_text()
+        assert log.is_symlink()
+        assert wait_for(lambda: log.read_text().count("tick") >= 3)
+        first = int(log.read_text().splitlines()[0].rsplit(" ", 1)[1])
+        assert first > 3  # the new file starts where the rotated one ended
+        old_last = int(rotated.read_text().splitlines()[-1].rsplit(" ", 1)[1])
+        assert first >= old_last
+    finally:
+        rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+
+
+def wait_for(check: Any, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -433,15 +433,32 @@ class Pods:
             sandbox.write_manifest(pod, manifest.replace(apps=apps))
 
     def reopen_log(self, cid: str) -> None:
-        """The app's log is written by pod init to the pod's log file, which the kubelet's log
-        path links to: put the link back if the kubelet moved it away (its log rotation)."""
+        """The kubelet's log rotation moved its log path (our link to the pod's log, which pod
+        init holds open) to a rotated name: that name gets a copy of the log as a file of its
+        own, the pod's log is truncated (pod init appends: its next line starts the file again),
+        and the link is made again. As logrotate's copytruncate, a line written between the copy
+        and the truncation is lost."""
+        import shutil
+
         pod, app = self._app(cid)
         info = read_pod(pod)
         if info is None or container_state(info, app) != pb.CONTAINER_RUNNING:
             raise InvalidState(f"container {cid} is not running")
         path = dict(app.user_annotations).get(LOG_PATH, "")
-        if path and not os.path.lexists(path):
-            link_log(path, pod.file(abi.app_log(app.name)))
+        if not path:
+            return
+        target = pod.file(abi.app_log(app.name))
+        if os.path.lexists(path):
+            return  # not moved away: nothing to reopen
+        folder, base = os.path.split(path)
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            moved = os.path.join(folder, name)
+            if name.startswith(base + ".") and os.path.islink(moved) and os.readlink(moved) == target:
+                tmp = f"{moved}.tmp.{os.getpid()}"
+                shutil.copyfile(target, tmp)
+                os.replace(tmp, moved)
+                os.truncate(target, 0)
+        link_log(path, target)
 
     def container_stats(self, info: PodInfo, app: AppInfo) -> pb.ContainerStats:
         from pyrkt.api.cri import stats
