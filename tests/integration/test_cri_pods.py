@@ -265,8 +265,7 @@ def test_a_pod_network_from_the_kubelets_cni_dir_gives_the_sandbox_its_ip(cri: C
             {"type": "portmap", "capabilities": {"portMappings": True}}]}))
     config = sandbox_config(tmp_path, "netted", host_net=False)
     port = free_port()
-    config.port_mappings.append(pb.PortMapping(protocol=pb.TCP, container_port=8080, host_port=port,
-                                               host_ip="127.0.0.1"))
+    config.port_mappings.append(pb.PortMapping(protocol=pb.TCP, container_port=8080, host_port=port))  # every host address
     config.dns_config.CopyFrom(pb.DNSConfig(servers=["10.226.7.53"], searches=["svc.test"]))
     config.linux.sysctls["net.ipv4.ip_unprivileged_port_start"] = "0"
     sid = run_sandbox(cri, config)
