@@ -374,3 +374,27 @@ def test_an_app_added_in_stream_mode_can_be_attached_to(env: tuple[Cli, str], sl
         time.sleep(0.1)
     ok(cli, "stop", uuid)
     gone(cli, uuid)
+
+
+@pytest.mark.parametrize("slimmed", [False, True])
+def test_an_added_app_killed_by_the_oom_killer_is_recorded_as_such(env: tuple[Cli, str], slimmed: bool) -> None:
+    """Pod init opens an added app's OOM counter through its fd on the pod's memory cgroup
+    (it cannot reach the host's cgroupfs by path from its own root)."""
+    cli, image = env
+    if not Path("/sys/fs/cgroup/memory/memory.oom_control").exists() and not Path("/sys/fs/cgroup/memory.events").exists():
+        pytest.skip("needs a memory cgroup controller")
+    uuid = sandbox(cli)
+    if slimmed:
+        pid = cli.status(uuid)["pid"]
+        deadline = time.monotonic() + 10
+        while b"--resume" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "pod init did not slim down"
+            time.sleep(0.1)
+    ok(cli, "app", "add", uuid, image, "--name=hog", "--memory=32M", "--exec=/bin/sh", "--", "-c",
+       'a=$(head -c 134217728 /dev/zero | tr "\\0" x); echo survived')
+    ok(cli, "app", "start", uuid, "--app=hog")
+    st = wait_state(cli, uuid, "hog", "exited")
+    apps = json.loads(ok(cli, "status", "--format=json", uuid))["apps"]
+    assert [(a["name"], a["exit_code"], a.get("oom_killed")) for a in apps] == [("hog", 137, True)], (st, apps)
+    ok(cli, "stop", uuid)
+    gone(cli, uuid)

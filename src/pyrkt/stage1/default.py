@@ -381,6 +381,10 @@ class DefaultFlavor:
         if config.mutable:  # what the apps added later need (see podinit.py)
             import marshal
 
+            # the pod's memory cgroup, where pod init opens an added app's OOM counter from
+            plan["oom_dir"] = next((p for p in cgroup_paths if os.path.exists(os.path.join(p, "memory.oom_control"))
+                                    or os.path.exists(os.path.join(p, "memory.events"))), "")
+
             from pyrkt.kernel import inroot  # noqa: F401  for added apps' volumes, set up from this fork
 
             fs.atomic_write(os.path.join(pod_dir, ETC_PLAN), marshal.dumps(to_plain(pod.etc)), sync=False)

@@ -158,6 +158,11 @@ class PodInit:
                     app.oom = os.open(app.spec["oom_events"], os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
                     pass  # its OOM kills show as SIGKILL only
+        if self.plan.get("oom_dir"):  # a mutable pod: its apps added later are below it
+            try:
+                self.plan["oom_dir_fd"] = os.open(self.plan["oom_dir"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                pass
         if enter_root is not None:
             try:
                 self.plan.update(enter_root())
@@ -322,7 +327,8 @@ class PodInit:
             return "the pod is stopping"
         plan_file = "appsinfo/" + name + "/plan"
         with open(self.path(plan_file), "rb") as f:
-            log = marshal.load(f)["log"]
+            saved = marshal.load(f)
+        log = saved["log"]
         if app is None:
             app = App({"name": name, "log": log})
             self.apps.append(app)
@@ -335,6 +341,12 @@ class PodInit:
                 os.unlink(stale)
             except FileNotFoundError:
                 pass
+        events, under = saved.get("oom_events") or "", (self.plan.get("oom_dir") or "") + "/"
+        if events.startswith(under) and self.plan.get("oom_dir_fd", -1) >= 0:  # reached through pod init's fd
+            try:
+                app.oom = os.open(events[len(under):], os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.plan["oom_dir_fd"])
+            except OSError:
+                pass  # its OOM kills show as SIGKILL only
         app.spec = {"name": name, "log": log, "plan_file": plan_file}
         error = self.spawn(app)
         app.spec = {"name": name, "log": log}
@@ -580,7 +592,7 @@ class PodInit:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
-        for key in ("apps_mntns", "userns_fd"):  # a mutable pod's, for the apps added later
+        for key in ("apps_mntns", "userns_fd", "oom_dir_fd"):  # a mutable pod's, for the apps added later
             if self.plan.get(key, -1) >= 0:
                 os.set_inheritable(self.plan[key], True)
         python = self.plan["python"]

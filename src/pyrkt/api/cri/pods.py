@@ -513,8 +513,8 @@ class Pods:
 
     @staticmethod
     def _oom_killed(info: PodInfo, app: AppInfo) -> bool:
-        """pyrkt's record (pod init's stamp), or for an app started by `app start`, whose OOM
-        counter pod init cannot open, a KILL with OOM kills counted in the app's memory cgroup."""
+        """pyrkt's record (pod init's stamp), or, where pod init could not open the app's OOM
+        counter, a KILL with OOM kills counted in the app's memory cgroup."""
         if app.oom_killed:
             return True
         if app.exit_code != 128 + signal.SIGKILL or not info.cgroup:
