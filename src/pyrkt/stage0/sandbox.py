@@ -274,7 +274,8 @@ def start(config: Config, uuid: str, name: str) -> None:
     from pyrkt.kernel import cgroups
     from pyrkt.stage1.mutable import ask_pod_init
 
-    cgroups.prime_join()  # the app joins its cgroups soon, in pod init's child: see prime_join
+    if cgroups.own_join_waits():  # the app joins its cgroups soon, in pod init's child: see join
+        cgroups.prime_join()
     pod = find_sandbox(config, uuid)
     with AppsLock(pod):
         app_of(pod, read_manifest(pod), name)
