@@ -77,6 +77,8 @@ def sandbox(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, u
 def parse_sandbox_ports(specs: list[str]) -> tuple[PodPort, ...]:
     """`app sandbox`'s ``--port=NAME:PROTO:PODPORT:HOSTIP:HOSTPORT`` (rkt's): the pod's own
     port, since no app is there yet to name one."""
+    if not specs:
+        return ()  # ipaddress costs `app sandbox` ~1 ms of imports
     import ipaddress
 
     from pyrkt.model.names import is_ac_name
