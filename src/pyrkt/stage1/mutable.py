@@ -51,11 +51,12 @@ def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> 
                 raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
             if time.monotonic() > deadline:
                 raise InvalidState(f"pod {os.path.basename(pod_dir)}: no answer from pod init to {action} {app}")
-            if select.select(fds, [], [], 0.1)[0]:  # woken (or pod init died): once, then poll
+            if not fds:  # woken once already, with no answer for us: poll
+                time.sleep(0.002)
+            elif select.select(fds, [], [], 0.1)[0]:  # the answer is there, or pod init died
                 for fd in fds:
                     os.close(fd)
                 fds = []
-                time.sleep(0.001)
     finally:
         for fd in fds:
             os.close(fd)
