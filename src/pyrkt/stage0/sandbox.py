@@ -77,6 +77,8 @@ def sandbox(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, u
 def parse_sandbox_ports(specs: list[str]) -> tuple[PodPort, ...]:
     """`app sandbox`'s ``--port=NAME:PROTO:PODPORT:HOSTIP:HOSTPORT`` (rkt's): the pod's own
     port, since no app is there yet to name one."""
+    if not specs:
+        return ()  # ipaddress costs `app sandbox` ~1 ms of imports
     import ipaddress
 
     from pyrkt.model.names import is_ac_name
@@ -248,7 +250,8 @@ def clear_app(pod: Pod, name: str) -> None:
             remove_tree(path)
     for rel in (abi.app_status(name), f"{abi.app_status(name)}-created", f"{abi.app_status(name)}-started",
                 f"{abi.app_status(name)}-oom-killed", f"{abi.ENV_DIR}/{name}", f"stage1/rootfs/rkt/pids/{name}",
-                abi.app_log(name), f"{abi.REQUESTS_DIR}/{name}", f"{abi.REQUESTS_DIR}/{name}.result"):
+                abi.app_log(name), f"{abi.REQUESTS_DIR}/{name}", f"{abi.REQUESTS_DIR}/{name}.result",
+                f"{abi.REQUESTS_DIR}/{name}.wake"):
         try:
             os.unlink(pod.file(rel))
         except FileNotFoundError:
@@ -274,7 +277,8 @@ def start(config: Config, uuid: str, name: str) -> None:
     from pyrkt.kernel import cgroups
     from pyrkt.stage1.mutable import ask_pod_init
 
-    cgroups.prime_join()  # the app joins its cgroups soon, in pod init's child: see prime_join
+    if cgroups.own_join_waits():  # the app joins its cgroups soon, in pod init's child: see join
+        cgroups.prime_join()
     pod = find_sandbox(config, uuid)
     with AppsLock(pod):
         app_of(pod, read_manifest(pod), name)

@@ -30,8 +30,6 @@ from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
-from pyrkt.stage1 import app as _app_setup  # noqa: F401  imported before fork: apps start without imports
-from pyrkt.stage1 import appio, execute, initroot, podinit
 from pyrkt.stage1 import plan as stage1_plan
 from pyrkt.stage1.mutable import ask_pod_init
 from pyrkt.stage1.poddir import (
@@ -339,6 +337,11 @@ class DefaultFlavor:
 
     def start(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool,
               handed_over: list[bool], userns: list[tuple[int, int]]) -> int:
+        # here, not at the module's top: `app add` plans an app without them (~6 ms); imported
+        # before the fork, so that pod init and its apps start without imports
+        from pyrkt.stage1 import app as _app_setup  # noqa: F401
+        from pyrkt.stage1 import appio, execute, initroot, podinit  # noqa: F401
+
         net = network_mode(config)
         # --private-users: the namespace's child spawned now, its maps written once the rest is
         # set up (by then it has unshared: no wait)
@@ -449,6 +452,8 @@ class DefaultFlavor:
         pod init (which later re-executes itself as a lean interpreter, see podinit.py). The
         host side moves it into the pod's cgroups meanwhile; it waits for that (``joined_r``)
         only before it starts the apps."""
+        from pyrkt.stage1 import execute, initroot, podinit  # loaded already (start)
+
         try:
             os.close(ready_r)
             os.setsid()
@@ -517,7 +522,7 @@ class DefaultFlavor:
         the caller's stdin and stdout as `run --interactive` carries the app's."""
         import fcntl  # noqa: F401  (--tty) imported now: after setns the host's modules are gone
 
-        from pyrkt.stage1 import users
+        from pyrkt.stage1 import execute, users
         from pyrkt.stage1.app import TIOCSCTTY, find_executable
 
         target = app_host_pid(pod_dir, app)
@@ -591,6 +596,8 @@ class DefaultFlavor:
         """What an exited pod holds that others need: its networks (addresses, rules) and any
         mount left; with ``cgroups`` (gc) its cgroups too. Until gc they stay, as rkt's, so
         tools can read the pod's accounting after it exited."""
+        from pyrkt.stage1 import execute
+
         if os.path.exists(os.path.join(pod_dir, abi.NETNS)) or os.path.exists(os.path.join(pod_dir, "net")):
             from pyrkt.network import setup as network
 

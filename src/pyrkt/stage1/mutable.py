@@ -18,26 +18,52 @@ SIGUSR1 = 10
 def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> None:
     """Leave a request for a mutable pod's init (see podinit.py), signal it, and wait for its
     answer; an "error:" answer is raised. The request is on disk before the signal: if this
-    process dies, pod init still carries it out on the next signal."""
+    process dies, pod init still carries it out on the next signal. The wait blocks on a FIFO
+    beside the request (``<app>.wake``), which pod init opens and closes once it has written
+    the answer, and on a pidfd of pod init (its death)."""
+    import select
+
     where = os.path.join(pod_dir, abi.REQUESTS_DIR, app)
     nonce = os.urandom(8).hex()
-    fs.atomic_write(where, f"{action} {nonce}", sync=False)
-    pid = read_pid(pod_dir)
-    if pid is None or not lock.is_locked(pod_dir):
-        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
-    os.kill(pid, SIGUSR1)
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        answer = fs.read_text(where + ".result") or ""
-        if answer.startswith(nonce + " "):
-            break
-        if not lock.is_locked(pod_dir):
+    wake = where + ".wake"
+    try:
+        os.unlink(wake)  # what a killed command left
+    except FileNotFoundError:
+        pass
+    os.mkfifo(wake, 0o600)
+    fds = [os.open(wake, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)]
+    try:
+        fs.atomic_write(where, f"{action} {nonce}", sync=False)
+        pid = read_pid(pod_dir)
+        if pid is None or not lock.is_locked(pod_dir):
             raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
-        if time.monotonic() > deadline:
-            raise InvalidState(f"pod {os.path.basename(pod_dir)}: no answer from pod init to {action} {app}")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.004)
+        try:
+            fds.append(os.pidfd_open(pid))
+        except OSError:
+            pass  # the checks below find it gone
+        os.kill(pid, SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = fs.read_text(where + ".result") or ""
+            if answer.startswith(nonce + " "):
+                break
+            if not lock.is_locked(pod_dir):
+                raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
+            if time.monotonic() > deadline:
+                raise InvalidState(f"pod {os.path.basename(pod_dir)}: no answer from pod init to {action} {app}")
+            if not fds:  # woken once already, with no answer for us: poll
+                time.sleep(0.002)
+            elif select.select(fds, [], [], 0.1)[0]:  # the answer is there, or pod init died
+                for fd in fds:
+                    os.close(fd)
+                fds = []
+    finally:
+        for fd in fds:
+            os.close(fd)
+        try:
+            os.unlink(wake)
+        except FileNotFoundError:
+            pass
     why = answer[len(nonce) + 1:]
     if why.startswith("error:"):
         raise PyrktError(f"app {app}: {why.removeprefix('error:').strip()}")

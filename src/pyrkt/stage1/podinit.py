@@ -266,9 +266,10 @@ class PodInit:
     # A mutable pod (`app sandbox`, plan["mutable"]) starts with no app and lives until it is
     # stopped: an app's exit, whatever its code, ends only that app. `pyrkt app start|stop|rm`
     # leave a request in the pod dir (requests/<app>: "ACTION NONCE") and send SIGUSR1; pod init
-    # carries out every request there, writes <app>.result ("NONCE ok" or "NONCE error:WHY") and
-    # removes the request. An added app is set up from the plan `app add` wrote
-    # (appsinfo/<app>/plan): in pod init's own fork until it slims down, then by a fresh
+    # carries out every request there, writes <app>.result ("NONCE ok" or "NONCE error:WHY"),
+    # opens and closes the FIFO <app>.wake (the asker blocks on it), and removes the request. An
+    # added app is set up from the plan `app add` wrote (appsinfo/<app>/plan): in pod init's own
+    # fork until it slims down, then by a fresh
     # interpreter (pyrkt.stage1.app.main_added), so the lean pod init stays as small as an
     # ordinary pod's. (Comments, not docstrings: they cost the lean pod init no memory.)
 
@@ -292,6 +293,10 @@ class PodInit:
             except Exception as e:  # the one who asked hears why; pod init goes on
                 error = str(e) or repr(e)
             write_file(path + ".result", nonce + (" error:" + error if error else " ok"))
+            try:  # wakes the one waiting on the FIFO there (ENXIO: nobody is)
+                os.close(os.open(path + ".wake", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+            except OSError:
+                pass
             try:
                 os.unlink(path)
             except FileNotFoundError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies, tree
 
 V2 = Hierarchy("/sys/fs/cgroup/unified", 2, ())
@@ -55,3 +57,26 @@ def test_removal_order_is_children_before_their_pod(tmp_path: Path) -> None:
     order = tree([str(pod)])
     assert order[-1] == str(pod) and sorted(order[:-1]) == [str(pod / "db"), str(pod / "web")]
     assert tree([]) == []
+
+
+
+def test_a_single_threaded_caller_joins_v1_through_tasks_and_v2_through_cgroup_procs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrkt.kernel import cgroups
+
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    for d in (v1, v2):
+        d.mkdir()
+        (d / "cgroup.procs").write_text("")
+    (v1 / "tasks").write_text("")
+    monkeypatch.setattr(cgroups, "single_threaded", lambda: True)
+    cgroups.join([str(v1), str(v2)])
+    assert ((v1 / "tasks").read_text(), (v1 / "cgroup.procs").read_text()) == ("0", "")
+    assert (v2 / "cgroup.procs").read_text() == "0"
+    cgroups.join([str(v1)], pid=42)  # another process: the whole of it, through cgroup.procs
+    assert (v1 / "cgroup.procs").read_text() == "42"
+    for name in ("tasks", "cgroup.procs"):
+        (v1 / name).write_text("")
+    monkeypatch.setattr(cgroups, "single_threaded", lambda: False)  # tasks would move one thread only
+    cgroups.join([str(v1)])
+    assert ((v1 / "tasks").read_text(), (v1 / "cgroup.procs").read_text()) == ("", "0")
