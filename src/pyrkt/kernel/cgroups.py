@@ -329,6 +329,7 @@ def join(paths: list[str], pid: int = 0) -> None:
             os.write(fd, text)
         finally:
             os.close(fd)
+    _priming[0] = False
 
 
 def single_threaded() -> bool:
@@ -349,7 +350,9 @@ def prime_join() -> None:
     So ``run`` calls this first: the thread writes the caller's own pid into the cgroup it is
     in already (a move to where it is: nothing changes), paying the grace period while the
     caller prepares the pod, and again every few ms until the pod's ``join`` (at most
-    ``PRIME_SECONDS``). Errors end the thread: the join then pays the wait, as without this."""
+    ``PRIME_SECONDS``). Errors end the thread: the join then pays the wait, as without this.
+    Where the pod's hierarchies are all v1, pod init joins them itself through ``tasks``
+    (``join``), which waits for nothing: the thread then ends at once."""
     import _thread
 
     _priming[0] = True
@@ -369,6 +372,8 @@ _priming = [False]
 
 def _keep_primed() -> None:
     try:
+        if all(h.version == 1 for h in pod_hierarchies()):
+            return  # pod init joins v1 cgroups through `tasks`: no grace period to wait for
         with open("/proc/self/cgroup", "rb") as f:
             target = own_procs_file(f.read().decode(), hierarchies())
         if target is None:

@@ -396,6 +396,11 @@ class DefaultFlavor:
         if userns:  # the pod's user namespace, for pod init to idmap its apps into and have them join
             plan["userns_fd"] = execute.make_user_namespace(LinuxKernel(), userns.pop(), pod)
 
+        # v1 hierarchies (this host's hybrid one too): pod init moves itself, through their
+        # `tasks` files, which costs no RCU grace period; on v2 the host side moves it (primed)
+        self_join = all(os.path.exists(os.path.join(p, "tasks")) for p in cgroup_paths)
+        if self_join:
+            plan["join_paths"] = cgroup_paths
         host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         namespaces.unshare(namespaces.CLONE_NEWPID)
         if not detach:  # pod init watches this process: when it dies, the pod goes (as in rkt)
@@ -418,7 +423,11 @@ class DefaultFlavor:
             os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)
         os.close(joined_r)
-        join_cgroups(cgroup_paths, pid, joined_w)
+        if self_join:
+            os.write(joined_w, b"joined")
+            os.close(joined_w)
+        else:
+            join_cgroups(cgroup_paths, pid, joined_w)
         if not detach:
             os.close(plan["parent_fd"])
         handed_over.append(True)
@@ -456,6 +465,8 @@ class DefaultFlavor:
 
         try:
             os.close(ready_r)
+            if plan.get("join_paths"):  # first: whatever it starts runs in the pod's cgroups
+                LinuxKernel().cgroup_join(plan.pop("join_paths"))
             os.setsid()
             host_ns: list[int] = []
             if netns_path:  # pod init tears the networks down as a detached (or orphaned) pod exits
