@@ -25,7 +25,8 @@ FLAGS = [
     Flag("cni-bin-dir", "list", metavar="DIR", help="a dir of CNI plugins (repeatable); only pyrkt's plugin dirs "
          "are searched: another is named in a warning"),
     Flag("stream-addr", default="", metavar="HOST:PORT",
-         help=f"where the streaming server (exec, attach, port-forward) will listen (default {DEFAULT_STREAM_ADDR})"),
+         help=f"where the streaming server (exec, attach, port-forward) listens (default {DEFAULT_STREAM_ADDR}: "
+         "loopback, a free port)"),
 ]
 
 
@@ -58,9 +59,6 @@ def run(ctx: Context, args: list[str]) -> int:
         ctx.stderr.write(line + "\n")
         ctx.stderr.flush()
 
-    if values["stream_addr"]:
-        say(f"warning: --stream-addr={stream_addr}: the streaming server (Exec, Attach, PortForward) is not "
-            "wired yet: nothing listens there")
     from pyrkt.network.cni import DEFAULT_PLUGIN_DIRS
 
     for d in values["cni_bin_dir"]:
