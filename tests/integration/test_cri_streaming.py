@@ -145,6 +145,50 @@ def test_exec_with_stdin_then_tty_and_refused_tokens(cri: Cri, image: tuple[Path
         remove(cri, sid)
 
 
+def attachable(cri: Cri, sid: str, config: pb.PodSandboxConfig, image_id: str, name: str, script: str, *,
+               tty: bool) -> str:
+    c = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image_id),
+                           command=["sh", "-c", script], log_path=f"{name}/0.log", stdin=True, tty=tty)
+    cid = str(rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=c,
+                                                                    sandbox_config=config)).container_id)
+    rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+    wait_state(cri, cid, pb.CONTAINER_RUNNING)
+    return cid
+
+
+def test_attach_to_stream_and_tty_containers(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
+    sid, plain = running(cri, tmp_path, image[1], "attached", "sleep", "1000")
+    config = sandbox_config(tmp_path, "attached")
+    try:
+        with pytest.raises(grpc.RpcError) as e:  # no stdin, no tty: nothing to attach to
+            rt(cri, "Attach", pb.AttachRequest(container_id=plain, stdout=True))
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "created without stdin or tty" in (e.value.details() or "")
+
+        cid = attachable(cri, sid, config, image[1], "echoer", 'while read l; do [ "$l" = quit ] && exit 0; '
+                         'echo "got $l"; echo "err $l" >&2; done', tty=False)
+        url = rt(cri, "Attach", pb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True)).url
+        assert "/attach/" in url
+        c = Client(url)
+        assert c.status.startswith("HTTP/1.1 101"), c.status
+        c.send(0, b"one\n")
+        c.send(0, b"quit\n")
+        got = c.collect()
+        assert got[1] == b"got one\n" and got[2] == b"err one\n", got
+        assert json.loads(got[3]) == {"metadata": {}, "status": "Success"}
+        assert wait_state(cri, cid, pb.CONTAINER_EXITED).exit_code == 0
+
+        cid = attachable(cri, sid, config, image[1], "term", "read x; stty size; echo got $x", tty=True)
+        url = rt(cri, "Attach", pb.AttachRequest(container_id=cid, stdin=True, stdout=True, tty=True)).url
+        c = Client(url)
+        c.send(4, json.dumps({"Width": 77, "Height": 22}).encode())
+        c.send(0, b"hi\r")
+        got = c.collect()
+        assert "22 77" in got[1].decode() and "got hi" in got[1].decode(), got
+    finally:
+        remove(cri, sid)
+
+
 def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
     """httpd listens on the pod's own 127.0.0.1: only a connection made in its netns reaches it."""
     (cri.cni_conf / "10-k8s.conflist").write_text(json.dumps({

@@ -114,7 +114,7 @@ class RuntimeService:
         self.settings = settings
         self.pods = Pods(config, settings, pyrkt_argv(config))
         self.stream = streaming.StreamServer(settings.stream_addr, streaming.Runner(
-            pyrkt_argv(config), self.pods.sandbox_pid))
+            config, pyrkt_argv(config), self.pods.sandbox_pid))
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return runtime.version()
@@ -226,6 +226,13 @@ class RuntimeService:
         return pb.ExecResponse(url=self.stream.url(streaming.Request(
             "exec", uuid=uuid, app=app, cmd=tuple(request.cmd), tty=request.tty, stdin=request.stdin,
             stdout=request.stdout, stderr=request.stderr)))
+
+    def Attach(self, request: pb.AttachRequest, context: grpc.ServicerContext) -> pb.AttachResponse:
+        streaming.check_exec([], request.tty, request.stdin, request.stdout, request.stderr)
+        uuid, app = self.pods.attachable_app(request.container_id)
+        return pb.AttachResponse(url=self.stream.url(streaming.Request(
+            "attach", uuid=uuid, app=app, tty=request.tty, stdin=request.stdin, stdout=request.stdout,
+            stderr=request.stderr)))
 
     def PortForward(self, request: pb.PortForwardRequest, context: grpc.ServicerContext) -> pb.PortForwardResponse:
         for port in request.port:
@@ -389,7 +396,7 @@ def serve(config: Config, settings: runtime.Settings, listen: str, *, say: Calla
     """Serve until ``done`` is set."""
     server = Server(config, settings, listen)
     say(f"pyrkt cri: serving runtime.v1 on unix://{server.path}")
-    say(f"pyrkt cri: streaming (exec, port-forward) on {server.runtime.stream.base}")
+    say(f"pyrkt cri: streaming (exec, attach, port-forward) on {server.runtime.stream.base}")
     try:
         done.wait()
     finally:

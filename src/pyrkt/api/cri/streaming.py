@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from pyrkt.api.cri import websocket as ws
+from pyrkt.config import Config
 from pyrkt.errors import PyrktError, UsageError
 
 TOKEN_TTL = 60.0  # seconds, the kubelet's CacheTTL
@@ -297,7 +298,8 @@ class Runner:
     """What is run at the other end of a stream: `pyrkt app exec` children, the app's iomux
     sockets, connections made in the pod's network namespace."""
 
-    def __init__(self, pyrkt_argv: list[str], find_pod: Callable[[str], Any]) -> None:
+    def __init__(self, config: Config, pyrkt_argv: list[str], find_pod: Callable[[str], Any]) -> None:
+        self.config = config
         self.pyrkt_argv = pyrkt_argv
         self.find_pod = find_pod  # sandbox id -> the running pod (its pid)
 
@@ -382,8 +384,68 @@ class Runner:
     # -- attach ------------------------------------------------------------------------------
 
     def attach(self, conn: Connection, req: Request) -> None:
-        conn.send(ERROR, failure_status("Attach is not implemented by pyrkt yet"))
-        conn.close()
+        """The app's iomux sockets (stream or tty mode, as `pyrkt attach`): its terminal's output
+        to stdout, or its stdout and stderr to theirs; the client's stdin to its stdin, resizes
+        to its terminal; until its output ends (the app exited) or the client goes."""
+        from pyrkt.stage0 import attach as iomux
+
+        try:
+            pod, name, served = iomux.endpoints(self.config, req.uuid, req.app)
+            wanted = tuple(e for e in served if e == "tty" or getattr(req, e))
+            socks = iomux.connect(pod, name, wanted)
+        except PyrktError as e:
+            conn.send(ERROR, failure_status(str(e)))
+            conn.close()
+            return
+        source = socks.get("tty") or socks.get("stdin") if req.stdin else None
+        outputs = {s.fileno(): STDOUT if e in ("tty", "stdout") else STDERR for e, s in socks.items() if e != "stdin"}
+        pumps = [threading.Thread(target=pump, args=(fd, conn, ch), daemon=True) for fd, ch in outputs.items()]
+        for t in pumps:
+            t.start()
+        def resize_app(data: bytes) -> None:
+            """Opened for each resize: held open, the app's terminal would outlive the app."""
+            app_tty = iomux.open_app_tty(pod, name)
+            if app_tty >= 0:
+                try:
+                    resize(app_tty, data)
+                finally:
+                    os.close(app_tty)
+
+        reader = threading.Thread(target=self._attach_input, daemon=True, args=(
+            conn, source, resize_app if "tty" in socks else None, list(socks.values())))
+        reader.start()
+        try:
+            for t in pumps or [reader]:
+                t.join()
+            conn.send(ERROR, exit_status(0, []))
+            conn.close()
+        finally:
+            for sock in socks.values():
+                sock.close()
+
+    @staticmethod
+    def _attach_input(conn: Connection, source: socket.socket | None, resize_app: Callable[[bytes], None] | None,
+                      socks: list[socket.socket]) -> None:
+        for channel, data in conn.messages():
+            if channel == STDIN and source is not None:
+                try:
+                    source.sendall(data)
+                except OSError:
+                    source = None
+            elif channel == RESIZE and resize_app is not None:
+                resize_app(data)
+            elif channel == CLOSE_CHANNEL and data[:1] == bytes([STDIN]) and source is not None:
+                if resize_app is None:
+                    try:
+                        source.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                source = None
+        for sock in socks:  # the client went away: the output pumps end too
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # -- port forward ------------------------------------------------------------------------
 
