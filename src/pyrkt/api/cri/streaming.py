@@ -324,7 +324,8 @@ class Runner:
                  for f, ch in ((proc.stdout, STDOUT), (proc.stderr, STDERR)) if f is not None]
         for t in pumps:
             t.start()
-        threading.Thread(target=self._client_input, args=(conn, proc.stdin, None, proc), daemon=True).start()
+        threading.Thread(target=self._client_input, args=(conn, proc.stdin, None, proc.pid,
+                                                             lambda: proc.poll() is None), daemon=True).start()
         code = proc.wait()
         for t in pumps:
             t.join()
@@ -338,20 +339,25 @@ class Runner:
             finally:
                 os._exit(127)
         os.set_inheritable(master, False)
+        exited = threading.Event()
         with os.fdopen(os.dup(master), "wb", buffering=0) as stdin:
             t = threading.Thread(target=pump, args=(master, conn, STDOUT), daemon=True)
             t.start()
-            threading.Thread(target=self._client_input, args=(conn, stdin if req.stdin else None, master, pid),
+            threading.Thread(target=self._client_input, args=(conn, stdin if req.stdin else None, master, pid,
+                                                                 lambda: not exited.is_set()),
                              daemon=True).start()
             _, status = os.waitpid(pid, 0)
+            exited.set()
             t.join()
         os.close(master)
         return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
     @staticmethod
-    def _client_input(conn: Connection, stdin: Any, tty: int | None, proc: Any) -> None:
+    def _client_input(conn: Connection, stdin: Any, tty: int | None, pid: int, alive: Callable[[], bool]) -> None:
         """The client's messages: stdin to the command, resizes to its terminal; the client
         gone before the command ended: the command's session killed."""
+        if tty is not None:
+            wait_raw(tty)
         try:
             for channel, data in conn.messages():
                 if channel == STDIN and stdin is not None:
@@ -374,8 +380,7 @@ class Runner:
                     stdin.close()
                 except OSError:
                     pass
-            pid = proc if isinstance(proc, int) else proc.pid
-            if (proc.poll() if not isinstance(proc, int) else None) is None:
+            if alive():
                 try:
                     os.killpg(pid, signal.SIGHUP)
                 except (ProcessLookupError, PermissionError):
@@ -505,6 +510,22 @@ def pump(fd: int, conn: Connection, channel: int) -> None:
             conn.send(channel, data)
         except OSError:
             return
+
+
+def wait_raw(master: int, timeout: float = 10.0) -> None:
+    """Until `app exec --tty` has made its terminal raw (ours: a pty's two ends share their
+    modes): it flushes what was typed before, so the client's first bytes wait for that."""
+    import termios
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not termios.tcgetattr(master)[3] & termios.ICANON:
+                time.sleep(0.05)  # its window size copied and SIGWINCH followed, right after
+                return
+        except termios.error:
+            return
+        time.sleep(0.01)
 
 
 def resize(tty: int, data: bytes) -> None:
