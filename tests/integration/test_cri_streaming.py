@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -220,3 +221,21 @@ def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], 
     finally:
         remove(cri, sid)
     assert containers(cri) == {}
+
+
+def test_another_loopback_stream_address_and_one_in_use(image: tuple[Path, str], tmp_path: Path) -> None:
+    from tests.integration.test_cri import PYRKT_BIN, start
+
+    server = start(image[0], tmp_path / "cri.sock", tmp_path, "--stream-addr=127.0.0.2:0")
+    try:
+        assert server.proc.stderr is not None
+        line = server.proc.stderr.readline()
+        assert line.startswith("pyrkt cri: streaming (exec, attach, port-forward) on http://127.0.0.2:"), line
+        port = line.rstrip().rpartition(":")[2]
+        r = subprocess.run([str(PYRKT_BIN), f"--dir={image[0]}", "cri", f"--listen=unix://{tmp_path}/other.sock",
+                            f"--stream-addr=127.0.0.2:{port}"], capture_output=True, text=True, timeout=60)
+        assert (r.returncode, r.stderr.splitlines()) == (
+            254, [f"pyrkt: --stream-addr=127.0.0.2:{port}: cannot listen there: Address already in use"])
+    finally:
+        code, err = server.stop()
+    assert code == 0 and "warning" not in err, err

@@ -37,6 +37,16 @@ def check_stream_addr(text: str) -> str:
     return text
 
 
+def loopback(addr: str) -> bool:
+    import ipaddress
+
+    host = addr.rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def run(ctx: Context, args: list[str]) -> int:
     import signal
     import threading
@@ -59,6 +69,9 @@ def run(ctx: Context, args: list[str]) -> int:
         ctx.stderr.write(line + "\n")
         ctx.stderr.flush()
 
+    if not loopback(stream_addr):
+        say(f"warning: --stream-addr={stream_addr}: not a loopback address: the streams (exec, attach, "
+            "port-forward) are plain HTTP there, guarded by their one-time tokens only")
     from pyrkt.network.cni import DEFAULT_PLUGIN_DIRS
 
     for d in values["cni_bin_dir"]:
