@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -128,6 +129,26 @@ def test_exec_with_stdin_then_tty_and_refused_tokens(cri: Cri, image: tuple[Path
         assert "33 91" in out and "got word" in out, out  # the terminal echoes "word" too
         assert json.loads(got[3]) == {"metadata": {}, "status": "Success"}
 
+        # a client gone before its command ends: the command is ended too
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sleep", "777"], stdout=True)).url
+        c = Client(url)
+        assert c.status.startswith("HTTP/1.1 101"), c.status
+
+        def sleeping() -> bool:
+            return b"sleep 777" in rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["ps"], timeout=30)).stdout
+
+        for _ in range(200):
+            if sleeping():
+                break
+            time.sleep(0.05)
+        assert sleeping()
+        c.sock.close()
+        for _ in range(200):
+            if not sleeping():
+                break
+            time.sleep(0.05)
+        assert not sleeping()
+
         # SPDY is refused with a message saying what to use
         url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["true"], stdout=True)).url
         u = urlsplit(url)
@@ -218,6 +239,11 @@ def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], 
         got = c.collect()
         assert b"served by web" in got[0], got
         assert 1 not in got, got
+
+        url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8081])).url  # nothing there
+        got = Client(url, ("v4.channel.k8s.io",)).collect()
+        assert got[0] == struct.pack("<H", 8081)
+        assert got[1][2:] == b"an error occurred forwarding 8081 -> 8081: dial tcp4 127.0.0.1:8081: Connection refused"
     finally:
         remove(cri, sid)
     assert containers(cri) == {}
