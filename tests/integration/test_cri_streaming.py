@@ -45,10 +45,10 @@ class Client:
         assert u.hostname == "127.0.0.1", url
         self.sock = socket.create_connection((u.hostname, u.port or 80), timeout=60)
         key = ws.new_key()
+        offer = f"Sec-WebSocket-Protocol: {', '.join(protocols)}\r\n" if protocols else ""
         self.sock.sendall((f"GET {u.path}{'?' + u.query if u.query else ''} HTTP/1.1\r\nHost: {u.netloc}\r\n"
                            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Protocol: {', '.join(protocols)}\r\n\r\n")
-                          .encode())
+                           f"Sec-WebSocket-Key: {key}\r\n{offer}\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(1)
@@ -103,6 +103,7 @@ def test_exec_with_stdin_then_tty_and_refused_tokens(cri: Cri, image: tuple[Path
         c = Client(url)
         assert c.status.startswith("HTTP/1.1 101"), c.status
         assert c.headers["sec-websocket-protocol"] == "v5.channel.k8s.io"
+        assert next(c.messages()) == (1, b"")  # the streams are set up
         c.send(0, b"hello from stdin\n")
         c.send(255, b"\x00")  # v5: the client's stdin is closed
         got = c.collect()
@@ -128,6 +129,12 @@ def test_exec_with_stdin_then_tty_and_refused_tokens(cri: Cri, image: tuple[Path
         out = got.get(1, b"").decode()
         assert "33 91" in out and "got word" in out, out  # the terminal echoes "word" too
         assert json.loads(got[3]) == {"metadata": {}, "status": "Success"}
+
+        # channel.k8s.io (v1): the status is the error's text
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sh", "-c", "exit 4"], stdout=True)).url
+        c = Client(url, ("channel.k8s.io",))
+        assert c.collect() == {1: b"", 3: b"command terminated with non-zero exit code: error executing command "
+                                        b"[sh -c exit 4], exit code 4"}
 
         # a client gone before its command ends: the command is ended too
         url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sleep", "777"], stdout=True)).url
@@ -230,7 +237,7 @@ def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], 
                 break
         url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080])).url
         assert "/portforward/" in url
-        c = Client(url, ("portforward.k8s.io",))
+        c = Client(url, ())  # no subprotocol: the kubelet's default, as v4.channel.k8s.io
         assert c.status.startswith("HTTP/1.1 101"), c.status
         first = c.messages()
         assert next(first) == (0, struct.pack("<H", 8080))  # each channel opened with its port
@@ -243,7 +250,8 @@ def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], 
         url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8081])).url  # nothing there
         got = Client(url, ("v4.channel.k8s.io",)).collect()
         assert got[0] == struct.pack("<H", 8081)
-        assert got[1][2:] == b"an error occurred forwarding 8081 -> 8081: dial tcp4 127.0.0.1:8081: Connection refused"
+        assert got[1][2:] == (f"error forwarding port 8081 to pod {sid}: cannot connect to 127.0.0.1:8081 in its "
+                              "network namespace: Connection refused").encode()
     finally:
         remove(cri, sid)
     assert containers(cri) == {}

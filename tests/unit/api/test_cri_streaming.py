@@ -103,3 +103,9 @@ def test_exit_status_messages_as_the_kubelets_clients_read_them() -> None:
     failed = json.loads(streaming.exit_status(3, ["sh"]))
     assert failed["status"] == "Failure" and failed["reason"] == "NonZeroExitCode"
     assert failed["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+
+def test_before_v4_the_status_is_the_errors_text_and_nothing_for_success() -> None:
+    assert streaming.exit_status(0, ["true"], "channel.k8s.io") == b""
+    assert streaming.exit_status(2, ["sh", "-c", "x"], "") == (
+        b"command terminated with non-zero exit code: error executing command [sh -c x], exit code 2")

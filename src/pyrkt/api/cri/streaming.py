@@ -5,12 +5,14 @@ upgraded connection to.
 Tokens are single-use and expire a minute after the call that made them, as the kubelet's
 streaming library's request cache (at most 1000 waiting). The protocols are Kubernetes'
 WebSocket ones: for exec and attach the remote-command channels (``v5.channel.k8s.io``,
-``v4.channel.k8s.io``): each binary message starts with its channel, 0 stdin, 1 stdout,
-2 stderr, 3 the final status (a metav1.Status JSON, the exit code in a cause ``ExitCode``),
-4 terminal resizes (``{"Width":W,"Height":H}``), and in v5, 255 closes the channel its one
-byte names (the client's end of stdin). For port forwarding (``v4.channel.k8s.io``,
-``portforward.k8s.io``, ``channel.k8s.io``): channels 2i and 2i+1 are the data and error
-streams of the i-th port, each opened by a message holding the port (2 bytes, little endian).
+``v4.channel.k8s.io``; ``channel.k8s.io`` or none: v1's, whose status is plain text): each
+binary message starts with its channel, 0 stdin, 1 stdout, 2 stderr, 3 the final status (a
+metav1.Status JSON, the exit code in a cause ``ExitCode``), 4 terminal resizes
+(``{"Width":W,"Height":H}``), and in v5, 255 closes the channel its one byte names (the
+client's end of stdin); an empty message on the lowest channel the client reads says the
+streams are set up. For port forwarding (``v4.channel.k8s.io``, or none): channels 2i and
+2i+1 are the data and error streams of the i-th port, each opened by a message holding the
+port (2 bytes, little endian).
 SPDY/3.1 upgrades are refused with an HTTP error that says so.
 """
 
@@ -39,8 +41,9 @@ from pyrkt.errors import PyrktError, UsageError
 TOKEN_TTL = 60.0  # seconds, the kubelet's CacheTTL
 MAX_IN_FLIGHT = 1000  # tokens waiting, the kubelet's maxInFlight
 TOKEN_BYTES = 8
-EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-PORTFORWARD_PROTOCOLS = ("v4.channel.k8s.io", "portforward.k8s.io", "channel.k8s.io")
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")  # or none: channel.k8s.io's
+PORTFORWARD_PROTOCOLS = ("v4.channel.k8s.io",)  # or none
+STATUS_JSON = ("v5.channel.k8s.io", "v4.channel.k8s.io")  # the others' status is an error's text, nothing for 0
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE_CHANNEL = 255  # v5: the one byte after names a channel the client has closed
 CHUNK = 32768
@@ -88,20 +91,30 @@ def split_addr(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def exit_status(code: int, argv: list[str]) -> bytes:
-    """The v4 status message: Success for 0, else a NonZeroExitCode failure naming the code."""
+def exit_status(code: int, argv: list[str], protocol: str = STATUS_JSON[-1]) -> bytes:
+    """The status message: in v4 and v5 Success for 0, else a NonZeroExitCode failure naming
+    the code (a metav1.Status); before v4, a failure's message alone, and nothing for 0."""
+    message = (f"command terminated with non-zero exit code: error executing command [{' '.join(argv)}], "
+               f"exit code {code}")
+    if protocol not in STATUS_JSON:
+        return message.encode() if code else b""
     if code == 0:
         return json.dumps({"metadata": {}, "status": "Success"}).encode()
-    return json.dumps({
-        "metadata": {}, "status": "Failure",
-        "message": f"command terminated with non-zero exit code: error executing command {argv}, exit code {code}",
-        "reason": "NonZeroExitCode",
-        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}).encode()
+    return json.dumps({"metadata": {}, "status": "Failure", "message": message, "reason": "NonZeroExitCode",
+                       "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}).encode()
 
 
-def failure_status(message: str) -> bytes:
+def failure_status(message: str, protocol: str = STATUS_JSON[-1]) -> bytes:
+    if protocol not in STATUS_JSON:
+        return message.encode()
     return json.dumps({"metadata": {}, "status": "Failure", "message": message,
                        "reason": "InternalError", "code": 500}).encode()
+
+
+def opened(conn: Connection, req: Request) -> None:
+    """An empty message on the lowest channel the client reads: the streams are set up (as the
+    kubelet's streaming server does)."""
+    conn.send(STDOUT if req.stdout else STDERR if req.stderr else ERROR, b"")
 
 
 def frame(channel: int, data: bytes) -> bytes:
@@ -268,7 +281,7 @@ class StreamServer:
             offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
             known = PORTFORWARD_PROTOCOLS if kind == "portforward" else EXEC_PROTOCOLS
             chosen = next((p for p in known if p in offered), "")
-            if not chosen and (offered or kind != "portforward"):
+            if not chosen and offered:
                 self.reply(sock, "400 Bad Request", f"no subprotocol pyrkt speaks among {offered or 'none'}: "
                            f"want one of {', '.join(known)}")
                 return
@@ -278,7 +291,7 @@ class StreamServer:
                 answer += f"Sec-WebSocket-Protocol: {chosen}\r\n"
             sock.sendall((answer + "\r\n").encode())
             sock.settimeout(None)
-            conn = Connection(sock, chosen or PORTFORWARD_PROTOCOLS[-1])
+            conn = Connection(sock, chosen)
             if kind == "portforward":
                 ports = request.ports or tuple(int(p) for p in parse_qs(url.query).get("port", ()) if p.isdigit())
                 self.runner.port_forward(conn, request, ports)
@@ -308,11 +321,14 @@ class Runner:
     def exec(self, conn: Connection, req: Request) -> None:
         argv = [*self.pyrkt_argv, "app", "exec", req.uuid, f"--app={req.app}", *(["--tty"] if req.tty else []),
                 "--", *req.cmd]
+        opened(conn, req)
         if req.tty:
             code = self._exec_tty(conn, req, argv)
         else:
             code = self._exec_pipes(conn, req, argv)
-        conn.send(ERROR, exit_status(code, list(req.cmd)))
+        status = exit_status(code, list(req.cmd), conn.protocol)
+        if status:
+            conn.send(ERROR, status)
         conn.close()
 
     def _exec_pipes(self, conn: Connection, req: Request, argv: list[str]) -> int:
@@ -399,9 +415,10 @@ class Runner:
             wanted = tuple(e for e in served if e == "tty" or getattr(req, e))
             socks = iomux.connect(pod, name, wanted)
         except PyrktError as e:
-            conn.send(ERROR, failure_status(str(e)))
+            conn.send(ERROR, failure_status(str(e), conn.protocol))
             conn.close()
             return
+        opened(conn, req)
         source = socks.get("tty") or socks.get("stdin") if req.stdin else None
         outputs = {s.fileno(): STDOUT if e in ("tty", "stdout") else STDERR for e, s in socks.items() if e != "stdin"}
         pumps = [threading.Thread(target=pump, args=(fd, conn, ch), daemon=True) for fd, ch in outputs.items()]
@@ -422,7 +439,9 @@ class Runner:
         try:
             for t in pumps or [reader]:
                 t.join()
-            conn.send(ERROR, exit_status(0, []))
+            status = exit_status(0, [], conn.protocol)
+            if status:
+                conn.send(ERROR, status)
             conn.close()
         finally:
             for sock in socks.values():
@@ -467,8 +486,8 @@ class Runner:
             try:
                 socks[2 * i] = connect_in(netns, port)
             except OSError as e:
-                conn.send(2 * i + 1, f"an error occurred forwarding {port} -> {port}: "
-                          f"dial tcp4 127.0.0.1:{port}: {e.strerror}".encode())
+                conn.send(2 * i + 1, f"error forwarding port {port} to pod {req.sandbox}: cannot connect to "
+                          f"127.0.0.1:{port} in its network namespace: {e.strerror}".encode())
         pumps = [threading.Thread(target=pump, args=(s.fileno(), conn, ch), daemon=True) for ch, s in socks.items()]
         for t in pumps:
             t.start()
