@@ -209,9 +209,10 @@ def test_unknown_image_in_the_registry_is_not_found_and_bad_refs_are_invalid(
 
 def test_calls_not_wired_are_unimplemented_naming_the_call(cri: Cri) -> None:
     with pytest.raises(grpc.RpcError) as e:
-        cri.client.call("RuntimeService", "Exec", pb.ExecRequest(), pb.ExecResponse)
+        cri.client.call("RuntimeService", "CheckpointContainer", pb.CheckpointContainerRequest(),
+                        pb.CheckpointContainerResponse)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert str(e.value.details()).startswith("Exec is not implemented by pyrkt yet")
+    assert str(e.value.details()).startswith("CheckpointContainer is not implemented by pyrkt yet")
     events = cri.client.channel.unary_stream("/runtime.v1.RuntimeService/GetContainerEvents",
                                              request_serializer=pb.GetEventsRequest.SerializeToString,
                                              response_deserializer=pb.ContainerEventResponse.FromString)

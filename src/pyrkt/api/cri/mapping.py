@@ -18,6 +18,7 @@ from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, MIN_MEMORY, OOM_SCORE_ADJ, check_cpu
 from pyrkt.model.names import check_app_name, check_hostname
+from pyrkt.model.stdio import mode_annotations
 from pyrkt.model.values import Value, field
 from pyrkt.stage0.prepare import AppRequest, PodRequest
 from pyrkt.stage0.run import RunOptions
@@ -146,6 +147,16 @@ def _selinux(opts: pb.SELinuxOption) -> bool:
 
 # -- containers -------------------------------------------------------------------------------
 
+def stdio_modes(config: pb.ContainerConfig) -> list[tuple[str, str]]:
+    """The app's stdio modes: a terminal for ``tty``, streams for ``stdin`` (both attachable, and
+    logged as ever), else the default (logged, no stdin: Attach refuses it)."""
+    if config.tty:
+        return mode_annotations("tty" if config.stdin else "null", "tty", "tty")
+    if config.stdin:
+        return mode_annotations("stream", "stream", "stream")
+    return []
+
+
 def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, *, sandbox_id: str = "",
                       entrypoint: Sequence[str] | None = None,
                       read_profile: Callable[[str], bytes] | None = None) -> ContainerMapping:
@@ -192,8 +203,10 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
 
     app.isolators = resources(name, config.linux.resources, warnings)
     _security(app, config.linux.security_context, sandbox, warnings, read_profile)
-    if config.tty or config.stdin:
-        warnings.append(f"container {name}: stdin and tty are not wired yet (Attach): the app runs without them")
+    app.annotations = stdio_modes(config)
+    if config.stdin_once:
+        warnings.append(f"container {name}: stdin_once is not honoured: the app's stdin stays open after an "
+                        "attach ends")
     if config.stop_signal:
         warnings.append(f"container {name}: stop signal {pb.Signal.Name(config.stop_signal)} is not used: "
                         "apps are stopped with SIGTERM")

@@ -546,6 +546,37 @@ class Pods:
         return pb.ExecSyncResponse(stdout=out, stderr=err, exit_code=proc.returncode)
 
 
+    # -- streaming (Exec, Attach, PortForward: the URLs are streaming.py's) ----------------------
+
+    def running_app(self, cid: str) -> tuple[str, str]:
+        """(pod UUID, app name) of a running container, else NOT_FOUND or FAILED_PRECONDITION."""
+        pod, app = self._app(cid)
+        if app.state != "running":
+            raise InvalidState(f"container {cid} is not running")
+        return pod.uuid, app.name
+
+    def attachable_app(self, cid: str) -> tuple[str, str]:
+        """As ``running_app``, of a container created with stdin or tty (whose app's stdio is in
+        stream or tty mode): pyrkt attaches to no other."""
+        from pyrkt.model.stdio import Stdio
+        from pyrkt.stage1.poddir import read_manifest
+
+        uuid, name = self.running_app(cid)
+        ra = read_manifest(Pod.find(self.config.pods_dir, uuid).path).app(name)
+        if not Stdio.from_annotations(ra.annotations if ra is not None else (), f"app {name}: ").attachable():
+            raise InvalidState(f"container {cid} cannot be attached to: it was created without stdin or tty "
+                               "(pyrkt attaches to those only; its output is in its log)")
+        return uuid, name
+
+    def sandbox_pid(self, sid: str) -> int:
+        """The pid of a ready sandbox's pod init (whose network namespace is the pod's)."""
+        pod, _ = self._running_sandbox(sid)
+        pid = pod.pid()
+        if pid is None:
+            raise InvalidState(f"pod sandbox {pod.uuid} is not ready (no pod init)")
+        return pid
+
+
 class DeadlineExceeded(PyrktError):
     """An ExecSync command that outlived its timeout (DEADLINE_EXCEEDED, as the kubelet expects)."""
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 
-from pyrkt.api.cri import images, runtime
+from pyrkt.api.cri import images, runtime, streaming
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.api.service import status_of
 from pyrkt.config import Config
@@ -113,6 +113,8 @@ class RuntimeService:
 
         self.settings = settings
         self.pods = Pods(config, settings, pyrkt_argv(config))
+        self.stream = streaming.StreamServer(settings.stream_addr, streaming.Runner(
+            config, pyrkt_argv(config), self.pods.sandbox_pid))
 
     def Version(self, request: pb.VersionRequest, context: grpc.ServicerContext) -> pb.VersionResponse:
         return runtime.version()
@@ -214,6 +216,32 @@ class RuntimeService:
     def ExecSync(self, request: pb.ExecSyncRequest, context: grpc.ServicerContext) -> pb.ExecSyncResponse:
         return self.pods.exec_sync(request.container_id, list(request.cmd), request.timeout)
 
+    # -- streaming: a URL of the streaming server, whose token the kubelet's client brings ----
+
+    def Exec(self, request: pb.ExecRequest, context: grpc.ServicerContext) -> pb.ExecResponse:
+        if not request.cmd:
+            raise UsageError("Exec: no command given")
+        streaming.check_exec(list(request.cmd), request.tty, request.stdin, request.stdout, request.stderr)
+        uuid, app = self.pods.running_app(request.container_id)
+        return pb.ExecResponse(url=self.stream.url(streaming.Request(
+            "exec", uuid=uuid, app=app, cmd=tuple(request.cmd), tty=request.tty, stdin=request.stdin,
+            stdout=request.stdout, stderr=request.stderr)))
+
+    def Attach(self, request: pb.AttachRequest, context: grpc.ServicerContext) -> pb.AttachResponse:
+        streaming.check_exec([], request.tty, request.stdin, request.stdout, request.stderr)
+        uuid, app = self.pods.attachable_app(request.container_id)
+        return pb.AttachResponse(url=self.stream.url(streaming.Request(
+            "attach", uuid=uuid, app=app, tty=request.tty, stdin=request.stdin, stdout=request.stdout,
+            stderr=request.stderr)))
+
+    def PortForward(self, request: pb.PortForwardRequest, context: grpc.ServicerContext) -> pb.PortForwardResponse:
+        for port in request.port:
+            if not 0 < port < 65536:
+                raise UsageError(f"PortForward: invalid port {port}")
+        self.pods.sandbox_pid(request.pod_sandbox_id)
+        return pb.PortForwardResponse(url=self.stream.url(streaming.Request(
+            "portforward", sandbox=request.pod_sandbox_id, ports=tuple(request.port))))
+
 
 def pyrkt_argv(config: Config) -> list[str]:
     """This pyrkt, with the server's data and config dirs (the user config dir is the CRI's)."""
@@ -236,6 +264,8 @@ def _abort(context: grpc.ServicerContext, name: str, e: BaseException) -> None:
 
     if isinstance(e, DeadlineExceeded):
         context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
+    if isinstance(e, streaming.ResourceExhausted):
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
     if isinstance(e, (PyrktError, OSError)):
         context.abort(*status_of(e))
     sys.stderr.write(f"pyrkt cri: {name}: internal error: {type(e).__name__}: {e}\n")
@@ -331,8 +361,9 @@ class Server:
         self.path = socket_path(listen)
         os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
         clear_stale_socket(self.path)
+        self.runtime = RuntimeService(config, settings)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="cri"),
-                                  handlers=[method_table(RUNTIME_SERVICE, RuntimeService(config, settings)),
+                                  handlers=[method_table(RUNTIME_SERVICE, self.runtime),
                                             method_table(IMAGE_SERVICE, ImageService(config))])
         old = os.umask(0o117)  # the socket is never, even for a moment, open to every local user
         try:
@@ -344,11 +375,13 @@ class Server:
         if not bound:
             raise PyrktError(f"could not listen on {self.path}", hint="--debug shows gRPC's own messages")
         self.server.start()
+        self.runtime.stream.start()
         os.chmod(self.path, SOCKET_MODE)
         if os.geteuid() == 0:
             os.chown(self.path, 0, 0)
 
     def stop(self, grace: float = 1.0) -> None:
+        self.runtime.stream.stop()
         self.server.stop(grace).wait()
         try:
             st = os.lstat(self.path)
@@ -363,6 +396,7 @@ def serve(config: Config, settings: runtime.Settings, listen: str, *, say: Calla
     """Serve until ``done`` is set."""
     server = Server(config, settings, listen)
     say(f"pyrkt cri: serving runtime.v1 on unix://{server.path}")
+    say(f"pyrkt cri: streaming (exec, attach, port-forward) on {server.runtime.stream.base}")
     try:
         done.wait()
     finally:

@@ -25,7 +25,8 @@ FLAGS = [
     Flag("cni-bin-dir", "list", metavar="DIR", help="a dir of CNI plugins (repeatable); only pyrkt's plugin dirs "
          "are searched: another is named in a warning"),
     Flag("stream-addr", default="", metavar="HOST:PORT",
-         help=f"where the streaming server (exec, attach, port-forward) will listen (default {DEFAULT_STREAM_ADDR})"),
+         help=f"where the streaming server (exec, attach, port-forward) listens (default {DEFAULT_STREAM_ADDR}: "
+         "loopback, a free port)"),
 ]
 
 
@@ -34,6 +35,16 @@ def check_stream_addr(text: str) -> str:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise UsageError(f"--stream-addr={text!r}: want HOST:PORT, e.g. {DEFAULT_STREAM_ADDR}")
     return text
+
+
+def loopback(addr: str) -> bool:
+    import ipaddress
+
+    host = addr.rpartition(":")[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def run(ctx: Context, args: list[str]) -> int:
@@ -58,9 +69,9 @@ def run(ctx: Context, args: list[str]) -> int:
         ctx.stderr.write(line + "\n")
         ctx.stderr.flush()
 
-    if values["stream_addr"]:
-        say(f"warning: --stream-addr={stream_addr}: the streaming server (Exec, Attach, PortForward) is not "
-            "wired yet: nothing listens there")
+    if not loopback(stream_addr):
+        say(f"warning: --stream-addr={stream_addr}: not a loopback address: the streams (exec, attach, "
+            "port-forward) are plain HTTP there, guarded by their one-time tokens only")
     from pyrkt.network.cni import DEFAULT_PLUGIN_DIRS
 
     for d in values["cni_bin_dir"]:
