@@ -420,6 +420,31 @@ def test_interactive_app_gets_a_terminal_and_the_terminal_is_restored(env: tuple
     os.close(master)
 
 
+def test_what_is_typed_before_the_terminal_goes_raw_reaches_the_app(env: tuple[Cli, str]) -> None:
+    """A line typed ahead, while pyrkt still prepares the pod, is not flushed away when it puts
+    the user's terminal in raw mode (tty.setraw's default TCSAFLUSH would)."""
+    import pty
+    import select
+
+    cli, image = env
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(cli.argv()[0], cli.argv("run", "--net=none", "--interactive", image, "--exec=/bin/sh"))
+    os.write(master, b"echo TYPED-$((6*7)); exit 4\n")  # at once: before pyrkt has even started
+    out = b""
+    deadline = time.monotonic() + 20
+    while b"TYPED-42" not in out and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                out += os.read(master, 4096)
+            except OSError:
+                break
+    assert b"TYPED-42" in out, out
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 4
+    os.close(master)
+
+
 def test_without_interactive_stdin_is_not_a_terminal(env: tuple[Cli, str]) -> None:
     cli, image = env
     r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c", "test -t 0 || echo no-tty")

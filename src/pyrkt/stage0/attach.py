@@ -90,7 +90,7 @@ def attach(config: Config, uuid: str, app: str, mode: AttachMode, stderr: TextIO
         stderr.write(f"pyrkt: attached to app {name} of pod {pod.uuid}: press ^C to detach\n")
         stderr.flush()
         saved = termios.tcgetattr(0)
-        tty.setraw(0)
+        tty.setraw(0, termios.TCSANOW)  # not the default TCSAFLUSH: what was typed ahead stays
     app_tty = open_app_tty(pod, name) if saved is not None else -1
     try:
         if app_tty >= 0:

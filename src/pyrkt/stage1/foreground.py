@@ -53,7 +53,7 @@ def proxy(master: int, pid: int) -> None:
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
-        tty.setraw(stdin)
+        tty.setraw(stdin, termios.TCSANOW)  # not the default TCSAFLUSH: what was typed ahead stays
         copy_winsize(stdin, master)
         _signal.signal(_signal.SIGWINCH, lambda s, f: copy_winsize(stdin, master))
     try:
