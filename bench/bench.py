@@ -229,28 +229,15 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
 # -- timing ----------------------------------------------------------------------------------
 
 def time_command(name: str, argv_of: Callable[[int], list[str]], args: argparse.Namespace) -> Timing:
-    timing = Timing(name, " ".join(argv_of(0)))
-    print(f"bench: timing {name}: {args.warmup} warm-up + {args.runs} runs")
-    for i in range(args.warmup + args.runs):
-        start = time.perf_counter()
-        proc = subprocess.run(argv_of(i), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, env=USER_ENV)
-        elapsed = (time.perf_counter() - start) * 1000
-        if proc.returncode != 0:
-            timing.error = f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"
-            timing.times_ms = []
-            print(f"bench: {name} failed, left out: {timing.error}")
-            return timing
-        if i >= args.warmup:
-            timing.times_ms.append(elapsed)
-    return timing
+    return time_alternately([(name, argv_of)], args)[0]
 
 
 def time_alternately(rows: list[tuple[str, Callable[[int], list[str]]]], args: argparse.Namespace) -> list[Timing]:
     """As ``time_command`` for several commands, one run of each in turn, so that drift in the
     machine's load hits them alike."""
     timings = [Timing(name, " ".join(argv_of(0))) for name, argv_of in rows]
-    print(f"bench: timing {', '.join(name for name, _ in rows)} in turn: {args.warmup} warm-up + {args.runs} runs")
+    names = ", ".join(name for name, _ in rows) + (" in turn" if len(rows) > 1 else "")
+    print(f"bench: timing {names}: {args.warmup} warm-up + {args.runs} runs")
     for i in range(args.warmup + args.runs):
         for timing, (name, argv_of) in zip(timings, rows, strict=True):
             if timing.error:

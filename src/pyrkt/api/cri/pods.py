@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from pyrkt.api.cri import mapping
 from pyrkt.api.cri.runtime import Settings, cni_config
@@ -230,14 +231,8 @@ class Pods:
         out = []
         for info in self.sandboxes():
             msg = self.sandbox_message(info)
-            if f is not None:
-                if f.id and not msg.id.startswith(f.id):
-                    continue
-                if f.HasField("state") and msg.state != f.state.state:
-                    continue
-                if not matches(f.label_selector.items(), dict(msg.labels)):
-                    continue
-            out.append(msg)
+            if kept(msg, f):
+                out.append(msg)
         return out
 
     # -- containers ---------------------------------------------------------------------------
@@ -368,14 +363,8 @@ class Pods:
                 continue
             for app in info.apps:
                 msg = self.container_message(info, app)
-                if f is not None:
-                    if f.id and not msg.id.startswith(f.id):
-                        continue
-                    if f.HasField("state") and msg.state != f.state.state:
-                        continue
-                    if not matches(f.label_selector.items(), dict(msg.labels)):
-                        continue
-                out.append(msg)
+                if kept(msg, f):
+                    out.append(msg)
         return out
 
     def container_status(self, cid: str) -> pb.ContainerStatus:
@@ -612,3 +601,15 @@ def unlink_log(path: str) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def kept(msg: Any, f: Any) -> bool:
+    """Whether a listed sandbox or container passes its filter: an id prefix, a state, and a
+    label selector (a filter message of either kind, or None)."""
+    if f is None:
+        return True
+    if f.id and not msg.id.startswith(f.id):
+        return False
+    if f.HasField("state") and msg.state != f.state.state:
+        return False
+    return bool(matches(f.label_selector.items(), dict(msg.labels)))
