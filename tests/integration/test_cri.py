@@ -117,6 +117,8 @@ ALICE = pb.AuthConfig(username=USER, password=PASSWORD)
 def test_version_and_status_network_ready_once_a_cni_config_is_there(cri: Cri) -> None:
     v = cri.client.call("RuntimeService", "Version", pb.VersionRequest(), pb.VersionResponse)
     assert (v.runtime_name, v.runtime_api_version) == ("pyrkt", "v1")
+    c = cri.client.call("RuntimeService", "RuntimeConfig", pb.RuntimeConfigRequest(), pb.RuntimeConfigResponse)
+    assert c.linux.cgroup_driver == pb.CGROUPFS  # what a kubelet asks at start, to match its own
     mode = os.stat(cri.sock).st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660 and os.stat(cri.sock).st_uid == 0
 

@@ -48,8 +48,8 @@ def test_every_declared_call_has_a_handler_and_the_unimplemented_name_themselves
         name = service.rpartition(".")[2]
         assert pb.DESCRIPTOR.services_by_name[name].methods  # the table is built from these
     assert server.not_wired("Exec").startswith("Exec is not implemented by pyrkt yet")
-    assert {m for m in ("Version", "Status", "UpdateRuntimeConfig") if hasattr(server.RuntimeService, m)} == {
-        "Version", "Status", "UpdateRuntimeConfig"}
+    called = ("Version", "Status", "UpdateRuntimeConfig", "RuntimeConfig")
+    assert {m for m in called if hasattr(server.RuntimeService, m)} == set(called)
     assert all(hasattr(server.ImageService, m.name) for m in pb.DESCRIPTOR.services_by_name["ImageService"].methods)
 
 
@@ -112,5 +112,6 @@ def test_network_ready_needs_a_cni_network_config(tmp_path: Path) -> None:
     settings = runtime.Settings(state_dir=str(tmp_path / "state"), cni_conf_dir=str(tmp_path))
     conditions = {c.type: c.status for c in runtime.status(settings).status.conditions}
     assert conditions == {"RuntimeReady": True, "NetworkReady": True}
+    assert runtime.runtime_config().linux.cgroup_driver == pb.CGROUPFS
     v = runtime.version()
     assert (v.runtime_name, v.runtime_api_version) == ("pyrkt", "v1")

@@ -1,5 +1,6 @@
 """The RuntimeService calls that need no sandbox: Version, Status (is the runtime ready, is
-there a pod network) and UpdateRuntimeConfig (the node's pod CIDR), and the server's settings.
+there a pod network), UpdateRuntimeConfig (the node's pod CIDR) and RuntimeConfig (the cgroup
+driver), and the server's settings.
 
 What the kubelet tells the runtime is kept on disk (``<data dir>/cri/runtime-config.json``), so
 a restarted server knows it again; nothing lives only in the server's memory.
@@ -79,6 +80,13 @@ def status(settings: Settings, *, verbose: bool = False) -> pb.StatusResponse:
                 "podCIDR": read_runtime_config(settings.state_dir).get("podCIDR", "")}
         out.info.update({"config": json.dumps(info, sort_keys=True)})
     return out
+
+
+def runtime_config() -> pb.RuntimeConfigResponse:
+    """The cgroup driver the kubelet must match (it asks at start, with
+    KubeletCgroupDriverFromCRI): cgroupfs, since pyrkt makes its cgroups as paths in each
+    hierarchy itself and never asks systemd for a slice."""
+    return pb.RuntimeConfigResponse(linux=pb.LinuxRuntimeConfiguration(cgroup_driver=pb.CGROUPFS))
 
 
 def check_cidr(text: str) -> str:

@@ -127,6 +127,10 @@ class RuntimeService:
         runtime.update_runtime_config(self.settings.state_dir, request)
         return pb.UpdateRuntimeConfigResponse()
 
+    def RuntimeConfig(self, request: pb.RuntimeConfigRequest,
+                      context: grpc.ServicerContext) -> pb.RuntimeConfigResponse:
+        return runtime.runtime_config()
+
 
     # -- sandboxes --------------------------------------------------------------------------
 
