@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pyrkt.pods.info import AppInfo
     from pyrkt.stage0.prepare import AppRequest, PodRequest
     from pyrkt.stage0.run import RunOptions
+    from pyrkt.stage1.default import DefaultFlavor
 
 STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
@@ -306,11 +307,24 @@ def remove(config: Config, uuid: str, name: str, timeout: float = STOP_WAIT) -> 
     with AppsLock(pod):
         manifest = read_manifest(pod)
         app_of(pod, manifest, name)
-        if app_state(pod, name) == "running":
-            FLAVOR.stop_app(pod.path, name, timeout)
-        FLAVOR.remove_app(pod.path, name)
+        forget(FLAVOR, pod, name, timeout)
         write_manifest(pod, manifest.replace(apps=tuple(a for a in manifest.apps if a.name != name)))
         clear_app(pod, name)
+
+
+def forget(flavor: DefaultFlavor, pod: Pod, name: str, timeout: float) -> None:
+    """Have pod init forget the app (``flavor.remove_app``), stopping it first if it runs: also
+    when it was not running as we looked but is by the time pod init reads our request (the
+    start an `app start` killed before its answer asked for was still under way)."""
+    from pyrkt.stage1.mutable import AppRunning
+
+    if app_state(pod, name) == "running":
+        flavor.stop_app(pod.path, name, timeout)
+    try:
+        flavor.remove_app(pod.path, name)
+    except AppRunning:
+        flavor.stop_app(pod.path, name, timeout)
+        flavor.remove_app(pod.path, name)
 
 
 # -- list, status, exec -----------------------------------------------------------------------

@@ -13,6 +13,12 @@ from pyrkt.model import abi
 from pyrkt.stage1.poddir import read_pid
 
 SIGUSR1 = 10
+RUNNING = "the app is running"  # pod init's answer to `rm` of an app that runs (podinit.PodInit.act)
+
+
+class AppRunning(InvalidState):
+    """Pod init would not forget an app because it runs (a start asked by a command killed
+    before its answer may still be under way when the next command looks)."""
 
 
 def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> None:
@@ -65,5 +71,7 @@ def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> 
         except FileNotFoundError:
             pass
     why = answer[len(nonce) + 1:]
+    if why == "error:" + RUNNING:
+        raise AppRunning(f"app {app}: {RUNNING}")
     if why.startswith("error:"):
         raise PyrktError(f"app {app}: {why.removeprefix('error:').strip()}")

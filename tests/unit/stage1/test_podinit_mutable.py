@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pyrkt.stage1 import mutable
 from pyrkt.stage1.podinit import App, PodInit
 
 
@@ -134,7 +135,7 @@ def test_stop_of_an_app_that_is_not_running_is_no_error(sandbox: Sandbox) -> Non
 def test_rm_of_a_running_app_is_refused_and_of_an_exited_one_forgets_it(sandbox: Sandbox) -> None:
     sandbox.add("web")
     sandbox.ask("start", "web")
-    assert sandbox.ask("rm", "web") == "error:the app is running"
+    assert sandbox.ask("rm", "web") == "error:" + mutable.RUNNING  # what `app rm` takes for "stop it first"
     sandbox.ask("stop", "web")
     sandbox.reap_until("web")
     assert sandbox.ask("rm", "web") == "ok"
