@@ -112,8 +112,9 @@ def read_runtime_config(state_dir: str) -> dict[str, str]:
 
 
 def update_runtime_config(state_dir: str, request: pb.UpdateRuntimeConfigRequest) -> None:
-    """Keep the pod CIDR the kubelet gives on disk (written atomically): the sandboxes'
-    networks will take their addresses from it."""
+    """Keep the pod CIDR the kubelet gives on disk (written atomically), for Status to show.
+    The pods' addresses come from the node's CNI config, as with CRI-O (containerd writes a
+    config from it only with its conf_template option, which pyrkt has not)."""
     cidr = check_cidr(request.runtime_config.network_config.pod_cidr)
     data = read_runtime_config(state_dir)
     if data.get("podCIDR", "") == cidr:
