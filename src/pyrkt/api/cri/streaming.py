@@ -230,16 +230,18 @@ class SpdyConnection:
                 if set(self.streams) == self.wanted:
                     self.ready.set()
 
-    def wait_streams(self, timeout: float = STREAM_CREATION_TIMEOUT) -> bool:
-        """The streams the request needs, all opened within ``timeout`` seconds (else the
-        session is closed)."""
+    def wait_streams(self, timeout: float = STREAM_CREATION_TIMEOUT) -> str:
+        """The streams the request needs, all opened within ``timeout`` seconds: "" once they
+        are, else what happened (the session closed)."""
         self.session.start()
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.1):
-            if self.session.ended or time.monotonic() > deadline:
+            if self.session.ended:
+                return "the client went away before it created its streams"
+            if time.monotonic() > deadline:
                 self.session.close(0.5)
-                return False
-        return True
+                return "timed out waiting for the client to create streams"
+        return ""
 
     def opened(self, req: Request) -> None:
         """Nothing to say: the replies to its streams told the client they are set up."""
@@ -536,8 +538,10 @@ class StreamServer:
             SpdyForwarder(sock, self.runner, request).run()
             return
         conn = SpdyConnection(sock, chosen, request)
-        if not conn.wait_streams():
-            sys.stderr.write(f"pyrkt cri: streaming: {kind}: timed out waiting for the client to create streams\n")
+        problem = conn.wait_streams()
+        if problem:
+            if not problem.startswith("the client went"):
+                sys.stderr.write(f"pyrkt cri: streaming: {kind}: {problem}\n")
             return
         if kind == "exec":
             self.runner.exec(conn, request)
