@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import grpc
 import pytest
 from tests.integration import test_cri_pods
-from tests.support import spdy
 from tests.integration.test_cri import Cri
 from tests.integration.test_cri_pods import (
     HTTPD,
@@ -30,6 +29,7 @@ from tests.integration.test_cri_pods import (
     sandbox_config,
     wait_state,
 )
+from tests.support import spdy
 
 from pyrkt.api.cri import websocket as ws
 from pyrkt.api.proto import cri_pb2 as pb

@@ -4,11 +4,14 @@ a peer's broken frames) and the HTTP handshake's protocol negotiation."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -346,5 +349,66 @@ def test_the_handshake_negotiates_the_clients_first_known_protocol() -> None:
         assert status == "HTTP/1.1 400 Bad Request"  # no Connection: Upgrade
         status, headers = handshake(url("portforward"), *upgrade, "X-Stream-Protocol-Version: portforward.k8s.io")
         assert status == "HTTP/1.1 101 Switching Protocols" and "X-Stream-Protocol-Version: portforward.k8s.io" in headers
+    finally:
+        server.stop()
+
+
+def test_exec_over_spdy_through_the_shared_back_end(tmp_path: Path) -> None:
+    """`pyrkt app exec` stood in for by a script that runs what follows its ``--``: the exec's
+    streams, its status on the error stream, and a client gone before its command ends ends it."""
+    shim = tmp_path / "app-exec"
+    shim.write_text('#!/bin/sh\nwhile [ "$1" != -- ]; do shift; done; shift; exec "$@"\n')
+    shim.chmod(0o755)
+    server = streaming.StreamServer("127.0.0.1:0", streaming.Runner(None, [str(shim)], lambda sid: 0))  # type: ignore[arg-type]
+    server.start()
+    try:
+        def exec_url(*cmd: str, stdin: bool = False) -> str:
+            return server.url(streaming.Request("exec", uuid="u", app="a", cmd=cmd, tty=False, stdin=stdin,
+                                                stdout=True, stderr=True))
+
+        def connect(url: str) -> Peer:
+            host, _, rest = url.removeprefix("http://").partition("/")
+            s = socket.create_connection(("127.0.0.1", int(host.rpartition(":")[2])), timeout=10)
+            s.sendall(f"POST /{rest} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                      "X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            return Peer(s)
+
+        peer = connect(exec_url("sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3", stdin=True))
+        for i, kind in enumerate(("error", "stdin", "stdout", "stderr")):
+            peer.send(peer.enc.syn_stream(2 * i + 1, {"streamtype": [kind]}))
+        peer.send(peer.enc.data(3, b"hello\n", fin=True))
+        got: dict[int, bytes] = {}
+        fins = set()
+        for f in peer.frames():
+            if f.type == spdy.DATA:
+                got[f.stream_id] = got.get(f.stream_id, b"") + f.data
+                if f.fin:
+                    fins.add(f.stream_id)
+            if f.type == spdy.GOAWAY:
+                break
+        assert got[5] == b"HELLO\n" and got[7] == b"oops\n"
+        assert json.loads(got[1])["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+        assert {1, 5, 7} <= fins
+        peer.sock.close()
+
+        marker = tmp_path / "pid"
+        peer = connect(exec_url("sh", "-c", f"echo $$ > {marker}.new && mv {marker}.new {marker}; exec sleep 30"))
+        for i, kind in enumerate(("error", "stdout", "stderr")):
+            peer.send(peer.enc.syn_stream(2 * i + 1, {"streamtype": [kind]}))
+        for _ in range(500):
+            if marker.exists():
+                break
+            time.sleep(0.01)
+        proc = Path(f"/proc/{marker.read_text().strip()}")
+        assert (proc / "cmdline").read_bytes() == b"sleep\x0030\x00"
+        peer.sock.close()  # the client gone: its command ends
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.exists():
+            time.sleep(0.05)
+        assert not proc.exists()
     finally:
         server.stop()

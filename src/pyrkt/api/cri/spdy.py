@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import socket
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -552,6 +553,10 @@ class Session:
             self.end(f"protocol error: {e}")
         except OSError as e:
             self.end(e.strerror or str(e))
+        except Exception as e:  # noqa: BLE001 (one line on the server's stderr, never a traceback)
+            sys.stderr.write(f"pyrkt cri: streaming: SPDY session: internal error: {type(e).__name__}: {e}\n")
+            self.goaway(GOAWAY_INTERNAL_ERROR)
+            self.end(f"internal error: {e}")
 
     def handle(self, f: Frame) -> None:
         if f.type == DATA:

@@ -230,18 +230,20 @@ class SpdyConnection:
                 if set(self.streams) == self.wanted:
                     self.ready.set()
 
-    def wait_streams(self, timeout: float = STREAM_CREATION_TIMEOUT) -> str:
-        """The streams the request needs, all opened within ``timeout`` seconds: "" once they
-        are, else what happened (the session closed)."""
+    def wait_streams(self, kind: str, timeout: float = STREAM_CREATION_TIMEOUT) -> bool:
+        """The streams the request needs, all opened within ``timeout`` seconds (else one line
+        on stderr, as the kubelet logs it, and the session closed), unless the client goes."""
         self.session.start()
         deadline = time.monotonic() + timeout
         while not self.ready.wait(0.1):
             if self.session.ended:
-                return "the client went away before it created its streams"
+                return False
             if time.monotonic() > deadline:
+                sys.stderr.write(f"pyrkt cri: streaming: {kind}: timed out waiting for the client to create "
+                                 "streams\n")
                 self.session.close(0.5)
-                return "timed out waiting for the client to create streams"
-        return ""
+                return False
+        return True
 
     def opened(self, req: Request) -> None:
         """Nothing to say: the replies to its streams told the client they are set up."""
@@ -538,10 +540,7 @@ class StreamServer:
             SpdyForwarder(sock, self.runner, request).run()
             return
         conn = SpdyConnection(sock, chosen, request)
-        problem = conn.wait_streams()
-        if problem:
-            if not problem.startswith("the client went"):
-                sys.stderr.write(f"pyrkt cri: streaming: {kind}: {problem}\n")
+        if not conn.wait_streams(kind):
             return
         if kind == "exec":
             self.runner.exec(conn, request)
