@@ -294,6 +294,7 @@ def test_spdy_exec_with_stdin_a_terminal_and_exit_codes(cri: Cri, image: tuple[P
                                              stdin=True, stdout=True, stderr=True)).url
         got = spdy.run_client(spdy_client, "exec", url, "-stdin", "-stdout", "-stderr", input=b"hello from stdin\n")
         assert (got["status"], got["protocol"]) == ("101 Switching Protocols", "v5.channel.k8s.io")
+        assert got["pinged"]  # its PING echoed
         assert (got["stdout"], got["stderr"]) == ("HELLO FROM STDIN\n", "oops\n")
         status = json.loads(got["error"])
         assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"

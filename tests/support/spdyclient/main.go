@@ -34,6 +34,7 @@ type report struct {
 	Error    string   `json:"error"`
 	Forwards []pair   `json:"forwards,omitempty"`
 	Refused  []string `json:"refused,omitempty"`
+	Pinged   bool     `json:"pinged"`
 }
 
 type pair struct {
@@ -109,6 +110,15 @@ func main() {
 		fail("%v", err)
 	}
 	go conn.Serve(spdystream.NoOpStreamHandler)
+	pinged := make(chan bool, 1)
+	go func() { // as client-go's periodic pings: answered, before anything else happens
+		_, err := conn.Ping()
+		pinged <- err == nil
+	}()
+	select {
+	case out.Pinged = <-pinged:
+	case <-time.After(10 * time.Second):
+	}
 	if mode == "portforward" {
 		forward(conn, &out, *port, *requests, *send, *legacy)
 	} else {
