@@ -372,6 +372,9 @@ def test_spdy_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, s
         got = spdy.run_client(spdy_client, "portforward", url, "-port", "8080", "-requests", "2", "-send", request)
         assert got["protocol"] == "portforward.k8s.io"
         assert [("served by web" in f["data"], f["error"]) for f in got["forwards"]] == [(True, "")] * 2, got
+        url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080])).url
+        got = spdy.run_client(spdy_client, "portforward", url, "-port", "8080", "-send", request, "-fin")
+        assert "served by web" in got["forwards"][0]["data"], got  # the client's half-close, passed on
 
         # an old client's pairs (no requestID), a port with nothing there, a port that is none
         url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid)).url

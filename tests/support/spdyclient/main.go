@@ -67,6 +67,7 @@ func main() {
 	requests := flag.Int("requests", 1, "port-forward: stream pairs, one after the other")
 	send := flag.String("send", "", "port-forward: what each data stream sends")
 	legacy := flag.Bool("legacy", false, "port-forward: no requestID header (an old client)")
+	fin := flag.Bool("fin", false, "port-forward: half-close each data stream once sent")
 	flag.Parse()
 	if flag.NArg() != 2 {
 		fail("usage: spdyclient [flags] exec|attach|portforward URL")
@@ -120,7 +121,7 @@ func main() {
 	case <-time.After(10 * time.Second):
 	}
 	if mode == "portforward" {
-		forward(conn, &out, *port, *requests, *send, *legacy)
+		forward(conn, &out, *port, *requests, *send, *legacy, *fin)
 	} else {
 		remote(conn, &out, *stdin, *stdout, *stderr, *tty, *resize, *delay)
 	}
@@ -207,7 +208,7 @@ func remote(conn *spdystream.Connection, out *report, stdin, stdout, stderr, tty
 // forward is client-go's portforward: per request, an error stream (our half closed at once)
 // and a data stream with the same port and requestID; what the data stream brings back, to its
 // end, then the error stream's text.
-func forward(conn *spdystream.Connection, out *report, port string, requests int, send string, legacy bool) {
+func forward(conn *spdystream.Connection, out *report, port string, requests int, send string, legacy, fin bool) {
 	for i := 0; i < requests; i++ {
 		headers := http.Header{}
 		headers.Set("port", port)
@@ -236,6 +237,9 @@ func forward(conn *spdystream.Connection, out *report, port string, requests int
 		}()
 		if send != "" {
 			data.Write([]byte(strings.ReplaceAll(send, `\r\n`, "\r\n")))
+		}
+		if fin {
+			data.Close()
 		}
 		b, _ := io.ReadAll(data)
 		p.Data = string(b)
