@@ -28,8 +28,10 @@ VENV_STAMP := $(VENV)/.installed
 DEMO_DEBS := busybox-static containernetworking-plugins iptables libseccomp2 gpg python3 python3-venv util-linux
 # TEST_DEBS adds what the tests call on the host: skopeo (pushes to, reads from) docker-registry,
 # gnupg (gpg-agent makes the test keys), openssl (test TLS certificates), iproute2 (ip link),
-# golang-go and golang-github-appc-spec-dev (the appc ACE validator, built offline by the tests).
-TEST_DEBS := $(DEMO_DEBS) skopeo docker-registry gnupg openssl iproute2 golang-go golang-github-appc-spec-dev
+# golang-go and golang-github-appc-spec-dev (the appc ACE validator, built offline by the tests),
+# golang-github-docker-spdystream-dev (the tests' SPDY client of the CRI streaming server).
+TEST_DEBS := $(DEMO_DEBS) skopeo docker-registry gnupg openssl iproute2 golang-go golang-github-appc-spec-dev \
+	golang-github-docker-spdystream-dev
 # BENCH_DEBS adds what pyrkt is measured against: crun, podman, skopeo + umoci, docker-registry.
 BENCH_DEBS := $(DEMO_DEBS) crun podman skopeo umoci docker-registry
 

@@ -1,7 +1,8 @@
 """`pyrkt cri`'s streaming server as a kubelet's client uses it: Exec and PortForward answer a URL
 on 127.0.0.1, and a WebSocket client (Kubernetes' channel protocols) runs a command with stdin,
-with a terminal, and fetches a page from an httpd inside the pod through the tunnel; unknown,
-used and SPDY requests are refused."""
+with a terminal, and fetches a page from an httpd inside the pod through the tunnel; unknown
+and used tokens are refused. The same over SPDY/3.1 (what a kubelet sends a runtime), with an
+independent client: Go, on the SPDY library Kubernetes uses (tests/support/spdy.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.integration.test_cri_pods import (
     sandbox_config,
     wait_state,
 )
+from tests.support import spdy
 
 from pyrkt.api.cri import websocket as ws
 from pyrkt.api.proto import cri_pb2 as pb
@@ -156,13 +158,13 @@ def test_exec_with_stdin_then_tty_and_refused_tokens(cri: Cri, image: tuple[Path
             time.sleep(0.05)
         assert not sleeping()
 
-        # SPDY is refused with a message saying what to use
+        # neither WebSocket nor SPDY: refused, naming both
         url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["true"], stdout=True)).url
         u = urlsplit(url)
         with socket.create_connection((u.hostname, u.port)) as s:
-            s.sendall(f"POST {u.path} HTTP/1.1\r\nHost: x\r\nUpgrade: SPDY/3.1\r\nConnection: Upgrade\r\n\r\n".encode())
+            s.sendall(f"GET {u.path} HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n".encode())
             answer = s.recv(4096).decode()
-        assert answer.startswith("HTTP/1.1 400") and "SPDY/3.1 streaming is not supported" in answer, answer
+        assert answer.startswith("HTTP/1.1 400") and "Upgrade: SPDY/3.1" in answer, answer
 
         with pytest.raises(grpc.RpcError) as e:
             rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["true"], tty=True, stdout=True, stderr=True))
@@ -273,3 +275,117 @@ def test_another_loopback_stream_address_and_one_in_use(image: tuple[Path, str],
     finally:
         code, err = server.stop()
     assert code == 0 and "warning" not in err, err
+
+
+# -- SPDY/3.1 ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def spdy_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if spdy.go_missing():
+        pytest.skip(spdy.MISSING_GO)
+    return spdy.build_client(tmp_path_factory.mktemp("spdy"))
+
+
+def test_spdy_exec_with_stdin_a_terminal_and_exit_codes(cri: Cri, image: tuple[Path, str], tmp_path: Path,
+                                                        spdy_client: Path) -> None:
+    sid, cid = running(cri, tmp_path, image[1], "spdyexec", "sleep", "1000")
+    try:
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3"],
+                                             stdin=True, stdout=True, stderr=True)).url
+        got = spdy.run_client(spdy_client, "exec", url, "-stdin", "-stdout", "-stderr", input=b"hello from stdin\n")
+        assert (got["status"], got["protocol"]) == ("101 Switching Protocols", "v5.channel.k8s.io")
+        assert got["pinged"]  # its PING echoed
+        assert (got["stdout"], got["stderr"]) == ("HELLO FROM STDIN\n", "oops\n")
+        status = json.loads(got["error"])
+        assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
+        assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+
+        again = spdy.run_client(spdy_client, "exec", url, "-stdout")  # a token is good once
+        assert again["status"] == "404 Not Found", again
+        bad = spdy.run_client(spdy_client, "exec", url.rsplit("/", 1)[0] + "/AAAAAAAAAAA", "-stdout")
+        assert bad["status"] == "404 Not Found" and "token not found" in bad["body"], bad
+
+        # more than the 64 KiB window, to a client that does no flow control (as Kubernetes')
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x"],
+                                             stdout=True)).url
+        got = spdy.run_client(spdy_client, "exec", url, "-protocols", "v4.channel.k8s.io", "-stdout")
+        assert got["protocol"] == "v4.channel.k8s.io"
+        assert got["stdout"] == "x" * 300000
+        assert json.loads(got["error"]) == {"metadata": {}, "status": "Success"}
+
+        # a terminal: the command sees the size sent on the resize stream
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sh", "-c", "read x; stty size; echo got $x"],
+                                             stdin=True, stdout=True, tty=True)).url
+        got = spdy.run_client(spdy_client, "exec", url, "-stdin", "-stdout", "-tty", "-resize", "91x33",
+                              input=b"word\r")
+        assert "33 91" in got["stdout"] and "got word" in got["stdout"], got
+        assert json.loads(got["error"]) == {"metadata": {}, "status": "Success"}
+
+        # v2: the status is the error's text
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["sh", "-c", "exit 4"], stdout=True)).url
+        got = spdy.run_client(spdy_client, "exec", url, "-protocols", "v2.channel.k8s.io", "-stdout")
+        assert (got["protocol"], got["error"]) == ("v2.channel.k8s.io", "command terminated with non-zero exit code: "
+                                                   "error executing command [sh -c exit 4], exit code 4")
+
+        url = rt(cri, "Exec", pb.ExecRequest(container_id=cid, cmd=["true"], stdout=True)).url
+        got = spdy.run_client(spdy_client, "exec", url, "-protocols", "v9.channel.k8s.io", "-stdout")
+        assert got["status"] == "403 Forbidden" and "unable to negotiate protocol" in got["body"], got
+    finally:
+        remove(cri, sid)
+
+
+def test_spdy_attach_to_a_running_container(cri: Cri, image: tuple[Path, str], tmp_path: Path,
+                                            spdy_client: Path) -> None:
+    sid, _ = running(cri, tmp_path, image[1], "spdyattach", "sleep", "1000")
+    config = sandbox_config(tmp_path, "spdyattach")
+    try:
+        cid = attachable(cri, sid, config, image[1], "echoer", 'while read l; do [ "$l" = quit ] && exit 0; '
+                         'echo "got $l"; echo "err $l" >&2; done', tty=False)
+        url = rt(cri, "Attach", pb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True)).url
+        got = spdy.run_client(spdy_client, "attach", url, "-stdin", "-stdout", "-stderr", input=b"one\nquit\n")
+        assert (got["stdout"], got["stderr"]) == ("got one\n", "err one\n"), got
+        assert json.loads(got["error"]) == {"metadata": {}, "status": "Success"}
+        assert wait_state(cri, cid, pb.CONTAINER_EXITED).exit_code == 0
+    finally:
+        remove(cri, sid)
+
+
+def test_spdy_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], tmp_path: Path,
+                                                  spdy_client: Path) -> None:
+    (cri.cni_conf / "10-k8s.conflist").write_text(json.dumps({
+        "cniVersion": "0.4.0", "name": "k8s-pods", "plugins": [
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.226.10.0/24",
+                                     "dataDir": str(tmp_path / "ipam")}}]}))
+    config = sandbox_config(tmp_path, "spdyforward", host_net=False)
+    sid = run_sandbox(cri, config)
+    try:
+        cid = create(cri, sid, config, image[1], "web", "sh", "-c", HTTPD.replace("-p 8080", "-p 127.0.0.1:8080"))
+        rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+        wait_state(cri, cid, pb.CONTAINER_RUNNING)
+        for _ in range(100):  # httpd listening
+            r = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "netstat -ltn | grep -c :8080"],
+                                                       timeout=30))
+            if r.exit_code == 0:
+                break
+        request = "GET /index.html HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n"
+        url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080])).url
+        got = spdy.run_client(spdy_client, "portforward", url, "-port", "8080", "-requests", "2", "-send", request)
+        assert got["protocol"] == "portforward.k8s.io"
+        assert [("served by web" in f["data"], f["error"]) for f in got["forwards"]] == [(True, "")] * 2, got
+        url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080])).url
+        got = spdy.run_client(spdy_client, "portforward", url, "-port", "8080", "-send", request, "-fin")
+        assert "served by web" in got["forwards"][0]["data"], got  # the client's half-close, passed on
+
+        # an old client's pairs (no requestID), a port with nothing there, a port that is none
+        url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid)).url
+        got = spdy.run_client(spdy_client, "portforward", url, "-port", "8081", "-legacy")
+        [forward] = got["forwards"]
+        assert forward["data"] == "" and json.loads(forward["error"]) == {
+            "closeConnection": True, "message": f"error forwarding port 8081 to pod {sid}: cannot connect to "
+            "127.0.0.1:8081 in its network namespace: Connection refused"}
+        url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid)).url
+        got = spdy.run_client(spdy_client, "portforward", url, "-port", "0")
+        assert got["refused"] == ["Stream reset"] and "forwards" not in got, got
+    finally:
+        remove(cri, sid)
+    assert containers(cri) == {}
