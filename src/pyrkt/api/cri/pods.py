@@ -84,6 +84,9 @@ class Pods:
         self.config = config.replace(dirs=ConfigDirs(system=config.dirs.system, local=config.dirs.local,
                                                      user=os.path.join(settings.state_dir, "config")))
         self.pyrkt_argv = pyrkt_argv  # how to run this pyrkt with the same global flags (ExecSync)
+        from pyrkt.api.cri.launch import Launcher
+
+        self.launcher = Launcher()
 
     def link_cni_conf_dir(self) -> str:
         """Make the user config dir's ``net.d`` the kubelet's CNI conf dir (when a sandbox is
@@ -130,11 +133,7 @@ class Pods:
         pod.user_annotations.append((ATTEMPT, str(config.metadata.attempt)))
         import pickle
 
-        from pyrkt.api.cri import launch
-
-        proc = subprocess.run([sys.executable, "-m", "pyrkt.api.cri.launch"],
-                              input=pickle.dumps((self.config, pod, m.run)), stdout=subprocess.PIPE, check=False)
-        return launch.raise_answer(proc.stdout.decode(errors="replace"))
+        return self.launcher.launch(pickle.dumps((self.config, pod, m.run)))
 
     def _pod(self, sid: str) -> Pod:
         """The sandbox ``sid`` (a UUID, or as `pyrkt` a unique prefix of one)."""
