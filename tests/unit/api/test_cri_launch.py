@@ -35,3 +35,10 @@ def test_a_spare_launcher_that_died_is_replaced() -> None:
     with pytest.raises(errors.PyrktError, match="gave no answer"):
         launcher.launch(pickle.dumps((None, None, None)))
     launcher.close()
+
+
+def test_what_a_spare_launcher_imports_ahead_exists() -> None:
+    import importlib
+
+    for name in launch.PRIMED:  # a module renamed or gone would make every launcher fail at once
+        importlib.import_module(name)

@@ -22,8 +22,20 @@ import threading
 
 from pyrkt import errors
 
+# what launching a sandbox imports (the request's classes, the stage0, stage1, store and network
+# code), imported by a spare launcher while it waits for its request
+PRIMED = ("pyrkt.stage0.sandbox", "pyrkt.stage0.run", "pyrkt.stage0.prepare", "pyrkt.stage0.images",
+          "pyrkt.stage0.layers", "pyrkt.stage1.flavor", "pyrkt.stage1.default", "pyrkt.stage1.podinit",
+          "pyrkt.stage1.app", "pyrkt.stage1.appio", "pyrkt.stage1.initroot", "pyrkt.stage1.mutable",
+          "pyrkt.network.setup", "pyrkt.network.dns", "pyrkt.store.lookup", "pyrkt.store.overlay",
+          "pyrkt.store.staging", "pyrkt.kernel.api", "pyrkt.kernel.inroot", "pyrkt.kernel.seccomp")
+
 
 def main() -> int:
+    import importlib
+
+    for name in PRIMED:
+        importlib.import_module(name)
     from pyrkt.stage0 import sandbox
 
     request = sys.stdin.buffer.read()
