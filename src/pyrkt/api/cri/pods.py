@@ -161,10 +161,31 @@ class Pods:
         if self._info(pod) is None:
             return  # not a sandbox (a pod of `pyrkt run`): not the kubelet's to stop
         if pod.state == State.RUNNING:
+            self._network_down_first(pod)
             control.stop(self.config, pod.uuid, force=False)
         pod.relocate()
         if pod.state in (State.EXITED, State.EXITED_GARBAGE):
             manage.stage1_teardown(pod.path)
+
+    @staticmethod
+    def _network_down_first(pod: Pod) -> None:
+        """When no app of the running pod runs (the kubelet stops the containers before their
+        sandbox), tear its networks down here, where the network code is loaded already: pod init
+        then finds none left (no ``netns`` file) and starts no interpreter to do it (~40 ms).
+        Under the apps lock, so no app starts meanwhile; a failure is left to the teardown after
+        the stop, which tries again and reports it."""
+        from pyrkt.network import setup
+        from pyrkt.stage0 import control, sandbox
+
+        if not os.path.exists(pod.file(abi.NETNS)):
+            return
+        with sandbox.AppsLock(pod):
+            if any(sandbox.app_state(pod, name) == "running" for name in control.app_names(pod.path)):
+                return
+            try:
+                setup.down(pod.path)
+            except PyrktError:
+                pass
 
     def remove_sandbox(self, sid: str) -> None:
         """Stop it, remove the kubelet's log links of its containers, then the pod: idempotent."""
