@@ -48,7 +48,7 @@ export PIP_ROOT_USER_ACTION := ignore
 help:
 	@echo "make demo    set up everything and run a demo pod"
 	@echo "make test    set up everything, lint, run the whole test suite"
-	@echo "make bench   benchmark pyrkt against crun and podman"
+	@echo "make bench   benchmark pyrkt against crun, podman and containerd"
 	@echo "make deps | test-deps | bench-deps | venv | lint | proto | clean | distclean"
 
 deps:
