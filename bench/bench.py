@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""pyrkt's start-time and memory benchmark, against crun and podman on the same image.
+"""pyrkt's start-time and memory benchmark, against crun, podman and containerd on the same image.
 
 Times, in one run and side by side, the whole command (wall clock, median and p90 of --runs
 runs after --warmup runs) of:
@@ -11,7 +11,9 @@ runs after --warmup runs) of:
 then the memory (PSS) of an idle pod's pyrkt processes, alone and ten at once, the imports of
 the hot path (``python -X importtime``); then (``--only pull`` for this part alone) the pull of
 a 4-layer ~55 MB ``docker://`` image from a local docker-registry by ``pyrkt fetch``, ``podman
-pull`` and ``skopeo copy`` + ``umoci unpack``, each into a fresh dir; and checks the targets.
+pull`` and ``skopeo copy`` + ``umoci unpack``, each into a fresh dir; then (``--only cri``) a CRI
+sandbox cycle, RunPodSandbox to RemovePodSandbox of one ``/bin/true`` container, of ``pyrkt cri``
+against containerd's CRI plugin, from one gRPC client (bench/cri.py); and checks the targets.
 Run as root: ``make bench``.
 Everything it makes lives in one temporary directory and is removed at the end, even on
 failure; processes are ended by PID; global state (a hugetlb cgroup mount for crun, podman's
@@ -54,6 +56,7 @@ TARGET_PULL_PODMAN_RATIO = 0.7  # pyrkt fetch against podman pull of the same do
 TARGET_PULL_SKOPEO_RATIO = 1.0  # pyrkt fetch against skopeo copy + umoci unpack
 TARGET_SANDBOX_RATIO = 1.5  # app sandbox + add + start of one app against run --detach of it, medians
 TARGET_VOLUMES_MS = 3.0  # pyrkt run with two volumes (host + empty) over the plain run, medians
+TARGET_CRI_RATIO = 0.8  # pyrkt cri's sandbox cycle against containerd's CRI plugin's, medians
 PULL_FILES = 1720  # + the busybox base layer's ~290 entries: about 2,000
 PULL_DIRS = 40
 PULL_UNPACKED_BYTES = 84_000_000
@@ -105,6 +108,10 @@ class Report:
     pull_runs: int = 0
     pull_skipped: str = ""
     pull_timings: list[Timing] = field(default_factory=list)
+    cri_skipped: str = ""
+    cri_fs: str = ""
+    cri_timings: list[Timing] = field(default_factory=list)
+    cri_calls: dict[str, dict[str, float]] = field(default_factory=dict)  # runtime: call: median ms
 
 
 def main() -> int:
@@ -113,20 +120,22 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
     ap.add_argument("--pods", type=int, default=10, help="idle pods at once for the per-pod PSS (default 10)")
     ap.add_argument("--idle", type=float, default=3.0, help="seconds a pod idles before its PSS is read")
-    ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory", "pull"],
+    ap.add_argument("--skip", action="append", default=[], choices=["crun", "podman", "memory", "pull", "cri"],
                     help="leave one part out (repeatable)")
-    ap.add_argument("--only", choices=["start", "pull", "volumes", "sandbox"],
+    ap.add_argument("--only", choices=["start", "pull", "volumes", "sandbox", "cri"],
                     help="run one section only: start (start time, memory, imports) or pull (docker:// pulls); "
                          "volumes: only the two rows pyrkt run and pyrkt run volumes; sandbox: only the two rows "
-                         "pyrkt run --detach and pyrkt app sandbox+add+start")
+                         "pyrkt run --detach and pyrkt app sandbox+add+start; cri: only pyrkt cri against "
+                         "containerd's CRI plugin")
     ap.add_argument("--pull-runs", type=int, default=5, help="timed pulls per tool (default 5)")
     ap.add_argument("--pull-warmup", type=int, default=1, help="untimed pull rounds first (default 1)")
     ap.add_argument("--pull-fs", choices=["disk", "tmpfs"], default="disk",
                     help="where each pull's fresh dir is: disk (under /var/tmp, default) or a tmpfs the "
                          "benchmark mounts")
     ap.add_argument("--start-fs", choices=["disk", "tmpfs"], default="tmpfs",
-                    help="where the start section's data dir, crun bundle and state and podman store are: "
-                         "a tmpfs the benchmark mounts (default) or disk (under /var/tmp)")
+                    help="where the start section's data dir, crun bundle and state and podman store (and the "
+                         "CRI section's data dirs) are: a tmpfs the benchmark mounts (default) or disk (under "
+                         "/var/tmp)")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "out" / "results.json",
                     help="also write the results here (default bench/out/results.json)")
     args = ap.parse_args()
@@ -161,6 +170,9 @@ def bench_all(args: argparse.Namespace, report: Report, work: Path, cleanup: con
     if args.only == "pull" or (args.only is None and "pull" not in args.skip):
         report.sections.append("pull")
         bench_pull(args, report, work, cleanup)
+    if args.only == "cri" or (args.only is None and "cri" not in args.skip):
+        report.sections.append("cri")
+        bench_cri(args, report, work, cleanup)
 
 
 def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
@@ -235,22 +247,36 @@ def time_command(name: str, argv_of: Callable[[int], list[str]], args: argparse.
 def time_alternately(rows: list[tuple[str, Callable[[int], list[str]]]], args: argparse.Namespace) -> list[Timing]:
     """As ``time_command`` for several commands, one run of each in turn, so that drift in the
     machine's load hits them alike."""
-    timings = [Timing(name, " ".join(argv_of(0))) for name, argv_of in rows]
-    names = ", ".join(name for name, _ in rows) + (" in turn" if len(rows) > 1 else "")
+    def runner(argv_of: Callable[[int], list[str]]) -> Callable[[int], None]:
+        def run(i: int) -> None:
+            proc = subprocess.run(argv_of(i), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, env=USER_ENV)
+            if proc.returncode != 0:
+                raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
+        return run
+
+    return time_steps_alternately([(name, " ".join(argv_of(0)), runner(argv_of)) for name, argv_of in rows], args)
+
+
+def time_steps_alternately(rows: list[tuple[str, str, Callable[[int], None]]], args: argparse.Namespace) -> list[Timing]:
+    """Rows of (name, what it runs, run i): the wall time of each step, one run of each row in
+    turn; a step that raises RuntimeError leaves its row out."""
+    timings = [Timing(name, command) for name, command, _ in rows]
+    names = ", ".join(name for name, _, _ in rows) + (" in turn" if len(rows) > 1 else "")
     print(f"bench: timing {names}: {args.warmup} warm-up + {args.runs} runs")
     for i in range(args.warmup + args.runs):
-        for timing, (name, argv_of) in zip(timings, rows, strict=True):
+        for timing, (name, _, step) in zip(timings, rows, strict=True):
             if timing.error:
                 continue
             start = time.perf_counter()
-            proc = subprocess.run(argv_of(i), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True, env=USER_ENV)
-            elapsed = (time.perf_counter() - start) * 1000
-            if proc.returncode != 0:
-                timing.error = f"exit {proc.returncode}: {proc.stderr.strip()[-400:]}"
-                timing.times_ms = []
+            try:
+                step(i)
+            except RuntimeError as err:
+                timing.error, timing.times_ms = str(err), []
                 print(f"bench: {name} failed, left out: {timing.error}")
-            elif i >= args.warmup:
+                continue
+            elapsed = (time.perf_counter() - start) * 1000
+            if i >= args.warmup:
                 timing.times_ms.append(elapsed)
     return timings
 
@@ -707,6 +733,52 @@ def time_once(argvs: list[list[str]]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+# -- CRI -------------------------------------------------------------------------------------
+
+def bench_cri(args: argparse.Namespace, report: Report, work: Path, cleanup: contextlib.ExitStack) -> None:
+    """RunPodSandbox to RemovePodSandbox of one container running /bin/true on a cached image,
+    from one Python gRPC client: ``pyrkt cri`` against containerd's CRI plugin, in turn (cri.py)."""
+    import cri
+
+    why = cri.containerd_missing()
+    if why:
+        report.cri_skipped = why
+        print(f"bench: CRI benchmark skipped: {why}")
+        return
+    base = work / "c"
+    base.mkdir()
+    if args.start_fs == "tmpfs":
+        sh(["mount", "-t", "tmpfs", "-o", "size=2g,mode=0700", "pyrkt-bench-cri", base])
+        cleanup.callback(lambda: subprocess.run(["umount", "--lazy", str(base)], capture_output=True))
+    report.cri_fs = f"{base}: {fs_of(base)}"
+    conf_dir = base / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "10-bench.conflist").write_text(cri.cni_conflist(base / "ipam"))
+    print("bench: building the CRI images (busybox, and a sandbox image with a static pause)")
+    archive = cri.build_images(REPO, base / "images.tar")
+    layout = base / "layout"
+    sh([VENV_PYTHON, IMAGES, "oci", layout, "--tag", "latest"])
+    pyrkt = Pyrkt(base / "data")
+    image = pyrkt.check("fetch", "--full", f"oci:{layout}").strip().splitlines()[-1]
+    with contextlib.ExitStack() as servers:
+        servers.callback(pyrkt.remove_all_pods)
+        servers.enter_context(cri.host_state())
+        ours = servers.enter_context(cri.pyrkt_cri(PYRKT, pyrkt.data, image, base / "p", conf_dir, print))
+        try:
+            peer = servers.enter_context(cri.containerd(base / "ctd", conf_dir, archive, print))
+        except RuntimeError as err:
+            report.cri_skipped = f"containerd could not be set up: {err}"
+            print(f"bench: CRI benchmark skipped: {report.cri_skipped}")
+            return
+        what = (f"RunPodSandbox (pod network: CNI bridge {cri.SUBNET}), CreateContainer ({{image}} /bin/true), "
+                "StartContainer, ContainerStatus until exited, StopPodSandbox, RemovePodSandbox")
+        report.cri_timings = time_steps_alternately([
+            ("pyrkt cri", f"pyrkt --dir={pyrkt.data} cri: " + what.format(image=image), ours.cycle),
+            ("containerd cri", "containerd 1.6 (overlayfs, runc, cgroupfs): " + what.format(image=peer.image),
+             peer.cycle)], args)
+        report.cri_calls = {rt.name: rt.call_medians(args.warmup) for rt in (ours, peer)}
+
+
 # -- report ----------------------------------------------------------------------------------
 
 def judge(report: Report) -> None:
@@ -717,6 +789,8 @@ def judge(report: Report) -> None:
         judge_start(report, check)
     if "pull" in report.sections:
         judge_pull(report, check)
+    if "cri" in report.sections:
+        judge_cri(report, check)
 
 
 def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> None:
@@ -791,6 +865,43 @@ def judge_pull(report: Report, check: Callable[[bool | None, str], None]) -> Non
                                                                        else "pyrkt fetch did not run"))
 
 
+def judge_cri(report: Report, check: Callable[[bool | None, str], None]) -> None:
+    rows = {t.name: t for t in report.cri_timings if t.times_ms}
+    py, peer = rows.get("pyrkt cri"), rows.get("containerd cri")
+    if py and peer:
+        check(py.median <= TARGET_CRI_RATIO * peer.median,
+              f"pyrkt cri sandbox cycle median {py.median / peer.median:.2f}x containerd's <= {TARGET_CRI_RATIO:g}x")
+    elif report.cri_skipped:
+        check(None, f"pyrkt cri / containerd: {report.cri_skipped}")
+    else:
+        check(None if py else False, "pyrkt cri / containerd: " + ("containerd did not run" if py
+                                                                   else "pyrkt cri did not run"))
+
+
+def print_cri(report: Report) -> None:
+    print(f"\n== CRI: a sandbox with one container, RunPodSandbox to RemovePodSandbox, {report.runs} runs each ==")
+    if report.cri_skipped:
+        print(f"  skipped: {report.cri_skipped}")
+        return
+    print(f"  data dirs on: {report.cri_fs}")
+    print(f"  {'':16} {'median':>9} {'p90':>9} {'min':>9}")
+    for t in report.cri_timings:
+        if t.times_ms:
+            print(f"  {t.name:16} {t.median:7.1f}ms {t.p90:7.1f}ms {min(t.times_ms):7.1f}ms")
+        else:
+            print(f"  {t.name:16} failed: {t.error or 'not run'}")
+    for t in report.cri_timings:
+        print(f"    {t.name}: {t.command}")
+    calls = list(dict.fromkeys(c for per in report.cri_calls.values() for c in per))  # in the order called
+    if calls:
+        print("  medians per call (ms):" + "".join(f" {c:>9.9}" for c in calls))
+        for name, per in report.cri_calls.items():
+            print(f"  {name:22}" + "".join(f" {per[c]:9.1f}" if c in per else f" {'-':>9}" for c in calls))
+    medians = {t.name: t.median for t in report.cri_timings if t.times_ms}
+    if len(medians) == 2:
+        print(f"  ratio of medians: pyrkt/containerd {medians['pyrkt cri'] / medians['containerd cri']:.2f}x")
+
+
 def print_pull(report: Report) -> None:
     print(f"\n== pull: docker://{report.pull_ref or '(registry)'} from a local docker-registry, "
           f"{report.pull_runs} runs each, each into a fresh empty dir ==")
@@ -822,6 +933,8 @@ def print_report(report: Report) -> None:
         print_start(report)
     if "pull" in report.sections:
         print_pull(report)
+    if "cri" in report.sections:
+        print_cri(report)
     print("\n== targets ==")
     for status, text in report.checks:
         print(f"  {status}  {text}")

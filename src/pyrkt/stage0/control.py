@@ -106,7 +106,7 @@ def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STO
             fl.stop(pod.path, force=True)
             force = True
             deadline = time.monotonic() + timeout
-        time.sleep(0.02)
+        time.sleep(0.005)  # a flock attempt: cheap; at 20 ms, a stop waited 10 ms more on average
         pod.relocate()
     return pod.uuid, True
 

@@ -553,6 +553,8 @@ class PodInit:
         td = self.plan.get("teardown")
         if not td or not (td["always"] or self.orphaned):
             return
+        if not os.path.exists(self.path("netns")):  # torn down already (the CRI's StopPodSandbox does it first)
+            return
         try:
             pid = os.fork()
         except OSError:

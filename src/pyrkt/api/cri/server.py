@@ -387,6 +387,7 @@ class Server:
     def stop(self, grace: float = 1.0) -> None:
         self.runtime.stream.stop()
         self.server.stop(grace).wait()
+        self.runtime.pods.launcher.close()
         try:
             st = os.lstat(self.path)
             if stat.S_ISSOCK(st.st_mode):
