@@ -382,8 +382,7 @@ class Pods:
             st.started_at = app.started_at
         if base.state == pb.CONTAINER_EXITED:
             st.finished_at = app.finished_at or 0
-            st.exit_code = app.exit_code if app.exit_code is not None else -1
-            st.reason = "OOMKilled" if self._oom_killed(info, app) else ("Completed" if st.exit_code == 0 else "Error")
+            st.exit_code, st.reason = container_exit(app, self._oom_killed(info, app))
         elif base.state == pb.CONTAINER_UNKNOWN:
             st.reason, st.message = "Unknown", "the pod has stopped: the container's state was not recorded"
         return st
@@ -568,6 +567,17 @@ class Pods:
 
 class DeadlineExceeded(PyrktError):
     """An ExecSync command that outlived its timeout (DEADLINE_EXCEEDED, as the kubelet expects)."""
+
+
+def container_exit(app: AppInfo, oom_killed: bool) -> tuple[int, str]:
+    """An exited container's exit code and reason as containerd reports them: the status its
+    process really ended with (143 after a StopContainer's TERM killed it, 137 after the KILL),
+    not rkt's 0 for an app the pod stopped (``app status`` keeps that); reason ``OOMKilled``,
+    else ``Completed`` for 0, else ``Error``. -1 when nothing was recorded."""
+    code = app.signaled_code if app.signaled_code is not None else app.exit_code
+    if code is None:
+        code = -1
+    return code, "OOMKilled" if oom_killed else ("Completed" if code == 0 else "Error")
 
 
 def container_state(info: PodInfo, app: AppInfo) -> pb.ContainerState:
