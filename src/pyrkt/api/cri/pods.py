@@ -249,6 +249,7 @@ class Pods:
     def create_container(self, req: pb.CreateContainerRequest) -> str:
         from pyrkt.api.cri import images
         from pyrkt.stage0 import sandbox
+        from pyrkt.stage0.prepare import host_devices
         from pyrkt.store import Store
 
         pod, _ = self._running_sandbox(req.pod_sandbox_id)
@@ -267,9 +268,10 @@ class Pods:
 
         m = mapping.container_request(req.config, req.sandbox_config, sandbox_id=pod.uuid,
                                       entrypoint=entrypoint, read_profile=read_profile)
-        if m.devices:
-            raise UsageError(f"container {req.config.metadata.name}: devices are not supported by pyrkt's "
-                             "app add yet")
+        try:
+            devices = host_devices(list(m.devices))
+        except UsageError as e:  # the device the kubelet named is not on this node, or no device
+            raise UsageError(f"container {req.config.metadata.name}: {e}") from None
         if m.log_path and not os.path.isabs(m.log_path):
             raise UsageError(f"container {req.config.metadata.name}: log path {m.log_path!r} is not absolute "
                              "(the sandbox has no log_directory)")
@@ -285,7 +287,7 @@ class Pods:
             target = mount.rpartition("target=")[2]
             volumes.append(sandbox.mnt_volume(f"name={app.name}-m{i},{rest},target={target}"))
         app.mounts = []
-        name = sandbox.add(self.config, pod.uuid, app, volumes)
+        name = sandbox.add(self.config, pod.uuid, app, volumes, devices=devices)
         if m.log_path:
             link_log(m.log_path, pod.file(abi.app_log(name)))
         return container_id(pod.uuid, name)
