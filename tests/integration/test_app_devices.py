@@ -11,12 +11,11 @@ app that was not given the device has a node to try."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under, pod_cgroups
+from tests.integration.pods import Cli, loop_device, make_image, mounts_under, pod_cgroups
 from tests.support.images import Entry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/loop-control"),
@@ -43,15 +42,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
 
 @pytest.fixture()
 def loop(tmp_path: Path) -> Iterator[str]:
-    """A loop device over a file of the test's, CONTENT at its start; detached afterwards."""
+    """A loop device over a file of the test's, CONTENT at its start."""
     backing = tmp_path / "disk.img"
     backing.write_bytes(CONTENT + bytes(1 << 20))
-    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    try:
+    with loop_device(backing) as dev:
         yield dev
-    finally:
-        subprocess.run(["losetup", "--detach", dev], check=False)
 
 
 def ok(cli: Cli, *args: str) -> str:
@@ -151,3 +146,58 @@ def test_a_bad_device_flag_of_app_add_adds_nothing(env: tuple[Cli, str], flag: s
         assert ok(cli, "app", "list", "--no-legend", uuid) == ""
     finally:
         ok(cli, "stop", uuid)
+
+
+UNIFIED = Path("/sys/fs/cgroup/unified") if Path("/sys/fs/cgroup/unified/cgroup.procs").exists() else Path("/sys/fs/cgroup")
+
+
+def opens_in(cgroup: Path, path: str) -> str:
+    """Whether a process of ``cgroup`` (v2) opens ``path`` for reading: "ok" or the errno's name."""
+    import errno
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            (cgroup / "cgroup.procs").write_text("0")
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+                os.write(w, b"ok")
+            except OSError as e:
+                os.write(w, errno.errorcode[e.errno or 0].encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    os.waitpid(pid, 0)
+    return got
+
+
+@pytest.mark.skipif(not (UNIFIED / "cgroup.procs").exists(), reason="no cgroup2 mount")
+def test_v2_an_apps_own_program_replaces_the_pods_in_its_cgroup_alone(loop: str) -> None:
+    """The v2 half of the design, on the kernel: the pod's program attached so that an app's own
+    may take its place (what a mutable pod does), the device app's program allowing the loop
+    device, the other app's not; without the override flag an app's program is refused."""
+    from pyrkt.kernel import bpf
+    from pyrkt.model.devices import DeviceRule, policy
+
+    n = int(loop.removeprefix("/dev/loop"))
+    pod = UNIFIED / f"pyrkt-test-{os.urandom(6).hex()}"
+    made = [pod, pod / "disk", pod / "other", pod / "fixed", pod / "fixed" / "app"]
+    for d in made:
+        d.mkdir()
+    try:
+        bpf.limit_devices(str(pod), policy(), bpf.BPF_F_ALLOW_OVERRIDE)
+        bpf.limit_devices(str(pod / "disk"), policy((DeviceRule("b", 7, n, "r"),)))
+        bpf.limit_devices(str(pod / "other"), policy())
+        assert [opens_in(pod / d, loop) for d in ("disk", "other")] == ["ok", "EPERM"]
+        assert opens_in(pod, loop) == "EPERM" and opens_in(pod / "disk", "/dev/null") == "ok"
+        bpf.limit_devices(str(pod / "fixed"), policy())  # as a `run` pod's: no app may override it
+        with pytest.raises(Exception, match="EPERM|Operation not permitted"):
+            bpf.limit_devices(str(pod / "fixed" / "app"), policy((DeviceRule("b", 7, n, "r"),)))
+        assert opens_in(pod / "fixed" / "app", loop) == "EPERM"
+    finally:
+        for d in reversed(made):
+            d.rmdir()
