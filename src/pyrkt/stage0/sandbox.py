@@ -251,8 +251,8 @@ def clear_app(pod: Pod, name: str) -> None:
         if os.path.lexists(path):
             remove_tree(path)
     for rel in (abi.app_status(name), f"{abi.app_status(name)}-created", f"{abi.app_status(name)}-started",
-                f"{abi.app_status(name)}-oom-killed", f"{abi.app_status(name)}-signaled", f"{abi.ENV_DIR}/{name}", f"stage1/rootfs/rkt/pids/{name}",
-                abi.app_log(name), f"{abi.REQUESTS_DIR}/{name}", f"{abi.REQUESTS_DIR}/{name}.result",
+                f"{abi.app_status(name)}-oom-killed", f"{abi.app_status(name)}-signaled", f"{abi.ENV_DIR}/{name}",
+                f"stage1/rootfs/rkt/pids/{name}", abi.app_log(name), f"{abi.REQUESTS_DIR}/{name}", f"{abi.REQUESTS_DIR}/{name}.result",
                 f"{abi.REQUESTS_DIR}/{name}.wake"):
         try:
             os.unlink(pod.file(rel))
