@@ -44,16 +44,9 @@ def run(ctx: Context, args: list[str]) -> int:
 def serve_until_signalled(ctx: Context, serve: Callable[[Callable[[str], None], threading.Event], None]) -> int:
     """Run a service, ``serve(say, done)``, until SIGINT or SIGTERM sets ``done``; ``say``
     writes one line to stderr. 0 once it has stopped."""
-    import signal
-    import threading
+    from pyrkt.cli.stopsignal import StopSignal
 
-    done = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    done = StopSignal()
 
     def say(line: str) -> None:
         ctx.stderr.write(line + "\n")

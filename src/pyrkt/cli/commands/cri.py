@@ -49,9 +49,6 @@ def loopback(addr: str) -> bool:
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    import signal
-    import threading
-
     values, rest = ctx.parse(FLAGS, args)
     if rest:
         raise UsageError(f"cri takes no arguments (got {rest[0]!r})")
@@ -83,13 +80,9 @@ def run(ctx: Context, args: list[str]) -> int:
                                 cni_conf_dir=os.path.abspath(values["cni_conf_dir"]),
                                 cni_bin_dirs=tuple(os.path.abspath(d) for d in values["cni_bin_dir"]),
                                 stream_addr=stream_addr)
-    done = threading.Event()
+    from pyrkt.cli.stopsignal import StopSignal
 
-    def stop(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    done = StopSignal()
     server.serve(ctx.config, settings, values["listen"], say=say, done=done)
     # Stopped: a call the stop cancelled may still be in a worker thread between two of its
     # checks (a pull waiting on its registry), and the interpreter would wait for it at exit.
