@@ -14,6 +14,7 @@ from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
+from pyrkt.model.cgroup import pod_cgroup
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 from pyrkt.model.stdio import Stdio
 
@@ -286,7 +287,7 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
                                                              + volume_devices)
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
-        net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
+        net=network_mode(config.net), cgroup=pod_cgroup(config.uuid, config.cgroup_parent), apps=apps, etc=etc,
         device_rules=rules, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,

@@ -71,9 +71,14 @@ def test_sandbox_refusals_and_warnings_name_what_is_not_honoured() -> None:
     with pytest.raises(UsageError, match="user namespace mode POD"):
         ns = NS(userns_options=pb.UserNamespace(mode=pb.POD))
         mapping.sandbox_request(sandbox(ns=ns))
+    with pytest.raises(UsageError, match="cgroup parent kubepods.slice: a systemd slice; pyrkt's cgroup driver"):
+        mapping.sandbox_request(sandbox(cgroup_parent="kubepods.slice"))
+
+
+def test_the_sandboxs_cgroup_parent_is_the_pods_without_a_warning() -> None:
     m = mapping.sandbox_request(sandbox(cgroup_parent="/kubepods/besteffort/podu-1"))
-    assert m.cgroup_parent == "/kubepods/besteffort/podu-1"
-    assert [w for w in m.warnings if "cgroup parent /kubepods/besteffort/podu-1" in w]
+    assert m.pod.cgroup_parent == m.cgroup_parent == "kubepods/besteffort/podu-1"
+    assert not [w for w in m.warnings if "cgroup" in w]
 
 
 def test_command_and_args_env_workdir_labels_and_log_path() -> None:

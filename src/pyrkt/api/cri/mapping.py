@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
+from pyrkt.model.cgroup import check_parent
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, MIN_MEMORY, OOM_SCORE_ADJ, check_cpu
 from pyrkt.model.names import check_app_name, check_hostname
 from pyrkt.model.stdio import mode_annotations
@@ -109,9 +110,7 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
         from pyrkt.model import sysctl
 
         sysctl.parse_all(sysctls)  # a bad key or value fails here, before any work
-    if linux.cgroup_parent:
-        warnings.append(f"cgroup parent {linux.cgroup_parent}: pyrkt puts pods in its own cgroup, not under "
-                        "the kubelet's QoS cgroups")
+    parent = check_parent(linux.cgroup_parent, "cgroup parent")  # the pod's cgroup goes below it
     if linux.HasField("overhead") or linux.HasField("resources"):
         warnings.append("pod-level resources and overhead are not applied: limits are set per container")
     if _selinux(linux.security_context.selinux_options):
@@ -135,8 +134,8 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
                         SANDBOX_UID: meta.uid, SANDBOX_LOG_DIR: config.log_directory})
     run.sysctl = list(sysctls)  # run's --sysctl: what the starting pod applies
     pod = PodRequest(apps=[], sysctl=sysctls, user_annotations=sorted(annotations.items()),
-                     user_labels=sorted(config.labels.items()))
-    return SandboxMapping(run=run, pod=pod, ports=tuple(ports), cgroup_parent=linux.cgroup_parent,
+                     user_labels=sorted(config.labels.items()), cgroup_parent=parent)
+    return SandboxMapping(run=run, pod=pod, ports=tuple(ports), cgroup_parent=parent,
                           log_directory=config.log_directory, privileged=linux.security_context.privileged,
                           warnings=tuple(warnings))
 
