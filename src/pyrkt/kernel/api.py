@@ -49,6 +49,16 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
             (``pyrkt.kernel.inroot``), made like the source where missing; through the id map of
             ``userns_fd`` when one is given (a volume of the pod's own, --private-users)."""
             ...
+        def clone_volume(self, source: str, *, recursive: bool = False) -> int:
+            """A detached copy of the mount at ``source`` (links followed), in the source's peer
+            group: an fd for ``attach_in_root`` in another mount namespace."""
+            ...
+        def attach_in_root(self, tree: int, root: str, target: str, *, readonly: bool = False,
+                           propagation: str = "") -> None:
+            """A volume from ``clone_volume``'s ``tree`` (closed) on ``target`` resolved inside
+            ``root`` as ``bind_in_root`` resolves it, with its ``propagation`` ("rslave",
+            "rshared")."""
+            ...
         def start_user_namespace(self) -> tuple[int, int]:
             """Begin a new user namespace (its child spawned); see namespaces.start_user_namespace."""
             ...
@@ -157,6 +167,28 @@ class LinuxKernel:
                 os.close(dst)
         finally:
             os.close(src)
+
+    def clone_volume(self, source: str, *, recursive: bool = False) -> int:
+        return M.clone_bind(source, recursive=recursive)
+
+    def attach_in_root(self, tree: int, root: str, target: str, *, readonly: bool = False,
+                       propagation: str = "") -> None:
+        from pyrkt.errors import KernelError
+        from pyrkt.kernel import inroot
+
+        try:
+            make = "dir" if stat.S_ISDIR(os.fstat(tree).st_mode) else "file"
+            try:
+                dst = inroot.open_in_root(root, target, make=make)
+            except OSError as e:
+                why = "resolves to the root of the app" if e.errno == errno.EINVAL else "in the app's root"
+                raise KernelError("mount point", e.errno or 0, f"{target} {why}") from None
+            try:
+                M.attach_fds(tree, dst, readonly=readonly, propagation=propagation, what=f"volume at {target}")
+            finally:
+                os.close(dst)
+        finally:
+            os.close(tree)
 
     def start_user_namespace(self) -> tuple[int, int]:
         return N.start_user_namespace()

@@ -35,6 +35,8 @@ CONTAINER_NAME = "io.kubernetes.cri.container-name"
 IMAGE_NAME = "io.kubernetes.cri.image-name"
 DEFAULT_CPU_PERIOD = 100_000  # µs: the CFS period pyrkt's CPU limits are written for
 PROTOCOLS = {pb.TCP: "tcp", pb.UDP: "udp", pb.SCTP: "sctp"}
+PROPAGATION = {pb.PROPAGATION_HOST_TO_CONTAINER: "rslave", pb.PROPAGATION_BIDIRECTIONAL: "rshared"}
+PROPAGATION_OF = {v: k for k, v in PROPAGATION.items()}
 SELINUX_FIELDS = ("user", "role", "type", "level")
 
 
@@ -235,15 +237,13 @@ def _mounts(name: str, mounts: Sequence[pb.Mount], warnings: list[str]) -> tuple
             raise UsageError(f"{where}: mount options ({', '.join(m.mount_options)}) are not supported by pyrkt")
         if m.recursive_read_only:
             raise UsageError(f"{where}: recursive read-only mounts are not supported by pyrkt")
-        if m.propagation == pb.PROPAGATION_BIDIRECTIONAL:
-            raise UsageError(f"{where}: bidirectional mount propagation is not supported by pyrkt")
-        if m.propagation == pb.PROPAGATION_HOST_TO_CONTAINER:
-            warnings.append(f"{where}: host-to-container propagation is not supported: mounted private "
-                            "(host mounts made later are not seen)")
         if m.selinux_relabel:
             warnings.append(f"{where}: SELinux relabelling is not done: pyrkt does not label pods")
         volume = f"{name}-m{i}"
-        volumes.append(f"{volume},kind=host,source={m.host_path},readOnly={str(m.readonly).lower()}")
+        # as containerd: the source's mount must be shared (or slave), checked when the app is added
+        shared = PROPAGATION.get(m.propagation, "")
+        volumes.append(f"{volume},kind=host,source={m.host_path},readOnly={str(m.readonly).lower()}"
+                       + (f",propagation={shared}" if shared else ""))
         out.append(f"volume={volume},target={m.container_path}")
     return volumes, out
 

@@ -49,7 +49,8 @@ PREPARE_FLAGS = [
     Flag("user-annotation", "list", hidden=True),
     Flag("user-label", "list", hidden=True),
     Flag("volume", "list", metavar="NAME,kind=KIND[,...]",
-         help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or "
+         help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]"
+         "[,propagation=private|rslave|rshared] or "
          "NAME,kind=empty[,mode=0755][,uid=N][,gid=N] (repeatable)"),
     MOUNT_FLAG,
     Flag("private-users", "bool", help="run the pod in its own user namespace: its root is an unprivileged host id"),
