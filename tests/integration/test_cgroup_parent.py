@@ -13,37 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, remove_cgroup_tree
+from tests.integration.test_limits import env
 
+__all__ = ["env"]  # test_limits' fixture: a data dir with the busybox test image
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: pods and cgroups")
 
 ROOT = Path("/sys/fs/cgroup")
 CONTROLLERS = ("memory", "cpu", "pids")
 needs_v1 = pytest.mark.skipif(not all((ROOT / c / "cgroup.procs").exists() for c in CONTROLLERS),
                               reason="no cgroup v1 memory, cpu and pids controllers")
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("cgparent")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "true")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
-
-
-def hierarchies() -> list[Path]:
-    """The root of every mounted cgroup hierarchy."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            fstype = fields[fields.index("-") + 1]
-            if fstype in ("cgroup", "cgroup2") and fields[3] == "/":
-                out.append(Path(fields[4]))
-    return out
 
 
 @pytest.fixture()
@@ -53,17 +32,7 @@ def parent(env: tuple[Cli, str]) -> Iterator[str]:
     top = f"pyrkt-test-{secrets.token_hex(4)}"
     yield f"/{top}/x"
     env[0].collect_all()
-    for h in hierarchies():
-        for d in (h / top / "x", h / top):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)  # a pod cgroup below it still being removed
-    assert not [h for h in hierarchies() if (h / top).exists()]
+    remove_cgroup_tree(top)
 
 
 def app_cgroups(pid: int) -> dict[str, str]:

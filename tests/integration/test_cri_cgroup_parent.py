@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.pods import remove_cgroup_tree
 from tests.integration.test_cri import Cri
 from tests.integration.test_cri_pods import cri, image, rt, run_sandbox, sandbox_config, wait_state
 
@@ -28,17 +28,7 @@ def kubepods() -> Iterator[str]:
     """The kubelet's pod cgroup, as a cgroupfs kubelet names it; removed (with its parent) at the end."""
     top = f"pyrkt-test-{secrets.token_hex(4)}"
     yield f"/{top}/burstable/poduid-1"
-    for h in ROOT.iterdir():
-        for d in (h / top / "burstable" / "poduid-1", h / top / "burstable", h / top):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.1)
-    assert not [h for h in ROOT.iterdir() if (h / top).exists()]
+    remove_cgroup_tree(top)
 
 
 def test_a_containers_memory_limit_is_set_below_the_sandboxs_cgroup_parent(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tests.integration.pods import mounts_under
+from tests.integration.pods import mounts_under, shared_mount
 from tests.integration.test_cri import Cri
 from tests.integration.test_cri_pods import cri, image, rt, run_sandbox, sandbox_config, wait_state
 
@@ -28,17 +28,8 @@ def sh(*argv: str) -> None:
 
 @pytest.fixture()
 def shared_source(tmp_path: Path) -> Iterator[Path]:
-    """A host path on a shared mount of its own, as a kubelet's root dir is."""
-    src = tmp_path / "kubelet"
-    (src / "sub").mkdir(parents=True)
-    sh("mount", "--bind", str(src), str(src))
-    try:
-        sh("mount", "--make-shared", str(src))
+    with shared_mount(tmp_path / "kubelet") as src:
         yield src
-    finally:
-        for point in mounts_under(src):
-            subprocess.run(["umount", "-l", point], check=False)
-    assert mounts_under(tmp_path) == []
 
 
 def container(image: str, host_path: Path, propagation: int) -> pb.ContainerConfig:

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, mounts_under, shared_mount
+from tests.integration.test_limits import env
 
+__all__ = ["env"]  # test_limits' fixture: a data dir with the busybox test image
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: pods and mounts")
 
 
@@ -21,32 +23,15 @@ def sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str, Path]]:
-    base = tmp_path_factory.mktemp("propagation")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "true")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1], base
-    cli.collect_all()
-    assert mounts_under(base) == []
-
-
 @pytest.fixture()
-def shared_source(env: tuple[Cli, str, Path], tmp_path: Path) -> Iterator[Path]:
-    """A directory on a shared mount of its own (as a kubelet's root dir is); at the end the
-    test's pods are collected and every mount below it is gone."""
-    src = tmp_path / "src"
-    (src / "sub").mkdir(parents=True)
-    sh("mount", "--bind", str(src), str(src))
-    try:
-        sh("mount", "--make-shared", str(src))
-        yield src
-    finally:
-        env[0].collect_all()
-        for point in mounts_under(src):
-            subprocess.run(["umount", "-l", point], check=False)
-    assert mounts_under(tmp_path) == []
+def shared_source(env: tuple[Cli, str], tmp_path: Path) -> Iterator[Path]:
+    """A directory on a shared mount of its own; the test's pods are collected before its
+    mounts go."""
+    with shared_mount(tmp_path / "src") as src:
+        try:
+            yield src
+        finally:
+            env[0].collect_all()
 
 
 def running(cli: Cli, image: str, *args: str) -> str:
@@ -56,8 +41,8 @@ def running(cli: Cli, image: str, *args: str) -> str:
 
 
 def test_a_host_mount_made_after_the_app_started_shows_in_an_rslave_volume(
-        env: tuple[Cli, str, Path], shared_source: Path) -> None:
-    cli, image, _ = env
+        env: tuple[Cli, str], shared_source: Path) -> None:
+    cli, image = env
     uuid = running(cli, image, "--insecure-options=capabilities,seccomp",  # an app that may mount
                    f"--volume=v,kind=host,source={shared_source},propagation=rslave", "--mount=volume=v,target=/mnt")
     sh("mount", "-t", "tmpfs", "-o", "size=1m", "late", str(shared_source / "sub"))
@@ -74,8 +59,8 @@ def test_a_host_mount_made_after_the_app_started_shows_in_an_rslave_volume(
     assert r.code == 0 and "hello" not in r.out, r
 
 
-def test_a_private_volume_sees_no_later_host_mount(env: tuple[Cli, str, Path], shared_source: Path) -> None:
-    cli, image, _ = env
+def test_a_private_volume_sees_no_later_host_mount(env: tuple[Cli, str], shared_source: Path) -> None:
+    cli, image = env
     uuid = running(cli, image, f"--volume=v,kind=host,source={shared_source}", "--mount=volume=v,target=/mnt")
     sh("mount", "-t", "tmpfs", "-o", "size=1m", "late", str(shared_source / "sub"))
     (shared_source / "sub" / "hello").write_text("from the host\n")
@@ -85,8 +70,8 @@ def test_a_private_volume_sees_no_later_host_mount(env: tuple[Cli, str, Path], s
 
 
 def test_a_mount_the_app_makes_in_an_rshared_volume_shows_on_the_host(
-        env: tuple[Cli, str, Path], shared_source: Path) -> None:
-    cli, image, _ = env
+        env: tuple[Cli, str], shared_source: Path) -> None:
+    cli, image = env
     uuid = running(cli, image, "--insecure-options=capabilities,seccomp",  # an app that may mount
                    f"--volume=v,kind=host,source={shared_source},propagation=rshared", "--mount=volume=v,target=/mnt")
     r = cli("enter", uuid, "/bin/sh", "-c", "mount -t tmpfs -o size=1m inner /mnt/sub && echo made > /mnt/sub/f")
@@ -101,12 +86,24 @@ def test_a_mount_the_app_makes_in_an_rshared_volume_shows_on_the_host(
     assert mounts_under(shared_source) == [str(shared_source)]
 
 
-def test_a_source_on_a_private_mount_is_refused_before_anything_is_made(
-        env: tuple[Cli, str, Path], tmp_path: Path) -> None:
-    cli, image, _ = env
+def refused(cli: Cli, *args: str) -> str:
+    """The one line of a run that failed with 254 and left no pod."""
     before = cli("list", "--no-legend").out
-    r = cli("run", "--net=none", f"--volume=v,kind=host,source={tmp_path},propagation=rshared",
-            "--mount=volume=v,target=/mnt", image, "--exec=/bin/true")
-    assert r.code == 254 and f"{tmp_path} is on " in r.err and "which is private" in r.err, r
-    assert len(r.err.strip().splitlines()) == 1
+    r = cli("run", *args, "--mount=volume=v,target=/mnt", "--exec=/bin/true")
+    assert r.code == 254 and len(r.err.strip().splitlines()) == 1, r
     assert cli("list", "--no-legend").out == before
+    return r.err.strip()
+
+
+def test_a_source_on_a_private_mount_is_refused_before_anything_is_made(
+        env: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, image = env
+    err = refused(cli, "--net=none", f"--volume=v,kind=host,source={tmp_path},propagation=rshared", image)
+    assert f"{tmp_path} is on " in err and "which is private" in err, err
+
+
+def test_the_fly_flavor_refuses_a_propagating_volume_before_anything_is_made(
+        env: tuple[Cli, str], shared_source: Path) -> None:
+    cli, image = env
+    err = refused(cli, "--stage1-name=fly", f"--volume=v,kind=host,source={shared_source},propagation=rslave", image)
+    assert err == "pyrkt: volume v: propagation=rslave works with the default flavor only"

@@ -315,6 +315,10 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         raise UsageError("--device cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     ids = private_users(req, flavor.canonical(req.stage1_name))
     parent = cgroup_parent(req, flavor.canonical(req.stage1_name))
+    shared = [v for v in pod_volumes if v.propagation in ("rslave", "rshared")]
+    if shared and flavor.canonical(req.stage1_name) != "default":
+        raise UsageError(f"volume {shared[0].name}: propagation={shared[0].propagation} works with the default "
+                         "flavor only")
     check_writable(config.data_dir)
     overlay = use_overlay(config, req, ui)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
