@@ -204,22 +204,22 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
     io = app_stdio(ra, config)
-    mounts = app_mounts(etc, console=console, mask_paths=not config.disable_paths,
-                        read_only_etc=ra.read_only_rootfs, id_shift=shift)
-    devices = app_devices(config.devices)
-    check_shared_volumes(ra.name, volumes, (*(m.target for m in mounts), *(d.path for d in devices)))
-    return AppPlan(
+    plan = AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
-        mounts=mounts, devices=devices, symlinks=dev_symlinks(),
+        mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
+                          read_only_etc=ra.read_only_rootfs, id_shift=shift),
+        devices=app_devices(config.devices), symlinks=dev_symlinks(),
         caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
         id_shift=shift, pod_files=pod_dir if shift else "", idmapped=idmapped,
         stdin=io.stdin, stdout=io.stdout, stderr=io.stderr,
     )
+    check_shared_volumes(ra.name, volumes, (*(m.target for m in plan.mounts), *(d.path for d in plan.devices)))
+    return plan
 
 
 def check_shared_volumes(name: str, volumes: tuple[Mount, ...], own: tuple[str, ...]) -> None:
