@@ -105,6 +105,42 @@ def pod_cgroups(uuid: str) -> list[str]:
     return found
 
 
+def remove_cgroup_tree(top: str) -> None:
+    """Remove the cgroup ``top`` (a path from each hierarchy's root, as --cgroup-parent takes
+    one) and the directories below it in every hierarchy, children first, waiting a little for
+    a pod's cgroup still being removed; fail if one is left."""
+    roots = [p for p in Path("/sys/fs/cgroup").iterdir() if (p / "cgroup.procs").exists()] + [Path("/sys/fs/cgroup")]
+    for root in roots:
+        base = root / top.strip("/")
+        if not base.is_dir():
+            continue
+        for d in sorted((p for p in [base, *base.rglob("*")] if p.is_dir()), key=lambda p: -len(p.parts)):
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+    assert not [r for r in roots if (r / top.strip("/")).exists()], top
+
+
+@contextlib.contextmanager
+def shared_mount(path: Path) -> Iterator[Path]:
+    """``path`` (a new directory with a ``sub`` dir) made a shared mount of its own, as a
+    kubelet's root dir is; every mount below it is gone at the end."""
+    (path / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True, capture_output=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(path)], check=True, capture_output=True)
+        yield path
+    finally:
+        for point in mounts_under(path):
+            subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    assert mounts_under(path) == []
+
+
 def pids_of_pod(uuid: str) -> list[int]:
     """Host processes whose environment or cgroup names the pod."""
     out = []

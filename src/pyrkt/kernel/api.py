@@ -49,6 +49,16 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
             (``pyrkt.kernel.inroot``), made like the source where missing; through the id map of
             ``userns_fd`` when one is given (a volume of the pod's own, --private-users)."""
             ...
+        def clone_volume(self, source: str, *, recursive: bool = False) -> int:
+            """A detached copy of the mount at ``source`` (links followed), in the source's peer
+            group: an fd for ``attach_in_root`` in another mount namespace."""
+            ...
+        def attach_in_root(self, tree: int, root: str, target: str, *, readonly: bool = False,
+                           propagation: str = "") -> None:
+            """A volume from ``clone_volume``'s ``tree`` (closed) on ``target`` resolved inside
+            ``root`` as ``bind_in_root`` resolves it, with its ``propagation`` ("rslave",
+            "rshared")."""
+            ...
         def start_user_namespace(self) -> tuple[int, int]:
             """Begin a new user namespace (its child spawned); see namespaces.start_user_namespace."""
             ...
@@ -141,19 +151,13 @@ class LinuxKernel:
     def bind_in_root(self, source: str, root: str, target: str, *, recursive: bool = False,
                      readonly: bool = False, userns_fd: int = -1) -> None:
         from pyrkt.errors import KernelError
-        from pyrkt.kernel import inroot
 
         try:
             src = os.open(source, os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
             raise KernelError("open", e.errno or 0, f"volume source {source}") from None
         try:
-            make = "dir" if stat.S_ISDIR(os.fstat(src).st_mode) else "file"
-            try:
-                dst = inroot.open_in_root(root, target, make=make)
-            except OSError as e:
-                why = "resolves to the root of the app" if e.errno == errno.EINVAL else "in the app's root"
-                raise KernelError("mount point", e.errno or 0, f"{target} {why}") from None
+            dst = mount_point(root, target, like=src)
             try:
                 M.bind_fds(src, dst, recursive=recursive, readonly=readonly, what=f"{source} to {target}",
                            userns_fd=userns_fd)
@@ -161,6 +165,20 @@ class LinuxKernel:
                 os.close(dst)
         finally:
             os.close(src)
+
+    def clone_volume(self, source: str, *, recursive: bool = False) -> int:
+        return M.clone_bind(source, recursive=recursive)
+
+    def attach_in_root(self, tree: int, root: str, target: str, *, readonly: bool = False,
+                       propagation: str = "") -> None:
+        try:
+            dst = mount_point(root, target, like=tree)
+            try:
+                M.attach_fds(tree, dst, readonly=readonly, propagation=propagation, what=f"volume at {target}")
+            finally:
+                os.close(dst)
+        finally:
+            os.close(tree)
 
     def start_user_namespace(self) -> tuple[int, int]:
         return N.start_user_namespace()
@@ -317,3 +335,17 @@ class LinuxKernel:
 
     def unmount_all_under(self, path: str) -> None:
         M.unmount_all_under(path)
+
+
+def mount_point(root: str, target: str, *, like: int) -> int:
+    """An ``O_PATH`` fd of a volume's ``target`` resolved inside ``root`` (``inroot``), made a
+    directory or a file as what the fd ``like`` is, where missing."""
+    from pyrkt.errors import KernelError
+    from pyrkt.kernel import inroot
+
+    make = "dir" if stat.S_ISDIR(os.fstat(like).st_mode) else "file"
+    try:
+        return inroot.open_in_root(root, target, make=make)
+    except OSError as e:
+        why = "resolves to the root of the app" if e.errno == errno.EINVAL else "in the app's root"
+        raise KernelError("mount point", e.errno or 0, f"{target} {why}") from None

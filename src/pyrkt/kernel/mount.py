@@ -165,6 +165,40 @@ def bind_fds(source_fd: int, target_fd: int, *, recursive: bool, readonly: bool,
         os.close(tree)
 
 
+def clone_bind(path: str, *, recursive: bool) -> int:
+    """A detached copy of the mount at ``path`` (with its sub-mounts if ``recursive``), as a
+    bind would copy it, held by the returned fd (close-on-exec). It keeps its place in the
+    source's peer group, so it can carry mount propagation (``attach_fds``) into another mount
+    namespace: made in the host's, attached in an app's."""
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    fd = L.syscall(L.NR["open_tree"], AT_FDCWD, os.fsencode(path), flags)
+    if fd < 0:
+        raise KernelError("open_tree", ctypes.get_errno(), path)
+    return int(fd)
+
+
+PROPAGATION = {"rslave": MS_SLAVE, "rshared": 1 << 20}  # MS_SHARED
+
+
+def attach_fds(tree: int, target_fd: int, *, readonly: bool, propagation: str, what: str) -> None:
+    """Attach the detached mount ``tree`` (``clone_bind``) on what ``target_fd`` is (an
+    ``O_PATH`` fd), read-only all through if ``readonly``, then give the attached tree the
+    ``propagation`` ("rslave": a slave of the source's peer group; "rshared": one of its peers).
+    ``what`` names it in an error."""
+    if readonly:
+        attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+        if L.syscall(L.NR["mount_setattr"], tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, ctypes.byref(attr),
+                     ctypes.sizeof(attr)) < 0:
+            raise KernelError("mount_setattr", ctypes.get_errno(), f"read-only {what}")
+    if L.syscall(L.NR["move_mount"], tree, b"", target_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0:
+        raise KernelError("move_mount", ctypes.get_errno(), what)
+    if propagation:
+        attr = _MountAttr(0, 0, PROPAGATION[propagation], 0)
+        if L.syscall(L.NR["mount_setattr"], tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, ctypes.byref(attr),
+                     ctypes.sizeof(attr)) < 0:
+            raise KernelError("mount_setattr", ctypes.get_errno(), f"{propagation} {what}")
+
+
 MOUNT_ATTR_NOEXEC = 0x8
 MOUNT_ATTR_IDMAP = 0x00100000
 # mount(2) flags a bind may carry and their mount_setattr(2) attributes
@@ -283,6 +317,28 @@ def mountinfo(pid: str = "self") -> list[tuple[str, str]]:
             point = fields[4].decode().replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
             out.append((point, fields[sep + 1].decode()))
     return out
+
+
+def propagation(path: str, text: str | None = None) -> tuple[str, str]:
+    """The mount ``path`` is on (links resolved) and its propagation: "shared" (a peer group's),
+    "slave" (receives a master's mounts) or "private", from ``/proc/self/mountinfo`` (or
+    ``text``, that file's content). The last of several mounts at one point is the one seen."""
+    if text is None:
+        with open("/proc/self/mountinfo") as f:
+            text = f.read()
+    real = os.path.realpath(path)
+    best, kind = "/", "private"
+    for line in text.splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        point = fields[4].replace("\\040", " ").replace("\\011", "\t").replace("\\134", "\\")
+        if real == point or real.startswith(point.rstrip("/") + "/"):
+            if len(point) >= len(best):
+                tags = fields[6:sep]
+                best = point
+                kind = ("shared" if any(t.startswith("shared:") for t in tags)
+                        else "slave" if any(t.startswith("master:") for t in tags) else "private")
+    return best, kind
 
 
 def mounts_under(path: str) -> list[str]:

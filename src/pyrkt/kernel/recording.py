@@ -84,6 +84,16 @@ class RecordingKernel:
                   *((userns_fd,) if userns_fd >= 0 else ()))
         self.kinds.setdefault(os.path.join(root, target.lstrip("/")), "dir")
 
+    def clone_volume(self, source: str, *, recursive: bool = False) -> int:
+        """A made-up fd: 1000 and up, one a call."""
+        self._rec("clone_volume", source, recursive)
+        return 1000 + sum(1 for c in self.calls if c[0] == "clone_volume") - 1
+
+    def attach_in_root(self, tree: int, root: str, target: str, *, readonly: bool = False,
+                       propagation: str = "") -> None:
+        self._rec("attach_in_root", tree, root, target, readonly, propagation)
+        self.kinds.setdefault(os.path.join(root, target.lstrip("/")), "dir")
+
     def start_user_namespace(self) -> tuple[int, int]:
         self._rec("start_user_namespace")
         return (0, -1)

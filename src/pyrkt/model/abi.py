@@ -10,6 +10,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── flavor                        name of the stage1 flavor ("default", "fly", "image")
     ├── pid                           host pid of pod init (mtime = start time)
     ├── subcgroup                     cgroup path of the pod below each hierarchy
+    ├── cgroup-parent                 the cgroup the pod's goes under (--cgroup-parent), from prepare
     ├── netns                         path of the pod's netns bind mount (written before use)
     ├── devices                       JSON list of the pod's --device flags, HOSTPATH[:CONTAINERPATH]:ACCESS
     ├── apps-lock                     mutable pods: the lock `app` commands take (empty file)
@@ -57,6 +58,7 @@ PID = "pid"
 PPID = "ppid"  # flavor "image": a stage1 may name the parent of the process to enter instead
 PGID = "pgid"
 SUBCGROUP = "subcgroup"
+CGROUP_PARENT = "cgroup-parent"
 NETNS = "netns"
 DEVICES = "devices"
 PRIVATE_USERS = "private-users-prepared"
@@ -135,6 +137,7 @@ class RuntimeConfig(Value):
     mds_token: str = ""  # run --mds-register: the token of the apps' AC_METADATA_URL (rkt's --mds-token)
     mds_port: int = 0  # and the metadata service's TCP port
     mutable: bool = False  # `app sandbox`: no app at start, apps added and removed later (rkt's --mutable)
+    cgroup_parent: str = ""  # --cgroup-parent, checked (model.cgroup): the pod's cgroup goes below it
 
     def to_json(self) -> str:
         d: dict[str, Any] = {n: getattr(self, n) for n in type(self)._fields}

@@ -50,6 +50,7 @@ class Mount(Value):
     data: str = ""
     make: str = "none"
     when: str = ""
+    propagation: str = ""  # a volume's bind: "" (private), "rslave" or "rshared" (execute.clone_propagated)
 
 
 class Device(Value):

@@ -3,7 +3,9 @@ that make them (``--volume``, ``--mount``).
 
 A volume is ``host`` (a host path bound in, ``recursive`` and ``readOnly`` as asked) or
 ``empty`` (a directory made in the pod dir, ``$P/sharedVolumes/NAME``, with ``mode``/``uid``/
-``gid``, removed with the pod). An app mount names a volume and the path in the app where it
+``gid``, removed with the pod). A host volume's ``propagation`` (a pyrkt addition, the CRI's
+mount propagation) is ``private`` (the default), ``rslave`` (mounts the host makes below the
+source later appear in the app) or ``rshared`` (and mounts the app makes there appear on the host). An app mount names a volume and the path in the app where it
 goes; ``app_volume`` is appc's per-app inline volume (rkt's ``app add --mnt-volume``).
 
 Unset options stay ``None``: the executor applies appc's and rkt's defaults (a host volume is
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 KINDS = ("host", "empty")
+PROPAGATIONS = (None, "private", "rslave", "rshared")
 EMPTY_VOLUMES_DIR = "sharedVolumes"  # below the pod dir, as rkt's
 TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # Go's strconv.ParseBool
 FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -36,6 +39,7 @@ class Volume(Value):
     mode: str | None = None  # empty only: octal text, appc's default "0755"
     uid: int | None = None  # empty only, default 0
     gid: int | None = None
+    propagation: str | None = None  # host only: "private", "rslave" or "rshared"
 
     def check(self) -> Volume:
         """The volume if it is one appc allows, else a ``UsageError`` naming what is wrong."""
@@ -46,7 +50,12 @@ class Volume(Value):
                 raise UsageError(f"volume {self.name}: source for host volume must be an absolute path")
             if self.mode is not None or self.uid is not None or self.gid is not None:
                 raise UsageError(f"volume {self.name}: mode, uid and gid are for empty volumes only")
+            if self.propagation not in PROPAGATIONS:
+                raise UsageError(f"volume {self.name}: invalid propagation {self.propagation!r}: want "
+                                 + ", ".join(p for p in PROPAGATIONS if p))
         elif self.kind == "empty":
+            if self.propagation is not None:
+                raise UsageError(f"volume {self.name}: propagation is for host volumes only")
             if self.source:
                 raise UsageError(f"volume {self.name}: source for empty volume must be empty")
             if self.recursive is not None:
@@ -74,7 +83,7 @@ class Volume(Value):
         if self.source:
             out["source"] = self.source
         for key, v in (("readOnly", self.read_only), ("recursive", self.recursive), ("mode", self.mode),
-                       ("uid", self.uid), ("gid", self.gid)):
+                       ("uid", self.uid), ("gid", self.gid), ("propagation", self.propagation)):
             if v is not None:
                 out[key] = v
         return out
@@ -93,7 +102,7 @@ class Volume(Value):
 
         return cls(str(d.get("name") or ""), str(d.get("kind") or ""), str(d.get("source") or ""),
                    opt("readOnly", bool), opt("recursive", bool), opt("mode", str), opt("uid", int),
-                   opt("gid", int)).check()
+                   opt("gid", int), opt("propagation", str)).check()
 
 
 class AppMount(Value):
@@ -146,7 +155,8 @@ def _bool(value: str, key: str, flag: str, text: str) -> bool:
 
 
 def parse_volume(text: str) -> Volume:
-    """rkt's ``--volume=NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]`` or
+    """rkt's ``--volume=NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]`` (with
+    pyrkt's ``[,propagation=private|rslave|rshared]``) or
     ``--volume=NAME,kind=empty[,mode=0755][,uid=N][,gid=N]`` (keys as rkt spells them)."""
     opts = _options(text, "--volume", "name")
     vol = Volume(opts.pop("name"), opts.pop("kind", ""))
@@ -155,8 +165,8 @@ def parse_volume(text: str) -> Volume:
             vol = vol.replace(source=value)
         elif key in ("readOnly", "recursive"):
             vol = vol.replace(**{"read_only" if key == "readOnly" else key: _bool(value, key, "--volume", text)})
-        elif key == "mode":
-            vol = vol.replace(mode=value)
+        elif key in ("mode", "propagation"):
+            vol = vol.replace(**{key: value})
         elif key in ("uid", "gid"):
             if not value.isdigit():
                 raise UsageError(f"invalid --volume={text}: {key}={value!r} is not a number")

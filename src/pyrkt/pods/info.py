@@ -51,6 +51,7 @@ class MountInfo(Value):
     container_path: str
     host_path: str = ""
     read_only: bool = False
+    propagation: str = ""  # a host volume's: "", "rslave" or "rshared"
 
 
 class AppInfo(Value):
@@ -338,7 +339,8 @@ def _mounts(raw_app: dict[str, Any], volumes: dict[Any, dict[str, Any]]) -> tupl
         ro = vol.get("readOnly")
         out.append(MountInfo(name=str(m.get("volume", "")), container_path=str(m.get("path", "")),
                              host_path=str(vol.get("source", "")),
-                             read_only=bool(ro) if ro is not None else points.get(m.get("volume"), False)))
+                             read_only=bool(ro) if ro is not None else points.get(m.get("volume"), False),
+                             propagation=str(vol.get("propagation") or "").replace("private", "")))
     return tuple(out)
 
 

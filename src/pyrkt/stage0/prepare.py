@@ -82,6 +82,7 @@ class PodRequest(Value, frozen=False):
     no_overlay: bool = False  # --no-overlay: each app gets a copy of its image instead of an overlay
     mutable: bool = False  # `app sandbox`: a pod with no app, apps added later
     annotations: list[tuple[str, str]] = field(default_factory=list)  # the pod's (app sandbox --annotation)
+    cgroup_parent: str = ""  # --cgroup-parent: the cgroupfs path the pod's cgroup goes under
 
 
 def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -321,6 +322,11 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
     if devices and req.stage1_image is not None:
         raise UsageError("--device cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     ids = private_users(req, flavor.canonical(req.stage1_name))
+    parent = cgroup_parent(req, flavor.canonical(req.stage1_name))
+    shared = [v for v in pod_volumes if v.propagation in ("rslave", "rshared")]
+    if shared and flavor.canonical(req.stage1_name) != "default":
+        raise UsageError(f"volume {shared[0].name}: propagation={shared[0].propagation} works with the default "
+                         "flavor only")
     check_writable(config.data_dir)
     overlay = use_overlay(config, req, ui)
     store = Store.open(config.store_dir, config_dirs=tuple(config.dirs.names()))
@@ -378,6 +384,8 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 store.touch(stage1.id)
             lay_out(pod.path, manifest, images, layer_dirs, overlay=overlay, ids=ids)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
+            if parent:  # before the pod can run: its runtime config and gc find it here
+                fs.atomic_write(pod.file(abi.CGROUP_PARENT), parent + "\n", sync=False)
             if devices:
                 fs.atomic_write(pod.file(abi.DEVICES), jsonio.dumps([d.flag() for d in devices]), sync=False)
             for image in images:
@@ -386,6 +394,21 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             discard(pod)
             raise
     return pod
+
+
+def cgroup_parent(req: PodRequest, flavor_name: str) -> str:
+    """``--cgroup-parent``, checked: the default flavor's pods only (fly puts none in a cgroup,
+    and rkt's stage1 ABI has no way to pass one to a stage1 image)."""
+    if not req.cgroup_parent:
+        return ""
+    from pyrkt.model.cgroup import check_parent
+
+    parent = check_parent(req.cgroup_parent)
+    if flavor_name != "default":
+        raise UsageError(f"--cgroup-parent works with the default flavor only, not {flavor_name}: "
+                         + ("the fly flavor puts its pod in no cgroup" if flavor_name == "fly"
+                            else "rkt's stage1 ABI has no way to pass it to a stage1 image"))
+    return parent
 
 
 def pod_sysctls(items: list[str], flavor_name: str) -> dict[str, str]:

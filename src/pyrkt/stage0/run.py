@@ -210,6 +210,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         private_users=private_users,
         **mds_fields(config, pod, opts),
         mutable=opts.mutable,
+        cgroup_parent=(fs.read_text(pod.file(abi.CGROUP_PARENT)) or "").strip(),
     )
 
 

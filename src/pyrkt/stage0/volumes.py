@@ -86,6 +86,21 @@ def check_volume(vol: Volume) -> None:
     vol.check()
     if vol.kind == "host" and not os.path.exists(vol.source):
         raise UsageError(f"volume {vol.name}: source {vol.source} does not exist")
+    if vol.propagation in ("rslave", "rshared"):
+        check_propagation(vol)
+
+
+def check_propagation(vol: Volume) -> None:
+    """As containerd's CRI plugin: a host volume's mounts can only reach the app (rslave) from
+    a source on a shared or slave mount, and the app's the host (rshared) from a shared one."""
+    from pyrkt.kernel.mount import propagation
+
+    point, kind = propagation(vol.source)
+    want = ("shared",) if vol.propagation == "rshared" else ("shared", "slave")
+    if kind not in want:
+        raise UsageError(f"volume {vol.name}: propagation={vol.propagation} needs a source on a "
+                         f"{' or '.join(want)} mount: {vol.source} is on {point}, which is {kind} "
+                         f"(`mount --make-rshared {point}` makes it shared)")
 
 
 def merge_mounts(app_mounts: list[AppMount], pod_mounts: list[AppMount]) -> tuple[AppMount, ...]:

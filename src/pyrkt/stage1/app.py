@@ -46,6 +46,7 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     app's ``AppPlan``."""
     app: AppPlan = spec["plan"]
     k = LinuxKernel()
+    trees = execute.clone_propagated(k, app, plan.get("host_mntns", -1))  # before the pod's namespace
     if plan.get("apps_mntns", -1) >= 0:  # pod init's own root has nothing the app needs (initroot)
         k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
@@ -56,7 +57,7 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
         import struct  # noqa: F401
         import termios  # noqa: F401
     userns = plan.get("userns_fd", -1)
-    execute.set_up_root(k, app, userns)
+    execute.set_up_root(k, app, userns, trees)
     if "tty_to" in stdio:
         open_tty(app, stdio.pop("tty_to"))
     execute.apply_limits(k, app)  # as host root: it may lower its OOM score where it can
@@ -209,7 +210,7 @@ def find_executable(name: str, env: dict[str, str]) -> str:
 
 def main_added(argv: list[str]) -> None:
     """An app added to a mutable pod, in the fresh interpreter pod init's child execs
-    (``podinit.PodInit.exec_setup``): ``PLAN_FILE ERR_W APPS_MNTNS USERNS [NAME=FD...]`` (fds,
+    (``podinit.PodInit.exec_setup``): ``PLAN_FILE ERR_W APPS_MNTNS USERNS HOST_MNTNS [NAME=FD...]`` (fds,
     -1 for none; NAME=FD: its stdio fds, as ``appio.AppIO.child`` names them). Sets the app up
     as ``run_app`` does and execs it; a failure goes to ``ERR_W`` for pod init to report.
     Never returns."""
@@ -221,14 +222,15 @@ def main_added(argv: list[str]) -> None:
 
     err_w = int(argv[1])
     try:
-        mntns, userns = (int(a) for a in argv[2:4])
-        stdio = {name: int(fd) for name, _, fd in (a.partition("=") for a in argv[4:])}
-        for fd in (err_w, mntns, userns, *stdio.values()):
+        mntns, userns, host_mntns = (int(a) for a in argv[2:5])
+        stdio = {name: int(fd) for name, _, fd in (a.partition("=") for a in argv[5:])}
+        for fd in (err_w, mntns, userns, host_mntns, *stdio.values()):
             if fd >= 0:
                 os.set_inheritable(fd, False)
         with open(argv[0], "rb") as f:
             plan = from_plain(AppPlan, marshal.load(f))
-        run_app({"plan": plan}, {"apps_mntns": mntns, "userns_fd": userns, "interactive": False}, stdio, err_w)
+        run_app({"plan": plan}, {"apps_mntns": mntns, "userns_fd": userns, "host_mntns": host_mntns,
+                                 "interactive": False}, stdio, err_w)
     except BaseException as e:
         try:
             os.write(err_w, (str(e) or repr(e)).encode())

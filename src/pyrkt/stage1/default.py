@@ -484,6 +484,9 @@ class DefaultFlavor:
                 fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
                 namespaces.setns(fd, namespaces.CLONE_NEWNET, f"network namespace {netns_path}")
                 os.close(fd)
+            if plan.get("mutable") or any(m.propagation for a in pod.apps for m in a.volumes):
+                # where an app's propagating volume is copied from (execute.clone_propagated)
+                plan["host_mntns"] = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
             execute.set_up_pod(LinuxKernel(), pod)  # namespaces, hostname, sysctls, lo
             if pty is not None:
                 os.close(pty[0])

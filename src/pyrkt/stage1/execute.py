@@ -24,7 +24,25 @@ def inside(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/"))
 
 
-def set_up_root(k: Kernel, plan: AppPlan, userns: int = -1) -> None:
+def clone_propagated(k: Kernel, plan: AppPlan, host_mntns: int) -> dict[str, int]:
+    """In the app's child, before it joins the pod's mount namespace: for each of its volumes
+    with a propagation (rslave, rshared), a copy of the source's mount made in the host's mount
+    namespace (``host_mntns``, pod init's fd), which stays in the host mount's peer group: the
+    pod's namespaces are private, so a copy made there would carry nothing. Target -> tree fd,
+    for ``set_up_root``; no call at all for an app without such a volume."""
+    wanted = [m for m in plan.volumes if m.propagation]
+    if not wanted:
+        return {}
+    if host_mntns < 0:
+        from pyrkt.errors import PyrktError
+
+        raise PyrktError(f"volume at {wanted[0].target}: propagation={wanted[0].propagation} needs the host's "
+                         "mount namespace, which pod init did not keep")
+    k.setns(host_mntns, CLONE_NEWNS, "the host's mount namespace")
+    return {m.target: k.clone_volume(m.source, recursive=bool(m.flags & MS_REC)) for m in wanted}
+
+
+def set_up_root(k: Kernel, plan: AppPlan, userns: int = -1, trees: dict[str, int] | None = None) -> None:
     """In the app's child: its own cgroups (when it has them) and a cgroup namespace rooted
     where it is then (default flavor), a mount namespace of its own, the overlay root (or, with
     --no-overlay, the copy) and everything in it (the image's missing /etc/mtab link, the pod's
@@ -34,7 +52,7 @@ def set_up_root(k: Kernel, plan: AppPlan, userns: int = -1) -> None:
     ``userns``: an fd on the pod's user namespace (--private-users), through whose id map the
     layers and the pod's own files (its /etc files, empty volumes) are mounted; the upper dir
     is not, so what the app writes is owned on the host by its shifted ids; host volumes keep
-    the host's owners."""
+    the host's owners. ``trees``: the volumes ``clone_propagated`` copied, by target."""
     if plan.cgroups:
         k.cgroup_join(list(plan.cgroups))
     k.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if plan.cgroupns else 0))
@@ -54,7 +72,11 @@ def set_up_root(k: Kernel, plan: AppPlan, userns: int = -1) -> None:
     for m in plan.mounts[:plan.volumes_after]:
         apply_mount(k, root, m, idmap, userns)
     for m in plan.volumes:
-        bind_volume(k, root, m, idmap, userns)
+        if m.propagation and trees is not None and m.target in trees:
+            k.attach_in_root(trees.pop(m.target), root, m.target, readonly=bool(m.flags & MS_RDONLY),
+                             propagation=m.propagation)
+        else:
+            bind_volume(k, root, m, idmap, userns)
     for m in plan.mounts[plan.volumes_after:]:
         apply_mount(k, root, m, idmap, userns)
     for d in plan.devices:

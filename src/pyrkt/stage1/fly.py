@@ -88,7 +88,8 @@ class FlyFlavor:
             ra, lowers=read_layers(pod_dir, name), upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
             work=os.path.join(pod_dir, abi.OVERLAY, name, "work"), rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
             log=os.path.join(pod_dir, abi.LOGS, f"{name}.raw"), resolv=resolv, hosts=hosts,
-            volumes=plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR), recursive=False))
+            volumes=plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR), recursive=False,
+                                      propagation=False))
         if config.mds_token:  # the app shares the host's network
             app = plan.with_metadata_url(app, "127.0.0.1", config.mds_port, config.mds_token)
         for d in (abi.STATUS_DIR, abi.ENV_DIR, abi.LOGS):

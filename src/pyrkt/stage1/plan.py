@@ -14,6 +14,7 @@ from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
 from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
+from pyrkt.model.cgroup import pod_cgroup
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 from pyrkt.model.stdio import Stdio
 
@@ -164,12 +165,13 @@ def dev_symlinks() -> tuple[Symlink, ...]:
 
 
 def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, *,
-                  recursive: bool = True) -> tuple[Mount, ...]:
+                  recursive: bool = True, propagation: bool = True) -> tuple[Mount, ...]:
     """The app's ``mounts`` as binds of their volumes, parents before what nests in them: a
     host volume's source, an empty one's directory below ``shared_dir`` (the pod's
     sharedVolumes). Read-only as the volume says, else as the app's mount point of the same
     name says (rkt); with the sub-mounts as the volume's ``recursive`` says, else as the
-    flavor's default ``recursive`` (rkt: true, fly false)."""
+    flavor's default ``recursive`` (rkt: true, fly false); a host volume's ``propagation``
+    (rslave, rshared) where the flavor has it (``propagation``: the default flavor's)."""
     by_name = {v.name: v for v in volumes}
     points = {mp.name: mp.read_only for mp in ra.app.mount_points}
     out = []
@@ -180,7 +182,12 @@ def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, 
         ro = vol.read_only if vol.read_only is not None else points.get(m.volume, False)
         rec = vol.recursive if vol.recursive is not None else recursive
         source = vol.source if vol.kind == "host" else f"{shared_dir.rstrip('/')}/{vol.name}"
-        out.append(Mount(source, m.path, flags=MS_BIND | (MS_REC if rec else 0) | (MS_RDONLY if ro else 0)))
+        shared = vol.propagation if vol.propagation in ("rslave", "rshared") else ""
+        if shared and not propagation:
+            raise UsageError(f"app {ra.name}: volume {vol.name}: propagation={shared} works with the default "
+                             "flavor only")
+        out.append(Mount(source, m.path, flags=MS_BIND | (MS_REC if rec else 0) | (MS_RDONLY if ro else 0),
+                         propagation=shared))
     return tuple(sorted(out, key=lambda v: len([p for p in v.target.split("/") if p not in ("", ".")])))
 
 
@@ -199,7 +206,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
     io = app_stdio(ra, config)
-    return AppPlan(
+    plan = AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
         user=app.user, group=app.group, supplementary_gids=tuple(app.supplementary_gids),
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
@@ -213,6 +220,23 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         id_shift=shift, pod_files=pod_dir if shift else "", idmapped=idmapped,
         stdin=io.stdin, stdout=io.stdout, stderr=io.stderr,
     )
+    check_shared_volumes(ra.name, volumes, (*(m.target for m in plan.mounts), *(d.path for d in plan.devices)))
+    return plan
+
+
+def check_shared_volumes(name: str, volumes: tuple[Mount, ...], own: tuple[str, ...]) -> None:
+    """A bidirectional (rshared) volume sends the host every mount made below it, so none of
+    the app's set-up may be there: not another volume, nor pyrkt's own mounts and nodes
+    (``own``: /proc, /dev, /sys, the /etc files, masks, devices), nor the root itself."""
+    for v in volumes:
+        if v.propagation != "rshared":
+            continue
+        top = v.target.rstrip("/")
+        inside = [t for t in (*(w.target for w in volumes if w is not v), *own)
+                  if not top or t == top or t.startswith(top + "/")]
+        if inside:
+            raise UsageError(f"app {name}: volume at {v.target} with propagation=rshared would send pyrkt's "
+                             f"own mount at {inside[0]} to the host: mount it elsewhere")
 
 
 def app_stdio(ra: RuntimeApp, config: RuntimeConfig) -> Stdio:
@@ -301,7 +325,7 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
                                                              + volume_devices)
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
-        net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
+        net=network_mode(config.net), cgroup=pod_cgroup(config.uuid, config.cgroup_parent), apps=apps, etc=etc,
         device_rules=rules, apps_own_devices=config.mutable, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,

@@ -171,7 +171,7 @@ class PodInit:
                 error = f"cannot start pod init: {e}"
         for app in self.apps:
             error = error or self.spawn(app)
-        for key in ("apps_mntns", "userns_fd"):  # fds only the apps' set-up needed (and an added app's)
+        for key in ("apps_mntns", "userns_fd", "host_mntns"):  # fds only the apps' set-up needed (and an added app's)
             if self.plan.get(key, -1) >= 0 and not self.mutable:
                 os.close(self.plan.pop(key))
         # the apps have their default SIGPIPE; pod init gets EPIPE (as after its re-exec) when
@@ -253,7 +253,7 @@ class PodInit:
     # In an added app's child of the lean pod init (no pyrkt in it): exec a fresh interpreter
     # that sets the app up from its plan file.
     def exec_setup(self, plan_file: str, stdio: dict[str, int], err_w: int) -> None:
-        fds = [err_w, self.plan.get("apps_mntns", -1), self.plan.get("userns_fd", -1)]
+        fds = [err_w, self.plan.get("apps_mntns", -1), self.plan.get("userns_fd", -1), self.plan.get("host_mntns", -1)]
         for fd in [*fds, *stdio.values()]:
             if fd >= 0:
                 os.set_inheritable(fd, True)
@@ -602,7 +602,7 @@ class PodInit:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
-        for key in ("apps_mntns", "userns_fd", "oom_dir_fd"):  # a mutable pod's, for the apps added later
+        for key in ("apps_mntns", "userns_fd", "host_mntns", "oom_dir_fd"):  # a mutable pod's, for the apps added later
             if self.plan.get(key, -1) >= 0:
                 os.set_inheritable(self.plan[key], True)
         python = self.plan["python"]

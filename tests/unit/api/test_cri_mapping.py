@@ -71,9 +71,14 @@ def test_sandbox_refusals_and_warnings_name_what_is_not_honoured() -> None:
     with pytest.raises(UsageError, match="user namespace mode POD"):
         ns = NS(userns_options=pb.UserNamespace(mode=pb.POD))
         mapping.sandbox_request(sandbox(ns=ns))
+    with pytest.raises(UsageError, match="cgroup parent kubepods.slice: a systemd slice; pyrkt's cgroup driver"):
+        mapping.sandbox_request(sandbox(cgroup_parent="kubepods.slice"))
+
+
+def test_the_sandboxs_cgroup_parent_is_the_pods_without_a_warning() -> None:
     m = mapping.sandbox_request(sandbox(cgroup_parent="/kubepods/besteffort/podu-1"))
-    assert m.cgroup_parent == "/kubepods/besteffort/podu-1"
-    assert [w for w in m.warnings if "cgroup parent /kubepods/besteffort/podu-1" in w]
+    assert m.pod.cgroup_parent == m.cgroup_parent == "kubepods/besteffort/podu-1"
+    assert not [w for w in m.warnings if "cgroup" in w]
 
 
 def test_command_and_args_env_workdir_labels_and_log_path() -> None:
@@ -99,18 +104,20 @@ def test_args_without_command_follow_the_image_entrypoint() -> None:
     assert (m.app.exec, m.app.args) == ("", [])  # the image's own command
 
 
-def test_mounts_become_host_volumes_and_unsupported_ones_are_refused_or_warned() -> None:
+def test_mounts_become_host_volumes_with_their_propagation_and_unsupported_ones_are_refused() -> None:
     c = container(mounts=[pb.Mount(container_path="/data", host_path="/srv/data", readonly=True),
                           pb.Mount(container_path="/cfg", host_path="/etc/cfg",
-                                   propagation=pb.PROPAGATION_HOST_TO_CONTAINER)])
+                                   propagation=pb.PROPAGATION_HOST_TO_CONTAINER),
+                          pb.Mount(container_path="/csi", host_path="/var/lib/csi",
+                                   propagation=pb.PROPAGATION_BIDIRECTIONAL)])
     m = mapping.container_request(c, sandbox())
     assert m.volumes == ("nginx-m0,kind=host,source=/srv/data,readOnly=true",
-                         "nginx-m1,kind=host,source=/etc/cfg,readOnly=false")
-    assert m.app.mounts == ["volume=nginx-m0,target=/data", "volume=nginx-m1,target=/cfg"]
-    assert [w for w in m.warnings if "mount /cfg: host-to-container propagation" in w]
-    for bad, match in ((pb.Mount(container_path="/x", host_path="/y", propagation=pb.PROPAGATION_BIDIRECTIONAL),
-                        "bidirectional"),
-                       (pb.Mount(container_path="/x", host_path="rel"), "must be absolute"),
+                         "nginx-m1,kind=host,source=/etc/cfg,readOnly=false,propagation=rslave",
+                         "nginx-m2,kind=host,source=/var/lib/csi,readOnly=false,propagation=rshared")
+    assert m.app.mounts == ["volume=nginx-m0,target=/data", "volume=nginx-m1,target=/cfg",
+                            "volume=nginx-m2,target=/csi"]
+    assert m.warnings == ()  # containerd asks no privileged container for Bidirectional: the API server does
+    for bad, match in ((pb.Mount(container_path="/x", host_path="rel"), "must be absolute"),
                        (pb.Mount(container_path="/x", host_path="/y", mount_options=["noexec"]), "mount options"),
                        (pb.Mount(container_path="/x", image=pb.ImageSpec(image="busybox")), "image volumes")):
         with pytest.raises(UsageError, match=match):

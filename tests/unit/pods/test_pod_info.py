@@ -206,3 +206,19 @@ def test_a_bad_isolator_in_a_pod_manifest_is_a_problem_not_an_exception(
     (path / abi.POD_MANIFEST).write_text(json.dumps(raw))
     info = info_of(pods_dir, path, Dir.PREPARED)
     assert info.apps[0].limits == () and "isolator resource/cpu: invalid quantity 'lots'" in info.problems[0]
+
+
+def test_a_host_volumes_propagation_is_its_mounts_and_private_is_none(
+    make_pod: Callable[..., Path], pods_dir: Path
+) -> None:
+    path = make_pod(Dir.PREPARED)
+    raw = json.loads((path / abi.POD_MANIFEST).read_text())
+    raw["volumes"] = [{"name": "a", "kind": "host", "source": "/a", "propagation": "rslave"},
+                      {"name": "b", "kind": "host", "source": "/b", "propagation": "private"}]
+    raw["apps"][0]["mounts"] = [{"volume": "a", "path": "/a"}, {"volume": "b", "path": "/b"},
+                                {"volume": "c", "path": "/c", "appVolume": {"name": "c", "kind": "host", "source": "/c",
+                                                                           "propagation": "rshared"}}]
+    (path / abi.POD_MANIFEST).write_text(json.dumps(raw))
+    [app] = info_of(pods_dir, path, Dir.PREPARED).apps
+    assert [(m.container_path, m.propagation) for m in app.mounts] == [("/a", "rslave"), ("/b", ""), ("/c", "rshared")]
+    assert "propagation" not in json.dumps(info_of(pods_dir, path, Dir.PREPARED).to_v1())  # rkt's JSON as it was

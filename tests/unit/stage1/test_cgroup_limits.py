@@ -134,3 +134,54 @@ def test_an_app_named_as_the_v1_tasks_file_gets_a_cgroup_beside_it() -> None:
     k = RecordingKernel(layout="v1")
     _, pod, _ = execute.set_up_cgroups(k, pod_with(("tasks", ())))
     assert pod.apps[0].cgroups[0] == "/sys/fs/cgroup/cpu/pyrkt/u/tasks.app"
+
+
+# -- --cgroup-parent ------------------------------------------------------------------------------
+
+PARENT = "kubepods/burstable/pod1"
+
+
+def parented(*apps: tuple[str, tuple[tuple[str, object], ...]]) -> PodPlan:
+    config = RuntimeConfig(uuid="u", net=("none",), cgroup_parent=PARENT)
+    plans = tuple(plan.app_plan(RuntimeApp(name, RuntimeImage("sha256:x"), AppSpec(exec=("/bin/true",),
+                                                                                    isolators=isolators)),
+                                config, lowers=(), upper="", work="", rootfs="", log="", seccomp=b"", etc=ETC)
+                  for name, isolators in apps)
+    return plan.pod_plan(config, plans, ETC)
+
+
+def test_a_parented_pod_goes_below_its_parent_in_every_v1_hierarchy_with_its_apps_below_it() -> None:
+    for layout in ("v1", "hybrid"):
+        k = RecordingKernel(layout=layout)
+        joins, pod, _ = execute.set_up_cgroups(k, parented(*LIMITED))
+        assert pod.cgroup == f"{PARENT}/pyrkt-u"
+        base = "/sys/fs/cgroup/{}/" + PARENT + "/pyrkt-u"
+        assert joins == [base.format(c) for c in ("cpu", "cpuacct", "memory", "devices", "pids", "systemd")]
+        assert made(k) == joins + [base.format(c) + "/web" for c in ("cpu", "cpuacct", "memory", "pids")]
+        assert writes(k)[base.format("memory") + "/web/memory.limit_in_bytes"] == "64000000"
+        assert ("cgroup_limit_devices", f"{PARENT}/pyrkt-u", pod.device_rules) in k.calls
+        assert not any("/pyrkt/" in str(c) for c in k.calls)  # nothing in pyrkt's own tree
+
+
+def test_a_parented_pod_on_v2_enables_the_controllers_down_the_parents_path() -> None:
+    k = RecordingKernel(layout="v2")
+    joins, pod, _ = execute.set_up_cgroups(k, parented(*LIMITED))
+    enable = "+cpu +memory +pids"
+    path, steps = "/sys/fs/cgroup", [("write", "/sys/fs/cgroup/cgroup.subtree_control", enable)]
+    for part in (*PARENT.split("/"), "pyrkt-u"):
+        path += "/" + part
+        steps += [("cgroup_mkdir", path), ("write", path + "/cgroup.subtree_control", enable)]
+    assert k.calls[1:1 + len(steps)] == steps
+    pod_dir = f"/sys/fs/cgroup/{PARENT}/pyrkt-u"
+    assert joins == [pod_dir + "/init.scope"]
+    assert pod.apps[0].cgroups == (pod_dir + "/web",)
+    assert writes(k)[pod_dir + "/web/memory.max"] == "64000000"
+
+
+def test_gc_removes_the_pods_own_cgroup_only_and_nothing_before_subcgroup_is_written() -> None:
+    k = RecordingKernel()
+    execute.tear_down(k, "/pods/u", f"{PARENT}/pyrkt-u")
+    assert ("cgroup_remove", f"{PARENT}/pyrkt-u") in k.calls
+    k = RecordingKernel()
+    execute.tear_down(k, "/pods/u", "")  # killed before it wrote subcgroup: it made no cgroup yet
+    assert "cgroup_remove" not in k.names()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
+from pyrkt.model.cgroup import check_parent
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, MIN_MEMORY, OOM_SCORE_ADJ, check_cpu
 from pyrkt.model.names import check_app_name, check_hostname
 from pyrkt.model.stdio import mode_annotations
@@ -34,6 +35,8 @@ CONTAINER_NAME = "io.kubernetes.cri.container-name"
 IMAGE_NAME = "io.kubernetes.cri.image-name"
 DEFAULT_CPU_PERIOD = 100_000  # µs: the CFS period pyrkt's CPU limits are written for
 PROTOCOLS = {pb.TCP: "tcp", pb.UDP: "udp", pb.SCTP: "sctp"}
+PROPAGATION = {pb.PROPAGATION_HOST_TO_CONTAINER: "rslave", pb.PROPAGATION_BIDIRECTIONAL: "rshared"}
+PROPAGATION_OF = {v: k for k, v in PROPAGATION.items()}
 SELINUX_FIELDS = ("user", "role", "type", "level")
 
 
@@ -109,9 +112,7 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
         from pyrkt.model import sysctl
 
         sysctl.parse_all(sysctls)  # a bad key or value fails here, before any work
-    if linux.cgroup_parent:
-        warnings.append(f"cgroup parent {linux.cgroup_parent}: pyrkt puts pods in its own cgroup, not under "
-                        "the kubelet's QoS cgroups")
+    parent = check_parent(linux.cgroup_parent, "cgroup parent")  # the pod's cgroup goes below it
     if linux.HasField("overhead") or linux.HasField("resources"):
         warnings.append("pod-level resources and overhead are not applied: limits are set per container")
     if _selinux(linux.security_context.selinux_options):
@@ -135,8 +136,8 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
                         SANDBOX_UID: meta.uid, SANDBOX_LOG_DIR: config.log_directory})
     run.sysctl = list(sysctls)  # run's --sysctl: what the starting pod applies
     pod = PodRequest(apps=[], sysctl=sysctls, user_annotations=sorted(annotations.items()),
-                     user_labels=sorted(config.labels.items()))
-    return SandboxMapping(run=run, pod=pod, ports=tuple(ports), cgroup_parent=linux.cgroup_parent,
+                     user_labels=sorted(config.labels.items()), cgroup_parent=parent)
+    return SandboxMapping(run=run, pod=pod, ports=tuple(ports), cgroup_parent=parent,
                           log_directory=config.log_directory, privileged=linux.security_context.privileged,
                           warnings=tuple(warnings))
 
@@ -236,15 +237,13 @@ def _mounts(name: str, mounts: Sequence[pb.Mount], warnings: list[str]) -> tuple
             raise UsageError(f"{where}: mount options ({', '.join(m.mount_options)}) are not supported by pyrkt")
         if m.recursive_read_only:
             raise UsageError(f"{where}: recursive read-only mounts are not supported by pyrkt")
-        if m.propagation == pb.PROPAGATION_BIDIRECTIONAL:
-            raise UsageError(f"{where}: bidirectional mount propagation is not supported by pyrkt")
-        if m.propagation == pb.PROPAGATION_HOST_TO_CONTAINER:
-            warnings.append(f"{where}: host-to-container propagation is not supported: mounted private "
-                            "(host mounts made later are not seen)")
         if m.selinux_relabel:
             warnings.append(f"{where}: SELinux relabelling is not done: pyrkt does not label pods")
         volume = f"{name}-m{i}"
-        volumes.append(f"{volume},kind=host,source={m.host_path},readOnly={str(m.readonly).lower()}")
+        # as containerd: the source's mount must be shared (or slave), checked when the app is added
+        shared = PROPAGATION.get(m.propagation, "")
+        volumes.append(f"{volume},kind=host,source={m.host_path},readOnly={str(m.readonly).lower()}"
+                       + (f",propagation={shared}" if shared else ""))
         out.append(f"volume={volume},target={m.container_path}")
     return volumes, out
 

@@ -399,7 +399,9 @@ class Pods:
                                 labels=base.labels, annotations=base.annotations,
                                 log_path=dict(app.user_annotations).get(LOG_PATH, ""),
                                 mounts=[pb.Mount(container_path=mt.container_path, host_path=mt.host_path,
-                                                 readonly=mt.read_only) for mt in app.mounts])
+                                                 readonly=mt.read_only,
+                                                 propagation=mapping.PROPAGATION_OF.get(mt.propagation, pb.PROPAGATION_PRIVATE))
+                                        for mt in app.mounts])
         if app.started_at is not None:
             st.started_at = app.started_at
         if base.state == pb.CONTAINER_EXITED:

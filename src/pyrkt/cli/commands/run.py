@@ -49,11 +49,15 @@ PREPARE_FLAGS = [
     Flag("user-annotation", "list", hidden=True),
     Flag("user-label", "list", hidden=True),
     Flag("volume", "list", metavar="NAME,kind=KIND[,...]",
-         help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL] or "
+         help="a volume of the pod: NAME,kind=host,source=PATH[,readOnly=BOOL][,recursive=BOOL]"
+         "[,propagation=private|rslave|rshared] or "
          "NAME,kind=empty[,mode=0755][,uid=N][,gid=N] (repeatable)"),
     MOUNT_FLAG,
     Flag("private-users", "bool", help="run the pod in its own user namespace: its root is an unprivileged host id"),
     Flag("no-overlay", "bool", help="give each app a copy of its image instead of an overlay"),
+    Flag("cgroup-parent", metavar="PATH",
+         help="put the pod's cgroup under this cgroupfs path from each hierarchy's root, e.g. "
+              "/kubepods/burstable/pod<uid> (made if missing, never removed by pyrkt)"),
 ]
 # a pod-level flag of run and prepare, and of run-prepared (over the prepared pod's values)
 SYSCTL_FLAG = Flag("sysctl", "list", help="set a sysctl of the pod's own namespaces, KEY=VALUE (net.*, IPC keys; "
@@ -107,6 +111,7 @@ def pod_request(values: dict[str, Any], apps: list[Any]) -> PodRequest:
         mounts=values["mount"],
         private_users=values["private_users"],
         no_overlay=values["no_overlay"],
+        cgroup_parent=values["cgroup_parent"] or "",
     )
 
 
