@@ -74,6 +74,7 @@ SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"
 REQUESTS_DIR = "stage1/rootfs/rkt/requests"  # mutable pods: `app start|stop|rm` to pod init
 APPS_LOCK = "apps-lock"  # mutable pods: flock'ed by `app add|start|stop|rm` (pod init holds the dir's)
 MUTABLE_ANNOTATION = "coreos.com/rkt/stage1/mutable"  # "true" on an `app sandbox` pod, as rkt's
+PRIVILEGED_ANNOTATION = "pyrkt.io/privileged"  # "true" on a privileged app (`--privileged`, a CRI's): pyrkt's own
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STOP_TIMEOUT = 10.0

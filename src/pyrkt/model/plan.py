@@ -139,6 +139,9 @@ class AppPlan(Value):
     stdin: str = "null"
     stdout: str = "log"
     stderr: str = "log"
+    # a privileged app (``--privileged``): every capability, no seccomp filter, no masked or
+    # read-only /proc and /sys paths, /sys read-write; its devices as the host's
+    privileged: bool = False
 
     @property
     def attachable(self) -> bool:

@@ -192,7 +192,8 @@ def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra:
         upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
         work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
         rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-        log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
+        log=abi.app_log(name), etc=etc,
+        seccomp=b"" if stage1_plan.privileged(ra) else app_seccomp(pod_dir, config, ra.app.isolators, compiled),
         console=console,  # pod init's paths: relative to pod
         volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
         pod_dir=pod_dir, idmapped=idmapped)
@@ -242,7 +243,7 @@ def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan
     shift = stage1_plan.id_shift(config)
     return pod.replace(etc=etc, apps=tuple(a.replace(mounts=stage1_plan.app_mounts(
         etc, console=pod.console, mask_paths=not config.disable_paths, read_only_etc=a.read_only_root,
-        id_shift=shift)) for a in pod.apps))
+        id_shift=shift, privileged=a.privileged)) for a in pod.apps))
 
 
 def with_metadata_url(pod_dir: str, pod: PodPlan, config: abi.RuntimeConfig, host: str) -> PodPlan:
@@ -543,8 +544,9 @@ class DefaultFlavor:
         ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         isolators = ra.app.isolators if ra is not None else ()
-        keep = stage1_plan.app_caps(config, isolators)  # the app's own set and filter
-        bpf = app_seccomp(pod_dir, config, isolators, {})
+        privileged = ra is not None and stage1_plan.privileged(ra)
+        keep = stage1_plan.app_caps(config, isolators, privileged=privileged)  # the app's own set and filter
+        bpf = b"" if privileged else app_seccomp(pod_dir, config, isolators, {})
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = cgroups.enter_paths(sub, app) if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
@@ -567,7 +569,7 @@ class DefaultFlavor:
                             os.close(pty[1])
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
-                        execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=True)
+                        execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=not privileged)
                         os.execve(path, argv, env)
                     except BaseException as e:
                         sys.stderr.write(f"pyrkt: {e}\n")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
-from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
+from pyrkt.model.abi import INTERFACE_VERSION, PRIVILEGED_ANNOTATION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 from pyrkt.model.stdio import Stdio
 
@@ -65,10 +65,19 @@ def with_metadata_url(app: AppPlan, host: str, port: int, token: str) -> AppPlan
                        (f"AC_METADATA_URL={url}",))
 
 
-def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = ()) -> tuple[int, ...]:
+def privileged(ra: RuntimeApp) -> bool:
+    """Whether the app is privileged (``--privileged``, a CRI's privileged container): its
+    ``pyrkt.io/privileged`` annotation in the pod manifest."""
+    return dict(ra.annotations).get(PRIVILEGED_ANNOTATION) == "true"
+
+
+def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = (), *,
+             privileged: bool = False) -> tuple[int, ...]:
     """The capability set of an app: appc's default set or what its capability isolators make
     of it (``stage1.isolators``), or every capability with ``--insecure-options=capabilities``
-    (the kernel calls leave out what pod init lacks)."""
+    or for a ``privileged`` app (the kernel calls leave out what pod init lacks)."""
+    if privileged:
+        return tuple(sorted(ALL_CAPS))
     if not isolators:
         return tuple(sorted(ALL_CAPS if config.disable_capabilities else DEFAULT_CAPS))
     from pyrkt.stage1 import isolators as privileges
@@ -83,13 +92,13 @@ KERNEL_MOUNTS = 7
 
 
 def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True,
-               read_only_etc: bool = False, id_shift: int = 0) -> tuple[Mount, ...]:
+               read_only_etc: bool = False, id_shift: int = 0, privileged: bool = False) -> tuple[Mount, ...]:
     """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
     is (the pod's terminal with --interactive); ``mask_paths``: False with
     ``--insecure-options=paths``; ``read_only_etc``: the /etc files read-only too (an app
     with a read-only root, as rkt's, whose read-only root takes the files bound in it along);
     ``id_shift``: the host id of the pod's root with --private-users (its ptys then belong to
-    its own tty group)."""
+    its own tty group); ``privileged``: /sys read-write and no masks (for this app only)."""
     out = [
         Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
@@ -98,10 +107,10 @@ def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = 
               f"newinstance,ptmxmode=0666,mode=0620,gid={id_shift + TTY_GID}", make="dir"),
         Mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", make="dir"),
         Mount("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, make="dir"),
-        Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, make="dir"),
+        Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | (0 if privileged else MS_RDONLY), make="dir"),
         *etc_mounts(etc, read_only=read_only_etc),
     ]
-    if mask_paths:
+    if mask_paths and not privileged:
         out += mask_mounts()
     return tuple(out)
 
@@ -192,10 +201,20 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
     its capability set (from its isolators), the seccomp filter made of them (``seccomp``),
     no_new_privs, and the resource limits and OOM score its isolators ask for. With
     --private-users (``config.private_users``) the pod dir's files are its own
-    (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them)."""
+    (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them). A privileged
+    app (``privileged``) has every capability, no seccomp filter and no_new_privs only if its
+    isolator asks, /sys read-write and no masked paths; the pod's other apps keep theirs."""
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
+    priv = privileged(ra)
+    if priv and shift:
+        raise UsageError(f"app {ra.name}: a privileged app cannot run in a pod with --private-users")
+    no_new_privs = True
+    if priv:  # unless its isolator asks, as a privileged container may escalate (Kubernetes)
+        from pyrkt.stage1.isolators import NO_NEW_PRIVS
+
+        no_new_privs = dict(app.isolators).get(NO_NEW_PRIVS) is True
     io = app_stdio(ra, config)
     return AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
@@ -203,9 +222,10 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
-                          read_only_etc=ra.read_only_rootfs, id_shift=shift),
+                          read_only_etc=ra.read_only_rootfs, id_shift=shift, privileged=priv),
         devices=app_devices(config.devices), symlinks=dev_symlinks(),
-        caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
+        caps=app_caps(config, app.isolators, privileged=priv), seccomp=b"" if priv else seccomp,
+        no_new_privs=no_new_privs, privileged=priv,
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
         id_shift=shift, pod_files=pod_dir if shift else "", idmapped=idmapped,

@@ -10,6 +10,7 @@ import pytest
 from pyrkt.api.cri import mapping
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
+from pyrkt.model.abi import PRIVILEGED_ANNOTATION
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, OOM_SCORE_ADJ
 from pyrkt.stage1.isolators import NO_NEW_PRIVS
 
@@ -149,8 +150,28 @@ def test_user_groups_read_only_root_and_no_new_privs() -> None:
     assert (NO_NEW_PRIVS, True) in app.isolators
     m = mapping.container_request(container(linux=security(run_as_username="nginx")), sandbox())
     assert (m.app.user, m.app.group) == ("nginx", "")
-    with pytest.raises(UsageError, match="privileged containers"):
+
+
+def privileged_sandbox() -> pb.PodSandboxConfig:
+    config = sandbox()
+    config.linux.security_context.privileged = True
+    return config
+
+
+def test_a_privileged_container_needs_a_privileged_sandbox_and_is_marked_privileged_alone() -> None:
+    with pytest.raises(UsageError, match="container nginx: a privileged container needs a privileged sandbox"):
         mapping.container_request(container(linux=security(privileged=True)), sandbox())
+    assert mapping.sandbox_request(privileged_sandbox()).privileged
+    m = mapping.container_request(container(linux=security(
+        privileged=True, capabilities=pb.Capability(drop_capabilities=["KILL"]),
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault))), privileged_sandbox())
+    assert (PRIVILEGED_ANNOTATION, "true") in m.app.annotations
+    assert (m.app.caps_retain, m.app.caps_remove, m.app.seccomp) == ("", "", "")
+    assert "container nginx: capabilities dropped from a privileged container are not dropped: it has every " \
+           "capability" in m.warnings
+    assert "privileged container nginx: host devices are not given yet" in m.warnings
+    plain = mapping.container_request(container(), privileged_sandbox())  # the sandbox allows, it does not make
+    assert PRIVILEGED_ANNOTATION not in dict(plain.app.annotations)
 
 
 def test_capabilities_add_and_drop_against_appcs_default_set() -> None:

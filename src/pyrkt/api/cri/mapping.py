@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
+from pyrkt.model.abi import PRIVILEGED_ANNOTATION
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, MIN_MEMORY, OOM_SCORE_ADJ, check_cpu
 from pyrkt.model.names import check_app_name, check_hostname
 from pyrkt.model.stdio import mode_annotations
@@ -55,7 +56,7 @@ class SandboxMapping(Value):
     ports: tuple[HostPort, ...] = ()
     cgroup_parent: str = ""
     log_directory: str = ""
-    privileged: bool = False  # whether its containers may be privileged (never in pyrkt yet)
+    privileged: bool = False  # whether its containers may be privileged
     warnings: tuple[str, ...] = ()
 
 
@@ -203,7 +204,7 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
 
     app.isolators = resources(name, config.linux.resources, warnings)
     _security(app, config.linux.security_context, sandbox, warnings, read_profile)
-    app.annotations = stdio_modes(config)
+    app.annotations = stdio_modes(config) + app.annotations  # after a privileged one's mark
     if config.stdin_once:
         warnings.append(f"container {name}: stdin_once is not honoured: the app's stdin stays open after an "
                         "attach ends")
@@ -297,9 +298,12 @@ def resources(name: str, r: pb.LinuxContainerResources, warnings: list[str]) -> 
 def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb.PodSandboxConfig,
               warnings: list[str], read_profile: Callable[[str], bytes] | None) -> None:
     name = app.name
-    if sc.privileged:
-        raise UsageError(f"container {name}: privileged containers are not supported by pyrkt yet "
-                         "(its --insecure-options apply to a whole pod, not to one app)")
+    if sc.privileged:  # as containerd's: this app only, in a sandbox that allows it
+        if not sandbox.linux.security_context.privileged:
+            raise UsageError(f"container {name}: a privileged container needs a privileged sandbox "
+                             "(its security context's privileged is false)")
+        app.annotations.append((PRIVILEGED_ANNOTATION, "true"))
+        warnings.append(f"privileged container {name}: host devices are not given yet")
     if sc.HasField("run_as_user"):
         app.user = str(sc.run_as_user.value)
     elif sc.run_as_username:
@@ -316,15 +320,20 @@ def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb
         from pyrkt.stage1.isolators import NO_NEW_PRIVS
 
         app.isolators.append((NO_NEW_PRIVS, True))
-    app.caps_retain, app.caps_remove = capabilities(name, sc.capabilities)
-    app.seccomp = seccomp(name, sc, warnings, read_profile)
+    if sc.privileged:  # every capability, no filter: what is asked of them is not applied, as containerd's
+        if sc.capabilities.drop_capabilities:
+            warnings.append(f"container {name}: capabilities dropped from a privileged container are not "
+                            "dropped: it has every capability")
+    else:
+        app.caps_retain, app.caps_remove = capabilities(name, sc.capabilities)
+        app.seccomp = seccomp(name, sc, warnings, read_profile)
     if sc.HasField("apparmor") and sc.apparmor.profile_type != pb.SecurityProfile.Unconfined or (
             sc.apparmor_profile not in ("", "unconfined")):
         warnings.append(f"container {name}: the AppArmor profile is not applied: pyrkt does not load AppArmor profiles")
     if _selinux(sc.selinux_options):
         warnings.append(f"container {name}: SELinux options are not applied: pyrkt does not label pods")
     masked, readonly = not_protected(sc.masked_paths, sc.readonly_paths)
-    if masked or readonly:
+    if (masked or readonly) and not sc.privileged:
         what = [f"masked {', '.join(masked)}"] if masked else []
         what += [f"read-only {', '.join(readonly)}"] if readonly else []
         warnings.append(f"container {name}: pyrkt applies its own /proc and /sys protection; not {'; '.join(what)}")
