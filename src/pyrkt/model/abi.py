@@ -127,6 +127,7 @@ class RuntimeConfig(Value):
     cache_dir: str = ""  # where stage1 may cache compiled artefacts (seccomp BPF)
     devices: tuple[HostDevice, ...] = ()  # --device: made in every app's /dev and allowed
     ipc: str = "auto"  # --ipc: auto, private or parent
+    pid: str = ""  # --pid: "host" (the apps in the host's PID namespace), else a namespace of the pod's
     config_dirs: tuple[str, ...] = ()  # where net.d is read (system, local, user)
     dns: Dns = Dns()
     hosts_from_host: bool = False  # --hosts-entry=host

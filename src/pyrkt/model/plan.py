@@ -187,6 +187,7 @@ class PodPlan(Value):
     python: str = ""
     podinit: str = ""
     private_users: str = ""  # "SHIFT:COUNT": the pod's user namespace (model.idmap), "" for none
+    host_pid: bool = False  # --pid=host: no PID namespace of its own; pod init is the apps' subreaper
 
 
 _NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,

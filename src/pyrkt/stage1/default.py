@@ -402,24 +402,33 @@ class DefaultFlavor:
         self_join = all(os.path.exists(os.path.join(p, "tasks")) for p in cgroup_paths)
         if self_join:
             plan["join_paths"] = cgroup_paths
-        host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        namespaces.unshare(namespaces.CLONE_NEWPID)
+        host_pidns = -1
+        if pod.host_pid:  # --pid=host: pod init kills what is left of the pod through its cgroup
+            if not cgroup_paths:
+                raise PyrktError("--pid=host needs a cgroup for the pod (this host has none)")
+            plan["procs_dir"] = cgroup_paths[0]
+        else:
+            host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            namespaces.unshare(namespaces.CLONE_NEWPID)
         if not detach:  # pod init watches this process: when it dies, the pod goes (as in rkt)
             plan["parent_fd"] = os.pidfd_open(os.getpid())
         try:
             pid = os.fork()
         except BaseException:
-            namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+            if host_pidns >= 0:
+                namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
             if not detach:
                 os.close(plan["parent_fd"])
             raise
         if pid == 0:
-            os.close(host_pidns)  # the apps could reach it through /proc/1/fd
+            if host_pidns >= 0:
+                os.close(host_pidns)  # the apps could reach it through /proc/1/fd
             os.close(joined_w)
             self.become_pod_init(pod_dir, pod, plan, netns_path, lock_fd, ready_r, ready_w, joined_r,
                                  detach=detach, pty=pty)
-        namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
-        os.close(host_pidns)
+        if host_pidns >= 0:
+            namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+            os.close(host_pidns)
         if "userns_fd" in plan:
             os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)

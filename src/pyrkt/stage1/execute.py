@@ -175,7 +175,11 @@ def set_up_pod(k: Kernel, pod: PodPlan) -> None:
     """In pod init, once it is in the pod's network namespace (CNI): its own namespaces but the
     cgroup one (each app makes its own, rooted at its cgroup: ``set_up_root``), a private
     mount tree, the hostname, the pod's sysctls (in its net and IPC namespaces, before any app
-    starts) and, for --net=none, the loopback up."""
+    starts) and, for --net=none, the loopback up. In the host's PID namespace (--pid=host), pod
+    init is not its PID 1: it becomes the subreaper of the apps, so that their orphans come back
+    to it."""
+    if pod.host_pid:
+        k.set_child_subreaper()
     k.unshare(pod.ns_flags & ~CLONE_NEWCGROUP)
     k.make_rprivate("/")
     k.sethostname(pod.hostname)

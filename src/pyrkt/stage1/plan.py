@@ -310,7 +310,7 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         device_rules=rules, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
-        python=python, podinit=podinit, private_users=config.private_users)
+        python=python, podinit=podinit, private_users=config.private_users, host_pid=config.pid == "host")
 
 
 # -- the fly flavor ------------------------------------------------------------------------------

@@ -158,6 +158,11 @@ class PodInit:
                     app.oom = os.open(app.spec["oom_events"], os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
                     pass  # its OOM kills show as SIGKILL only
+        if self.plan.get("procs_dir"):  # --pid=host: what is the pod's, for finish (see kill_left)
+            try:
+                self.plan["procs_dir_fd"] = os.open(self.plan["procs_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                pass
         if self.plan.get("oom_dir"):  # a mutable pod: its apps added later are below it
             try:
                 self.plan["oom_dir_fd"] = os.open(self.plan["oom_dir"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -538,12 +543,42 @@ class PodInit:
                 self.close_stream(fd)
             if app.log >= 0:
                 os.close(app.log)
-        try:
-            os.kill(-1, SIGKILL)  # whatever the apps left behind dies with the pod
-        except ProcessLookupError:
-            pass
+        if os.getpid() == 1:  # PID 1 of the pod's own namespace: -1 is every process of the pod
+            try:
+                os.kill(-1, SIGKILL)  # whatever the apps left behind dies with the pod
+            except ProcessLookupError:
+                pass
+        else:  # in the host's (--pid=host), -1 would be every process of the host: never
+            self.kill_left()
         self.teardown()
         return self.exit_code
+
+    def kill_left(self) -> None:
+        """--pid=host: KILL every process of the pod's cgroup (and the cgroups below it, the
+        apps') but pod init, until none is left; pod init, their subreaper, reaps them."""
+        fd = self.plan.get("procs_dir_fd", -1)
+        if fd < 0:
+            return
+        me = os.getpid()
+        for _ in range(400):
+            pids = set()
+            try:
+                for _, _, files, dfd in os.fwalk(".", dir_fd=fd):
+                    if "cgroup.procs" in files:
+                        with open(os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd), "rb") as f:
+                            pids.update(int(p) for p in f.read().split())
+            except OSError:
+                return
+            pids -= {me, 0}  # 0: a process of a namespace pod init cannot see
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.reap()
+            time.sleep(0.005)
 
     def teardown(self) -> None:
         """The CNI networks of a detached pod, or of a foreground one whose run process died:
@@ -597,7 +632,7 @@ class PodInit:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
-        for key in ("apps_mntns", "userns_fd", "oom_dir_fd"):  # a mutable pod's, for the apps added later
+        for key in ("apps_mntns", "userns_fd", "oom_dir_fd", "procs_dir_fd"):  # a mutable pod's, for the apps added later
             if self.plan.get(key, -1) >= 0:
                 os.set_inheritable(self.plan[key], True)
         python = self.plan["python"]
@@ -623,6 +658,8 @@ class PodInit:
             for fd in plan.get("root_fds", ()):
                 os.close(fd)
             plan["root_fds"] = []
+        if plan.get("procs_dir_fd", -1) >= 0:  # only pod init's: no app started later inherits it
+            os.set_inheritable(plan["procs_dir_fd"], False)
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped, app.oom = saved["pid"], saved["code"], saved["stopped"], saved["oom"]

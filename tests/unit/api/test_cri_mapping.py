@@ -54,12 +54,12 @@ def test_sandbox_hostname_dns_ports_labels_annotations_and_sysctls() -> None:
     assert m.log_directory == "/var/log/pods/default_web_u-1" and m.warnings == ()
 
 
-def test_host_network_and_ipc_map_to_net_host_and_ipc_parent_host_pid_is_refused() -> None:
+def test_host_network_ipc_and_pid_map_to_net_host_ipc_parent_and_pid_host() -> None:
     m = mapping.sandbox_request(sandbox(ns=NS(network=pb.NODE, pid=pb.POD, ipc=pb.NODE)))
-    assert (m.run.net, m.run.ipc, m.ports) == (["host"], "parent", ())
+    assert (m.run.net, m.run.ipc, m.run.pid, m.ports) == (["host"], "parent", "", ())
     assert any("port mappings of a host-network sandbox" in w for w in m.warnings)
-    with pytest.raises(UsageError, match="host PID namespace"):
-        mapping.sandbox_request(sandbox(ns=NS(network=pb.POD, pid=pb.NODE, ipc=pb.POD)))
+    m = mapping.sandbox_request(sandbox(ns=NS(network=pb.POD, pid=pb.NODE, ipc=pb.POD)))
+    assert (m.run.net, m.run.ipc, m.run.pid) == (["default"], "private", "host")
     m = mapping.sandbox_request(sandbox(ns=NS(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)))
     assert any("share the pod's PID namespace" in w for w in m.warnings)
 

@@ -48,7 +48,7 @@ class HostPort(Value):
 
 
 class SandboxMapping(Value):
-    """A PodSandboxConfig as pyrkt's pod: ``run`` (hostname, DNS, --net, --ipc), ``pod`` (the
+    """A PodSandboxConfig as pyrkt's pod: ``run`` (hostname, DNS, --net, --ipc, --pid), ``pod`` (the
     pod's user annotations and labels, --sysctl; its apps come with CreateContainer)."""
 
     run: RunOptions
@@ -93,9 +93,8 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
     run.ipc = {pb.POD: "private", pb.NODE: "parent"}.get(ns.ipc, "")
     if not run.ipc:
         raise UsageError(f"IPC namespace mode {pb.NamespaceMode.Name(ns.ipc)} is not a sandbox's: want POD or NODE")
-    if ns.pid == pb.NODE:
-        raise UsageError("host PID namespace (hostPID) is not supported: a pyrkt pod always has its own PID "
-                         "namespace (only the fly flavor shares the host's, and it runs no app sandbox)")
+    if ns.pid == pb.NODE:  # hostPID: the apps in the host's PID namespace (--pid=host)
+        run.pid = "host"
     if ns.pid == pb.TARGET:
         raise UsageError("PID namespace mode TARGET (a container's PID namespace) is not supported by pyrkt")
     if ns.pid == pb.CONTAINER:

@@ -1,0 +1,85 @@
+"""A pod in the host's PID namespace (`--pid=host`, a CRI's hostPID): its plan, pod init as the
+apps' subreaper, and the rule that pod init kills with kill(-1) only as PID 1 of the pod's own
+namespace (in the host's, -1 is every process of the host): there, what is left of the pod is
+killed through its cgroup. No process is signalled here: os.kill is a recorder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pyrkt.kernel.recording import RecordingKernel
+from pyrkt.model.abi import RuntimeConfig
+from pyrkt.model.plan import EtcFiles, PodPlan, from_plain, to_plain
+from pyrkt.stage1 import execute, plan
+from pyrkt.stage1.podinit import PodInit
+
+ETC = EtcFiles("/pod/etc/hostname")
+
+
+def test_pid_host_plans_no_pid_namespace_and_pod_init_as_the_subreaper() -> None:
+    pod = plan.pod_plan(RuntimeConfig(uuid="u", pid="host"), (), ETC)
+    assert pod.host_pid and from_plain(PodPlan, to_plain(pod)).host_pid
+    k = RecordingKernel()
+    execute.set_up_pod(k, pod)
+    assert k.names()[:2] == ["set_child_subreaper", "unshare"]
+    own = plan.pod_plan(RuntimeConfig(uuid="u"), (), ETC)
+    k = RecordingKernel()
+    execute.set_up_pod(k, own)
+    assert not own.host_pid and "set_child_subreaper" not in k.names()
+
+
+def fake_cgroup(root: Path, procs: dict[str, list[int]]) -> int:
+    for sub, pids in procs.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub / "cgroup.procs").write_text("".join(f"{p}\n" for p in pids))
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+@pytest.fixture
+def kills(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[int, int]]:
+    """os.kill recorded, never made; a process "killed" leaves the fake cgroup tree."""
+    done: list[tuple[int, int]] = []
+
+    def kill(pid: int, sig: int) -> None:
+        done.append((pid, sig))
+        for f in tmp_path.rglob("cgroup.procs"):
+            f.write_text("".join(f"{p}\n" for p in f.read_text().split() if p != str(pid)))
+
+    monkeypatch.setattr(os, "kill", kill)
+    return done
+
+
+def pod_init(fd: int) -> PodInit:
+    init = PodInit({"apps": [], "tee": False, "procs_dir_fd": fd})
+    init.reap = lambda: None  # type: ignore[method-assign]  # nothing to reap: no process was started
+    return init
+
+
+def test_in_the_hosts_pid_namespace_finish_kills_the_pods_cgroup_and_never_minus_one(
+        kills: list[tuple[int, int]], tmp_path: Path) -> None:
+    assert os.getpid() != 1
+    fd = fake_cgroup(tmp_path / "cg", {".": [os.getpid(), 4001], "app-web": [4002, 4003], "app-db": []})
+    try:
+        assert pod_init(fd).finish() == 0
+    finally:
+        os.close(fd)
+    assert sorted(kills) == [(4001, 9), (4002, 9), (4003, 9)]  # all of the pod's, pod init's own pid not
+
+
+def test_as_pid_1_of_its_own_namespace_pod_init_kills_minus_one(kills: list[tuple[int, int]], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    fd = fake_cgroup(tmp_path / "cg", {".": [1, 7]})
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    try:
+        pod_init(fd).finish()
+    finally:
+        os.close(fd)
+    assert kills == [(-1, 9)]
+
+
+def test_no_cgroup_to_read_kills_nothing(kills: list[tuple[int, int]]) -> None:
+    PodInit({"apps": [], "tee": False}).finish()
+    assert kills == []
