@@ -12,21 +12,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+from tests.integration import test_cri_pods
 from tests.integration.pods import pids_of_pod
 from tests.integration.test_cri import Cri
-from tests.integration.test_cri_pods import (  # noqa: F401  (image, cri: the fixtures)
-    create,
-    cri,
-    image,
-    rt,
-    run_sandbox,
-    sandbox_config,
-    wait_state,
-)
+from tests.integration.test_cri_pods import create, rt, run_sandbox, sandbox_config, wait_state
 
 from pyrkt.api.proto import cri_pb2 as pb
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
+image, cri = test_cri_pods.image, test_cri_pods.cri  # its fixtures: a data dir with busybox, a server
 
 
 def exec_sync(cri: Cri, cid: str, *cmd: str) -> pb.ExecSyncResponse:

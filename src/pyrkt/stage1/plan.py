@@ -13,7 +13,7 @@ from __future__ import annotations
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
-from pyrkt.model.abi import INTERFACE_VERSION, PRIVILEGED_ANNOTATION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
+from pyrkt.model.abi import INTERFACE_VERSION, STANDARD_PATH, STATUS_DIR, SUPERVISOR_STATUS
 from pyrkt.model.plan import AppPlan, Device, File, Mount, PodPlan, Symlink
 from pyrkt.model.stdio import Stdio
 
@@ -68,6 +68,8 @@ def with_metadata_url(app: AppPlan, host: str, port: int, token: str) -> AppPlan
 def privileged(ra: RuntimeApp) -> bool:
     """Whether the app is privileged (``--privileged``, a CRI's privileged container): its
     ``pyrkt.io/privileged`` annotation in the pod manifest."""
+    from pyrkt.model.abi import PRIVILEGED_ANNOTATION
+
     return dict(ra.annotations).get(PRIVILEGED_ANNOTATION) == "true"
 
 

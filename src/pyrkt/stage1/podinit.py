@@ -561,7 +561,7 @@ class PodInit:
             return
         me = os.getpid()
         for _ in range(400):
-            pids = set()
+            pids: set[int] = set()
             try:
                 for _, _, files, dfd in os.fwalk(".", dir_fd=fd):
                     if "cgroup.procs" in files:
