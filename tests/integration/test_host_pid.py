@@ -8,7 +8,6 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.integration.pods import Cli, make_image, mounts_under, pids_of_pod
