@@ -3,10 +3,12 @@ checks that a test left nothing behind (mounts, cgroups, processes)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +118,15 @@ def pids_of_pod(uuid: str) -> list[int]:
         except OSError:
             continue
     return out
+
+
+@contextlib.contextmanager
+def loop_device(backing: Path) -> Iterator[str]:
+    """A loop device over the file ``backing`` (a device of the test's own to pass into pods,
+    read and written without touching the host's); detached afterwards."""
+    dev = subprocess.run(["losetup", "--find", "--show", str(backing)], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    try:
+        yield dev
+    finally:
+        subprocess.run(["losetup", "--detach", dev], check=False)

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from tests.integration.netenv import free_port, served
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, loop_device, make_image, mounts_under
 from tests.integration.test_cri import Cri, start
 
 from pyrkt.api.proto import cri_pb2 as pb
@@ -165,7 +165,9 @@ def test_sandbox_with_two_containers_status_exec_logs_stop_remove(cri: Cri, imag
     rt(cri, "StopContainer", pb.StopContainerRequest(container_id=sleeper, timeout=2))
     assert time.monotonic() - t0 < 15
     stopped = status(cri, sleeper)
-    assert (stopped.exit_code, stopped.reason) == (0, "Completed"), stopped  # as pyrkt records a stopped app
+    assert (stopped.exit_code, stopped.reason) == (143, "Error"), stopped  # TERM killed it, as containerd says
+    rkt = Cli(cri.data_dir)("app", "status", sid, "--app=sleeper")
+    assert "exit_code=0" in rkt.out.splitlines(), rkt  # rkt's rule for an app the pod stopped
     rt(cri, "StopContainer", pb.StopContainerRequest(container_id=sleeper, timeout=2))  # stopped already
     rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=done))
     rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=done))  # idempotent
@@ -181,6 +183,69 @@ def test_sandbox_with_two_containers_status_exec_logs_stop_remove(cri: Cri, imag
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     assert rt(cri, "ListPodSandbox", pb.ListPodSandboxRequest()).items == []
     assert containers(cri) == {}
+
+
+def test_stopped_containers_report_how_their_process_really_ended(cri: Cri, image: tuple[Path, str],
+                                                                   tmp_path: Path) -> None:
+    """As containerd: killed by the TERM 143, by the KILL after the timeout 137 (reason Error);
+    one that handles the TERM and exits 0 is Completed."""
+    config = sandbox_config(tmp_path, "stops")
+    sid = run_sandbox(cri, config)
+    try:
+        ids = {"termed": create(cri, sid, config, image[1], "termed", "sleep", "1000"),
+               "killed": create(cri, sid, config, image[1], "killed", "sh", "-c", "trap '' TERM; sleep 1000"),
+               "clean": create(cri, sid, config, image[1], "clean", "sh", "-c",
+                               "trap 'exit 0' TERM; while :; do sleep 0.1; done")}
+        for cid in ids.values():
+            rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+            wait_state(cri, cid, pb.CONTAINER_RUNNING)
+        time.sleep(0.3)  # the shells' traps in place
+        for cid in ids.values():
+            rt(cri, "StopContainer", pb.StopContainerRequest(container_id=cid, timeout=1))
+        got = {name: (status(cri, cid).exit_code, status(cri, cid).reason) for name, cid in ids.items()}
+        assert got == {"termed": (143, "Error"), "killed": (137, "Error"), "clean": (0, "Completed")}
+        codes = {name: json.loads(Cli(cri.data_dir)("app", "status", sid, f"--app={name}", "--format=json").out)
+                 ["exit_code"] for name in ids}
+        assert codes == {"termed": 0, "killed": 0, "clean": 0}  # rkt's rule for apps the pod stopped
+    finally:
+        rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+
+
+def test_a_container_given_a_device_reads_it_and_its_neighbour_cannot(cri: Cri, image: tuple[Path, str],
+                                                                      tmp_path: Path) -> None:
+    backing = tmp_path / "disk.img"
+    backing.write_bytes(b"on the disk" + bytes(1 << 20))
+    config = sandbox_config(tmp_path, "devs")
+    sid = run_sandbox(cri, config)
+    with loop_device(backing) as loop:
+        try:
+            probe = "head -c 11 /dev/xvdc; echo; head -c 11 " + loop + " 2>&1; exit 0"
+            c = pb.ContainerConfig(metadata=pb.ContainerMetadata(name="disk"), image=pb.ImageSpec(image=image[1]),
+                                   command=["sleep", "1000"], log_path="disk/0.log",
+                                   devices=[pb.Device(host_path=loop, container_path="/dev/xvdc", permissions="r")])
+            disk = str(rt(cri, "CreateContainer", pb.CreateContainerRequest(
+                pod_sandbox_id=sid, config=c, sandbox_config=config)).container_id)
+            other = create(cri, sid, config, image[1], "other", "sleep", "1000")
+            for cid in (disk, other):
+                rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+                wait_state(cri, cid, pb.CONTAINER_RUNNING)
+            r = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=disk, cmd=["sh", "-c", probe], timeout=30))
+            assert r.stdout.decode().splitlines() == ["on the disk", f"head: {loop}: No such file or directory"], r
+            n = loop.removeprefix("/dev/loop")
+            r = rt(cri, "ExecSync", pb.ExecSyncRequest(
+                container_id=other, cmd=["sh", "-c", f"mknod /tmp/d b 7 {n} 2>&1; ls /dev/xvdc 2>&1; exit 0"],
+                timeout=30))
+            assert r.stdout.decode().splitlines() == ["mknod: /tmp/d: Operation not permitted",
+                                                      "ls: /dev/xvdc: No such file or directory"], r
+            c.metadata.name, c.devices[0].host_path = "gone", "/dev/no-such-device"
+            with pytest.raises(grpc.RpcError) as missing:
+                rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=c,
+                                                                     sandbox_config=config))
+            assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "container gone: --device=/dev/no-such-device:/dev/xvdc:r: No such file" in str(
+                missing.value.details())
+        finally:
+            rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
 
 
 def test_unknown_ids_are_not_found_and_bad_configs_invalid(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:

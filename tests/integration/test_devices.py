@@ -144,6 +144,14 @@ def test_device_flag_passes_one_device_into_every_app(env: tuple[Cli, str]) -> N
     assert '"path": "/dev/loop-control", "kind": "c", "major": 10, "minor": 237, "access": "rwm"' in rc
 
 
+@needs_loop_control
+def test_device_flag_may_make_the_node_at_another_path_in_dev(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    out = sh(cli, image, "ls -l /dev/lc | cut -c1; (: < /dev/lc) && echo opened; ls /dev/loop-control 2>&1",
+             "--device=/dev/loop-control:/dev/lc:r").splitlines()
+    assert out == ["c", "opened", "ls: /dev/loop-control: No such file or directory"], out
+
+
 @needs_v1
 @needs_loop_control
 def test_device_flag_access_limits_what_the_app_may_do(env: tuple[Cli, str]) -> None:

@@ -106,7 +106,11 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def cgroup_create_app(self, subpath: str, app: str, limits: Limits) -> AppCgroup:
             """An app's cgroups inside its pod's, its limits written."""
             ...
-        def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...]) -> None: ...
+        def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...], *,
+                                 apps_own: bool = False) -> None: ...
+        def cgroup_limit_app_devices(self, subpath: str, app: str, rules: tuple[DeviceRule, ...]) -> str:
+            """An app's own allow-list, in a devices cgroup of its own; returns that cgroup."""
+            ...
         def cgroup_join(self, paths: list[str], pid: int = 0) -> None: ...
         def cgroup_remove(self, subpath: str) -> None: ...
         def unmount_all_under(self, path: str) -> None: ...
@@ -299,10 +303,15 @@ class LinuxKernel:
 
         return cgroups.create_app(subpath, app, limits)
 
-    def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...]) -> None:
+    def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...], *, apps_own: bool = False) -> None:
         from pyrkt.kernel import cgroups
 
-        cgroups.limit_devices(subpath, rules)
+        cgroups.limit_devices(subpath, rules, apps_own=apps_own)
+
+    def cgroup_limit_app_devices(self, subpath: str, app: str, rules: tuple[DeviceRule, ...]) -> str:
+        from pyrkt.kernel import cgroups
+
+        return cgroups.limit_app_devices(subpath, app, rules)
 
     def cgroup_join(self, paths: list[str], pid: int = 0) -> None:
         from pyrkt.kernel import cgroups

@@ -56,6 +56,7 @@ TYPES = {"b": DEV_BLOCK, "c": DEV_CHAR}
 BPF_PROG_LOAD, BPF_PROG_ATTACH = 5, 8
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_OVERRIDE = 1  # a descendant's own program runs instead of this one
 LICENSE = b"Apache-2.0"
 PROG_NAME = b"pyrkt_devices"
 ATTR_SIZE = 120
@@ -137,22 +138,25 @@ def load_device_program(prog: list[Insn]) -> int:
     raise KernelError("bpf(BPF_PROG_LOAD)", err, f"device program{': ' + lines[-1] if lines else ''}")
 
 
-def attach_device_program(cgroup_dir: str, prog_fd: int) -> None:
-    """Attach the program to the cgroup v2 directory; no descendant may override it."""
+def attach_device_program(cgroup_dir: str, prog_fd: int, flags: int = 0) -> None:
+    """Attach the program to the cgroup v2 directory; with ``flags`` 0 no descendant may
+    attach one of its own, with ``BPF_F_ALLOW_OVERRIDE`` a descendant's runs instead (in it
+    and below it)."""
     fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         attr = ctypes.create_string_buffer(ATTR_SIZE)
-        struct.pack_into("=IIII", attr, 0, fd, prog_fd, BPF_CGROUP_DEVICE, 0)
+        struct.pack_into("=IIII", attr, 0, fd, prog_fd, BPF_CGROUP_DEVICE, flags)
         L.check(_bpf(BPF_PROG_ATTACH, attr), "bpf(BPF_PROG_ATTACH)", cgroup_dir)
     finally:
         os.close(fd)
 
 
-def limit_devices(cgroup_dir: str, rules: tuple[DeviceRule, ...]) -> None:
-    """Allow exactly ``rules`` to the processes of the cgroup (v2). The cgroup keeps the
-    program alive once attached; it goes with the cgroup's rmdir."""
+def limit_devices(cgroup_dir: str, rules: tuple[DeviceRule, ...], flags: int = 0) -> None:
+    """Allow exactly ``rules`` to the processes of the cgroup (v2; ``flags`` as
+    ``attach_device_program``'s). The cgroup keeps the program alive once attached; it goes
+    with the cgroup's rmdir."""
     prog_fd = load_device_program(device_program(rules))
     try:
-        attach_device_program(cgroup_dir, prog_fd)
+        attach_device_program(cgroup_dir, prog_fd, flags)
     finally:
         os.close(prog_fd)

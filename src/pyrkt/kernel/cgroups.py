@@ -227,22 +227,60 @@ def device_hierarchy(hs: list[Hierarchy]) -> Hierarchy | None:
     return next((h for h in hs if h.version == 2), None)
 
 
-def limit_devices(subpath: str, rules: tuple[DeviceRule, ...]) -> str:
+def limit_devices(subpath: str, rules: tuple[DeviceRule, ...], *, apps_own: bool = False) -> str:
     """Allow the pod cgroup ``subpath`` exactly ``rules`` (everything else: EPERM on open and
-    mknod). Must run before any process joins it. Returns the cgroup directory it went to."""
-    h = device_hierarchy(pod_hierarchies())
-    if h is None:
-        raise KernelError("device policy", E.ENOENT, "no cgroup v1 devices controller and no cgroup v2 "
-                          "on this host (--insecure-options=paths runs without one)")
+    mknod). Must run before any process joins it. Returns the cgroup directory it went to.
+    ``apps_own``: its apps will hold lists of their own (``limit_app_devices``): on v2 the
+    pod's program then lets an app's program take its place in the app's cgroup."""
+    h = _device_hierarchy()
     path = os.path.join(h.mount_point, subpath)
     if h.version == 2:
         from pyrkt.kernel import bpf
 
-        bpf.limit_devices(path, rules)
+        bpf.limit_devices(path, rules, bpf.BPF_F_ALLOW_OVERRIDE if apps_own else 0)
         return path
     write(os.path.join(path, "devices.deny"), "a")
     for rule in rules:
         write(os.path.join(path, "devices.allow"), rule.v1())
+    return path
+
+
+def _device_hierarchy() -> Hierarchy:
+    h = device_hierarchy(_made_in or pod_hierarchies())
+    if h is None:
+        raise KernelError("device policy", E.ENOENT, "no cgroup v1 devices controller and no cgroup v2 "
+                          "on this host (--insecure-options=paths runs without one)")
+    return h
+
+
+def app_device_steps(h: Hierarchy, subpath: str, app: str, rules: tuple[DeviceRule, ...]) -> tuple[list[Step], str]:
+    """What gives ``app`` of the pod ``subpath`` exactly ``rules`` in a devices cgroup of its
+    own (in ``h``, the device hierarchy), and that cgroup. v1: a child can never be allowed
+    more than its parent, and an allow written to the parent later is not passed on to the
+    children it has (only denials are), so the pod's cgroup gets the rules it lacks and the
+    app's, new, drops what it copied of the pod's (``a`` denied) for exactly its own; the
+    pod's other apps keep theirs. v2: the cgroup only; its program is attached by
+    ``limit_app_devices`` (it runs instead of the pod's, see ``limit_devices``)."""
+    pod = os.path.join(h.mount_point, subpath)
+    path = os.path.join(pod, app_dir(app))
+    steps: list[Step] = [("cgroup_mkdir", path)]
+    if h.version == 1:
+        steps += [("write", os.path.join(pod, "devices.allow"), r.v1()) for r in rules]
+        steps.append(("write", os.path.join(path, "devices.deny"), "a"))
+        steps += [("write", os.path.join(path, "devices.allow"), r.v1()) for r in rules]
+    return steps, path
+
+
+def limit_app_devices(subpath: str, app: str, rules: tuple[DeviceRule, ...]) -> str:
+    """Allow ``app`` of the pod ``subpath`` exactly ``rules`` (``app_device_steps``), before it
+    joins; returns the cgroup directory it joins for them."""
+    h = _device_hierarchy()
+    steps, path = app_device_steps(h, subpath, app, rules)
+    run_steps(steps)
+    if h.version == 2:
+        from pyrkt.kernel import bpf
+
+        bpf.limit_devices(path, rules)
     return path
 
 

@@ -203,8 +203,18 @@ class RecordingKernel:
             self._rec(*step)
         return made
 
-    def cgroup_limit_devices(self, subpath: str, rules: tuple[Any, ...]) -> None:
-        self._rec("cgroup_limit_devices", subpath, tuple(rules))
+    def cgroup_limit_devices(self, subpath: str, rules: tuple[Any, ...], *, apps_own: bool = False) -> None:
+        self._rec("cgroup_limit_devices", subpath, tuple(rules), *(("apps_own",) if apps_own else ()))
+
+    def cgroup_limit_app_devices(self, subpath: str, app: str, rules: tuple[Any, ...]) -> str:
+        self._rec("cgroup_limit_app_devices", subpath, app, tuple(rules))
+        h = cgroups.device_hierarchy(self.hierarchies)
+        if h is None:
+            raise OSError(2, "no device hierarchy", subpath)
+        steps, path = cgroups.app_device_steps(h, subpath, app, tuple(rules))
+        for step in steps:
+            self._rec(*step)
+        return path
 
     def cgroup_join(self, paths: list[str], pid: int = 0) -> None:
         self._rec("cgroup_join", tuple(paths), pid)

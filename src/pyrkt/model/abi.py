@@ -11,7 +11,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── pid                           host pid of pod init (mtime = start time)
     ├── subcgroup                     cgroup path of the pod below each hierarchy
     ├── netns                         path of the pod's netns bind mount (written before use)
-    ├── devices                       JSON list of the pod's --device flags, HOSTPATH:ACCESS
+    ├── devices                       JSON list of the pod's --device flags, HOSTPATH[:CONTAINERPATH]:ACCESS
     ├── apps-lock                     mutable pods: the lock `app` commands take (empty file)
     ├── private-users-prepared        "SHIFT:COUNT": the pod's user namespace (--private-users)
     ├── mds-token                     the pod's metadata service token (run --mds-register), 0600

@@ -55,8 +55,9 @@ DEFAULT_ALLOW: tuple[DeviceRule, ...] = (
 
 
 class HostDevice(Value):
-    """A host device node passed into every app of a pod (``--device=PATH[:ACCESS]``): made at
-    the same path in the app's /dev, with the host node's mode and owner, and allowed."""
+    """A host device node passed into the apps of a pod (``--device=PATH[:TARGET][:ACCESS]``):
+    made in the app's /dev at ``target`` (its host path when "") with the host node's type,
+    numbers, mode and owner, and allowed."""
 
     path: str
     kind: str  # "c" or "b"
@@ -66,9 +67,19 @@ class HostDevice(Value):
     mode: int = 0o600
     uid: int = 0
     gid: int = 0
+    target: str = ""  # where the app has it, when not at its host path
 
     def rule(self) -> DeviceRule:
         return DeviceRule(self.kind, self.major, self.minor, self.access)
+
+    @property
+    def at(self) -> str:
+        """Its path in the app."""
+        return self.target or self.path
+
+    def flag(self) -> str:
+        """As ``--device`` gives it (``parse_device_flag`` reads it back)."""
+        return f"{self.path}:{self.target}:{self.access}" if self.target else f"{self.path}:{self.access}"
 
     def to_json(self) -> dict[str, object]:
         return {n: getattr(self, n) for n in type(self)._fields}
@@ -78,20 +89,25 @@ class HostDevice(Value):
         return cls(**d)  # type: ignore[arg-type]
 
 
-def parse_device_flag(text: str) -> tuple[str, str]:
-    """``--device=HOSTPATH[:ACCESS]`` -> (path, access); access defaults to "rwm". What follows
-    the last colon is ACCESS when it is letters only (``/dev/fuse:rw``, and ``:rwx`` is an
-    error); otherwise the colon is part of the path (``/dev/disk/by-path/pci-0000:00:1f.2``)."""
-    path, sep, access = text.rpartition(":")
-    if sep and access.startswith("/"):
-        raise UsageError(f"invalid --device={text!r}: the device is made at its host path; want HOSTPATH[:ACCESS]")
+def parse_device_flag(text: str) -> tuple[str, str, str]:
+    """``--device=HOSTPATH[:CONTAINERPATH][:ACCESS]`` (podman's syntax) -> (host path, container
+    path or "" for the host path, access); access defaults to "rwm". What follows the last
+    colon is ACCESS when it is letters only (``/dev/fuse:rw``, and ``:rwx`` is an error); a
+    colon followed by a slash starts the container path (``/dev/sdc:/dev/xvdc``); any other
+    colon is part of the path (``/dev/disk/by-path/pci-0000:00:1f.2``)."""
+    rest, sep, access = text.rpartition(":")
     if not sep or (access and not access.isalpha()):
-        path, access = text, ACCESS
-    if not path.startswith("/") or "\0" in path:
-        raise UsageError(f"invalid --device={text!r}: want an absolute HOSTPATH[:ACCESS]")
+        rest, access = text, ACCESS
+    host, sep, target = rest.rpartition(":/")
+    if sep:
+        target = "/" + target
+    else:
+        host, target = rest, ""
+    if not host.startswith("/") or "\0" in rest:
+        raise UsageError(f"invalid --device={text!r}: want an absolute HOSTPATH[:CONTAINERPATH][:ACCESS]")
     if not access or any(c not in ACCESS for c in access) or len(set(access)) != len(access):
         raise UsageError(f"invalid --device={text!r}: ACCESS is one or more of r, w and m (e.g. rw)")
-    return path, "".join(c for c in ACCESS if c in access)
+    return host, target, "".join(c for c in ACCESS if c in access)
 
 
 def policy(extra: tuple[DeviceRule, ...] = ()) -> tuple[DeviceRule, ...]:

@@ -125,6 +125,9 @@ class AppPlan(Value):
     cgroups: tuple[str, ...] = ()  # the app's own cgroup directories, joined before it unshares
     cgroupns: bool = False  # a cgroup namespace of its own, rooted where it is then (default flavor)
     oom_events: str = ""  # its memory cgroup's file that counts OOM kills ("oom_kill N")
+    # an allow-list of its own, in a devices cgroup of its own (an app added to a mutable pod,
+    # with its own --device nodes); None: the pod's, from the pod's cgroup
+    device_rules: tuple[DeviceRule, ...] | None = None
     event_handlers: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # --private-users: the host id of the app's root (0: no user namespace). The layers are seen
     # through the namespace's id map (prepare made a chowned copy where they cannot be); binds
@@ -174,6 +177,7 @@ class PodPlan(Value):
     etc: EtcFiles
     version: int = 0
     device_rules: tuple[DeviceRule, ...] | None = None
+    apps_own_devices: bool = False  # a mutable pod: each app holds its own list (AppPlan.device_rules)
     sysctls: tuple[tuple[str, str, str], ...] = ()
     console: str = "/dev/null"
     interactive: bool = False

@@ -68,6 +68,9 @@ class AppInfo(Value):
     user_annotations: tuple[tuple[str, str], ...] = ()
     user_labels: tuple[tuple[str, str], ...] = ()
     oom_killed: bool = False  # its main process was killed by the kernel's OOM killer
+    # 128 + the signal that ended an app the pod stopped, which rkt's rule records as 0
+    # (``exit_code``); what the CRI reports, as containerd does
+    signaled_code: int | None = None
     limits: tuple[tuple[str, int], ...] = ()  # what its cgroup was given (model.isolators.describe)
     annotations: tuple[tuple[str, str], ...] = ()  # the pod manifest's, for this app
     image: Image | None = None  # the pod's own copy of the app's image; None when unreadable
@@ -272,6 +275,7 @@ def _read_app(r: PodDirReader, name: str, image_id: str, image_name: str, pod_st
         finished = gc_marked
     app_section = _object(raw_app.get("app"))
     oom = code is not None and r.mtime_ns(abi.app_status(name) + "-oom-killed") is not None
+    signaled = parse_int(r.text(abi.app_status(name) + "-signaled")) if code == 0 else None
     return AppInfo(
         name=name,
         image_name=display,
@@ -285,6 +289,7 @@ def _read_app(r: PodDirReader, name: str, image_id: str, image_name: str, pod_st
         user_annotations=_pairs(app_section.get("userAnnotations")),
         user_labels=_pairs(app_section.get("userLabels")),
         oom_killed=oom,
+        signaled_code=signaled,
         image=image,
     )
 

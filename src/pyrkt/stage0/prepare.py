@@ -250,10 +250,17 @@ def host_devices(specs: list[str]) -> tuple[HostDevice, ...]:
 
     out = []
     for text in specs:
-        path, access = parse_device_flag(text)
+        path, target, access = parse_device_flag(text)
         path = os.path.normpath(path)
         if not path.startswith("/dev/"):
             raise UsageError(f"--device={text}: want a device node under /dev")
+        if target:  # made in the app's own /dev: nowhere else in its root
+            target = os.path.normpath(target)
+            if not target.startswith("/dev/"):
+                raise UsageError(f"--device={text}: the container path must be under /dev")
+            if target.split("/")[2] in DEV_ENTRIES_REFUSED:
+                raise UsageError(f"--device={text}: every app's /dev has its own {target.split('/')[2]}")
+            target = "" if target == path else target
         try:
             st = os.stat(path)
         except OSError as e:
@@ -263,7 +270,8 @@ def host_devices(specs: list[str]) -> tuple[HostDevice, ...]:
         if path.split("/")[2] in DEV_ENTRIES_REFUSED:
             raise UsageError(f"--device={text}: every app's /dev has its own {path.split('/')[2]}")
         out.append(HostDevice(path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
-                              os.minor(st.st_rdev), access, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid))
+                              os.minor(st.st_rdev), access, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                              target))
     return tuple(out)
 
 
@@ -375,7 +383,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             lay_out(pod.path, manifest, images, layer_dirs, overlay=overlay, ids=ids)
             fs.atomic_write(pod.file(abi.FLAVOR), flavor.canonical(req.stage1_name) + "\n", sync=False)
             if devices:
-                fs.atomic_write(pod.file(abi.DEVICES), jsonio.dumps([f"{d.path}:{d.access}" for d in devices]), sync=False)
+                fs.atomic_write(pod.file(abi.DEVICES), jsonio.dumps([d.flag() for d in devices]), sync=False)
             for image in images:
                 store.touch(image.id)
         except BaseException:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from pyrkt.fetch.ui import FetchUI
+    from pyrkt.model.devices import HostDevice
     from pyrkt.model.idmap import IdRange
     from pyrkt.model.pod import PodManifest, PodPort
     from pyrkt.model.volumes import Volume
@@ -157,10 +158,11 @@ def app_of(pod: Pod, manifest: PodManifest, name: str) -> None:
 
 
 def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volume, str]], *,
-        ui: FetchUI | None = None) -> str:
+        devices: tuple[HostDevice, ...] = (), ui: FetchUI | None = None) -> str:
     """Add an app (created, not started) to a running mutable pod; returns its name. The image
     must be in the store (rkt: pull policy never). ``app_volumes``: its ``--mnt-volume`` flags
-    (``mnt_volume``)."""
+    (``mnt_volume``); ``devices``: its ``--device`` flags (``prepare.host_devices``), for it
+    alone."""
     from pyrkt.model.volumes import AppMount
     from pyrkt.stage0 import volumes
     from pyrkt.stage0.images import resolve_image
@@ -207,7 +209,7 @@ def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volum
             manifest = manifest.replace(apps=manifest.apps + (ra,), volumes=one.volumes, annotations=one.annotations)
             from pyrkt.stage1.default import FLAVOR
 
-            FLAVOR.create_app(pod.path, manifest, ra.name)
+            FLAVOR.create_app(pod.path, manifest, ra.name, devices)
             write_manifest(pod, manifest)  # the app exists from here on
             fs.touch(pod.file(f"{abi.STATUS_DIR}/{ra.name}-created"))
         store.touch(image.id)
@@ -249,8 +251,8 @@ def clear_app(pod: Pod, name: str) -> None:
         if os.path.lexists(path):
             remove_tree(path)
     for rel in (abi.app_status(name), f"{abi.app_status(name)}-created", f"{abi.app_status(name)}-started",
-                f"{abi.app_status(name)}-oom-killed", f"{abi.ENV_DIR}/{name}", f"stage1/rootfs/rkt/pids/{name}",
-                abi.app_log(name), f"{abi.REQUESTS_DIR}/{name}", f"{abi.REQUESTS_DIR}/{name}.result",
+                f"{abi.app_status(name)}-oom-killed", f"{abi.app_status(name)}-signaled", f"{abi.ENV_DIR}/{name}",
+                f"stage1/rootfs/rkt/pids/{name}", abi.app_log(name), f"{abi.REQUESTS_DIR}/{name}", f"{abi.REQUESTS_DIR}/{name}.result",
                 f"{abi.REQUESTS_DIR}/{name}.wake"):
         try:
             os.unlink(pod.file(rel))

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from pyrkt.model.devices import DeviceRule
+    from pyrkt.model.devices import DeviceRule, HostDevice
     from pyrkt.model.plan import AppPlan
     from pyrkt.model.pod import PodManifest, RuntimeApp
     from pyrkt.stage1.isolators import SeccompFilter
@@ -184,8 +184,10 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
 
 
 def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra: RuntimeApp, etc: EtcFiles, *,
-             console: str, idmapped: bool, compiled: dict[Any, bytes]) -> AppPlan:
-    """One app's plan (a `run` pod's or one added to a mutable pod), its env file written."""
+             console: str, idmapped: bool, compiled: dict[Any, bytes],
+             devices: tuple[HostDevice, ...] = ()) -> AppPlan:
+    """One app's plan (a `run` pod's or one added to a mutable pod, with its own ``devices``),
+    its env file written."""
     name = ra.name
     app = stage1_plan.app_plan(
         ra, config, lowers=read_layers(pod_dir, name),
@@ -196,7 +198,7 @@ def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra:
         seccomp=b"" if stage1_plan.privileged(ra) else app_seccomp(pod_dir, config, ra.app.isolators, compiled),
         console=console,  # pod init's paths: relative to pod
         volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
-        pod_dir=pod_dir, idmapped=idmapped)
+        pod_dir=pod_dir, idmapped=idmapped, devices=devices)
     fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
     return app
 
@@ -634,13 +636,15 @@ class DefaultFlavor:
     # The caller holds the pod's apps lock (abi.APPS_LOCK); pod init does the rest, asked
     # through the pod dir (pyrkt.stage1.mutable: `app start` needs nothing more).
 
-    def create_app(self, pod_dir: str, manifest: PodManifest, name: str) -> None:
+    def create_app(self, pod_dir: str, manifest: PodManifest, name: str, devices: tuple[HostDevice, ...] = ()) -> None:
         """`app add`: plan the app (of ``manifest``, the pod's with it) as `run` plans its apps,
-        make its cgroups with its limits, and write the plan where pod init reads it at each
-        `app start` (rkt writes the app's units at add)."""
+        with its own ``devices`` (``app add --device``), make its cgroups with its limits and
+        its own device allow-list, and write the plan where pod init reads it at each `app start`
+        (rkt writes the app's units at add)."""
         import marshal
 
         from pyrkt.model.plan import from_plain
+        from pyrkt.stage1 import execute
 
         config_path = os.path.join(pod_dir, abi.RUNTIME_CONFIG)
         config = abi.RuntimeConfig.from_dict(fs.read_json(config_path), where=config_path)
@@ -650,13 +654,12 @@ class DefaultFlavor:
         with open(os.path.join(pod_dir, ETC_PLAN), "rb") as f:
             etc = from_plain(EtcFiles, marshal.load(f))
         app = plan_app(pod_dir, config, manifest, ra, etc, console="/dev/null",
-                       idmapped=pod_files_idmapped(pod_dir, config), compiled={})
+                       idmapped=pod_files_idmapped(pod_dir, config), compiled={}, devices=devices)
+        app = app.replace(device_rules=stage1_plan.added_app_device_rules(config, devices, volume_devices([app])))
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
-        made = LinuxKernel().cgroup_create_app(sub, name, app.limits)
-        for isolator in made.skipped:
-            sys.stderr.write(f"warning: app {name}: {isolator} isolator set but this host has no "
-                             f"{dict(cgroups.NEEDS)[isolator]} cgroup controller: skipped\n")
-        app = app.replace(cgroups=made.dirs, oom_events=made.oom_events)
+        app, warnings = execute.set_up_app_cgroups(LinuxKernel(), sub, app)
+        for line in warnings:
+            sys.stderr.write(f"warning: {line}\n")
         fs.atomic_write(os.path.join(pod_dir, abi.APPSINFO, name, APP_PLAN), marshal.dumps(to_plain(app)), sync=False)
 
     def stop_app(self, pod_dir: str, name: str, timeout: float) -> None:

@@ -148,19 +148,33 @@ def set_up_cgroups(k: Kernel, pod: PodPlan) -> tuple[list[str], PodPlan, list[st
     none with --insecure-options=paths), all written before any process joins. Returns pod
     init's cgroup directories (for ``cgroup_join``), the plan with each app's cgroups, and a
     warning for each limit no controller of this host can apply (as rkt, which skips it)."""
-    from pyrkt.kernel.cgroups import NEEDS
-
     paths = k.cgroup_create(pod.cgroup)
     apps = []
     warnings = []
     for app in pod.apps:
-        made = k.cgroup_create_app(pod.cgroup, app.name, app.limits)
-        apps.append(app.replace(cgroups=made.dirs, oom_events=made.oom_events))
-        warnings += [f"app {app.name}: {name} isolator set but this host has no {dict(NEEDS)[name]} cgroup "
-                     "controller: skipped" for name in made.skipped]
+        app, skipped = set_up_app_cgroups(k, pod.cgroup, app)
+        apps.append(app)
+        warnings += skipped
     if pod.device_rules is not None:
-        k.cgroup_limit_devices(pod.cgroup, pod.device_rules)
+        k.cgroup_limit_devices(pod.cgroup, pod.device_rules, **({"apps_own": True} if pod.apps_own_devices else {}))
     return paths, pod.replace(apps=tuple(apps)), warnings
+
+
+def set_up_app_cgroups(k: Kernel, cgroup: str, app: AppPlan) -> tuple[AppPlan, list[str]]:
+    """An app's cgroups in its pod's (``cgroup``) with its limits written and, when it holds an
+    allow-list of its own (an app added to a mutable pod), its devices cgroup with that list,
+    before it joins them; returns the plan with the directories it joins, and a warning for each
+    limit no controller of this host can apply (as rkt, which skips it)."""
+    from pyrkt.kernel.cgroups import NEEDS
+
+    made = k.cgroup_create_app(cgroup, app.name, app.limits)
+    dirs = made.dirs
+    if app.device_rules is not None:
+        own = k.cgroup_limit_app_devices(cgroup, app.name, app.device_rules)
+        dirs += (own,) if own not in dirs else ()
+    warnings = [f"app {app.name}: {name} isolator set but this host has no {dict(NEEDS)[name]} cgroup "
+                "controller: skipped" for name in made.skipped]
+    return app.replace(cgroups=dirs, oom_events=made.oom_events), warnings
 
 
 def tear_down(k: Kernel, pod_dir: str, cgroup: str) -> None:

@@ -146,8 +146,8 @@ def etc_mounts(etc: EtcFiles, *, read_only: bool = False) -> list[Mount]:
 
 
 def app_devices(host_devices: tuple[HostDevice, ...] = ()) -> tuple[Device, ...]:
-    """The standard nodes, then each ``--device`` at its host path (one of the standard ones
-    given again is left as it is)."""
+    """The standard nodes, then each ``--device`` at its path in the app (one of the standard
+    ones given again is left as it is)."""
     global _DEVICES
     if not _DEVICES:
         _DEVICES = tuple(Device(f"/dev/{name}", "c", major, minor, 0o666, host=f"/dev/{name}")
@@ -157,9 +157,9 @@ def app_devices(host_devices: tuple[HostDevice, ...] = ()) -> tuple[Device, ...]
     out = list(_DEVICES)
     have = {d.path for d in out}
     for d in host_devices:
-        if d.path not in have:
-            have.add(d.path)
-            out.append(Device(d.path, d.kind, d.major, d.minor, d.mode, d.uid, d.gid, host=d.path))
+        if d.at not in have:
+            have.add(d.at)
+            out.append(Device(d.at, d.kind, d.major, d.minor, d.mode, d.uid, d.gid, host=d.path))
     return tuple(out)
 
 
@@ -197,15 +197,17 @@ def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, 
 
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
              rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null",
-             volumes: tuple[Mount, ...] = (), pod_dir: str = "", idmapped: bool = True) -> AppPlan:
+             volumes: tuple[Mount, ...] = (), pod_dir: str = "", idmapped: bool = True,
+             devices: tuple[HostDevice, ...] = ()) -> AppPlan:
     """An app of the default flavor: its own overlay root (read-only with readOnlyRootFS) with
     its ``volumes`` (``volume_mounts``) and the pod's /proc, /dev, /sys and /etc, pivot_root,
     its capability set (from its isolators), the seccomp filter made of them (``seccomp``),
     no_new_privs, and the resource limits and OOM score its isolators ask for. With
     --private-users (``config.private_users``) the pod dir's files are its own
-    (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them). A privileged
-    app (``privileged``) has every capability, no seccomp filter and no_new_privs only if its
-    isolator asks, /sys read-write and no masked paths; the pod's other apps keep theirs."""
+    (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them). ``devices``: its
+    own ``app add --device`` nodes, beside the pod's. A privileged app (``privileged``) has
+    every capability, no seccomp filter and no_new_privs only if its isolator asks, /sys
+    read-write and no masked paths; the pod's other apps keep theirs."""
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
@@ -225,7 +227,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
                           read_only_etc=ra.read_only_rootfs, id_shift=shift, privileged=priv),
-        devices=app_devices(config.devices), symlinks=dev_symlinks(),
+        devices=app_devices(config.devices + devices), symlinks=dev_symlinks(),
         caps=app_caps(config, app.isolators, privileged=priv), seccomp=b"" if priv else seccomp,
         no_new_privs=no_new_privs, privileged=priv,
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
@@ -251,6 +253,19 @@ def id_shift(config: RuntimeConfig) -> int:
     from pyrkt.model.idmap import IdRange
 
     return IdRange.parse(config.private_users, where="runtime-config").shift
+
+
+def added_app_device_rules(config: RuntimeConfig, devices: tuple[HostDevice, ...],
+                           volume_devices: tuple[DeviceRule, ...]) -> tuple[DeviceRule, ...] | None:
+    """The allow-list of an app added to a mutable pod, which it holds in a devices cgroup of
+    its own (so that what one app is given, the others are not): the pod's (the default rules
+    and the pod's ``--device`` nodes), then its own ``devices`` and the device nodes its
+    volumes bind (``volume_devices``); None with --insecure-options=paths (no policy)."""
+    if config.disable_paths:
+        return None
+    from pyrkt.model import devices as policy
+
+    return policy.policy(tuple(d.rule() for d in config.devices + devices) + volume_devices)
 
 
 # namespace flags (linux/sched.h)
@@ -309,7 +324,7 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
         net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
-        device_rules=rules, sysctls=sysctls, interactive=config.interactive,
+        device_rules=rules, apps_own_devices=config.mutable, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
         python=python, podinit=podinit, private_users=config.private_users, host_pid=config.pid == "host")

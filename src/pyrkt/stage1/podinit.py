@@ -16,7 +16,8 @@ its networks down, since no one else will.
 
 rkt's rules: an app exiting 0 leaves the others running; the first app exiting non-zero stops
 the pod and its code becomes the pod's; apps stopped by the pod (TERM, then KILL after the
-stop timeout) are recorded as 0; the pod ends when every app has ended. An app killed by the
+stop timeout) are recorded as 0 (what ended them, 128 + the signal, in ``<app>-signaled``, which
+the CRI reports as containerd does); the pod ends when every app has ended. An app killed by the
 kernel's OOM killer (its memory cgroup counted a kill) is recorded as killed by SIGKILL (137)
 and stamped ``<app>-oom-killed``. Mutable pods: see the comment above ``serve_requests``.
 """
@@ -346,7 +347,7 @@ class PodInit:
             self.forget(app)
             app.pid, app.code, app.stopped, app.kill_at = 0, None, False, None
         status = self.path(self.plan["status_dir"]) + "/" + name
-        for stale in (status, status + "-oom-killed"):
+        for stale in (status, status + "-oom-killed", status + "-signaled"):
             try:
                 os.unlink(stale)
             except FileNotFoundError:
@@ -406,6 +407,8 @@ class PodInit:
             else:
                 sig = os.WTERMSIG(status)
                 code = 0 if app.stopped and sig in (SIGTERM, SIGKILL, SIGINT, SIGHUP) else 128 + sig
+                if code == 0:  # rkt's 0; what it really ended with, for the CRI (containerd's 143, 137)
+                    write_file(self.path(self.plan["status_dir"]) + "/" + app.name + "-signaled", str(128 + sig))
             app.code = code
             self.drain(app)
             if code == 128 + SIGKILL and self.oom_killed(app):

@@ -118,13 +118,21 @@ def test_mounts_become_host_volumes_and_unsupported_ones_are_refused_or_warned()
             mapping.container_request(container(mounts=[bad]), sandbox())
 
 
-def test_devices_at_their_host_path() -> None:
-    m = mapping.container_request(container(devices=[pb.Device(host_path="/dev/fuse", container_path="/dev/fuse",
-                                                               permissions="rw")]), sandbox())
-    assert m.devices == ("/dev/fuse:rw",)
-    with pytest.raises(UsageError, match="at its host path only"):
-        mapping.container_request(container(devices=[pb.Device(host_path="/dev/fuse", container_path="/dev/f")]),
-                                  sandbox())
+def test_devices_become_device_flags_at_their_container_path() -> None:
+    from pyrkt.model.devices import parse_device_flag
+
+    m = mapping.container_request(container(devices=[
+        pb.Device(host_path="/dev/fuse", container_path="/dev/fuse", permissions="rw"),
+        pb.Device(host_path="/dev/sdc", container_path="/dev/xvdc", permissions="r"),
+        pb.Device(host_path="/dev/net/tun")]), sandbox())
+    assert m.devices == ("/dev/fuse:rw", "/dev/sdc:/dev/xvdc:r", "/dev/net/tun:rwm")
+    assert [parse_device_flag(d) for d in m.devices] == [
+        ("/dev/fuse", "", "rw"), ("/dev/sdc", "/dev/xvdc", "r"), ("/dev/net/tun", "", "rwm")]
+    for bad, match in ((pb.Device(host_path="/dev/fuse", permissions="rx"), "permissions 'rx'"),
+                       (pb.Device(host_path="/dev/fuse", permissions="/x"), "permissions '/x'"),
+                       (pb.Device(host_path="/dev/fuse", container_path="/dev/a:b"), "has a colon")):
+        with pytest.raises(UsageError, match=match):
+            mapping.container_request(container(devices=[bad]), sandbox())
 
 
 def test_resources_become_pyrkt_isolators() -> None:

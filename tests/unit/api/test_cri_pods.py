@@ -59,6 +59,21 @@ def test_container_states(pod_state: State, app_state: str, code: int | None, wa
     assert pods.container_state(info, app) == want
 
 
+@pytest.mark.parametrize(("code", "signaled", "oom", "want"), [
+    (0, None, False, (0, "Completed")),
+    (3, None, False, (3, "Error")),
+    (0, 143, False, (143, "Error")),  # StopContainer's TERM killed it: rkt records 0, containerd says 143
+    (0, 137, False, (137, "Error")),
+    (137, None, True, (137, "OOMKilled")),
+    (None, None, False, (-1, "Error")),
+])
+def test_an_exited_container_reports_the_status_its_process_really_ended_with(
+        code: int | None, signaled: int | None, oom: bool, want: tuple[int, str]) -> None:
+    app = AppInfo(name="a", image_name="i", image_id="sha256:x", state="exited", exit_code=code,
+                  signaled_code=signaled)
+    assert pods.container_exit(app, oom) == want
+
+
 def test_the_launchers_answer_is_the_uuid_or_its_error_again() -> None:
     assert launch.raise_answer(json.dumps({"uuid": UUID}) + "\n") == UUID
     with pytest.raises(errors.UsageError, match="bad hostname"):

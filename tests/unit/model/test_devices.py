@@ -29,25 +29,36 @@ def test_policy_adds_the_extra_rules_once() -> None:
 
 
 @pytest.mark.parametrize(("text", "want"), [
-    ("/dev/loop-control", ("/dev/loop-control", "rwm")),
-    ("/dev/fuse:rw", ("/dev/fuse", "rw")),
-    ("/dev/fuse:wr", ("/dev/fuse", "rw")),
-    ("/dev/sda:r", ("/dev/sda", "r")),
-    ("/dev/disk/by-path/pci-0000:00:1f.2", ("/dev/disk/by-path/pci-0000:00:1f.2", "rwm")),
-    ("/dev/disk/by-path/pci-0000:00:1f.2:m", ("/dev/disk/by-path/pci-0000:00:1f.2", "m")),
+    ("/dev/loop-control", ("/dev/loop-control", "", "rwm")),
+    ("/dev/fuse:rw", ("/dev/fuse", "", "rw")),
+    ("/dev/fuse:wr", ("/dev/fuse", "", "rw")),
+    ("/dev/sda:r", ("/dev/sda", "", "r")),
+    ("/dev/disk/by-path/pci-0000:00:1f.2", ("/dev/disk/by-path/pci-0000:00:1f.2", "", "rwm")),
+    ("/dev/disk/by-path/pci-0000:00:1f.2:m", ("/dev/disk/by-path/pci-0000:00:1f.2", "", "m")),
+    ("/dev/sdc:/dev/xvdc", ("/dev/sdc", "/dev/xvdc", "rwm")),  # podman's HOSTPATH:CONTAINERPATH[:ACCESS]
+    ("/dev/sdc:/dev/xvdc:r", ("/dev/sdc", "/dev/xvdc", "r")),
+    ("/dev/disk/by-path/pci-0000:00:1f.2:/dev/xvdc:rw", ("/dev/disk/by-path/pci-0000:00:1f.2", "/dev/xvdc", "rw")),
 ])
-def test_device_flag_is_a_host_path_and_an_access(text: str, want: tuple[str, str]) -> None:
+def test_device_flag_is_a_host_path_a_container_path_and_an_access(text: str, want: tuple[str, str, str]) -> None:
     assert parse_device_flag(text) == want
 
 
 @pytest.mark.parametrize(("text", "why"), [
     ("dev/kvm", "absolute"), ("/dev/kvm:rwx", "ACCESS"), ("/dev/kvm:", "ACCESS"), ("/dev/kvm:rr", "ACCESS"),
-    ("/dev/kvm:/dev/kvm2", "host path"), ("", "absolute"),
+    ("/dev/kvm:/dev/kvm2:", "ACCESS"), ("", "absolute"), (":/dev/kvm", "absolute"),
 ])
 def test_bad_device_flags_are_refused_in_one_line(text: str, why: str) -> None:
     with pytest.raises(UsageError, match=why) as e:
         parse_device_flag(text)
     assert "\n" not in str(e.value)
+
+
+def test_a_device_at_another_path_goes_through_its_flag_and_json() -> None:
+    dev = HostDevice("/dev/sdc", "b", 8, 32, "r", target="/dev/xvdc")
+    assert (dev.at, dev.flag()) == ("/dev/xvdc", "/dev/sdc:/dev/xvdc:r")
+    assert parse_device_flag(dev.flag()) == ("/dev/sdc", "/dev/xvdc", "r")
+    assert HostDevice.from_json(dev.to_json()) == dev
+    assert HostDevice("/dev/fuse", "c", 10, 229).flag() == "/dev/fuse:rwm"
 
 
 def test_runtime_config_carries_the_devices_through_json() -> None:

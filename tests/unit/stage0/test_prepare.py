@@ -96,9 +96,19 @@ def test_device_flag_takes_the_host_nodes_numbers_mode_and_owner() -> None:
     assert (dev.mode, dev.uid, dev.gid) == (st.st_mode & 0o7777, st.st_uid, st.st_gid)
 
 
+def test_device_flag_may_put_the_node_at_another_path_under_dev() -> None:
+    [dev] = host_devices(["/dev/null:/dev/sink:rw"])
+    assert (dev.path, dev.target, dev.at, dev.major, dev.minor, dev.access) == (
+        "/dev/null", "/dev/sink", "/dev/sink", 1, 3, "rw")
+    [same] = host_devices(["/dev/null:/dev/./null"])
+    assert same.target == "" and same.at == "/dev/null"
+
+
 @pytest.mark.parametrize(("flag", "why"), [
     ("/dev/no-such-device", "No such file"), ("/dev/shm", "not a character or block device"),
     ("/etc/passwd", "under /dev"), ("/dev/../etc/passwd", "under /dev"), ("/dev/pts/ptmx", "every app's /dev has its own pts"),
+    ("/dev/null:/etc/null", "container path must be under /dev"), ("/dev/null:/dev/../null", "under /dev"),
+    ("/dev/null:/dev/shm/x", "every app's /dev has its own shm"),
 ])
 def test_device_flag_naming_no_device_node_is_refused(flag: str, why: str) -> None:
     with pytest.raises(UsageError, match=why):

@@ -34,7 +34,11 @@ class Sandbox:
             return how.removeprefix("error:")
         pid = os.fork()
         if pid == 0:
-            if how == "sleep":
+            if how == "trap":  # handles TERM and exits 0 (as a server that shuts down cleanly)
+                import signal
+
+                signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            if how in ("sleep", "trap"):
                 time.sleep(60)
             os._exit(int(how) if how.isdigit() else 0)
         app.pid = pid
@@ -125,6 +129,28 @@ def test_stop_records_the_stopped_app_as_0_and_start_runs_it_again(sandbox: Sand
     assert sandbox.ask("start", "web") == "ok"
     assert sandbox.state("web") == "running"  # the old exit code is gone
     assert sandbox.init.apps[0].pid != first and len(sandbox.init.apps) == 1
+
+
+def test_a_stopped_app_killed_by_term_is_0_for_rkt_and_143_signaled_for_the_cri(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.ask("start", "web")
+    sandbox.ask("stop", "web")
+    sandbox.reap_until("web")
+    assert sandbox.state("web") == "exited 0"
+    assert (sandbox.pod / "status" / "web-signaled").read_text() == "143"
+    sandbox.ask("start", "web")
+    assert not (sandbox.pod / "status" / "web-signaled").exists()  # of the last run: gone with its code
+
+
+def test_a_stopped_app_that_handles_term_and_exits_0_has_no_signaled_status(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.behaviour["web"] = "trap"
+    sandbox.ask("start", "web")
+    time.sleep(0.2)  # its handler in place
+    sandbox.ask("stop", "web")
+    sandbox.reap_until("web")
+    assert sandbox.state("web") == "exited 0"
+    assert not (sandbox.pod / "status" / "web-signaled").exists()
 
 
 def test_stop_of_an_app_that_is_not_running_is_no_error(sandbox: Sandbox) -> None:

@@ -250,13 +250,15 @@ def _mounts(name: str, mounts: Sequence[pb.Mount], warnings: list[str]) -> tuple
 
 
 def _device(name: str, d: pb.Device) -> str:
-    if d.container_path and d.container_path != d.host_path:
-        raise UsageError(f"container {name}: device {d.host_path} at {d.container_path}: pyrkt makes a device "
-                         "at its host path only")
+    """The device as ``--device=HOSTPATH[:CONTAINERPATH]:PERMS`` (podman's syntax, as `app add`
+    takes it)."""
     perms = d.permissions or "rwm"
-    if any(c not in "rwm" for c in perms):
+    if not perms.isalpha() or any(c not in "rwm" for c in perms):
         raise UsageError(f"container {name}: device {d.host_path}: permissions {perms!r} are not r, w and m")
-    return f"{d.host_path}:{perms}"
+    if ":" in d.container_path:  # it would read as a host path's part
+        raise UsageError(f"container {name}: device {d.host_path}: container path {d.container_path!r} has a colon")
+    at = f":{d.container_path}" if d.container_path and d.container_path != d.host_path else ""
+    return f"{d.host_path}{at}:{perms}"
 
 
 def resources(name: str, r: pb.LinuxContainerResources, warnings: list[str]) -> list[tuple[str, object]]:

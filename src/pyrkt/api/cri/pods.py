@@ -250,6 +250,7 @@ class Pods:
     def create_container(self, req: pb.CreateContainerRequest) -> str:
         from pyrkt.api.cri import images
         from pyrkt.stage0 import sandbox
+        from pyrkt.stage0.prepare import host_devices
         from pyrkt.store import Store
 
         pod, _ = self._running_sandbox(req.pod_sandbox_id)
@@ -268,9 +269,10 @@ class Pods:
 
         m = mapping.container_request(req.config, req.sandbox_config, sandbox_id=pod.uuid,
                                       entrypoint=entrypoint, read_profile=read_profile)
-        if m.devices:
-            raise UsageError(f"container {req.config.metadata.name}: devices are not supported by pyrkt's "
-                             "app add yet")
+        try:
+            devices = host_devices(list(m.devices))
+        except UsageError as e:  # the device the kubelet named is not on this node, or no device
+            raise UsageError(f"container {req.config.metadata.name}: {e}") from None
         if m.log_path and not os.path.isabs(m.log_path):
             raise UsageError(f"container {req.config.metadata.name}: log path {m.log_path!r} is not absolute "
                              "(the sandbox has no log_directory)")
@@ -286,7 +288,7 @@ class Pods:
             target = mount.rpartition("target=")[2]
             volumes.append(sandbox.mnt_volume(f"name={app.name}-m{i},{rest},target={target}"))
         app.mounts = []
-        name = sandbox.add(self.config, pod.uuid, app, volumes)
+        name = sandbox.add(self.config, pod.uuid, app, volumes, devices=devices)
         if m.log_path:
             link_log(m.log_path, pod.file(abi.app_log(name)))
         return container_id(pod.uuid, name)
@@ -383,8 +385,7 @@ class Pods:
             st.started_at = app.started_at
         if base.state == pb.CONTAINER_EXITED:
             st.finished_at = app.finished_at or 0
-            st.exit_code = app.exit_code if app.exit_code is not None else -1
-            st.reason = "OOMKilled" if self._oom_killed(info, app) else ("Completed" if st.exit_code == 0 else "Error")
+            st.exit_code, st.reason = container_exit(app, self._oom_killed(info, app))
         elif base.state == pb.CONTAINER_UNKNOWN:
             st.reason, st.message = "Unknown", "the pod has stopped: the container's state was not recorded"
         return st
@@ -569,6 +570,17 @@ class Pods:
 
 class DeadlineExceeded(PyrktError):
     """An ExecSync command that outlived its timeout (DEADLINE_EXCEEDED, as the kubelet expects)."""
+
+
+def container_exit(app: AppInfo, oom_killed: bool) -> tuple[int, str]:
+    """An exited container's exit code and reason as containerd reports them: the status its
+    process really ended with (143 after a StopContainer's TERM killed it, 137 after the KILL),
+    not rkt's 0 for an app the pod stopped (``app status`` keeps that); reason ``OOMKilled``,
+    else ``Completed`` for 0, else ``Error``. -1 when nothing was recorded."""
+    code = app.signaled_code if app.signaled_code is not None else app.exit_code
+    if code is None:
+        code = -1
+    return code, "OOMKilled" if oom_killed else ("Completed" if code == 0 else "Error")
 
 
 def container_state(info: PodInfo, app: AppInfo) -> pb.ContainerState:
