@@ -1,7 +1,8 @@
 """`pyrkt cri`'s hostPID sandboxes and privileged containers, driven as a kubelet drives them: a
 container of a hostPID sandbox sees the host's processes, its orphans come back to pod init,
 and stopping the sandbox kills the pod's processes and nothing else; a privileged container (in
-a privileged sandbox) has every capability and a read-write /sys, its neighbour does not."""
+a privileged sandbox) has every capability, a read-write /sys and the host's devices, its
+neighbour does not."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def test_host_pid_sandbox_sees_the_host_and_stops_only_its_own(cri: Cri, image: 
         bystander.wait()
 
 
-def test_privileged_container_alone_has_every_cap_and_a_writable_sys(cri: Cri, image: tuple[Path, str],
+def test_privileged_container_alone_has_every_cap_a_writable_sys_and_the_host_devices(cri: Cri, image: tuple[Path, str],
                                                                        tmp_path: Path) -> None:
     config = sandbox_config(tmp_path, "plain")
     sid = run_sandbox(cri, config)
@@ -95,13 +96,14 @@ def test_privileged_container_alone_has_every_cap_and_a_writable_sys(cri: Cri, i
         for cid in (admin, web):
             rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
             wait_state(cri, cid, pb.CONTAINER_RUNNING)
-        script = "grep -E '^(CapEff|Seccomp):' /proc/self/status; awk '$2==\"/sys\"{print $4}' /proc/mounts"
+        script = ("grep -E '^(CapEff|Seccomp):' /proc/self/status; awk '$2==\"/sys\"{print $4}' /proc/mounts; "
+                  "(: < /dev/kmsg) 2>/dev/null && echo kmsg || echo no-kmsg")
         with open("/proc/self/status") as f:
             every = next(line.split()[1] for line in f if line.startswith("CapBnd:"))
         got = exec_sync(cri, admin, "sh", "-c", script).stdout.decode().split()
-        assert got[:4] == ["CapEff:", every, "Seccomp:", "0"] and got[4].startswith("rw,"), got
+        assert got[:4] == ["CapEff:", every, "Seccomp:", "0"] and got[4].startswith("rw,") and got[5] == "kmsg", got
         got = exec_sync(cri, web, "sh", "-c", script).stdout.decode().split()
-        assert got[1] != every and got[3] == "2" and got[4].startswith("ro,"), got
+        assert got[1] != every and got[3] == "2" and got[4].startswith("ro,") and got[5] == "no-kmsg", got
     finally:
         rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
         rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))

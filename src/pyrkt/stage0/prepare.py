@@ -215,9 +215,8 @@ def unapplied_privileges(apps: list[RuntimeApp], flavor_name: str) -> list[str]:
     from pyrkt.stage1.plan import privileged
 
     return [f"app {app.name}: {line}" for app in apps for line in isolators.warnings(app.app.isolators, flavor=flavor_name)
-            ] + [f"app {app.name}: " + ("--privileged: host devices are not given yet" if flavor_name == "default" else
-                                        f"--privileged is not applied by the {flavor_name} stage1")
-                 for app in apps if flavor_name != "fly" and privileged(app)]
+            ] + [f"app {app.name}: --privileged is not applied by the {flavor_name} stage1" for app in apps
+                 if flavor_name not in ("default", "fly") and privileged(app)]
 
 
 def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]:

@@ -186,21 +186,55 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
 def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra: RuntimeApp, etc: EtcFiles, *,
              console: str, idmapped: bool, compiled: dict[Any, bytes],
              devices: tuple[HostDevice, ...] = ()) -> AppPlan:
-    """One app's plan (a `run` pod's or one added to a mutable pod, with its own ``devices``),
-    its env file written."""
+    """One app's plan (a `run` pod's or one added to a mutable pod, with its own ``devices``; a
+    privileged one with the host's, as containerd's), its env file written."""
     name = ra.name
+    privileged = stage1_plan.privileged(ra)
+    if privileged:
+        devices += host_device_nodes()
     app = stage1_plan.app_plan(
         ra, config, lowers=read_layers(pod_dir, name),
         upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
         work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
         rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
         log=abi.app_log(name), etc=etc,
-        seccomp=b"" if stage1_plan.privileged(ra) else app_seccomp(pod_dir, config, ra.app.isolators, compiled),
+        seccomp=b"" if privileged else app_seccomp(pod_dir, config, ra.app.isolators, compiled),
         console=console,  # pod init's paths: relative to pod
         volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
         pod_dir=pod_dir, idmapped=idmapped, devices=devices)
     fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
     return app
+
+
+# What a privileged app does not get of the host's /dev: what every app has of its own (its
+# terminals, shm, mqueue; /dev/console bound, /dev/ptmx a link to its own devpts') and, as
+# containerd leaves them out, what other tools keep there.
+HOST_DEV_SKIPPED = ("pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mounts", ".udev", "console", "ptmx")
+
+
+def host_device_nodes(dev: str = "/dev") -> tuple[HostDevice, ...]:
+    """Every device node of the host's /dev (links not followed) at its own path, with its
+    mode and owner, for a privileged app (``HOST_DEV_SKIPPED`` left out)."""
+    import stat
+
+    from pyrkt.model.devices import HostDevice
+
+    out = []
+    for top, dirs, files in os.walk(dev):
+        if top == dev:
+            dirs[:] = [d for d in dirs if d not in HOST_DEV_SKIPPED]
+            files = [f for f in files if f not in HOST_DEV_SKIPPED]
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # gone meanwhile
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append(HostDevice(path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+                                      os.minor(st.st_rdev), mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                                      gid=st.st_gid))
+    return tuple(out)
 
 
 def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
@@ -655,7 +689,8 @@ class DefaultFlavor:
             etc = from_plain(EtcFiles, marshal.load(f))
         app = plan_app(pod_dir, config, manifest, ra, etc, console="/dev/null",
                        idmapped=pod_files_idmapped(pod_dir, config), compiled={}, devices=devices)
-        app = app.replace(device_rules=stage1_plan.added_app_device_rules(config, devices, volume_devices([app])))
+        app = app.replace(device_rules=stage1_plan.own_device_rules(  # a privileged one's: every device
+            app, stage1_plan.added_app_device_rules(config, devices, volume_devices([app]))))
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         app, warnings = execute.set_up_app_cgroups(LinuxKernel(), sub, app)
         for line in warnings:

@@ -268,6 +268,18 @@ def added_app_device_rules(config: RuntimeConfig, devices: tuple[HostDevice, ...
     return policy.policy(tuple(d.rule() for d in config.devices + devices) + volume_devices)
 
 
+def own_device_rules(app: AppPlan, rules: tuple[DeviceRule, ...] | None) -> tuple[DeviceRule, ...] | None:
+    """The allow-list an app holds of its own: ``rules``, or for a privileged app every device
+    (as containerd's), as wildcard rules of each type: on v1 the pod's cgroup is widened by
+    them, and an "a" rule cannot be written where the cgroup has children (the other apps');
+    None with --insecure-options=paths (no policy, every device already)."""
+    if rules is None or not app.privileged:
+        return rules
+    from pyrkt.model.devices import ANY, DeviceRule
+
+    return (DeviceRule("c", ANY, ANY), DeviceRule("b", ANY, ANY))
+
+
 # namespace flags (linux/sched.h)
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = (
     0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x40000000)
@@ -321,10 +333,14 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         sysctls += (UNPRIVILEGED_PORTS,)
     rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices)
                                                              + volume_devices)
+    own = config.mutable  # the apps hold allow-lists of their own (added apps; a privileged one's)
+    if rules is not None and any(a.privileged for a in apps):
+        own = True
+        apps = tuple(a.replace(device_rules=own_device_rules(a, rules)) for a in apps)
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
         net=network_mode(config.net), cgroup=f"pyrkt/{config.uuid}", apps=apps, etc=etc,
-        device_rules=rules, apps_own_devices=config.mutable, sysctls=sysctls, interactive=config.interactive,
+        device_rules=rules, apps_own_devices=own, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
         python=python, podinit=podinit, private_users=config.private_users, host_pid=config.pid == "host")

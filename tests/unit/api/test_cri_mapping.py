@@ -177,7 +177,6 @@ def test_a_privileged_container_needs_a_privileged_sandbox_and_is_marked_privile
     assert (m.app.caps_retain, m.app.caps_remove, m.app.seccomp) == ("", "", "")
     assert "container nginx: capabilities dropped from a privileged container are not dropped: it has every " \
            "capability" in m.warnings
-    assert "privileged container nginx: host devices are not given yet" in m.warnings
     plain = mapping.container_request(container(), privileged_sandbox())  # the sandbox allows, it does not make
     assert PRIVILEGED_ANNOTATION not in dict(plain.app.annotations)
 

@@ -11,10 +11,12 @@ from pyrkt.errors import UsageError
 from pyrkt.kernel import caps
 from pyrkt.kernel.recording import RecordingKernel
 from pyrkt.model.abi import PRIVILEGED_ANNOTATION, RuntimeConfig
+from pyrkt.model.devices import ANY, DeviceRule
 from pyrkt.model.image import AppSpec
 from pyrkt.model.plan import AppPlan, EtcFiles, PodPlan, from_plain, to_plain
 from pyrkt.model.pod import RuntimeApp, RuntimeImage
 from pyrkt.stage1 import execute, plan
+from pyrkt.stage1.default import host_device_nodes
 from pyrkt.stage1.isolators import NO_NEW_PRIVS
 from pyrkt.stage1.users import Ids
 
@@ -90,3 +92,51 @@ def test_the_pods_other_apps_keep_their_protections() -> None:
 def test_a_privileged_app_is_refused_in_a_pod_with_private_users() -> None:
     with pytest.raises(UsageError, match="app admin: a privileged app cannot run in a pod with --private-users"):
         app_plan(app("admin", privileged=True), RuntimeConfig(uuid="u", private_users="65536:65536"))
+
+
+EVERY_DEVICE = (DeviceRule("c", ANY, ANY, "rwm"), DeviceRule("b", ANY, ANY, "rwm"))
+
+
+def test_in_a_pod_with_a_privileged_app_each_app_holds_its_own_device_list() -> None:
+    apps = (app_plan(app("admin", privileged=True)), app_plan(app("web")))
+    pod = plan.pod_plan(RuntimeConfig(uuid="u"), apps, ETC)
+    assert pod.apps_own_devices and pod.device_rules is not None
+    assert [a.device_rules for a in pod.apps] == [EVERY_DEVICE, pod.device_rules]
+    plain = plan.pod_plan(RuntimeConfig(uuid="u"), (apps[1],), ETC)
+    assert not plain.apps_own_devices and plain.apps[0].device_rules is None  # as before: the pod's
+    insecure = plan.pod_plan(RuntimeConfig(uuid="u", disable_paths=True), apps, ETC)
+    assert insecure.device_rules is None and [a.device_rules for a in insecure.apps] == [None, None]
+
+
+def test_v1_the_privileged_app_alone_is_allowed_every_device_after_the_pods_policy() -> None:
+    apps = (app_plan(app("web")), app_plan(app("admin", privileged=True)))
+    k = RecordingKernel(layout="v1")
+    _, pod, _ = execute.set_up_cgroups(k, plan.pod_plan(RuntimeConfig(uuid="u"), apps, ETC))
+    names = k.names()
+    assert names.index("cgroup_limit_devices") < names.index("cgroup_limit_app_devices")
+    devices = "/sys/fs/cgroup/devices/pyrkt/u"
+    every = [("write", f"{devices}/admin/devices.allow", r) for r in ("c *:* rwm", "b *:* rwm")]
+    assert every == [c for c in k.calls if c[:2] == ("write", f"{devices}/admin/devices.allow")]
+    widened = ("write", f"{devices}/devices.allow", "b *:* rwm")  # no "a": the kernel refuses it once web's exists
+    assert k.calls.index(("cgroup_mkdir", f"{devices}/web")) < k.calls.index(widened)
+    web = [c[2] for c in k.calls if c[:2] == ("write", f"{devices}/web/devices.allow")]
+    assert web == [r.v1() for r in pod.device_rules or ()]  # the pod's list, its own
+    assert [f"{devices}/web", f"{devices}/admin"] == [next(c for c in a.cgroups if "/devices/" in c)
+                                                       for a in pod.apps]
+
+
+def test_a_privileged_app_gets_the_hosts_device_nodes_but_its_own_terminals() -> None:
+    nodes = {d.path: d for d in host_device_nodes()}
+    null = nodes["/dev/null"]
+    assert (null.kind, null.major, null.minor) == ("c", 1, 3)
+    assert not [p for p in nodes if p.startswith(("/dev/pts/", "/dev/shm/", "/dev/mqueue/"))]
+    assert "/dev/console" not in nodes and "/dev/ptmx" not in nodes
+
+
+def test_v2_the_pods_program_may_be_overridden_by_each_apps_own() -> None:
+    apps = (app_plan(app("web")), app_plan(app("admin", privileged=True)))
+    k = RecordingKernel(layout="v2")
+    _, pod, _ = execute.set_up_cgroups(k, plan.pod_plan(RuntimeConfig(uuid="u"), apps, ETC))
+    assert ("cgroup_limit_devices", "pyrkt/u", pod.device_rules, "apps_own") in k.calls
+    assert [c[2:] for c in k.calls if c[0] == "cgroup_limit_app_devices"] == [
+        ("web", pod.device_rules), ("admin", EVERY_DEVICE)]

@@ -304,7 +304,6 @@ def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb
             raise UsageError(f"container {name}: a privileged container needs a privileged sandbox "
                              "(its security context's privileged is false)")
         app.annotations.append((PRIVILEGED_ANNOTATION, "true"))
-        warnings.append(f"privileged container {name}: host devices are not given yet")
     if sc.HasField("run_as_user"):
         app.user = str(sc.run_as_user.value)
     elif sc.run_as_username:
