@@ -339,6 +339,13 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     return str(path)
 
 
+def pod_procs_dir(paths: list[str]) -> str:
+    """The pod's cgroup directory, below which all its processes are, of pod init's ``paths``
+    (the first hierarchy's; on v2 pod init is in a leaf beside the apps': the pod's is above)."""
+    first = paths[0]
+    return os.path.dirname(first) if os.path.basename(first) == cgroups.INIT_LEAF else first
+
+
 def join_cgroups(paths: list[str], pid: int, joined_w: int) -> None:
     """Host side: move pod init (``pid``) into the pod's cgroups, then tell it ("joined", or
     why not) on ``joined_w``; it starts no app before."""
@@ -442,7 +449,7 @@ class DefaultFlavor:
         if pod.host_pid:  # --pid=host: pod init kills what is left of the pod through its cgroup
             if not cgroup_paths:
                 raise PyrktError("--pid=host needs a cgroup for the pod (this host has none)")
-            plan["procs_dir"] = cgroup_paths[0]
+            plan["procs_dir"] = pod_procs_dir(cgroup_paths)
         else:
             host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
             namespaces.unshare(namespaces.CLONE_NEWPID)

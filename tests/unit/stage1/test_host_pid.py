@@ -14,6 +14,7 @@ from pyrkt.kernel.recording import RecordingKernel
 from pyrkt.model.abi import RuntimeConfig
 from pyrkt.model.plan import EtcFiles, PodPlan, from_plain, to_plain
 from pyrkt.stage1 import execute, plan
+from pyrkt.stage1.default import pod_procs_dir
 from pyrkt.stage1.podinit import PodInit
 
 ETC = EtcFiles("/pod/etc/hostname")
@@ -83,3 +84,10 @@ def test_as_pid_1_of_its_own_namespace_pod_init_kills_minus_one(kills: list[tupl
 def test_no_cgroup_to_read_kills_nothing(kills: list[tuple[int, int]]) -> None:
     PodInit({"apps": [], "tee": False}).finish()
     assert kills == []
+
+
+def test_the_cgroup_pod_init_kills_by_holds_every_process_of_the_pod() -> None:
+    k = RecordingKernel(layout="v2")  # pod init in a leaf beside the apps': the pod's cgroup is above it
+    assert pod_procs_dir(k.cgroup_create("pyrkt/u")) == "/sys/fs/cgroup/pyrkt/u"
+    k = RecordingKernel(layout="v1")
+    assert pod_procs_dir(k.cgroup_create("pyrkt/u")) == "/sys/fs/cgroup/cpu/pyrkt/u"
