@@ -82,6 +82,16 @@ def test_a_host_pid_pod_sees_the_host_and_its_stop_ends_only_its_own(env: tuple[
     assert cli("rm", uuid).code == 0
 
 
+def test_a_foreground_host_pid_pod_leaves_no_orphan_when_its_app_exits(env: tuple[Cli, str],
+                                                                        bystander: subprocess.Popen[bytes]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", "--pid=host", image, "--exec=/bin/sh", "--", "-c",
+            f"test -d /proc/{bystander.pid} && echo sees the host; (sleep 1002 &)")
+    assert (r.code, r.out) == (0, "sees the host\n"), r
+    left = [d for d in os.listdir("/proc") if d.isdigit() and cmdline(int(d)) == "sleep\x001002\x00"]
+    assert left == [] and bystander.poll() is None
+
+
 def test_pid_refusals(env: tuple[Cli, str]) -> None:
     cli, image = env
     r = cli("run", "--net=none", "--pid=shared", image)
