@@ -140,3 +140,13 @@ def test_v2_the_pods_program_may_be_overridden_by_each_apps_own() -> None:
     assert ("cgroup_limit_devices", "pyrkt/u", pod.device_rules, "apps_own") in k.calls
     assert [c[2:] for c in k.calls if c[0] == "cgroup_limit_app_devices"] == [
         ("web", pod.device_rules), ("admin", EVERY_DEVICE)]
+
+
+def test_a_cni_networks_resolv_conf_keeps_the_privileged_apps_mounts_its_own() -> None:
+    from pyrkt.stage1.default import with_resolv
+
+    config = RuntimeConfig(uuid="u")
+    pod = plan.pod_plan(config, (app_plan(app("admin", privileged=True)), app_plan(app("web"))), ETC)
+    admin, web = (({m.target: m for m in a.mounts}) for a in with_resolv(pod, config, "/pod/resolv.conf").apps)
+    assert "/etc/resolv.conf" in admin and "/proc/sys" not in admin and not admin["/sys"].flags & plan.MS_RDONLY
+    assert "/etc/resolv.conf" in web and "/proc/sys" in web and web["/sys"].flags & plan.MS_RDONLY
