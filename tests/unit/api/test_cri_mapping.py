@@ -181,6 +181,20 @@ def test_a_privileged_container_needs_a_privileged_sandbox_and_is_marked_privile
     assert PRIVILEGED_ANNOTATION not in dict(plain.app.annotations)
 
 
+def test_a_containers_namespaces_are_its_sandboxs() -> None:
+    host = NS(network=pb.NODE, pid=pb.NODE, ipc=pb.NODE)
+    m = mapping.container_request(container(linux=security(namespace_options=host)), sandbox(ns=host))
+    assert m.app.name == "nginx"
+    mapping.container_request(container(linux=security(namespace_options=NS(pid=pb.CONTAINER))), sandbox())
+    with pytest.raises(UsageError, match="container nginx: the host's PID namespace .NODE. in a sandbox that has "
+                                         "its own: a container shares its sandbox's"):
+        mapping.container_request(container(linux=security(namespace_options=NS(pid=pb.NODE))), sandbox())
+    with pytest.raises(UsageError, match="the host's network namespace"):
+        mapping.container_request(container(linux=security(namespace_options=NS(network=pb.NODE))), sandbox())
+    with pytest.raises(UsageError, match="PID namespace mode TARGET"):
+        mapping.container_request(container(linux=security(namespace_options=NS(pid=pb.TARGET))), sandbox())
+
+
 def test_capabilities_add_and_drop_against_appcs_default_set() -> None:
     assert mapping.capabilities("c", pb.Capability()) == ("", "")
     assert mapping.capabilities("c", pb.Capability(drop_capabilities=["NET_RAW", "MKNOD"])) == (

@@ -299,6 +299,7 @@ def resources(name: str, r: pb.LinuxContainerResources, warnings: list[str]) -> 
 def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb.PodSandboxConfig,
               warnings: list[str], read_profile: Callable[[str], bytes] | None) -> None:
     name = app.name
+    _namespaces(name, sc.namespace_options, sandbox.linux.security_context.namespace_options)
     if sc.privileged:  # as containerd's: this app only, in a sandbox that allows it
         if not sandbox.linux.security_context.privileged:
             raise UsageError(f"container {name}: a privileged container needs a privileged sandbox "
@@ -337,6 +338,20 @@ def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb
         what = [f"masked {', '.join(masked)}"] if masked else []
         what += [f"read-only {', '.join(readonly)}"] if readonly else []
         warnings.append(f"container {name}: pyrkt applies its own /proc and /sys protection; not {'; '.join(what)}")
+
+
+def _namespaces(name: str, mine: pb.NamespaceOption, pods: pb.NamespaceOption) -> None:
+    """A container's namespace options (the kubelet gives its sandbox's): its apps are in the
+    pod's namespaces, so a host namespace the sandbox does not share, or another container's PID
+    namespace (TARGET, a debug container's), cannot be had."""
+    for what, want, have in (("network", mine.network, pods.network), ("IPC", mine.ipc, pods.ipc),
+                             ("PID", mine.pid, pods.pid)):
+        if want == pb.NODE and have != pb.NODE:
+            raise UsageError(f"container {name}: the host's {what} namespace (NODE) in a sandbox that has its own: "
+                             "a container shares its sandbox's")
+    if mine.pid == pb.TARGET:
+        raise UsageError(f"container {name}: PID namespace mode TARGET (another container's) is not supported "
+                         "by pyrkt")
 
 
 def not_protected(masked: Sequence[str], readonly: Sequence[str]) -> tuple[list[str], list[str]]:
