@@ -5,7 +5,7 @@ and overlay root.
 Host side, in the calling pyrkt process::
 
     build_plan   pod dir -> PodPlan (stage1/plan.py); pod init runs from it as a marshal'able dict
-    run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back), exec pod init;
+    run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back; --pid=host: no NEWPID), exec pod init;
                  wait for "ready"; detach: return; foreground: forward signals and wait
     enter        setns into an app's namespaces (mnt last), fork, exec in its root
     stop         TERM pod init (it TERMs the apps, then KILLs after the timeout); --force KILL

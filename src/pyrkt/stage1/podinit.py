@@ -1,5 +1,7 @@
 """Pod init: PID 1 of a pod. Starts the apps, reaps every child, keeps their logs, records
-their exit statuses, forwards signals and stops the pod by rkt's rules.
+their exit statuses, forwards signals and stops the pod by rkt's rules. With ``--pid=host`` it
+is no PID 1 but a host process, the apps' subreaper, and what the apps leave is killed through
+the pod's cgroup (``kill_left``), never with kill(-1).
 
 It starts as a fork of the pyrkt process that ran the pod (so apps start without paying for a
 new interpreter), and once the pod has run for ``SLIM_AFTER`` seconds it re-executes itself as
