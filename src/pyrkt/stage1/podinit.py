@@ -560,30 +560,46 @@ class PodInit:
 
     def kill_left(self) -> None:
         """--pid=host: KILL every process of the pod's cgroup (and the cgroups below it, the
-        apps') but pod init, until none is left; pod init, their subreaper, reaps them."""
-        fd = self.plan.get("procs_dir_fd", -1)
-        if fd < 0:
-            return
+        apps') but pod init, until none is left; pod init, their subreaper, reaps them. A pid is
+        signalled through a pidfd opened before the pid is seen in the cgroup again, so that one
+        reused meanwhile by a host process is never hit."""
         me = os.getpid()
         for _ in range(400):
-            pids: set[int] = set()
-            try:
-                for _, _, files, dfd in os.fwalk(".", dir_fd=fd):
-                    if "cgroup.procs" in files:
-                        with open(os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd), "rb") as f:
-                            pids.update(int(p) for p in f.read().split())
-            except OSError:
+            seen = self.pod_pids()
+            if seen is None or not seen - {me}:
                 return
-            pids -= {me, 0}  # 0: a process of a namespace pod init cannot see
-            if not pids:
-                return
-            for pid in pids:
+            fds = {}
+            for pid in seen - {me}:
                 try:
-                    os.kill(pid, SIGKILL)
-                except ProcessLookupError:
-                    pass
+                    fds[pid] = os.pidfd_open(pid)
+                except OSError:
+                    pass  # gone already
+            still = self.pod_pids() or set()
+            for pid, pidfd in fds.items():
+                try:
+                    if pid in still:
+                        _signal.pidfd_send_signal(pidfd, SIGKILL)
+                except OSError:
+                    pass  # it has exited
+                finally:
+                    os.close(pidfd)
             self.reap()
             time.sleep(0.005)
+
+    def pod_pids(self) -> set[int] | None:
+        """The pids in the pod's cgroup and below it (--pid=host), None when it cannot be read."""
+        fd = self.plan.get("procs_dir_fd", -1)
+        if fd < 0:
+            return None
+        pids: set[int] = set()
+        try:
+            for _, _, files, dfd in os.fwalk(".", dir_fd=fd):
+                if "cgroup.procs" in files:
+                    with open(os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd), "rb") as f:
+                        pids.update(int(p) for p in f.read().split())
+        except OSError:
+            return None
+        return pids - {0}  # 0: a process of a namespace pod init cannot see
 
     def teardown(self) -> None:
         """The CNI networks of a detached pod, or of a foreground one whose run process died:

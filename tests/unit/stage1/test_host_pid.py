@@ -1,7 +1,7 @@
 """A pod in the host's PID namespace (`--pid=host`, a CRI's hostPID): its plan, pod init as the
 apps' subreaper, and the rule that pod init kills with kill(-1) only as PID 1 of the pod's own
 namespace (in the host's, -1 is every process of the host): there, what is left of the pod is
-killed through its cgroup. No process is signalled here: os.kill is a recorder."""
+killed through its cgroup, by pidfds. No process is signalled here: the calls are recorders."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from pyrkt.kernel.recording import RecordingKernel
 from pyrkt.model.abi import RuntimeConfig
 from pyrkt.model.plan import EtcFiles, PodPlan, from_plain, to_plain
-from pyrkt.stage1 import execute, plan
+from pyrkt.stage1 import execute, plan, podinit
 from pyrkt.stage1.default import pod_procs_dir
 from pyrkt.stage1.podinit import PodInit
 
@@ -39,18 +39,43 @@ def fake_cgroup(root: Path, procs: dict[str, list[int]]) -> int:
     return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-@pytest.fixture
-def kills(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[int, int]]:
-    """os.kill recorded, never made; a process "killed" leaves the fake cgroup tree."""
-    done: list[tuple[int, int]] = []
+class Signals:
+    """os.kill, os.pidfd_open and pidfd_send_signal recorded, never made: a process "killed"
+    leaves the fake cgroup tree under ``root``; ``on_open`` runs as a pidfd is opened."""
 
-    def kill(pid: int, sig: int) -> None:
-        done.append((pid, sig))
-        for f in tmp_path.rglob("cgroup.procs"):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.kills: list[tuple[int, int]] = []  # os.kill's
+        self.sent: list[tuple[int, int]] = []  # through a pidfd
+        self.fds: dict[int, int] = {}
+        self.on_open = lambda pid: None
+
+    def leave(self, pid: int) -> None:
+        for f in self.root.rglob("cgroup.procs"):
             f.write_text("".join(f"{p}\n" for p in f.read_text().split() if p != str(pid)))
 
-    monkeypatch.setattr(os, "kill", kill)
-    return done
+    def kill(self, pid: int, sig: int) -> None:
+        self.kills.append((pid, sig))
+        self.leave(pid)
+
+    def pidfd_open(self, pid: int, flags: int = 0) -> int:
+        fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        self.fds[fd] = pid
+        self.on_open(pid)
+        return fd
+
+    def pidfd_send_signal(self, fd: int, sig: int, *rest: object) -> None:
+        self.sent.append((self.fds[fd], sig))
+        self.leave(self.fds[fd])
+
+
+@pytest.fixture
+def signals(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Signals:
+    rec = Signals(tmp_path)
+    monkeypatch.setattr(os, "kill", rec.kill)
+    monkeypatch.setattr(os, "pidfd_open", rec.pidfd_open)
+    monkeypatch.setattr(podinit._signal, "pidfd_send_signal", rec.pidfd_send_signal)
+    return rec
 
 
 def pod_init(fd: int) -> PodInit:
@@ -60,17 +85,29 @@ def pod_init(fd: int) -> PodInit:
 
 
 def test_in_the_hosts_pid_namespace_finish_kills_the_pods_cgroup_and_never_minus_one(
-        kills: list[tuple[int, int]], tmp_path: Path) -> None:
+        signals: Signals, tmp_path: Path) -> None:
     assert os.getpid() != 1
     fd = fake_cgroup(tmp_path / "cg", {".": [os.getpid(), 4001], "app-web": [4002, 4003], "app-db": []})
     try:
         assert pod_init(fd).finish() == 0
     finally:
         os.close(fd)
-    assert sorted(kills) == [(4001, 9), (4002, 9), (4003, 9)]  # all of the pod's, pod init's own pid not
+    assert sorted(signals.sent) == [(4001, 9), (4002, 9), (4003, 9)]  # all of the pod's, pod init's own pid not
+    assert signals.kills == []  # no kill(-1), no kill by a bare pid
 
 
-def test_as_pid_1_of_its_own_namespace_pod_init_kills_minus_one(kills: list[tuple[int, int]], tmp_path: Path,
+def test_a_pid_gone_from_the_cgroup_by_the_time_its_pidfd_is_open_is_not_signalled(
+        signals: Signals, tmp_path: Path) -> None:
+    fd = fake_cgroup(tmp_path / "cg", {".": [4001, 4002]})
+    signals.on_open = lambda pid: signals.leave(4001) if pid == 4001 else None  # exited; the pid may be reused
+    try:
+        pod_init(fd).finish()
+    finally:
+        os.close(fd)
+    assert signals.sent == [(4002, 9)]
+
+
+def test_as_pid_1_of_its_own_namespace_pod_init_kills_minus_one(signals: Signals, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     fd = fake_cgroup(tmp_path / "cg", {".": [1, 7]})
     monkeypatch.setattr(os, "getpid", lambda: 1)
@@ -78,12 +115,12 @@ def test_as_pid_1_of_its_own_namespace_pod_init_kills_minus_one(kills: list[tupl
         pod_init(fd).finish()
     finally:
         os.close(fd)
-    assert kills == [(-1, 9)]
+    assert (signals.kills, signals.sent) == ([(-1, 9)], [])
 
 
-def test_no_cgroup_to_read_kills_nothing(kills: list[tuple[int, int]]) -> None:
+def test_no_cgroup_to_read_kills_nothing(signals: Signals) -> None:
     PodInit({"apps": [], "tee": False}).finish()
-    assert kills == []
+    assert signals.kills == signals.sent == []
 
 
 def test_the_cgroup_pod_init_kills_by_holds_every_process_of_the_pod() -> None:
