@@ -256,10 +256,10 @@ def test_unknown_ids_are_not_found_and_bad_configs_invalid(cri: Cri, image: tupl
             rt(cri, method, request)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND, method
     config = sandbox_config(tmp_path, "bad")
-    config.linux.security_context.namespace_options.pid = pb.NODE
+    config.linux.security_context.namespace_options.pid = pb.TARGET  # hostPID (NODE) is taken: test_cri_security
     with pytest.raises(grpc.RpcError) as bad:
         run_sandbox(cri, config)
-    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "host PID" in str(bad.value.details())
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "mode TARGET" in str(bad.value.details())
     with pytest.raises(grpc.RpcError) as nonet:  # a pod network, and no CNI config in the kubelet's dir
         run_sandbox(cri, sandbox_config(tmp_path, "nonet", host_net=False))
     assert nonet.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -9,6 +9,7 @@ from pyrkt.errors import KernelError
 from pyrkt.kernel import libc as L
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 SIGKILL = 9
 
 
@@ -20,6 +21,14 @@ def die_with_parent(parent: int) -> None:
         raise KernelError("prctl", ctypes.get_errno(), "PR_SET_PDEATHSIG")
     if os.getppid() != parent:
         os._exit(1)
+
+
+def child_subreaper() -> None:
+    """Be the subreaper of this process's descendants: an orphan among them is re-parented to
+    it (and reaped by it), not to the init of the PID namespace (kept across execve)."""
+    if L.libc().prctl(ctypes.c_int(PR_SET_CHILD_SUBREAPER), ctypes.c_ulong(1), ctypes.c_ulong(0),
+                      ctypes.c_ulong(0), ctypes.c_ulong(0)) < 0:
+        raise KernelError("prctl", ctypes.get_errno(), "PR_SET_CHILD_SUBREAPER")
 
 
 def blank_cmdline(title: str) -> None:

@@ -160,6 +160,9 @@ class RecordingKernel:
     def loopback_up(self) -> None:
         self._rec("loopback_up")
 
+    def set_child_subreaper(self) -> None:
+        self._rec("set_child_subreaper")
+
     def held_caps(self) -> set[int]:
         return set(self.held)
 

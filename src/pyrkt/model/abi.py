@@ -76,6 +76,7 @@ SUPERVISOR_STATUS = "stage1/rootfs/rkt/supervisor-status"
 REQUESTS_DIR = "stage1/rootfs/rkt/requests"  # mutable pods: `app start|stop|rm` to pod init
 APPS_LOCK = "apps-lock"  # mutable pods: flock'ed by `app add|start|stop|rm` (pod init holds the dir's)
 MUTABLE_ANNOTATION = "coreos.com/rkt/stage1/mutable"  # "true" on an `app sandbox` pod, as rkt's
+PRIVILEGED_ANNOTATION = "pyrkt.io/privileged"  # "true" on a privileged app (`--privileged`, a CRI's): pyrkt's own
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STOP_TIMEOUT = 10.0
@@ -128,6 +129,7 @@ class RuntimeConfig(Value):
     cache_dir: str = ""  # where stage1 may cache compiled artefacts (seccomp BPF)
     devices: tuple[HostDevice, ...] = ()  # --device: made in every app's /dev and allowed
     ipc: str = "auto"  # --ipc: auto, private or parent
+    pid: str = ""  # --pid: "host" (the apps in the host's PID namespace), else a namespace of the pod's
     config_dirs: tuple[str, ...] = ()  # where net.d is read (system, local, user)
     dns: Dns = Dns()
     hosts_from_host: bool = False  # --hosts-entry=host

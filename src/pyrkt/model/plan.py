@@ -143,6 +143,9 @@ class AppPlan(Value):
     stdin: str = "null"
     stdout: str = "log"
     stderr: str = "log"
+    # a privileged app (``--privileged``): every capability, no seccomp filter, no masked or
+    # read-only /proc and /sys paths, /sys read-write; its devices as the host's
+    privileged: bool = False
 
     @property
     def attachable(self) -> bool:
@@ -189,6 +192,7 @@ class PodPlan(Value):
     python: str = ""
     podinit: str = ""
     private_users: str = ""  # "SHIFT:COUNT": the pod's user namespace (model.idmap), "" for none
+    host_pid: bool = False  # --pid=host: no PID namespace of its own; pod init is the apps' subreaper
 
 
 _NESTED: dict[str, type[Value]] = {"mounts": Mount, "devices": Device, "symlinks": Symlink, "files": File,

@@ -213,8 +213,11 @@ def unhonoured(apps: list[RuntimeApp], images: list[Image]) -> list[str]:
 def unapplied_privileges(apps: list[RuntimeApp], flavor_name: str) -> list[str]:
     """The privilege isolators (the image's or the flags') the flavor does not apply, one line each."""
     from pyrkt.stage1 import isolators
+    from pyrkt.stage1.plan import privileged
 
-    return [f"app {app.name}: {line}" for app in apps for line in isolators.warnings(app.app.isolators, flavor=flavor_name)]
+    return [f"app {app.name}: {line}" for app in apps for line in isolators.warnings(app.app.isolators, flavor=flavor_name)
+            ] + [f"app {app.name}: --privileged is not applied by the {flavor_name} stage1" for app in apps
+                 if flavor_name not in ("default", "fly") and privileged(app)]
 
 
 def parse_ports(specs: list[str], apps: list[RuntimeApp]) -> tuple[PodPort, ...]:

@@ -33,6 +33,7 @@ class RunOptions(Value, frozen=False):
     detach: bool = False
     rm: bool = False
     ipc: str = "auto"
+    pid: str = ""  # --pid: "host" (the host's PID namespace) or "private"; "": the flavor's own
     stage1_name: str = "default"
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
@@ -67,6 +68,10 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError("--rm works with foreground runs only: remove a detached pod with `pyrkt rm` once it exits")
     if opts.ipc not in ("auto", "private", "parent"):
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
+    if opts.pid not in ("", "private", "host"):
+        raise UsageError(f"invalid --pid={opts.pid!r}: want private or host")
+    if opts.pid == "private" and name == "fly":
+        raise UsageError("--pid=private: the fly flavor's apps share the host's PID namespace")
     if opts.hostname:
         check_hostname(opts.hostname)
     dns_fields(opts)  # bad --dns*/--hosts-entry values fail before any work
@@ -204,6 +209,7 @@ def runtime_config(config: Config, pod: Pod, opts: RunOptions) -> abi.RuntimeCon
         cache_dir=config.cache_dir,
         devices=host_devices(jsonio.loads(devices)) if devices else (),  # the host's numbers now
         ipc=opts.ipc,
+        pid=opts.pid,
         config_dirs=tuple(config.dirs.names()),
         **dns_fields(opts),
         **sysctl_fields(opts, flavor.canonical(recorded.strip())),

@@ -5,7 +5,7 @@ and overlay root.
 Host side, in the calling pyrkt process::
 
     build_plan   pod dir -> PodPlan (stage1/plan.py); pod init runs from it as a marshal'able dict
-    run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back), exec pod init;
+    run          cgroup, fork PID 1 (unshare NEWPID, fork, setns back; --pid=host: no NEWPID), exec pod init;
                  wait for "ready"; detach: return; foreground: forward signals and wait
     enter        setns into an app's namespaces (mnt last), fork, exec in its root
     stop         TERM pod init (it TERMs the apps, then KILLs after the timeout); --force KILL
@@ -186,20 +186,55 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
 def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra: RuntimeApp, etc: EtcFiles, *,
              console: str, idmapped: bool, compiled: dict[Any, bytes],
              devices: tuple[HostDevice, ...] = ()) -> AppPlan:
-    """One app's plan (a `run` pod's or one added to a mutable pod, with its own ``devices``),
-    its env file written."""
+    """One app's plan (a `run` pod's or one added to a mutable pod, with its own ``devices``; a
+    privileged one with the host's, as containerd's), its env file written."""
     name = ra.name
+    privileged = stage1_plan.privileged(ra)
+    if privileged:
+        devices += host_device_nodes()
     app = stage1_plan.app_plan(
         ra, config, lowers=read_layers(pod_dir, name),
         upper=os.path.join(pod_dir, abi.OVERLAY, name, "upper"),
         work=os.path.join(pod_dir, abi.OVERLAY, name, "work"),
         rootfs=os.path.join(pod_dir, abi.app_rootfs(name)),
-        log=abi.app_log(name), seccomp=app_seccomp(pod_dir, config, ra.app.isolators, compiled), etc=etc,
+        log=abi.app_log(name), etc=etc,
+        seccomp=b"" if privileged else app_seccomp(pod_dir, config, ra.app.isolators, compiled),
         console=console,  # pod init's paths: relative to pod
         volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
         pod_dir=pod_dir, idmapped=idmapped, devices=devices)
     fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
     return app
+
+
+# What a privileged app does not get of the host's /dev: what every app has of its own (its
+# terminals, shm, mqueue; /dev/console bound, /dev/ptmx a link to its own devpts') and, as
+# containerd leaves them out, what other tools keep there.
+HOST_DEV_SKIPPED = ("pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mounts", ".udev", "console", "ptmx")
+
+
+def host_device_nodes(dev: str = "/dev") -> tuple[HostDevice, ...]:
+    """Every device node of the host's /dev (links not followed) at its own path, with its
+    mode and owner, for a privileged app (``HOST_DEV_SKIPPED`` left out)."""
+    import stat
+
+    from pyrkt.model.devices import HostDevice
+
+    out = []
+    for top, dirs, files in os.walk(dev):
+        if top == dev:
+            dirs[:] = [d for d in dirs if d not in HOST_DEV_SKIPPED]
+            files = [f for f in files if f not in HOST_DEV_SKIPPED]
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue  # gone meanwhile
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append(HostDevice(path, "c" if stat.S_ISCHR(st.st_mode) else "b", os.major(st.st_rdev),
+                                      os.minor(st.st_rdev), mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                                      gid=st.st_gid))
+    return tuple(out)
 
 
 def volume_devices(apps: list[AppPlan]) -> tuple[DeviceRule, ...]:
@@ -244,7 +279,7 @@ def with_resolv(pod: PodPlan, config: abi.RuntimeConfig, resolv: str) -> PodPlan
     shift = stage1_plan.id_shift(config)
     return pod.replace(etc=etc, apps=tuple(a.replace(mounts=stage1_plan.app_mounts(
         etc, console=pod.console, mask_paths=not config.disable_paths, read_only_etc=a.read_only_root,
-        id_shift=shift)) for a in pod.apps))
+        id_shift=shift, privileged=a.privileged)) for a in pod.apps))
 
 
 def with_metadata_url(pod_dir: str, pod: PodPlan, config: abi.RuntimeConfig, host: str) -> PodPlan:
@@ -302,6 +337,13 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     path = os.path.join(pod_dir, ETC_DIR, "resolv.conf")
     fs.atomic_write(path, text, sync=False)
     return str(path)
+
+
+def pod_procs_dir(paths: list[str]) -> str:
+    """The pod's cgroup directory, below which all its processes are, of pod init's ``paths``
+    (the first hierarchy's; on v2 pod init is in a leaf beside the apps': the pod's is above)."""
+    first = paths[0]
+    return os.path.dirname(first) if os.path.basename(first) == cgroups.INIT_LEAF else first
 
 
 def join_cgroups(paths: list[str], pid: int, joined_w: int) -> None:
@@ -403,24 +445,33 @@ class DefaultFlavor:
         self_join = all(os.path.exists(os.path.join(p, "tasks")) for p in cgroup_paths)
         if self_join:
             plan["join_paths"] = cgroup_paths
-        host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-        namespaces.unshare(namespaces.CLONE_NEWPID)
+        host_pidns = -1
+        if pod.host_pid:  # --pid=host: pod init kills what is left of the pod through its cgroup
+            if not cgroup_paths:
+                raise PyrktError("--pid=host needs a cgroup for the pod (this host has none)")
+            plan["procs_dir"] = pod_procs_dir(cgroup_paths)
+        else:
+            host_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            namespaces.unshare(namespaces.CLONE_NEWPID)
         if not detach:  # pod init watches this process: when it dies, the pod goes (as in rkt)
             plan["parent_fd"] = os.pidfd_open(os.getpid())
         try:
             pid = os.fork()
         except BaseException:
-            namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+            if host_pidns >= 0:
+                namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
             if not detach:
                 os.close(plan["parent_fd"])
             raise
         if pid == 0:
-            os.close(host_pidns)  # the apps could reach it through /proc/1/fd
+            if host_pidns >= 0:
+                os.close(host_pidns)  # the apps could reach it through /proc/1/fd
             os.close(joined_w)
             self.become_pod_init(pod_dir, pod, plan, netns_path, lock_fd, ready_r, ready_w, joined_r,
                                  detach=detach, pty=pty)
-        namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
-        os.close(host_pidns)
+        if host_pidns >= 0:
+            namespaces.setns(host_pidns, namespaces.CLONE_NEWPID, "host pid namespace")
+            os.close(host_pidns)
         if "userns_fd" in plan:
             os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)
@@ -548,8 +599,9 @@ class DefaultFlavor:
         ra = read_manifest(pod_dir).app(app)
         workdir = ra.app.working_directory if ra is not None else "/"
         isolators = ra.app.isolators if ra is not None else ()
-        keep = stage1_plan.app_caps(config, isolators)  # the app's own set and filter
-        bpf = app_seccomp(pod_dir, config, isolators, {})
+        privileged = ra is not None and stage1_plan.privileged(ra)
+        keep = stage1_plan.app_caps(config, isolators, privileged=privileged)  # the app's own set and filter
+        bpf = b"" if privileged else app_seccomp(pod_dir, config, isolators, {})
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         pod_cgroups = cgroups.enter_paths(sub, app) if sub else []
         root = users.Ids(0, 0, (), "root", "/")  # as rkt: enter runs as root, with the app's limits
@@ -572,7 +624,7 @@ class DefaultFlavor:
                             os.close(pty[1])
                         os.chdir(workdir or "/")
                         path = find_executable(argv[0], env)
-                        execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=True)
+                        execute.become(LinuxKernel(), root, keep, bpf, no_new_privs=not privileged)
                         os.execve(path, argv, env)
                     except BaseException as e:
                         sys.stderr.write(f"pyrkt: {e}\n")
@@ -647,7 +699,8 @@ class DefaultFlavor:
             etc = from_plain(EtcFiles, marshal.load(f))
         app = plan_app(pod_dir, config, manifest, ra, etc, console="/dev/null",
                        idmapped=pod_files_idmapped(pod_dir, config), compiled={}, devices=devices)
-        app = app.replace(device_rules=stage1_plan.added_app_device_rules(config, devices, volume_devices([app])))
+        app = app.replace(device_rules=stage1_plan.own_device_rules(  # a privileged one's: every device
+            app, stage1_plan.added_app_device_rules(config, devices, volume_devices([app]))))
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         app, warnings = execute.set_up_app_cgroups(LinuxKernel(), sub, app)
         for line in warnings:

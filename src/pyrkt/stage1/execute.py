@@ -168,23 +168,24 @@ def set_up_cgroups(k: Kernel, pod: PodPlan) -> tuple[list[str], PodPlan, list[st
     """Host side, before pod init runs: the pod's cgroup in each hierarchy, each app's inside
     it with the app's limits, and the pod's device allow-list (as rkt's DevicePolicy=closed;
     none with --insecure-options=paths), all written before any process joins. Returns pod
-    init's cgroup directories (for ``cgroup_join``), the plan with each app's cgroups, and a
+    init's cgroup directories (for ``cgroup_join``), the plan with each app's cgroups (and its
+    devices cgroup where it holds an allow-list of its own: a privileged app's), and a
     warning for each limit no controller of this host can apply (as rkt, which skips it)."""
     paths = k.cgroup_create(pod.cgroup)
+    if pod.device_rules is not None:  # first: an app's own list (a privileged one's) widens it on v1
+        k.cgroup_limit_devices(pod.cgroup, pod.device_rules, **({"apps_own": True} if pod.apps_own_devices else {}))
     apps = []
     warnings = []
     for app in pod.apps:
         app, skipped = set_up_app_cgroups(k, pod.cgroup, app)
         apps.append(app)
         warnings += skipped
-    if pod.device_rules is not None:
-        k.cgroup_limit_devices(pod.cgroup, pod.device_rules, **({"apps_own": True} if pod.apps_own_devices else {}))
     return paths, pod.replace(apps=tuple(apps)), warnings
 
 
 def set_up_app_cgroups(k: Kernel, cgroup: str, app: AppPlan) -> tuple[AppPlan, list[str]]:
     """An app's cgroups in its pod's (``cgroup``) with its limits written and, when it holds an
-    allow-list of its own (an app added to a mutable pod), its devices cgroup with that list,
+    allow-list of its own (an app added to a mutable pod, a privileged app), its devices cgroup with that list,
     before it joins them; returns the plan with the directories it joins, and a warning for each
     limit no controller of this host can apply (as rkt, which skips it)."""
     from pyrkt.kernel.cgroups import NEEDS
@@ -211,7 +212,11 @@ def set_up_pod(k: Kernel, pod: PodPlan) -> None:
     """In pod init, once it is in the pod's network namespace (CNI): its own namespaces but the
     cgroup one (each app makes its own, rooted at its cgroup: ``set_up_root``), a private
     mount tree, the hostname, the pod's sysctls (in its net and IPC namespaces, before any app
-    starts) and, for --net=none, the loopback up."""
+    starts) and, for --net=none, the loopback up. In the host's PID namespace (--pid=host), pod
+    init is not its PID 1: it becomes the subreaper of the apps, so that their orphans come back
+    to it."""
+    if pod.host_pid:
+        k.set_child_subreaper()
     k.unshare(pod.ns_flags & ~CLONE_NEWCGROUP)
     k.make_rprivate("/")
     k.sethostname(pod.hostname)

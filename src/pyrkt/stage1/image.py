@@ -110,6 +110,8 @@ def run_argv(path: str, config: abi.RuntimeConfig, version: int) -> tuple[list[s
             argv.append("--ipc=" + config.ipc)
         else:
             warnings.append("--ipc option is not supported by stage1")
+    if config.pid:
+        warnings.append(f"--pid={config.pid} option is not supported by stage1")  # pyrkt's own: no stage1 image has it
     argv.append(config.uuid)
     return argv, warnings
 

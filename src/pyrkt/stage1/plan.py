@@ -66,10 +66,21 @@ def with_metadata_url(app: AppPlan, host: str, port: int, token: str) -> AppPlan
                        (f"AC_METADATA_URL={url}",))
 
 
-def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = ()) -> tuple[int, ...]:
+def privileged(ra: RuntimeApp) -> bool:
+    """Whether the app is privileged (``--privileged``, a CRI's privileged container): its
+    ``pyrkt.io/privileged`` annotation in the pod manifest."""
+    from pyrkt.model.abi import PRIVILEGED_ANNOTATION
+
+    return dict(ra.annotations).get(PRIVILEGED_ANNOTATION) == "true"
+
+
+def app_caps(config: RuntimeConfig, isolators: tuple[tuple[str, Any], ...] = (), *,
+             privileged: bool = False) -> tuple[int, ...]:
     """The capability set of an app: appc's default set or what its capability isolators make
     of it (``stage1.isolators``), or every capability with ``--insecure-options=capabilities``
-    (the kernel calls leave out what pod init lacks)."""
+    or for a ``privileged`` app (the kernel calls leave out what pod init lacks)."""
+    if privileged:
+        return tuple(sorted(ALL_CAPS))
     if not isolators:
         return tuple(sorted(ALL_CAPS if config.disable_capabilities else DEFAULT_CAPS))
     from pyrkt.stage1 import isolators as privileges
@@ -84,13 +95,13 @@ KERNEL_MOUNTS = 7
 
 
 def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True,
-               read_only_etc: bool = False, id_shift: int = 0) -> tuple[Mount, ...]:
+               read_only_etc: bool = False, id_shift: int = 0, privileged: bool = False) -> tuple[Mount, ...]:
     """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
     is (the pod's terminal with --interactive); ``mask_paths``: False with
     ``--insecure-options=paths``; ``read_only_etc``: the /etc files read-only too (an app
     with a read-only root, as rkt's, whose read-only root takes the files bound in it along);
     ``id_shift``: the host id of the pod's root with --private-users (its ptys then belong to
-    its own tty group)."""
+    its own tty group); ``privileged``: /sys read-write and no masks (for this app only)."""
     out = [
         Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
@@ -99,10 +110,10 @@ def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = 
               f"newinstance,ptmxmode=0666,mode=0620,gid={id_shift + TTY_GID}", make="dir"),
         Mount("shm", "/dev/shm", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k", make="dir"),
         Mount("mqueue", "/dev/mqueue", "mqueue", NOSUID_NODEV_NOEXEC, make="dir"),
-        Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | MS_RDONLY, make="dir"),
+        Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | (0 if privileged else MS_RDONLY), make="dir"),
         *etc_mounts(etc, read_only=read_only_etc),
     ]
-    if mask_paths:
+    if mask_paths and not privileged:
         out += mask_mounts()
     return tuple(out)
 
@@ -201,10 +212,20 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
     no_new_privs, and the resource limits and OOM score its isolators ask for. With
     --private-users (``config.private_users``) the pod dir's files are its own
     (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them). ``devices``: its
-    own ``app add --device`` nodes, beside the pod's."""
+    own ``app add --device`` nodes, beside the pod's. A privileged app (``privileged``) has
+    every capability, no seccomp filter and no_new_privs only if its isolator asks, /sys
+    read-write and no masked paths; the pod's other apps keep theirs."""
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
+    priv = privileged(ra)
+    if priv and shift:
+        raise UsageError(f"app {ra.name}: a privileged app cannot run in a pod with --private-users")
+    no_new_privs = True
+    if priv:  # unless its isolator asks, as a privileged container may escalate (Kubernetes)
+        from pyrkt.stage1.isolators import NO_NEW_PRIVS
+
+        no_new_privs = dict(app.isolators).get(NO_NEW_PRIVS) is True
     io = app_stdio(ra, config)
     plan = AppPlan(
         name=ra.name, argv=tuple(app.exec), env=app_env(app.environment, ra.name),
@@ -212,9 +233,10 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
-                          read_only_etc=ra.read_only_rootfs, id_shift=shift),
+                          read_only_etc=ra.read_only_rootfs, id_shift=shift, privileged=priv),
         devices=app_devices(config.devices + devices), symlinks=dev_symlinks(),
-        caps=app_caps(config, app.isolators), seccomp=seccomp, no_new_privs=True,
+        caps=app_caps(config, app.isolators, privileged=priv), seccomp=b"" if priv else seccomp,
+        no_new_privs=no_new_privs, privileged=priv,
         limits=limits, oom_score_adj=oom_score_adj, cgroupns=True,
         event_handlers=tuple((n, tuple(e)) for n, e in app.event_handlers),
         id_shift=shift, pod_files=pod_dir if shift else "", idmapped=idmapped,
@@ -270,6 +292,18 @@ def added_app_device_rules(config: RuntimeConfig, devices: tuple[HostDevice, ...
     return policy.policy(tuple(d.rule() for d in config.devices + devices) + volume_devices)
 
 
+def own_device_rules(app: AppPlan, rules: tuple[DeviceRule, ...] | None) -> tuple[DeviceRule, ...] | None:
+    """The allow-list an app holds of its own: ``rules``, or for a privileged app every device
+    (as containerd's), as wildcard rules of each type: on v1 the pod's cgroup is widened by
+    them, and an "a" rule cannot be written where the cgroup has children (the other apps');
+    None with --insecure-options=paths (no policy, every device already)."""
+    if rules is None or not app.privileged:
+        return rules
+    from pyrkt.model.devices import ANY, DeviceRule
+
+    return (DeviceRule("c", ANY, ANY), DeviceRule("b", ANY, ANY))
+
+
 # namespace flags (linux/sched.h)
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = (
     0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x40000000)
@@ -323,13 +357,17 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
         sysctls += (UNPRIVILEGED_PORTS,)
     rules = None if config.disable_paths else devices.policy(tuple(d.rule() for d in config.devices)
                                                              + volume_devices)
+    own = config.mutable  # the apps hold allow-lists of their own (added apps; a privileged one's)
+    if rules is not None and any(a.privileged for a in apps):
+        own = True
+        apps = tuple(a.replace(device_rules=own_device_rules(a, rules)) for a in apps)
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
         net=network_mode(config.net), cgroup=pod_cgroup(config.uuid, config.cgroup_parent), apps=apps, etc=etc,
-        device_rules=rules, apps_own_devices=config.mutable, sysctls=sysctls, interactive=config.interactive,
+        device_rules=rules, apps_own_devices=own, sysctls=sysctls, interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
-        python=python, podinit=podinit, private_users=config.private_users)
+        python=python, podinit=podinit, private_users=config.private_users, host_pid=config.pid == "host")
 
 
 # -- the fly flavor ------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Pod init: PID 1 of a pod. Starts the apps, reaps every child, keeps their logs, records
-their exit statuses, forwards signals and stops the pod by rkt's rules.
+their exit statuses, forwards signals and stops the pod by rkt's rules. With ``--pid=host`` it
+is no PID 1 but a host process, the apps' subreaper, and what the apps leave is killed through
+the pod's cgroup (``kill_left``), never with kill(-1).
 
 It starts as a fork of the pyrkt process that ran the pod (so apps start without paying for a
 new interpreter), and once the pod has run for ``SLIM_AFTER`` seconds it re-executes itself as
@@ -159,6 +161,11 @@ class PodInit:
                     app.oom = os.open(app.spec["oom_events"], os.O_RDONLY | os.O_CLOEXEC)
                 except OSError:
                     pass  # its OOM kills show as SIGKILL only
+        if self.plan.get("procs_dir"):  # --pid=host: what is the pod's, for finish (see kill_left)
+            try:
+                self.plan["procs_dir_fd"] = os.open(self.plan["procs_dir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                pass
         if self.plan.get("oom_dir"):  # a mutable pod: its apps added later are below it
             try:
                 self.plan["oom_dir_fd"] = os.open(self.plan["oom_dir"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -541,12 +548,58 @@ class PodInit:
                 self.close_stream(fd)
             if app.log >= 0:
                 os.close(app.log)
-        try:
-            os.kill(-1, SIGKILL)  # whatever the apps left behind dies with the pod
-        except ProcessLookupError:
-            pass
+        if os.getpid() == 1:  # PID 1 of the pod's own namespace: -1 is every process of the pod
+            try:
+                os.kill(-1, SIGKILL)  # whatever the apps left behind dies with the pod
+            except ProcessLookupError:
+                pass
+        else:  # in the host's (--pid=host), -1 would be every process of the host: never
+            self.kill_left()
         self.teardown()
         return self.exit_code
+
+    def kill_left(self) -> None:
+        """--pid=host: KILL every process of the pod's cgroup (and the cgroups below it, the
+        apps') but pod init, until none is left; pod init, their subreaper, reaps them. A pid is
+        signalled through a pidfd opened before the pid is seen in the cgroup again, so that one
+        reused meanwhile by a host process is never hit."""
+        me = os.getpid()
+        for _ in range(400):
+            seen = self.pod_pids()
+            if seen is None or not seen - {me}:
+                return
+            fds = {}
+            for pid in seen - {me}:
+                try:
+                    fds[pid] = os.pidfd_open(pid)
+                except OSError:
+                    pass  # gone already
+            still = self.pod_pids() or set()
+            for pid, pidfd in fds.items():
+                try:
+                    if pid in still:
+                        _signal.pidfd_send_signal(pidfd, SIGKILL)
+                except OSError:
+                    pass  # it has exited
+                finally:
+                    os.close(pidfd)
+            self.reap()
+            time.sleep(0.005)
+
+    def pod_pids(self) -> set[int] | None:
+        """The pids in the pod's cgroup and below it (--pid=host), None when it cannot be read."""
+        fd = self.plan.get("procs_dir_fd", -1)
+        if fd < 0:
+            return None
+        pids: set[int] = set()
+        try:
+            for _, _, files, dfd in os.fwalk(".", dir_fd=fd):
+                if "cgroup.procs" in files:
+                    with open(os.open("cgroup.procs", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd), "rb") as f:
+                        pids.update(int(p) for p in f.read().split())
+        except OSError:
+            return None
+        return pids - {0}  # 0: a process of a namespace pod init cannot see
 
     def teardown(self) -> None:
         """The CNI networks of a detached pod, or of a foreground one whose run process died:
@@ -602,7 +655,7 @@ class PodInit:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
             os.set_inheritable(self.parent, True)
-        for key in ("apps_mntns", "userns_fd", "host_mntns", "oom_dir_fd"):  # a mutable pod's, for the apps added later
+        for key in ("apps_mntns", "userns_fd", "host_mntns", "oom_dir_fd", "procs_dir_fd"):  # for apps added later
             if self.plan.get(key, -1) >= 0:
                 os.set_inheritable(self.plan[key], True)
         python = self.plan["python"]
@@ -628,6 +681,9 @@ class PodInit:
             for fd in plan.get("root_fds", ()):
                 os.close(fd)
             plan["root_fds"] = []
+        for key in ("apps_mntns", "userns_fd", "host_mntns", "oom_dir_fd", "procs_dir_fd"):  # pod init's own again
+            if plan.get(key, -1) >= 0:  # (exec_setup passes an added app's set-up the ones it needs)
+                os.set_inheritable(plan[key], False)
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped, app.oom = saved["pid"], saved["code"], saved["stopped"], saved["oom"]

@@ -10,6 +10,7 @@ import pytest
 from pyrkt.api.cri import mapping
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
+from pyrkt.model.abi import PRIVILEGED_ANNOTATION
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, OOM_SCORE_ADJ
 from pyrkt.stage1.isolators import NO_NEW_PRIVS
 
@@ -53,12 +54,12 @@ def test_sandbox_hostname_dns_ports_labels_annotations_and_sysctls() -> None:
     assert m.log_directory == "/var/log/pods/default_web_u-1" and m.warnings == ()
 
 
-def test_host_network_and_ipc_map_to_net_host_and_ipc_parent_host_pid_is_refused() -> None:
+def test_host_network_ipc_and_pid_map_to_net_host_ipc_parent_and_pid_host() -> None:
     m = mapping.sandbox_request(sandbox(ns=NS(network=pb.NODE, pid=pb.POD, ipc=pb.NODE)))
-    assert (m.run.net, m.run.ipc, m.ports) == (["host"], "parent", ())
+    assert (m.run.net, m.run.ipc, m.run.pid, m.ports) == (["host"], "parent", "", ())
     assert any("port mappings of a host-network sandbox" in w for w in m.warnings)
-    with pytest.raises(UsageError, match="host PID namespace"):
-        mapping.sandbox_request(sandbox(ns=NS(network=pb.POD, pid=pb.NODE, ipc=pb.POD)))
+    m = mapping.sandbox_request(sandbox(ns=NS(network=pb.POD, pid=pb.NODE, ipc=pb.POD)))
+    assert (m.run.net, m.run.ipc, m.run.pid) == (["default"], "private", "host")
     m = mapping.sandbox_request(sandbox(ns=NS(network=pb.POD, pid=pb.CONTAINER, ipc=pb.POD)))
     assert any("share the pod's PID namespace" in w for w in m.warnings)
 
@@ -164,8 +165,41 @@ def test_user_groups_read_only_root_and_no_new_privs() -> None:
     assert (NO_NEW_PRIVS, True) in app.isolators
     m = mapping.container_request(container(linux=security(run_as_username="nginx")), sandbox())
     assert (m.app.user, m.app.group) == ("nginx", "")
-    with pytest.raises(UsageError, match="privileged containers"):
+
+
+def privileged_sandbox() -> pb.PodSandboxConfig:
+    config = sandbox()
+    config.linux.security_context.privileged = True
+    return config
+
+
+def test_a_privileged_container_needs_a_privileged_sandbox_and_is_marked_privileged_alone() -> None:
+    with pytest.raises(UsageError, match="container nginx: a privileged container needs a privileged sandbox"):
         mapping.container_request(container(linux=security(privileged=True)), sandbox())
+    assert mapping.sandbox_request(privileged_sandbox()).privileged
+    m = mapping.container_request(container(linux=security(
+        privileged=True, capabilities=pb.Capability(drop_capabilities=["KILL"]),
+        seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.RuntimeDefault))), privileged_sandbox())
+    assert (PRIVILEGED_ANNOTATION, "true") in m.app.annotations
+    assert (m.app.caps_retain, m.app.caps_remove, m.app.seccomp) == ("", "", "")
+    assert "container nginx: capabilities dropped from a privileged container are not dropped: it has every " \
+           "capability" in m.warnings
+    plain = mapping.container_request(container(), privileged_sandbox())  # the sandbox allows, it does not make
+    assert PRIVILEGED_ANNOTATION not in dict(plain.app.annotations)
+
+
+def test_a_containers_namespaces_are_its_sandboxs() -> None:
+    host = NS(network=pb.NODE, pid=pb.NODE, ipc=pb.NODE)
+    m = mapping.container_request(container(linux=security(namespace_options=host)), sandbox(ns=host))
+    assert m.app.name == "nginx"
+    mapping.container_request(container(linux=security(namespace_options=NS(pid=pb.CONTAINER))), sandbox())
+    with pytest.raises(UsageError, match="container nginx: the host's PID namespace .NODE. in a sandbox that has "
+                                         "its own: a container shares its sandbox's"):
+        mapping.container_request(container(linux=security(namespace_options=NS(pid=pb.NODE))), sandbox())
+    with pytest.raises(UsageError, match="the host's network namespace"):
+        mapping.container_request(container(linux=security(namespace_options=NS(network=pb.NODE))), sandbox())
+    with pytest.raises(UsageError, match="PID namespace mode TARGET"):
+        mapping.container_request(container(linux=security(namespace_options=NS(pid=pb.TARGET))), sandbox())
 
 
 def test_capabilities_add_and_drop_against_appcs_default_set() -> None:

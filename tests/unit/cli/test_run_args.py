@@ -96,6 +96,16 @@ def test_privilege_flags_belong_to_the_image_they_follow() -> None:
         parse("img", "--seccomp=")
 
 
+def test_privileged_marks_the_image_it_follows_and_takes_no_privilege_flags() -> None:
+    _, apps = parse("img-a", "--privileged", "img-b")
+    assert apps[0].annotations == [("pyrkt.io/privileged", "true")] and apps[1].annotations == []
+    with pytest.raises(UsageError, match="--privileged must follow an image"):
+        parse("--privileged", "img")
+    with pytest.raises(UsageError, match="--privileged gives every capability and no seccomp filter: it takes "
+                                         "no --caps-remove"):
+        parse("img", "--privileged", "--caps-remove=CAP_CHOWN")
+
+
 def test_rkts_deprecated_cap_flags_are_taken_with_cobras_warning() -> None:
     flags = FlagSet(RUN_FLAGS)
     _, apps = parse_pod_and_apps(flags, ["img", "--cap-retain=CAP_KILL", "img-b", "--cap-remove=CAP_CHOWN"])

@@ -183,3 +183,10 @@ def test_the_fly_flavor_names_the_privilege_isolators_it_does_not_apply() -> Non
     assert unapplied_privileges(apps, "fly") == [
         "app db: isolator os/linux/capabilities-remove-set is not applied by the fly flavor: ignored"]
     assert unapplied_privileges(apps, "default") == []
+
+
+def test_a_stage1_image_names_a_privileged_app_it_does_not_make_privileged() -> None:
+    apps = reify(PodRequest(apps=[AppRequest(image="x", name="admin", annotations=[("pyrkt.io/privileged", "true")])]),
+                 [IMAGE])
+    assert unapplied_privileges(apps, "image") == ["app admin: --privileged is not applied by the image stage1"]
+    assert unapplied_privileges(apps, "default") == unapplied_privileges(apps, "fly") == []  # fly's apps are so

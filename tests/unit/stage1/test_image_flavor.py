@@ -44,6 +44,8 @@ def test_an_older_stage1_gets_no_newer_flags_and_a_warning_for_each_asked_for() 
                         "--ipc option is not supported by stage1"]
     argv, warnings = run_argv("/r", FULL, 3)
     assert "--disable-seccomp" in argv and "--hostname=h" in argv and len(warnings) == 2
+    argv, warnings = run_argv("/r", FULL.replace(pid="host"), 6)
+    assert warnings == ["--pid=host option is not supported by stage1"] and not any("pid" in a for a in argv)
 
 
 def test_defaults_add_no_optional_flag_and_networks_are_one_comma_list() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
+from pyrkt.model.abi import PRIVILEGED_ANNOTATION
 from pyrkt.model.cgroup import check_parent
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, MIN_MEMORY, OOM_SCORE_ADJ, check_cpu
 from pyrkt.model.names import check_app_name, check_hostname
@@ -50,7 +51,7 @@ class HostPort(Value):
 
 
 class SandboxMapping(Value):
-    """A PodSandboxConfig as pyrkt's pod: ``run`` (hostname, DNS, --net, --ipc), ``pod`` (the
+    """A PodSandboxConfig as pyrkt's pod: ``run`` (hostname, DNS, --net, --ipc, --pid), ``pod`` (the
     pod's user annotations and labels, --sysctl; its apps come with CreateContainer)."""
 
     run: RunOptions
@@ -58,7 +59,7 @@ class SandboxMapping(Value):
     ports: tuple[HostPort, ...] = ()
     cgroup_parent: str = ""
     log_directory: str = ""
-    privileged: bool = False  # whether its containers may be privileged (never in pyrkt yet)
+    privileged: bool = False  # whether its containers may be privileged
     warnings: tuple[str, ...] = ()
 
 
@@ -95,9 +96,8 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
     run.ipc = {pb.POD: "private", pb.NODE: "parent"}.get(ns.ipc, "")
     if not run.ipc:
         raise UsageError(f"IPC namespace mode {pb.NamespaceMode.Name(ns.ipc)} is not a sandbox's: want POD or NODE")
-    if ns.pid == pb.NODE:
-        raise UsageError("host PID namespace (hostPID) is not supported: a pyrkt pod always has its own PID "
-                         "namespace (only the fly flavor shares the host's, and it runs no app sandbox)")
+    if ns.pid == pb.NODE:  # hostPID: the apps in the host's PID namespace (--pid=host)
+        run.pid = "host"
     if ns.pid == pb.TARGET:
         raise UsageError("PID namespace mode TARGET (a container's PID namespace) is not supported by pyrkt")
     if ns.pid == pb.CONTAINER:
@@ -204,7 +204,7 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
 
     app.isolators = resources(name, config.linux.resources, warnings)
     _security(app, config.linux.security_context, sandbox, warnings, read_profile)
-    app.annotations = stdio_modes(config)
+    app.annotations = stdio_modes(config) + app.annotations  # after a privileged one's mark
     if config.stdin_once:
         warnings.append(f"container {name}: stdin_once is not honoured: the app's stdin stays open after an "
                         "attach ends")
@@ -298,9 +298,12 @@ def resources(name: str, r: pb.LinuxContainerResources, warnings: list[str]) -> 
 def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb.PodSandboxConfig,
               warnings: list[str], read_profile: Callable[[str], bytes] | None) -> None:
     name = app.name
-    if sc.privileged:
-        raise UsageError(f"container {name}: privileged containers are not supported by pyrkt yet "
-                         "(its --insecure-options apply to a whole pod, not to one app)")
+    _namespaces(name, sc.namespace_options, sandbox.linux.security_context.namespace_options)
+    if sc.privileged:  # as containerd's: this app only, in a sandbox that allows it
+        if not sandbox.linux.security_context.privileged:
+            raise UsageError(f"container {name}: a privileged container needs a privileged sandbox "
+                             "(its security context's privileged is false)")
+        app.annotations.append((PRIVILEGED_ANNOTATION, "true"))
     if sc.HasField("run_as_user"):
         app.user = str(sc.run_as_user.value)
     elif sc.run_as_username:
@@ -317,18 +320,37 @@ def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb
         from pyrkt.stage1.isolators import NO_NEW_PRIVS
 
         app.isolators.append((NO_NEW_PRIVS, True))
-    app.caps_retain, app.caps_remove = capabilities(name, sc.capabilities)
-    app.seccomp = seccomp(name, sc, warnings, read_profile)
+    if sc.privileged:  # every capability, no filter: what is asked of them is not applied, as containerd's
+        if sc.capabilities.drop_capabilities:
+            warnings.append(f"container {name}: capabilities dropped from a privileged container are not "
+                            "dropped: it has every capability")
+    else:
+        app.caps_retain, app.caps_remove = capabilities(name, sc.capabilities)
+        app.seccomp = seccomp(name, sc, warnings, read_profile)
     if sc.HasField("apparmor") and sc.apparmor.profile_type != pb.SecurityProfile.Unconfined or (
             sc.apparmor_profile not in ("", "unconfined")):
         warnings.append(f"container {name}: the AppArmor profile is not applied: pyrkt does not load AppArmor profiles")
     if _selinux(sc.selinux_options):
         warnings.append(f"container {name}: SELinux options are not applied: pyrkt does not label pods")
     masked, readonly = not_protected(sc.masked_paths, sc.readonly_paths)
-    if masked or readonly:
+    if (masked or readonly) and not sc.privileged:
         what = [f"masked {', '.join(masked)}"] if masked else []
         what += [f"read-only {', '.join(readonly)}"] if readonly else []
         warnings.append(f"container {name}: pyrkt applies its own /proc and /sys protection; not {'; '.join(what)}")
+
+
+def _namespaces(name: str, mine: pb.NamespaceOption, pods: pb.NamespaceOption) -> None:
+    """A container's namespace options (the kubelet gives its sandbox's): its apps are in the
+    pod's namespaces, so a host namespace the sandbox does not share, or another container's PID
+    namespace (TARGET, a debug container's), cannot be had."""
+    for what, want, have in (("network", mine.network, pods.network), ("IPC", mine.ipc, pods.ipc),
+                             ("PID", mine.pid, pods.pid)):
+        if want == pb.NODE and have != pb.NODE:
+            raise UsageError(f"container {name}: the host's {what} namespace (NODE) in a sandbox that has its own: "
+                             "a container shares its sandbox's")
+    if mine.pid == pb.TARGET:
+        raise UsageError(f"container {name}: PID namespace mode TARGET (another container's) is not supported "
+                         "by pyrkt")
 
 
 def not_protected(masked: Sequence[str], readonly: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -227,7 +227,8 @@ class Pods:
         rc = fs.read_json(pod.file(abi.RUNTIME_CONFIG)) if os.path.exists(pod.file(abi.RUNTIME_CONFIG)) else {}
         host_net = list(rc.get("net") or []) == ["host"]
         ns = pb.NamespaceOption(network=pb.NODE if host_net else pb.POD,
-                                ipc=pb.NODE if rc.get("ipc") == "parent" else pb.POD, pid=pb.POD)
+                                ipc=pb.NODE if rc.get("ipc") == "parent" else pb.POD,
+                                pid=pb.NODE if rc.get("pid") == "host" else pb.POD)
         ips = [n.ip for n in info.networks if n.ip]
         net = pb.PodSandboxNetworkStatus(ip=ips[0] if ips else "",
                                          additional_ips=[pb.PodIP(ip=ip) for ip in ips[1:]])

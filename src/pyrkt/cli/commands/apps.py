@@ -14,6 +14,7 @@ from __future__ import annotations
 from pyrkt.cli.flags import CAPS_ALIASES, Flag, FlagSet
 from pyrkt.errors import UsageError
 from pyrkt.model import stdio
+from pyrkt.model.abi import PRIVILEGED_ANNOTATION
 from pyrkt.model.isolators import flag_isolators
 from pyrkt.model.names import check_absolute_dir, check_app_name
 from pyrkt.stage0.prepare import AppRequest, parse_pairs
@@ -42,6 +43,8 @@ APP_FLAGS = [
     Flag("seccomp", metavar="FILTER", help="the seccomp filter of the preceding image: "
          "mode=retain|remove[,errno=ENAME],SYSCALL|@GROUP,..."),
     *CAPS_ALIASES,
+    Flag("privileged", "bool", help="run the preceding image privileged: every capability, no seccomp filter, "
+         "/proc and /sys unmasked (pyrkt's own; the pod's other apps keep their protections)"),
     Flag("stdin", metavar="MODE", help="stdin mode of the preceding image: null, stream or tty (default null)"),
     Flag("stdout", metavar="MODE", help="stdout mode of the preceding image: log, null, stream or tty (default log)"),
     Flag("stderr", metavar="MODE", help="stderr mode of the preceding image: log, null, stream or tty (default log)"),
@@ -119,6 +122,11 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
         app.caps_retain = v["caps_retain"] or v["cap_retain"] or ""
         app.caps_remove = v["caps_remove"] or v["cap_remove"] or ""
         app.seccomp = v["seccomp"] or ""
+        if v["privileged"]:
+            given = [f for f in ("caps-retain", "caps-remove", "seccomp") if getattr(app, f.replace("-", "_"))]
+            if given:
+                raise UsageError(f"--privileged gives every capability and no seccomp filter: it takes no --{given[0]}")
+            app.annotations.append((PRIVILEGED_ANNOTATION, "true"))
         app.isolators = flag_isolators(memory=v["memory"] or "", cpu=v["cpu"] or "", cpu_shares=v["cpu_shares"] or "",
                                        oom_score_adj=v["oom_score_adj"] or "", pids_limit=v["pids_limit"] or "")
     return values, apps
