@@ -142,14 +142,16 @@ def shared_mount(path: Path) -> Iterator[Path]:
 
 
 def pids_of_pod(uuid: str) -> list[int]:
-    """Host processes whose environment or cgroup names the pod."""
+    """Host processes whose cgroup is the pod's: ``pyrkt/UUID``, or ``PARENT/pyrkt-UUID`` of a
+    pod run with ``--cgroup-parent``."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/cgroup") as f:
-                if f"pyrkt/{uuid}" in f.read():
+                text = f.read()
+                if f"pyrkt/{uuid}" in text or f"/pyrkt-{uuid}" in text:
                     out.append(int(d))
         except OSError:
             continue

@@ -2,7 +2,7 @@
 container of a hostPID sandbox sees the host's processes, its orphans come back to pod init,
 and stopping the sandbox kills the pod's processes and nothing else; a privileged container (in
 a privileged sandbox) has every capability, a read-write /sys and the host's devices, its
-neighbour does not."""
+neighbours do not (one of them Unconfined: no seccomp filter, nothing else)."""
 
 from __future__ import annotations
 
@@ -92,8 +92,17 @@ def test_privileged_container_alone_has_every_cap_a_writable_sys_and_the_host_de
         c.metadata.name = "admin"
         admin = str(rt(cri, "CreateContainer", pb.CreateContainerRequest(
             pod_sandbox_id=sid, config=c, sandbox_config=config)).container_id)
-        web = create(cri, sid, config, image[1], "web", "sleep", "1000")
-        for cid in (admin, web):
+
+        def plain(name: str, seccomp: int) -> str:
+            cfg = pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image[1]),
+                                     command=["sleep", "1000"], linux=pb.LinuxContainerConfig(
+                                         security_context=pb.LinuxContainerSecurityContext(
+                                             seccomp=pb.SecurityProfile(profile_type=seccomp))))
+            return str(rt(cri, "CreateContainer", pb.CreateContainerRequest(
+                pod_sandbox_id=sid, config=cfg, sandbox_config=config)).container_id)
+
+        web, free = plain("web", pb.SecurityProfile.RuntimeDefault), plain("free", pb.SecurityProfile.Unconfined)
+        for cid in (admin, web, free):
             rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
             wait_state(cri, cid, pb.CONTAINER_RUNNING)
         script = ("grep -E '^(CapEff|Seccomp):' /proc/self/status; awk '$2==\"/sys\"{print $4}' /proc/mounts; "
@@ -104,6 +113,8 @@ def test_privileged_container_alone_has_every_cap_a_writable_sys_and_the_host_de
         assert got[:4] == ["CapEff:", every, "Seccomp:", "0"] and got[4].startswith("rw,") and got[5] == "kmsg", got
         got = exec_sync(cri, web, "sh", "-c", script).stdout.decode().split()
         assert got[1] != every and got[3] == "2" and got[4].startswith("ro,") and got[5] == "no-kmsg", got
+        got = exec_sync(cri, free, "sh", "-c", script).stdout.decode().split()  # Unconfined: no filter, no more
+        assert got[1] != every and got[3] == "0" and got[4].startswith("ro,") and got[5] == "no-kmsg", got
     finally:
         rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
         rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))

@@ -12,6 +12,7 @@ from pyrkt.api.proto import cri_pb2 as pb
 from pyrkt.errors import UsageError
 from pyrkt.model.abi import PRIVILEGED_ANNOTATION
 from pyrkt.model.isolators import CPU, CPU_SHARES, MEMORY, OOM_SCORE_ADJ
+from pyrkt.stage1 import isolators as privileges
 from pyrkt.stage1.isolators import NO_NEW_PRIVS
 
 NS = pb.NamespaceOption
@@ -224,7 +225,9 @@ def test_seccomp_runtime_default_unconfined_and_localhost_profiles() -> None:
     assert m.app.seccomp == "" and m.warnings == ()
     m = mapping.container_request(container(linux=security(
         seccomp=pb.SecurityProfile(profile_type=pb.SecurityProfile.Unconfined))), sandbox())
-    assert m.app.seccomp == "" and [w for w in m.warnings if "seccomp Unconfined" in w]
+    assert m.app.seccomp == "mode=retain,@appc.io/all" and m.warnings == ()
+    unconfined = privileges.seccomp_filter((privileges.seccomp_isolator(m.app.seccomp),))
+    assert unconfined is not None and unconfined.mode == "none"  # stage1 gives it no filter
 
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
                                                               {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}]}

@@ -395,10 +395,13 @@ def capabilities(name: str, caps: pb.Capability) -> tuple[str, str]:
     return "", ",".join(sorted(default - have))
 
 
+UNCONFINED = "mode=retain,@appc.io/all"  # every call kept: no filter at all (stage1.isolators)
+
+
 def seccomp(name: str, sc: pb.LinuxContainerSecurityContext, warnings: list[str],
             read_profile: Callable[[str], bytes] | None) -> str:
-    """The --seccomp value: RuntimeDefault is pyrkt's default filter (""); Unconfined cannot be
-    one app's (pyrkt turns seccomp off per pod) and keeps the default filter, with a warning;
+    """The --seccomp value: RuntimeDefault is pyrkt's default filter (""); Unconfined is no
+    filter for this app (appc's retain-set of ``@appc.io/all``, as containerd applies none);
     Localhost is the OCI profile at that path, as retain or remove sets."""
     if sc.HasField("seccomp"):
         kind, ref = sc.seccomp.profile_type, sc.seccomp.localhost_ref
@@ -413,9 +416,7 @@ def seccomp(name: str, sc: pb.LinuxContainerSecurityContext, warnings: list[str]
     if kind == pb.SecurityProfile.RuntimeDefault:
         return ""
     if kind == pb.SecurityProfile.Unconfined:
-        warnings.append(f"container {name}: seccomp Unconfined is not one app's in pyrkt: "
-                        "its default seccomp filter applies")
-        return ""
+        return UNCONFINED
     if not ref.startswith("/"):
         raise UsageError(f"container {name}: the Localhost seccomp profile {ref!r} is not an absolute path")
     if read_profile is None:
