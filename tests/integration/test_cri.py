@@ -71,7 +71,12 @@ class Cri:
         self.client.channel.close()
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=30)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # fail, but leave no server behind
+            self.proc.kill()
+            self.proc.communicate()
+            raise
         return self.proc.returncode, err
 
 
