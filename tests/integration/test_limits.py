@@ -235,3 +235,23 @@ def test_an_oom_kill_after_pod_init_slimmed_down_is_recorded_too(env: tuple[Cli,
     st = cli.status(uuid)
     assert (st["app-app"], st["oom-killed"]) == ("137", "app"), st
     assert cli("rm", uuid).code == 0 and pod_cgroups(uuid) == []
+
+
+@needs_v1
+def test_an_app_reads_its_own_limits_in_a_read_only_sys_fs_cgroup_and_nothing_else_of_sys_fs(
+        env: tuple[Cli, str]) -> None:
+    """What runtimes that size themselves by their cgroup (a JVM's heap, Go's GOMAXPROCS) read:
+    its own cgroups as the root of /sys/fs/cgroup (its cgroup namespace), read-only; the rest
+    of /sys/fs stays hidden, as rkt hid it. A privileged app's are writable."""
+    cli, image = env
+    script = ("ls /sys/fs; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+              "mkdir /sys/fs/cgroup/pids/sub 2>/dev/null || echo ro; "
+              "grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo | cut -d' ' -f4")
+    r = cli("run", "--net=none", image, "--memory=48M", "--pids-limit=77", "--exec=/bin/sh", "--", "-c", script)
+    assert r.code == 0, r
+    listing, limit, *rest = r.out.split()
+    assert listing == "cgroup" and 0 <= 48_000_000 - int(limit) < 4096, r.out  # the kernel keeps whole pages
+    assert rest == ["77", "ro", "/"], r.out  # the app's own cgroup is the root it sees
+    r = cli("run", "--net=none", image, "--privileged", "--exec=/bin/sh", "--", "-c",
+            "mkdir /sys/fs/cgroup/pids/sub && rmdir /sys/fs/cgroup/pids/sub && echo rw")
+    assert (r.code, r.out.strip()) == (0, "rw"), r

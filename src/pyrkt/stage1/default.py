@@ -201,9 +201,20 @@ def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra:
         seccomp=b"" if privileged else app_seccomp(pod_dir, config, ra.app.isolators, compiled),
         console=console,  # pod init's paths: relative to pod
         volumes=stage1_plan.volume_mounts(ra, manifest.volumes, os.path.join(pod_dir, EMPTY_VOLUMES_DIR)),
-        pod_dir=pod_dir, idmapped=idmapped, devices=devices)
+        pod_dir=pod_dir, idmapped=idmapped, devices=devices, cgroups=cgroup_view())
     fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
     return app
+
+
+_CGROUP_VIEW: tuple[stage1_plan.CgroupFs, ...] | None = None
+
+
+def cgroup_view() -> tuple[stage1_plan.CgroupFs, ...]:
+    """The host's cgroup hierarchies an app sees its own cgroups in (read once per process)."""
+    global _CGROUP_VIEW
+    if _CGROUP_VIEW is None:
+        _CGROUP_VIEW = tuple((h.mount_point, h.version, h.controllers) for h in cgroups.hierarchies())
+    return _CGROUP_VIEW
 
 
 # What a privileged app does not get of the host's /dev: what every app has of its own (its

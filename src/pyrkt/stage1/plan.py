@@ -5,7 +5,8 @@ files at the edge, and ``pyrkt.stage1.execute`` applies what these return.
 The app's filesystem (rkt-behaviour §3.6), in the order it is mounted: the image's missing
 /etc/mtab link on its overlay; a fresh /proc; a tmpfs /dev with the console, devpts, shm and
 mqueue; read-only /sys; the app's volumes (§3.7); the pod's /etc files; then rkt's
-inaccessible paths and read-only paths (masks). Device nodes and /dev's symlinks follow.
+inaccessible paths and read-only paths (masks), but for a read-only view of the app's own
+cgroups at /sys/fs/cgroup (``cgroup_mounts``). Device nodes and /dev's symlinks follow.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from pyrkt.model.volumes import Volume
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_BIND, MS_REC, MS_STRICTATIME = 4096, 16384, 1 << 24
+MS_REMOUNT, MS_BIND, MS_REC, MS_STRICTATIME = 32, 4096, 16384, 1 << 24
 NOSUID_NODEV_NOEXEC = MS_NOSUID | MS_NODEV | MS_NOEXEC
 TTY_GID = 5
 CONTAINER_ENV = "pyrkt"
@@ -95,13 +96,16 @@ KERNEL_MOUNTS = 7
 
 
 def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = True,
-               read_only_etc: bool = False, id_shift: int = 0, privileged: bool = False) -> tuple[Mount, ...]:
+               read_only_etc: bool = False, id_shift: int = 0, privileged: bool = False,
+               cgroups: tuple[CgroupFs, ...] = ()) -> tuple[Mount, ...]:
     """The mounts of an app's root in order (default flavor). ``console``: what /dev/console
     is (the pod's terminal with --interactive); ``mask_paths``: False with
     ``--insecure-options=paths``; ``read_only_etc``: the /etc files read-only too (an app
     with a read-only root, as rkt's, whose read-only root takes the files bound in it along);
     ``id_shift``: the host id of the pod's root with --private-users (its ptys then belong to
-    its own tty group); ``privileged``: /sys read-write and no masks (for this app only)."""
+    its own tty group); ``privileged``: /sys read-write and no masks (for this app only);
+    ``cgroups``: the host's cgroup hierarchies, for the app's view of its own
+    (``cgroup_mounts``)."""
     out = [
         Mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, make="dir"),
         Mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", make="dir"),
@@ -113,9 +117,47 @@ def app_mounts(etc: EtcFiles, *, console: str = "/dev/null", mask_paths: bool = 
         Mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC | (0 if privileged else MS_RDONLY), make="dir"),
         *etc_mounts(etc, read_only=read_only_etc),
     ]
-    if mask_paths and not privileged:
-        out += mask_mounts()
+    masked = mask_paths and not privileged
+    if masked:
+        out += [m for m in mask_mounts() if not (cgroups and m.target == SYS_FS)]
+    if cgroups:
+        out += cgroup_mounts(cgroups, writable=privileged, hide_sys_fs=masked)
     return tuple(out)
+
+
+SYS_FS, CGROUP_ROOT = "/sys/fs", "/sys/fs/cgroup"
+CgroupFs = tuple[str, int, tuple[str, ...]]  # a host hierarchy: (mount point, version 1 or 2, controllers)
+
+
+def cgroup_mounts(hierarchies: tuple[CgroupFs, ...], *, writable: bool, hide_sys_fs: bool) -> list[Mount]:
+    """The app's view of its cgroups at /sys/fs/cgroup, as Docker's and containerd's: each of the
+    host's hierarchies under /sys/fs/cgroup mounted again at the same place, from inside the
+    app's cgroup namespace (so its own cgroup is the root it sees: its limits, for runtimes
+    that size themselves by them), read-only unless ``writable`` (a privileged app). rkt hid
+    all of /sys/fs; with ``hide_sys_fs`` the rest of it stays hidden: an empty tmpfs there
+    holds only this view, and goes read-only once it is made."""
+    out: list[Mount] = []
+    if hide_sys_fs:
+        out.append(Mount("tmpfs", SYS_FS, "tmpfs", NOSUID_NODEV_NOEXEC, "size=0,mode=755"))
+    ro = 0 if writable else MS_RDONLY
+    under = [(point, version, ctrls) for point, version, ctrls in hierarchies if point.startswith(CGROUP_ROOT + "/")]
+    unified = [h for h in hierarchies if h[0] == CGROUP_ROOT and h[1] == 2]
+    if unified and not under:  # cgroup v2 alone
+        out.append(Mount("cgroup2", CGROUP_ROOT, "cgroup2", NOSUID_NODEV_NOEXEC | ro, make="dir"))
+    elif under:  # v1 or hybrid: a tmpfs with a directory per hierarchy
+        out.append(Mount("tmpfs", CGROUP_ROOT, "tmpfs", NOSUID_NODEV_NOEXEC, "mode=755", make="dir"))
+        for point, version, ctrls in under:
+            if version == 2:
+                out.append(Mount("cgroup2", point, "cgroup2", NOSUID_NODEV_NOEXEC | ro, make="dir"))
+                continue
+            named = all(c.startswith("name=") for c in ctrls)  # name=systemd: no controller of its own
+            data = ",".join(("none", *ctrls) if named else ctrls)
+            out.append(Mount("cgroup", point, "cgroup", NOSUID_NODEV_NOEXEC | ro, data, make="dir"))
+        if not writable:
+            out.append(Mount("", CGROUP_ROOT, "", MS_REMOUNT | MS_RDONLY | NOSUID_NODEV_NOEXEC))
+    if hide_sys_fs:
+        out.append(Mount("", SYS_FS, "", MS_REMOUNT | MS_RDONLY | NOSUID_NODEV_NOEXEC))
+    return out
 
 
 _MASKS: tuple[Mount, ...] = ()
@@ -205,7 +247,7 @@ def volume_mounts(ra: RuntimeApp, volumes: tuple[Volume, ...], shared_dir: str, 
 def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], upper: str, work: str,
              rootfs: str, log: str, seccomp: bytes, etc: EtcFiles, console: str = "/dev/null",
              volumes: tuple[Mount, ...] = (), pod_dir: str = "", idmapped: bool = True,
-             devices: tuple[HostDevice, ...] = ()) -> AppPlan:
+             devices: tuple[HostDevice, ...] = (), cgroups: tuple[CgroupFs, ...] = ()) -> AppPlan:
     """An app of the default flavor: its own overlay root (read-only with readOnlyRootFS) with
     its ``volumes`` (``volume_mounts``) and the pod's /proc, /dev, /sys and /etc, pivot_root,
     its capability set (from its isolators), the seccomp filter made of them (``seccomp``),
@@ -214,7 +256,8 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
     (``AppPlan.pod_files``; ``idmapped``: whether the kernel can idmap them). ``devices``: its
     own ``app add --device`` nodes, beside the pod's. A privileged app (``privileged``) has
     every capability, no seccomp filter and no_new_privs only if its isolator asks, /sys
-    read-write and no masked paths; the pod's other apps keep theirs."""
+    read-write and no masked paths; the pod's other apps keep theirs. ``cgroups``: the host's
+    hierarchies, for the app's view of its own cgroups (``cgroup_mounts``)."""
     app = ra.app
     limits, oom_score_adj = isolators.limits(app.isolators, f"app {ra.name}: ")
     shift = id_shift(config)
@@ -233,7 +276,7 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         cwd=app.working_directory or "/", lowers=lowers, upper=upper, work=work, rootfs=rootfs, log=log,
         volumes=volumes, volumes_after=KERNEL_MOUNTS, read_only_root=ra.read_only_rootfs,
         mounts=app_mounts(etc, console=console, mask_paths=not config.disable_paths,
-                          read_only_etc=ra.read_only_rootfs, id_shift=shift, privileged=priv),
+                          read_only_etc=ra.read_only_rootfs, id_shift=shift, privileged=priv, cgroups=cgroups),
         devices=app_devices(config.devices + devices), symlinks=dev_symlinks(),
         caps=app_caps(config, app.isolators, privileged=priv), seccomp=b"" if priv else seccomp,
         no_new_privs=no_new_privs, privileged=priv,
