@@ -152,12 +152,40 @@ def test_unhonoured_isolators_of_a_manifest_are_named_in_warnings(env: Env) -> N
         app("web", env.image_id, app=override("/bin/true", isolators=[
             {"name": "resource/memory", "value": {"limit": "1G"}},
             {"name": "os/linux/selinux-context", "value": {"user": "u", "role": "r", "type": "t"}}])),
-        isolators=[{"name": "resource/cpu", "value": {"limit": "1"}}]))
+        isolators=[{"name": "resource/cpu", "value": {"limit": "1"}},
+                   {"name": "os/linux/oom-score-adj", "value": 5}]))
     r = env.cli("run", "--net=none", f"--pod-manifest={f}")
     assert r.code == 0, r
     assert "warning: app web (image" in r.err and "isolator os/linux/selinux-context is not honoured yet" in r.err
     assert "resource/memory" not in r.err  # an app's resource isolator is honoured (issue 11)
-    assert "warning: pod isolator resource/cpu is not honoured yet" in r.err
+    assert "resource/cpu" not in r.err  # a pod's too, on the pod's cgroup
+    assert "warning: pod isolator os/linux/oom-score-adj is not honoured yet" in r.err  # a process's, not a pod's
+
+
+@pytest.mark.skipif(not Path("/sys/fs/cgroup/memory/cgroup.procs").exists(), reason="no cgroup v1 memory controller")
+def test_pod_level_resource_isolators_limit_the_whole_pod(env: Env) -> None:
+    f = env.manifest("pod-limits.json", pod(
+        app("a", env.image_id, app=override("/bin/sleep", "600")),
+        app("b", env.image_id, app=override("/bin/sleep", "600")),
+        isolators=[{"name": "resource/memory", "value": {"limit": "96M"}},
+                   {"name": "pyrkt/pids-limit", "value": 50}]))
+    r = env.cli("run", "--net=none", "--detach", f"--pod-manifest={f}")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory/pyrkt") / uuid
+        limit = int((cgroup / "memory.limit_in_bytes").read_text())
+        assert 0 <= 96_000_000 - limit < 4096  # the pod's, on its own cgroup (whole pages)
+        assert int((cgroup / "a" / "memory.limit_in_bytes").read_text()) > limit  # the apps' own: none, below it
+        assert (Path("/sys/fs/cgroup/pids/pyrkt") / uuid / "pids.max").read_text().strip() == "50"
+        bad = env.manifest("pod-limits-bad.json", pod(app("a", env.image_id, app=override("/bin/true")),
+                                                      isolators=[{"name": "resource/memory", "value": {"limit": "x"}}]))
+        before = env.pods_left()
+        one_line_254(env.cli("run", "--net=none", f"--pod-manifest={bad}"), "pod: isolator resource/memory")
+        assert env.pods_left() == before
+    finally:
+        env.cli("stop", "--force", uuid)
+        env.cli.wait_exited(uuid)
 
 
 def test_an_image_not_stored_is_fetched_by_its_name_and_must_have_the_manifests_id(env: Env) -> None:

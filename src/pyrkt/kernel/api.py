@@ -116,6 +116,9 @@ if TYPE_CHECKING:  # the interface is for the type checker: on the run path it w
         def cgroup_create_app(self, subpath: str, app: str, limits: Limits) -> AppCgroup:
             """An app's cgroups inside its pod's, its limits written."""
             ...
+        def cgroup_limit_pod(self, subpath: str, limits: Limits) -> tuple[str, ...]:
+            """The pod's own limits on its cgroups; returns the isolators no controller applies."""
+            ...
         def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...], *,
                                  apps_own: bool = False) -> None: ...
         def cgroup_limit_app_devices(self, subpath: str, app: str, rules: tuple[DeviceRule, ...]) -> str:
@@ -320,6 +323,11 @@ class LinuxKernel:
         from pyrkt.kernel import cgroups
 
         return cgroups.create_app(subpath, app, limits)
+
+    def cgroup_limit_pod(self, subpath: str, limits: Limits) -> tuple[str, ...]:
+        from pyrkt.kernel import cgroups
+
+        return cgroups.limit_pod(subpath, limits)
 
     def cgroup_limit_devices(self, subpath: str, rules: tuple[DeviceRule, ...], *, apps_own: bool = False) -> None:
         from pyrkt.kernel import cgroups

@@ -179,6 +179,26 @@ def app_steps(hs: list[Hierarchy], subpath: str, app: str, limits: Limits) -> tu
     return steps, AppCgroup(tuple(dirs), oom, skipped)
 
 
+def pod_limit_steps(hs: list[Hierarchy], subpath: str, limits: Limits) -> tuple[list[Step], tuple[str, ...]]:
+    """What writes the pod's own ``limits`` on its cgroup ``subpath`` (made by ``pod_steps``),
+    in each pod hierarchy with a controller that limits them; and the isolators no controller
+    of this host can apply."""
+    steps: list[Step] = []
+    have: set[str] = set()
+    for h in hs:
+        ctrls = app_controllers(h)  # on v2 the ones pod_steps enabled down to the pod
+        have.update(ctrls)
+        path = os.path.join(h.mount_point, subpath)
+        steps += [("write", os.path.join(path, name), text) for name, text in limit_files(h.version, ctrls, limits)]
+    return steps, tuple(name for name, ctrl in NEEDS if name in limits.given and ctrl not in have)
+
+
+def limit_pod(subpath: str, limits: Limits) -> tuple[str, ...]:
+    steps, skipped = pod_limit_steps(_made_in or pod_hierarchies(), subpath, limits)
+    run_steps(steps)
+    return skipped
+
+
 def limit_files(version: int, ctrls: tuple[str, ...], lim: Limits) -> list[tuple[str, str]]:
     """(file, text) for the limits ``ctrls`` of a cgroup of ``version`` apply. A CPU request
     without cpu-shares becomes the CPU weight as Kubernetes maps it (1024 per core)."""

@@ -213,6 +213,13 @@ class RecordingKernel:
             self._rec(*step)
         return made
 
+    def cgroup_limit_pod(self, subpath: str, limits: Limits) -> tuple[str, ...]:
+        self._rec("cgroup_limit_pod", subpath)
+        steps, skipped = cgroups.pod_limit_steps(self.hierarchies, subpath, limits)
+        for step in steps:
+            self._rec(*step)
+        return skipped
+
     def cgroup_limit_devices(self, subpath: str, rules: tuple[Any, ...], *, apps_own: bool = False) -> None:
         self._rec("cgroup_limit_devices", subpath, tuple(rules), *(("apps_own",) if apps_own else ()))
 

@@ -206,3 +206,18 @@ def describe(lim: Limits, oom: int | None) -> dict[str, Any]:
     if oom is not None:
         out["oom_score_adj"] = oom
     return out
+
+
+POD_LIMITS = frozenset({MEMORY, CPU, CPU_SHARES, PIDS_LIMIT})
+"""The pod-level isolators of a pod manifest pyrkt applies, to the pod's cgroup (an OOM score is
+a process's: os/linux/oom-score-adj stays an app's)."""
+
+
+def pod_limits(pod_isolators: tuple[tuple[str, Any], ...]) -> Limits:
+    """The limits of the pod's own cgroup: its pod-level resource isolators (no default pids
+    limit: each app has its own). A bad value is a UsageError naming the pod."""
+    own = tuple((name, value) for name, value in pod_isolators if name in POD_LIMITS)
+    if not own:
+        return Limits()
+    lim, _ = limits(own, "pod: ")
+    return lim if PIDS_LIMIT in lim.given else lim.replace(pids=0)

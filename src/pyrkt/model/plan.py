@@ -179,6 +179,7 @@ class PodPlan(Value):
     version: int = 0
     device_rules: tuple[DeviceRule, ...] | None = None
     apps_own_devices: bool = False  # a mutable pod: each app holds its own list (AppPlan.device_rules)
+    limits: Limits = Limits()  # the pod's own, on its cgroup above its apps' (a pod manifest's isolators)
     sysctls: tuple[tuple[str, str, str], ...] = ()
     console: str = "/dev/null"
     interactive: bool = False

@@ -17,7 +17,7 @@ from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
 from pyrkt.model.image import AppSpec, Image
-from pyrkt.model.isolators import RESOURCE_ISOLATORS, limits, with_overrides
+from pyrkt.model.isolators import POD_LIMITS, RESOURCE_ISOLATORS, limits, pod_limits, with_overrides
 from pyrkt.model.names import app_name_from_image, check_app_name
 from pyrkt.model.pod import AC_VERSION, PodManifest, PodPort, RuntimeApp, RuntimeImage
 from pyrkt.model.values import Value, field
@@ -363,6 +363,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             for image in images:
                 check_runnable(image)
             manifest = podmanifest.reify(pod_file, images)
+        pod_limits(manifest.isolators)  # a bad pod-level resource isolator fails before anything is made
         # Both ways meet here: the pod's manifest, and the image of each of its apps.
         given = {v.name for v in manifest.volumes}
         manifest = volumes.satisfy(manifest, images)
@@ -370,7 +371,8 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
             notes = pod_file.notes if pod_file is not None else ()
             for line in [*notes, *volumes.implicit_notes(manifest, given), *unhonoured(list(manifest.apps), images),
                          *unapplied_privileges(list(manifest.apps), flavor.canonical(req.stage1_name)),
-                         *(f"pod isolator {name} is not honoured yet: ignored" for name, _ in manifest.isolators)]:
+                         *(f"pod isolator {name} is not honoured yet: ignored" for name, _ in manifest.isolators
+                           if name not in POD_LIMITS)]:
                 ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(list(manifest.apps), layer_dirs)

@@ -180,7 +180,8 @@ def build_plan(pod_dir: str, config: abi.RuntimeConfig, *, tee: bool, console: s
     return stage1_plan.pod_plan(config, tuple(apps), etc, console=console, tee=tee,
                                 pod=pod_dir,  # until pod init enters its own root (initroot)
                                 python=sys.executable, podinit=lean_script(), pids_dir=PIDS_DIR,
-                                state_file=STATE_FILE, volume_devices=volume_devices(apps))
+                                state_file=STATE_FILE, volume_devices=volume_devices(apps),
+                                pod_isolators=manifest.isolators)
 
 
 def plan_app(pod_dir: str, config: abi.RuntimeConfig, manifest: PodManifest, ra: RuntimeApp, etc: EtcFiles, *,

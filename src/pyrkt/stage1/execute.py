@@ -165,17 +165,22 @@ def make_device(k: Kernel, root: str, d: Device) -> None:
 
 
 def set_up_cgroups(k: Kernel, pod: PodPlan) -> tuple[list[str], PodPlan, list[str]]:
-    """Host side, before pod init runs: the pod's cgroup in each hierarchy, each app's inside
-    it with the app's limits, and the pod's device allow-list (as rkt's DevicePolicy=closed;
+    """Host side, before pod init runs: the pod's cgroup in each hierarchy with the pod's own
+    limits, each app's inside it with the app's limits, and the pod's device allow-list (as rkt's DevicePolicy=closed;
     none with --insecure-options=paths), all written before any process joins. Returns pod
     init's cgroup directories (for ``cgroup_join``), the plan with each app's cgroups (and its
     devices cgroup where it holds an allow-list of its own: a privileged app's), and a
     warning for each limit no controller of this host can apply (as rkt, which skips it)."""
+    from pyrkt.kernel.cgroups import NEEDS
+
     paths = k.cgroup_create(pod.cgroup)
+    warnings = []
+    if pod.limits.given:  # a pod manifest's pod-level isolators: the whole pod's, its apps' below
+        warnings += [f"pod: {name} isolator set but this host has no {dict(NEEDS)[name]} cgroup controller: "
+                     "skipped" for name in k.cgroup_limit_pod(pod.cgroup, pod.limits)]
     if pod.device_rules is not None:  # first: an app's own list (a privileged one's) widens it on v1
         k.cgroup_limit_devices(pod.cgroup, pod.device_rules, **({"apps_own": True} if pod.apps_own_devices else {}))
     apps = []
-    warnings = []
     for app in pod.apps:
         app, skipped = set_up_app_cgroups(k, pod.cgroup, app)
         apps.append(app)

@@ -382,10 +382,13 @@ UNPRIVILEGED_PORTS = ("net.ipv4.ip_unprivileged_port_start", "net/ipv4/ip_unpriv
 
 def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *, console: str = "/dev/null",
              tee: bool = False, pod: str = "", python: str = "", podinit: str = "", pids_dir: str = "",
-             state_file: str = "", volume_devices: tuple[DeviceRule, ...] = ()) -> PodPlan:
+             state_file: str = "", volume_devices: tuple[DeviceRule, ...] = (),
+             pod_isolators: tuple[tuple[str, Any], ...] = ()) -> PodPlan:
     """The pod of the default flavor. The ``--sysctl`` values are checked again (the runtime
     config is a file): one whose namespace the pod shares with the host is refused.
-    ``volume_devices``: allow rules for host volumes that are device nodes (as rkt's)."""
+    ``volume_devices``: allow rules for host volumes that are device nodes (as rkt's).
+    ``pod_isolators``: a pod manifest's pod-level ones; its resource isolators are the limits of
+    the pod's cgroup, which its apps' are below (``isolators.pod_limits``)."""
     from pyrkt.model import devices
 
     sysctls: tuple[tuple[str, str, str], ...] = ()
@@ -407,7 +410,8 @@ def pod_plan(config: RuntimeConfig, apps: tuple[AppPlan, ...], etc: EtcFiles, *,
     return PodPlan(
         uuid=config.uuid, hostname=config.hostname or f"rkt-{config.uuid}", ns_flags=pod_namespaces(config),
         net=network_mode(config.net), cgroup=pod_cgroup(config.uuid, config.cgroup_parent), apps=apps, etc=etc,
-        device_rules=rules, apps_own_devices=own, sysctls=sysctls, interactive=config.interactive,
+        device_rules=rules, apps_own_devices=own, limits=isolators.pod_limits(pod_isolators), sysctls=sysctls,
+        interactive=config.interactive,
         stop_timeout=float(config.stop_timeout), version=INTERFACE_VERSION, console=console, tee=tee, pod=pod,
         status_dir=STATUS_DIR, pids_dir=pids_dir, supervisor_status=SUPERVISOR_STATUS, state_file=state_file,
         python=python, podinit=podinit, private_users=config.private_users, host_pid=config.pid == "host")

@@ -4,6 +4,9 @@ with which values, where pod init goes, what is named when a controller is missi
 
 from __future__ import annotations
 
+import pytest
+
+from pyrkt.errors import UsageError
 from pyrkt.kernel.cgroups import Hierarchy
 from pyrkt.kernel.recording import LAYOUTS, RecordingKernel
 from pyrkt.model import isolators as iso
@@ -185,3 +188,31 @@ def test_gc_removes_the_pods_own_cgroup_only_and_nothing_before_subcgroup_is_wri
     k = RecordingKernel()
     execute.tear_down(k, "/pods/u", "")  # killed before it wrote subcgroup: it made no cgroup yet
     assert "cgroup_remove" not in k.names()
+
+
+def test_a_pod_manifests_pod_level_resource_isolators_limit_the_pods_own_cgroup() -> None:
+    pod_isolators = (*iso.flag_isolators(memory="256M", cpu="2"), (iso.PIDS_LIMIT, 500),
+                     ("os/linux/oom-score-adj", 5))  # a process's: not the pod's
+    config = RuntimeConfig(uuid="u", net=("none",))
+    app = plan.app_plan(RuntimeApp("web", RuntimeImage("sha256:x"), AppSpec(exec=("/bin/true",))), config,
+                        lowers=(), upper="", work="", rootfs="", log="", seccomp=b"", etc=ETC)
+    pod = plan.pod_plan(config, (app,), ETC, pod_isolators=pod_isolators)
+    assert (pod.limits.memory, pod.limits.cpu, pod.limits.pids) == (256_000_000, 2000, 500)
+    k = RecordingKernel(layout="hybrid")
+    execute.set_up_cgroups(k, pod)
+    w, base = writes(k), "/sys/fs/cgroup/{}/pyrkt/u"
+    assert w[base.format("memory") + "/memory.limit_in_bytes"] == "256000000"
+    assert (w[base.format("cpu") + "/cpu.cfs_quota_us"], w[base.format("pids") + "/pids.max"]) == ("200000", "500")
+    assert w[base.format("pids") + "/web/pids.max"] == "4096"  # the app keeps its own default below
+    assert k.names().index("cgroup_limit_pod") < k.names().index("cgroup_create_app")  # before any app
+    k = RecordingKernel(layout="v2")
+    execute.set_up_cgroups(k, pod)
+    assert writes(k)["/sys/fs/cgroup/pyrkt/u/memory.max"] == "256000000"
+    none = plan.pod_plan(config, (app,), ETC, pod_isolators=(*iso.flag_isolators(memory="64M"),))
+    assert none.limits.pids == 0  # no default pids limit for the pod: each app has its own
+    assert plan.pod_plan(config, (app,), ETC).limits.given == ()
+
+
+def test_a_bad_pod_level_isolator_names_the_pod() -> None:
+    with pytest.raises(UsageError, match="pod: isolator resource/memory"):
+        iso.pod_limits((("resource/memory", {"limit": "lots"}),))
