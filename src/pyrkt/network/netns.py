@@ -21,11 +21,11 @@ def create(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
     try:
-        own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             namespaces.unshare(namespaces.CLONE_NEWNET)
             try:
-                mount.bind("/proc/self/ns/net", path)
+                mount.bind("/proc/thread-self/ns/net", path)  # this thread's: unshare acts on it alone
                 namespaces.loopback_up()
             finally:
                 namespaces.setns(own, namespaces.CLONE_NEWNET, "the caller's network namespace")
