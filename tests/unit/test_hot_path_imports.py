@@ -68,3 +68,24 @@ def test_status_command_imports_nothing_heavy(tmp_path: Path) -> None:
                             tmp_path)
     assert "pyrkt.pods.info" in modules
     assert heavy_in(modules) == []
+
+
+# what a run on a CNI network (the default one) imports on top, in the run process and in pod
+# init; they run the plugins without subprocess (~7 ms: threading, selectors, signal's enums)
+NETWORK_MODULES = ("pyrkt.network.config", "pyrkt.network.setup", "pyrkt.network.cni", "pyrkt.network.netns",
+                   "pyrkt.network.teardown")
+NETWORK_HEAVY = HEAVY | {"subprocess", "threading", "selectors", "signal"}
+
+
+def test_default_network_modules_import_nothing_heavy(tmp_path: Path) -> None:
+    modules = modules_after("import " + ", ".join(HOT_MODULES + NETWORK_MODULES), tmp_path)
+    assert set(NETWORK_MODULES) <= modules
+    assert sorted(m for m in modules if m in NETWORK_HEAVY or m.split(".")[0] in NETWORK_HEAVY) == []
+
+
+def test_the_teardown_interpreter_imports_nothing_heavy(tmp_path: Path) -> None:
+    """What a detached pod's init runs as it exits (``pyrkt stop`` waits for it): its imports,
+    up to where the teardown starts (here it stops at once: no argv)."""
+    modules = modules_after("from pyrkt.network import teardown\nassert teardown.main([]) == 1", tmp_path)
+    assert {"pyrkt.network.setup", "pyrkt.kernel.mount"} <= modules
+    assert sorted(m for m in modules if m in NETWORK_HEAVY or m.split(".")[0] in NETWORK_HEAVY) == []

@@ -17,7 +17,7 @@ USED = {
     "_json": ("make_scanner", "make_encoder", "encode_basestring_ascii"),
     "_sqlite3": ("connect", "Error", "sqlite_version"),
     "_signal": ("signal", "set_wakeup_fd", "pthread_sigmask", "SIG_BLOCK", "SIG_UNBLOCK", "SIG_DFL",
-                "SIGINT", "SIGTERM", "SIGHUP", "SIGCHLD", "SIGWINCH", "SIGPIPE"),
+                "SIGINT", "SIGTERM", "SIGHUP", "SIGCHLD", "SIGWINCH", "SIGPIPE", "SIGXFSZ"),
 }
 
 
@@ -65,7 +65,8 @@ except ValueError:
     pass
 assert _sqlite3().__name__ == "sqlite3"
 from pyrkt.stage1 import app, default, foreground, podinit
-assert all(m._signal is signal for m in (app, default, foreground, podinit))
+from pyrkt.network import cni
+assert all(m._signal is signal for m in (app, default, foreground, podinit, cni))
 print("fallback ok")
 """
 

@@ -8,7 +8,6 @@ without regard to case, and a plain .conf reaches its plugin as written.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, UsageError
 from pyrkt.model import jsonio
@@ -16,7 +15,10 @@ from pyrkt.network import cni
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
+
+    ConfigDirs = Sequence[str | os.PathLike[str]]  # the config dirs, lowest precedence first
 
 BUILTIN: dict[str, dict[str, Any]] = {
     # rkt's 99-default.conf, chained with portmap for --port
@@ -71,33 +73,35 @@ def plugin_type(plugin: dict[str, Any]) -> str:
     return str(jsonio.field(plugin, "type", ""))
 
 
-def load_user(config_dirs: list[Path]) -> list[tuple[str, dict[str, Any]]]:
+def load_user(config_dirs: ConfigDirs) -> list[tuple[str, dict[str, Any]]]:
     """(file name, conflist) from every ``net.d``, later config dirs overriding by file name."""
-    files: dict[str, Path] = {}
+    files: dict[str, str] = {}
     for d in config_dirs:
+        net_d = os.path.join(d, "net.d")
         try:
-            names = os.listdir(d / "net.d")
+            names = os.listdir(net_d)
         except (FileNotFoundError, NotADirectoryError):
             continue
         for n in names:
             if n.endswith((".conf", ".conflist", ".json")):
-                files[n] = d / "net.d" / n
+                files[n] = os.path.join(net_d, n)
     out = []
     for n in sorted(files):
         path = files[n]
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as f:
+                raw = f.read()
             conf = jsonio.loads(raw)
             text = raw.decode()  # the bytes as written, to hand on (loads checked they are UTF-8)
         except (OSError, ValueError) as e:
             raise NetworkSetupError(f"network config {path}: {e}") from None
         if not isinstance(conf, dict):
             raise NetworkSetupError(f"network config {path}: not a JSON object")
-        out.append((n, as_conflist(conf, str(path), text)))
+        out.append((n, as_conflist(conf, path, text)))
     return out
 
 
-def networks(config_dirs: list[Path]) -> dict[str, dict[str, Any]]:
+def networks(config_dirs: ConfigDirs) -> dict[str, dict[str, Any]]:
     """Every known network by name: the user's first (in file order, first name wins), then
     the built-ins they do not override."""
     found: dict[str, dict[str, Any]] = {}
@@ -108,7 +112,7 @@ def networks(config_dirs: list[Path]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def select(requested: list[str], config_dirs: list[Path]) -> list[tuple[str, dict[str, Any], str]]:
+def select(requested: list[str], config_dirs: ConfigDirs) -> list[tuple[str, dict[str, Any], str]]:
     """The networks a pod joins, in order: (name, conflist, CNI_ARGS). ``all`` means every
     user network; ``default`` must be named explicitly alongside others, as in rkt."""
     known = networks(config_dirs)

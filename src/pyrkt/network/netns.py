@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pyrkt.errors import NetworkSetupError
+from pyrkt.errors import KernelError, NetworkSetupError
 from pyrkt.kernel import mount, namespaces
 
 NETNS_DIR = "/run/pyrkt/netns"
@@ -15,31 +15,25 @@ def path_for(uuid: str) -> str:
 
 
 def create(path: str) -> None:
-    """Make a new netns and bind it onto ``path`` (from a child, so the caller stays put)."""
+    """Make a new netns and bind it onto ``path``. The caller enters it for a moment and goes
+    back to its own (a fork to do it from cost ~3 ms more: the run process is large)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 1
+    try:
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.close(r)
             namespaces.unshare(namespaces.CLONE_NEWNET)
-            mount.bind("/proc/self/ns/net", path)
-            namespaces.loopback_up()
-            code = 0
-        except BaseException as e:
-            os.write(w, str(e).encode())
+            try:
+                mount.bind("/proc/thread-self/ns/net", path)  # this thread's: unshare acts on it alone
+                namespaces.loopback_up()
+            finally:
+                namespaces.setns(own, namespaces.CLONE_NEWNET, "the caller's network namespace")
         finally:
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        err = f.read().decode()
-    _, status = os.waitpid(pid, 0)
-    if status != 0:
+            os.close(own)
+    except (OSError, KernelError) as e:  # the namespace goes; a failed setns back ends the command here
         remove(path)
-        raise NetworkSetupError(f"cannot create network namespace {path}: {err or 'unknown error'}")
+        raise NetworkSetupError(f"cannot create network namespace {path}: {e}") from None
 
 
 def remove(path: str) -> None:

@@ -12,10 +12,8 @@ whose ADD completed can make it fail (``delete``), so a refused ADD never wedges
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 
 from pyrkt.errors import NetworkSetupError, PyrktError
 from pyrkt.kernel import fs
@@ -26,12 +24,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrkt.network.config import ConfigDirs
+
 NET_DIR = "net"
 
 
-def plugin_path(config_dirs: list[Path]) -> list[str]:
+def plugin_path(config_dirs: ConfigDirs) -> list[str]:
     """Where plugins are looked for: the config dirs' net.d first (as rkt), then the system's."""
-    return [str(d / "net.d") for d in reversed(config_dirs)] + list(cni.DEFAULT_PLUGIN_DIRS)
+    return [os.path.join(d, "net.d") for d in reversed(config_dirs)] + list(cni.DEFAULT_PLUGIN_DIRS)
 
 
 def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
@@ -42,18 +42,18 @@ def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
     return nets[-1][0] if nets else ""
 
 
-def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs: list[Path], *,
+def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs: ConfigDirs, *,
        port_mappings: list[dict[str, Any]] | None = None) -> str:
     """Create the pod's netns and ADD its networks; returns the netns path."""
-    pod_dir = Path(pod)
+    pod_dir = os.fspath(pod)
     started = time.perf_counter()
     nets = config.select(requested, config_dirs)
     target = forwardable(nets)
     path = netns.path_for(uuid)
-    fs.atomic_write(pod_dir / abi.NETNS, path + "\n", sync=False)
+    fs.atomic_write(os.path.join(pod_dir, abi.NETNS), path + "\n", sync=False)
     try:
         netns.create(path)
-        (pod_dir / NET_DIR).mkdir(exist_ok=True)
+        os.makedirs(os.path.join(pod_dir, NET_DIR), exist_ok=True)
         search = plugin_path(config_dirs)
         info = []
         for i, (name, conflist, args) in enumerate(nets):
@@ -64,8 +64,8 @@ def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs
                 raise NetworkSetupError(f"network {name!r} cannot forward ports: no plugin with the portMappings capability")
             record: dict[str, Any] = {"network": name, "conflist": conflist, "args": args, "ifname": f"eth{i}",
                                       "plugin_path": search, "runtime": runtime}
-            rec_path = pod_dir / NET_DIR / f"{i:02d}-{name}.json"
-            fs.atomic_write(rec_path, json.dumps(record), sync=False)
+            rec_path = os.path.join(pod_dir, NET_DIR, f"{i:02d}-{name}.json")
+            fs.atomic_write(rec_path, jsonio.dumps(record), sync=False)
             prev = None
             for j, plugin in enumerate(conflist["plugins"]):
                 kind = config.plugin_type(plugin)
@@ -75,9 +75,9 @@ def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs
                 prev = result if result is not None else prev
                 record["result"] = prev or {}  # each plugin's result is on disk before the next runs
                 record["added"] = j + 1
-                fs.atomic_write(rec_path, json.dumps(record), sync=False)
+                fs.atomic_write(rec_path, jsonio.dumps(record), sync=False)
             info.append(net_info(record, cni.find_plugin(config.plugin_type(conflist["plugins"][0]), search)))
-        fs.atomic_write(pod_dir / abi.NET_INFO, json.dumps(info), sync=False)
+        fs.atomic_write(os.path.join(pod_dir, abi.NET_INFO), jsonio.dumps(info), sync=False)
     except BaseException:
         try:
             down(pod_dir)
@@ -111,9 +111,9 @@ def host_ip(pod: str | os.PathLike[str]) -> str:
     """The host's address on the pod's forwardable network (rkt's GetForwardableNetHostIP): the
     gateway its result gives the pod, which ptp and bridge put on the host side."""
     records = []
-    net_dir = Path(pod) / NET_DIR
+    net_dir = os.path.join(pod, NET_DIR)
     for name in sorted(n for n in os.listdir(net_dir) if n.endswith(".json")):
-        records.append(jsonio.loads((net_dir / name).read_text()))
+        records.append(jsonio.loads(fs.read_file(os.path.join(net_dir, name))))
     target = forwardable([(r["network"], r["conflist"], r.get("args", "")) for r in records])
     for record in records:
         if record["network"] == target:
@@ -127,11 +127,11 @@ def host_ip(pod: str | os.PathLike[str]) -> str:
 def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
     """DEL every network the pod dir records, in reverse order, then remove the netns (unless
     ``keep_netns``: the caller removes it later, from the right mount namespace)."""
-    pod_dir = Path(pod)
+    pod_dir = os.fspath(pod)
     started = time.perf_counter()
-    path = (fs.read_text(pod_dir / abi.NETNS) or "").strip()
+    path = (fs.read_text(os.path.join(pod_dir, abi.NETNS)) or "").strip()
     errors: list[str] = []
-    net_dir = pod_dir / NET_DIR
+    net_dir = os.path.join(pod_dir, NET_DIR)
     try:
         records = sorted(os.listdir(net_dir), reverse=True)
     except FileNotFoundError:
@@ -139,19 +139,20 @@ def down(pod: str | os.PathLike[str], *, keep_netns: bool = False) -> None:
     for name in records:
         if not name.endswith(".json"):
             continue
+        rec_path = os.path.join(net_dir, name)
         try:
-            record = jsonio.loads((net_dir / name).read_text())
+            record = jsonio.loads(fs.read_file(rec_path))
         except (OSError, ValueError):
-            os.unlink(net_dir / name)  # a record cut short before its first plugin ran
+            os.unlink(rec_path)  # a record cut short before its first plugin ran
             continue
         try:
-            delete(record, pod_dir.name, path)
-            os.unlink(net_dir / name)
+            delete(record, os.path.basename(pod_dir.rstrip("/")), path)
+            os.unlink(rec_path)
         except NetworkSetupError as e:
             errors.append(str(e))
     if path and not keep_netns:
         netns.remove(path)
-        fs.unlink_quiet(pod_dir / abi.NETNS)
+        fs.unlink_quiet(os.path.join(pod_dir, abi.NETNS))
     cni.report_time("down", started)
     if errors:
         raise NetworkSetupError(errors[0])
@@ -184,15 +185,14 @@ def delete(record: dict[str, Any], uuid: str, path: str) -> None:
 
 def first_dns(pod: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
     """(network, dns block) of the first network, in ``--net`` order, whose result has DNS."""
-    pod_dir = Path(pod)
-    net_dir = pod_dir / NET_DIR
+    net_dir = os.path.join(pod, NET_DIR)
     try:
         names = sorted(n for n in os.listdir(net_dir) if n.endswith(".json"))
     except FileNotFoundError:
         return None
     for name in names:
         try:
-            record = jsonio.loads((net_dir / name).read_text())
+            record = jsonio.loads(fs.read_file(os.path.join(net_dir, name)))
         except (OSError, ValueError):
             continue
         block = cni.dns(record.get("result") or {})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 TIMEOUT = 30.0
 
@@ -45,11 +44,11 @@ def main(argv: list[str]) -> int:
         namespaces.unshare(namespaces.CLONE_NEWNS)
         mount.make_rprivate("/")
         mount.mount("proc", "/proc", "proc", mount.MS_NOSUID | mount.MS_NODEV | mount.MS_NOEXEC)
-        setup.down(Path(pod_dir), keep_netns=True)
+        setup.down(pod_dir, keep_netns=True)
         # the netns bind mount lives in the host's mount namespace: remove it there
         namespaces.setns(mntns_fd, namespaces.CLONE_NEWNS, "host mount namespace")
         os.close(mntns_fd)
-        setup.down(Path(pod_dir))
+        setup.down(pod_dir)
     except (OSError, PyrktError, ValueError, IndexError) as e:
         sys.stderr.write(f"pyrkt: network teardown left for gc: {e}\n")
         return 1

@@ -82,7 +82,7 @@ def check_options(config: Config, opts: RunOptions) -> None:
     if name == "default" and names not in (["host"], ["none"]):
         from pyrkt.network import config as netconf
 
-        netconf.select(list(opts.net), config.dirs.paths())  # unknown networks fail before any work
+        netconf.select(list(opts.net), config.dirs.names())  # unknown networks fail before any work
 
 
 def check_mds(config: Config, opts: RunOptions, flavor_name: str) -> None:
@@ -252,7 +252,7 @@ def check_port_conflicts(config: Config, pod: Pod, nets: list[str]) -> None:
     from pyrkt.network import config as netconf
     from pyrkt.network import setup as netsetup
 
-    network = netsetup.forwardable(netconf.select(nets, config.dirs.paths()))
+    network = netsetup.forwardable(netconf.select(nets, config.dirs.names()))
     for other in Pod.walk(config.pods_dir, (Dir.RUN,)):
         if other.uuid == pod.uuid or other.state != State.RUNNING:
             continue

@@ -44,7 +44,6 @@ from pyrkt.stage1.poddir import (
 
 TYPE_CHECKING = False  # typing stays off the run path; mypy reads the annotations
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
     from pyrkt.model.devices import DeviceRule, HostDevice
@@ -109,12 +108,6 @@ def port_mappings(pod_dir: str) -> list[dict[str, Any]]:
                         m["hostIP"] = fwd.host_ip
                     out.append(m)
     return out
-
-
-def config_dirs(config: abi.RuntimeConfig) -> list[Path]:
-    from pathlib import Path
-
-    return [Path(d) for d in config.config_dirs]
 
 
 def pod_seccomp(pod_dir: str, config: abi.RuntimeConfig) -> bytes:
@@ -339,11 +332,14 @@ def cni_resolv(pod_dir: str, config: abi.RuntimeConfig) -> str:
     decided (``--dns=none`` included); the file's path, or "" when there is none."""
     if config.dns.mode:
         return ""
-    from pyrkt.network import dns
     from pyrkt.network import setup as network
 
     found = network.first_dns(pod_dir)
-    text = dns.resolv_from_cni(*found) if found else None
+    if found is None:
+        return ""
+    from pyrkt.network import dns
+
+    text = dns.resolv_from_cni(*found)
     if text is None:
         return ""
     path = os.path.join(pod_dir, ETC_DIR, "resolv.conf")
@@ -424,7 +420,7 @@ class DefaultFlavor:
         if net == "cni":
             from pyrkt.network import setup as network
 
-            netns_path = network.up(pod_dir, config.uuid, list(config.net), config_dirs(config),
+            netns_path = network.up(pod_dir, config.uuid, list(config.net), config.config_dirs,
                                     port_mappings=port_mappings(pod_dir))
             resolv = cni_resolv(pod_dir, config)
             if resolv:

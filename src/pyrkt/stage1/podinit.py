@@ -621,18 +621,30 @@ class PodInit:
             finally:
                 os._exit(127)
         deadline = time.monotonic() + td["timeout"]
-        while True:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if done:
-                return
-            if time.monotonic() > deadline:
-                os.kill(pid, SIGKILL)
-                os.waitpid(pid, 0)
-                return
-            time.sleep(0.01)
+        try:
+            pidfd = os.pidfd_open(pid)  # readable when it exits: no polling interval to wait out
+        except OSError:
+            pidfd = -1
+        try:
+            while True:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if done:
+                    return
+                left = deadline - time.monotonic()
+                if left < 0:
+                    os.kill(pid, SIGKILL)
+                    os.waitpid(pid, 0)
+                    return
+                if pidfd >= 0:
+                    self.readable(pidfd, left)
+                else:
+                    time.sleep(0.01)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
 
     # -- slimming down -------------------------------------------------------------------
 
