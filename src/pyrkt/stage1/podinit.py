@@ -30,6 +30,7 @@ try:
     import _signal  # type: ignore[import-not-found]  # the C half of `signal`, without enum
 except ImportError:  # an interpreter without it (tests/unit/test_private_modules.py)
     import signal as _signal  # type: ignore[no-redef]
+import gc
 import marshal
 import os
 import select
@@ -730,6 +731,7 @@ def run_forked(plan: dict[str, Any], enter_root: Callable[[], dict[str, Any]] | 
     (slimming down later)."""
     init = PodInit(plan)
     init.start(enter_root)
+    gc.enable()  # off in `pyrkt run` (cli.main.GC_OFF_COMMANDS); the apps have started
     return init.loop(slim_at=time.monotonic() + SLIM_AFTER)
 
 
