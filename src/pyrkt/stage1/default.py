@@ -31,7 +31,6 @@ from pyrkt.model import abi
 from pyrkt.model.plan import EtcFiles, PodPlan, to_plain
 from pyrkt.model.volumes import EMPTY_VOLUMES_DIR
 from pyrkt.stage1 import plan as stage1_plan
-from pyrkt.stage1.mutable import ask_pod_init
 from pyrkt.stage1.poddir import (
     ETC_DIR,
     enter_env,
@@ -403,7 +402,8 @@ class DefaultFlavor:
             from pyrkt.kernel import inroot  # noqa: F401
         if any(a.attachable for a in pod.apps):  # pod init opens their stdio in its own root
             appio.preload(lean_script)
-        fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
+        if (fs.read_text(os.path.join(pod_dir, abi.FLAVOR)) or "").strip() != self.name:  # prepare wrote it
+            fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), self.name + "\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.SUBCGROUP), pod.cgroup + "\n", sync=False)
         cgroup_paths, pod, warnings = execute.set_up_cgroups(LinuxKernel(), pod)
         for line in warnings:
@@ -709,6 +709,8 @@ class DefaultFlavor:
 
     def stop_app(self, pod_dir: str, name: str, timeout: float) -> None:
         """TERM the app (KILL after the pod's stop timeout) and wait until it has exited."""
+        from pyrkt.stage1.mutable import ask_pod_init  # mutable pods' only: off the run path
+
         ask_pod_init(pod_dir, name, "stop")
         status = os.path.join(pod_dir, abi.app_status(name))
         deadline = time.monotonic() + timeout
@@ -722,6 +724,8 @@ class DefaultFlavor:
     def remove_app(self, pod_dir: str, name: str) -> None:
         """Have pod init forget the (stopped) app, and remove its cgroups."""
         if lock.is_locked(pod_dir):
+            from pyrkt.stage1.mutable import ask_pod_init
+
             ask_pod_init(pod_dir, name, "rm")
         sub = (fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP)) or "").strip()
         if sub:
