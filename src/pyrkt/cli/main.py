@@ -248,7 +248,8 @@ def dispatch(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
 # imports create ~50k objects, whose collections cost ~1.5 ms, and a collection in pod init,
 # a fork of `run`, would write to (and so copy) pages it shares with its parent. What they
 # allocate after is bounded: `run` then waits for its pod; pod init turns the collector on once
-# its apps have started, and so does an image fetch (stage0.images).
+# its apps have started, and so does an image fetch (stage0.images), both after gc.freeze(),
+# since the collector's first pass would otherwise walk every object allocated since the start.
 GC_OFF_COMMANDS = frozenset({"run", "run-prepared", "prepare", "list", "status", "version"})
 
 

@@ -731,7 +731,11 @@ def run_forked(plan: dict[str, Any], enter_root: Callable[[], dict[str, Any]] | 
     (slimming down later)."""
     init = PodInit(plan)
     init.start(enter_root)
-    gc.enable()  # off in `pyrkt run` (cli.main.GC_OFF_COMMANDS); the apps have started
+    # the collector was off in `pyrkt run` (cli.main.GC_OFF_COMMANDS), so its first pass would
+    # walk every object since its start (~3 ms, and copy the pages they are on): they are
+    # frozen (kept, never collected: this process re-executes soon) and only new ones collected
+    gc.freeze()
+    gc.enable()
     return init.loop(slim_at=time.monotonic() + SLIM_AFTER)
 
 
