@@ -554,7 +554,8 @@ class DefaultFlavor:
             os.set_inheritable(lock_fd, True)
             os.set_inheritable(ready_w, True)
             os.chdir(pod_dir)
-            os.environ.clear()
+            for key in list(os.environ):  # os.environ.clear() pops one by one, each from a new
+                del os.environ[key]  # iterator over a dict with holes: ~0.3 ms for 35 variables
             os.environ.update({abi.LOCK_FD_ENV: str(lock_fd), "PATH": abi.STANDARD_PATH})
             process.blank_cmdline("pyrkt pod init")  # /proc/1/cmdline showed the data dir to the apps
             for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGWINCH, _signal.SIGPIPE):
