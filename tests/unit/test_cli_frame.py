@@ -273,3 +273,20 @@ def test_python_dash_m_pyrkt_reports_errors_with_254() -> None:
                           timeout=30)
     assert proc.returncode == 254
     assert proc.stderr == "pyrkt: unknown command 'frobnicate' (see pyrkt --help)\n"
+
+
+def test_the_collector_stays_off_for_the_hot_commands_only(capsys: pytest.CaptureFixture[str]) -> None:
+    # run_and_exit turns the cyclic GC off for the start-up; dispatch turns it on again for a
+    # command that may run long (cli.main.GC_OFF_COMMANDS)
+    import gc
+
+    assert {"run", "prepare", "run-prepared"} <= cli.GC_OFF_COMMANDS
+    assert not {"cri", "api-service", "metadata-service", "fetch", "gc"} & cli.GC_OFF_COMMANDS
+    gc.disable()
+    try:
+        assert pyrkt(capsys, "version")[0] == 0
+        assert not gc.isenabled()
+        assert pyrkt(capsys, "fetch", "--help")[0] == 0
+        assert gc.isenabled()
+    finally:
+        gc.enable()

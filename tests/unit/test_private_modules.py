@@ -74,3 +74,30 @@ print("fallback ok")
 def test_without_the_private_modules_the_public_ones_serve() -> None:
     r = subprocess.run([sys.executable, "-c", FALLBACK], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == "fallback ok\n", r.stderr
+
+
+SQLITE_WITHOUT_FUNCTOOLS = """
+import sys
+from pyrkt.store.index import Index, _sqlite3
+sqlite3 = _sqlite3()
+assert sqlite3.__name__ in ("_sqlite3", "sqlite3")
+loaded = sorted(m for m in ("functools", "collections") if m in sys.modules)
+conn = sqlite3.connect(":memory:", isolation_level=None)
+conn.execute("CREATE TABLE t (a INTEGER)")
+for i in range(300):  # more distinct and repeated statements than the statement cache holds
+    conn.execute(f"INSERT INTO t VALUES ({i % 150})")
+    conn.execute("INSERT INTO t VALUES (?)", (i,))
+assert conn.execute("SELECT count(*), sum(a) FROM t").fetchone() == (600, 2 * sum(range(150)) + sum(range(300)))
+import functools  # the real module, whole, for whoever imports it later
+assert functools.reduce(lambda a, b: a + b, [1, 2, 3]) == 6 and callable(functools.partial)
+print("loaded:", loaded)
+"""
+
+
+def test_sqlite_loads_without_functools_and_its_statement_cache_works() -> None:
+    # _sqlite3 takes functools.lru_cache as it loads; the store index gives it that alone
+    # (store.index._LruCacheOnly): the run path does not pay for functools and collections
+    code = f"import sys\nsys.path[:0] = {sys.path!r}\n{SQLITE_WITHOUT_FUNCTOOLS}"  # -S: no site, as the launcher
+    r = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "loaded: []\n"

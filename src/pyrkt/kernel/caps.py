@@ -17,9 +17,8 @@ is empty (as systemd left rkt's apps); a non-root uid's ambient caps need theirs
 
 from __future__ import annotations
 
-import ctypes
-
 from pyrkt.errors import KernelError, UsageError
+from pyrkt.kernel import cdata as ctypes  # ctypes' names on _ctypes, without ctypes' import cost (cdata.py)
 from pyrkt.kernel import libc as L
 
 TYPE_CHECKING = False

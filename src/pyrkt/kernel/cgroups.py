@@ -260,8 +260,7 @@ def limit_devices(subpath: str, rules: tuple[DeviceRule, ...], *, apps_own: bool
         bpf.limit_devices(path, rules, bpf.BPF_F_ALLOW_OVERRIDE if apps_own else 0)
         return path
     write(os.path.join(path, "devices.deny"), "a")
-    for rule in rules:
-        write(os.path.join(path, "devices.allow"), rule.v1())
+    write_each(os.path.join(path, "devices.allow"), [rule.v1() for rule in rules])
     return path
 
 
@@ -316,6 +315,25 @@ def write(path: str, text: str) -> None:
         raise KernelError("write", e.errno or E.EIO, f"{text!r} to {path}") from None
 
 
+def write_each(path: str, texts: list[str]) -> None:
+    """``write`` of each of ``texts`` in turn, one write(2) each (devices.allow takes one rule per
+    write) through one open of ``path`` (an open of a cgroup file costs more than the write)."""
+    if not texts:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KernelError("write", e.errno or E.EIO, f"{texts[0]!r} to {path}") from None
+    try:
+        for text in texts:
+            try:
+                os.write(fd, text.encode())
+            except OSError as e:
+                raise KernelError("write", e.errno or E.EIO, f"{text!r} to {path}") from None
+    finally:
+        os.close(fd)
+
+
 def paths_for(subpath: str, hs: list[Hierarchy] | None = None) -> list[str]:
     return [os.path.join(h.mount_point, subpath) for h in (pod_hierarchies() if hs is None else hs)]
 
@@ -326,7 +344,9 @@ _made_in: list[Hierarchy] = []  # the pod hierarchies ``create`` found, for its 
 def create(subpath: str) -> list[str]:
     """Make the pod's cgroup ``subpath`` in every pod hierarchy; returns the directories pod
     init joins."""
-    _made_in[:] = pod_hierarchies()
+    primed = _primed_hierarchies.pop() if _primed_hierarchies else None
+    fresh = primed is not None and time.monotonic() - primed[0] < PRIME_SECONDS
+    _made_in[:] = primed[1] if primed is not None and fresh else pod_hierarchies()
     steps, joins = pod_steps(_made_in, subpath)
     run_steps(steps)
     return joins
@@ -410,7 +430,15 @@ def prime_join() -> None:
     caller prepares the pod, and again every few ms until the pod's ``join`` (at most
     ``PRIME_SECONDS``). Errors end the thread: the join then pays the wait, as without this.
     Where the pod's hierarchies are all v1, pod init joins them itself through ``tasks``
-    (``join``), which waits for nothing: the thread then ends at once."""
+    (``join``), which waits for nothing: no thread is started then. The hierarchies read here
+    serve the pod's ``create`` that follows (within ``PRIME_SECONDS``): mountinfo read once."""
+    try:
+        hs = pod_hierarchies()
+    except (OSError, ValueError):
+        return  # the join pays the wait, if any; create reads (and reports) them itself
+    _primed_hierarchies[:] = [(time.monotonic(), hs)]
+    if all(h.version == 1 for h in hs):
+        return  # pod init joins v1 cgroups through `tasks`: no grace period to wait for
     import _thread
 
     _priming[0] = True
@@ -426,12 +454,11 @@ def own_join_waits() -> bool:
 PRIME_SECONDS = 1.0
 PRIME_EVERY = 0.003
 _priming = [False]
+_primed_hierarchies: list[tuple[float, list[Hierarchy]]] = []  # (when, what) prime_join read, for create
 
 
 def _keep_primed() -> None:
     try:
-        if all(h.version == 1 for h in pod_hierarchies()):
-            return  # pod init joins v1 cgroups through `tasks`: no grace period to wait for
         with open("/proc/self/cgroup", "rb") as f:
             target = own_procs_file(f.read().decode(), hierarchies())
         if target is None:

@@ -9,10 +9,10 @@ importing ``platform``).
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from pyrkt.errors import KernelError
+from pyrkt.kernel import cdata as ctypes  # ctypes' names on _ctypes, without ctypes' import cost (cdata.py)
 
 _LIBC: ctypes.CDLL | None = None
 

@@ -6,11 +6,11 @@ Every failure raises ``KernelError`` naming the call and the paths, as crun does
 
 from __future__ import annotations
 
-import ctypes
 import errno as E
 import os
 
 from pyrkt.errors import KernelError
+from pyrkt.kernel import cdata as ctypes  # ctypes' names on _ctypes, without ctypes' import cost (cdata.py)
 from pyrkt.kernel import libc as L
 
 MS_RDONLY = 1

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from pyrkt.errors import KernelError
+from pyrkt.kernel import cdata as ctypes  # ctypes' names on _ctypes, without ctypes' import cost (cdata.py)
 from pyrkt.kernel import libc as L
 
 CLONE_NEWNS = 0x00020000
@@ -147,7 +147,7 @@ def loopback_up() -> None:
         if lib.ioctl(fd, ctypes.c_ulong(SIOCGIFFLAGS), req) != 0:
             raise KernelError("ioctl", ctypes.get_errno(), "SIOCGIFFLAGS lo")
         flags = int.from_bytes(req.raw[16:18], "little") | IFF_UP
-        ctypes.memmove(ctypes.addressof(req) + 16, flags.to_bytes(2, "little"), 2)
+        req = ctypes.create_string_buffer(req.raw[:16] + flags.to_bytes(2, "little"), 40)
         if lib.ioctl(fd, ctypes.c_ulong(SIOCSIFFLAGS), req) != 0:
             raise KernelError("ioctl", ctypes.get_errno(), "SIOCSIFFLAGS lo")
     finally:

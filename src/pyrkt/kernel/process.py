@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from pyrkt.errors import KernelError
+from pyrkt.kernel import cdata as ctypes  # ctypes' names on _ctypes, without ctypes' import cost (cdata.py)
 from pyrkt.kernel import libc as L
 
 PR_SET_PDEATHSIG = 1

@@ -18,10 +18,10 @@ the compiler live in ``seccomp_compile`` and are imported when first used, throu
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from pyrkt.errors import KernelError
+from pyrkt.kernel import cdata as ctypes  # ctypes' names on _ctypes, without ctypes' import cost (cdata.py)
 from pyrkt.kernel import libc as L
 
 TYPE_CHECKING = False
@@ -293,7 +293,7 @@ def load_bpf(bpf: bytes) -> None:
     if not bpf or len(bpf) % 8:
         raise KernelError("seccomp", 22, f"bpf of {len(bpf)} bytes is not whole instructions")
     buf = ctypes.create_string_buffer(bpf, len(bpf))
-    prog = _SockFprog(len(bpf) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    prog = _SockFprog(len(bpf) // 8, ctypes.addressof(buf))
     SECCOMP_SET_MODE_FILTER = 1
     L.check(L.syscall(L.NR["seccomp"], SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(prog)),
             "seccomp", "SECCOMP_SET_MODE_FILTER")

@@ -58,8 +58,11 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
     debug = ui.debug if ui is not None else _no_debug
 
     def from_source(source: Source) -> Image:
+        import gc
         from pathlib import Path  # only when fetching: pathlib is off the run path
 
+        gc.freeze()  # off for `run` and `prepare` (cli.main.GC_OFF_COMMANDS); a fetch may run long:
+        gc.enable()  # on for what it allocates, the start-up's objects frozen (a first pass would walk them all)
         sig = Path(signature) if signature else None
         return fetch(store, arg, source=source, insecure=config.insecure, dirs=config.dirs, signature=sig,
                      platform=platform, ui=ui, pull_policy=pull_policy,

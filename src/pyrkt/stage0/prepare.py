@@ -25,7 +25,6 @@ from pyrkt.model.volumes import parse_mount, parse_volume
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
 from pyrkt.stage0 import volumes
-from pyrkt.stage0.stage1image import Stage1Image
 from pyrkt.stage0.volumes import merge_mounts
 
 TYPE_CHECKING = False
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 
     from pyrkt.fetch.ui import FetchUI
     from pyrkt.model.idmap import IdRange
+    from pyrkt.stage0.stage1image import Stage1Image
 
 
 class AppRequest(Value, frozen=False):

@@ -30,6 +30,7 @@ try:
     import _signal  # type: ignore[import-not-found]  # the C half of `signal`, without enum
 except ImportError:  # an interpreter without it (tests/unit/test_private_modules.py)
     import signal as _signal  # type: ignore[no-redef]
+import gc
 import marshal
 import os
 import select
@@ -742,6 +743,11 @@ def run_forked(plan: dict[str, Any], enter_root: Callable[[], dict[str, Any]] | 
     (slimming down later)."""
     init = PodInit(plan)
     init.start(enter_root)
+    # the collector was off in `pyrkt run` (cli.main.GC_OFF_COMMANDS), so its first pass would
+    # walk every object since its start (~3 ms, and copy the pages they are on): they are
+    # frozen (kept, never collected: this process re-executes soon) and only new ones collected
+    gc.freeze()
+    gc.enable()
     return init.loop(slim_at=time.monotonic() + SLIM_AFTER)
 
 

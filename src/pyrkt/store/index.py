@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 def _sqlite3() -> Any:
     """The SQLite module: CPython's private ``_sqlite3``, else the public ``sqlite3`` (an
     interpreter without the private one; tests/unit/test_private_modules.py says which)."""
+    _preload()
     try:
         import _sqlite3
     except ImportError:
@@ -50,6 +51,47 @@ def _sqlite3() -> Any:
 
         return sqlite3
     return _sqlite3
+
+
+class _LruCacheOnly:
+    """What ``_sqlite3`` takes of ``functools`` as it loads: ``lru_cache``, which each connection
+    wraps itself in as its statement cache. The real ``functools`` module costs the run path
+    ~2.5 ms (it imports ``collections``, ``operator``, ``reprlib``... for the rest of it); this
+    gives the same C cache (``_functools._lru_cache_wrapper``, what ``functools.lru_cache``
+    builds) without them. Stands in ``sys.modules`` only while ``_sqlite3`` loads (``_preload``)."""
+
+    __name__ = "functools"
+
+    @staticmethod
+    def lru_cache(maxsize: int | None = 128, typed: bool = False) -> Any:
+        from _functools import _lru_cache_wrapper  # type: ignore[import-not-found]
+
+        # the last argument makes cache_info()'s tuple, which sqlite never asks for
+        return lambda user_function: _lru_cache_wrapper(user_function, maxsize, typed, tuple)
+
+
+def _preload() -> None:
+    """Load ``_sqlite3`` with ``_LruCacheOnly`` as ``functools``, unless ``functools`` is loaded
+    already (then there is nothing to save) or ``_functools`` is missing; the real module is
+    back (or, not loaded, still importable) as soon as ``_sqlite3`` is."""
+    import sys
+
+    if "functools" in sys.modules or "_sqlite3" in sys.modules:
+        return
+    try:
+        import _functools  # type: ignore[import-not-found]
+
+        _functools._lru_cache_wrapper  # noqa: B018
+    except (ImportError, AttributeError):
+        return
+    sys.modules["functools"] = _LruCacheOnly()  # type: ignore[assignment]
+    try:
+        import _sqlite3  # noqa: F401
+    except ImportError:
+        pass  # _sqlite3() falls back to sqlite3, which imports the real functools
+    finally:
+        del sys.modules["functools"]
+
 
 SCHEMA_VERSION = 1
 SCHEMA = """

@@ -128,3 +128,11 @@ def test_stdio_modes_follow_their_image_and_become_its_stage2_annotations() -> N
 def test_bad_stdio_flags_are_refused(args: tuple[str, ...], why: str) -> None:
     with pytest.raises(UsageError, match=why):
         parse(*args)
+
+
+def test_stage1_flags_are_the_stage1_image_kinds() -> None:
+    # stage1_choice reads the kinds off the flags, so that run does without stage1image's import
+    from pyrkt.cli.commands.run import STAGE1_FLAGS
+    from pyrkt.stage0.stage1image import KINDS
+
+    assert tuple(f.name.removeprefix("stage1-") for f in STAGE1_FLAGS) == KINDS

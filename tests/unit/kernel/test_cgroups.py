@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pyrkt.kernel import cgroups
 from pyrkt.kernel.cgroups import Hierarchy, device_hierarchy, pod_hierarchies, tree
 
 V2 = Hierarchy("/sys/fs/cgroup/unified", 2, ())
@@ -80,3 +81,35 @@ def test_a_single_threaded_caller_joins_v1_through_tasks_and_v2_through_cgroup_p
     monkeypatch.setattr(cgroups, "single_threaded", lambda: False)  # tasks would move one thread only
     cgroups.join([str(v1)])
     assert ((v1 / "tasks").read_text(), (v1 / "cgroup.procs").read_text()) == ("", "0")
+
+
+def test_write_each_writes_every_text_through_one_open_and_names_a_refused_one(tmp_path: Path) -> None:
+    from pyrkt.errors import KernelError
+
+    target = tmp_path / "devices.allow"
+    target.write_text("")
+    cgroups.write_each(str(target), ["c 1:3 rwm", "c 5:0 rwm"])
+    assert target.read_text() == "c 1:3 rwmc 5:0 rwm"  # two writes (on cgroupfs: two rules)
+    cgroups.write_each(str(tmp_path / "missing"), [])  # nothing to write: not even opened
+    with pytest.raises(KernelError, match="'c 1:3 rwm' to /dev/full"):
+        cgroups.write_each("/dev/full", ["c 1:3 rwm", "c 5:0 rwm"])  # ENOSPC: the kernel refuses it
+    with pytest.raises(KernelError, match=f"'a' to {tmp_path}/missing"):
+        cgroups.write_each(str(tmp_path / "missing"), ["a"])
+
+
+def test_prime_join_on_v1_starts_no_thread_and_create_reuses_its_hierarchies(monkeypatch: pytest.MonkeyPatch) -> None:
+    v1 = [Hierarchy("/sys/fs/cgroup/memory", 1, ("memory",)), Hierarchy("/sys/fs/cgroup/pids", 1, ("pids",))]
+    reads: list[int] = []
+    monkeypatch.setattr(cgroups, "pod_hierarchies", lambda: reads.append(1) or v1)
+    monkeypatch.setattr(cgroups, "run_steps", lambda steps: None)
+    started: list[object] = []
+    import _thread
+
+    monkeypatch.setattr(_thread, "start_new_thread", lambda *a: started.append(a))
+    cgroups.prime_join()
+    assert started == [] and not cgroups._priming[0]  # v1: pod init joins through `tasks`, no wait to pay
+    joins = cgroups.create("pyrkt/u")
+    assert joins == ["/sys/fs/cgroup/memory/pyrkt/u", "/sys/fs/cgroup/pids/pyrkt/u"]
+    assert len(reads) == 1  # mountinfo read once, by prime_join
+    cgroups.create("pyrkt/v")  # a later pod (a long-running CRI server's) reads them again
+    assert len(reads) == 2

@@ -181,10 +181,10 @@ def stage1_choice(ctx: Context, values: dict[str, Any], args: list[str] | None =
     stage1 image names count as their flavor), else the built-in default. ``--stage1-name``
     naming a built-in flavor means that flavor. ``args``: the command line, for rkt's order of
     the two flags in the mutually-exclusive error (the later one first)."""
-    from pyrkt.stage0.stage1image import KINDS, Stage1Image
     from pyrkt.stage1 import flavor
 
-    given = [(kind, values.get("stage1_" + kind.replace("-", "_")) or []) for kind in KINDS]
+    kinds = [f.name.removeprefix("stage1-") for f in STAGE1_FLAGS]  # stage1image.KINDS, without its import
+    given = [(kind, values.get("stage1_" + kind.replace("-", "_")) or []) for kind in kinds]
     given = [(kind, flags) for kind, flags in given if flags]
     words = [a.partition("=")[0] for a in args or ()]
     given.sort(key=lambda g: words.index("--stage1-" + g[0]) if "--stage1-" + g[0] in words else len(words))
@@ -196,12 +196,18 @@ def stage1_choice(ctx: Context, values: dict[str, Any], args: list[str] | None =
     if given:
         kind, (location,) = given[0]
         built_in = flavor.built_in(location) if kind == "name" else None
-        return (built_in, None) if built_in else ("image", Stage1Image(kind, location))
+        if built_in:
+            return built_in, None
+        from pyrkt.stage0.stage1image import Stage1Image
+
+        return "image", Stage1Image(kind, location)
     configured = ctx.config.stage1_default()
     if configured.name:
         built_in = flavor.built_in(configured.name)
         if built_in:
             return built_in, None
+        from pyrkt.stage0.stage1image import Stage1Image
+
         return "image", Stage1Image("config", f"{configured.name}:{configured.version}", configured.location)
     if configured.location:
         ctx.warn(f"stage1.d ({configured.location_file}) gives the location {configured.location} but no stage1 "
