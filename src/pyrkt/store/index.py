@@ -87,8 +87,8 @@ def _preload() -> None:
     sys.modules["functools"] = _LruCacheOnly()  # type: ignore[assignment]
     try:
         import _sqlite3  # noqa: F401
-    except ImportError:
-        pass  # _sqlite3() falls back to sqlite3, which imports the real functools
+    except Exception:  # noqa: BLE001  missing, or (another CPython) asking more of functools:
+        pass  # _sqlite3() imports it again with the real functools, or falls back to sqlite3
     finally:
         del sys.modules["functools"]
 
