@@ -116,11 +116,15 @@ def test_missing_layer_dir_is_an_image_error(store: Store) -> None:
         store.layer_dirs(image)
 
 
-def test_touch_updates_last_used(store: Store) -> None:
+def test_touch_updates_last_used_to_within_a_second(store: Store) -> None:
     image = add_image(store)
     before = store.record(image.id).last_used
-    store.touch(image.id)
-    assert store.record(image.id).last_used > before
+    store.index.touch(image.id, when_ns=before + 500_000_000)
+    assert store.record(image.id).last_used == before  # that soon: nothing written (the WAL stays small)
+    store.index.touch(image.id, when_ns=before + 2_000_000_000)
+    assert store.record(image.id).last_used == before + 2_000_000_000
+    store.touch(image.id)  # now, earlier than that last use: not moved back
+    assert store.record(image.id).last_used == before + 2_000_000_000
 
 
 def test_remove_keeps_what_another_image_still_uses(store: Store) -> None:
