@@ -325,8 +325,8 @@ class Index:
         return stored
 
     def touch(self, image_id: str, when_ns: int | None = None) -> None:
-        """The image's last use is now (``when_ns``), to within ``LAST_USED_RESOLUTION``: a use
-        that soon after the last one writes nothing. Each write adds a page to the WAL, which
+        """The image's last use is now (``when_ns``), to within ``LAST_USED_RESOLUTION``: a time
+        that close to the one recorded writes nothing. Each write adds a page to the WAL, which
         every command's first connection reads whole (pyrkt's commands end without closing it),
         so runs of one image in a loop would grow what each run reads up to the checkpoint."""
         conn = self.connect(create=False)
@@ -334,8 +334,8 @@ class Index:
             return
         when = when_ns or time.time_ns()
         with _transaction(conn):
-            conn.execute("UPDATE images SET last_used=? WHERE id=? AND last_used<?",
-                         (when, image_id, when - LAST_USED_RESOLUTION))
+            conn.execute("UPDATE images SET last_used=?1 WHERE id=?2 AND abs(last_used - ?1) >= ?3",
+                         (when, image_id, LAST_USED_RESOLUTION))
 
     def remove(self, image_id: str) -> tuple[set[str], set[str]]:
         """Delete the image; returns the blobs and layers (diff ids) no other image uses now."""
