@@ -220,16 +220,16 @@ def test_attach_to_stream_and_tty_containers(cri: Cri, image: tuple[Path, str], 
         remove(cri, sid)
 
 
-def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
-    """httpd listens on the pod's own 127.0.0.1: only a connection made in its netns reaches it."""
+def httpd_sandbox(cri: Cri, image_id: str, tmp_path: Path, name: str, subnet: str) -> str:
+    """A sandbox on a CNI network of its own (``subnet``) whose container "web" serves httpd on
+    the pod's own 127.0.0.1:8080, listening; its id."""
     (cri.cni_conf / "10-k8s.conflist").write_text(json.dumps({
         "cniVersion": "0.4.0", "name": "k8s-pods", "plugins": [
-            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.226.9.0/24",
-                                     "dataDir": str(tmp_path / "ipam")}}]}))
-    config = sandbox_config(tmp_path, "forwarded", host_net=False)
+            {"type": "ptp", "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(tmp_path / "ipam")}}]}))
+    config = sandbox_config(tmp_path, name, host_net=False)
     sid = run_sandbox(cri, config)
     try:
-        cid = create(cri, sid, config, image[1], "web", "sh", "-c", HTTPD.replace("-p 8080", "-p 127.0.0.1:8080"))
+        cid = create(cri, sid, config, image_id, "web", "sh", "-c", HTTPD.replace("-p 8080", "-p 127.0.0.1:8080"))
         rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
         wait_state(cri, cid, pb.CONTAINER_RUNNING)
         for _ in range(100):  # httpd listening
@@ -237,6 +237,16 @@ def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], 
                                                        timeout=30))
             if r.exit_code == 0:
                 break
+    except BaseException:
+        remove(cri, sid)
+        raise
+    return sid
+
+
+def test_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], tmp_path: Path) -> None:
+    """httpd listens on the pod's own 127.0.0.1: only a connection made in its netns reaches it."""
+    sid = httpd_sandbox(cri, image[1], tmp_path, "forwarded", "10.226.9.0/24")
+    try:
         url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080])).url
         assert "/portforward/" in url
         c = Client(url, ())  # no subprotocol: the kubelet's default, as v4.channel.k8s.io
@@ -352,21 +362,8 @@ def test_spdy_attach_to_a_running_container(cri: Cri, image: tuple[Path, str], t
 
 def test_spdy_port_forward_to_an_httpd_in_the_pod(cri: Cri, image: tuple[Path, str], tmp_path: Path,
                                                   spdy_client: Path) -> None:
-    (cri.cni_conf / "10-k8s.conflist").write_text(json.dumps({
-        "cniVersion": "0.4.0", "name": "k8s-pods", "plugins": [
-            {"type": "ptp", "ipam": {"type": "host-local", "subnet": "10.226.10.0/24",
-                                     "dataDir": str(tmp_path / "ipam")}}]}))
-    config = sandbox_config(tmp_path, "spdyforward", host_net=False)
-    sid = run_sandbox(cri, config)
+    sid = httpd_sandbox(cri, image[1], tmp_path, "spdyforward", "10.226.10.0/24")
     try:
-        cid = create(cri, sid, config, image[1], "web", "sh", "-c", HTTPD.replace("-p 8080", "-p 127.0.0.1:8080"))
-        rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
-        wait_state(cri, cid, pb.CONTAINER_RUNNING)
-        for _ in range(100):  # httpd listening
-            r = rt(cri, "ExecSync", pb.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "netstat -ltn | grep -c :8080"],
-                                                       timeout=30))
-            if r.exit_code == 0:
-                break
         request = "GET /index.html HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n"
         url = rt(cri, "PortForward", pb.PortForwardRequest(pod_sandbox_id=sid, port=[8080])).url
         got = spdy.run_client(spdy_client, "portforward", url, "-port", "8080", "-requests", "2", "-send", request)
