@@ -159,6 +159,18 @@ def pids_of_pod(uuid: str) -> list[int]:
 
 
 @contextlib.contextmanager
+def fetched_image(base: Path, **image: object) -> Iterator[tuple[Cli, str]]:
+    """A data dir under ``base`` with a test image (``make_image``'s keywords) fetched: its
+    CLI and the image's id; afterwards every pod is collected and no mount is left under ``base``."""
+    cli = Cli(base / "data")
+    r = cli("fetch", make_image(base / "busybox", **image))
+    assert r.code == 0, r
+    yield cli, r.out.strip().splitlines()[-1]
+    cli.collect_all()
+    assert mounts_under(base) == []
+
+
+@contextlib.contextmanager
 def loop_device(backing: Path) -> Iterator[str]:
     """A loop device over the file ``backing`` (a device of the test's own to pass into pods,
     read and written without touching the host's); detached afterwards."""

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under, pids_of_pod, pod_cgroups
+from tests.integration.pods import Cli, fetched_image, mounts_under, pids_of_pod, pod_cgroups
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
 
@@ -22,13 +22,8 @@ HTTPD = "mkdir -p /www && echo served by web > /www/index.html && exec httpd -f 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
-    base = tmp_path_factory.mktemp("sandbox")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "echo hello")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("sandbox"), cmd=("sh", "-c", "echo hello")) as env:
+        yield env
 
 
 def sandbox(cli: Cli, *flags: str) -> str:

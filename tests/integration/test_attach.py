@@ -15,20 +15,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, fetched_image
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("attach")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh",)))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("attach"), cmd=("sh",)) as env:
+        yield env
 
 
 class Terminal:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under, pids_of_pod
+from tests.integration.pods import Cli, fetched_image, pids_of_pod
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods")
 
@@ -19,13 +19,8 @@ ORPHAN = "sleep\x001001\x00"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("hostpid")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "echo hello")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("hostpid"), cmd=("sh", "-c", "echo hello")) as env:
+        yield env
 
 
 @pytest.fixture

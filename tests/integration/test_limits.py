@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under, pod_cgroups
+from tests.integration.pods import Cli, fetched_image, pod_cgroups
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: pods and cgroups")
 
@@ -25,13 +25,8 @@ needs_v1 = pytest.mark.skipif(not all((V1 / c / "cgroup.procs").exists() for c i
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("limits")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "true")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("limits"), cmd=("sh", "-c", "true")) as env:
+        yield env
 
 
 def detached(cli: Cli, image: str, *args: str) -> str:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under, pod_cgroups
+from tests.integration.pods import Cli, fetched_image, mounts_under, pod_cgroups
 
 # pod init's root: its procfs, and links named by its own fds (see stage1/initroot.py)
 INIT_ROOT = {"proc", "pod", "pyrkt", "usr", "lib", "lib64", "lib32", "libx32"}
@@ -17,13 +17,8 @@ INIT_ROOT = {"proc", "pod", "pyrkt", "usr", "lib", "lib64", "lib32", "libx32"}
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
-    base = tmp_path_factory.mktemp("initroot")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox"))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("initroot")) as env:
+        yield env
 
 
 def host_words(cli: Cli) -> list[str]:

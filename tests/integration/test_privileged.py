@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, fetched_image
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods")
 
@@ -24,13 +24,8 @@ REPORT = ("mknod /dev/kmsg c 1 11 2>/dev/null; echo \"$N $(awk '/^CapEff/{print 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("privileged")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "echo hello")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("privileged"), cmd=("sh", "-c", "echo hello")) as env:
+        yield env
 
 
 def own(field: str) -> str:

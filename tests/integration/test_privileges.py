@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, fetched_image
 from tests.support.aci import aci_manifest, build_aci
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods")
@@ -22,13 +22,8 @@ STATUS = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/self/s
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("privileges")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("sh", "-c", "echo hello")))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("privileges"), cmd=("sh", "-c", "echo hello")) as env:
+        yield env
 
 
 def run(cli: Cli, image: str, *app: str, script: str = "") -> tuple[int, str, str]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under
+from tests.integration.pods import Cli, fetched_image
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs pods")
 
@@ -27,13 +27,8 @@ UNPRIVILEGED_PORT = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    base = tmp_path_factory.mktemp("sysctl")
-    cli = Cli(base / "data")
-    r = cli("fetch", make_image(base / "busybox", cmd=("true",)))
-    assert r.code == 0, r
-    yield cli, r.out.strip().splitlines()[-1]
-    cli.collect_all()
-    assert mounts_under(base) == []
+    with fetched_image(tmp_path_factory.mktemp("sysctl"), cmd=("true",)) as env:
+        yield env
 
 
 def read_host(key: str) -> str:
