@@ -878,20 +878,25 @@ def judge_cri(report: Report, check: Callable[[bool | None, str], None]) -> None
                                                                    else "pyrkt cri did not run"))
 
 
+def print_ms_table(timings: list[Timing], width: int) -> None:
+    """Median, p90 and min of each row in ms (or why it failed), then each row's command."""
+    print(f"  {'':{width}} {'median':>9} {'p90':>9} {'min':>9}")
+    for t in timings:
+        if t.times_ms:
+            print(f"  {t.name:{width}} {t.median:7.1f}ms {t.p90:7.1f}ms {min(t.times_ms):7.1f}ms")
+        else:
+            print(f"  {t.name:{width}} failed: {t.error or 'not run'}")
+    for t in timings:
+        print(f"    {t.name}: {t.command}")
+
+
 def print_cri(report: Report) -> None:
     print(f"\n== CRI: a sandbox with one container, RunPodSandbox to RemovePodSandbox, {report.runs} runs each ==")
     if report.cri_skipped:
         print(f"  skipped: {report.cri_skipped}")
         return
     print(f"  data dirs on: {report.cri_fs}")
-    print(f"  {'':16} {'median':>9} {'p90':>9} {'min':>9}")
-    for t in report.cri_timings:
-        if t.times_ms:
-            print(f"  {t.name:16} {t.median:7.1f}ms {t.p90:7.1f}ms {min(t.times_ms):7.1f}ms")
-        else:
-            print(f"  {t.name:16} failed: {t.error or 'not run'}")
-    for t in report.cri_timings:
-        print(f"    {t.name}: {t.command}")
+    print_ms_table(report.cri_timings, 16)
     calls = list(dict.fromkeys(c for per in report.cri_calls.values() for c in per))  # in the order called
     if calls:
         print("  medians per call (ms):" + "".join(f" {c:>9.9}" for c in calls))
@@ -943,14 +948,7 @@ def print_report(report: Report) -> None:
 def print_start(report: Report) -> None:
     print(f"\n== start time: wall clock of the whole command, {report.runs} runs each ==")
     print(f"pyrkt data dir: {report.data_dir}")
-    print(f"  {'':18} {'median':>9} {'p90':>9} {'min':>9}")
-    for t in report.timings:
-        if t.times_ms:
-            print(f"  {t.name:18} {t.median:7.1f}ms {t.p90:7.1f}ms {min(t.times_ms):7.1f}ms")
-        else:
-            print(f"  {t.name:18} failed: {t.error}")
-    for t in report.timings:
-        print(f"    {t.name}: {t.command}")
+    print_ms_table(report.timings, 18)
     medians = {t.name: t.median for t in report.timings if t.times_ms}
     if "pyrkt run" in medians:
         ratios = [f"pyrkt/{other.split()[0]} {medians['pyrkt run'] / m:.2f}x"
