@@ -393,3 +393,82 @@ def test_an_added_app_killed_by_the_oom_killer_is_recorded_as_such(env: tuple[Cl
     assert [(a["name"], a["exit_code"], a.get("oom_killed")) for a in apps] == [("hog", 137, True)], (st, apps)
     ok(cli, "stop", uuid)
     gone(cli, uuid)
+
+
+def slimmed_down(cli: Cli, uuid: str) -> None:
+    pid = cli.status(uuid)["pid"]
+    deadline = time.monotonic() + 10
+    while b"--resume" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "pod init did not slim down"
+        time.sleep(0.1)
+
+
+def app_cgroup_pids(uuid: str, app: str) -> list[int]:
+    """The pids in the app's own cgroups (its set-up joins them), across the hierarchies."""
+    pids: set[int] = set()
+    for base in pod_cgroups(uuid):
+        procs = Path(base, app, "cgroup.procs")
+        if procs.exists():
+            pids.update(int(p) for p in procs.read_text().split())
+    return sorted(pids)
+
+
+@pytest.mark.parametrize("slim", ["before-add", "between-add-and-start", "never"])
+def test_an_added_app_is_set_up_at_add_and_runs_only_at_its_start(env: tuple[Cli, str], slim: str) -> None:
+    """`app add` has pod init set the app up ahead (a child in the app's cgroups, held before
+    its exec), and `app start` lets it run: until then the app is created, has not run and
+    cannot be entered; the held set-up survives pod init's re-exec as the lean interpreter,
+    and one made by the lean pod init (a fresh interpreter's) works the same."""
+    cli, image = env
+    uuid = sandbox(cli)
+    if slim == "before-add":
+        slimmed_down(cli, uuid)
+    ok(cli, "app", "add", uuid, image, "--name=late", "--exec=/bin/sh", "--", "-c", "echo started; exec sleep 1000")
+    deadline = time.monotonic() + 10
+    while not app_cgroup_pids(uuid, "late"):  # set up in the background, after the add returned
+        assert time.monotonic() < deadline, "the app was not set up ahead"
+        time.sleep(0.02)
+    if slim == "between-add-and-start":
+        slimmed_down(cli, uuid)
+    held = app_cgroup_pids(uuid, "late")
+    assert app_states(cli, uuid) == {"late": "created"}
+    assert cli("app", "exec", uuid, "--app=late", "--", "true").code == 254
+    time.sleep(0.3)
+    assert "started" not in cli("logs", uuid, "--app=late").out
+    ok(cli, "app", "start", uuid, "--app=late")
+    assert app_states(cli, uuid) == {"late": "running"}
+    assert app_cgroup_pids(uuid, "late") == held  # the same process, now the app
+    deadline = time.monotonic() + 10
+    while "started" not in cli("logs", uuid, "--app=late").out:
+        assert time.monotonic() < deadline, cli("logs", uuid, "--app=late")
+        time.sleep(0.05)
+    ok(cli, "stop", uuid)
+    gone(cli, uuid)
+
+
+def test_rm_and_stop_of_a_pod_with_apps_set_up_ahead_leave_nothing(env: tuple[Cli, str]) -> None:
+    """`app rm` of an app added and never started ends its held set-up (its cgroups go with
+    it), and the pod's stop ends those still held: nothing of them is left."""
+    cli, image = env
+    uuid = sandbox(cli)
+    for name in ("a", "b"):
+        ok(cli, "app", "add", uuid, image, f"--name={name}", "--exec=/bin/sleep", "--", "1000")
+    deadline = time.monotonic() + 10
+    while not (app_cgroup_pids(uuid, "a") and app_cgroup_pids(uuid, "b")):
+        assert time.monotonic() < deadline, "the apps were not set up ahead"
+        time.sleep(0.02)
+    held = app_cgroup_pids(uuid, "a")
+    ok(cli, "app", "rm", uuid, "--app=a")
+    assert app_states(cli, uuid) == {"b": "created"}
+    assert not any(Path(base, "a").exists() for base in pod_cgroups(uuid))
+    assert not any(Path(f"/proc/{p}").exists() for p in held)
+    ok(cli, "app", "add", uuid, image, "--name=a", "--exec=/bin/sh", "--", "-c", "echo second; exec sleep 1000")
+    ok(cli, "app", "start", uuid, "--app=a")  # the new plan, not the removed one's
+    deadline = time.monotonic() + 10
+    while "second" not in cli("logs", uuid, "--app=a").out:
+        assert time.monotonic() < deadline, cli("logs", uuid, "--app=a")
+        time.sleep(0.05)
+    ok(cli, "stop", uuid)
+    apps = {a["name"]: a for a in json.loads(ok(cli, "status", "--format=json", uuid))["apps"]}
+    assert "exit_code" not in apps["b"] and apps["a"]["exit_code"] == 0, apps  # b never ran
+    gone(cli, uuid)

@@ -10,7 +10,9 @@ leaves the pod dir as one of the states below, which the next command (or gc) ta
   ``--mnt-volume`` as an app volume, ``lay_out_app``), its dirs laid out, then the manifest
   rewritten (renamed into place) with it: until then it does not exist, and what a killed add
   left of it is cleared by the next add of that name. State: created.
-- ``start``/``stop``/``rm``: asked of pod init through the pod dir (``stage1.default.
+  Pod init is then told to prepare it (``stage1.mutable.tell_pod_init``): it sets the app up
+  in a child held before the exec, which `app start` releases.
+- ``start``/``stop``/``rm``: asked of pod init through the pod dir (``stage1.mutable.
   ask_pod_init``); rkt's status files say the state (``-started`` stamp: running, exit code:
   exited). ``rm`` stops the app, has pod init forget it, takes it out of the manifest, then
   removes its dirs and cgroups.
@@ -213,6 +215,9 @@ def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volum
             FLAVOR.create_app(pod.path, manifest, ra.name, devices)
             write_manifest(pod, manifest)  # the app exists from here on
             fs.touch(pod.file(f"{abi.STATUS_DIR}/{ra.name}-created"))
+            from pyrkt.stage1.mutable import tell_pod_init
+
+            tell_pod_init(pod.path, ra.name, "prepare")  # set up now, in pod init: `app start` releases it
         store.touch(image.id)
     return ra.name
 

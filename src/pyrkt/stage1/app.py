@@ -22,7 +22,8 @@ except ImportError:  # an interpreter without it (tests/unit/test_private_module
 import os
 import stat
 
-from pyrkt.errors import PyrktError
+from pyrkt.errors import KernelError, PyrktError
+from pyrkt.kernel import process
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.kernel.namespaces import CLONE_NEWNS
 from pyrkt.stage1 import execute, users
@@ -41,9 +42,11 @@ MAX_FD = 1 << 20
 ROOT = users.Ids(0, 0, (), "root", "/root")  # who event handlers run as
 
 
-def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int) -> None:
+def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], err_w: int, go_r: int = -1) -> None:
     """Never returns: execs the app, or raises for pod init to report. ``spec["plan"]`` is the
-    app's ``AppPlan``."""
+    app's ``AppPlan``. ``go_r``: an added app prepared at `app add` (podinit.PodInit.release):
+    set up, it waits for a byte there before its pre-start handler and exec, and ends quietly
+    if the pipe closes without one."""
     app: AppPlan = spec["plan"]
     k = LinuxKernel()
     trees = execute.clone_propagated(k, app, plan.get("host_mntns", -1))  # before the pod's namespace
@@ -70,8 +73,26 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     ids = users.resolve(app.user, app.group, app.supplementary_gids)
     env = users.environment(list(app.env), ids)
     path = find_executable(app.argv[0], env)
-    close_fds(keep=err_w)
+    close_fds(keep=(err_w, go_r))
+    if go_r >= 0:
+        try:  # what ps shows while it waits (a fork of pod init would show "pyrkt pod init")
+            process.blank_cmdline(f"pyrkt app {app.name} (set up, held until its start)")
+        except (KernelError, OSError):
+            pass
+        wait_go(go_r)
     start(k, app, ids, env, path, err_w)
+
+
+def wait_go(go_r: int) -> None:
+    while True:
+        try:
+            go = os.read(go_r, 1)
+            break
+        except InterruptedError:
+            continue
+    if not go:  # pod init let it go (or died)
+        os._exit(0)
+    os.close(go_r)
 
 
 def start(k: Kernel, app: AppPlan, ids: users.Ids, env: dict[str, str], path: str, err_w: int) -> None:
@@ -185,10 +206,13 @@ def open_tty(app: AppPlan, tty_to: int) -> None:
     os.close(slave)
 
 
-def close_fds(keep: int) -> None:
-    """Close every fd above stderr but ``keep`` (two close_range(2) calls)."""
-    os.closerange(3, keep)
-    os.closerange(keep + 1, MAX_FD)
+def close_fds(keep: tuple[int, ...]) -> None:
+    """Close every fd above stderr but those in ``keep`` (-1: none), with close_range(2)."""
+    low = 3
+    for fd in sorted(fd for fd in keep if fd >= low):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, MAX_FD)
 
 
 def find_executable(name: str, env: dict[str, str]) -> str:
@@ -211,7 +235,8 @@ def find_executable(name: str, env: dict[str, str]) -> str:
 def main_added(argv: list[str]) -> None:
     """An app added to a mutable pod, in the fresh interpreter pod init's child execs
     (``podinit.PodInit.exec_setup``): ``PLAN_FILE ERR_W APPS_MNTNS USERNS HOST_MNTNS [NAME=FD...]`` (fds,
-    -1 for none; NAME=FD: its stdio fds, as ``appio.AppIO.child`` names them). Sets the app up
+    -1 for none; NAME=FD: its stdio fds, as ``appio.AppIO.child`` names them, and ``go=FD``, the
+    go pipe of an app held until its start). Sets the app up
     as ``run_app`` does and execs it; a failure goes to ``ERR_W`` for pod init to report.
     Never returns."""
     import marshal
@@ -224,13 +249,14 @@ def main_added(argv: list[str]) -> None:
     try:
         mntns, userns, host_mntns = (int(a) for a in argv[2:5])
         stdio = {name: int(fd) for name, _, fd in (a.partition("=") for a in argv[5:])}
-        for fd in (err_w, mntns, userns, host_mntns, *stdio.values()):
+        go_r = stdio.pop("go", -1)  # held until its start (podinit.PodInit.release)
+        for fd in (err_w, mntns, userns, host_mntns, go_r, *stdio.values()):
             if fd >= 0:
                 os.set_inheritable(fd, False)
         with open(argv[0], "rb") as f:
             plan = from_plain(AppPlan, marshal.load(f))
         run_app({"plan": plan}, {"apps_mntns": mntns, "userns_fd": userns, "host_mntns": host_mntns,
-                                 "interactive": False}, stdio, err_w)
+                                 "interactive": False}, stdio, err_w, go_r)
     except BaseException as e:
         try:
             os.write(err_w, (str(e) or repr(e)).encode())

@@ -21,6 +21,19 @@ class AppRunning(InvalidState):
     before its answer may still be under way when the next command looks)."""
 
 
+def tell_pod_init(pod_dir: str, app: str, action: str) -> None:
+    """Leave a request for pod init and signal it, waiting for nothing (`app add`'s "prepare":
+    pod init sets the app up and holds it before its exec, so that its start is quick). Best
+    effort: a pod init gone, or a request it drops, leaves the start to do the whole set-up."""
+    try:
+        fs.atomic_write(os.path.join(pod_dir, abi.REQUESTS_DIR, app), f"{action} {os.urandom(8).hex()}", sync=False)
+        pid = read_pid(pod_dir)
+        if pid is not None and lock.is_locked(pod_dir):
+            os.kill(pid, SIGUSR1)
+    except OSError:
+        pass
+
+
 def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> None:
     """Leave a request for a mutable pod's init (see podinit.py), signal it, and wait for its
     answer; an "error:" answer is raised. The request is on disk before the signal: if this

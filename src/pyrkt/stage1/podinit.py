@@ -51,7 +51,7 @@ MUX_WAIT = 1.0  # how long an exited app's iomux helper may take to pass on what
 
 
 class App:
-    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom", "kill_at")
+    __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom", "kill_at", "go", "err")
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -64,6 +64,7 @@ class App:
         self.log = -1
         self.oom = -1  # its memory cgroup's OOM counter, opened while the host's cgroupfs is in reach
         self.kill_at: float | None = None  # `app stop` of a mutable pod: when TERM turns to KILL
+        self.go = self.err = -1  # an added app set up and held before its exec: see prepare
 
 
 def stamp() -> str:
@@ -202,11 +203,16 @@ class PodInit:
         for app in self.apps:
             app.spec = {"name": app.name, "log": app.spec["log"]}  # drop what only set-up needed
 
-    def spawn(self, app: App) -> str | None:
+    def spawn(self, app: App, hold: bool = False) -> str | None:
         """Fork the app; the child sets itself up (pyrkt.stage1.app) and execs. Returns an
-        error line, or None once the exec happened (its CLOEXEC error pipe closed empty)."""
+        error line, or None once the exec happened (its CLOEXEC error pipe closed empty).
+        ``hold``: the child stops before its exec until ``release`` (see ``prepare``); None
+        at once."""
         spec = app.spec
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        go_r = -1
+        if hold:
+            go_r, app.go = os.pipe2(os.O_CLOEXEC)
         if self.plan["interactive"]:
             io = None
         else:  # an added app's modes: from its plan file, read as plain data (no import)
@@ -215,19 +221,21 @@ class PodInit:
         if pid == 0:
             try:
                 os.close(err_r)
+                if hold:
+                    os.close(app.go)
                 _signal.set_wakeup_fd(-1)  # the app is not pod init: default dispositions, no wakeup fd
                 for sig in HANDLED:
                     _signal.signal(sig, _signal.SIG_DFL)
                 if "plan_file" in spec:  # an app added to a mutable pod
                     if "pyrkt.stage1.app" not in sys.modules:  # the lean pod init: a fresh interpreter sets it up
-                        self.exec_setup(spec["plan_file"], io.child if io else {}, err_w)
+                        self.exec_setup(spec["plan_file"], io.child if io else {}, err_w, go_r)
                     from pyrkt.model.plan import AppPlan, from_plain
 
                     with open(self.path(spec["plan_file"]), "rb") as f:
                         spec["plan"] = from_plain(AppPlan, marshal.load(f))
                 from pyrkt.stage1 import app as setup
 
-                setup.run_app(spec, self.plan, io.child if io else {}, err_w)
+                setup.run_app(spec, self.plan, io.child if io else {}, err_w, go_r)
             except BaseException as e:  # report anything; never return into pod init
                 try:
                     os.write(err_w, (str(e) or repr(e)).encode())
@@ -237,13 +245,22 @@ class PodInit:
         app.pid = pid
         self.by_pid[pid] = app
         os.close(err_w)
-        write_file(self.path(self.plan["pids_dir"]) + "/" + app.name, str(pid))
+        if hold:
+            os.close(go_r)
         app.log = os.open(self.path(spec["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         if io is not None:
             io.close_child()
             for stream, r in io.logs.items():
                 self.watch(app, stream, r)
             self.plan.setdefault("muxed", []).extend(io.muxed)  # in the plan: kept across the re-exec
+        if hold:
+            app.err = err_r
+            return None
+        return self.exec_done(app, err_r)
+
+    def exec_done(self, app: App, err_r: int) -> str | None:
+        """Wait for the app's exec (its error pipe closed: None) or its set-up's error line."""
+        write_file(self.path(self.plan["pids_dir"]) + "/" + app.name, str(app.pid))
         msg = b""
         while True:
             try:
@@ -260,8 +277,10 @@ class PodInit:
 
     # In an added app's child of the lean pod init (no pyrkt in it): exec a fresh interpreter
     # that sets the app up from its plan file.
-    def exec_setup(self, plan_file: str, stdio: dict[str, int], err_w: int) -> None:
+    def exec_setup(self, plan_file: str, stdio: dict[str, int], err_w: int, go_r: int) -> None:
         fds = [err_w, self.plan.get("apps_mntns", -1), self.plan.get("userns_fd", -1), self.plan.get("host_mntns", -1)]
+        if go_r >= 0:
+            stdio = {**stdio, "go": go_r}
         for fd in [*fds, *stdio.values()]:
             if fd >= 0:
                 os.set_inheritable(fd, True)
@@ -292,23 +311,23 @@ class PodInit:
             if "." in name:  # results and temporary files: an app name has no dot
                 continue
             path = where + "/" + name
-            try:
-                with open(path) as f:
+            try:  # taken away first: a request written meanwhile (after a `prepare`) waits for its signal
+                os.rename(path, path + ".taken")
+                with open(path + ".taken") as f:
                     action, _, nonce = f.read().partition(" ")
+                os.unlink(path + ".taken")
             except OSError:
                 continue
             try:
                 error = self.act(action, name)
             except Exception as e:  # the one who asked hears why; pod init goes on
                 error = str(e) or repr(e)
+            if action == "prepare":  # nobody waits for it: a failed one is retried by the start
+                continue
             write_file(path + ".result", nonce + (" error:" + error if error else " ok"))
             try:  # wakes the one waiting on the FIFO there (ENXIO: nobody is)
                 os.close(os.open(path + ".wake", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC))
             except OSError:
-                pass
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
                 pass
 
     def find(self, name: str) -> App | None:
@@ -319,7 +338,8 @@ class PodInit:
 
     def act(self, action: str, name: str) -> str | None:
         app = self.find(name)
-        live = app is not None and app.pid != 0 and app.code is None
+        held = app is not None and app.go >= 0
+        live = app is not None and app.pid != 0 and app.code is None and not held
         if action == "stop":
             if app is not None and live:
                 app.stopped = True
@@ -330,15 +350,20 @@ class PodInit:
             if live:
                 return "the app is running"
             if app is not None:
+                self.unhold(app)
                 self.apps.remove(app)
                 self.forget(app)
             return None
-        if action != "start":
+        if action not in ("start", "prepare"):
             return f"unknown request {action!r}"
+        if action == "prepare" and (app is not None or self.stopping):  # known already: started or held
+            return None
         if live:
             return "the app is running already"
         if self.stopping:
             return "the pod is stopping"
+        if held and app is not None:
+            return self.release(app)
         plan_file = "appsinfo/" + name + "/plan"
         with open(self.path(plan_file), "rb") as f:
             saved = marshal.load(f)
@@ -362,11 +387,43 @@ class PodInit:
             except OSError:
                 pass  # its OOM kills show as SIGKILL only
         app.spec = {"name": name, "log": log, "plan_file": plan_file}
-        error = self.spawn(app)
+        error = self.spawn(app, hold=action == "prepare")
         app.spec = {"name": name, "log": log}
-        if error is None:
+        if error is None and action == "start":
             write_file(status + "-started", f"{time.time():f}")
         return error
+
+    # `app add` asks for "prepare" (and waits for no answer): the app is spawned as for a start
+    # but its child, set up, waits on the go pipe before its pre-start handler and exec; the
+    # start then only releases it, so the set-up (a fresh interpreter's, in the lean pod init)
+    # is paid between the two commands. A held child that dies (its set-up failed) is reaped
+    # without a status (the app is still created) and the start spawns it again, reporting why.
+
+    def release(self, app: App) -> str | None:
+        try:
+            os.write(app.go, b"g")
+        except OSError:
+            pass  # it died setting up: its error line is in the pipe
+        os.close(app.go)
+        err, app.go, app.err = app.err, -1, -1
+        error = self.exec_done(app, err)
+        if error is None:
+            write_file(self.path(self.plan["status_dir"]) + "/" + app.name + "-started", f"{time.time():f}")
+        return error
+
+    def unhold(self, app: App, reaped: bool = False) -> None:  # a held child ends (`app rm`: before its cgroups go)
+        if app.go < 0:
+            return
+        os.close(app.go)
+        os.close(app.err)
+        app.go = app.err = -1
+        if not reaped and self.by_pid.pop(app.pid, None) is not None:
+            try:
+                os.kill(app.pid, SIGKILL)
+                os.waitpid(app.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        app.pid = 0
 
     def forget(self, app: App) -> None:  # an ended app's fds, before a restart or `app rm`
         self.drain(app)
@@ -405,6 +462,9 @@ class PodInit:
             app = self.by_pid.pop(pid, None)
             if app is None:
                 continue  # an orphan re-parented to us
+            if app.go >= 0:  # died held: still created, spawned again at its start
+                self.unhold(app, reaped=True)
+                continue
             if os.WIFEXITED(status):
                 code = os.WEXITSTATUS(status)
             else:
@@ -651,7 +711,8 @@ class PodInit:
 
     def state(self) -> dict[str, Any]:
         apps = [{"name": a.name, "log": a.spec["log"], "pid": a.pid, "code": a.code, "stopped": a.stopped,
-                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom, "kill_at": a.kill_at} for a in self.apps]
+                 "fds": a.fds, "bufs": a.bufs, "oom": a.oom, "kill_at": a.kill_at, "go": a.go, "err": a.err}
+                for a in self.apps]
         plan = {k: v for k, v in self.plan.items() if k != "apps"}
         return {"plan": plan, "apps": apps, "exit_code": self.exit_code, "failed": self.failed,
                 "orphaned": self.orphaned}
@@ -663,7 +724,7 @@ class PodInit:
         with open(path, "wb") as f:
             marshal.dump(self.state(), f)
         for app in self.apps:
-            for fd in [*app.fds.values(), app.oom]:
+            for fd in [*app.fds.values(), app.oom, app.go, app.err]:
                 if fd >= 0:
                     os.set_inheritable(fd, True)
         if self.parent >= 0:
@@ -700,10 +761,11 @@ class PodInit:
         init.install_signals()
         for app, saved in zip(init.apps, state["apps"], strict=True):
             app.pid, app.code, app.stopped, app.oom = saved["pid"], saved["code"], saved["stopped"], saved["oom"]
-            app.kill_at = saved["kill_at"]
-            if app.oom >= 0:
-                os.set_inheritable(app.oom, False)
-            if app.code is None:
+            app.kill_at, app.go, app.err = saved["kill_at"], saved.get("go", -1), saved.get("err", -1)
+            for fd in (app.oom, app.go, app.err):
+                if fd >= 0:
+                    os.set_inheritable(fd, False)
+            if app.code is None and app.pid:
                 init.by_pid[app.pid] = app
             app.log = os.open(init.path(saved["log"]), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
             for stream, fd in saved["fds"].items():

@@ -27,24 +27,44 @@ class Sandbox:
         self.behaviour: dict[str, str] = {}
         self.nonce = 0
 
-    def spawn(self, app: App) -> str | None:
+    def spawn(self, app: App, hold: bool = False) -> str | None:
         """What pod init's spawn does, with the app's set-up replaced by a child that exits
-        with a code (or sleeps until it is signalled)."""
+        with a code (or sleeps until it is signalled). ``hold``: the child waits on the go pipe
+        as an app's set-up does (an "error:" one fails before, as a set-up would), and pod init's
+        own ``release`` and ``exec_done`` take it from there."""
         how = self.behaviour.get(app.name, "sleep")
-        if how.startswith("error:"):
+        if how.startswith("error:") and not hold:
             return how.removeprefix("error:")
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        go_r = -1
+        if hold:
+            go_r, app.go = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
+            os.close(err_r)
+            if how.startswith("error:"):
+                os.write(err_w, how.removeprefix("error:").encode())
+                os._exit(127)
+            if hold:
+                os.close(app.go)
+                if not os.read(go_r, 1):
+                    os._exit(0)
             if how == "trap":  # handles TERM and exits 0 (as a server that shuts down cleanly)
                 import signal
 
                 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+            os.close(err_w)  # its "exec"
             if how in ("sleep", "trap"):
                 time.sleep(60)
             os._exit(int(how) if how.isdigit() else 0)
         app.pid = pid
         self.init.by_pid[pid] = app
-        return None
+        os.close(err_w)
+        if hold:
+            os.close(go_r)
+            app.err = err_r
+            return None
+        return self.init.exec_done(app, err_r)
 
     def add(self, name: str) -> None:
         (self.pod / "appsinfo" / name).mkdir(parents=True)
@@ -58,6 +78,20 @@ class Sandbox:
         nonce, _, answer = (self.pod / "req" / f"{name}.result").read_text().partition(" ")
         assert nonce == f"n{self.nonce}"
         return answer
+
+    def tell(self, action: str, name: str) -> None:
+        """A request nobody waits for (`app add`'s prepare): served, and answered with nothing."""
+        result = self.pod / "req" / f"{name}.result"
+        before = result.read_text() if result.exists() else None
+        (self.pod / "req" / name).write_text(f"{action} n0")
+        self.init.serve_requests()
+        assert not (self.pod / "req" / name).exists()
+        assert (result.read_text() if result.exists() else None) == before
+
+    def held(self, name: str) -> App:
+        app = self.init.find(name)
+        assert app is not None and app.pid and app.go >= 0, f"app {name} is not held"
+        return app
 
     def state(self, name: str) -> str:
         status = self.pod / "status" / name
@@ -195,3 +229,109 @@ def test_results_and_temporary_files_are_not_taken_for_requests(sandbox: Sandbox
     sandbox.init.serve_requests()
     assert sandbox.init.apps == []
     assert (sandbox.pod / "req" / "web.tmp-12").exists()
+
+
+# -- `app add`'s prepare: the app set up and held until its start ------------------------------
+
+
+def alive(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False
+
+
+def test_a_prepared_app_is_held_created_and_its_start_releases_that_child(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.tell("prepare", "web")
+    held = sandbox.held("web").pid
+    assert sandbox.state("web") == "created"
+    assert not (sandbox.pod / "pids" / "web").exists()  # the pid of a started app only
+    assert sandbox.ask("start", "web") == "ok"
+    app = sandbox.init.apps[0]
+    assert app.pid == held and app.go == app.err == -1  # the same process, not a second spawn
+    assert sandbox.state("web") == "running"
+    assert (sandbox.pod / "pids" / "web").read_text() == str(held)
+
+
+def test_a_released_app_runs_on_as_a_started_one(sandbox: Sandbox) -> None:
+    sandbox.add("bad")
+    sandbox.behaviour["bad"] = "3"
+    sandbox.tell("prepare", "bad")
+    sandbox.ask("start", "bad")
+    sandbox.reap_until("bad")
+    assert sandbox.state("bad") == "exited 3"
+    assert not sandbox.init.stopping
+
+
+def test_a_second_prepare_or_one_of_a_started_app_changes_nothing(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.tell("prepare", "web")
+    held = sandbox.held("web").pid
+    sandbox.tell("prepare", "web")
+    assert sandbox.held("web").pid == held and len(sandbox.init.apps) == 1
+    sandbox.ask("start", "web")
+    sandbox.tell("prepare", "web")
+    assert sandbox.init.apps[0].go == -1 and sandbox.state("web") == "running"
+
+
+def test_rm_of_a_prepared_app_ends_its_held_child_before_answering(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.tell("prepare", "web")
+    held = sandbox.held("web").pid
+    assert sandbox.ask("rm", "web") == "ok"  # not "running": it never started
+    assert sandbox.init.apps == [] and held not in sandbox.init.by_pid
+    assert not alive(held)  # reaped by then: its cgroups can go
+    assert not (sandbox.pod / "status" / "web").exists()
+
+
+def test_a_held_child_whose_set_up_failed_is_spawned_again_by_the_start_which_says_why(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.behaviour["web"] = "error:app web: executable 'httpd' not found"
+    sandbox.tell("prepare", "web")
+    pid = sandbox.held("web").pid
+    deadline = time.monotonic() + 10
+    while sandbox.init.apps[0].go >= 0:  # reaped without a status: the app is still created
+        assert time.monotonic() < deadline
+        sandbox.init.reap()
+        time.sleep(0.01)
+    assert sandbox.init.apps[0].pid == 0 and pid not in sandbox.init.by_pid
+    assert sandbox.state("web") == "created"
+    assert sandbox.ask("start", "web") == "error:app web: executable 'httpd' not found"
+    sandbox.behaviour["web"] = "sleep"
+    assert sandbox.ask("start", "web") == "ok"
+    assert sandbox.state("web") == "running"
+
+
+def test_a_stopping_pod_ends_held_children_without_a_status_and_prepares_none(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    sandbox.add("db")
+    sandbox.tell("prepare", "web")
+    sandbox.init.begin_stop(None)
+    assert sandbox.init.running()  # until the held child is reaped
+    deadline = time.monotonic() + 10
+    while sandbox.init.running():
+        assert time.monotonic() < deadline
+        sandbox.init.reap()
+        time.sleep(0.01)
+    assert not (sandbox.pod / "status" / "web").exists()
+    sandbox.tell("prepare", "db")
+    assert sandbox.init.find("db") is None
+
+
+def test_a_request_written_while_pod_init_acts_on_another_is_kept_for_the_next_signal(sandbox: Sandbox) -> None:
+    sandbox.add("web")
+    act = sandbox.init.act
+
+    def start_asked_meanwhile(action: str, name: str) -> str | None:
+        (sandbox.pod / "req" / name).write_text("start n7")  # `app start` right after `app add`
+        return act(action, name)
+
+    sandbox.init.act = start_asked_meanwhile  # type: ignore[method-assign]
+    (sandbox.pod / "req" / "web").write_text("prepare n0")
+    sandbox.init.serve_requests()
+    assert (sandbox.pod / "req" / "web").read_text() == "start n7"
+    sandbox.init.act = act  # type: ignore[method-assign]
+    sandbox.init.serve_requests()
+    assert (sandbox.pod / "req" / "web.result").read_text() == "n7 ok"
+    assert sandbox.state("web") == "running"
