@@ -290,6 +290,8 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
     sandbox = Timing("pyrkt app sandbox", " && ".join(" ".join(a) for a in (
         pyrkt.argv("app", "sandbox", "--net=none"), pyrkt.argv("app", "add", "UUID", *app),
         pyrkt.argv("app", "start", "UUID", "--app=app"))))
+    # its three commands alone (informative: what an app costs once its sandbox runs is add + start)
+    steps = [Timing(f"  - app {name}", "") for name in ("sandbox", "add", "start")]
     print(f"bench: timing {detach.name}, {sandbox.name} in turn: {args.warmup} warm-up + {args.runs} runs")
 
     def step(argv: list[str]) -> str:
@@ -308,8 +310,11 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
                     uuid = step(pyrkt.argv("run", "--detach", "--net=none", *app))
                 else:
                     uuid = step(pyrkt.argv("app", "sandbox", "--net=none"))
+                    marks = [time.perf_counter()]
                     step(pyrkt.argv("app", "add", uuid, *app))
+                    marks.append(time.perf_counter())
                     step(pyrkt.argv("app", "start", uuid, "--app=app"))
+                    marks.append(time.perf_counter())
                 elapsed = (time.perf_counter() - start) * 1000
                 step(pyrkt.argv("stop", "--force", uuid))
                 step(pyrkt.argv("rm", uuid))
@@ -319,7 +324,10 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
                 continue
             if i >= args.warmup:
                 timing.times_ms.append(elapsed)
-    return [detach, sandbox]
+                if timing is sandbox:
+                    for sub, (a, b) in zip(steps, zip([start, *marks], marks, strict=True), strict=True):
+                        sub.times_ms.append((b - a) * 1000)
+    return [detach, sandbox, *(steps if sandbox.times_ms else [])]
 
 
 def network_timings(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> dict[str, float]:
@@ -802,7 +810,8 @@ def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> No
               f"<= {TARGET_SANDBOX_RATIO:g}x")
     else:
         check(None, "pyrkt app sandbox against run --detach did not run")
-    if set(timings) <= {"pyrkt run --detach", "pyrkt app sandbox"}:
+    if all(name in ("pyrkt run --detach", "pyrkt app sandbox") or name.startswith("  - app ")
+           for name in timings):
         return  # --only sandbox
     py = timings.get("pyrkt run")
     crun = timings.get("crun run")
@@ -887,7 +896,8 @@ def print_ms_table(timings: list[Timing], width: int) -> None:
         else:
             print(f"  {t.name:{width}} failed: {t.error or 'not run'}")
     for t in timings:
-        print(f"    {t.name}: {t.command}")
+        if t.command:  # a row that is part of another has none
+            print(f"    {t.name}: {t.command}")
 
 
 def print_cri(report: Report) -> None:
@@ -952,8 +962,13 @@ def print_start(report: Report) -> None:
     medians = {t.name: t.median for t in report.timings if t.times_ms}
     if "pyrkt run" in medians:
         ratios = [f"pyrkt/{other.split()[0]} {medians['pyrkt run'] / m:.2f}x"
-                  for other, m in medians.items() if not other.startswith("pyrkt") and not other.endswith("default")]
+                  for other, m in medians.items()
+                  if not other.lstrip(" -").startswith(("pyrkt", "app ")) and not other.endswith("default")]
         print("  ratios of medians: " + ("   ".join(ratios) or "none (nothing to compare with)"))
+    if {"  - app add", "  - app start", "pyrkt run --detach"} <= set(medians):
+        per_app = medians["  - app add"] + medians["  - app start"]
+        print(f"  an app once its sandbox runs (app add + app start): {per_app:.1f} ms, "
+              f"{per_app / medians['pyrkt run --detach']:.2f}x run --detach (informative)")
 
     if "pyrkt run default" in medians and "podman run default" in medians:
         print(f"  default networks (pyrkt: CNI ptp+portmap; podman: netavark bridge): pyrkt/podman "

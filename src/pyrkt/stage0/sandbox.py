@@ -250,11 +250,11 @@ def private_users(pod: Pod) -> IdRange | None:
 
 def clear_app(pod: Pod, name: str) -> None:
     """Remove what the pod dir has of an app (not in its manifest any more, or never yet)."""
-    from pyrkt.pods.gc import remove_tree
-
     for rel in (f"{abi.APPSINFO}/{name}", f"{abi.OVERLAY}/{name}", os.path.dirname(abi.app_rootfs(name))):
         path = pod.file(rel)
         if os.path.lexists(path):
+            from pyrkt.pods.gc import remove_tree  # here: `app add` of a new name has nothing to clear
+
             remove_tree(path)
     for rel in (abi.app_status(name), f"{abi.app_status(name)}-created", f"{abi.app_status(name)}-started",
                 f"{abi.app_status(name)}-oom-killed", f"{abi.app_status(name)}-signaled", f"{abi.ENV_DIR}/{name}",
