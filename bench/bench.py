@@ -325,7 +325,7 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
             if i >= args.warmup:
                 timing.times_ms.append(elapsed)
                 if timing is sandbox:
-                    for sub, (a, b) in zip(steps, zip([start, *marks], marks, strict=True), strict=True):
+                    for sub, (a, b) in zip(steps, zip([start, *marks[:-1]], marks, strict=True), strict=True):
                         sub.times_ms.append((b - a) * 1000)
     return [detach, sandbox, *(steps if sandbox.times_ms else [])]
 
