@@ -83,8 +83,14 @@ def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> 
             os.unlink(wake)
         except FileNotFoundError:
             pass
-    why = answer[len(nonce) + 1:]
+    raise_refusal(app, answer[len(nonce) + 1:])
+
+
+def raise_refusal(app: str, why: str) -> None:
+    """Pod init's answer about ``app`` (after the nonce): "ok", or "error:WHY", raised as one
+    line naming the app once (a failed set-up's line names it already)."""
     if why == "error:" + RUNNING:
         raise AppRunning(f"app {app}: {RUNNING}")
     if why.startswith("error:"):
-        raise PyrktError(f"app {app}: {why.removeprefix('error:').strip()}")
+        why = why.removeprefix("error:").strip()
+        raise PyrktError(why if why.startswith(f"app {app}: ") else f"app {app}: {why}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pyrkt.errors import PyrktError
 from pyrkt.stage1 import mutable
 from pyrkt.stage1.podinit import App, PodInit
 
@@ -335,3 +336,19 @@ def test_a_request_written_while_pod_init_acts_on_another_is_kept_for_the_next_s
     sandbox.init.serve_requests()
     assert (sandbox.pod / "req" / "web.result").read_text() == "n7 ok"
     assert sandbox.state("web") == "running"
+
+
+@pytest.mark.parametrize(("answer", "line"), [
+    ("error:app web: executable 'httpd' not found", "app web: executable 'httpd' not found"),
+    ("error:the pod is stopping", "app web: the pod is stopping"),
+])
+def test_a_refusal_is_one_line_naming_the_app_once(answer: str, line: str) -> None:
+    with pytest.raises(PyrktError) as err:
+        mutable.raise_refusal("web", answer)
+    assert str(err.value) == line
+
+
+def test_ok_is_no_refusal_and_running_is_its_own_error() -> None:
+    mutable.raise_refusal("web", "ok")
+    with pytest.raises(mutable.AppRunning):
+        mutable.raise_refusal("web", "error:" + mutable.RUNNING)
