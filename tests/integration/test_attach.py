@@ -210,3 +210,29 @@ def test_a_stream_or_tty_apps_last_words_reach_the_terminal_and_the_log(env: tup
     uuid = detached(cli, image, "--stdin=tty", "--stdout=tty", "--", "-c", "sleep 1; echo bye; exit 4")
     assert cli.wait_exited(uuid)["app-busybox"] == "4"
     assert cli("logs", uuid).out.strip() == "bye"
+
+
+@pytest.mark.parametrize("attach_first", [False, True])
+def test_a_tty_app_added_to_a_sandbox_is_typed_into(env: tuple[Cli, str], attach_first: bool) -> None:
+    """An added tty app gets its terminal while pod init sets it up ahead of `app start`; an
+    attacher that comes before the start waits on it and sees the shell once it starts."""
+    cli, image = env
+    r = cli("app", "sandbox", "--net=none")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    r = cli("app", "add", uuid, image, "--name=sh", "--exec=/bin/sh", "--stdin=tty", "--stdout=tty", "--stderr=tty")
+    assert r.code == 0, r
+    if not attach_first:
+        assert cli("app", "start", uuid, "--app=sh").code == 0
+    term = Terminal(cli.argv("attach", uuid, "--app=sh"))
+    term.read_until(b"press ^C to detach")
+    if attach_first:
+        assert cli("app", "list", "--no-legend", uuid).out.split() == ["sh", "created"]
+        assert cli("app", "start", uuid, "--app=sh").code == 0
+    term.prompt()
+    term.type(b"test -t 0 && echo STDIN-IS-A-TTY-$((40+2))\n")
+    term.read_until(b"STDIN-IS-A-TTY-42")
+    term.type(b"\x03")
+    assert term.wait() == 0
+    assert cli("app", "list", "--no-legend", uuid).out.split() == ["sh", "running"]
+    assert cli("stop", "--force", uuid).code == 0  # an interactive shell ignores the TERM
