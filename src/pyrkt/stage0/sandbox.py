@@ -154,7 +154,7 @@ def write_manifest(pod: Pod, manifest: PodManifest) -> None:
 def app_of(pod: Pod, manifest: PodManifest, name: str) -> None:
     if manifest.app(name) is None:
         names = ", ".join(a.name for a in manifest.apps) or "none"
-        raise NotFound(f"app {name!r} not found in pod {pod.uuid} (apps: {names})")
+        raise NotFound(f"nonexistent app {quote(name)} in pod {pod.uuid} (apps: {names})")  # rkt's words
 
 
 # -- add -------------------------------------------------------------------------------------
@@ -352,7 +352,7 @@ def app_info(config: Config, uuid: str, name: str) -> AppInfo:
     for app in apps(config, uuid):
         if app.name == name:
             return app
-    raise NotFound(f"app {name!r} not found in pod {uuid}")
+    raise NotFound(f"cannot find app {quote(name)} in the pod {uuid}")  # rkt's words
 
 
 def exec_in(config: Config, uuid: str, name: str, argv: list[str], *, tty: bool = False) -> int:
