@@ -45,14 +45,35 @@ def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
 def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs: ConfigDirs, *,
        port_mappings: list[dict[str, Any]] | None = None) -> str:
     """Create the pod's netns and ADD its networks; returns the netns path."""
-    pod_dir = os.fspath(pod)
-    started = time.perf_counter()
     nets = config.select(requested, config_dirs)
-    target = forwardable(nets)
+    path = create_netns(pod, uuid)
+    add(pod, uuid, nets, config_dirs, port_mappings=port_mappings)
+    return path
+
+
+def create_netns(pod: str | os.PathLike[str], uuid: str) -> str:
+    """The pod's netns, with nothing in it but its loopback, named in the pod dir; its path.
+    ``add`` puts the pod's networks in it (pod init may enter it before)."""
+    pod_dir = os.fspath(pod)
     path = netns.path_for(uuid)
     fs.atomic_write(os.path.join(pod_dir, abi.NETNS), path + "\n", sync=False)
     try:
         netns.create(path)
+    except BaseException:
+        undo(pod_dir)
+        raise
+    return path
+
+
+def add(pod: str | os.PathLike[str], uuid: str, nets: list[tuple[str, dict[str, Any], str]],
+        config_dirs: ConfigDirs, *, port_mappings: list[dict[str, Any]] | None = None) -> None:
+    """ADD the pod's networks (``config.select``'s), in order, to the netns ``create_netns``
+    made; on any failure every network added so far is deleted and the netns removed (``down``)."""
+    pod_dir = os.fspath(pod)
+    started = time.perf_counter()
+    path = netns.path_for(uuid)
+    try:
+        target = forwardable(nets)
         os.makedirs(os.path.join(pod_dir, NET_DIR), exist_ok=True)
         search = plugin_path(config_dirs)
         info = []
@@ -79,13 +100,18 @@ def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs
             info.append(net_info(record, cni.find_plugin(config.plugin_type(conflist["plugins"][0]), search)))
         fs.atomic_write(os.path.join(pod_dir, abi.NET_INFO), jsonio.dumps(info), sync=False)
     except BaseException:
-        try:
-            down(pod_dir)
-        except PyrktError:
-            pass  # the first error is the one to report; gc retries the teardown
+        undo(pod_dir)
         raise
     cni.report_time("up", started)
-    return path
+
+
+def undo(pod_dir: str) -> None:
+    """After a failed ``create_netns`` or ``add``: what they made goes now (the first error is
+    the one to report; gc retries a teardown that fails)."""
+    try:
+        down(pod_dir)
+    except PyrktError:
+        pass
 
 
 def without_portmap(conflist: dict[str, Any]) -> dict[str, Any]:

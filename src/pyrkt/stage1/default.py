@@ -35,6 +35,7 @@ from pyrkt.stage1.poddir import (
     ETC_DIR,
     enter_env,
     read_all,
+    read_bytes,
     read_layers,
     read_manifest,
     read_pid,
@@ -353,20 +354,14 @@ def pod_procs_dir(paths: list[str]) -> str:
     return os.path.dirname(first) if os.path.basename(first) == cgroups.INIT_LEAF else first
 
 
-def join_cgroups(paths: list[str], pid: int, joined_w: int) -> None:
-    """Host side: move pod init (``pid``) into the pod's cgroups, then tell it ("joined", or
-    why not) on ``joined_w``; it starts no app before."""
+def join_cgroups(paths: list[str], pid: int) -> str:
+    """Host side: move pod init (``pid``) into the pod's cgroups; what to tell it: "joined",
+    or why not (it starts no app before it hears)."""
     try:
         LinuxKernel().cgroup_join(paths, pid)
-        answer = "joined"
+        return "joined"
     except OSError as e:
-        answer = f"{e.filename or 'cgroup.procs'}: {e.strerror}"
-    try:
-        os.write(joined_w, answer.encode())
-    except BrokenPipeError:
-        pass  # pod init is gone already; why, it has written to the ready pipe
-    finally:
-        os.close(joined_w)
+        return f"{e.filename or 'cgroup.procs'}: {e.strerror}"
 
 
 class DefaultFlavor:
@@ -417,17 +412,15 @@ class DefaultFlavor:
         for line in warnings:
             sys.stderr.write(f"warning: {line}\n")
         netns_path = ""
-        if net == "cni":
+        nets: list[tuple[str, dict[str, Any], str]] | None = None
+        if net == "cni":  # its netns now (pod init enters it), its networks while pod init sets up (late_network)
+            from pyrkt.network import config as net_config
             from pyrkt.network import setup as network
 
-            netns_path = network.up(pod_dir, config.uuid, list(config.net), config.config_dirs,
-                                    port_mappings=port_mappings(pod_dir))
-            resolv = cni_resolv(pod_dir, config)
-            if resolv:
-                pod = with_resolv(pod, config, resolv)
-        if config.mds_token:  # the host side of the pod's forwardable network, or the host's loopback
-            host = network.host_ip(pod_dir) if net == "cni" else "127.0.0.1"
-            pod = with_metadata_url(pod_dir, pod, config, host)
+            nets = net_config.select(list(config.net), config.config_dirs)
+            netns_path = network.create_netns(pod_dir, config.uuid)
+        elif config.mds_token:  # the host's loopback
+            pod = with_metadata_url(pod_dir, pod, config, "127.0.0.1")
         # what pod init runs from, a plain dict it adds its fds to; the apps' plans stay values
         # (pod init is a fork of this process and starts them before it re-executes itself)
         plan = to_plain(pod.replace(apps=()))
@@ -484,11 +477,19 @@ class DefaultFlavor:
             os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)
         os.close(joined_r)
-        if self_join:
-            os.write(joined_w, b"joined")
+        answer = "joined" if self_join else join_cgroups(cgroup_paths, pid)
+        late, net_error = b"", None
+        if answer == "joined" and nets is not None:
+            try:
+                late = self.late_network(pod_dir, config, pod, nets)
+            except Exception as e:  # pod init hears it and ends; the pod goes as after any failed start
+                answer, net_error = f"error:{e}", e
+        try:
+            os.write(joined_w, answer.encode() + late)
+        except BrokenPipeError:
+            pass  # pod init is gone already; why, it has written to the ready pipe
+        finally:
             os.close(joined_w)
-        else:
-            join_cgroups(cgroup_paths, pid, joined_w)
         if not detach:
             os.close(plan["parent_fd"])
         handed_over.append(True)
@@ -502,6 +503,8 @@ class DefaultFlavor:
             if not message.startswith("ready"):
                 code = wait_exit(pid)
                 self.gc(pod_dir)
+                if net_error is not None:
+                    raise net_error
                 raise PyrktError(message.removeprefix("error:").strip() or f"pod init exited with {code} before the apps started")
             return 0
         from pyrkt.stage1 import foreground
@@ -511,9 +514,34 @@ class DefaultFlavor:
             self.release(pod_dir)  # the pod has exited: its networks and mounts go now, its cgroups at gc
         except (OSError, PyrktError) as e:
             sys.stderr.write(f"pyrkt: pod {config.uuid}: teardown left for gc: {e}\n")
+        if net_error is not None:
+            raise net_error
         if message.startswith("error:"):
             raise PyrktError(message.removeprefix("error:").strip())
         return code
+
+    def late_network(self, pod_dir: str, config: abi.RuntimeConfig, pod: PodPlan,
+                     nets: list[tuple[str, dict[str, Any], str]]) -> bytes:
+        """Host side, after pod init's fork and while it sets itself up: ADD the pod's networks
+        to its netns. What pod init is told after "joined": nothing when its apps' plans stand,
+        else a newline and the apps' plans again (marshal of ``to_plain``), when a network's
+        DNS became their resolv.conf or ``--mds-register`` their metadata URL."""
+        from pyrkt.network import setup as network
+
+        network.add(pod_dir, config.uuid, nets, config.config_dirs, port_mappings=port_mappings(pod_dir))
+        new = pod
+        resolv = cni_resolv(pod_dir, config)
+        if resolv:
+            new = with_resolv(new, config, resolv)
+        if config.mds_token:  # the host side of the pod's forwardable network
+            new = with_metadata_url(pod_dir, new, config, network.host_ip(pod_dir))
+        if new is pod:
+            return b""
+        import marshal
+
+        if config.mutable:  # the apps added later get the network's resolv.conf too
+            fs.atomic_write(os.path.join(pod_dir, ETC_PLAN), marshal.dumps(to_plain(new.etc)), sync=False)
+        return b"\n" + marshal.dumps([to_plain(a) for a in new.apps])
 
     def become_pod_init(self, pod_dir: str, pod: PodPlan, plan: dict[str, Any], netns_path: str,
                         lock_fd: int, ready_r: int, ready_w: int, joined_r: int, *,
@@ -576,10 +604,20 @@ class DefaultFlavor:
 
         def enter_root() -> dict[str, Any]:
             new = initroot.enter(LinuxKernel(), os.path.join(pod_dir, initroot.MOUNTPOINT), lock_fd, plan["podinit"])
-            answer = read_all(joined_r)
+            answer, _, late = read_bytes(joined_r).partition(b"\n")
             os.close(joined_r)
-            if answer != "joined":
-                raise PyrktError(f"cannot join the pod's cgroups: {answer or 'the run process is gone'}")
+            if answer.startswith(b"error:"):  # the pod's networks (late_network)
+                raise PyrktError(answer.removeprefix(b"error:").decode(errors="replace"))
+            if answer != b"joined":
+                why = answer.decode(errors="replace") or "the run process is gone"
+                raise PyrktError(f"cannot join the pod's cgroups: {why}")
+            if late:  # the apps' plans with what their networks gave them
+                import marshal
+
+                from pyrkt.model.plan import AppPlan, from_plain
+
+                for spec, app in zip(plan["apps"], marshal.loads(late), strict=True):
+                    spec["plan"] = from_plain(AppPlan, app)
             if host_ns:
                 plan["teardown"]["argv"] = teardown.command(pod_dir, *host_ns, python=new["python"],
                                                             import_path=new["import_path"])

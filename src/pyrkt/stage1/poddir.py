@@ -28,6 +28,11 @@ def read_layers(pod_dir: str, app: str) -> tuple[str, ...]:
 
 
 def read_all(fd: int) -> str:
+    return read_bytes(fd).decode(errors="replace")
+
+
+def read_bytes(fd: int) -> bytes:
+    """Everything until end of file."""
     chunks = []
     while True:
         try:
@@ -37,7 +42,7 @@ def read_all(fd: int) -> str:
         if not b:
             break
         chunks.append(b)
-    return b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks)
 
 
 def wait_exit(pid: int) -> int:
