@@ -137,3 +137,52 @@ def test_many_pods_ending_every_way_leave_the_host_as_it_was(net_env: tuple[Cli,
     r = cli("gc", "--grace-period=0s")
     assert r.code == 0, r
     assert wait_for(lambda: host_state() == before), (before, host_state())
+
+
+SLOW_PLUGIN = """#!/bin/sh
+# a test CNI plugin whose ADD holds the pod's netns and takes its time (a plugin still under
+# way when the run process dies), then reserves an address as IPAM would; DEL releases it
+cat >/dev/null
+res={reserved}/$CNI_CONTAINERID
+if [ "$CNI_COMMAND" = ADD ]; then
+  exec 3<"$CNI_NETNS" || exit 1
+  touch {started}
+  sleep 1
+  echo "$CNI_NETNS" > "$res"
+  echo '{{"cniVersion":"0.4.0","ips":[{{"version":"4","address":"10.99.1.7/24"}}]}}'
+elif [ "$CNI_COMMAND" = DEL ]; then
+  rm -f "$res"
+fi
+"""
+
+
+def test_run_killed_while_a_plugin_adds_its_network_leaves_gc_all_to_undo(net_env: tuple[Cli, str, Path],
+                                                                         tmp_path: Path) -> None:
+    """The networks are added while pod init sets itself up; a run process SIGKILLed meanwhile
+    leaves the plugin running on. Pod init, told nothing, ends without a teardown of its own
+    (which would DEL before the ADD is done): gc, later, undoes all the ADD did."""
+    cli, image, conf = net_env
+    reserved, started, save = tmp_path / "reserved", tmp_path / "started", tmp_path / "uuid"
+    reserved.mkdir()
+    plugin = conf / "net.d" / "slowpoke"
+    plugin.write_text(SLOW_PLUGIN.format(reserved=reserved, started=started))
+    plugin.chmod(0o755)
+    (conf / "net.d" / "40-slow.conf").write_text(json.dumps({"cniVersion": "0.4.0", "name": "slownet", "type": "slowpoke"}))
+    try:
+        p = cli.popen("run", "--detach", "--net=slownet", f"--uuid-file-save={save}", image, "--exec=/bin/true",
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(started.exists), "the plugin's ADD did not start"
+        p.kill()
+        p.wait()
+        uuid = save.read_text().strip()
+        assert wait_for(lambda: (reserved / uuid).exists()), "the plugin's ADD did not finish"
+        assert wait_for(lambda: cli.status(uuid)["state"] != "running"), cli.status(uuid)
+        time.sleep(0.5)  # what pod init would have torn down by now, it has
+        assert (reserved / uuid).exists()
+        r = cli("gc", "--grace-period=0s")
+        assert r.code == 0, r
+    finally:
+        (conf / "net.d" / "40-slow.conf").unlink()
+    assert list(reserved.iterdir()) == []  # gc's DEL
+    assert not Path("/run/pyrkt/netns", uuid).exists()
+    assert not any((cli.data_dir / "pods" / d / uuid).exists() for d in os.listdir(cli.data_dir / "pods"))

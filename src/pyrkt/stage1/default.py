@@ -608,9 +608,11 @@ class DefaultFlavor:
             os.close(joined_r)
             if answer.startswith(b"error:"):  # the pod's networks (late_network)
                 raise PyrktError(answer.removeprefix(b"error:").decode(errors="replace"))
+            if not answer:  # the run process died, perhaps with a plugin's ADD under way: gc tears
+                plan.pop("teardown", None)  # the networks down later, not this pod init now, beside it
+                raise PyrktError("cannot join the pod's cgroups: the run process is gone")
             if answer != b"joined":
-                why = answer.decode(errors="replace") or "the run process is gone"
-                raise PyrktError(f"cannot join the pod's cgroups: {why}")
+                raise PyrktError(f"cannot join the pod's cgroups: {answer.decode(errors='replace')}")
             if late:  # the apps' plans with what their networks gave them
                 import marshal
 
