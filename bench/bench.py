@@ -186,8 +186,7 @@ def bench_start(args: argparse.Namespace, report: Report, work: Path, cleanup: c
     work = work / "s"  # short: podman refuses a --runroot longer than 50 characters
     work.mkdir()
     if args.start_fs == "tmpfs":
-        sh(["mount", "-t", "tmpfs", "-o", "size=2g,mode=0700", "pyrkt-bench-start", work])
-        cleanup.callback(lambda: subprocess.run(["umount", "--lazy", str(work)], capture_output=True))
+        mount_tmpfs(work, "pyrkt-bench-start", "2g", cleanup)
     layout, archive = work / "image", work / "image.tar"
     sh([VENV_PYTHON, IMAGES, "oci", layout, "--tag", "latest"])
     sh([VENV_PYTHON, IMAGES, "oci-archive", archive, "--tag", "latest"])
@@ -683,8 +682,7 @@ def bench_pull(args: argparse.Namespace, report: Report, work: Path, cleanup: co
     runs_dir = work / "r"
     runs_dir.mkdir()
     if args.pull_fs == "tmpfs":
-        sh(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0700", "pyrkt-bench-pull", runs_dir])
-        cleanup.callback(lambda: subprocess.run(["umount", "--lazy", str(runs_dir)], capture_output=True))
+        mount_tmpfs(runs_dir, "pyrkt-bench-pull", "4g", cleanup)
     report.pull_fs = f"{runs_dir}: {fs_of(runs_dir)}"
 
     def pyrkt_fetch(d: Path) -> list[list[str]]:
@@ -756,8 +754,7 @@ def bench_cri(args: argparse.Namespace, report: Report, work: Path, cleanup: con
     base = work / "c"
     base.mkdir()
     if args.start_fs == "tmpfs":
-        sh(["mount", "-t", "tmpfs", "-o", "size=2g,mode=0700", "pyrkt-bench-cri", base])
-        cleanup.callback(lambda: subprocess.run(["umount", "--lazy", str(base)], capture_output=True))
+        mount_tmpfs(base, "pyrkt-bench-cri", "2g", cleanup)
     report.cri_fs = f"{base}: {fs_of(base)}"
     conf_dir = base / "net.d"
     conf_dir.mkdir()
@@ -1061,6 +1058,12 @@ def unpack_layers(layout: Path, rootfs: Path) -> None:
         with tarfile.open(blob(layer["digest"])) as tar:
             # tarfile's filters came in 3.11.4; Debian 12's python3 is 3.11.2 (our own test image)
             tar.extractall(rootfs, **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))
+
+
+def mount_tmpfs(path: Path, name: str, size: str, cleanup: contextlib.ExitStack) -> None:
+    """A private tmpfs of ``size`` on ``path``, lazily unmounted when ``cleanup`` closes."""
+    sh(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", name, path])
+    cleanup.callback(lambda: subprocess.run(["umount", "--lazy", str(path)], capture_output=True))
 
 
 def fs_of(path: Path) -> str:
