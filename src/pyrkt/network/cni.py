@@ -27,7 +27,7 @@ PLUGIN_TIMEOUT = 60.0  # seconds
 
 def report_time(what: str, started: float) -> None:
     """With ``PYRKT_NET_TIMINGS`` set (by ``make bench``), one stderr line per plugin call and
-    per ``up``/``down``: ``pyrkt-net-timing: <what> <ms>``."""
+    per ``add``/``down``: ``pyrkt-net-timing: <what> <ms>``."""
     if os.environ.get(TIMINGS_ENV):
         sys.stderr.write(f"pyrkt-net-timing: {what} {(time.perf_counter() - started) * 1000:.2f}\n")
 

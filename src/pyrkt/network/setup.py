@@ -1,9 +1,10 @@
 """Bringing a pod's networks up and down.
 
-``up`` writes, in order and each before the step it describes: the netns path (``$P/netns``),
-then per network ``$P/net/<i>-<name>.json`` (the conflist, CNI_ARGS and interface), then runs
-the plugin chain with ADD, rewriting that file with each plugin's result before the next plugin
-runs, and finally ``$P/net-info.json``
+Up is two steps, so that pod init can enter the netns while the plugins run: ``create_netns``
+writes the netns path (``$P/netns``) before it makes it; ``add`` (the networks ``config.select``
+chose) writes per network ``$P/net/<i>-<name>.json`` (the conflist, CNI_ARGS and interface),
+then runs the plugin chain with ADD, rewriting that file with each plugin's result before the
+next plugin runs, and finally ``$P/net-info.json``
 (what list and status show). ``down`` reads those files and DELs every network in reverse
 order (plugins treat DEL of what is not there as success), then removes the netns. It is
 idempotent and needs nothing but the pod dir, so gc can run it after any crash; only a plugin
@@ -40,15 +41,6 @@ def forwardable(nets: list[tuple[str, dict[str, Any], str]]) -> str:
         if any(jsonio.field(p, "ipMasq") for p in conflist["plugins"]):
             return name
     return nets[-1][0] if nets else ""
-
-
-def up(pod: str | os.PathLike[str], uuid: str, requested: list[str], config_dirs: ConfigDirs, *,
-       port_mappings: list[dict[str, Any]] | None = None) -> str:
-    """Create the pod's netns and ADD its networks; returns the netns path."""
-    nets = config.select(requested, config_dirs)
-    path = create_netns(pod, uuid)
-    add(pod, uuid, nets, config_dirs, port_mappings=port_mappings)
-    return path
 
 
 def create_netns(pod: str | os.PathLike[str], uuid: str) -> str:
