@@ -289,8 +289,10 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
     sandbox = Timing("pyrkt app sandbox", " && ".join(" ".join(a) for a in (
         pyrkt.argv("app", "sandbox", "--net=none"), pyrkt.argv("app", "add", "UUID", *app),
         pyrkt.argv("app", "start", "UUID", "--app=app"))))
-    # its three commands alone (informative: what an app costs once its sandbox runs is add + start)
+    # its three commands alone (informative: what an app costs once its sandbox runs is add + start),
+    # and a bare CLI start (`pyrkt version`) in the same turns: the least each of add and start can cost
     steps = [Timing(f"  - app {name}", "") for name in ("sandbox", "add", "start")]
+    bare = Timing("  - pyrkt version", " ".join(pyrkt.argv("version")))
     print(f"bench: timing {detach.name}, {sandbox.name} in turn: {args.warmup} warm-up + {args.runs} runs")
 
     def step(argv: list[str]) -> str:
@@ -326,7 +328,12 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
                 if timing is sandbox:
                     for sub, (a, b) in zip(steps, zip([start, *marks[:-1]], marks, strict=True), strict=True):
                         sub.times_ms.append((b - a) * 1000)
-    return [detach, sandbox, *(steps if sandbox.times_ms else [])]
+        if not sandbox.error:
+            start = time.perf_counter()
+            step(pyrkt.argv("version"))
+            if i >= args.warmup:
+                bare.times_ms.append((time.perf_counter() - start) * 1000)
+    return [detach, sandbox, *(steps + [bare] if sandbox.times_ms else [])]
 
 
 def network_timings(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> dict[str, float]:
@@ -807,7 +814,7 @@ def judge_start(report: Report, check: Callable[[bool | None, str], None]) -> No
               f"<= {TARGET_SANDBOX_RATIO:g}x")
     else:
         check(None, "pyrkt app sandbox against run --detach did not run")
-    if all(name in ("pyrkt run --detach", "pyrkt app sandbox") or name.startswith("  - app ")
+    if all(name in ("pyrkt run --detach", "pyrkt app sandbox") or name.startswith("  - ")
            for name in timings):
         return  # --only sandbox
     py = timings.get("pyrkt run")
@@ -966,6 +973,10 @@ def print_start(report: Report) -> None:
         per_app = medians["  - app add"] + medians["  - app start"]
         print(f"  an app once its sandbox runs (app add + app start): {per_app:.1f} ms, "
               f"{per_app / medians['pyrkt run --detach']:.2f}x run --detach (informative)")
+    if {"  - app sandbox", "  - pyrkt version", "pyrkt run --detach"} <= set(medians):
+        floor = medians["  - app sandbox"] + 2 * medians["  - pyrkt version"]
+        print(f"  the sandbox path's floor (app sandbox + two bare CLI starts, as if add and start did no work): "
+              f"{floor:.1f} ms, {floor / medians['pyrkt run --detach']:.2f}x run --detach (informative)")
 
     if "pyrkt run default" in medians and "podman run default" in medians:
         print(f"  default networks (pyrkt: CNI ptp+portmap; podman: netavark bridge): pyrkt/podman "
