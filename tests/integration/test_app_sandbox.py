@@ -249,7 +249,7 @@ def test_bad_app_commands_fail_with_one_line_and_change_nothing(env: tuple[Cli, 
     ok(cli, "app", "add", uuid, image, "--name=one", "--exec=/bin/sleep", "--", "1000")
     before = (cli.pod_dir(uuid) / "pod").read_bytes()
     for args, words in [
-        (("app", "add", uuid, image, "--name=one"), "already has an app named 'one'"),
+        (("app", "add", uuid, image, "--name=one"), "multiple apps with name one in pod"),
         (("app", "add", uuid, "sha256:" + "0" * 64, "--name=two"), "no image IDs found"),
         (("app", "add", uuid, image, "--name=three", "--exec=/no/such"), "not found"),
         (("app", "add", uuid, image, "--name=four", "--mnt-volume=name=v,kind=host,source=/no/such,target=/v"),

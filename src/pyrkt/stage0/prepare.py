@@ -141,7 +141,7 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
     for ar, image in zip(req.apps, images, strict=True):
         name = check_app_name(ar.name) if ar.name else app_name_from_image(image.name)
         if name in seen:
-            raise UsageError(f"multiple apps with name {name!r}: give each app its own --name")
+            raise UsageError(f"multiple apps with name {name}: give each app its own --name")  # rkt's words
         seen.add(name)
         base = image.app or AppSpec()
         command = ([ar.exec] if ar.exec else list(base.exec)) + ar.args

@@ -196,7 +196,8 @@ def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volum
         with AppsLock(pod):
             manifest = read_manifest(pod)
             if manifest.app(ra.name) is not None:
-                raise UsageError(f"pod {pod.uuid} already has an app named {ra.name!r}: give it another --name")
+                raise UsageError(f"multiple apps with name {ra.name} in pod {pod.uuid}: "  # rkt's words
+                                 "give the new one another --name")
             one = volumes.satisfy(manifest.replace(apps=(ra,)), [image])
             ra = one.apps[0]
             clear_app(pod, ra.name)  # what an add killed halfway left

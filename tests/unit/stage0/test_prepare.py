@@ -34,7 +34,7 @@ def test_app_name_defaults_to_the_last_part_of_the_image_name() -> None:
 
 
 def test_two_apps_with_one_name_are_refused() -> None:
-    with pytest.raises(UsageError, match="multiple apps with name 'busybox'"):
+    with pytest.raises(UsageError, match="multiple apps with name busybox: "):
         reify(PodRequest(apps=[AppRequest(image="x"), AppRequest(image="x")]), [IMAGE, IMAGE])
 
 
