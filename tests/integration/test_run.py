@@ -494,13 +494,28 @@ def test_sigint_to_a_foreground_run_stops_the_pod(env: tuple[Cli, str]) -> None:
 
 def test_stop_escalates_to_kill_when_an_app_ignores_term(env: tuple[Cli, str]) -> None:
     cli, image = env
-    uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sh", "--", "-c",
+    uuid = cli("run", "--net=none", "--detach", image, "--name=deaf", "--exec=/bin/sh", "--", "-c",
                "trap '' TERM; while true; do sleep 0.1; done").out.strip()
+    time.sleep(0.3)  # its trap in place
     started = time.monotonic()
     r = cli("stop", "--timeout=1s", uuid)
     assert r.code == 0, r
-    assert time.monotonic() - started < 8
-    assert cli.status(uuid)["state"] == "exited"
+    assert 1 <= time.monotonic() - started < 5
+    st = cli.status(uuid)
+    # pod init killed the app at the timeout asked for, and recorded it as stopped (what KILLed it aside)
+    assert st["state"] == "exited" and st["app-deaf"] == "0", st
+    assert (cli.pod_dir(uuid) / "stage1/rootfs/rkt/status/deaf-signaled").read_text() == "137"
+
+
+def test_stop_gives_the_apps_the_timeout_asked_for_to_end_on_their_own(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    uuid = cli("run", "--net=none", "--detach", image, "--name=slow", "--exec=/bin/sh", "--", "-c",
+               "trap 'sleep 1.5; exit 7' TERM; while true; do sleep 0.1; done").out.strip()
+    time.sleep(0.3)
+    r = cli("stop", "--timeout=4s", uuid)
+    assert r.code == 0, r
+    st = cli.status(uuid)
+    assert st["state"] == "exited" and st["app-slow"] == "7", st  # its own code: it was not killed
 
 
 def test_sigkill_of_pyrkt_at_any_moment_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str], tmp_path: Path) -> None:

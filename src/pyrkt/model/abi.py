@@ -80,6 +80,8 @@ PRIVILEGED_ANNOTATION = "pyrkt.io/privileged"  # "true" on a privileged app (`--
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = "stop-timeout"  # what `pyrkt stop --timeout` asked: seconds from pod init's TERM to its KILL
+STOP_GRACE = 5.0  # how long past its stop timeout a pod init (or an app it KILLed) may take to be gone
 
 
 def app_rootfs(app: str) -> str:

@@ -18,7 +18,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-DEFAULT_STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
 
 
 def app_names(pod_dir: str) -> list[str]:
@@ -84,11 +83,13 @@ def default_shell(pod: Pod, app: str) -> list[str]:
 AFTER_RUN = (State.EXITED, State.EXITED_DELETING, State.EXITED_GARBAGE, State.DELETING, State.GARBAGE)
 
 
-def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STOP_WAIT) -> tuple[str, bool]:
-    """Stop a running pod and wait until it has exited: TERM, then KILL when ``timeout``
-    seconds pass (pod init itself KILLs its apps after its own stop timeout). Returns the UUID
-    and whether it was stopped now: a pod that has exited already is no error (rkt: "already
-    stopped"), one that has not run yet is."""
+def stop(config: Config, uuid: str, *, force: bool,
+         timeout: float = abi.DEFAULT_STOP_TIMEOUT) -> tuple[str, bool]:
+    """Stop a running pod and wait until it has exited: TERM its apps, then KILL those still
+    running ``timeout`` seconds later (pod init does, and records them as stopped); a pod still
+    there when its flavor's wait is over is killed whole. Returns the UUID and whether it was
+    stopped now: a pod that has exited already is no error (rkt: "already stopped"), one that
+    has not run yet is."""
     from pyrkt.stage1 import flavor
 
     pod = Pod.find(config.pods_dir, uuid)
@@ -97,15 +98,14 @@ def stop(config: Config, uuid: str, *, force: bool, timeout: float = DEFAULT_STO
     if pod.state != State.RUNNING:
         raise InvalidState(f"pod {quote(pod.uuid)} is not running")
     fl = flavor.of_pod(pod.path)
-    fl.stop(pod.path, force=force)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + fl.stop(pod.path, force=force, timeout=timeout)
     while lock.is_locked(pod.path):
         if time.monotonic() > deadline:
             if force:
                 raise InvalidState(f"pod {pod.uuid} did not stop after it was killed")
-            fl.stop(pod.path, force=True)
+            fl.stop(pod.path, force=True, timeout=timeout)
             force = True
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + abi.STOP_GRACE
         time.sleep(0.005)  # a flock attempt: cheap; at 20 ms, a stop waited 10 ms more on average
         pod.relocate()
     return pod.uuid, True

@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from pyrkt.stage0.run import RunOptions
     from pyrkt.stage1.default import DefaultFlavor
 
-STOP_WAIT = abi.DEFAULT_STOP_TIMEOUT + 5.0
-
 
 def sandbox(config: Config, req: PodRequest, opts: RunOptions, out: TextIO, *, ui: FetchUI | None = None) -> int:
     """Start an empty mutable pod, detached; prints its UUID."""
@@ -296,7 +294,8 @@ def start(config: Config, uuid: str, name: str) -> None:
         ask_pod_init(pod.path, name, "start")
 
 
-def stop(config: Config, uuid: str, name: str, timeout: float = STOP_WAIT) -> None:
+def stop(config: Config, uuid: str, name: str, timeout: float = abi.DEFAULT_STOP_TIMEOUT) -> None:
+    """TERM the app, KILL it ``timeout`` seconds later if it still runs; wait until it has exited."""
     from pyrkt.stage1.default import FLAVOR
 
     pod = find_sandbox(config, uuid)
@@ -307,7 +306,7 @@ def stop(config: Config, uuid: str, name: str, timeout: float = STOP_WAIT) -> No
         FLAVOR.stop_app(pod.path, name, timeout)
 
 
-def remove(config: Config, uuid: str, name: str, timeout: float = STOP_WAIT) -> None:
+def remove(config: Config, uuid: str, name: str, timeout: float = abi.DEFAULT_STOP_TIMEOUT) -> None:
     """Stop the app if it runs, then remove it from the pod: manifest entry, dirs, cgroups."""
     from pyrkt.stage1.default import FLAVOR
 

@@ -426,6 +426,7 @@ class DefaultFlavor:
         plan = to_plain(pod.replace(apps=()))
         plan["apps"] = [{"name": a.name, "log": a.log, "plan": a, "oom_events": a.oom_events} for a in pod.apps]
         plan["ready_fd"] = ready_w
+        plan["stop_timeout_file"] = abi.STOP_TIMEOUT
         if config.mutable:  # what the apps added later need (see podinit.py)
             import marshal
 
@@ -694,18 +695,23 @@ class DefaultFlavor:
 
     # -- stop --------------------------------------------------------------------------
 
-    def stop(self, pod_dir: str, *, force: bool) -> None:
+    def stop(self, pod_dir: str, *, force: bool, timeout: float = abi.DEFAULT_STOP_TIMEOUT) -> float:
+        """TERM pod init, which TERMs the apps and KILLs them ``timeout`` seconds later (or KILL
+        it and the pod's cgroups with ``force``); returns how long the pod may take to be gone."""
         pid = read_pid(pod_dir)
         if pid is None:
             raise InvalidState(f"pod {os.path.basename(pod_dir)} has no pod init to stop")
+        if not force:  # read by pod init as the TERM arrives
+            fs.atomic_write(os.path.join(pod_dir, abi.STOP_TIMEOUT), f"{timeout:g}\n", sync=False)
         try:
             os.kill(pid, 9 if force else 15)
         except ProcessLookupError:
-            return
+            return 0.0
         if force:
             sub = fs.read_text(os.path.join(pod_dir, abi.SUBCGROUP))
             if sub:
                 cgroups.kill([p for p in cgroups.paths_for(sub.strip()) if os.path.isdir(p)])
+        return timeout + abi.STOP_GRACE
 
     # -- gc ----------------------------------------------------------------------------
 
@@ -757,17 +763,18 @@ class DefaultFlavor:
         fs.atomic_write(os.path.join(pod_dir, abi.APPSINFO, name, APP_PLAN), marshal.dumps(to_plain(app)), sync=False)
 
     def stop_app(self, pod_dir: str, name: str, timeout: float) -> None:
-        """TERM the app (KILL after the pod's stop timeout) and wait until it has exited."""
+        """TERM the app, KILL it ``timeout`` seconds later (pod init does), and wait until it
+        has exited."""
         from pyrkt.stage1.mutable import ask_pod_init  # mutable pods' only: off the run path
 
-        ask_pod_init(pod_dir, name, "stop")
+        ask_pod_init(pod_dir, name, "stop", arg=f"{timeout:g}")
         status = os.path.join(pod_dir, abi.app_status(name))
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout + abi.STOP_GRACE
         while not os.path.exists(status):
             if not lock.is_locked(pod_dir):
                 return  # the pod has gone, and its apps with it
             if time.monotonic() > deadline:
-                raise InvalidState(f"app {name} did not stop within {timeout:g}s")
+                raise InvalidState(f"app {name} did not stop within {timeout + abi.STOP_GRACE:g}s")
             time.sleep(0.01)
 
     def remove_app(self, pod_dir: str, name: str) -> None:

@@ -169,10 +169,12 @@ class FlyFlavor:
         os.close(root_fd)
         return wait_exit(child)
 
-    def stop(self, pod_dir: str, *, force: bool) -> None:
+    def stop(self, pod_dir: str, *, force: bool, timeout: float = abi.DEFAULT_STOP_TIMEOUT) -> float:
+        """TERM (or KILL) the app's process group; the caller KILLs it after ``timeout``, the
+        seconds returned."""
         pid = read_pid(pod_dir)
         if pid is None:
-            return
+            return 0.0
         sig = 9 if force else 15
         try:
             os.killpg(pid, sig)
@@ -181,6 +183,7 @@ class FlyFlavor:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
+        return timeout
 
     def gc(self, pod_dir: str) -> None:
         execute.tear_down(LinuxKernel(), str(pod_dir), "")

@@ -257,12 +257,15 @@ class ImageFlavor:
         path = entrypoint(pod_dir, read_annotations(pod_dir), "enter")
         return wait_exit(spawn([path, f"--pid={pid}", f"--appname={app}", "--", *argv], pod_dir, dict(os.environ)))
 
-    def stop(self, pod_dir: str, *, force: bool) -> None:
+    def stop(self, pod_dir: str, *, force: bool, timeout: float = abi.DEFAULT_STOP_TIMEOUT) -> float:
+        """The stage1's ``stop`` entrypoint (rkt's has no timeout: the caller KILLs after
+        ``timeout``, the seconds returned)."""
         path = entrypoint(pod_dir, read_annotations(pod_dir), "stop")
         argv = [path, *(["--force"] if force else []), os.path.basename(pod_dir)]
         code = wait_exit(spawn(argv, pod_dir, dict(os.environ)))
         if code != 0:
             raise PyrktError(f"stage1 stop entrypoint {path} exited with status {code}")
+        return timeout
 
     def gc(self, pod_dir: str) -> None:
         """The stage1's ``gc`` entrypoint for a pod that ran (in ``exited-garbage/``, as rkt),

@@ -34,9 +34,10 @@ def tell_pod_init(pod_dir: str, app: str, action: str) -> None:
         pass
 
 
-def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> None:
+def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0, *, arg: str = "") -> None:
     """Leave a request for a mutable pod's init (see podinit.py), signal it, and wait for its
-    answer; an "error:" answer is raised. The request is on disk before the signal: if this
+    answer; an "error:" answer is raised. ``arg``, if any, is what the action takes (a stop's
+    seconds from its TERM to its KILL). The request is on disk before the signal: if this
     process dies, pod init still carries it out on the next signal. The wait blocks on a FIFO
     beside the request (``<app>.wake``), which pod init opens and closes once it has written
     the answer, and on a pidfd of pod init (its death)."""
@@ -52,7 +53,7 @@ def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0) -> 
     os.mkfifo(wake, 0o600)
     fds = [os.open(wake, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)]
     try:
-        fs.atomic_write(where, f"{action} {nonce}", sync=False)
+        fs.atomic_write(where, f"{action} {nonce}" + (f" {arg}" if arg else ""), sync=False)
         pid = read_pid(pod_dir)
         if pid is None or not lock.is_locked(pod_dir):
             raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")

@@ -314,12 +314,13 @@ class PodInit:
             try:  # taken away first: a request written meanwhile (after a `prepare`) waits for its signal
                 os.rename(path, path + ".taken")
                 with open(path + ".taken") as f:
-                    action, _, nonce = f.read().partition(" ")
+                    action, _, rest = f.read().partition(" ")
+                nonce, _, arg = rest.partition(" ")
                 os.unlink(path + ".taken")
             except OSError:
                 continue
             try:
-                error = self.act(action, name)
+                error = self.act(action, name, arg)
             except Exception as e:  # the one who asked hears why; pod init goes on
                 error = str(e) or repr(e)
             if action == "prepare":  # nobody waits for it: a failed one is retried by the start
@@ -336,14 +337,14 @@ class PodInit:
                 return app
         return None
 
-    def act(self, action: str, name: str) -> str | None:
+    def act(self, action: str, name: str, arg: str = "") -> str | None:
         app = self.find(name)
         held = app is not None and app.go >= 0
         live = app is not None and app.pid != 0 and app.code is None and not held
         if action == "stop":
             if app is not None and live:
                 app.stopped = True
-                app.kill_at = time.monotonic() + self.plan["stop_timeout"]
+                app.kill_at = time.monotonic() + seconds(arg, self.plan["stop_timeout"])
                 self.kill_app(app, SIGTERM)
             return None
         if action == "rm":
@@ -503,7 +504,14 @@ class PodInit:
                 self.signal_apps(sig)
             return
         self.stopping = True
-        self.kill_at = time.monotonic() + self.plan["stop_timeout"]
+        timeout = self.plan["stop_timeout"]
+        if code is None and self.plan.get("stop_timeout_file"):  # a stop from outside: `pyrkt stop --timeout`'s
+            try:
+                with open(self.path(self.plan["stop_timeout_file"])) as f:
+                    timeout = seconds(f.read(), timeout)
+            except OSError:
+                pass
+        self.kill_at = time.monotonic() + timeout
         self.signal_apps(sig)
 
     def signal_apps(self, sig: int) -> None:
@@ -786,6 +794,15 @@ def open_stdio(app: Any, plan: dict[str, Any]) -> Any:
     from pyrkt.stage1 import appio
 
     return appio.open_stdio(app, plan)
+
+
+def seconds(text: str, default: float) -> float:
+    """A stop timeout asked for (seconds, as text), else ``default``."""
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if 0 <= value < 1e9 else default
 
 
 class Modes:

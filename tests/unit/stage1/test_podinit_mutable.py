@@ -71,9 +71,9 @@ class Sandbox:
         (self.pod / "appsinfo" / name).mkdir(parents=True)
         (self.pod / "appsinfo" / name / "plan").write_bytes(marshal.dumps({"log": f"logs/{name}.log"}))
 
-    def ask(self, action: str, name: str) -> str:
+    def ask(self, action: str, name: str, arg: str = "") -> str:
         self.nonce += 1
-        (self.pod / "req" / name).write_text(f"{action} n{self.nonce}")
+        (self.pod / "req" / name).write_text(f"{action} n{self.nonce}" + (f" {arg}" if arg else ""))
         self.init.serve_requests()
         assert not (self.pod / "req" / name).exists()
         nonce, _, answer = (self.pod / "req" / f"{name}.result").read_text().partition(" ")
@@ -165,6 +165,29 @@ def test_stop_records_the_stopped_app_as_0_and_start_runs_it_again(sandbox: Sand
     assert sandbox.ask("start", "web") == "ok"
     assert sandbox.state("web") == "running"  # the old exit code is gone
     assert sandbox.init.apps[0].pid != first and len(sandbox.init.apps) == 1
+
+
+@pytest.mark.parametrize(("arg", "after"), [("2.5", 2.5), ("0", 0.0), ("", 10.0), ("soon", 10.0), ("-1", 10.0),
+                                            ("nan", 10.0)])
+def test_stop_kills_after_the_timeout_the_asker_gave_else_the_pods(sandbox: Sandbox, arg: str, after: float) -> None:
+    sandbox.add("web")
+    sandbox.ask("start", "web")
+    before = time.monotonic()
+    assert sandbox.ask("stop", "web", arg) == "ok"  # `app stop`, a CRI StopContainer's timeout
+    kill_at = sandbox.init.apps[0].kill_at
+    assert kill_at is not None and before + after <= kill_at <= time.monotonic() + after
+
+
+@pytest.mark.parametrize(("written", "code", "after"), [("30\n", None, 30.0), ("0.5", None, 0.5), (None, None, 10.0),
+                                                        ("junk", None, 10.0), ("30", 3, 10.0)])
+def test_the_pods_stop_kills_after_what_pyrkt_stop_left_in_the_pod_dir(
+        sandbox: Sandbox, written: str | None, code: int | None, after: float) -> None:
+    sandbox.init.plan["stop_timeout_file"] = "stop-timeout"
+    if written is not None:
+        (sandbox.pod / "stop-timeout").write_text(written)
+    before = time.monotonic()
+    sandbox.init.begin_stop(code)  # a TERM from `pyrkt stop --timeout` (code None), or an app's failure
+    assert sandbox.init.kill_at is not None and before + after <= sandbox.init.kill_at <= time.monotonic() + after
 
 
 def test_a_stopped_app_killed_by_term_is_0_for_rkt_and_143_signaled_for_the_cri(sandbox: Sandbox) -> None:
@@ -324,9 +347,9 @@ def test_a_request_written_while_pod_init_acts_on_another_is_kept_for_the_next_s
     sandbox.add("web")
     act = sandbox.init.act
 
-    def start_asked_meanwhile(action: str, name: str) -> str | None:
+    def start_asked_meanwhile(action: str, name: str, arg: str = "") -> str | None:
         (sandbox.pod / "req" / name).write_text("start n7")  # `app start` right after `app add`
-        return act(action, name)
+        return act(action, name, arg)
 
     sandbox.init.act = start_asked_meanwhile  # type: ignore[method-assign]
     (sandbox.pod / "req" / "web").write_text("prepare n0")

@@ -10,11 +10,11 @@ from pyrkt.errors import PyrktError, UsageError, quote
 if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
-USAGE = "pyrkt stop [--force] (UUID... | --uuid-file=FILE)"
+USAGE = "pyrkt stop [--force] [--timeout=DURATION] (UUID... | --uuid-file=FILE)"
 FLAGS = [
     Flag("force", "bool", help="kill the pod at once instead of stopping it"),
     Flag("uuid-file", help="read the pod's UUID from this file"),
-    Flag("timeout", default="15s", help="how long to wait before killing the pod"),
+    Flag("timeout", default="10s", help="how long the apps have to exit after their TERM before they are killed"),
 ]
 
 
