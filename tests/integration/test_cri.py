@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import os
 import signal
 import socket
@@ -135,6 +136,11 @@ def test_version_and_status_network_ready_once_a_cni_config_is_there(cri: Cri) -
     (cri.cni_conf / "10-pods.conflist").write_text(
         '{"cniVersion": "1.0.0", "name": "pods", "plugins": [{"type": "bridge"}]}')
     assert conditions() == {"RuntimeReady": (True, ""), "NetworkReady": (True, "")}
+    s = cri.client.call("RuntimeService", "Status", pb.StatusRequest(verbose=True), pb.StatusResponse)
+    config = json.loads(s.info["config"])
+    host, _, port = config["streamAddress"].rpartition(":")
+    assert host == "127.0.0.1" and int(port) > 0, config  # the port --stream-addr's 0 chose
+    assert config["cniConfig"] == str(cri.cni_conf / "10-pods.conflist"), config
 
 
 def test_pull_with_the_requests_credentials_then_list_status_and_remove(cri: Cri, registry: tuple[Registry, str, str]) -> None:
@@ -231,6 +237,10 @@ def test_calls_not_wired_are_unimplemented_naming_the_call(cri: Cri) -> None:
 @pytest.mark.parametrize(("flag", "line"), [
     ("--listen=tcp://127.0.0.1:1", "pyrkt: --listen=tcp://127.0.0.1:1: want a unix socket, unix:///path/to/cri.sock"),
     ("--stream-addr=nowhere", "pyrkt: --stream-addr='nowhere': want HOST:PORT, e.g. 127.0.0.1:0"),
+    ("--listen=unix:///proc/nowhere/cri.sock",
+     "pyrkt: cannot listen on /proc/nowhere/cri.sock: cannot make /proc/nowhere: No such file or directory"),
+    ("--listen=unix:///etc/hostname/cri.sock",
+     "pyrkt: cannot listen on /etc/hostname/cri.sock: cannot make /etc/hostname: not a directory"),
 ])
 def test_bad_flags_are_one_line_exit_254(data_dir: Path, flag: str, line: str) -> None:
     r = subprocess.run([str(PYRKT_BIN), f"--dir={data_dir}", "cri", flag], capture_output=True, text=True, timeout=60)

@@ -63,9 +63,10 @@ def cni_config(conf_dir: str) -> tuple[str, str]:
     return "", f"no network config found in {conf_dir}"
 
 
-def status(settings: Settings, *, verbose: bool = False) -> pb.StatusResponse:
+def status(settings: Settings, *, verbose: bool = False, stream_address: str = "") -> pb.StatusResponse:
     """RuntimeReady always (pyrkt is daemonless: nothing else has to be up); NetworkReady when
-    the CNI conf dir holds a network config."""
+    the CNI conf dir holds a network config. ``stream_address``: the streaming server's
+    HOST:PORT as bound (``--stream-addr``'s port 0 chooses one)."""
     conf, why = cni_config(settings.cni_conf_dir)
     conditions = [pb.RuntimeCondition(type="RuntimeReady", status=True)]
     if conf:
@@ -76,7 +77,7 @@ def status(settings: Settings, *, verbose: bool = False) -> pb.StatusResponse:
     out = pb.StatusResponse(status=pb.RuntimeStatus(conditions=conditions))
     if verbose:
         info = {"cniConfDir": settings.cni_conf_dir, "cniBinDirs": ":".join(settings.cni_bin_dirs),
-                "cniConfig": conf, "streamAddress": settings.stream_addr,
+                "cniConfig": conf, "streamAddress": stream_address or settings.stream_addr,
                 "podCIDR": read_runtime_config(settings.state_dir).get("podCIDR", "")}
         out.info.update({"config": json.dumps(info, sort_keys=True)})
     return out

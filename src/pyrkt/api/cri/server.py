@@ -120,7 +120,8 @@ class RuntimeService:
         return runtime.version()
 
     def Status(self, request: pb.StatusRequest, context: grpc.ServicerContext) -> pb.StatusResponse:
-        return runtime.status(self.settings, verbose=request.verbose)
+        return runtime.status(self.settings, verbose=request.verbose,
+                              stream_address=self.stream.base.removeprefix("http://"))
 
     def UpdateRuntimeConfig(self, request: pb.UpdateRuntimeConfigRequest,
                             context: grpc.ServicerContext) -> pb.UpdateRuntimeConfigResponse:
@@ -363,7 +364,11 @@ class Server:
 
     def __init__(self, config: Config, settings: runtime.Settings, listen: str) -> None:
         self.path = socket_path(listen)
-        os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o755, exist_ok=True)
+        except OSError as e:
+            why = "not a directory" if isinstance(e, FileExistsError) else e.strerror
+            raise PyrktError(f"cannot listen on {self.path}: cannot make {os.path.dirname(self.path)}: {why}") from None
         clear_stale_socket(self.path)
         self.runtime = RuntimeService(config, settings)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="cri"),
