@@ -13,7 +13,7 @@ import sys
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.cli.output import printable
 from pyrkt.config import Config, ConfigDirs, data_dir_for, parse_insecure_options
-from pyrkt.errors import EXIT_CODE, PyrktError, UsageError
+from pyrkt.errors import EXIT_CODE, PyrktError, UsageError, quote
 from pyrkt.model.values import Value, field
 
 TYPE_CHECKING = False
@@ -281,3 +281,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as err:  # what no command turned into its own line: still one line, never a traceback
+        sys.stdout.flush()
+        if "--debug" in args:
+            import traceback
+
+            traceback.print_exc()
+        where = " ".join(quote(f if isinstance(f, str) else os.fsdecode(f) if isinstance(f, bytes) else str(f))
+                         for f in (err.filename, err.filename2) if f is not None)
+        why = err.strerror or str(err)
+        hint = " (run as root)" if isinstance(err, PermissionError) and os.geteuid() != 0 else ""
+        sys.stderr.write(f"pyrkt: {printable(why)}{': ' + printable(where) if where else ''}{hint}\n")
+        return EXIT_CODE

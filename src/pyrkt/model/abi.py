@@ -18,7 +18,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── mds-token                     the pod's metadata service token (run --mds-register), 0600
     ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
-    ├── appsinfo/<app>/plan           mutable pods: the app's plan (marshal), written by `app start`
+    ├── appsinfo/<app>/plan           mutable pods: the app's plan (marshal), written by `app add`, read at each start
     ├── overlay/<app>/{upper,work}    the app's writable layer (none with --no-overlay: the
     │                                 app's rootfs below is then a copy of its image)
     ├── logs/<app>.log                the app's stdout/stderr, one record per line

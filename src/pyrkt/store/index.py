@@ -188,8 +188,14 @@ class Index:
         """The connection, opened on first use; None when the db does not exist and ``create`` is false."""
         if self._conn is not None:
             return self._conn
-        if not create and not os.path.exists(self.path):
-            return None
+        if not create:
+            try:
+                os.stat(self.path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except PermissionError:  # not an empty store: one this user may not read
+                raise PyrktError(f"cannot read the image store in {os.path.dirname(self.path)}: permission denied "
+                                 "(run as root)") from None
         sqlite3 = _sqlite3()
 
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)

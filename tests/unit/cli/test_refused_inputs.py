@@ -4,6 +4,7 @@ app name, a relative working dir, a hostname that is not one."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,47 @@ def test_invalid_hostnames_are_refused(hostname: str) -> None:
 @pytest.mark.parametrize("hostname", ["a", "web-1", "Pod-7.example.com", "x" * 63, "1.2.3.4", ("a" * 62 + ".") * 3 + "a" * 61])
 def test_rfc_1123_hostnames_are_accepted(hostname: str) -> None:
     check_options(Config(), RunOptions(hostname=hostname, net=("none",)))
+
+
+needs_a_user = pytest.mark.skipif(os.geteuid() == 0, reason="root reads any dir: the refusal is a user's")
+
+
+@needs_a_user
+@pytest.mark.parametrize("argv", [["list"], ["status", "abc"]])
+def test_pods_a_user_may_not_read_are_one_line_not_a_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                                argv: list[str]) -> None:
+    (tmp_path / "pods" / "prepare").mkdir(parents=True, mode=0o700)
+    (tmp_path / "pods" / "prepare").chmod(0)
+    try:
+        code, out, err = pyrkt(capsys, f"--dir={tmp_path}", *argv)
+    finally:
+        (tmp_path / "pods" / "prepare").chmod(0o700)
+    assert (code, out, err) == (254, "", f'pyrkt: Permission denied: "{tmp_path}/pods/prepare" (run as root)\n')
+
+
+@needs_a_user
+@pytest.mark.parametrize("argv", [["image", "list"], ["image", "verify", "busybox"]])
+def test_a_store_a_user_may_not_read_is_said_so_not_shown_empty(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                               argv: list[str]) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "index.db").write_text("")
+    store.chmod(0)
+    try:
+        code, out, err = pyrkt(capsys, f"--dir={tmp_path}", *argv)
+    finally:
+        store.chmod(0o700)
+    assert (code, out) == (254, "")
+    assert err == f"pyrkt: cannot read the image store in {store}: permission denied (run as root)\n"
+
+
+def test_an_os_error_no_command_caught_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrkt.cli.commands import version
+
+    def fails(*_: object) -> int:
+        raise OSError(28, "No space left on device", "/var/lib/pyrkt/pods/run/x/pod")
+
+    monkeypatch.setattr(version, "run", fails)
+    code, out, err = pyrkt(capsys, "version")
+    assert (code, out, err) == (254, "", 'pyrkt: No space left on device: "/var/lib/pyrkt/pods/run/x/pod"\n')
