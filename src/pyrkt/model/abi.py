@@ -16,6 +16,7 @@ on names, so the layout is written down once (mirrored in docs/stage1-abi.md)::
     ├── apps-lock                     mutable pods: the lock `app` commands take (empty file)
     ├── private-users-prepared        "SHIFT:COUNT": the pod's user namespace (--private-users)
     ├── mds-token                     the pod's metadata service token (run --mds-register), 0600
+    ├── stop-timeout                  seconds from the apps' TERM to their KILL, as `pyrkt stop --timeout` asked
     ├── appsinfo/<app>/manifest       the app's image (model.image.Image JSON, with appc's acKind/acVersion)
     ├── appsinfo/<app>/layers         JSON list of layer dirs, bottom first (overlay lowers)
     ├── appsinfo/<app>/plan           mutable pods: the app's plan (marshal), written by `app add`, read at each start
