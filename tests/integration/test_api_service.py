@@ -84,7 +84,7 @@ def served(net_env: tuple[Cli, str, Path], tmp_path_factory: pytest.TempPathFact
     cli, image, conf = net_env
     save = tmp_path_factory.mktemp("api") / "exited.uuid"
     r = cli("run", "--net=none", f"--uuid-file-save={save}", image, "--name=once", "--exec=/bin/sh", "--", "-c",
-            "echo first; echo second >&2; exit 3")
+            'echo first; head -c 20000 /dev/zero | tr "\\0" a; echo; echo second >&2; exit 3')  # 20000: P+F records
     assert r.code == 3, r
     exited = save.read_text().strip()
     r = cli("run", "--net=default", "--detach", image, "--name=ticker", "--exec=/bin/sh", "--", "-c",
@@ -188,7 +188,7 @@ def test_images_are_those_of_image_list(served: Served) -> None:
 
 
 def test_get_logs_reads_what_the_apps_wrote(served: Served) -> None:
-    assert served.client.log_lines(pod_id=served.exited) == ["first", "second"]
+    assert served.client.log_lines(pod_id=served.exited) == ["first", "a" * 20000, "second"]
     assert served.client.log_lines(pod_id=served.exited, app_name="once", lines=1) == ["second"]
     assert served.client.log_lines(pod_id=served.exited, since_time=int(time.time()) + 3600) == []
     assert served.client.log_lines(pod_id=served.running) == ["hello"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -143,6 +144,13 @@ def test_discovery_failure_names_the_image_and_every_url_tried(cli: Cli, site: S
     for url in ("https://localhost/org/app?ac-discovery=1: answered 404", "https://localhost/org?ac-discovery=1",
                 "https://localhost?ac-discovery=1: no ac-discovery meta tag for localhost/org/app"):
         assert url in r.err, r
+    r = cli("--insecure-options=image,http", "fetch", "localhost/org/app:1.0")  # http after each https failure
+    assert r.code == 254 and r.err.count("\n") == 1, r
+    assert re.findall(r"https?://localhost[^ ;:]*", r.err) == [
+        "https://localhost/org/app?ac-discovery=1", "http://localhost/org/app?ac-discovery=1",
+        "https://localhost/org?ac-discovery=1", "http://localhost/org?ac-discovery=1",
+        "https://localhost?ac-discovery=1"], r  # the last one answered a page: no http asked
+    assert "https://localhost?ac-discovery=1: no ac-discovery meta tag for localhost/org/app" in r.err, r
     assert cli("image", "list", "--no-legend").out == ""
 
 

@@ -27,9 +27,11 @@ from tests.support.images import (  # noqa: E402
     build_docker_archive,
     build_oci_archive,
     build_oci_layout,
+    host_arch,
     image_id_of,
     layer_tar,
 )
+from tests.unit.fetch.test_registry_platform import platform_image_id  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: whiteouts and overlay mounts")
 
@@ -89,6 +91,36 @@ def test_fetch_from_each_local_source_prints_the_short_id(pyrkt: Pyrkt, tmp_path
         assert SHORT_ID.match(out), out
         assert image_id_of(path, tag).startswith(out)
     assert fetch_ok(pyrkt, "--full", f"oci:{layout}:1.0") == image_id_of(layout, "1.0")
+
+
+def test_platform_chooses_from_a_local_index_and_refuses_a_single_image_for_another(
+        pyrkt: Pyrkt, tmp_path: Path) -> None:
+    """`--platform` as for a registry: it picks from the index of an oci: layout or oci-archive:
+    tar, one it lacks is an error listing those it has, and a single image (oci:, oci-archive:,
+    docker-archive:) built for another platform is refused with nothing stored."""
+    host, other = f"linux/{host_arch()}", "linux/s390x" if host_arch() != "s390x" else "linux/amd64"
+    layout = build_oci_layout(tmp_path / "multi", platforms=(host, other))
+    archive = build_oci_archive(tmp_path / "multi.tar", platforms=(host, other))
+    for arg in (f"oci:{layout}", f"oci-archive:{archive}"):
+        assert fetch_ok(pyrkt, "--full", f"--platform={other}", arg) == platform_image_id(layout, other)
+        assert fetch_ok(pyrkt, "--full", arg) == fetch_ok(pyrkt, "--full", f"--platform={host}", arg) \
+            == image_id_of(layout) != platform_image_id(layout, other)
+        r = pyrkt("fetch", "--platform=linux/riscv64", arg)
+        assert r.code == 254 and r.out == "", r
+        assert re.fullmatch(rf"pyrkt: {re.escape(arg)}: manifest sha256:[0-9a-f]{{64}} has no image for linux/riscv64 "
+                            rf"\(it has: {', '.join(sorted((host, other)))}\)\n", r.err), r.err
+    before = pyrkt.contents()
+    singles = {"oci": build_oci_layout(tmp_path / "single"), "oci-archive": build_oci_archive(tmp_path / "single.tar"),
+               "docker-archive": build_docker_archive(tmp_path / "saved.tar", repo_tag="example/single:1")}
+    for kind, path in singles.items():
+        r = pyrkt("fetch", f"--platform={other}", f"{kind}:{path}")
+        assert r.code == 254 and r.out == "", r
+        assert re.fullmatch(rf"pyrkt: {kind}:{re.escape(str(path))}: \S+ \S+ is an image for {host}, not for {other} "
+                            r"\(it has no index to choose from\)\n", r.err), r.err
+    assert pyrkt.contents() == before
+    assert "single" not in pyrkt("image", "list", "--no-legend", "--fields=name").out
+    for kind, path in singles.items():
+        assert fetch_ok(pyrkt, "--full", f"--platform={host}", f"{kind}:{path}") == image_id_of(path)
 
 
 def test_image_list_shows_rkts_columns_and_json(pyrkt: Pyrkt, tmp_path: Path) -> None:

@@ -187,6 +187,29 @@ def test_detach_returns_the_uuid_and_the_pod_runs_on(env: tuple[Cli, str]) -> No
     assert pod_cgroups(uuid) == []
 
 
+def test_a_line_longer_than_16_kib_is_logged_in_partial_records_and_read_back_whole(env: tuple[Cli, str]) -> None:
+    """As containerd's CRI logs: no record is longer than 16 KiB, a longer line is `P` records then
+    an `F` one (here a 20000-byte line written at once, and one written in two pieces), and
+    `pyrkt logs` prints each line whole, with one time at its start."""
+    cli, image = env
+    save = cli.data_dir.parent / "long-line.uuid"
+    script = ('x=$(head -c 20000 /dev/zero | tr "\\0" a); echo short; echo "$x"; '
+              'printf %s "$x"; sleep 0.3; echo "$x"; echo err >&2')
+    r = cli("run", "--net=none", f"--uuid-file-save={save}", image, "--exec=/bin/sh", "--", "-c", script)
+    long_line = "a" * 20000
+    assert r.code == 0 and r.out == f"short\n{long_line}\n{long_line * 2}\n", r
+    uuid = save.read_text().strip()
+    records = [ln.split(" ", 3) for ln in (cli.pod_dir(uuid) / "logs" / "busybox.log").read_text().splitlines()]
+    assert all(len(text) <= 16384 for *_, text in records)
+    assert [(tag, len(text)) for _, stream, tag, text in records if stream == "stdout"] == [
+        ("F", 5), ("P", 16384), ("F", 20000 - 16384), ("P", 16384), ("P", 16384), ("F", 40000 - 2 * 16384)]
+    logs = cli("logs", uuid)
+    assert (logs.code, logs.out, logs.err) == (0, r.out, "err\n"), logs
+    stamped = cli("logs", "--timestamps", uuid).out.splitlines()
+    assert [ln.split(" ", 1)[1] for ln in stamped] == ["short", long_line, long_line * 2]
+    assert cli("rm", uuid).code == 0
+
+
 def test_rm_flag_removes_the_pod_after_it_exits(env: tuple[Cli, str]) -> None:
     cli, image = env
     save = cli.data_dir.parent / "rm.uuid"

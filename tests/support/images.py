@@ -26,7 +26,7 @@ as-is: that is how tests make hostile layers (``../x``, links out of the layer);
 
 Also a script (used by ``make demo`` and the benchmarks); it prints the image id::
 
-    python tests/support/images.py oci|oci-archive|docker-archive DEST [--tag T] [--cmd ARG...]
+    python tests/support/images.py oci|oci-archive|docker-archive DEST [--tag T] [--platform OS/ARCH]... [--cmd ARG...]
 """
 
 from __future__ import annotations
@@ -528,6 +528,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--workdir", default="")
     p.add_argument("--port", action="append", default=[], help="exposed port, e.g. 80/tcp")
     p.add_argument("--compression", default=None, choices=["gzip", "zstd", "none"])
+    p.add_argument("--platform", action="append", default=[],
+                   help="os/arch[/variant] to build for (default: the host's); oci and oci-archive: repeat "
+                        "for an image index of several platforms")
     p.add_argument("--cmd", nargs=argparse.REMAINDER, default=None, help="the image Cmd: all remaining args")
     a = p.parse_args(argv)
     kw: dict[str, Any] = {"user": a.user, "workdir": a.workdir, "exposed_ports": a.port}
@@ -539,6 +542,13 @@ def main(argv: list[str]) -> int:
         kw["cmd"] = a.cmd
     if a.compression:
         kw["compression"] = a.compression
+    if len(a.platform) == 1:  # one platform: a single image built for it
+        os_name, arch, *variant = a.platform[0].split("/")
+        kw.update(os_name=os_name, arch=arch, variant=variant[0] if variant else "")
+    elif a.platform and a.kind == "docker-archive":
+        p.error("a docker archive holds no index: give one --platform at most")
+    elif a.platform:
+        kw["platforms"] = a.platform
     if a.kind == "oci":
         out = build_oci_layout(a.dest, tag=a.tag, name=a.name, **kw)
     elif a.kind == "oci-archive":

@@ -46,26 +46,20 @@ def record_time_ns(stamp: str) -> int | None:
 
 
 class Lines:
-    """Turns one app's records into whole lines: partial (``P``) pieces of a stream wait for
-    the piece that ends their line; ``flush`` gives what is left when no more will come."""
+    """One app's records as the text of whole lines, with their times (``control.Lines``)."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, tuple[str, bytes]] = {}  # stream -> (time of its first piece, text)
+        self.joined = control.Lines()
 
     def add(self, records: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
-        out = []
-        for stamp, stream, text in records:
-            first, before = self.pending.pop(stream, (stamp, b""))
-            if text.endswith(b"\n"):
-                out.append((first, (before + text[:-1]).decode(errors="replace")))
-            else:
-                self.pending[stream] = (first, before + text)
-        return out
+        return self.text(self.joined.add(records))
 
     def flush(self) -> list[tuple[str, str]]:
-        out = [(first, text.decode(errors="replace")) for first, text in self.pending.values()]
-        self.pending.clear()
-        return out
+        return self.text(self.joined.flush())
+
+    @staticmethod
+    def text(lines: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
+        return [(stamp, text.removesuffix(b"\n").decode(errors="replace")) for stamp, _, text in lines]
 
 
 def within(stamp: str, since: int, until: int) -> bool:

@@ -80,7 +80,8 @@ def parse_platform(text: str) -> Platform:
 def _local(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:
     from pyrkt.fetch.local import import_local
 
-    return import_local(store, source, arg=arg)
+    platform = parse_platform(options.platform) if options.platform else None
+    return import_local(store, source, arg=arg, platform=platform)
 
 
 def _docker(store: Store, source: Source, arg: str, options: FetchOptions) -> Image:

@@ -220,9 +220,9 @@ def discover(app: AppName, get: Get, *, allow_http: bool = False, want: str = "a
     keys: list[str] = []
     tried: list[str] = []
     for prefix in walk_prefixes(app.name):
-        url, body, error = _page(prefix, get, allow_http)
+        url, body, failed = _page(prefix, get, allow_http)
+        tried += failed
         if body is None:
-            tried.append(f"{url}: {error}")
             continue
         page_endpoints, page_keys, skipped = endpoints_of(parse_meta(body.decode("utf-8", "replace")), app)
         endpoints += page_endpoints
@@ -236,21 +236,22 @@ def discover(app: AppName, get: Get, *, allow_http: bool = False, want: str = "a
     return Discovered(tuple(endpoints), tuple(keys), tuple(tried))
 
 
-def _page(prefix: str, get: Get, allow_http: bool) -> tuple[str, bytes | None, str]:
-    """(the URL asked, the page or None, why not): https, then http if allowed and https failed."""
-    url = f"https://{prefix}?ac-discovery=1"
-    first = ""
+def _page(prefix: str, get: Get, allow_http: bool) -> tuple[str, bytes | None, list[str]]:
+    """(the URL that gave a page, the page), or ("", None); and a line for each URL that did
+    not, in the order asked: https, then http if allowed and https failed."""
+    failed: list[str] = []
     for scheme in ("https", "http") if allow_http else ("https",):
-        asked = f"{scheme}://{prefix}?ac-discovery=1"
+        url = f"{scheme}://{prefix}?ac-discovery=1"
         try:
-            status, body = get(asked)
+            status, body = get(url)
         except FetchError as e:
-            first = first or str(e)
+            text = str(e)  # the transport's lines start with the URL; a refused redirect's does not
+            failed.append(text if text.startswith(f"{url}: ") else f"{url}: {text}")
             continue
         if status == 200:
-            return asked, body, ""
-        first = first or f"answered {status}"
-    return url, None, first
+            return url, body, failed
+        failed.append(f"{url}: answered {status}")
+    return "", None, failed
 
 
 # -- the network -----------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from pyrkt.fetch.manifests import (
     Descriptor,
     Index,
     Manifest,
+    Platform,
+    check_platform,
     choose_platform,
     load_json,
     parse_index,
@@ -44,8 +46,10 @@ CONTAINERD_NAME = "io.containerd.image.name"
 _HEX_NAME = re.compile(r"(?:^|/)(?:sha256/)?([0-9a-f]{64})(?:\.json)?$")
 
 
-def import_local(store: Store, source: Source, *, arg: str) -> Image:
-    """Import the image ``source`` names into ``store``; returns it as stored."""
+def import_local(store: Store, source: Source, *, arg: str, platform: Platform | None = None) -> Image:
+    """Import the image ``source`` names into ``store``; returns it as stored. ``platform``
+    (``--platform``) is the one to choose from an index (default: the host's); a single image
+    for another platform is refused when one is given, as from a registry."""
     path = Path(source.location)
     if source.kind == "oci":
         if not path.exists():
@@ -53,14 +57,16 @@ def import_local(store: Store, source: Source, *, arg: str) -> Image:
         if not path.is_dir():
             raise ImageError(f"{arg}: {str(path)!r} is not a directory (an OCI layout is; use oci-archive: for a tar)")
         with LayoutDir(path, arg) as layout:
-            return import_oci(store, layout, ref=source.ref, source=arg, default_name=path.resolve().name)
+            return import_oci(store, layout, ref=source.ref, source=arg, default_name=path.resolve().name,
+                              platform=platform)
     if not path.exists():
         raise NotFound(f"{source.kind} file {str(path)!r} not found")
     with Archive(path, arg) as files:
         try:
             if source.kind == "oci-archive":
-                return import_oci(store, files, ref=source.ref, source=arg, default_name=path.name)
-            return import_docker_archive(store, files, ref=source.ref, source=arg, default_name=path.name)
+                return import_oci(store, files, ref=source.ref, source=arg, default_name=path.name, platform=platform)
+            return import_docker_archive(store, files, ref=source.ref, source=arg, default_name=path.name,
+                                         platform=platform)
         except decode_errors() as e:  # a member's compressed bytes went bad after the listing read fine
             raise ImageError(f"{arg}: the archive is corrupt: {_one_line(e)}") from None
 
@@ -217,7 +223,8 @@ def _stage(imp: ImportSession, files: Files, desc: Descriptor, where: str) -> No
 # -- OCI layouts -----------------------------------------------------------------------------
 
 
-def import_oci(store: Store, files: Files, *, ref: str | None, source: str, default_name: str) -> Image:
+def import_oci(store: Store, files: Files, *, ref: str | None, source: str, default_name: str,
+               platform: Platform | None = None) -> Image:
     where = source
     try:
         layout = load_json(files.read("oci-layout"), f"{where}: oci-layout")
@@ -229,8 +236,9 @@ def import_oci(store: Store, files: Files, *, ref: str | None, source: str, defa
     top = select_ref(index, ref, where)
     name, tag = oci_name(top, ref, sanitize_name(default_name))
     with store.begin_import(source) as imp:
-        desc, manifest = _resolve_manifest(imp, files, top, where)
+        desc, manifest = _resolve_manifest(imp, files, top, where, platform)
         config = _load_config(imp, files, manifest, where)
+        check_platform(config, platform, f"{where}: manifest {desc.digest}")
         _import_layers(imp, files, manifest, diff_ids(config, f"{where}: config {manifest.config.digest}"), where)
         fmt = "docker" if manifest.media_type == MT_DOCKER_MANIFEST else "oci"
         image = image_from_config(config, image_id=manifest.config.digest, name=name, tag=tag, fmt=fmt,
@@ -285,13 +293,14 @@ def oci_name(desc: Descriptor, ref: str | None, default_name: str) -> tuple[str,
     return default_name, desc.annotation(REF_NAME) or ref or DEFAULT_TAG
 
 
-def _resolve_manifest(imp: ImportSession, files: Files, desc: Descriptor, where: str) -> tuple[Descriptor, Manifest]:
+def _resolve_manifest(imp: ImportSession, files: Files, desc: Descriptor, where: str,
+                      platform: Platform | None) -> tuple[Descriptor, Manifest]:
     for _ in range(MAX_INDEX_DEPTH):
         _stage(imp, files, desc, where)
         what = f"{where}: manifest {desc.digest}"
         parsed = parse_manifest(imp.read_blob(desc.digest), what, desc.media_type)
         if isinstance(parsed, Index):
-            desc = choose_platform(parsed, what)
+            desc = choose_platform(parsed, what, platform)
             continue
         return desc, parsed
     raise ImageError(f"{where}: image indexes nested more than {MAX_INDEX_DEPTH} deep")
@@ -319,7 +328,7 @@ def _import_layers(imp: ImportSession, files: Files, manifest: Manifest, ids: tu
 
 
 def import_docker_archive(store: Store, files: Archive, *, ref: str | None, source: str,
-                          default_name: str) -> Image:
+                          default_name: str, platform: Platform | None = None) -> Image:
     where = source
     try:
         data = files.read("manifest.json")
@@ -342,6 +351,7 @@ def import_docker_archive(store: Store, files: Archive, *, ref: str | None, sour
         config = load_json(imp.read_blob(config_digest), what)
         if not isinstance(config, dict):
             raise ImageError(f"{what} is not a JSON object")
+        check_platform(config, platform, what)
         ids = diff_ids(config, what)
         layer_names = entry["Layers"]
         if len(ids) != len(layer_names):

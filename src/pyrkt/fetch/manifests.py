@@ -171,3 +171,17 @@ def choose_platform(index: Index, what: str, want: Platform | None = None) -> De
         if d.platform is not None and d.platform.variant == want.variant:
             return d
     return matches[0]
+
+
+def check_platform(config: dict[str, Any], want: Platform | None, what: str) -> None:
+    """Refuse an image whose config names another os/architecture than ``--platform``'s
+    ``want`` (an index entry was chosen by those already, so this refuses only a single-platform
+    image); with no ``--platform`` (None), a single image is taken whatever it was built for."""
+    if want is None:
+        return
+    have = Platform(str(config.get("os") or ""), str(config.get("architecture") or ""),
+                    str(config.get("variant") or ""))
+    if not have.os or not have.architecture:
+        return  # a config that does not say: nothing to check
+    if (have.os, have.architecture) != (want.os, want.architecture):
+        raise ImageError(f"{what} is an image for {have}, not for {want} (it has no index to choose from)")

@@ -36,6 +36,7 @@ from pyrkt.fetch.manifests import (
     Index,
     Manifest,
     Platform,
+    check_platform,
     choose_platform,
     load_json,
     parse_manifest,
@@ -331,8 +332,7 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 config = load_json(imp.read_blob(manifest.config.digest), what)
                 if not isinstance(config, dict):
                     raise ImageError(f"{what} is not a JSON object")
-                if platform is not None:
-                    _check_platform(config, platform, f"{where}: manifest {digest}")
+                check_platform(config, platform, f"{where}: manifest {digest}")
                 ids = diff_ids(config, what)
                 if len(ids) != len(manifest.layers):
                     raise ImageError(f"{where}: manifest {digest} has {len(manifest.layers)} layers but its "
@@ -358,17 +358,6 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
         return image
     except Cancelled:
         raise FetchError(f"{ref.registry}/{ref.repository}: fetch cancelled") from None
-
-
-def _check_platform(config: dict[str, object], want: Platform, what: str) -> None:
-    """Refuse an image whose config names another os/architecture than ``want`` (an index
-    entry was chosen by those already, so this refuses only a single-platform image)."""
-    have = Platform(str(config.get("os") or ""), str(config.get("architecture") or ""),
-                    str(config.get("variant") or ""))
-    if not have.os or not have.architecture:
-        return  # a config that does not say: nothing to check
-    if (have.os, have.architecture) != (want.os, want.architecture):
-        raise ImageError(f"{what} is an image for {have}, not for {want} (it has no index to choose from)")
 
 
 def _resolve_manifest(client: RegistryClient, imp: ImportSession, ref: Reference,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from pyrkt.config import Config
 from pyrkt.errors import InvalidState, NotFound, UsageError, quote
@@ -165,6 +165,31 @@ def log_records(path: str, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str
         log.close()
 
 
+class Lines:
+    """Joins one app's records into whole lines: the partial (``P``) pieces of a stream's line
+    wait for the piece that ends it, and the line is one record at the time of its first piece
+    (so merging apps by time cannot cut a line in two); ``flush`` gives what is left when no
+    more will come."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, tuple[str, bytes]] = {}  # stream -> (time of its first piece, text)
+
+    def add(self, records: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+        out = []
+        for stamp, stream, text in records:
+            first, before = self.pending.pop(stream, (stamp, b""))
+            if text.endswith(b"\n"):
+                out.append((first, stream, before + text))
+            else:
+                self.pending[stream] = (first, before + text)
+        return out
+
+    def flush(self) -> list[tuple[str, str, bytes]]:
+        out = [(first, stream, text) for stream, (first, text) in self.pending.items()]
+        self.pending.clear()
+        return out
+
+
 def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple[str, str, bytes]]:
     pod = Pod.find(config.pods_dir, uuid)
     name = pick_app(pod, app) if app or len(app_names(pod.path)) == 1 else ""
@@ -181,7 +206,8 @@ def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple
         raise UsageError(f"pod {pod.uuid} has several apps: choose one with --app to follow its log")
     merged = []
     for n in names:
-        merged += [(ts, stream, text) for ts, stream, text in log_records(pod.file(abi.app_log(n)), follow=False, pod=pod)]
+        lines = Lines()
+        merged += lines.add(log_records(pod.file(abi.app_log(n)), follow=False, pod=pod)) + lines.flush()
     merged.sort(key=lambda r: r[0])
     yield from merged
 

@@ -50,6 +50,22 @@ SLIM_AFTER = 0.5
 MUX_WAIT = 1.0  # how long an exited app's iomux helper may take to pass on what the app wrote last
 
 
+def split_lines(pending: bytes, data: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The (tag, text) records of output ``data`` read after ``pending`` (what came before of a
+    line not yet ended), and what is left pending: a line ends in an ``F`` record, and a line
+    longer than LINE_MAX is first cut into ``P`` (partial) records of LINE_MAX bytes, whether it
+    came in one read or many, so no record's text is longer than LINE_MAX and the records do
+    not depend on how the output was read. What is left pending is at most LINE_MAX long."""
+    out = []
+    for line in (pending + data).split(b"\n"):
+        while len(line) > LINE_MAX:
+            out.append((b"P", line[:LINE_MAX]))
+            line = line[LINE_MAX:]
+        out.append((b"F", line))
+    _, rest = out.pop()  # what came after the last newline: no record yet
+    return out, rest
+
+
 class App:
     __slots__ = ("name", "spec", "pid", "code", "stopped", "bufs", "log", "fds", "oom", "kill_at", "go", "err")
 
@@ -534,15 +550,9 @@ class PodInit:
             return False
         if self.tee:
             write_all(1 if stream == "stdout" else 2, data)
-        lines = (app.bufs[stream] + data).split(b"\n")
-        rest = lines.pop()
-        out = [self.record(stream, b"F", line) for line in lines]
-        while len(rest) >= LINE_MAX:
-            out.append(self.record(stream, b"P", rest[:LINE_MAX]))
-            rest = rest[LINE_MAX:]
-        app.bufs[stream] = rest
-        if out:
-            write_all(app.log, b"".join(out))
+        pieces, app.bufs[stream] = split_lines(app.bufs[stream], data)
+        if pieces:
+            write_all(app.log, b"".join(self.record(stream, tag, text) for tag, text in pieces))
         return True
 
     def record(self, stream: str, tag: bytes, line: bytes) -> bytes:

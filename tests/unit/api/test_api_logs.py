@@ -3,6 +3,7 @@ since/until, the last N lines, and following a running pod until it exits."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from pyrkt.api.logs import Lines, LogQuery, batches, record_time_ns, stream
+from pyrkt.cli.main import dispatch
 from pyrkt.config import Config
 from pyrkt.errors import NotFound
 from pyrkt.model import abi
@@ -49,6 +51,23 @@ def test_partial_records_are_joined_into_their_line_per_stream() -> None:
                      ("t4", "stdout", b"no newline")])
     assert got == [("t2", "oops"), ("t1", "hello")]
     assert lines.flush() == [("t4", "no newline")]
+
+
+def test_pyrkt_logs_joins_partial_records_into_their_line(make_pod: Callable[..., Path], config: Config) -> None:
+    """`pyrkt logs` prints a line cut into pieces as the line: with its time only at its start,
+    and, merging apps by time, never with another app's line in between its pieces."""
+    pod = make_pod(Dir.RUN, apps=("web", "db"))
+    write_log(pod, "web", (T0 + 1, "stdout", "P", "long "), (T0 + 3, "stdout", "F", "line"))
+    write_log(pod, "db", (T0 + 2, "stdout", "F", "db line"), (T0 + 4, "stdout", "P", "db's last"))
+
+    def logs(*args: str) -> str:
+        out, err = io.StringIO(), io.StringIO()
+        assert dispatch([f"--dir={config.data_dir}", "logs", *args, pod.name], out, err) == 0, err.getvalue()
+        return out.getvalue()
+
+    assert logs() == "long line\ndb line\ndb's last"
+    assert logs("--app=web", "--timestamps") == f"{stamp(T0 + 1)} long line\n"
+    assert logs("--timestamps") == f"{stamp(T0 + 1)} long line\n{stamp(T0 + 2)} db line\n{stamp(T0 + 4)} db's last"
 
 
 def test_apps_are_merged_by_time_and_one_app_can_be_chosen(make_pod: Callable[..., Path], config: Config) -> None:

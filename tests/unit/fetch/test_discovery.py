@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.support.aci import aci_manifest, appc_arch, build_aci
 
@@ -16,6 +17,7 @@ from pyrkt.fetch.discovery import (
     AppName,
     Endpoint,
     Meta,
+    Web,
     check_image,
     discover,
     discoverable,
@@ -160,7 +162,7 @@ def test_discovery_stops_at_the_first_page_with_an_endpoint_and_says_what_it_tri
     found = discover(parse_app_name("a.com/x"), web.get)
     assert found.endpoints == ()
     assert found.tried == ("https://a.com/x?ac-discovery=1: answered 404",
-                           "https://a.com?ac-discovery=1: https://a.com?ac-discovery=1: connection refused")
+                           "https://a.com?ac-discovery=1: connection refused")
 
 
 def test_plain_http_is_tried_only_when_allowed() -> None:
@@ -171,6 +173,37 @@ def test_plain_http_is_tried_only_when_allowed() -> None:
     web = FakeWeb({"http://a.com?ac-discovery=1": page})
     assert discover(parse_app_name("a.com"), web.get, allow_http=True).endpoints[0].aci == "http://a.com/a.com.aci"
     assert web.asked == ["https://a.com?ac-discovery=1", "http://a.com?ac-discovery=1"]
+
+
+def test_a_failed_discovery_names_each_url_tried_once_and_in_order_http_ones_too() -> None:
+    """Through the real transport (on a mock one): with http allowed, each page is asked over
+    https, then http; every URL that gave no endpoint is one line naming it once."""
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "https":
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        if request.url.path == "/x":
+            return httpx.Response(404)
+        return httpx.Response(200, content=_page(("ac-discovery", "b.com http://b.com/{name}.{ext}")))
+
+    with Web(frozenset({"http"}), transport=httpx.MockTransport(answer)) as web:
+        found = discover(parse_app_name("a.com/x"), web.get, allow_http=True)
+    assert found.endpoints == ()
+    assert found.tried == (
+        "https://a.com/x?ac-discovery=1: cannot connect to a.com: [Errno 111] Connection refused",
+        "http://a.com/x?ac-discovery=1: answered 404",
+        "https://a.com?ac-discovery=1: cannot connect to a.com: [Errno 111] Connection refused",
+        "http://a.com?ac-discovery=1: no ac-discovery meta tag for a.com/x",
+    )
+
+
+def test_a_refused_redirect_to_plain_http_is_named_by_the_url_asked() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"Location": f"http://a.com{request.url.raw_path.decode()}"})
+
+    with Web(frozenset(), transport=httpx.MockTransport(answer)) as web:
+        found = discover(parse_app_name("a.com"), web.get)
+    assert found.tried == ("https://a.com?ac-discovery=1: refusing to follow a redirect to "
+                           "http://a.com/?ac-discovery=1 over plain http (use --insecure-options=http)",)
 
 
 def test_key_discovery_walks_until_a_pubkeys_tag() -> None:

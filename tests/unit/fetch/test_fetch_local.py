@@ -15,6 +15,7 @@ from tests.support.images import (
     image_id_of,
 )
 from tests.support.stores import assert_store_empty
+from tests.unit.fetch.test_registry_platform import platform_image_id
 
 from pyrkt.config import Config
 from pyrkt.errors import ImageError, IntegrityError, NotFound
@@ -23,6 +24,8 @@ from pyrkt.fetch.convert import appc_arch
 from pyrkt.fetch.manifests import host_platform
 from pyrkt.stage0.images import resolve_image
 from pyrkt.store import Store
+
+OTHER_ARCH = "s390x" if host_platform().architecture != "s390x" else "amd64"
 
 
 def test_oci_layout_imports_with_its_dir_name_and_tag(store: Store, tmp_path: Path) -> None:
@@ -63,6 +66,33 @@ def test_nested_index_picks_the_host_platform(store: Store, tmp_path: Path) -> N
     image = fetch(store, f"oci:{layout}")
     assert image.label("arch") == appc_arch(host.architecture, host.variant)
     assert image.id == image_id_of(layout)
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive"])
+def test_platform_chooses_from_a_local_index_as_from_a_registrys(store: Store, tmp_path: Path, kind: str) -> None:
+    host, other = f"linux/{host_platform().architecture}", f"linux/{OTHER_ARCH}"
+    layout = build_oci_layout(tmp_path / "layout", platforms=(host, other))
+    src = layout if kind == "oci" else build_oci_archive(tmp_path / "multi.tar", platforms=(host, other))
+    assert fetch(store, f"{kind}:{src}", platform=other).id == platform_image_id(layout, other) != image_id_of(layout)
+    assert fetch(store, f"{kind}:{src}", platform=host).id == image_id_of(layout)
+    with pytest.raises(ImageError, match=rf"^{kind}:{src}: manifest sha256:[0-9a-f]{{64}} has no image for "
+                                         rf"linux/riscv64 \(it has: {', '.join(sorted((host, other)))}\)$"):
+        fetch(store, f"{kind}:{src}", platform="linux/riscv64")
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive", "docker-archive"])
+def test_a_local_single_image_for_another_platform_is_refused_when_one_is_asked_for(
+        store: Store, tmp_path: Path, kind: str) -> None:
+    build = {"oci": build_oci_layout, "oci-archive": build_oci_archive, "docker-archive": build_docker_archive}[kind]
+    src = build(tmp_path / "single", arch=OTHER_ARCH)
+    host = f"linux/{host_platform().architecture}"
+    with pytest.raises(ImageError, match=rf"^{kind}:{src}: (manifest sha256:[0-9a-f]{{64}}|config [0-9a-f]{{64}}\.json) "
+                                         rf"is an image for linux/{OTHER_ARCH}, not for {host} "
+                                         r"\(it has no index to choose from\)$"):
+        fetch(store, f"{kind}:{src}", platform=host)
+    assert_store_empty(store)
+    assert fetch(store, f"{kind}:{src}", platform=f"linux/{OTHER_ARCH}").id == image_id_of(src)
+    assert fetch(store, f"{kind}:{src}").id == image_id_of(src)  # no --platform: taken as it is, as from a registry
 
 
 def test_oci_archive_imports_the_same_image_as_the_layout(store: Store, tmp_path: Path) -> None:

@@ -27,8 +27,13 @@ def run(ctx: Context, args: list[str]) -> int:
         raise UsageError("logs takes exactly one pod UUID")
     out = ctx.stdout.buffer if hasattr(ctx.stdout, "buffer") else None
     err = ctx.stderr.buffer if hasattr(ctx.stderr, "buffer") else None
+    midline: set[str] = set()  # the streams whose last piece did not end its line
     for ts, stream, text in control.logs(ctx.config, rest[0], values["app"] or "", follow=values["follow"]):
-        line = (ts.encode() + b" " + text) if values["timestamps"] else text
+        line = (ts.encode() + b" " + text) if values["timestamps"] and stream not in midline else text
+        if text.endswith(b"\n"):
+            midline.discard(stream)
+        else:
+            midline.add(stream)
         target = err if stream == "stderr" else out
         if target is None:
             (ctx.stderr if stream == "stderr" else ctx.stdout).write(line.decode(errors="replace"))
