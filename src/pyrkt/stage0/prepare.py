@@ -70,7 +70,7 @@ class PodRequest(Value, frozen=False):
     stage1_name: str = "default"
     stage1_image: Stage1Image | None = None  # with stage1_name "image": where its stage1 image comes from
     ports: list[str] = field(default_factory=list)
-    platform: str = ""  # --platform: os/arch[/variant] to choose from a registry's index
+    platform: str = ""  # --platform: os/arch[/variant] to choose from an image index (a registry's or a local layout's)
     devices: list[str] = field(default_factory=list)  # --device=HOSTPATH[:ACCESS]
     sysctl: list[str] = field(default_factory=list)  # --sysctl KEY=VALUE, namespaced sysctls of the pod
     pod_manifest: str = ""  # --pod-manifest=FILE: the whole pod, instead of apps and their flags
