@@ -122,9 +122,16 @@ class FlagSet:
             if f.hidden or f.deprecated or f.refused:
                 continue
             spec = f"--{f.name}" if f.kind == "bool" else f"--{f.name}={f.metavar}"
-            default = f" (default {f.default})" if f.default not in (None, "", False, [], ()) else ""
+            default = f" (default {shown_default(f.default)})" if f.default not in (None, "", False, [], ()) else ""
             lines.append(f"      {spec:<34} {f.help}{default}")
         return lines
+
+
+def shown_default(value: Any) -> str:
+    """A default as Go's flag help prints it: ``true``/``false`` for a bool, not Python's ``True``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 # rkt's deprecated spellings of --pull-policy (rkt/fetch.go, run.go, prepare.go); fetch.policy maps them.
