@@ -318,6 +318,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         volumes.check_volume(vol)
     for text in [*req.mounts, *(m for a in req.apps for m in a.mounts)]:
         parse_mount(text)
+    check_signatures(req.apps)
     sysctl_items = req.sysctl if pod_file is None else [f"{k}={v}" for k, v in pod_file.manifest.sysctls]
     sysctls = pod_sysctls(sysctl_items, flavor.canonical(req.stage1_name))
     if (req.stage1_name == "image") != (req.stage1_image is not None):
@@ -446,6 +447,17 @@ def private_users(req: PodRequest, flavor_name: str) -> IdRange | None:
     for path in SUBORDINATE_IDS:
         avoid += subordinate_ranges(fs.read_text(path) or "")
     return IdRange.random(avoid=avoid)
+
+
+def check_signatures(apps: list[AppRequest]) -> None:
+    """A ``--signature`` after an OCI or Docker image is refused before any image is fetched."""
+    signed = [a for a in apps if a.signature]
+    if not signed:
+        return
+    from pyrkt.fetch.sources import check_signature, parse_source
+
+    for a in signed:
+        check_signature(a.image, parse_source(a.image))
 
 
 def use_overlay(config: Config, req: PodRequest, ui: FetchUI | None) -> bool:
