@@ -59,6 +59,7 @@ class FlagSet:
     def __init__(self, flags: list[Flag]) -> None:
         self.flags = flags
         self.notes: list[str] = []  # deprecation warnings of the flags parsed, for the user
+        self.given: set[str] = set()  # the flags the command line gave (by name), defaults or not
         self.by_name: dict[str, Flag] = {}
         for f in flags:
             self.by_name[f.name] = f
@@ -99,6 +100,7 @@ class FlagSet:
             raise UsageError(flag.refused)
         if flag.deprecated:
             self.notes.append(f"Flag --{name} has been deprecated, {flag.deprecated}")
+        self.given.add(flag.name)
         if flag.kind == "bool":
             values[flag.dest] = parse_bool(name, value) if eq else True
             return i

@@ -52,4 +52,4 @@ def run(ctx: Context, args: list[str]) -> int:
     values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
     req = pod_request(values, [])
     req.annotations = parse_pairs(values["annotation"], "--annotation")
-    return sandbox.sandbox(ctx.config, req, run_options(values), ctx.stdout, ui=fetch_ui(ctx, values))
+    return sandbox.sandbox(ctx.config, req, run_options(values, flags.given), ctx.stdout, ui=fetch_ui(ctx, values))
