@@ -298,6 +298,19 @@ def test_fly_refuses_or_warns_about_what_its_app_cannot_have(env: tuple[Cli, str
     assert "warning: --hostname=flyhost is not supported by the fly flavor" in r.err, r
 
 
+def test_a_signature_is_refused_for_an_oci_image_and_said_unchecked_for_a_stored_one(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    before = cli("list", "--no-legend").out
+    r = cli("run", "--net=none", image, "--exec=/bin/true", "oci:/nonexistent", "--signature=/x.asc")
+    assert (r.code, r.out) == (254, ""), r
+    assert r.err == ("pyrkt: --signature cannot be used with oci:/nonexistent: an OCI or Docker image has no appc "
+                     "detached signature to check (--signature is an ACI's .asc file)\n"), r
+    assert cli("list", "--no-legend").out == before
+    r = cli("run", "--net=none", "--rm", image, "--signature=/x.asc", "--exec=/bin/true")
+    assert r.code == 0, r
+    assert f"warning: --signature /x.asc for {image} was not checked: the image " in r.err, r
+
+
 def test_sigkill_of_pod_init_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str]) -> None:
     cli, image = env
     uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.aci import aci_manifest, build_aci
+from tests.support.fetchui import Notices
 from tests.support.images import Entry
 from tests.support.stores import assert_store_empty
 
@@ -16,7 +17,6 @@ from pyrkt.config import Config
 from pyrkt.errors import ImageError, NotFound
 from pyrkt.fetch import fetch
 from pyrkt.fetch.aci import image_from_manifest
-from pyrkt.fetch.ui import FetchUI
 from pyrkt.stage0.images import resolve_image
 from pyrkt.store import Store
 
@@ -150,14 +150,6 @@ def test_aci_files_are_imported_whatever_the_pull_policy(store: Store, tmp_path:
     expected = build_aci(aci)
     assert resolve_image(config, store, str(aci), pull_policy="never").id == expected
     assert resolve_image(config, store, expected[:12], pull_policy="never").id == expected
-
-
-class Notices(FetchUI):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def notice(self, message: str) -> None:
-        self.lines.append(message)
 
 
 def test_a_signature_that_is_not_checked_is_warned_about(store: Store, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.support.aci import aci_tar
+from tests.support.fetchui import Notices
 from tests.support.stores import assert_store_empty
 
 from pyrkt.errors import FetchError, ImageError, NotFound
@@ -340,14 +341,6 @@ def test_check_may_refuse_a_cached_image(store: Store) -> None:
 
     with pytest.raises(ImageError, match="wrong labels"):
         fetch(store, server, "new", check=refuse)
-
-
-class Notices(FetchUI):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def notice(self, message: str) -> None:
-        self.lines.append(message)
 
 
 def test_a_signature_file_is_checked_instead_of_the_urls(store: Store, tmp_path: Path) -> None:
