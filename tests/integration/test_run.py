@@ -299,6 +299,41 @@ def test_fly_flavor_shares_the_host_pid_namespace(env: tuple[Cli, str]) -> None:
     assert r.out.strip() == os.readlink("/proc/self/ns/pid")
 
 
+def test_fly_refuses_or_warns_about_what_its_app_cannot_have(env: tuple[Cli, str]) -> None:
+    """Nothing silently ignored: the fly app shares the host's network and UTS namespace."""
+    cli, image = env
+    pods = cli.data_dir / "pods"
+    before = {d: sorted(os.listdir(pods / d)) for d in os.listdir(pods)}
+    for flags, line in ((["--net=none"], "--net=none cannot be used with the fly flavor"),
+                        (["--port=80-tcp:18081"], "--port cannot be used with the fly flavor")):
+        r = cli("run", "--stage1-name=fly", *flags, image, "--exec=/bin/true")
+        assert (r.code, r.out) == (254, ""), r
+        assert r.err.startswith(f"pyrkt: {line}") and len(r.err.splitlines()) == 1, r
+    r = cli("prepare", "--quiet", "--stage1-name=fly", image, "--exec=/bin/true")
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    r = cli("run-prepared", "--net=none", uuid)  # the pod stays prepared, as after any refused run-prepared
+    assert r.code == 254 and "--net=none cannot be used with the fly flavor" in r.err, r
+    assert cli("rm", uuid).code == 0
+    assert {d: sorted(os.listdir(pods / d)) for d in os.listdir(pods)} == before
+    r = cli("run", "--stage1-name=fly", "--hostname=flyhost", "--net=host", image, "--exec=/bin/hostname")
+    assert (r.code, r.out) == (0, os.uname().nodename + "\n"), r
+    assert "warning: --hostname=flyhost is not supported by the fly flavor" in r.err, r
+
+
+def test_a_signature_is_refused_for_an_oci_image_and_said_unchecked_for_a_stored_one(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    before = cli("list", "--no-legend").out
+    r = cli("run", "--net=none", image, "--exec=/bin/true", "oci:/nonexistent", "--signature=/x.asc")
+    assert (r.code, r.out) == (254, ""), r
+    assert r.err == ("pyrkt: --signature cannot be used with oci:/nonexistent: an OCI or Docker image has no appc "
+                     "detached signature to check (--signature is an ACI's .asc file)\n"), r
+    assert cli("list", "--no-legend").out == before
+    r = cli("run", "--net=none", "--rm", image, "--signature=/x.asc", "--exec=/bin/true")
+    assert r.code == 0, r
+    assert f"warning: --signature /x.asc for {image} was not checked: the image " in r.err, r
+
+
 def test_sigkill_of_pod_init_leaves_nothing_gc_cannot_clean(env: tuple[Cli, str]) -> None:
     cli, image = env
     uuid = cli("run", "--net=none", "--detach", image, "--exec=/bin/sleep", "--", "1000").out.strip()
@@ -635,7 +670,8 @@ def test_apps_are_in_cgroups_of_their_own_in_the_pods_which_their_cgroup_namespa
 @pytest.mark.parametrize("flavor", ["default", "fly"])
 def test_enter_keeps_the_callers_term_or_gives_vt100_as_rkt(env: tuple[Cli, str], flavor: str) -> None:
     cli, image = env
-    uuid = cli("run", "--net=none", "--detach", f"--stage1-name={flavor}", image, "--exec=/bin/sleep", "--",
+    net = ["--net=none"] if flavor == "default" else []  # fly takes only the host's network
+    uuid = cli("run", *net, "--detach", f"--stage1-name={flavor}", image, "--exec=/bin/sleep", "--",
                "1000").out.strip()
     try:
         with_term = Cli(cli.data_dir, env={"TERM": "xterm-256color"})

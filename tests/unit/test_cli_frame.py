@@ -102,6 +102,18 @@ def test_help_lines_show_defaults_and_hide_hidden_flags() -> None:
     assert "secret" not in text
 
 
+def test_help_prints_a_true_bool_default_as_go_does() -> None:
+    text = "\n".join(FlagSet([Flag("pretty-print", "bool", default=True, help="indent")]).help_lines())
+    assert text.endswith("indent (default true)")
+
+
+def test_cat_manifest_and_run_help_as_rkt(capsys: pytest.CaptureFixture[str]) -> None:
+    out = pyrkt(capsys, "cat-manifest", "--help")[1]
+    assert "(default true)" in out and "True" not in out
+    out = pyrkt(capsys, "run", "--help")[1]
+    assert "--signature=FILE" in out  # rkt's run help lists its per-app --signature
+
+
 # -- main.py ----------------------------------------------------------------------------------
 
 def pyrkt(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -59,6 +59,7 @@ class FlagSet:
     def __init__(self, flags: list[Flag]) -> None:
         self.flags = flags
         self.notes: list[str] = []  # deprecation warnings of the flags parsed, for the user
+        self.given: set[str] = set()  # the flags the command line gave (by name), defaults or not
         self.by_name: dict[str, Flag] = {}
         for f in flags:
             self.by_name[f.name] = f
@@ -99,6 +100,7 @@ class FlagSet:
             raise UsageError(flag.refused)
         if flag.deprecated:
             self.notes.append(f"Flag --{name} has been deprecated, {flag.deprecated}")
+        self.given.add(flag.name)
         if flag.kind == "bool":
             values[flag.dest] = parse_bool(name, value) if eq else True
             return i
@@ -122,9 +124,16 @@ class FlagSet:
             if f.hidden or f.deprecated or f.refused:
                 continue
             spec = f"--{f.name}" if f.kind == "bool" else f"--{f.name}={f.metavar}"
-            default = f" (default {f.default})" if f.default not in (None, "", False, [], ()) else ""
+            default = f" (default {shown_default(f.default)})" if f.default not in (None, "", False, [], ()) else ""
             lines.append(f"      {spec:<34} {f.help}{default}")
         return lines
+
+
+def shown_default(value: Any) -> str:
+    """A default as Go's flag help prints it: ``true``/``false`` for a bool, not Python's ``True``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 # rkt's deprecated spellings of --pull-policy (rkt/fetch.go, run.go, prepare.go); fetch.policy maps them.

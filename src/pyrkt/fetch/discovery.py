@@ -372,6 +372,9 @@ def import_discovered(store: Store, name: str, *, source: str, options: FetchOpt
                         what=source)
     if stored is not None:
         options.ui.debug(f"using image from local store for image name {name}")
+        from pyrkt.fetch.https import unchecked_signature
+
+        unchecked_signature(options, name, stored)
         return stored
     allow_http = "http" in options.insecure
     options.ui.status(f"searching for app image {app.name}")

@@ -65,12 +65,13 @@ def import_https(store: Store, url: str, *, source: str, options: FetchOptions,
     if reuse is not None:
         options.ui.debug(f"using image from local store for url {url}" if options.pull_policy != "update"
                          else f"image for {url} isn't expired, not fetching.")
+        unchecked_signature(options, url, reuse)
         return _checked(reuse, check)
 
     verify = "image" not in options.insecure
     sig_url = signature_url or url + ".asc"
     check_url(url, options.insecure)
-    if verify:
+    if verify and not options.signature:
         check_url(sig_url, options.insecure)
     options.ui.debug(f"fetching image from {url}")
     with client or HttpClient(insecure=options.insecure, config_dirs=options.dirs.paths()) as http, \
@@ -82,15 +83,25 @@ def import_https(store: Store, url: str, *, source: str, options: FetchOptions,
             assert cached is not None and remote is not None
             cache.put(remote.replace(etag=answer.etag or remote.etag, max_age=answer.max_age,
                                      download_time=answer.time))
+            unchecked_signature(options, url, cached)
             return _checked(cached, check)
         sig = staging.dir / "image.aci.asc"
-        if verify:
+        if verify and options.signature:  # --signature: the local file, as rkt's, instead of the URL's
+            sig = options.signature
+        elif verify:
             http.download_signature(sig_url, sig, aci_url=url)
         image = _import(store, aci, sig, source=source, verify=verify, options=options, check=check,
-                        shown={str(aci): url, str(sig): sig_url})
-    cache.put(Remote(url=url, image_id=image.id, signature_url=sig_url if verify else "", etag=answer.etag,
-                     max_age=answer.max_age, download_time=answer.time))
+                        shown={str(aci): url, str(staging.dir / "image.aci.asc"): sig_url})
+    cache.put(Remote(url=url, image_id=image.id, signature_url=sig_url if verify and not options.signature else "",
+                     etag=answer.etag, max_age=answer.max_age, download_time=answer.time))
     return image
+
+
+def unchecked_signature(options: FetchOptions, url: str, image: Image) -> None:
+    """A ``--signature`` file not checked, since the image the URL gave before is reused: said."""
+    if options.signature:
+        options.ui.notice(f"warning: --signature {options.signature} for {url} was not checked: the image "
+                          f"{image.id} was taken from the store, not fetched")
 
 
 def check_url(url: str, insecure: frozenset[str]) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from pyrkt.errors import UsageError
 from pyrkt.model.values import Value
 
 TYPE_CHECKING = False
@@ -57,6 +58,17 @@ def parse_source(arg: str, *, exists: Callable[[str], bool] = os.path.exists) ->
     if arg.endswith(".aci") or arg.startswith(("/", "./", "../")):
         return Source("aci-file", arg)
     return Source("store", arg)
+
+
+SIGNED_KINDS = ("aci-file", "https", "store")  # an ACI's file or URL, or a name appc discovery may fetch
+
+
+def check_signature(arg: str, source: Source) -> None:
+    """Refuse ``--signature`` for an image that is not an ACI: it is appc's detached gpg
+    signature of an ACI; OCI and Docker images have none of that kind, so it could not be checked."""
+    if source.kind not in SIGNED_KINDS:
+        raise UsageError(f"--signature cannot be used with {arg}: an OCI or Docker image has no appc detached "
+                         "signature to check (--signature is an ACI's .asc file)")
 
 
 def split_path_ref(text: str, exists: Callable[[str], bool], *, ref_colons: bool = False) -> tuple[str, str | None]:

@@ -50,11 +50,40 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
     an ACI's detached signature file (``--signature``); ``platform`` (``--platform``) chooses
     from a registry's index; ``ui``: the caller's progress display and questions (default:
     headless, nothing shown or asked)."""
-    from pyrkt.fetch import fetch, parse_source
-    from pyrkt.fetch.policy import check_pull_policy, use_stored
+    from pyrkt.fetch import parse_source
+    from pyrkt.fetch.policy import check_pull_policy
 
     check_pull_policy(pull_policy)
     source = parse_source(arg)
+    if signature:
+        return _resolve_signed(config, store, arg, source, signature, pull_policy=pull_policy, platform=platform,
+                               ui=ui)
+    return _resolve(config, store, arg, source, None, pull_policy=pull_policy, platform=platform, ui=ui)
+
+
+def _resolve_signed(config: Config, store: Store, arg: str, source: Source, signature: str, *, pull_policy: str,
+                    platform: str, ui: FetchUI | None) -> Image:
+    """``resolve_image`` with ``--signature``: refused for an OCI or Docker image; a warning
+    when it is not checked (the image taken from the store, or ``--insecure-options=image``)."""
+    from pyrkt.fetch.sources import check_signature
+
+    check_signature(arg, source)
+    fetched: list[bool] = []
+    image = _resolve(config, store, arg, source, signature, pull_policy=pull_policy, platform=platform, ui=ui,
+                     fetched=fetched)
+    why = ("--insecure-options=image skips signature checks" if "image" in config.insecure
+           else "" if fetched else f"the image {image.id} was taken from the store, not fetched")
+    if why and ui is not None:
+        ui.notice(f"warning: --signature {signature} for {arg} was not checked: {why}")
+    return image
+
+
+def _resolve(config: Config, store: Store, arg: str, source: Source, signature: str | None, *, pull_policy: str,
+             platform: str, ui: FetchUI | None, fetched: list[bool] | None = None) -> Image:
+    """``resolve_image``'s work; ``fetched`` gets an item when the image was fetched or imported."""
+    from pyrkt.fetch import fetch
+    from pyrkt.fetch.policy import use_stored
+
     debug = ui.debug if ui is not None else _no_debug
 
     def from_source(source: Source) -> Image:
@@ -64,9 +93,12 @@ def resolve_image(config: Config, store: Store, arg: str, *, pull_policy: str, s
         gc.freeze()  # off for `run` and `prepare` (cli.main.GC_OFF_COMMANDS); a fetch may run long:
         gc.enable()  # on for what it allocates, the start-up's objects frozen (a first pass would walk them all)
         sig = Path(signature) if signature else None
-        return fetch(store, arg, source=source, insecure=config.insecure, dirs=config.dirs, signature=sig,
-                     platform=platform, ui=ui, pull_policy=pull_policy,
-                     trust_keys_from_https=config.trust_keys_from_https)
+        image = fetch(store, arg, source=source, insecure=config.insecure, dirs=config.dirs, signature=sig,
+                      platform=platform, ui=ui, pull_policy=pull_policy,
+                      trust_keys_from_https=config.trust_keys_from_https)
+        if fetched is not None:  # an https URL or discovery reusing its stored image says so itself
+            fetched.append(True)
+        return image
 
     if source.is_local or source.kind in ("aci-file", "https"):
         if source.kind != "https":

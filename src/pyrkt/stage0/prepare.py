@@ -318,6 +318,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         volumes.check_volume(vol)
     for text in [*req.mounts, *(m for a in req.apps for m in a.mounts)]:
         parse_mount(text)
+    check_signatures(req.apps)
     sysctl_items = req.sysctl if pod_file is None else [f"{k}={v}" for k, v in pod_file.manifest.sysctls]
     sysctls = pod_sysctls(sysctl_items, flavor.canonical(req.stage1_name))
     if (req.stage1_name == "image") != (req.stage1_image is not None):
@@ -326,6 +327,15 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         raise UsageError("--device cannot be used with a stage1 image: rkt's stage1 ABI has no way to pass it")
     ids = private_users(req, flavor.canonical(req.stage1_name))
     parent = cgroup_parent(req, flavor.canonical(req.stage1_name))
+    if flavor.canonical(req.stage1_name) == "fly":
+        if pod_file is None:
+            fly_lines = fly_pod([(a.name or a.image, tuple(a.annotations)) for a in req.apps], bool(req.ports), devices)
+        else:
+            fly_lines = fly_pod([(ra.name, ra.annotations) for ra in pod_file.manifest.apps],
+                                bool(pod_file.manifest.ports), devices)
+        if ui is not None:  # the headless default drops notices anyway
+            for line in fly_lines:
+                ui.notice(f"warning: {line}")
     shared = [v for v in pod_volumes if v.propagation in ("rslave", "rshared")]
     if shared and flavor.canonical(req.stage1_name) != "default":
         raise UsageError(f"volume {shared[0].name}: propagation={shared[0].propagation} works with the default "
@@ -401,6 +411,32 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
     return pod
 
 
+def fly_pod(apps: list[tuple[str, tuple[tuple[str, str], ...]]], ports: bool,
+            devices: tuple[HostDevice, ...]) -> list[str]:
+    """What the fly flavor (one app in the host's namespaces, with the host's whole /dev and no
+    cgroup) cannot do with a pod of ``apps`` (name, annotations): refused before anything is
+    fetched. Returns warning lines for what it does otherwise (a device's access)."""
+    from pyrkt.model.stdio import Stdio
+
+    if len(apps) != 1:
+        raise UsageError(f"the fly flavor runs exactly one app, not {len(apps)}")
+    if ports:
+        raise UsageError("--port cannot be used with the fly flavor: its app shares the host's network, whose "
+                         "ports are its own")
+    for name, given in apps:
+        if not Stdio.from_annotations(given, f"app {name}: ").is_default():
+            raise UsageError(f"app {name}: the fly flavor does not support --stdin, --stdout or --stderr")
+    lines = []
+    for device in devices:
+        if device.target:
+            raise UsageError(f"--device={device.flag()}: the fly flavor binds the host's /dev as it is, so a "
+                             "device cannot be given another path")
+        if set(device.access) != set("rwm"):
+            lines.append(f"--device={device.flag()}: the fly flavor has no device allow-list, its app may use "
+                         f"every device of the host's /dev: access {device.access} ignored")
+    return lines
+
+
 def cgroup_parent(req: PodRequest, flavor_name: str) -> str:
     """``--cgroup-parent``, checked: the default flavor's pods only (fly puts none in a cgroup,
     and rkt's stage1 ABI has no way to pass one to a stage1 image)."""
@@ -446,6 +482,17 @@ def private_users(req: PodRequest, flavor_name: str) -> IdRange | None:
     for path in SUBORDINATE_IDS:
         avoid += subordinate_ranges(fs.read_text(path) or "")
     return IdRange.random(avoid=avoid)
+
+
+def check_signatures(apps: list[AppRequest]) -> None:
+    """A ``--signature`` after an OCI or Docker image is refused before any image is fetched."""
+    signed = [a for a in apps if a.signature]
+    if not signed:
+        return
+    from pyrkt.fetch.sources import check_signature, parse_source
+
+    for a in signed:
+        check_signature(a.image, parse_source(a.image))
 
 
 def use_overlay(config: Config, req: PodRequest, ui: FetchUI | None) -> bool:

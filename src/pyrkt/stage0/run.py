@@ -6,6 +6,7 @@ once every app has started; ``--rm`` removes the pod after it exits.
 from __future__ import annotations
 
 import os
+import sys
 
 from pyrkt.config import Config, check_writable
 from pyrkt.errors import InvalidState, NetworkSetupError, PyrktError, UsageError, quote
@@ -28,6 +29,7 @@ class RunOptions(Value, frozen=False):
     """rkt's run-time flags (the ones run-prepared takes too) and pyrkt's additions."""
 
     net: list[str] = field(default_factory=lambda: ["default"])
+    net_given: bool = False  # --net was on the command line (the fly flavor takes only --net=host)
     hostname: str = ""
     interactive: bool = False
     detach: bool = False
@@ -70,12 +72,12 @@ def check_options(config: Config, opts: RunOptions) -> None:
         raise UsageError(f"invalid --ipc={opts.ipc!r}: want auto, private or parent")
     if opts.pid not in ("", "private", "host"):
         raise UsageError(f"invalid --pid={opts.pid!r}: want private or host")
-    if opts.pid == "private" and name == "fly":
-        raise UsageError("--pid=private: the fly flavor's apps share the host's PID namespace")
     if opts.hostname:
         check_hostname(opts.hostname)
     dns_fields(opts)  # bad --dns*/--hosts-entry values fail before any work
     sysctl_fields(opts, name)  # and so do --sysctl values the pod may not set
+    if name == "fly":  # and the flags the fly flavor cannot honour
+        fly_options(opts)
     if opts.mds_register:
         check_mds(config, opts, name)
     names = [n.split(":", 1)[0] for n in opts.net]
@@ -83,6 +85,24 @@ def check_options(config: Config, opts: RunOptions) -> None:
         from pyrkt.network import config as netconf
 
         netconf.select(list(opts.net), config.dirs.names())  # unknown networks fail before any work
+
+
+def fly_options(opts: RunOptions) -> None:
+    """The run-time flags the fly flavor cannot honour, its app sharing the host's network, UTS,
+    IPC and PID namespaces: refused in one line, or (``--hostname``, as rkt's fly) named in a
+    ``warning:`` line on stderr. ``--net=host`` and no ``--net`` are its own mode."""
+    if opts.pid == "private":
+        raise UsageError("--pid=private: the fly flavor's apps share the host's PID namespace")
+    if opts.ipc == "private":
+        raise UsageError("--ipc=private cannot be used with the fly flavor: its app shares the host's IPC namespace")
+    if opts.interactive:
+        raise UsageError("the fly flavor does not support --interactive")
+    if opts.net_given and [n.split(":", 1)[0] for n in opts.net] != ["host"]:
+        raise UsageError(f"--net={','.join(opts.net)} cannot be used with the fly flavor: its app shares the host's "
+                         "network (only --net=host)")
+    if opts.hostname:
+        sys.stderr.write(f"warning: --hostname={opts.hostname} is not supported by the fly flavor (its app shares "
+                         "the host's hostname): ignored\n")
 
 
 def check_mds(config: Config, opts: RunOptions, flavor_name: str) -> None:
@@ -166,8 +186,11 @@ def run_prepared(config: Config, uuid: str, opts: RunOptions, out: TextIO) -> in
         raise InvalidState(f"pod {pod.uuid} is being run by another pyrkt process")
     try:  # locked: the pod dir stays where it is until we move it
         adopt_manifest(pod, opts)
-        prime_cgroups((fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
-        sysctl_fields(opts, (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip())
+        recorded = (fs.read_text(pod.file(abi.FLAVOR)) or opts.stage1_name).strip()
+        if recorded == "fly":  # check_options took the flags as the default flavor's
+            fly_options(opts)
+        prime_cgroups(recorded)
+        sysctl_fields(opts, recorded)
         pod.transition(Dir.RUN)
     except FileNotFoundError:
         pod.unlock()

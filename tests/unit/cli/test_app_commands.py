@@ -43,6 +43,11 @@ def test_app_help_goes_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: P
     (["app", "add", "abc", "img-a", "img-b"], "app add takes exactly one image"),
     (["app", "add", "abc", "img", "--mnt-volume=name=v,kind=empty"], "want one absolute target=PATH"),
     (["app", "sandbox", "--port=http:80"], "want NAME:PROTO:PODPORT:HOSTIP:HOSTPORT"),
+    # a sandbox fetches no image: no pull policy or progress to set; its added apps get no metadata URL
+    (["app", "sandbox", "--pull-policy=never"], "unknown flag: --pull-policy"),
+    (["app", "sandbox", "--store-only"], "unknown flag: --store-only"),
+    (["app", "sandbox", "--quiet"], "unknown flag: --quiet"),
+    (["app", "sandbox", "--mds-register"], "unknown flag: --mds-register"),
 ])
 def test_bad_app_command_lines_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str],
                                             line: str) -> None:

@@ -127,3 +127,22 @@ def test_an_os_error_no_command_caught_is_one_line(capsys: pytest.CaptureFixture
     monkeypatch.setattr(version, "run", fails)
     code, out, err = pyrkt(capsys, "version")
     assert (code, out, err) == (254, "", 'pyrkt: No space left on device: "/var/lib/pyrkt/pods/run/x/pod"\n')
+
+
+@pytest.mark.parametrize("image", ["oci-archive:/nonexistent.tar", "docker://busybox"])
+def test_fetch_refuses_a_signature_for_an_oci_or_docker_image(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                             image: str) -> None:
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path}/data", "fetch", "--signature=/nonexistent", image)
+    assert (code, out) == (254, "")
+    assert err == (f"pyrkt: --signature cannot be used with {image}: an OCI or Docker image has no appc detached "
+                   "signature to check (--signature is an ACI's .asc file)\n")
+    assert not (tmp_path / "data").exists()  # refused before the store was opened
+
+
+def test_run_and_prepare_refuse_a_signature_after_an_oci_image_before_any_fetch() -> None:
+    from pyrkt.stage0.prepare import AppRequest, check_signatures
+
+    check_signatures([AppRequest(image="./app.aci", signature="app.asc"), AppRequest(image="docker://busybox")])
+    with pytest.raises(UsageError, match="^--signature cannot be used with oci:/img: an OCI or Docker image"):
+        check_signatures([AppRequest(image="./app.aci", signature="app.asc"),
+                          AppRequest(image="oci:/img", signature="img.asc")])

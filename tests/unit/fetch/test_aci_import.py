@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.aci import aci_manifest, build_aci
+from tests.support.fetchui import Notices
 from tests.support.images import Entry
 from tests.support.stores import assert_store_empty
 
@@ -149,6 +150,21 @@ def test_aci_files_are_imported_whatever_the_pull_policy(store: Store, tmp_path:
     expected = build_aci(aci)
     assert resolve_image(config, store, str(aci), pull_policy="never").id == expected
     assert resolve_image(config, store, expected[:12], pull_policy="never").id == expected
+
+
+def test_a_signature_that_is_not_checked_is_warned_about(store: Store, tmp_path: Path) -> None:
+    config = Config(data_dir=tmp_path / "data", insecure=INSECURE)
+    aci = tmp_path / "pol.aci"
+    expected = build_aci(aci)
+    ui = Notices()
+    assert resolve_image(config, store, str(aci), pull_policy="new", signature="x.asc", ui=ui).id == expected
+    assert ui.lines == [f"warning: --signature x.asc for {aci} was not checked: --insecure-options=image skips "
+                        "signature checks"]
+    ui.lines.clear()
+    assert resolve_image(Config(data_dir=tmp_path / "data"), store, expected[:20], pull_policy="new",
+                         signature="x.asc", ui=ui).id == expected
+    assert ui.lines == [f"warning: --signature x.asc for {expected[:20]} was not checked: the image {expected} "
+                        "was taken from the store, not fetched"]
 
 
 def test_signature_is_checked_by_default(store: Store, tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pyrkt.fetch.sources import Source, parse_source
+import pytest
+
+from pyrkt.errors import UsageError
+from pyrkt.fetch.sources import Source, check_signature, parse_source
 
 
 def exists_only(*paths: str):  # type: ignore[no-untyped-def]
@@ -41,3 +44,15 @@ def test_remote_and_store_arguments() -> None:
     assert parse_source("example.com/app:1.0") == Source("store", "example.com/app:1.0")
     assert parse_source("sha256:abcd") == Source("store", "sha256:abcd")
     assert not parse_source("busybox").is_local and parse_source("oci:/x").is_local
+
+
+@pytest.mark.parametrize("arg", ["oci:/x", "oci-archive:/x.tar", "docker-archive:/x.tar", "docker://busybox"])
+def test_a_signature_is_refused_for_oci_and_docker_images(arg: str) -> None:
+    with pytest.raises(UsageError, match=f"^--signature cannot be used with {arg}: an OCI or Docker image has no "
+                                         "appc detached signature"):
+        check_signature(arg, parse_source(arg, exists=exists_only()))
+
+
+@pytest.mark.parametrize("arg", ["./app.aci", "https://example.com/app.aci", "example.com/app:1.0"])
+def test_a_signature_goes_with_an_aci_file_url_or_discovered_name(arg: str) -> None:
+    check_signature(arg, parse_source(arg, exists=exists_only()))

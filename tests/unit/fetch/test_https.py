@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.support.aci import aci_tar
+from tests.support.fetchui import Notices
 from tests.support.stores import assert_store_empty
 
 from pyrkt.errors import FetchError, ImageError, NotFound
@@ -340,3 +341,26 @@ def test_check_may_refuse_a_cached_image(store: Store) -> None:
 
     with pytest.raises(ImageError, match="wrong labels"):
         fetch(store, server, "new", check=refuse)
+
+
+def test_a_signature_file_is_checked_instead_of_the_urls(store: Store, tmp_path: Path) -> None:
+    server = Server()
+    server.routes["/app-1.0.aci"] = serve(ACI)
+    sig = tmp_path / "local.asc"
+    sig.write_text("not a signature\n")
+    options = FetchOptions(pull_policy="update", signature=sig)
+    with pytest.raises(SignatureError):
+        import_https(store, URL, source=URL, options=options, client=server.client())
+    assert server.paths() == ["/app-1.0.aci"]  # the URL's .asc is never asked for
+    assert_store_empty(store)
+
+
+def test_a_signature_file_not_checked_for_a_reused_image_is_warned_about(store: Store, tmp_path: Path) -> None:
+    server = Server()
+    server.routes["/app-1.0.aci"] = serve(ACI)
+    image = fetch(store, server)
+    ui = Notices()
+    options = FetchOptions(pull_policy="new", signature=tmp_path / "local.asc", ui=ui)
+    assert import_https(store, URL, source=URL, options=options, client=server.client()) == image
+    assert ui.lines == [f"warning: --signature {tmp_path / 'local.asc'} for {URL} was not checked: the image "
+                        f"{image.id} was taken from the store, not fetched"]

@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from pyrkt.cli.main import Context
 
 USAGE = "pyrkt app sandbox [--net=...] [--volume=...] [--hostname=H] [--annotation=K=V] [--uuid-file-save=FILE]"
-# run's pod-level flags, but those that only mean something with images or a pod manifest
-NOT_SANDBOX = {"pod-manifest", "set-env", "set-env-file", "inherit-env", "platform", "mount", "interactive"}
+# run's pod-level flags, but those that only mean something with images or a pod manifest: a
+# sandbox fetches no image (its stage1 is the built-in default flavor, a stage1 image is refused
+# before any fetch), so the pull policy and --quiet (no progress) have nothing to act on; and
+# --mds-register (rkt's sandbox has none), since the apps added later get no metadata URL
+NOT_SANDBOX = {"pod-manifest", "set-env", "set-env-file", "inherit-env", "platform", "mount", "interactive",
+               "pull-policy", "store-only", "no-store", "quiet", "mds-register"}
 FLAGS = [f for f in PREPARE_FLAGS + RUNTIME_FLAGS if f.name not in NOT_SANDBOX and f.name != "port"] + [
     Flag("port", "list", metavar="NAME:PROTO:PODPORT:HOSTIP:HOSTPORT",
          help="forward a host port to a port of the pod (rkt's sandbox form), e.g. http:tcp:80:127.0.0.1:8080"),
@@ -43,8 +47,9 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.require_root()
     for name in NOT_SANDBOX:
         values.setdefault(name.replace("-", "_"), [] if name in ("set-env", "set-env-file", "mount") else None)
-    values.update(inherit_env=False, interactive=False)
+    values.update(inherit_env=False, interactive=False, pull_policy="new", store_only=False, no_store=False,
+                  quiet=False, mds_register=False)
     values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
     req = pod_request(values, [])
     req.annotations = parse_pairs(values["annotation"], "--annotation")
-    return sandbox.sandbox(ctx.config, req, run_options(values), ctx.stdout, ui=fetch_ui(ctx, values))
+    return sandbox.sandbox(ctx.config, req, run_options(values, flags.given), ctx.stdout, ui=fetch_ui(ctx, values))

@@ -32,7 +32,7 @@ APP_FLAGS = [
     Flag("environment", "list", help="set an environment variable for the preceding image, KEY=VALUE"),
     Flag("supplementary-gids", help="supplementary group IDs for the preceding image, comma separated"),
     Flag("readonly-rootfs", "bool", help="mount the rootfs of the preceding image read-only"),
-    Flag("signature", help="local signature file for the preceding image", hidden=True),
+    Flag("signature", metavar="FILE", help="the detached signature file of the preceding ACI image (instead of its .aci.asc)"),
     Flag("annotation", "list", metavar="NAME=VALUE", help="an annotation of the preceding app in the pod manifest"),
     Flag("user-annotation", "list", metavar="NAME=VALUE",
          help="a user annotation of the preceding app (before any image: of the pod)"),

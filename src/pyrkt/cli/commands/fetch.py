@@ -44,6 +44,12 @@ def run(ctx: Context, args: list[str]) -> int:
     if len(signatures) > len(images):
         raise UsageError(f"{len(signatures)} --signature files for {len(images)} images")
     signatures += [""] * (len(images) - len(signatures))
+    if any(signatures):  # a --signature of an OCI or Docker image fails before anything is fetched
+        from pyrkt.fetch.sources import check_signature, parse_source
+
+        for arg, sig in zip(images, signatures, strict=True):
+            if sig:
+                check_signature(arg, parse_source(arg))
     policy = policy_from_flags(values["pull_policy"], store_only=values["store_only"], no_store=values["no_store"])
     platform = values["platform"] or ""
     if platform:

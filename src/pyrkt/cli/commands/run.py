@@ -138,9 +138,11 @@ def check_pod_manifest(values: dict[str, Any], apps: list[Any], *, runtime_sysct
                          "describes the whole pod)")
 
 
-def run_options(values: dict[str, Any]) -> RunOptions:
+def run_options(values: dict[str, Any], given: set[str] | None = None) -> RunOptions:
+    """The run-time flags' values; ``given``: the flags the command line gave (``FlagSet.given``)."""
     return RunOptions(
         net=parse_net(values["net"]),
+        net_given="net" in (given or ()),
         hostname=values["hostname"] or "",
         interactive=values["interactive"],
         detach=values.get("detach", False),
@@ -170,7 +172,7 @@ def run(ctx: Context, args: list[str]) -> int:
     if not apps and not values["pod_manifest"]:
         raise UsageError("run requires at least one image or --pod-manifest")
     values["stage1_name"], values["stage1_image"] = stage1_choice(ctx, values, args)
-    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values), ctx.stdout,
+    return stage0_run.run(ctx.config, pod_request(values, apps), run_options(values, flags.given), ctx.stdout,
                           ui=fetch_ui(ctx, values))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyrkt.cli.commands.run import RUNTIME_FLAGS, SYSCTL_FLAG, run_options
-from pyrkt.cli.flags import Flag
+from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -22,9 +22,12 @@ FLAGS = RUNTIME_FLAGS + [
 def run(ctx: Context, args: list[str]) -> int:
     from pyrkt.stage0 import run as stage0_run
 
-    values, rest = ctx.parse(FLAGS, args)
+    flags = FlagSet(FLAGS + ctx.global_flags.flags)
+    values, rest = flags.parse(args)
+    ctx.report(flags)
+    ctx.apply_globals(values)
     ctx.require_root()
     if len(rest) != 1:
         raise UsageError("run-prepared takes exactly one pod UUID")
-    opts = run_options(values)
+    opts = run_options(values, flags.given)
     return stage0_run.run_prepared(ctx.config, rest[0], opts, ctx.stdout)
