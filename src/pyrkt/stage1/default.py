@@ -494,8 +494,10 @@ class DefaultFlavor:
         if not detach:
             os.close(plan["parent_fd"])
         handed_over.append(True)
-        os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
+        # while the lock is ours too: a pod whose apps end at once is gc's as soon as pod init has
+        # gone, and a concurrent gc would move the dir away under a later write
         fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
+        os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
         if pty is not None:
             os.close(pty[1])
         message = read_all(ready_r)

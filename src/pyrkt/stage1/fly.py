@@ -66,6 +66,16 @@ class FlyFlavor:
     name = "fly"
 
     def run(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
+        """Start the app; the lock stays ours too until this process is done with the pod dir
+        (an app that ends at once releases its copy, and a concurrent gc would take the dir
+        from under the writes that follow), and is let go however it ends, so that a failed
+        start's pod can be locked and cleaned up."""
+        try:
+            return self.start(pod_dir, config, lock_fd, detach=detach)
+        finally:
+            os.close(lock_fd)
+
+    def start(self, pod_dir: str, config: abi.RuntimeConfig, lock_fd: int, *, detach: bool) -> int:
         manifest = read_manifest(pod_dir)
         if len(manifest.apps) != 1:
             raise UsageError(f"the fly flavor runs exactly one app, not {len(manifest.apps)}")
@@ -127,7 +137,6 @@ class FlyFlavor:
                 finally:
                     os._exit(127)
         os.close(err_w)
-        os.close(lock_fd)
         fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.PGID), f"{pid}\n", sync=False)
         message = read_all(err_r)
