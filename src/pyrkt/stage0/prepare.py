@@ -115,6 +115,8 @@ def read_env_file(path: str) -> list[tuple[str, str]]:
         text = fs.read_file(path)
     except OSError as e:
         raise UsageError(f"cannot read --set-env-file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"cannot read --set-env-file {path}: byte {e.start} is not UTF-8 text") from None
     lines = [ln.strip() for ln in text.splitlines()]
     return parse_env([ln for ln in lines if ln and not ln.startswith(("#", ";"))], f"line in {path}")
 

@@ -74,6 +74,9 @@ def test_bad_env_syntax_names_the_flag(tmp_path: Path) -> None:
         reify(PodRequest(apps=[AppRequest(image="x")], set_env=["NOEQUALS"]), [IMAGE])
     with pytest.raises(UsageError, match="cannot read"):
         read_env_file(str(tmp_path / "missing"))
+    (tmp_path / "latin1").write_bytes(b"A=1\nCAF\xc9=2\n")
+    with pytest.raises(UsageError, match=f"^cannot read --set-env-file {tmp_path}/latin1: byte 7 is not UTF-8 text$"):
+        read_env_file(str(tmp_path / "latin1"))
 
 
 def test_merge_env_keeps_first_position_and_last_value() -> None:
