@@ -91,6 +91,8 @@ def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise UsageError(f"invalid {what} {item!r}: want KEY=VALUE")
+        if any("\udc80" <= c <= "\udcff" for c in item):  # bytes that were not UTF-8 (surrogateescape)
+            raise UsageError(f"invalid {what} {item!r}: not UTF-8 text")
         out.append((key, value))
     return out
 

@@ -72,6 +72,8 @@ def test_inherited_env_never_overrides_the_image(monkeypatch: pytest.MonkeyPatch
 def test_bad_env_syntax_names_the_flag(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--set-env"):
         reify(PodRequest(apps=[AppRequest(image="x")], set_env=["NOEQUALS"]), [IMAGE])
+    with pytest.raises(UsageError, match="^invalid --set-env 'A=\\\\udcff': not UTF-8 text$"):
+        reify(PodRequest(apps=[AppRequest(image="x")], set_env=["A=\udcff"]), [IMAGE])
     with pytest.raises(UsageError, match="cannot read"):
         read_env_file(str(tmp_path / "missing"))
     (tmp_path / "latin1").write_bytes(b"A=1\nCAF\xc9=2\n")
