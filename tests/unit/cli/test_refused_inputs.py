@@ -146,3 +146,13 @@ def test_run_and_prepare_refuse_a_signature_after_an_oci_image_before_any_fetch(
     with pytest.raises(UsageError, match="^--signature cannot be used with oci:/img: an OCI or Docker image"):
         check_signatures([AppRequest(image="./app.aci", signature="app.asc"),
                           AppRequest(image="oci:/img", signature="img.asc")])
+
+
+@pytest.mark.parametrize("argv", [["image", "rm"], ["image", "cat-manifest"], ["image", "verify"],
+                                  ["image", "export", "--format=aci"], ["run", "--pull-policy=never"]])
+def test_an_image_name_of_bytes_that_are_not_utf8_is_not_found_not_a_traceback(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]) -> None:
+    name = os.fsdecode(b"app\xff")  # as Python gives a command-line argument that is not UTF-8
+    extra = [f"{tmp_path}/out.aci"] if "export" in argv else []
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path}", *argv, name, *extra)
+    assert (code, out, err) == (254, "", 'pyrkt: image "app\\udcff" not found in the store\n')
