@@ -123,6 +123,18 @@ def read_env_file(path: str) -> list[tuple[str, str]]:
     return parse_env([ln for ln in lines if ln and not ln.startswith(("#", ";"))], f"line in {path}")
 
 
+def save_uuid(path: str, uuid: str) -> None:
+    """``--uuid-file-save``: a new or regular file is replaced whole; a device node, FIFO or symbolic
+    link (/dev/null, /dev/stdout) is written into, as rkt does, never replaced by a file."""
+    if os.path.isdir(path):
+        raise UsageError(f"--uuid-file-save={path} is a directory")
+    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        with open(path, "w") as f:
+            f.write(uuid + "\n")
+    else:
+        fs.atomic_write(path, uuid + "\n", sync=False)
+
+
 def merge_env(*layers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """Later layers win; order of first appearance is kept."""
     env: dict[str, str] = {}
@@ -395,7 +407,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:
-                fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
+                save_uuid(req.uuid_file_save, pod.uuid)
             if stage1 is not None:
                 from pyrkt.stage0.stage1image import lay_out_stage1
 
