@@ -156,3 +156,7 @@ def test_an_image_name_of_bytes_that_are_not_utf8_is_not_found_not_a_traceback(
     extra = [f"{tmp_path}/out.aci"] if "export" in argv else []
     code, out, err = pyrkt(capsys, f"--dir={tmp_path}", *argv, name, *extra)
     assert (code, out, err) == (254, "", 'pyrkt: image "app\\udcff" not found in the store\n')
+
+
+def test_version_refuses_an_argument_as_list_and_gc_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert pyrkt(capsys, "version", "extra") == (254, "", "pyrkt: version takes no arguments (got 'extra')\n")
