@@ -141,8 +141,11 @@ def kind_files(dirs: Iterable[str | os.PathLike[str]], subdir: str) -> list[list
         path = os.path.join(d, subdir)
         try:
             names = sorted(n for n in os.listdir(path) if n.endswith(".json"))
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             names = []
+        except NotADirectoryError:  # as rkt: a config dir (or its kind dir) that is a file is an error
+            where = os.fspath(d) if os.path.exists(d) and not os.path.isdir(d) else path
+            raise UsageError(f"config dir {where!r} is not a directory") from None
         except OSError as e:
             raise UsageError(f"config dir {path!r}: {e.strerror}") from None
         files = []

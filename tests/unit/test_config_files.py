@@ -73,6 +73,17 @@ def test_a_config_file_that_is_not_utf8_names_the_byte_and_quotes_nothing(tmp_pa
     assert str(err.value) == f"config file '{tmp_path}/local/paths.d/a.json' is not readable JSON: byte 17 is not UTF-8 text"
 
 
+def test_a_config_dir_or_kind_dir_that_is_a_file_is_refused_as_rkt(tmp_path: Path) -> None:
+    (tmp_path / "local").write_text("")
+    with pytest.raises(UsageError, match=f"^config dir '{tmp_path}/local' is not a directory$"):
+        read_paths(dirs(tmp_path))
+    (tmp_path / "local").unlink()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local/paths.d").write_text("")
+    with pytest.raises(UsageError, match=f"^config dir '{tmp_path}/local/paths.d' is not a directory$"):
+        read_paths(dirs(tmp_path))
+
+
 def test_keys_in_rkts_go_casing_are_read(tmp_path: Path) -> None:
     write(tmp_path / "local/paths.d/p.json", {"RktKind": "paths", "RKTVERSION": "v1", "Data": "/d"})
     write(tmp_path / "local/stage1.d/s.json", {"rktkind": "stage1", "rktVersion": "v1", "Name": "n", "Version": "1"})
