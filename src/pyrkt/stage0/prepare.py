@@ -26,6 +26,7 @@ from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
 from pyrkt.stage0 import volumes
 from pyrkt.stage0.volumes import merge_mounts
+from pyrkt.stage1.users import MAX_ID
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -169,6 +170,11 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
                 gids = tuple(int(g) for g in ar.supplementary_gids.split(","))
             except ValueError:
                 raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
+            if not all(0 <= g <= MAX_ID for g in gids):
+                raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}: gids are 0 to {MAX_ID}")
+        for flag, value in (("--user", ar.user), ("--group", ar.group)):
+            if value.isdigit() and int(value) > MAX_ID:
+                raise UsageError(f"invalid {flag} {value!r}: ids are 0 to {MAX_ID}")
         env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
         isolators = with_overrides(base.isolators, ar.isolators)
         limits(isolators, f"app {name}: ")  # a bad value, the image's too, fails here
