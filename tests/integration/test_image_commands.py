@@ -164,6 +164,8 @@ def test_overwrite_never_replaces_a_fifo_a_device_or_the_current_directory(
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # was renamed over: /dev/null became a file
     r = pyrkt("image", "export", "--format=oci-archive", image, "")
     assert (r.code, r.err) == (254, "pyrkt: the output file name is empty\n")
+    r = pyrkt("image", "extract", "--overwrite", image, "")
+    assert (r.code, r.err) == (254, "pyrkt: the output directory name is empty\n")
     (tmp_path / "out" / "sub").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "out" / "sub")
     for dest in (".", "..", str(tmp_path / "out")):

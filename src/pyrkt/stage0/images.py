@@ -330,6 +330,8 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
     from pyrkt.store.render import render_tree
     from pyrkt.store.staging import remove_tree
 
+    if not dest:
+        raise UsageError("the output directory name is empty")
     out = Path(os.path.abspath(dest))
     rec = store.find(arg)
     real, data = out.resolve(), store.root.parent.resolve()
