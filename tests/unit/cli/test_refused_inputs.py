@@ -149,7 +149,7 @@ def test_run_and_prepare_refuse_a_signature_after_an_oci_image_before_any_fetch(
 
 
 @pytest.mark.parametrize("argv", [["image", "rm"], ["image", "cat-manifest"], ["image", "verify"],
-                                  ["image", "export", "--format=aci"], ["run", "--pull-policy=never"]])
+                                  ["image", "export", "--format=aci"], ["fetch", "--pull-policy=never"]])
 def test_an_image_name_of_bytes_that_are_not_utf8_is_not_found_not_a_traceback(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]) -> None:
     name = os.fsdecode(b"app\xff")  # as Python gives a command-line argument that is not UTF-8
