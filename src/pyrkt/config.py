@@ -141,8 +141,11 @@ def kind_files(dirs: Iterable[str | os.PathLike[str]], subdir: str) -> list[list
         path = os.path.join(d, subdir)
         try:
             names = sorted(n for n in os.listdir(path) if n.endswith(".json"))
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             names = []
+        except NotADirectoryError:  # as rkt: a config dir (or its kind dir) that is a file is an error
+            where = os.fspath(d) if os.path.exists(d) and not os.path.isdir(d) else path
+            raise UsageError(f"config dir {where!r} is not a directory") from None
         except OSError as e:
             raise UsageError(f"config dir {path!r}: {e.strerror}") from None
         files = []
@@ -156,6 +159,18 @@ def kind_files(dirs: Iterable[str | os.PathLike[str]], subdir: str) -> list[list
     return out
 
 
+def json_error_place(e: ValueError) -> str:
+    """What is wrong with a config file that is not JSON, and where, without quoting it (a
+    parser's whole message could quote a secret): ``Expecting value at line 3 column 9``."""
+    from json import JSONDecodeError
+
+    if isinstance(e, JSONDecodeError):
+        return f"{e.msg} at line {e.lineno} column {e.colno}"
+    if isinstance(e, UnicodeDecodeError):
+        return f"byte {e.start} is not UTF-8 text"
+    return str(e) if isinstance(e, jsonio.TooDeep) else type(e).__name__
+
+
 def read_kind(path: str, kinds: tuple[str, ...], *, what: str = "config file") -> tuple[str, dict[str, Any]]:
     """(rktKind, document) of the config file ``path``, which must be one of ``kinds`` (the
     kinds of its directory) at rktVersion v1. Keys are read as rkt reads them, without regard
@@ -167,9 +182,8 @@ def read_kind(path: str, kinds: tuple[str, ...], *, what: str = "config file") -
             data = jsonio.loads(f.read(1 << 20))
     except OSError as e:
         raise UsageError(f"{where}: {e.strerror}") from None
-    except ValueError as e:  # the type only: a parser's message could quote a secret
-        why = str(e) if isinstance(e, jsonio.TooDeep) else type(e).__name__
-        raise UsageError(f"{where} is not readable JSON: {why}") from None
+    except ValueError as e:
+        raise UsageError(f"{where} is not readable JSON: {json_error_place(e)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{where} is not a JSON object")
     kind, version = jsonio.field(data, "rktKind"), jsonio.field(data, "rktVersion")

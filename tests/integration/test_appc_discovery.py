@@ -235,6 +235,19 @@ def test_trust_prefix_without_key_files_discovers_the_keys(cli: Cli, site: Site,
     assert "https://localhost?ac-discovery=1: no ac-discovery-pubkeys meta tag for localhost/other" in r.err
 
 
+def test_trust_takes_a_key_url_as_rkt_not_a_file_of_that_name(cli: Cli, site: Site, tmp_path: Path) -> None:
+    r = cli("trust", "--prefix=localhost/app", "--skip-fingerprint-review", "https://localhost/pubkeys.asc")
+    assert r.code == 0 and trusted_key(tmp_path, "localhost/app", site.fpr).read_bytes() == site.pub.read_bytes(), r
+    r = cli("trust", "--root", "--skip-fingerprint-review", "https://localhost/pubkeys.asc")
+    assert r.code == 0 and (tmp_path / "etc" / "trustedkeys" / "root.d" / site.fpr).is_file(), r
+    r = cli("trust", "--prefix=localhost/app", "--skip-fingerprint-review", "http://localhost/pubkeys.asc")
+    assert (r.code, r.err.count("\n")) == (254, 1) and "over plain http" in r.err, r
+    r = cli("trust", "--prefix=localhost/app", "--skip-fingerprint-review", "https://localhost/nokey.asc")
+    assert (r.code, r.err) == (254, "pyrkt: cannot fetch the key https://localhost/nokey.asc: answered 404\n"), r
+    r = cli("trust", "--prefix=localhost/app", "--skip-fingerprint-review", "")
+    assert (r.code, r.err) == (254, "pyrkt: an empty key file name\n"), r
+
+
 def test_pull_policies_new_and_never_stay_off_the_network_and_update_asks_again(cli: Cli, site: Site) -> None:
     site.page("/app", ("ac-discovery", f"localhost/app {TEMPLATE}"))
     image_id = site.aci("localhost/app", "1.0.0")

@@ -152,6 +152,28 @@ def test_render_rootfs_only_and_overwrite(pyrkt: Pyrkt, tmp_path: Path) -> None:
     assert names(pyrkt) == {"app:1.0"}
 
 
+def test_overwrite_never_replaces_a_fifo_a_device_or_the_current_directory(
+        pyrkt: Pyrkt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = fetched(pyrkt, tmp_path, "app")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = pyrkt("image", "extract", "--overwrite", image, str(fifo))
+    assert (r.code, r.err) == (254, f"pyrkt: refusing to overwrite {fifo}: it is not a directory\n")
+    r = pyrkt("image", "export", "--overwrite", "--format=oci-archive", image, str(fifo))
+    assert (r.code, r.err) == (254, f"pyrkt: output {fifo} is not a regular file\n")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # was renamed over: /dev/null became a file
+    r = pyrkt("image", "export", "--format=oci-archive", image, "")
+    assert (r.code, r.err) == (254, "pyrkt: the output file name is empty\n")
+    r = pyrkt("image", "extract", "--overwrite", image, "")
+    assert (r.code, r.err) == (254, "pyrkt: the output directory name is empty\n")
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "out" / "sub")
+    for dest in (".", "..", str(tmp_path / "out")):
+        r = pyrkt("image", "render", "--overwrite", image, dest)
+        assert r.code == 254 and r.err.endswith(": it holds the current directory\n"), r
+    assert (tmp_path / "out" / "sub").is_dir()
+
+
 # -- gc and rm next to pods -------------------------------------------------------------------
 
 def test_image_gc_keeps_an_image_a_running_pod_uses_and_removes_an_old_unused_one(

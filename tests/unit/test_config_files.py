@@ -53,7 +53,8 @@ def test_no_paths_d_means_nothing_set(tmp_path: Path) -> None:
     ({"a.json": paths(data="/a") | {"rktVersion": "v2"}}, "unsupported rktVersion 'v2' of paths"),
     ({"a.json": stage1(name="n", version="1")}, "rktKind 'stage1' does not belong in paths.d"),
     ({"a.json": {"rktKind": "whatever", "rktVersion": "v1"}}, "rktKind 'whatever' does not belong in paths.d"),
-    ({"a.json": "{not json"}, "is not readable JSON"),
+    ({"a.json": "{not json"}, "is not readable JSON: Expecting property name enclosed in double quotes at line 1 "
+                              "column 2$"),
     ({"a.json": paths(data=["/a"])}, "data must be a string"),
 ])
 def test_a_bad_paths_file_is_one_line_naming_it(tmp_path: Path, files: dict[str, object], message: str) -> None:
@@ -62,6 +63,25 @@ def test_a_bad_paths_file_is_one_line_naming_it(tmp_path: Path, files: dict[str,
     with pytest.raises(UsageError, match=message) as err:
         read_paths(dirs(tmp_path))
     assert str(tmp_path / "local/paths.d") in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_config_file_that_is_not_utf8_names_the_byte_and_quotes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "local/paths.d").mkdir(parents=True)
+    (tmp_path / "local/paths.d/a.json").write_bytes(b'{"data": "/s3cret\xff"}')
+    with pytest.raises(UsageError) as err:
+        read_paths(dirs(tmp_path))
+    assert str(err.value) == f"config file '{tmp_path}/local/paths.d/a.json' is not readable JSON: byte 17 is not UTF-8 text"
+
+
+def test_a_config_dir_or_kind_dir_that_is_a_file_is_refused_as_rkt(tmp_path: Path) -> None:
+    (tmp_path / "local").write_text("")
+    with pytest.raises(UsageError, match=f"^config dir '{tmp_path}/local' is not a directory$"):
+        read_paths(dirs(tmp_path))
+    (tmp_path / "local").unlink()
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local/paths.d").write_text("")
+    with pytest.raises(UsageError, match=f"^config dir '{tmp_path}/local/paths.d' is not a directory$"):
+        read_paths(dirs(tmp_path))
 
 
 def test_keys_in_rkts_go_casing_are_read(tmp_path: Path) -> None:

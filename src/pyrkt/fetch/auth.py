@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from pyrkt.config import kind_files, read_kind
+from pyrkt.config import json_error_place, kind_files, read_kind
 from pyrkt.errors import FetchError, UsageError
 from pyrkt.fetch.reference import DOCKER_HUB, HUB_ALIASES
 from pyrkt.model import jsonio
@@ -328,9 +328,10 @@ def _read_json(path: Path) -> object:
         return jsonio.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as e:  # the type only: a parser's message could quote a secret
-        why = str(e) if isinstance(e, jsonio.TooDeep) else type(e).__name__
-        raise UsageError(f"credentials file {str(path)!r} is not readable JSON: {why}") from None
+    except OSError as e:
+        raise UsageError(f"credentials file {str(path)!r}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"credentials file {str(path)!r} is not readable JSON: {json_error_place(e)}") from None
 
 
 # -- challenges ---------------------------------------------------------------------------------

@@ -323,10 +323,10 @@ def fetch_key(url: str, get: Get, *, allow_http: bool = False) -> bytes:
     return body
 
 
-def admit_discovered_key(local_dir: Path, url: str, data: bytes, prefix: str, *, ui: FetchUI, review: bool = True,
+def admit_discovered_key(local_dir: Path, url: str, data: bytes, prefix: str | None, *, ui: FetchUI, review: bool = True,
                          trust_https: bool = False) -> tuple[str, Path | None]:
     """(fingerprint, where it is stored or None when declined) of the key fetched from ``url``,
-    offered for ``prefix`` through ``fetch.trust.admit_key``."""
+    offered for ``prefix`` (None: as a root key) through ``fetch.trust.admit_key``."""
     from pyrkt.fetch.trust import admit_key, key_fingerprint
 
     with _keyfile(data) as path:

@@ -203,7 +203,7 @@ def limit_files(version: int, ctrls: tuple[str, ...], lim: Limits) -> list[tuple
     """(file, text) for the limits ``ctrls`` of a cgroup of ``version`` apply. A CPU request
     without cpu-shares becomes the CPU weight as Kubernetes maps it (1024 per core)."""
     out = []
-    shares = lim.cpu_shares or (max(2, lim.cpu_request * 1024 // 1000) if lim.cpu_request else 0)
+    shares = lim.cpu_shares or (min(262144, max(2, lim.cpu_request * 1024 // 1000)) if lim.cpu_request else 0)
     if "memory" in ctrls:
         if lim.memory:
             out.append(("memory.limit_in_bytes" if version == 1 else "memory.max", str(lim.memory)))

@@ -31,7 +31,7 @@ def check_parent(text: str, flag: str = "--cgroup-parent") -> str:
         if part in ("", ".", ".."):
             raise UsageError(f"{where}: {'an empty' if not part else repr(part)} path segment: give a "
                              "normalised path such as /kubepods/burstable/pod<uid>")
-        if len(part.encode()) > 255 or any(c in part for c in "\0\n"):
+        if any(c in "\0\n" or "\udc80" <= c <= "\udcff" for c in part) or len(part.encode()) > 255:
             raise UsageError(f"{where}: {part[:40]!r} is not a cgroup name")
     if parts[0] == OWN_TOP:
         raise UsageError(f"{where}: /{OWN_TOP} is pyrkt's own tree of pod cgroups: give a cgroup outside it")

@@ -26,6 +26,7 @@ RESOURCE_ISOLATORS = frozenset({MEMORY, CPU, CPU_SHARES, OOM_SCORE_ADJ, PIDS_LIM
 
 DEFAULT_PIDS_LIMIT = 4096  # per app, so that a fork bomb in a pod cannot take the host
 MIN_MEMORY = 4096  # rkt's floor for --memory: below it, 16m (milli-bytes) was meant as 16M
+MAX_MEMORY = 2 ** 63 - 1  # a Quantity's int64; the kernel's parser wraps what is above its u64 silently
 MIN_CPU_MILLIS = 10  # CFS takes no quota under 1 ms per 100 ms period
 MAX_CPU_MILLIS = 1_000_000_000  # rkt's MaxMilliValue
 PIDS_MAX = 4194304  # the kernel's PID_MAX_LIMIT
@@ -76,6 +77,8 @@ def memory_flag(text: str) -> str:
     if value < MIN_MEMORY:
         raise UsageError(f"--memory={text}: memory limit of {value} bytes too low. "
                          "Try a reasonable value, such as --memory=16M")
+    if value > MAX_MEMORY:
+        raise UsageError(f"--memory={text}: memory limit too high (at most {MAX_MEMORY} bytes)")
     return text
 
 
@@ -163,13 +166,15 @@ def apply(lim: Limits, name: str, value: Any) -> Limits:
         memory, memory_request = (parse_quantity(q) if q else 0 for q in (limit, request))
         if memory < 0 or memory_request < 0:
             raise ValueError("a memory quantity cannot be negative")
+        if max(memory, memory_request) > MAX_MEMORY:
+            raise ValueError(f"a memory quantity cannot be above {MAX_MEMORY} bytes")
         return lim.replace(memory=memory, memory_request=memory_request)
     millis = parse_quantity(limit, 3) if limit else 0
     if limit:
         check_cpu(millis)
     cpu_request = parse_quantity(request, 3) if request else 0
-    if cpu_request < 0:
-        raise ValueError("a CPU request cannot be negative")
+    if not 0 <= cpu_request <= MAX_CPU_MILLIS:
+        raise ValueError(f"a CPU request must be between 0 and {MAX_CPU_MILLIS // 1000} cores")
     return lim.replace(cpu=millis, cpu_request=cpu_request)
 
 

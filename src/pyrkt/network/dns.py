@@ -37,12 +37,20 @@ def check_ip(flag: str, text: str) -> str:
         raise UsageError(f"invalid {flag}={text!r}: not an IP address") from None
 
 
+def check_word(flag: str, text: str) -> str:
+    """A value that becomes one word of resolv.conf or /etc/hosts: no blank or control character
+    (a newline would add a line of its own) and UTF-8 text."""
+    if any(c.isspace() or not c.isprintable() or "\udc80" <= c <= "\udcff" for c in text):
+        raise UsageError(f"invalid {flag}={text!r}: want one word of printable UTF-8 text")
+    return text
+
+
 def parse_dns(dns: list[str], search: list[str], options: list[str], domain: str) -> Dns:
     """The ``--dns*`` flags; mode "" means no flag was given (CNI or the image decide)."""
     servers = split_list(dns)
-    search = split_list(search)
-    options = split_list(options)
-    domain = domain.strip()
+    search = [check_word("--dns-search", s) for s in split_list(search)]
+    options = [check_word("--dns-opt", o) for o in split_list(options)]
+    domain = check_word("--dns-domain", domain.strip())
     special = [s for s in servers if s in ("host", "none")]
     if special:
         if len(servers) > 1 or search or options or domain:
@@ -65,7 +73,7 @@ def parse_hosts(entries: list[str]) -> str | list[list[str]]:
         ip, sep, host = item.partition("=")
         if not sep or not host.strip() or any(c.isspace() for c in host.strip()):
             raise UsageError(f"invalid --hosts-entry={item!r}: want IP=HOSTNAME")
-        out.append([check_ip("--hosts-entry", ip.strip()), host.strip()])
+        out.append([check_ip("--hosts-entry", ip.strip()), check_word("--hosts-entry", host.strip())])
     return out
 
 

@@ -34,6 +34,8 @@ def pick_app(pod: Pod, app: str) -> str:
         if app not in names:
             raise NotFound(f"app {app!r} not found in pod {pod.uuid} (apps: {', '.join(names) or 'none'})")
         return app
+    if not names:
+        raise InvalidState(f"pod {pod.uuid} has no apps (add one with `pyrkt app add`)")
     if len(names) != 1:
         raise UsageError(f"pod {pod.uuid} has {len(names)} apps ({', '.join(names)}): choose one with --app")
     return names[0]

@@ -330,6 +330,8 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
     from pyrkt.store.render import render_tree
     from pyrkt.store.staging import remove_tree
 
+    if not dest:
+        raise UsageError("the output directory name is empty")
     out = Path(os.path.abspath(dest))
     rec = store.find(arg)
     real, data = out.resolve(), store.root.parent.resolve()
@@ -338,6 +340,10 @@ def extract_image(store: Store, arg: str, dest: str, *, rootfs_only: bool = Fals
     if os.path.lexists(out):
         if not overwrite:
             raise PyrktError(f"output directory {out} exists (try --overwrite)")
+        if not out.is_dir():  # --overwrite replaces an earlier output dir, never a file or a device node
+            raise PyrktError(f"refusing to overwrite {out}: it is not a directory")
+        if Path.cwd().resolve().is_relative_to(real):
+            raise PyrktError(f"refusing to overwrite {out}: it holds the current directory")
         _check_no_mounts(real)
         remove_tree(out)
     image = store.resolve(arg)

@@ -26,6 +26,7 @@ from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
 from pyrkt.stage0 import volumes
 from pyrkt.stage0.volumes import merge_mounts
+from pyrkt.stage1.users import MAX_ID
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise UsageError(f"invalid {what} {item!r}: want KEY=VALUE")
+        if any("\udc80" <= c <= "\udcff" for c in item):  # bytes that were not UTF-8 (surrogateescape)
+            raise UsageError(f"invalid {what} {item!r}: not UTF-8 text")
         out.append((key, value))
     return out
 
@@ -115,8 +118,22 @@ def read_env_file(path: str) -> list[tuple[str, str]]:
         text = fs.read_file(path)
     except OSError as e:
         raise UsageError(f"cannot read --set-env-file {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"cannot read --set-env-file {path}: byte {e.start} is not UTF-8 text") from None
     lines = [ln.strip() for ln in text.splitlines()]
     return parse_env([ln for ln in lines if ln and not ln.startswith(("#", ";"))], f"line in {path}")
+
+
+def save_uuid(path: str, uuid: str) -> None:
+    """``--uuid-file-save``: a new or regular file is replaced whole; a device node, FIFO or symbolic
+    link (/dev/null, /dev/stdout) is written into, as rkt does, never replaced by a file."""
+    if os.path.isdir(path):
+        raise UsageError(f"--uuid-file-save={path} is a directory")
+    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        with open(path, "w") as f:
+            f.write(uuid + "\n")
+    else:
+        fs.atomic_write(path, uuid + "\n", sync=False)
 
 
 def merge_env(*layers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -153,6 +170,11 @@ def reify(req: PodRequest, images: list[Image]) -> list[RuntimeApp]:
                 gids = tuple(int(g) for g in ar.supplementary_gids.split(","))
             except ValueError:
                 raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}") from None
+            if not all(0 <= g <= MAX_ID for g in gids):
+                raise UsageError(f"invalid --supplementary-gids {ar.supplementary_gids!r}: gids are 0 to {MAX_ID}")
+        for flag, value in (("--user", ar.user), ("--group", ar.group)):
+            if value.isdigit() and int(value) > MAX_ID:
+                raise UsageError(f"invalid {flag} {value!r}: ids are 0 to {MAX_ID}")
         env = merge_env(inherited, list(base.environment), file_env, pod_env, parse_env(ar.environment, "--environment"))
         isolators = with_overrides(base.isolators, ar.isolators)
         limits(isolators, f"app {name}: ")  # a bad value, the image's too, fails here
@@ -391,7 +413,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
         pod = Pod.create(config.pods_dir)
         try:
             if req.uuid_file_save:
-                fs.atomic_write(req.uuid_file_save, pod.uuid + "\n", sync=False)
+                save_uuid(req.uuid_file_save, pod.uuid)
             if stage1 is not None:
                 from pyrkt.stage0.stage1image import lay_out_stage1
 

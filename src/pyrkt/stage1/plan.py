@@ -11,6 +11,8 @@ cgroups at /sys/fs/cgroup (``cgroup_mounts``). Device nodes and /dev's symlinks 
 
 from __future__ import annotations
 
+import posixpath
+
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.kernel.caps import ALL_CAPS, DEFAULT_CAPS
 from pyrkt.model import isolators
@@ -286,6 +288,11 @@ def app_plan(ra: RuntimeApp, config: RuntimeConfig, *, lowers: tuple[str, ...], 
         stdin=io.stdin, stdout=io.stdout, stderr=io.stderr,
     )
     check_shared_volumes(ra.name, volumes, (*(m.target for m in plan.mounts), *(d.path for d in plan.devices)))
+    nodes = {d.path for d in plan.devices}
+    for v in volumes:
+        if posixpath.normpath(v.target) in nodes:
+            raise UsageError(f"app {ra.name}: volume at {v.target}: pyrkt makes the device node {v.target} there; "
+                             "mount it elsewhere")
     return plan
 
 

@@ -11,6 +11,8 @@ import os
 
 from pyrkt.errors import PyrktError
 
+MAX_ID = 4294967294  # (uid_t)-1 is no id: setresuid(-1) leaves the uid as it is (root)
+
 
 class Ids:
     """Who an app runs as. A plain class: this module is on every app's start path, where the
@@ -71,6 +73,9 @@ def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = 
     for g in extra:
         if g != gid and g not in seen:
             seen.append(g)
+    for what, n in (("uid", uid), ("gid", gid), *(("supplementary gid", g) for g in seen)):
+        if not 0 <= n <= MAX_ID:
+            raise PyrktError(f"{what} {n} is out of range (0 to {MAX_ID})")
     return Ids(uid, gid, tuple(seen), name, home)
 
 

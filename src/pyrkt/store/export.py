@@ -48,6 +48,8 @@ def export_output(output: str, fmt: str, *, overwrite: bool) -> Path:
     ``.aci`` extension (rkt's ``export``), and rkt's overwrite rule (``check_output``)."""
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"invalid --format {fmt!r}: want aci or oci-archive")
+    if not output:
+        raise UsageError("the output file name is empty")
     if fmt == "aci" and not output.endswith(".aci"):
         raise UsageError(f"extension must be .aci (given {output})")
     out = Path(os.path.abspath(output))
@@ -61,6 +63,9 @@ def check_output(path: Path, *, overwrite: bool) -> None:
         raise PyrktError(f"output file {path} exists (try --overwrite)")
     if os.path.isdir(path):
         raise PyrktError(f"output {path} is a directory")
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+        # the new file is renamed over it: never over a device node (/dev/null) or a link (/dev/stdout)
+        raise PyrktError(f"output {path} is not a regular file")
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:

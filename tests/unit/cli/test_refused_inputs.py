@@ -146,3 +146,32 @@ def test_run_and_prepare_refuse_a_signature_after_an_oci_image_before_any_fetch(
     with pytest.raises(UsageError, match="^--signature cannot be used with oci:/img: an OCI or Docker image"):
         check_signatures([AppRequest(image="./app.aci", signature="app.asc"),
                           AppRequest(image="oci:/img", signature="img.asc")])
+
+
+@pytest.mark.parametrize("argv", [["image", "rm"], ["image", "cat-manifest"], ["image", "verify"],
+                                  ["image", "export", "--format=aci"], ["fetch", "--pull-policy=never"]])
+def test_an_image_name_of_bytes_that_are_not_utf8_is_not_found_not_a_traceback(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]) -> None:
+    name = os.fsdecode(b"app\xff")  # as Python gives a command-line argument that is not UTF-8
+    extra = [f"{tmp_path}/out.aci"] if "export" in argv else []
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path}", *argv, name, *extra)
+    assert (code, out, err) == (254, "", 'pyrkt: image "app\\udcff" not found in the store\n')
+
+
+def test_version_refuses_an_argument_as_list_and_gc_do(capsys: pytest.CaptureFixture[str]) -> None:
+    assert pyrkt(capsys, "version", "extra") == (254, "", "pyrkt: version takes no arguments (got 'extra')\n")
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--user=4294967295"], "invalid --user '4294967295': ids are 0 to 4294967294"),
+    (["--group=4294967295"], "invalid --group '4294967295': ids are 0 to 4294967294"),
+    (["--supplementary-gids=1,-1"], "invalid --supplementary-gids '1,-1': gids are 0 to 4294967294"),
+])
+def test_ids_that_are_no_ids_are_refused_before_the_pod(args: list[str], line: str) -> None:
+    from pyrkt.model.image import AppSpec, Image
+    from pyrkt.stage0.prepare import AppRequest, PodRequest, reify
+
+    image = Image(id="sha512-" + "0" * 128, name="example.com/app", app=AppSpec(exec=("/bin/app",)))
+    fs = {a.split("=")[0][2:].replace("-", "_"): a.split("=", 1)[1] for a in args}
+    with pytest.raises(UsageError, match=f"^{line}$"):
+        reify(PodRequest(apps=[AppRequest(image="x", **fs)]), [image])

@@ -142,7 +142,7 @@ def test_one_config_dir_naming_a_domain_twice_is_refused_naming_both_files(tmp_p
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "is not readable JSON"),
+    ("{not json", "is not readable JSON: Expecting property name enclosed in double quotes at line 1 column 2$"),
     ('["a list"]', "is not a JSON object"),
     ('{"rktKind": "paths", "rktVersion": "v1"}', "rktKind 'paths' does not belong in auth.d"),
     ('{"rktKind": "auth", "rktVersion": "v2", "domains": ["e"], "type": "oauth", "credentials": {"token": "t"}}',

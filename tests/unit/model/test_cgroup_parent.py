@@ -26,6 +26,7 @@ def test_a_cgroupfs_path_is_taken_without_its_outer_slashes() -> None:
     ("/a/./b", "'.' path segment"),
     ("/pyrkt/0123", "pyrkt's own tree"),
     ("/a\nb", "is not a cgroup name"),
+    ("/k/\udcff", "'\\udcff' is not a cgroup name"),  # a non-UTF-8 byte of the command line
 ])
 def test_what_is_no_cgroupfs_parent_is_refused_in_one_line(text: str, why: str) -> None:
     with pytest.raises(UsageError) as e:

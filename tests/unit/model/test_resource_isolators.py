@@ -40,6 +40,8 @@ def test_flags_become_rkts_isolators_request_and_limit_alike() -> None:
 @pytest.mark.parametrize(("flags", "message"), [
     ({"memory": "16m"}, "memory limit of 1 bytes too low. Try a reasonable value, such as --memory=16M"),
     ({"memory": "lots"}, "invalid --memory=lots"),
+    ({"memory": "1e999"}, "--memory=1e999: memory limit too high"),
+    ({"memory": "8Ei"}, "--memory=8Ei: memory limit too high"),
     ({"cpu": "1m"}, "--cpu=1m: a CPU limit must be between 10m"),
     ({"cpu": "fast"}, "invalid --cpu=fast"),
     ({"cpu_shares": "1"}, "--cpu-shares=1: must be between 2 and 262144"),
@@ -98,6 +100,9 @@ def test_flags_replace_the_images_isolators_of_their_name_in_the_pod_manifest() 
     ((iso.MEMORY, {"limit": "a lot"}), "invalid quantity 'a lot'"),
     ((iso.MEMORY, "1G"), "want an object with request and limit"),
     ((iso.MEMORY, {"limit": "-1G"}), "cannot be negative"),
+    ((iso.MEMORY, {"limit": "1e999"}), "cannot be above 9223372036854775807 bytes"),
+    ((iso.MEMORY, {"request": "99999999999999999999999T"}), "cannot be above"),
+    ((iso.CPU, {"request": "1e30", "limit": "1"}), "a CPU request must be between 0 and 1000000 cores"),
     ((iso.CPU, {"limit": "1m"}), "a CPU limit must be between 10m"),
     ((iso.CPU, {"limit": "1", "default": True}), "default must be false"),
     ((iso.CPU_SHARES, 1), "must be between 2 and 262144"),

@@ -50,3 +50,22 @@ def test_hosts_entry_host_and_bad_entries() -> None:
     for bad in ("10.0.0.1", "10.0.0.1=", "x=y", "10.0.0.1=a b"):
         with pytest.raises(UsageError):
             dns.parse_hosts([bad])
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    ((["1.1.1.1"], [], ["ndots:1\nnameserver 6.6.6.6"], ""),
+     "invalid --dns-opt='ndots:1\\nnameserver 6.6.6.6': want one word of printable UTF-8 text"),
+    (([], ["a b"], [], ""), "invalid --dns-search='a b': want one word of printable UTF-8 text"),
+    (([], ["ex\udcffample.com"], [], ""), "invalid --dns-search='ex\\udcffample.com': want one word"),
+    (([], [], [], "x\ty"), "invalid --dns-domain='x\\ty': want one word"),
+])
+def test_dns_words_that_would_add_lines_or_are_not_utf8_are_refused(args: tuple[list[str], list[str], list[str], str],
+                                                                    line: str) -> None:
+    with pytest.raises(UsageError) as e:
+        dns.parse_dns(*args)
+    assert str(e.value).startswith(line)
+
+
+def test_a_hosts_entry_name_that_is_not_utf8_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"^invalid --hosts-entry='a\\udcff': want one word"):
+        dns.parse_hosts(["1.2.3.4=a\udcff"])

@@ -169,3 +169,16 @@ def test_cat_manifest_reads_the_pods_own_manifest(make_pod: Callable[..., Path],
     manifest = manage.pod_manifest(Pod(pods_dir, path.name, Dir.PREPARED))
     assert manifest is not None
     assert manifest["acKind"] == "PodManifest" and [a["name"] for a in manifest["apps"]] == ["web"]
+
+
+def test_an_app_command_on_a_pod_without_apps_says_so(make_pod: Callable[..., Path], config: Config) -> None:
+    from pyrkt.stage0.control import pick_app
+
+    make_pod(Dir.RUN, "abcdef01-0000-4000-8000-000000000000", apps=())
+    make_pod(Dir.RUN, "abcdef02-0000-4000-8000-000000000000", apps=("web", "db"))
+    pod = manage.find_pod(config, "abcdef01")
+    with pytest.raises(PyrktError, match=r"^pod abcdef01-0000-4000-8000-000000000000 has no apps \(add one with "
+                                         r"`pyrkt app add`\)$"):
+        pick_app(pod, "")
+    with pytest.raises(PyrktError, match=r"has 2 apps \(web, db\): choose one with --app$"):
+        pick_app(manage.find_pod(config, "abcdef02"), "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -72,8 +74,13 @@ def test_inherited_env_never_overrides_the_image(monkeypatch: pytest.MonkeyPatch
 def test_bad_env_syntax_names_the_flag(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--set-env"):
         reify(PodRequest(apps=[AppRequest(image="x")], set_env=["NOEQUALS"]), [IMAGE])
+    with pytest.raises(UsageError, match="^invalid --set-env 'A=\\\\udcff': not UTF-8 text$"):
+        reify(PodRequest(apps=[AppRequest(image="x")], set_env=["A=\udcff"]), [IMAGE])
     with pytest.raises(UsageError, match="cannot read"):
         read_env_file(str(tmp_path / "missing"))
+    (tmp_path / "latin1").write_bytes(b"A=1\nCAF\xc9=2\n")
+    with pytest.raises(UsageError, match=f"^cannot read --set-env-file {tmp_path}/latin1: byte 7 is not UTF-8 text$"):
+        read_env_file(str(tmp_path / "latin1"))
 
 
 def test_merge_env_keeps_first_position_and_last_value() -> None:
@@ -190,3 +197,24 @@ def test_a_stage1_image_names_a_privileged_app_it_does_not_make_privileged() -> 
                  [IMAGE])
     assert unapplied_privileges(apps, "image") == ["app admin: --privileged is not applied by the image stage1"]
     assert unapplied_privileges(apps, "default") == unapplied_privileges(apps, "fly") == []  # fly's apps are so
+
+
+def test_uuid_file_save_writes_into_a_fifo_or_a_link_and_replaces_only_a_regular_file(tmp_path: Path) -> None:
+    from pyrkt.stage0.prepare import save_uuid
+
+    save_uuid(str(tmp_path / "new"), "u1")
+    (tmp_path / "target").write_text("old")
+    (tmp_path / "link").symlink_to("target")
+    save_uuid(str(tmp_path / "link"), "u2")  # written through, as rkt: /dev/stdout stays a link
+    assert (tmp_path / "new").read_text() == "u1\n" and (tmp_path / "target").read_text() == "u2\n"
+    assert (tmp_path / "link").is_symlink()
+    os.mkfifo(tmp_path / "fifo")
+    reader = os.open(tmp_path / "fifo", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        save_uuid(str(tmp_path / "fifo"), "u3")  # as /dev/null: never renamed over
+        assert os.read(reader, 100) == b"u3\n"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
+    with pytest.raises(UsageError, match=f"^--uuid-file-save={tmp_path} is a directory$"):
+        save_uuid(str(tmp_path), "u4")

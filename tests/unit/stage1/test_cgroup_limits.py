@@ -103,6 +103,16 @@ def test_cpu_shares_win_over_the_cpu_request_and_map_to_v2_weights() -> None:
     assert writes(k)["/sys/fs/cgroup/cpu/pyrkt/u/web/cpu.shares"] == "262144"
 
 
+def test_a_cpu_request_of_more_than_256_cores_is_the_kernels_highest_weight_not_a_write_it_refuses() -> None:
+    request = (("web", ((iso.CPU, {"request": "300", "limit": "300"}),)),)
+    k = RecordingKernel(layout="v1")
+    execute.set_up_cgroups(k, pod_with(*request))
+    assert writes(k)["/sys/fs/cgroup/cpu/pyrkt/u/web/cpu.shares"] == "262144"
+    k = RecordingKernel(layout="v2")
+    execute.set_up_cgroups(k, pod_with(*request))
+    assert writes(k)["/sys/fs/cgroup/pyrkt/u/web/cpu.weight"] == "10000"
+
+
 def test_pids_limit_zero_writes_no_limit() -> None:
     k = RecordingKernel(layout="hybrid")
     execute.set_up_cgroups(k, pod_with(("web", ((iso.PIDS_LIMIT, 0),))))

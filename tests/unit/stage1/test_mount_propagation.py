@@ -90,6 +90,14 @@ def test_a_bidirectional_volume_may_hold_none_of_the_apps_own_mounts(target: str
     app_plan(AppMount("down", "/etc"))  # a slave sends nothing back
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "/dev/null", "/dev//tty"])
+def test_a_volume_over_a_device_node_pyrkt_makes_is_refused_naming_it(target: str) -> None:
+    with pytest.raises(UsageError, match=f"^app web: volume at {target}: pyrkt makes the device node {target} there; "
+                                         "mount it elsewhere$"):
+        app_plan(AppMount("plain", target))
+    app_plan(AppMount("plain", "/dev/zeros"))
+
+
 def test_the_app_copies_its_propagating_volumes_in_the_host_namespace_then_attaches_them() -> None:
     p = app_plan(AppMount("plain", "/p"), AppMount("down", "/d"), AppMount("both", "/b"))
     k = RecordingKernel()

@@ -62,3 +62,15 @@ def test_environment_adds_home_unless_set(root: str) -> None:
     ids = resolve("app", "", root=root)
     assert environment(["A=1", "HOME=/custom"], ids) == {"A": "1", "HOME": "/custom"}
     assert environment(["A=1"], ids)["HOME"] == "/home/app"
+
+
+@pytest.mark.parametrize(("user", "group", "extra", "message"), [
+    ("4294967295", "", (), "uid 4294967295 is out of range"),  # setresuid(-1) would leave the app root
+    ("0", "4294967295", (), "gid 4294967295 is out of range"),
+    ("0", "0", (4294967296,), "supplementary gid 4294967296 is out of range"),
+    ("0", "0", (-1,), "supplementary gid -1 is out of range"),
+])
+def test_an_id_that_is_no_id_is_refused_not_left_as_root(root: str, user: str, group: str, extra: tuple[int, ...],
+                                                       message: str) -> None:
+    with pytest.raises(PyrktError, match=f"^{message} \\(0 to 4294967294\\)$"):
+        resolve(user, group, extra, root=root)

@@ -1,5 +1,7 @@
 """`pyrkt trust [--prefix=P | --root] KEYFILE...`: trust keys for checking ACI signatures.
 
+A KEYFILE may be an https (or, with ``--insecure-allow-http``, http) URL, as in rkt.
+
 Each armored key file is stored as ``<local config>/trustedkeys/prefix.d/<P>/<fingerprint>``
 (``root.d/<fingerprint>`` with ``--root``) after its fingerprint is shown and confirmed on
 stdin, unless ``--skip-fingerprint-review`` (``fetch.trust.admit_key`` decides, as for the keys
@@ -57,6 +59,12 @@ def run(ctx: Context, args: list[str]) -> int:
                                  allow_http=bool(values["insecure_allow_http"]))
     ui = _review_ui(ctx)
     for keyfile in keyfiles:
+        if keyfile.startswith(("https://", "http://")):  # rkt's PUBKEY may be a URL too
+            _trust_url(ctx, keyfile, None if root else prefix, review=not values["skip_fingerprint_review"],
+                       allow_http=bool(values["insecure_allow_http"]))
+            continue
+        if not keyfile:
+            raise UsageError("an empty key file name")
         path = Path(keyfile)
         fingerprint, uid = key_fingerprint(path)
         dest = admit_key(Path(ctx.config.dirs.local), path, origin=keyfile, fingerprint=fingerprint, uid=uid,
@@ -64,6 +72,19 @@ def run(ctx: Context, args: list[str]) -> int:
         if dest is None:
             raise FetchError(f"key {fingerprint} from {quote(keyfile)} not trusted: the review was declined")
     return 0
+
+
+def _trust_url(ctx: Context, url: str, prefix: str | None, *, review: bool, allow_http: bool) -> None:
+    """A key named by its URL: fetched (https; http with --insecure-allow-http), shown, stored if accepted."""
+    from pyrkt.fetch.discovery import Web, admit_discovered_key, fetch_key
+
+    insecure = ctx.config.insecure | ({"http"} if allow_http else set())
+    with Web(insecure, ctx.config.dirs.paths()) as web:
+        data = fetch_key(url, web.get, allow_http=allow_http)
+    fingerprint, dest = admit_discovered_key(Path(ctx.config.dirs.local), url, data, prefix, ui=_review_ui(ctx),
+                                             review=review, trust_https=ctx.config.trust_keys_from_https)
+    if dest is None:
+        raise FetchError(f"key {fingerprint} from {url} not trusted: the review was declined")
 
 
 def _trust_discovered(ctx: Context, prefix: str, *, review: bool, allow_http: bool) -> int:

@@ -6,6 +6,7 @@ import os
 import sys
 
 from pyrkt import __version__
+from pyrkt.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,7 +17,9 @@ APPC_VERSION = "0.8.11"
 
 
 def run(ctx: Context, args: list[str]) -> int:
-    ctx.parse([], args)
+    _, rest = ctx.parse([], args)
+    if rest:
+        raise UsageError(f"version takes no arguments (got {rest[0]!r})")
     machine = os.uname().machine  # what platform.machine() says, without importing platform
     arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
     ctx.stdout.write(
