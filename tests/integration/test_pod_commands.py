@@ -196,7 +196,7 @@ def test_status_errors_name_the_uuid(data: Data) -> None:
     assert data("status", "ffff") == Result(254, "", 'pyrkt: no matches found for "ffff"\n')
     assert data("status", "abcd") == Result(254, "", 'pyrkt: ambiguous uuid, 2 matches for "abcd"\n')
     r = data("status", f"--uuid-file={data.root}/no-such-file")
-    assert r.code == 254 and "no-such-file" in r.err
+    assert r.code == 1 and "no-such-file" in r.err
 
 
 def test_stop_of_one_unknown_pod_is_one_line_and_of_several_says_how_many_failed(data: Data) -> None:

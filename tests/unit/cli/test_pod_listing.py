@@ -139,15 +139,10 @@ def cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_status_with_an_unreadable_uuid_file_exits_254_as_any_bad_input(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from pyrkt.cli.main import main
-
-    (tmp_path / "empty").write_text("")
-    assert main([f"--dir={tmp_path}", "status", f"--uuid-file={tmp_path}/missing"]) == 254
-    assert main([f"--dir={tmp_path}", "status", f"--uuid-file={tmp_path}/empty"]) == 254
-    assert capsys.readouterr() == ("", f"pyrkt: unable to read UUID from file '{tmp_path}/missing': No such file or "
-                                       f"directory\npyrkt: UUID file '{tmp_path}/empty' is empty\n")
+def test_status_with_an_unreadable_uuid_file_exits_1_as_rkt(tmp_path: Path) -> None:
+    code, out, err = cli(tmp_path, "status", f"--uuid-file={tmp_path}/missing")
+    assert (code, out) == (1, "")
+    assert "unable to read UUID from file" in err and "missing" in err
 
 
 def test_list_of_an_empty_data_dir_prints_the_header_or_an_empty_json_array(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pyrkt.cli import output
 from pyrkt.cli.flags import Flag
-from pyrkt.errors import UsageError
+from pyrkt.errors import PyrktError, UsageError
 from pyrkt.pods.state import State
 
 TYPE_CHECKING = False
@@ -39,7 +39,11 @@ def run(ctx: Context, args: list[str]) -> int:
     if values["uuid_file"]:
         if rest:
             raise UsageError("status takes a UUID or --uuid-file, not both")
-        rest = [manage.read_uuid_file(values["uuid_file"])]  # bad input: 254 as everywhere (rkt exits 1 here)
+        try:
+            rest = [manage.read_uuid_file(values["uuid_file"])]
+        except PyrktError as e:
+            ctx.warn(str(e))
+            return 1  # as rkt
     if len(rest) != 1:
         raise UsageError("status takes exactly one pod UUID")
     pod = manage.find_pod(ctx.config, rest[0])
