@@ -199,13 +199,6 @@ def test_status_errors_name_the_uuid(data: Data) -> None:
     assert r.code == 1 and "no-such-file" in r.err
 
 
-def test_stop_of_one_unknown_pod_is_one_line_and_of_several_says_how_many_failed(data: Data) -> None:
-    assert data("stop", "ffff") == Result(254, "", 'pyrkt: no matches found for "ffff"\n')
-    assert data("stop", "ffff", "eeee") == Result(254, "", 'pyrkt: no matches found for "ffff"\n'
-                                                          'pyrkt: no matches found for "eeee"\n'
-                                                          "pyrkt: failed to stop 2 pod(s)\n")
-
-
 def test_status_uuid_file(data: Data) -> None:
     uuid = data.pod("prepared")
     (data.root / "uuid").write_text(uuid + "\n")

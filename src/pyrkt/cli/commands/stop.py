@@ -41,6 +41,6 @@ def run(ctx: Context, args: list[str]) -> int:
             failed += 1
             continue
         ctx.stdout.write(f"{quote(full)}\n" if stopped else f"pod {quote(full)} is already stopped\n")
-    if failed and len(uuids) > 1:  # one pod: its own line is the error, as rm's
+    if failed:
         ctx.warn(f"failed to stop {failed} pod(s)")
     return 254 if failed else 0
