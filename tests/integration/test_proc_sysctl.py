@@ -150,6 +150,8 @@ def test_prepared_pod_keeps_its_sysctls_and_run_prepared_may_override_them(env: 
     (("--net=host", "--sysctl=net.ipv4.ip_unprivileged_port_start=0"), "net.ipv4.ip_unprivileged_port_start"),
     (("--ipc=parent", "--sysctl=kernel.shmmni=100"), "kernel.shmmni"),
     (("--stage1-name=fly", "--sysctl=net.ipv4.ip_unprivileged_port_start=0"), "fly flavor"),
+    (("--sysctl=net.ipv4.ip_unprivileged_port_start=many",), "'many' for net.ipv4.ip_unprivileged_port_start"),
+    (("--sysctl=kernel.sem=1 2",), "'1 2' for kernel.sem: want 4 integers"),
 ])
 def test_sysctls_a_pod_may_not_own_are_refused_before_anything_is_prepared(
         env: tuple[Cli, str], host_sysctls_kept: dict[str, str], flags: tuple[str, ...], words: str) -> None:
@@ -173,7 +175,7 @@ def test_sysctl_the_kernel_refuses_fails_the_pod_start_naming_it(env: tuple[Cli,
     cli("gc", "--grace-period=0s")
     before = pods_on_disk(cli)
     for flag, words in (("--sysctl=net.ipv4.no_such_sysctl=1", "net.ipv4.no_such_sysctl"),
-                        ("--sysctl=net.ipv4.ip_unprivileged_port_start=many", "net.ipv4.ip_unprivileged_port_start")):
+                        ("--sysctl=net.ipv4.ip_unprivileged_port_start=70000", "net.ipv4.ip_unprivileged_port_start")):
         r = cli("run", "--net=none", flag, image)
         assert r.code == 254, r
         assert r.err.startswith("pyrkt: ") and words in r.err and len(r.err.splitlines()) == 1, r

@@ -175,3 +175,18 @@ def test_ids_that_are_no_ids_are_refused_before_the_pod(args: list[str], line: s
     fs = {a.split("=")[0][2:].replace("-", "_"): a.split("=", 1)[1] for a in args}
     with pytest.raises(UsageError, match=f"^{line}$"):
         reify(PodRequest(apps=[AppRequest(image="x", **fs)]), [image])
+
+
+@pytest.mark.parametrize("flag, line", [
+    ("--sysctl=kernel.shmmax=abc", "pyrkt: invalid --sysctl value 'abc' for kernel.shmmax: want an integer\n"),
+    ("--sysctl=net.ipv4.ip_local_port_range=1024", "pyrkt: invalid --sysctl value '1024' for "
+                                                   "net.ipv4.ip_local_port_range: want 2 integers separated by spaces\n"),
+])
+@pytest.mark.parametrize("command", [["run", "oci:/x"], ["prepare", "oci:/x"], ["run-prepared", "0" * 8],
+                                     ["app", "sandbox"]])
+def test_sysctl_values_the_kernel_would_refuse_fail_before_any_work(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path, command: list[str], flag: str,
+                                                                    line: str) -> None:
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path / 'data'}", *command, flag)
+    assert (code, out, err) == (254, "", line)
+    assert not (tmp_path / "data").exists()  # no pod dir, no store: nothing made

@@ -68,9 +68,45 @@ def test_values_must_be_one_printable_line(value: str) -> None:
     assert len(str(e.value).splitlines()) == 1
 
 
+@pytest.mark.parametrize("item", [
+    "kernel.shmmax=18446744073709551615", "kernel.shmmni=0x10", "kernel.msgmax=010", "kernel.shm_rmid_forced= 1\t",
+    "kernel.sem=250\t32000 32  128", "net.ipv4.ip_local_port_range=1024 65000", "net.ipv4.ping_group_range=0 -1",
+    "net.ipv4.tcp_rmem=4096 131072 6291456", "net.ipv4.conf.eth0/100.rp_filter=2", "net.ipv6.conf.all.forwarding=1",
+    "net.core.somaxconn=4096", "net.unix.max_dgram_qlen=10", "fs.mqueue.msg_max=-1", "net.ipv4.neigh.default.gc_stale_time=60",
+    # strings where the kernel takes strings, and subtrees whose format pyrkt leaves to the kernel
+    "net.ipv4.tcp_congestion_control=reno", "net.ipv4.ip_local_reserved_ports=8080,9000-9100",
+    "net.ipv6.conf.eth0.stable_secret=2001:db8::1", "net.ipv6.icmp.ratemask=0-1,3", "net.netfilter.nf_log.2=NONE",
+    "net.ipv4.vs.sync_threshold=3 50", "net.sctp.sctp_hmac_alg=sha1",
+])
+def test_values_in_the_kernels_format_are_kept(item: str) -> None:
+    key, _, value = item.partition("=")
+    assert sysctl.parse(item).value == value
+
+
+@pytest.mark.parametrize("item, want", [
+    ("kernel.shmmax=abc", "an integer"), ("kernel.shmmax=1.5", "an integer"), ("kernel.shmmax=1 2", "an integer"),
+    ("kernel.shmmni=09", "an integer"), ("kernel.msgmax=0x", "an integer"), ("kernel.msgmax=+1", "an integer"),
+    ("kernel.msgmax=18446744073709551616", "an integer"), ("fs.mqueue.queues_max=ten", "an integer"),
+    ("net.ipv4.ip_unprivileged_port_start=many", "an integer"), ("net.ipv4.conf.all.rp_filter=yes", "an integer"),
+    ("net.core.somaxconn=1k", "an integer"), ("net.ipv4.ip_forward=\u00a01", "an integer"),
+    ("kernel.sem=250 32000 32", "4 integers separated by spaces"),
+    ("kernel.sem=250 32000 32 128 1", "4 integers separated by spaces"),
+    ("net.ipv4.ip_local_port_range=1024", "2 integers separated by spaces"),
+    ("net.ipv4.ip_local_port_range=1024-65000", "2 integers separated by spaces"),
+    ("net.ipv4.tcp_wmem=4096 x 1", "3 integers separated by spaces"),
+])
+def test_values_the_kernel_would_refuse_are_refused_naming_the_key(item: str, want: str) -> None:
+    key, _, value = item.partition("=")
+    with pytest.raises(UsageError) as e:
+        sysctl.parse(item)
+    assert str(e.value) == f"invalid --sysctl value {value!r} for {key}: want {want}"
+    with pytest.raises(UsageError, match=f"for {key}: want"):  # and so are a runtime config's (run-prepared)
+        sysctl.check_namespaces({key: value}, host_net=False, host_ipc=False)
+
+
 def test_later_values_win_and_values_may_hold_equals_signs() -> None:
-    got = sysctl.parse_all(["net.ipv4.ip_forward=1", "net/ipv4/ip_forward=0", "net.core.x=a=b"])
-    assert got == {"net.ipv4.ip_forward": "0", "net.core.x": "a=b"}
+    got = sysctl.parse_all(["net.ipv4.ip_forward=1", "net/ipv4/ip_forward=0", "net.ipv4.tcp_congestion_control=a=b"])
+    assert got == {"net.ipv4.ip_forward": "0", "net.ipv4.tcp_congestion_control": "a=b"}
 
 
 def test_a_pod_sharing_a_namespace_with_the_host_may_not_set_its_sysctls() -> None:

@@ -6,6 +6,7 @@ from pyrkt.cli.commands.run import (
     PREPARE_FLAGS,
     RUNTIME_FLAGS,
     SYSCTL_FLAG,
+    check_sysctl_flags,
     fetch_ui,
     pod_request,
     run_options,
@@ -44,6 +45,7 @@ def run(ctx: Context, args: list[str]) -> int:
     if rest:
         raise UsageError(f"app sandbox takes no image (add apps with `pyrkt app add`): {rest[0]}")
     sandbox.parse_sandbox_ports(values["port"])  # bad ones fail before the root check
+    check_sysctl_flags(values)
     ctx.require_root()
     for name in NOT_SANDBOX:
         values.setdefault(name.replace("-", "_"), [] if name in ("set-env", "set-env-file", "mount") else None)

@@ -9,6 +9,7 @@ from pyrkt.cli.commands.run import (
     PREPARE_FLAGS,
     SYSCTL_FLAG,
     check_pod_manifest,
+    check_sysctl_flags,
     fetch_ui,
     pod_request,
     stage1_choice,
@@ -34,6 +35,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.report(flags)
     ctx.apply_globals(values)
     check_pod_manifest(values, apps, runtime_sysctl=False)
+    check_sysctl_flags(values)
     ctx.require_root()
     if not apps and not values["pod_manifest"]:
         raise UsageError("prepare requires at least one image or --pod-manifest")

@@ -138,6 +138,15 @@ def check_pod_manifest(values: dict[str, Any], apps: list[Any], *, runtime_sysct
                          "describes the whole pod)")
 
 
+def check_sysctl_flags(values: dict[str, Any]) -> None:
+    """Refuse a malformed ``--sysctl`` (a key a pod may not set, a value the kernel would refuse)
+    before the root check and any work; the model is imported only when the flag is given."""
+    if values.get("sysctl"):
+        from pyrkt.model import sysctl
+
+        sysctl.parse_all(values["sysctl"])
+
+
 def run_options(values: dict[str, Any], given: set[str] | None = None) -> RunOptions:
     """The run-time flags' values; ``given``: the flags the command line gave (``FlagSet.given``)."""
     return RunOptions(
@@ -168,6 +177,7 @@ def run(ctx: Context, args: list[str]) -> int:
     ctx.report(flags)
     ctx.apply_globals(values)
     check_pod_manifest(values, apps, runtime_sysctl=True)
+    check_sysctl_flags(values)
     ctx.require_root()
     if not apps and not values["pod_manifest"]:
         raise UsageError("run requires at least one image or --pod-manifest")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyrkt.cli.commands.run import RUNTIME_FLAGS, SYSCTL_FLAG, run_options
+from pyrkt.cli.commands.run import RUNTIME_FLAGS, SYSCTL_FLAG, check_sysctl_flags, run_options
 from pyrkt.cli.flags import Flag, FlagSet
 from pyrkt.errors import UsageError
 
@@ -26,6 +26,7 @@ def run(ctx: Context, args: list[str]) -> int:
     values, rest = flags.parse(args)
     ctx.report(flags)
     ctx.apply_globals(values)
+    check_sysctl_flags(values)
     ctx.require_root()
     if len(rest) != 1:
         raise UsageError("run-prepared takes exactly one pod UUID")
