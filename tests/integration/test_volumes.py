@@ -221,6 +221,11 @@ def test_bad_volumes_and_mounts_fail_in_one_line_leaving_nothing_prepared(env: t
         ((image, "--mount=volume=nope,target=/x"), "no volume named 'nope' for its mount at /x"),
         (("--volume=v,kind=floppy", image), "unrecognized volume kind 'floppy'"),
         (("--mount=volume=v", image), "want volume=NAME,target=PATH"),
+        (("--volume=v,kind=empty", "--mount=volume=v,target=/sys", image),
+         "target=/sys: mount target /sys is /sys, which pyrkt mounts in the app itself"),
+        (("--volume=v,kind=empty", image, "--mount=volume=v,target=/sys/kernel/x"),
+         "mount target /sys/kernel/x is below /sys"),
+        (("--volume=v,kind=empty", "--mount=volume=v,target=//proc", image), "mount target //proc is /proc"),
     ]
     for args, message in cases:
         for command in ("run", "prepare"):

@@ -15,6 +15,8 @@ point says read-only), and the manifest keeps what the user wrote.
 
 from __future__ import annotations
 
+import posixpath
+
 from pyrkt.errors import UsageError
 from pyrkt.model.names import is_ac_name
 from pyrkt.model.values import Value
@@ -28,6 +30,9 @@ PROPAGATIONS = (None, "private", "rslave", "rshared")
 EMPTY_VOLUMES_DIR = "sharedVolumes"  # below the pod dir, as rkt's
 TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # Go's strconv.ParseBool
 FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+# The kernel filesystems pyrkt mounts in every app's root itself (stage1.plan.app_mounts: /proc
+# and a read-only /sys, with masks below them): a volume there would hide them or fail at start.
+KERNEL_FS = ("/proc", "/sys")
 
 
 class Volume(Value):
@@ -181,6 +186,23 @@ def parse_volume(text: str) -> Volume:
         raise UsageError(f"invalid --volume={text}: {e}") from None
 
 
+def kernel_fs(target: str) -> str:
+    """The kernel filesystem of ``KERNEL_FS`` that the absolute path ``target`` is or is below
+    (as the kernel resolves it: "//sys", "/sys/.", "/x/../proc/y" count), else ""."""
+    path = posixpath.normpath("/" + target.lstrip("/"))
+    return next((fs for fs in KERNEL_FS if path == fs or path.startswith(fs + "/")), "")
+
+
+def check_target(target: str) -> None:
+    """UsageError for a mount target pyrkt cannot honour, named as written (the caller adds
+    where it comes from): one at or below /proc or /sys, which pyrkt mounts itself."""
+    fs = kernel_fs(target)
+    if fs:
+        where = "is" if posixpath.normpath("/" + target.lstrip("/")) == fs else "is below"
+        raise UsageError(f"mount target {target} {where} {fs}, which pyrkt mounts in the app itself: "
+                         "mount the volume elsewhere")
+
+
 def parse_mount(text: str) -> AppMount:
     """rkt's ``--mount=volume=NAME,target=PATH``."""
     opts = _options(text, "--mount", "")
@@ -193,4 +215,8 @@ def parse_mount(text: str) -> AppMount:
         raise UsageError(f"invalid --mount={text}: volume name {opts['volume']!r} is not a valid AC name")
     if not opts["target"].startswith("/"):
         raise UsageError(f"invalid --mount={text}: target must be an absolute path")
+    try:
+        check_target(opts["target"])
+    except UsageError as e:
+        raise UsageError(f"invalid --mount={text}: {e}") from None
     return AppMount(opts["volume"], opts["target"])

@@ -224,6 +224,7 @@ def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volum
 def mnt_volume(text: str) -> tuple[Volume, str]:
     """rkt's ``--mnt-volume=name=NAME,kind=KIND,...,target=PATH``: a volume of the app alone
     and its mount, one flag."""
+    from pyrkt.model.volumes import check_target
     from pyrkt.model.volumes import parse_volume as parse
 
     fields = [f for f in text.split(",") if f]
@@ -234,6 +235,10 @@ def mnt_volume(text: str) -> tuple[Volume, str]:
         raise UsageError(f"invalid --mnt-volume={text}: want one absolute target=PATH")
     if len(names) != 1:
         raise UsageError(f"invalid --mnt-volume={text}: want one name=NAME")
+    try:
+        check_target(targets[0])
+    except UsageError as e:
+        raise UsageError(f"invalid --mnt-volume={text}: {e}") from None
     volume = parse(",".join([names[0], *(f for f in rest if not f.startswith("name="))]))
     return volume, targets[0]
 

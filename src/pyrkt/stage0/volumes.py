@@ -14,7 +14,7 @@ import os
 import posixpath
 
 from pyrkt.errors import UsageError, quote
-from pyrkt.model.volumes import EMPTY_VOLUMES_DIR, AppMount, Volume
+from pyrkt.model.volumes import EMPTY_VOLUMES_DIR, AppMount, Volume, check_target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ def satisfy(manifest: PodManifest, images: list[Image]) -> PodManifest:
         for m in mounts:
             if not m.path.startswith("/"):
                 raise UsageError(f"app {ra.name}: mount target {m.path!r} must be an absolute path")
+            _check_target(m.path, f"app {ra.name}: ")
             if m.app_volume is not None:
                 check_volume(m.app_volume)
             elif m.volume not in names:
@@ -52,6 +53,7 @@ def satisfy(manifest: PodManifest, images: list[Image]) -> PodManifest:
         for mp in ra.app.mount_points:
             if posixpath.normpath(mp.path) in taken:
                 continue
+            _check_target(mp.path, f"app {ra.name}: its image's mount point {mp.name}: ")
             taken.add(posixpath.normpath(mp.path))
             name = mp.name
             if name not in names:  # rkt's implicit empty volume, removed with the pod
@@ -70,6 +72,13 @@ def satisfy(manifest: PodManifest, images: list[Image]) -> PodManifest:
     if prepopulate:
         annotations += ((PREPOPULATE, ",".join(dict.fromkeys(prepopulate))),)
     return manifest.replace(apps=tuple(apps), volumes=tuple(volumes), annotations=annotations)
+
+
+def _check_target(target: str, where: str) -> None:
+    try:
+        check_target(target)
+    except UsageError as e:
+        raise UsageError(where + str(e)) from None
 
 
 def implicit_notes(manifest: PodManifest, given: set[str]) -> list[str]:

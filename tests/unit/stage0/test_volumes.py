@@ -124,3 +124,39 @@ def test_lay_out_leaves_an_appc_images_implicit_volume_empty(tmp_path: Path) -> 
     (tmp_path / "pod").mkdir()
     lay_out(str(tmp_path / "pod"), m, [layers(tmp_path)])
     assert os.listdir(tmp_path / "pod/sharedVolumes/db-data") == []
+
+
+@pytest.mark.parametrize("target, words", [
+    ("/sys", "is /sys"), ("/proc", "is /proc"), ("/sys/kernel/x", "is below /sys"), ("//proc/1", "is below /proc"),
+    ("/x/../sys/y", "is below /sys"), ("/sys/.", "is /sys"),
+])
+def test_volumes_at_or_below_proc_and_sys_are_refused_naming_the_target_as_written(target: str, words: str) -> None:
+    line = f"mount target {target} {words}, which pyrkt mounts in the app itself: mount the volume elsewhere"
+    with pytest.raises(UsageError) as e:  # --mount, pod-level or the app's
+        pod(f"volume=v,target={target}", volumes=(Volume("v", "empty"),))
+    assert str(e.value) == f"invalid --mount=volume=v,target={target}: {line}"
+    plain = ACI.replace(app=AppSpec(exec=("/bin/db",)))
+    req = PodRequest(apps=[AppRequest(image="x", name="db")])
+    written = manifest(req, [plain], Volume("v", "empty"))  # a pod manifest's mount (--pod-manifest, app add)
+    written = written.replace(apps=(written.apps[0].replace(mounts=(AppMount("v", target),)),))
+    with pytest.raises(UsageError) as e:
+        satisfy(written, [plain])
+    assert str(e.value) == f"app db: {line}"
+    image = ACI.replace(app=AppSpec(exec=("/bin/db",), mount_points=(MountPoint("k", target),)))  # an image's
+    with pytest.raises(UsageError) as e:
+        pod(image=image)
+    assert str(e.value) == f"app db: its image's mount point k: {line}"
+
+
+@pytest.mark.parametrize("target", ["/system", "/procs/x", "/srv/sys", "/sys/../tmp"])
+def test_paths_that_only_look_like_proc_or_sys_are_fine(target: str) -> None:
+    assert pod(f"volume=v,target={target}", volumes=(Volume("v", "empty"),)).apps[0].mounts[0].path == target
+
+
+def test_app_add_mnt_volume_below_sys_is_refused() -> None:
+    from pyrkt.stage0.sandbox import mnt_volume
+
+    with pytest.raises(UsageError, match=r"^invalid --mnt-volume=name=v,kind=empty,target=/sys/x: mount target "
+                                          r"/sys/x is below /sys, which pyrkt mounts"):
+        mnt_volume("name=v,kind=empty,target=/sys/x")
+    assert mnt_volume("name=v,kind=empty,target=/srv/x")[1] == "/srv/x"
