@@ -254,6 +254,8 @@ def _tags(index: Index) -> str:
 
 
 def _matches(desc: Descriptor, ref: str) -> bool:
+    if ":" in ref:  # a digest (oci:DIR@sha256:...; a tag has no colon): the entry's own
+        return desc.digest == ref
     ref_name = desc.annotation(REF_NAME)
     full = desc.annotation(CONTAINERD_NAME)
     if ref in (ref_name, full):
@@ -279,7 +281,8 @@ def select_ref(index: Index, ref: str | None, where: str) -> Descriptor:
         raise ImageError(f"{where} holds {len(index.manifests)} images; name one with :TAG (tags: {_tags(index)})")
     found = [d for d in index.manifests if _matches(d, ref)]
     if not found:
-        raise NotFound(f"{where}: no image tagged {ref!r} (tags: {_tags(index)})")
+        what = "with digest" if ":" in ref else "tagged"
+        raise NotFound(f"{where}: no image {what} {ref!r} (tags: {_tags(index)})")
     return found[-1]
 
 
@@ -290,7 +293,8 @@ def oci_name(desc: Descriptor, ref: str | None, default_name: str) -> tuple[str,
             name, tag, _ = split_name(full)
             if name:
                 return name, tag or DEFAULT_TAG
-    return default_name, desc.annotation(REF_NAME) or ref or DEFAULT_TAG
+    tag = ref if ref and ":" not in ref else None  # not a digest
+    return default_name, desc.annotation(REF_NAME) or tag or DEFAULT_TAG
 
 
 def _resolve_manifest(imp: ImportSession, files: Files, desc: Descriptor, where: str,

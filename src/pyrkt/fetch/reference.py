@@ -55,6 +55,19 @@ class Reference(Value):
         return text
 
 
+DIGEST_FORMS = "sha256:<64 hex digits> or sha512:<128 hex digits>"
+
+
+def check_digest(digest: str, what: str) -> None:
+    """UsageError naming ``what`` (the reference as given) for a digest after ``@`` that is not
+    ``algorithm:hex`` as the OCI image spec has it: lower-case hex, 64 digits for sha256, 128 for
+    sha512."""
+    try:
+        parse_digest(digest)
+    except ImageError:
+        raise UsageError(f"invalid {what}: bad digest {digest!r}: want {DIGEST_FORMS}") from None
+
+
 def parse_reference(text: str) -> Reference:
     """``text`` without its ``docker://`` or ``docker:`` prefix -> Reference; UsageError if malformed."""
     original = text
@@ -63,10 +76,7 @@ def parse_reference(text: str) -> Reference:
     digest = None
     if "@" in text:
         text, _, digest = text.partition("@")
-        try:
-            parse_digest(digest)
-        except ImageError:
-            raise UsageError(f"invalid docker image reference {original!r}: bad digest {digest!r}") from None
+        check_digest(digest, f"docker image reference {original!r}")
     tag: str | None = None
     slash, colon = text.rfind("/"), text.rfind(":")
     if colon > slash:

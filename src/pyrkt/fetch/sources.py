@@ -41,12 +41,10 @@ def parse_source(arg: str, *, exists: Callable[[str], bool] = os.path.exists) ->
     if arg.startswith("docker-archive:"):
         path, ref = split_path_ref(arg[len("docker-archive:"):], exists, ref_colons=True)
         return Source("docker-archive", path, ref)
-    if arg.startswith("oci-archive:"):
-        path, ref = split_path_ref(arg[len("oci-archive:"):], exists)
-        return Source("oci-archive", path, ref)
-    if arg.startswith("oci:"):
-        path, ref = split_path_ref(arg[len("oci:"):], exists)
-        return Source("oci", path, ref)
+    for kind in ("oci-archive", "oci"):
+        if arg.startswith(kind + ":"):
+            path, ref = split_path_ref(arg[len(kind) + 1:], exists, digests=arg)
+            return Source(kind, path, ref)
     if arg.startswith("docker://"):
         return Source("docker", arg[len("docker://"):])
     if arg.startswith("docker:"):
@@ -71,13 +69,25 @@ def check_signature(arg: str, source: Source) -> None:
                          "signature to check (--signature is an ACI's .asc file)")
 
 
-def split_path_ref(text: str, exists: Callable[[str], bool], *, ref_colons: bool = False) -> tuple[str, str | None]:
+def split_path_ref(text: str, exists: Callable[[str], bool], *, ref_colons: bool = False,
+                   digests: str = "") -> tuple[str, str | None]:
     """``"/dir:1.0"`` -> ("/dir", "1.0") unless ``/dir:1.0`` itself exists.
 
     With ``ref_colons`` (docker-archive) the ref may hold colons itself (``NAME:TAG``), so the
-    path is the shortest prefix before a colon that exists.
+    path is the shortest prefix before a colon that exists. With ``digests`` (the argument as
+    given, oci and oci-archive) ``"/dir@sha256:<hex>"`` -> ("/dir", "sha256:<hex>") when neither
+    the whole nor its path before ":TAG" exists: an ``@`` in the last name starts a digest,
+    which must be one (a UsageError naming the argument otherwise).
     """
-    if exists(text) or ":" not in text:
+    if exists(text):
+        return text, None
+    if digests and "@" in text.rpartition("/")[2] and not exists(text.rpartition(":")[0]):
+        from pyrkt.fetch.reference import check_digest
+
+        path, _, digest = text.rpartition("@")
+        check_digest(digest, f"image reference {digests!r}")
+        return path, digest
+    if ":" not in text:
         return text, None
     if ref_colons:
         i = text.find(":")

@@ -190,3 +190,16 @@ def test_sysctl_values_the_kernel_would_refuse_fail_before_any_work(capsys: pyte
     code, out, err = pyrkt(capsys, f"--dir={tmp_path / 'data'}", *command, flag)
     assert (code, out, err) == (254, "", line)
     assert not (tmp_path / "data").exists()  # no pod dir, no store: nothing made
+
+
+@pytest.mark.parametrize("arg", ["oci:/nonexistent@sha256:zz", "oci-archive:/x.tar@sha512:ab",
+                                 "docker://example.com/name@sha256:zz"])
+def test_a_malformed_digest_is_refused_before_anything_is_stored(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                                  arg: str) -> None:
+    code, out, err = pyrkt(capsys, f"--dir={tmp_path / 'data'}", "fetch", arg)
+    digest = arg.rpartition("@")[2]
+    what = "docker image reference 'example.com/name@sha256:zz'" if arg.startswith("docker") else \
+        f"image reference {arg!r}"
+    assert (code, out, err) == (254, "", f"pyrkt: invalid {what}: bad digest {digest!r}: want sha256:<64 hex "
+                                         "digits> or sha512:<128 hex digits>\n")
+    assert not (tmp_path / "data").exists()

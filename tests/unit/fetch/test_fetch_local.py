@@ -207,3 +207,23 @@ def test_resolve_image_imports_local_sources_whatever_the_policy(store: Store, t
     with pytest.raises(NotFound, match='"other" not found in the store'):
         resolve_image(config, store, "other", pull_policy="new")
     shutil.rmtree(layout)
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive"])
+def test_a_digest_chooses_the_layouts_manifest(store: Store, tmp_path: Path, kind: str) -> None:
+    layout = build_oci_layout(tmp_path / "multi", tag="a", cmd=("true",))
+    build_oci_layout(layout, tag="b", cmd=("false",))
+    src = layout
+    if kind == "oci-archive":
+        import tarfile
+
+        src = tmp_path / "multi.tar"
+        with tarfile.open(src, "w") as tar:
+            for p in sorted(layout.rglob("*")):
+                tar.add(p, str(p.relative_to(layout)), recursive=False)
+    digests = [m["digest"] for m in json.loads((layout / "index.json").read_text())["manifests"]]
+    image = fetch(store, f"{kind}:{src}@{digests[1]}")
+    assert image.id == image_id_of(layout, "b") and image.display_name == f"{src.name.removesuffix('.tar')}:b"
+    missing = "sha256:" + "0" * 64
+    with pytest.raises(NotFound, match=f"no image with digest '{missing}'"):
+        fetch(store, f"{kind}:{src}@{missing}")

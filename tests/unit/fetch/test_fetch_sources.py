@@ -56,3 +56,27 @@ def test_a_signature_is_refused_for_oci_and_docker_images(arg: str) -> None:
 @pytest.mark.parametrize("arg", ["./app.aci", "https://example.com/app.aci", "example.com/app:1.0"])
 def test_a_signature_goes_with_an_aci_file_url_or_discovered_name(arg: str) -> None:
     check_signature(arg, parse_source(arg, exists=exists_only()))
+
+
+SHA = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive"])
+def test_an_at_in_a_local_reference_starts_a_digest(kind: str) -> None:
+    ex = exists_only("/img", "/odd@dir", "/tag@dir")
+    assert parse_source(f"{kind}:/img@{SHA}", exists=ex) == Source(kind, "/img", SHA)
+    assert parse_source(f"{kind}:/gone@{SHA}", exists=ex) == Source(kind, "/gone", SHA)  # not found later
+    assert parse_source(f"{kind}:/odd@dir", exists=ex) == Source(kind, "/odd@dir")  # a path that exists is one
+    assert parse_source(f"{kind}:/tag@dir:1.0", exists=ex) == Source(kind, "/tag@dir", "1.0")
+    assert parse_source(f"{kind}:/a@b/img:1.0", exists=ex) == Source(kind, "/a@b/img", "1.0")  # not in the last name
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive"])
+@pytest.mark.parametrize("digest", ["sha256:zz", "sha256:" + "a" * 63, "sha1:" + "a" * 40, "latest", "",
+                                    "sha512:" + "a" * 64])
+def test_a_malformed_digest_of_a_local_reference_is_refused_in_one_line(kind: str, digest: str) -> None:
+    arg = f"{kind}:/img@{digest}"
+    with pytest.raises(UsageError) as e:
+        parse_source(arg, exists=exists_only("/img"))
+    assert str(e.value) == (f"invalid image reference {arg!r}: bad digest {digest!r}: "
+                            "want sha256:<64 hex digits> or sha512:<128 hex digits>")

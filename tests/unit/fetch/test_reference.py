@@ -55,3 +55,16 @@ def test_a_first_component_without_dot_or_port_is_a_docker_hub_namespace() -> No
 def test_malformed_references_are_refused_with_what_is_wrong(text: str, complaint: str) -> None:
     with pytest.raises(UsageError, match=complaint):
         parse_reference(text)
+
+
+@pytest.mark.parametrize("digest", ["sha256:zz", "sha256:" + "a" * 63, "sha256:" + "A" * 64, "sha512:" + "a" * 64,
+                                    "md5:" + "a" * 32, "sha256", "", "sha256:" + "a" * 64 + "\n"])
+def test_a_digest_after_at_must_be_algorithm_colon_hex(digest: str) -> None:
+    with pytest.raises(UsageError) as e:
+        parse_reference(f"name@{digest}")
+    assert str(e.value) == (f"invalid docker image reference {'name@' + digest!r}: bad digest {digest!r}: "
+                            "want sha256:<64 hex digits> or sha512:<128 hex digits>")
+
+
+def test_sha512_digests_are_references_too() -> None:
+    assert parse_reference("name@sha512:" + "b" * 128).digest == "sha512:" + "b" * 128
