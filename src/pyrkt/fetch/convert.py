@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -55,8 +56,10 @@ def parse_env(env: Any) -> tuple[tuple[str, str], ...]:
         raise ImageError("image config Env is not a list")
     out = []
     for item in env:
-        if not isinstance(item, str) or not item:
-            continue  # docker2aci crashed on odd entries (rkt#3701); an empty one means nothing
+        if not isinstance(item, str):
+            raise ImageError(f"image config Env holds {item!r}, not a string")
+        if not item:
+            continue  # an empty entry means nothing (docker2aci crashed on odd entries, rkt#3701)
         key, _, value = item.partition("=")
         if key:
             out.append((key, value))
@@ -70,7 +73,7 @@ def parse_ports(exposed: Any) -> tuple[Port, ...]:
         raise ImageError("image config ExposedPorts is not an object")
     ports = []
     for key in exposed:
-        number, _, proto = str(key).partition("/")
+        number, _, proto = key.partition("/")
         proto = (proto or "tcp").lower()
         if not number.isdigit() or not 0 < int(number) < 65536 or proto not in ("tcp", "udp", "sctp"):
             raise ImageError(f"invalid exposed port {key!r} in the image config")
@@ -88,7 +91,7 @@ def parse_volumes(volumes: Any) -> tuple[MountPoint, ...]:
         return ()
     if not isinstance(volumes, dict):
         raise ImageError("image config Volumes is not an object")
-    return tuple(MountPoint(volume_name(str(p)), str(p)) for p in sorted(volumes))
+    return tuple(MountPoint(volume_name(p), p) for p in sorted(volumes))
 
 
 def _words(value: Any, field: str) -> tuple[str, ...]:
@@ -117,21 +120,103 @@ def diff_ids(config: dict[str, Any], what: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+# The OCI image spec's types of the config's fields (image-spec config.md), as a JSON decoder
+# such as Docker's holds them: null stands for a field not given. Entrypoint and Cmd may also be
+# one string (Docker's StrSlice reads both forms). rootfs is checked by ``diff_ids``.
+STR, STRINGS, ARGV, SET, STR_MAP, INT, BOOL = "string", "strings", "argv", "set", "str_map", "int", "bool"
+TOP_FIELDS = {"created": STR, "author": STR, "architecture": STR, "os": STR, "os.version": STR,
+              "os.features": STRINGS, "variant": STR}
+CONFIG_FIELDS = {"User": STR, "ExposedPorts": SET, "Env": STRINGS, "Entrypoint": ARGV, "Cmd": ARGV,
+                 "Volumes": SET, "WorkingDir": STR, "Labels": STR_MAP, "StopSignal": STR, "ArgsEscaped": BOOL,
+                 "Memory": INT, "MemorySwap": INT, "CpuShares": INT}
+HISTORY_FIELDS = {"created": STR, "author": STR, "created_by": STR, "comment": STR, "empty_layer": BOOL}
+_WANT = {STR: "a string", STRINGS: "an array of strings", ARGV: "an array of strings",
+         SET: "an object of empty objects", STR_MAP: "an object of strings", INT: "an integer", BOOL: "a boolean"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, as a message names it."""
+    for kind, name in ((bool, "a boolean"), (str, "a string"), (int, "a number"), (float, "a number"),
+                       (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == STR:
+        return isinstance(value, str)
+    if kind in (STRINGS, ARGV):
+        return (kind == ARGV and isinstance(value, str)) or (
+            isinstance(value, list) and all(isinstance(w, str) for w in value))
+    if kind == SET:
+        return isinstance(value, dict) and all(v is None or isinstance(v, dict) for v in value.values())
+    if kind == STR_MAP:
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if kind == INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, bool)
+
+
+def _check_fields(obj: dict[str, Any], fields: dict[str, str], prefix: str, what: str) -> None:
+    for name, kind in fields.items():
+        value = obj.get(name)
+        if not _fits(value, kind):
+            raise ImageError(f"{what}: {prefix}{name} is {_shown(value, kind)}, want {_WANT[kind]}")
+
+
+def _shown(value: Any, kind: str) -> str:
+    """What a wrong value is: its type and, for a scalar or a wrong item, the value itself."""
+    if isinstance(value, list) and kind in (STRINGS, ARGV):
+        i, item = next((i, v) for i, v in enumerate(value) if not isinstance(v, str))
+        return f"an array whose item {i} is {_shown(item, STR)}"
+    if isinstance(value, dict) and kind in (SET, STR_MAP):
+        key, item = next((k, v) for k, v in value.items() if not _fits(v, STR if kind == STR_MAP else SET)
+                         or (kind == STR_MAP and v is None))
+        return f"an object whose {key!r} is {_shown(item, STR)}"
+    if value is None or isinstance(value, list | dict):
+        return json_type(value)
+    text = json.dumps(value)
+    return f"{json_type(value)} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+def check_config(config: dict[str, Any], what: str) -> None:
+    """ImageError (one line naming ``what``, the image's config, and the field) for a field of
+    the wrong JSON type, rather than a value made of it by ``str()``: ``"User": 5``, an Env entry
+    or a Cmd item that is no string, a Labels value that is none."""
+    _check_fields(config, TOP_FIELDS, "", what)
+    for key in ("config", "Config"):
+        c = config.get(key)
+        if c is not None and not isinstance(c, dict):
+            raise ImageError(f"{what}: {key} is {json_type(c)}, want an object")
+        if c:
+            _check_fields(c, CONFIG_FIELDS, f"{key}.", what)
+    history = config.get("history")
+    if history is not None:
+        if not isinstance(history, list):
+            raise ImageError(f"{what}: history is {json_type(history)}, want an array of objects")
+        for i, entry in enumerate(history):
+            if not isinstance(entry, dict):
+                raise ImageError(f"{what}: history[{i}] is {json_type(entry)}, want an object")
+            _check_fields(entry, HISTORY_FIELDS, f"history[{i}].", what)
+
+
 def image_from_config(config: Any, *, image_id: str, name: str, tag: str, fmt: str,
                       manifest_digest: str = "", what: str = "image config") -> Image:
     """The internal Image for an OCI/Docker config (already digest-verified as ``image_id``)."""
     if not isinstance(config, dict):
         raise ImageError(f"{what} is not a JSON object")
+    check_config(config, what)
     c = config.get("config") or config.get("Config") or {}
-    if not isinstance(c, dict):
-        raise ImageError(f"{what}: config is not an object")
-    user, group = parse_user(str(c.get("User") or ""))
+    user, group = parse_user(c.get("User") or "")
     app = AppSpec(
         exec=_words(c.get("Entrypoint"), "Entrypoint") + _words(c.get("Cmd"), "Cmd"),
         user=user,
         group=group,
         environment=parse_env(c.get("Env")),
-        working_directory=str(c.get("WorkingDir") or "/"),
+        working_directory=c.get("WorkingDir") or "/",
         ports=parse_ports(c.get("ExposedPorts")),
         mount_points=parse_volumes(c.get("Volumes")),
     )
@@ -139,19 +224,17 @@ def image_from_config(config: Any, *, image_id: str, name: str, tag: str, fmt: s
     if tag:
         labels.append(("version", tag))
     if config.get("os"):
-        labels.append(("os", str(config["os"])))
+        labels.append(("os", config["os"]))
     if config.get("architecture"):
-        labels.append(("arch", appc_arch(str(config["architecture"]), str(config.get("variant") or ""))))
+        labels.append(("arch", appc_arch(config["architecture"], config.get("variant") or "")))
     raw_labels = c.get("Labels") or {}
-    if not isinstance(raw_labels, dict):
-        raise ImageError(f"{what}: Labels is not an object")
     return Image(
         id=image_id,
         name=name,
         labels=tuple(labels),
         layers=diff_ids(config, what),
         app=app,
-        annotations=tuple(sorted((str(k), str(v)) for k, v in raw_labels.items())),
+        annotations=tuple(sorted(raw_labels.items())),
         format=fmt,
         manifest_digest=manifest_digest,
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pyrkt.errors import ImageError, NotFound
-from pyrkt.fetch.convert import diff_ids, image_from_config, sanitize_name
+from pyrkt.fetch.convert import check_config, diff_ids, image_from_config, sanitize_name
 from pyrkt.fetch.manifests import (
     MT_DOCKER_CONFIG,
     MT_DOCKER_LAYER_GZIP,
@@ -316,6 +316,7 @@ def _load_config(imp: ImportSession, files: Files, manifest: Manifest, where: st
     config = load_json(imp.read_blob(manifest.config.digest), what)
     if not isinstance(config, dict):
         raise ImageError(f"{what} is not a JSON object")
+    check_config(config, what)  # before any layer is read
     return config
 
 
@@ -355,6 +356,7 @@ def import_docker_archive(store: Store, files: Archive, *, ref: str | None, sour
         config = load_json(imp.read_blob(config_digest), what)
         if not isinstance(config, dict):
             raise ImageError(f"{what} is not a JSON object")
+        check_config(config, what)  # before any layer is read
         check_platform(config, platform, what)
         ids = diff_ids(config, what)
         layer_names = entry["Layers"]

@@ -27,7 +27,7 @@ import httpx
 
 from pyrkt.errors import FetchError, ImageError, IntegrityError
 from pyrkt.fetch.auth import Credentials, parse_challenge
-from pyrkt.fetch.convert import diff_ids, image_from_config
+from pyrkt.fetch.convert import check_config, diff_ids, image_from_config
 from pyrkt.fetch.manifests import (
     INDEX_TYPES,
     MANIFEST_TYPES,
@@ -332,6 +332,7 @@ def import_registry(store: Store, ref: Reference, *, source: str, insecure: froz
                 config = load_json(imp.read_blob(manifest.config.digest), what)
                 if not isinstance(config, dict):
                     raise ImageError(f"{what} is not a JSON object")
+                check_config(config, what)  # before any layer is downloaded
                 check_platform(config, platform, f"{where}: manifest {digest}")
                 ids = diff_ids(config, what)
                 if len(ids) != len(manifest.layers):

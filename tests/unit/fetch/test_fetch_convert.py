@@ -66,7 +66,9 @@ def test_volumes_become_mount_points_and_labels_annotations() -> None:
 
 
 def test_odd_env_entries_do_not_crash() -> None:
-    assert parse_env(["", "NOVALUE", 3, "=x"]) == (("NOVALUE", ""),)
+    assert parse_env(["", "NOVALUE", "=x"]) == (("NOVALUE", ""),)
+    with pytest.raises(ImageError, match="Env holds 3, not a string"):
+        parse_env(["A=1", 3])
 
 
 def test_arch_labels_use_appc_names() -> None:
@@ -111,3 +113,46 @@ def test_oci_config_names_what_it_cannot_hold() -> None:
 @pytest.mark.parametrize("arch", ["amd64", "i386", "aarch64", "armv6l", "armv7l", "ppc64le", "s390x"])
 def test_oci_arch_is_the_reverse_of_appc_arch(arch: str) -> None:
     assert appc_arch(*oci_arch(arch)) == arch
+
+
+GOOD = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [DIFF]},
+        "config": {"User": "", "Env": None, "Cmd": "sh", "Entrypoint": None, "Volumes": {"/a": None, "/b": {}},
+                   "Labels": None, "ExposedPorts": {"80/tcp": {}}, "WorkingDir": "", "ArgsEscaped": True,
+                   "Memory": 0},
+        "history": [{"created_by": "x", "empty_layer": True}]}
+
+
+@pytest.mark.parametrize("where, value, field, shown, want", [
+    ("config", {"User": 5}, "config.User", "a number (5)", "a string"),
+    ("config", {"User": ["root"]}, "config.User", "an array", "a string"),
+    ("config", {"Env": ["A=1", 3]}, "config.Env", "an array whose item 1 is a number (3)", "an array of strings"),
+    ("config", {"Env": "A=1"}, "config.Env", 'a string ("A=1")', "an array of strings"),
+    ("config", {"Cmd": ["sh", None]}, "config.Cmd", "an array whose item 1 is null", "an array of strings"),
+    ("config", {"Entrypoint": {"a": "b"}}, "config.Entrypoint", "an object", "an array of strings"),
+    ("config", {"WorkingDir": 1}, "config.WorkingDir", "a number (1)", "a string"),
+    ("config", {"ExposedPorts": ["80/tcp"]}, "config.ExposedPorts", "an array", "an object of empty objects"),
+    ("config", {"ExposedPorts": {"80/tcp": 1}}, "config.ExposedPorts", "an object whose '80/tcp' is a number (1)",
+     "an object of empty objects"),
+    ("config", {"Labels": {"a": 1}}, "config.Labels", "an object whose 'a' is a number (1)", "an object of strings"),
+    ("config", {"Labels": {"a": None}}, "config.Labels", "an object whose 'a' is null", "an object of strings"),
+    ("config", {"Volumes": ["/data"]}, "config.Volumes", "an array", "an object of empty objects"),
+    ("config", {"Memory": "1g"}, "config.Memory", 'a string ("1g")', "an integer"),
+    ("top", {"os": 5}, "os", "a number (5)", "a string"),
+    ("top", {"architecture": ["amd64"]}, "architecture", "an array", "a string"),
+    ("top", {"config": "x"}, "config", "a string", "an object"),
+    ("top", {"history": [{"empty_layer": "no"}]}, "history[0].empty_layer", 'a string ("no")', "a boolean"),
+])
+def test_config_fields_of_the_wrong_type_are_refused_naming_field_and_image(
+        where: str, value: dict[str, object], field: str, shown: str, want: str) -> None:
+    assert image_from_config(GOOD, image_id="sha256:" + "2" * 64, name="n", tag="t", fmt="docker").app is not None
+    bad = {**GOOD, "config": {**GOOD["config"], **value}} if where == "config" else {**GOOD, **value}  # type: ignore[dict-item]
+    what = "oci:/img: config sha256:" + "2" * 64
+    with pytest.raises(ImageError) as e:
+        image_from_config(bad, image_id="sha256:" + "2" * 64, name="n", tag="t", fmt="docker", what=what)
+    assert str(e.value) == f"{what}: {field} is {shown}, want {want}"
+
+
+def test_docker_configs_upper_case_config_is_checked_too() -> None:
+    with pytest.raises(ImageError, match=r"^c: Config.User is a number \(5\), want a string$"):
+        image_from_config({**GOOD, "config": None, "Config": {"User": 5}}, image_id="sha256:" + "2" * 64, name="n",
+                          tag="t", fmt="docker", what="c")

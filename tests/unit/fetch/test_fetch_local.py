@@ -227,3 +227,21 @@ def test_a_digest_chooses_the_layouts_manifest(store: Store, tmp_path: Path, kin
     missing = "sha256:" + "0" * 64
     with pytest.raises(NotFound, match=f"no image with digest '{missing}'"):
         fetch(store, f"{kind}:{src}@{missing}")
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive", "docker-archive"])
+@pytest.mark.parametrize("image, field", [
+    ({"user": 5}, "config.User is a number (5), want a string"),
+    ({"env": ["PATH=/bin", 7]}, "config.Env is an array whose item 1 is a number (7), want an array of strings"),
+    ({"cmd": ["sh", 1]}, "config.Cmd is an array whose item 1 is a number (1), want an array of strings"),
+    ({"workdir": ["/srv"]}, "config.WorkingDir is an array, want a string"),
+    ({"labels": {"a": 1}}, "config.Labels is an object whose 'a' is a number (1), want an object of strings"),
+])
+def test_a_config_field_of_the_wrong_type_is_refused_and_nothing_stored(store: Store, tmp_path: Path, kind: str,
+                                                                        image: dict[str, object], field: str) -> None:
+    build = {"oci": build_oci_layout, "oci-archive": build_oci_archive, "docker-archive": build_docker_archive}[kind]
+    src = build(tmp_path / "typed", **image)
+    with pytest.raises(ImageError, match=rf"^{kind}:{src}: config [^ ]+: ") as e:
+        fetch(store, f"{kind}:{src}")
+    assert str(e.value).endswith(": " + field) and "\n" not in str(e.value)
+    assert_store_empty(store)

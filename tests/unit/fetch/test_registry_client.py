@@ -533,3 +533,15 @@ def test_a_refresh_token_rotated_by_the_token_service_is_the_one_asked_with_next
     assert sent == [[REFRESH], ["r0tated-refresh"]]
     assert credentials.identity_token == REFRESH  # the caller's credentials are not changed
     assert store.list()
+
+
+def test_a_config_field_of_the_wrong_type_is_refused_before_any_layer_is_downloaded(store: Store,
+                                                                                    tmp_path: Path) -> None:
+    registry = FakeRegistry(build_oci_layout(tmp_path / "typed", tag="latest", user=5))
+    with pytest.raises(ImageError, match=rf"^{HOST}/busybox: config sha256:[0-9a-f]{{64}}: config.User is a number "
+                                         r"\(5\), want a string$"):
+        pull(store, registry)
+    layers = json.loads(registry.blob(registry.tag("latest") or "") or b"{}")["layers"]
+    fetched = {r.url.path.rpartition("/")[2] for r in registry.requests if "/blobs/" in r.url.path}
+    assert layers and not fetched & {layer["digest"] for layer in layers}  # only the config was fetched
+    assert_store_empty(store)
