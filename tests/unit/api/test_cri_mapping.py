@@ -67,7 +67,7 @@ def test_host_network_ipc_and_pid_map_to_net_host_ipc_parent_and_pid_host() -> N
 
 def test_sandbox_refusals_and_warnings_name_what_is_not_honoured() -> None:
     with pytest.raises(UsageError, match="invalid hostname"):
-        mapping.sandbox_request(pb.PodSandboxConfig(hostname="not_a host"))
+        mapping.sandbox_request(pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="web"), hostname="not_a host"))
     with pytest.raises(UsageError):
         mapping.sandbox_request(sandbox(sysctls={"kernel.panic": "1"}))  # a host-wide sysctl
     with pytest.raises(UsageError, match="user namespace mode POD"):
@@ -249,3 +249,44 @@ def test_kubelets_default_masked_paths_pyrkt_does_not_mask_are_named() -> None:
     assert (masked, readonly) == (["/proc/asound"], [])
     m = mapping.container_request(container(linux=security(masked_paths=["/proc/asound"])), sandbox())
     assert [w for w in m.warnings if "not masked /proc/asound" in w]
+
+
+def test_a_sandbox_without_metadata_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"pod sandbox: no metadata name given"):
+        mapping.sandbox_request(pb.PodSandboxConfig())
+
+
+@pytest.mark.parametrize("log_path", ["/etc/evil.log", "../../etc/evil.log", "a/../../evil.log", ".", "a/.."])
+def test_a_log_path_outside_the_sandboxs_log_directory_is_refused(log_path: str) -> None:
+    with pytest.raises(UsageError, match=r"container nginx: log path .* is not a file path inside the sandbox's "
+                                         "log directory"):
+        mapping.container_request(container(log_path=log_path), sandbox())
+
+
+def test_a_log_path_is_normalised_inside_the_log_directory() -> None:
+    m = mapping.container_request(container(log_path="nginx//./0.log"), sandbox())
+    assert m.log_path == "/var/log/pods/default_web_u-1/nginx/0.log"
+
+
+def test_a_container_name_longer_than_a_dns_label_is_refused() -> None:
+    cfg = container()
+    cfg.metadata.name = "x" * 64
+    with pytest.raises(UsageError, match=r"a container name is 63 characters at most"):
+        mapping.container_request(cfg, sandbox())
+    cfg.metadata.name = "x" * 63
+    assert mapping.container_request(cfg, sandbox()).app.name == "x" * 63
+
+
+@pytest.mark.parametrize(("field", "value", "what"), [
+    ("memory_limit_in_bytes", -5, "memory limit -5 is negative"), ("cpu_shares", -1, "CPU shares -1 is negative"),
+    ("cpu_period", -1, "CPU period -1 is negative"), ("cpu_quota", -7, r"CPU quota -7 is negative \(-1 is no limit\)"),
+    ("memory_swap_limit_in_bytes", -2, "swap limit -2 is negative")])
+def test_negative_resources_are_refused(field: str, value: int, what: str) -> None:
+    with pytest.raises(UsageError, match=f"container nginx: {what}"):
+        mapping.resources("nginx", pb.LinuxContainerResources(**{field: value}), [])  # type: ignore[arg-type]
+
+
+def test_minus_one_is_no_cpu_quota_and_no_swap_limit() -> None:
+    warnings: list[str] = []
+    assert mapping.resources("nginx", pb.LinuxContainerResources(cpu_quota=-1, memory_swap_limit_in_bytes=-1),
+                             warnings) == []
