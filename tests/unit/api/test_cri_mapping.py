@@ -290,3 +290,40 @@ def test_minus_one_is_no_cpu_quota_and_no_swap_limit() -> None:
     warnings: list[str] = []
     assert mapping.resources("nginx", pb.LinuxContainerResources(cpu_quota=-1, memory_swap_limit_in_bytes=-1),
                              warnings) == []
+
+
+def test_a_relative_working_directory_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"container nginx: working directory 'srv' is not absolute"):
+        mapping.container_request(container(working_dir="srv"), sandbox())
+    assert mapping.container_request(container(working_dir="/srv"), sandbox()).app.working_dir == "/srv"
+
+
+@pytest.mark.parametrize(("change", "what"), [
+    ({"command": ["echo", "a\0b"]}, "command 'a\\\\x00b'"), ({"working_dir": "/a\0"}, "working directory"),
+    ({"log_path": "a\0.log"}, "log path"), ({"envs": [pb.KeyValue(key="A\0", value=b"x")]}, "environment variable"),
+    ({"envs": [pb.KeyValue(key="A", value=b"x\0")]}, "environment variable 'A'"),
+    ({"devices": [pb.Device(host_path="/dev/null\0")]}, "device")])
+def test_a_nul_character_is_refused_when_the_container_is_created(change: dict[str, object], what: str) -> None:
+    with pytest.raises(UsageError, match=f"container nginx: {what}.* has a NUL character"):
+        mapping.container_request(container(**change), sandbox())
+
+
+@pytest.mark.parametrize("paths", [("/m\0", "/tmp"), ("/m", "/tmp,kind=empty"), ("/m,readOnly=true", "/tmp")])
+def test_a_mount_path_with_a_comma_or_nul_is_refused(paths: tuple[str, str]) -> None:
+    mount = pb.Mount(container_path=paths[0], host_path=paths[1])
+    with pytest.raises(UsageError, match=r"has a comma or NUL character, which pyrkt's volumes cannot carry"):
+        mapping.container_request(container(mounts=[mount]), sandbox())
+
+
+def test_a_relative_sandbox_log_directory_is_refused() -> None:
+    config = sandbox()
+    config.log_directory = "var/log/pods"
+    with pytest.raises(UsageError, match=r"pod sandbox web: log directory 'var/log/pods' is not an absolute path"):
+        mapping.sandbox_request(config)
+
+
+def test_a_negative_user_or_group_id_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"container nginx: run as user -5: ids are not negative"):
+        mapping.container_request(container(linux=security(run_as_user=pb.Int64Value(value=-5))), sandbox())
+    with pytest.raises(UsageError, match=r"container nginx: run as group -1: ids are not negative"):
+        mapping.container_request(container(linux=security(run_as_group=pb.Int64Value(value=-1))), sandbox())

@@ -83,6 +83,8 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
     meta = config.metadata
     if not meta.name:
         raise UsageError("pod sandbox: no metadata name given (PodSandboxConfig.metadata.name is empty)")
+    if (config.log_directory and not config.log_directory.startswith("/")) or "\0" in config.log_directory:
+        raise UsageError(f"pod sandbox {meta.name}: log directory {config.log_directory!r} is not an absolute path")
     run = RunOptions(net=[network])
     if config.hostname:
         run.hostname = check_hostname(config.hostname)
@@ -177,6 +179,13 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
     app = AppRequest(image=config.image.image, name=name)
 
     command, args = list(config.command), list(config.args)
+    texts = [("command", w) for w in command + args] + [("environment variable", kv.key) for kv in config.envs]
+    texts += [("working directory", config.working_dir), ("log path", config.log_path),
+              ("user", config.linux.security_context.run_as_username)]
+    texts += [("device", p) for d in config.devices for p in (d.host_path, d.container_path)]
+    for what, text in texts:  # no argv, environment or path can carry one
+        if "\0" in text:
+            raise UsageError(f"container {name}: {what} {text!r} has a NUL character")
     if command:
         app.exec, app.args = command[0], command[1:] + args
     elif args:
@@ -184,12 +193,16 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
             raise UsageError(f"container {name}: args without a command need the image's entrypoint")
         words = list(entrypoint) + args
         app.exec, app.args = words[0], words[1:]
+    if config.working_dir and not config.working_dir.startswith("/"):
+        raise UsageError(f"container {name}: working directory {config.working_dir!r} is not absolute")
     app.working_dir = config.working_dir
     for kv in config.envs:
         try:
             value = kv.value.decode()
         except UnicodeDecodeError:
             raise UsageError(f"container {name}: environment variable {kv.key!r} is not UTF-8") from None
+        if "\0" in value:
+            raise UsageError(f"container {name}: environment variable {kv.key!r} has a NUL character")
         if not kv.key or "=" in kv.key:
             raise UsageError(f"container {name}: invalid environment variable name {kv.key!r}")
         app.environment.append(f"{kv.key}={value}")
@@ -241,6 +254,10 @@ def _mounts(name: str, mounts: Sequence[pb.Mount], warnings: list[str]) -> tuple
             raise UsageError(f"{where}: recursive read-only mounts are not supported by pyrkt")
         if m.selinux_relabel:
             warnings.append(f"{where}: SELinux relabelling is not done: pyrkt does not label pods")
+        for what, path in (("container path", m.container_path), ("host path", m.host_path)):
+            if "," in path or "\0" in path:
+                raise UsageError(f"{where}: the {what} {path!r} has a comma or NUL character, which pyrkt's "
+                                 "volumes cannot carry")
         volume = f"{name}-m{i}"
         # as containerd: the source's mount must be shared (or slave), checked when the app is added
         shared = PROPAGATION.get(m.propagation, "")
@@ -328,6 +345,9 @@ def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb
             raise UsageError(f"container {name}: a privileged container needs a privileged sandbox "
                              "(its security context's privileged is false)")
         app.annotations.append((PRIVILEGED_ANNOTATION, "true"))
+    for kind, held in (("user", sc.run_as_user), ("group", sc.run_as_group)):
+        if held.value < 0:
+            raise UsageError(f"container {name}: run as {kind} {held.value}: ids are not negative")
     if sc.HasField("run_as_user"):
         app.user = str(sc.run_as_user.value)
     elif sc.run_as_username:

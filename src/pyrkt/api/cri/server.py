@@ -224,8 +224,9 @@ class RuntimeService:
     # -- streaming: a URL of the streaming server, whose token the kubelet's client brings ----
 
     def Exec(self, request: pb.ExecRequest, context: grpc.ServicerContext) -> pb.ExecResponse:
-        if not request.cmd:
-            raise UsageError("Exec: no command given")
+        from pyrkt.api.cri.pods import check_command
+
+        check_command("Exec", list(request.cmd))
         streaming.check_exec(list(request.cmd), request.tty, request.stdin, request.stdout, request.stderr)
         uuid, app = self.pods.running_app(request.container_id)
         return pb.ExecResponse(url=self.stream.url(streaming.Request(
