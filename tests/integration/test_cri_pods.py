@@ -406,3 +406,21 @@ def wait_for(check: Any, timeout: float = 20) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_container_whose_log_cannot_be_linked_is_not_left_half_made(cri: Cri, image: tuple[Path, str],
+                                                                      tmp_path: Path) -> None:
+    config = sandbox_config(tmp_path, "loglink")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "loglink").write_text("a file where the kubelet's log directory should be\n")
+    sid = run_sandbox(cri, config)
+    with pytest.raises(grpc.RpcError) as refused:
+        create(cri, sid, config, image[1], "lost", "true")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == (f"container lost: cannot link its log at {tmp_path}/logs/loglink/lost/0.log: "
+                                       "Not a directory")
+    assert containers(cri) == {}
+    config.log_directory = str(tmp_path / "logs" / "fixed")  # the same name again, once the log can be linked
+    assert create(cri, sid, config, image[1], "lost", "true") == f"{sid}-lost"
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+    assert containers(cri) == {}

@@ -39,6 +39,7 @@ PREFIX = "/acMetadata/v1"
 JSON = "application/json"
 TEXT = "text/plain; charset=us-ascii"
 MAX_BODY = 1 << 20  # a form to sign or verify; more is refused
+REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its request
 # appc ImageManifest keys: pyrkt's image record (appsinfo/<app>/manifest) adds its own
 IMAGE_MANIFEST_KEYS = ("acKind", "acVersion", "name", "labels", "app", "annotations", "dependencies", "pathWhitelist")
 
@@ -86,7 +87,7 @@ class Pods:
 
     def sign(self, uuid: str, content: str) -> bytes:
         """HMAC-SHA512 of the pod's UUID (16 bytes) and the content, as rkt."""
-        return hmac.new(self.key, uuidlib.UUID(uuid).bytes + content.encode(), hashlib.sha512).digest()
+        return hmac.new(self.key, uuidlib.UUID(uuid).bytes + content.encode("latin-1"), hashlib.sha512).digest()
 
 
 def is_uuid(text: str) -> bool:
@@ -164,6 +165,7 @@ class AppHandler(http.server.BaseHTTPRequestHandler):
 
     server: AppServer
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT  # a client that stops sending loses its connection, not a thread
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         self.answer(lambda token, path: pod_get(self.server.pods.by_token(token), path))
@@ -196,12 +198,18 @@ class AppHandler(http.server.BaseHTTPRequestHandler):
         raise Reply(404, "not found")
 
     def form(self) -> dict[str, str]:
-        length = int(self.headers.get("Content-Length") or 0)
+        """The query's and the body's fields, each byte one character (latin-1): what is signed
+        is the bytes sent, as rkt's, not a UTF-8 reading that makes every bad byte the same."""
+        given = (self.headers.get("Content-Length") or "0").strip()
+        if not given.isdigit():
+            raise Reply(400, "bad Content-Length")
+        length = int(given)
         if length > MAX_BODY:
             raise Reply(413, "form too large")
-        body = self.rfile.read(length).decode("utf-8", "replace") if length > 0 else ""
+        body = self.rfile.read(length).decode("latin-1") if length > 0 else ""
         query = urllib.parse.urlsplit(self.path).query
-        pairs = urllib.parse.parse_qsl(query) + urllib.parse.parse_qsl(body)
+        pairs = (urllib.parse.parse_qsl(query, encoding="latin-1")
+                 + urllib.parse.parse_qsl(body, encoding="latin-1"))
         return dict(pairs)
 
     def answer(self, handle: Callable[[str, str], tuple[str, bytes]]) -> None:
@@ -215,7 +223,12 @@ class AppHandler(http.server.BaseHTTPRequestHandler):
                 ctype, body = handle(token, ("/" + rest).removeprefix(PREFIX))
                 status = 200
             except Reply as r:
-                status, ctype, body = r.status, TEXT, str(r).encode()
+                status, ctype, body = r.status, TEXT, str(r).encode("ascii", "backslashreplace")
+            except TimeoutError:
+                raise  # the client stopped sending: http.server closes the connection
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # a pod dir half-written
+                status, ctype, body = 500, TEXT, f"internal error: {type(e).__name__}".encode()
+                self.server.say(f"{self.command} {shown}: internal error: {type(e).__name__}: {e}")
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))

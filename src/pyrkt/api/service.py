@@ -42,8 +42,22 @@ Request = TypeVar("Request")
 Response = TypeVar("Response")
 
 
+MAX_DETAILS = 1024  # characters of a status message: gRPC drops a reply whose metadata passes 16 KiB
+
+
+def short(message: str) -> str:
+    """A status message cut to ``MAX_DETAILS`` (a request's huge id, echoed, would otherwise make
+    the reply too big to send: the caller would see RESOURCE_EXHAUSTED, not the error)."""
+    return message if len(message) <= MAX_DETAILS else message[:MAX_DETAILS - 1] + "…"
+
+
 def status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The gRPC status a failed call ends with: the error's class decides the code."""
+    code, message = _status_of(exc)
+    return code, short(message)
+
+
+def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, (UsageError, Ambiguous)):

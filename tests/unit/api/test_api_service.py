@@ -160,3 +160,12 @@ def test_a_port_in_use_is_a_one_line_error(config: Config) -> None:
             service.Server(config, f"127.0.0.1:{first.port}")
     finally:
         first.stop(0)
+
+
+def test_a_huge_id_is_named_cut_short_in_the_error(served: Callable[[Config], Client]) -> None:
+    client = served()  # type: ignore[call-arg]
+    code, details = code_of(lambda: client.call("InspectPod", pb.InspectPodRequest(id="b" * 100_000),
+                                                pb.InspectPodResponse))
+    assert code == grpc.StatusCode.NOT_FOUND  # not RESOURCE_EXHAUSTED: the reply fits gRPC's metadata limit
+    assert details.startswith('no matches found for "bbbb') and details.endswith("…")
+    assert len(details) == service.MAX_DETAILS

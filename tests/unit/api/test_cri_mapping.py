@@ -67,7 +67,7 @@ def test_host_network_ipc_and_pid_map_to_net_host_ipc_parent_and_pid_host() -> N
 
 def test_sandbox_refusals_and_warnings_name_what_is_not_honoured() -> None:
     with pytest.raises(UsageError, match="invalid hostname"):
-        mapping.sandbox_request(pb.PodSandboxConfig(hostname="not_a host"))
+        mapping.sandbox_request(pb.PodSandboxConfig(metadata=pb.PodSandboxMetadata(name="web"), hostname="not_a host"))
     with pytest.raises(UsageError):
         mapping.sandbox_request(sandbox(sysctls={"kernel.panic": "1"}))  # a host-wide sysctl
     with pytest.raises(UsageError, match="user namespace mode POD"):
@@ -249,3 +249,81 @@ def test_kubelets_default_masked_paths_pyrkt_does_not_mask_are_named() -> None:
     assert (masked, readonly) == (["/proc/asound"], [])
     m = mapping.container_request(container(linux=security(masked_paths=["/proc/asound"])), sandbox())
     assert [w for w in m.warnings if "not masked /proc/asound" in w]
+
+
+def test_a_sandbox_without_metadata_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"pod sandbox: no metadata name given"):
+        mapping.sandbox_request(pb.PodSandboxConfig())
+
+
+@pytest.mark.parametrize("log_path", ["/etc/evil.log", "../../etc/evil.log", "a/../../evil.log", ".", "a/.."])
+def test_a_log_path_outside_the_sandboxs_log_directory_is_refused(log_path: str) -> None:
+    with pytest.raises(UsageError, match=r"container nginx: log path .* is not a file path inside the sandbox's "
+                                         "log directory"):
+        mapping.container_request(container(log_path=log_path), sandbox())
+
+
+def test_a_log_path_is_normalised_inside_the_log_directory() -> None:
+    m = mapping.container_request(container(log_path="nginx//./0.log"), sandbox())
+    assert m.log_path == "/var/log/pods/default_web_u-1/nginx/0.log"
+
+
+def test_a_container_name_longer_than_a_dns_label_is_refused() -> None:
+    cfg = container()
+    cfg.metadata.name = "x" * 64
+    with pytest.raises(UsageError, match=r"a container name is 63 characters at most"):
+        mapping.container_request(cfg, sandbox())
+    cfg.metadata.name = "x" * 63
+    assert mapping.container_request(cfg, sandbox()).app.name == "x" * 63
+
+
+@pytest.mark.parametrize(("field", "value", "what"), [
+    ("memory_limit_in_bytes", -5, "memory limit -5 is negative"), ("cpu_shares", -1, "CPU shares -1 is negative"),
+    ("cpu_period", -1, "CPU period -1 is negative"), ("cpu_quota", -7, r"CPU quota -7 is negative \(-1 is no limit\)"),
+    ("memory_swap_limit_in_bytes", -2, "swap limit -2 is negative")])
+def test_negative_resources_are_refused(field: str, value: int, what: str) -> None:
+    with pytest.raises(UsageError, match=f"container nginx: {what}"):
+        mapping.resources("nginx", pb.LinuxContainerResources(**{field: value}), [])  # type: ignore[arg-type]
+
+
+def test_minus_one_is_no_cpu_quota_and_no_swap_limit() -> None:
+    warnings: list[str] = []
+    assert mapping.resources("nginx", pb.LinuxContainerResources(cpu_quota=-1, memory_swap_limit_in_bytes=-1),
+                             warnings) == []
+
+
+def test_a_relative_working_directory_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"container nginx: working directory 'srv' is not absolute"):
+        mapping.container_request(container(working_dir="srv"), sandbox())
+    assert mapping.container_request(container(working_dir="/srv"), sandbox()).app.working_dir == "/srv"
+
+
+@pytest.mark.parametrize(("change", "what"), [
+    ({"command": ["echo", "a\0b"]}, "command 'a\\\\x00b'"), ({"working_dir": "/a\0"}, "working directory"),
+    ({"log_path": "a\0.log"}, "log path"), ({"envs": [pb.KeyValue(key="A\0", value=b"x")]}, "environment variable"),
+    ({"envs": [pb.KeyValue(key="A", value=b"x\0")]}, "environment variable 'A'"),
+    ({"devices": [pb.Device(host_path="/dev/null\0")]}, "device")])
+def test_a_nul_character_is_refused_when_the_container_is_created(change: dict[str, object], what: str) -> None:
+    with pytest.raises(UsageError, match=f"container nginx: {what}.* has a NUL character"):
+        mapping.container_request(container(**change), sandbox())
+
+
+@pytest.mark.parametrize("paths", [("/m\0", "/tmp"), ("/m", "/tmp,kind=empty"), ("/m,readOnly=true", "/tmp")])
+def test_a_mount_path_with_a_comma_or_nul_is_refused(paths: tuple[str, str]) -> None:
+    mount = pb.Mount(container_path=paths[0], host_path=paths[1])
+    with pytest.raises(UsageError, match=r"has a comma or NUL character, which pyrkt's volumes cannot carry"):
+        mapping.container_request(container(mounts=[mount]), sandbox())
+
+
+def test_a_relative_sandbox_log_directory_is_refused() -> None:
+    config = sandbox()
+    config.log_directory = "var/log/pods"
+    with pytest.raises(UsageError, match=r"pod sandbox web: log directory 'var/log/pods' is not an absolute path"):
+        mapping.sandbox_request(config)
+
+
+def test_a_negative_user_or_group_id_is_refused() -> None:
+    with pytest.raises(UsageError, match=r"container nginx: run as user -5: ids are not negative"):
+        mapping.container_request(container(linux=security(run_as_user=pb.Int64Value(value=-5))), sandbox())
+    with pytest.raises(UsageError, match=r"container nginx: run as group -1: ids are not negative"):
+        mapping.container_request(container(linux=security(run_as_group=pb.Int64Value(value=-1))), sandbox())

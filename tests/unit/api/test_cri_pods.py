@@ -137,3 +137,18 @@ def test_stats_from_v1_and_v2_accounting_files(tmp_path: Path, monkeypatch: pyte
     assert cpu.usage_core_nano_seconds.value == 7000
     assert (mem.usage_bytes.value, mem.working_set_bytes.value) == (2000, 0)  # never below zero
     assert stats.oom_kills(f"pyrkt/{UUID}/a") == 0 and stats.oom_kills("pyrkt/nope") == 0
+
+
+def test_an_exec_command_is_some_words_without_a_nul() -> None:
+    pods.check_command("ExecSync", ["echo", "hi"])
+    with pytest.raises(errors.UsageError, match=r"^ExecSync: no command given$"):
+        pods.check_command("ExecSync", [])
+    with pytest.raises(errors.UsageError, match=r"^Exec: word 1 of the command has a NUL character$"):
+        pods.check_command("Exec", ["echo", "a\0b"])
+
+
+def test_exec_sync_timeouts_negative_refused_huge_none() -> None:
+    assert pods.exec_timeout(0) is None and pods.exec_timeout(30) == 30.0
+    assert pods.exec_timeout(2**62) is None  # past what a wait can take: no timeout, not an OverflowError
+    with pytest.raises(errors.UsageError, match=r"ExecSync: timeout -5s is negative \(0 is no timeout\)"):
+        pods.exec_timeout(-5)

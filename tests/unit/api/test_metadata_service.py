@@ -228,3 +228,55 @@ def test_a_port_in_use_is_a_one_line_error(service: Callable[[], Service], confi
     other = Config(data_dir=str(tmp_path / "other"))
     with pytest.raises(PyrktError, match=f"cannot listen on port {busy}: Address already in use"):
         metadata.serve(other, busy, say=lambda line: None, done=threading.Event())
+
+
+def raw(port: int, request: bytes, timeout: float = 10) -> bytes:
+    """What the service answers to ``request``, sent as is, until it closes the connection."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+        return out
+
+
+def test_a_signature_is_of_the_contents_bytes_not_of_their_utf8_replacement(service: Callable[[], Service],
+                                                                             pod: Path) -> None:
+    s = service()
+
+    def post(path: str, body: bytes) -> tuple[bytes, bytes]:
+        out = raw(s.port, f"POST {TOKEN}{path} HTTP/1.1\r\nContent-Length: {len(body)}\r\n"
+                          "Connection: close\r\n\r\n".encode() + body)
+        head, _, rest = out.partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0], rest
+
+    status, sig = post("/pod/hmac/sign", b"content=\xff")  # a raw byte, not UTF-8
+    assert status == b"HTTP/1.1 200 OK" and len(base64.b64decode(sig)) == 64
+    form = urllib.parse.urlencode({"uuid": pod.name, "signature": sig.decode()}).encode()
+    assert post("/pod/hmac/verify", b"content=%ff&" + form)[0] == b"HTTP/1.1 200 OK"  # the same byte, escaped
+    assert post("/pod/hmac/verify", b"content=%fe&" + form)[0] == b"HTTP/1.1 403 Forbidden"  # another one
+    assert post("/pod/hmac/verify", b"content=\xef\xbf\xbd&" + form)[0] == b"HTTP/1.1 403 Forbidden"  # U+FFFD
+
+
+@pytest.mark.parametrize("length", ["abc", "-5", "99999999999999999999999"])
+def test_a_bad_content_length_is_a_400_and_the_service_goes_on(service: Callable[[], Service], pod: Path,
+                                                                capfd: pytest.CaptureFixture[str], length: str) -> None:
+    s = service()
+    answer = raw(s.port, f"POST {TOKEN}/pod/hmac/sign HTTP/1.1\r\nContent-Length: {length}\r\n"
+                         "Connection: close\r\n\r\ncontent=x".encode())
+    assert answer.startswith(b"HTTP/1.1 400 ") or answer.startswith(b"HTTP/1.1 413 "), answer
+    assert s.call(TOKEN + "/pod/uuid")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_body_that_never_comes_ends_its_connection_not_a_thread(service: Callable[[], Service], pod: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    assert metadata.AppHandler.timeout == metadata.REQUEST_TIMEOUT > 0  # not None: no wait without end
+    monkeypatch.setattr(metadata.AppHandler, "timeout", 0.5)
+    s = service()
+    start = time.monotonic()
+    answer = raw(s.port, f"POST {TOKEN}/pod/hmac/sign HTTP/1.1\r\nContent-Length: 100\r\n\r\ncontent=x".encode())
+    assert answer == b"" and time.monotonic() - start < 5  # closed, unanswered, after the timeout
+    assert s.call(TOKEN + "/pod/uuid")[0] == 200

@@ -34,6 +34,7 @@ SANDBOX_ID = "io.kubernetes.cri.sandbox-id"
 SANDBOX_LOG_DIR = "io.kubernetes.cri.sandbox-log-directory"
 CONTAINER_NAME = "io.kubernetes.cri.container-name"
 IMAGE_NAME = "io.kubernetes.cri.image-name"
+MAX_CONTAINER_NAME = 63  # a DNS-1123 label, as Kubernetes container names are
 DEFAULT_CPU_PERIOD = 100_000  # µs: the CFS period pyrkt's CPU limits are written for
 PROTOCOLS = {pb.TCP: "tcp", pb.UDP: "udp", pb.SCTP: "sctp"}
 PROPAGATION = {pb.PROPAGATION_HOST_TO_CONTAINER: "rslave", pb.PROPAGATION_BIDIRECTIONAL: "rshared"}
@@ -80,6 +81,10 @@ def sandbox_request(config: pb.PodSandboxConfig, *, network: str = "default") ->
     """``config`` as pyrkt's pod; ``network``: the CNI network pod-network sandboxes join."""
     warnings: list[str] = []
     meta = config.metadata
+    if not meta.name:
+        raise UsageError("pod sandbox: no metadata name given (PodSandboxConfig.metadata.name is empty)")
+    if (config.log_directory and not config.log_directory.startswith("/")) or "\0" in config.log_directory:
+        raise UsageError(f"pod sandbox {meta.name}: log directory {config.log_directory!r} is not an absolute path")
     run = RunOptions(net=[network])
     if config.hostname:
         run.hostname = check_hostname(config.hostname)
@@ -166,11 +171,21 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
     Localhost seccomp profile (an OCI profile, JSON)."""
     warnings: list[str] = []
     name = check_app_name(config.metadata.name)
+    if len(name) > MAX_CONTAINER_NAME:
+        raise UsageError(f"container {name[:MAX_CONTAINER_NAME]}…: a container name is {MAX_CONTAINER_NAME} "
+                         "characters at most (a DNS label, as Kubernetes names containers)")
     if not config.image.image:
         raise UsageError(f"container {name}: no image given")
     app = AppRequest(image=config.image.image, name=name)
 
     command, args = list(config.command), list(config.args)
+    texts = [("command", w) for w in command + args] + [("environment variable", kv.key) for kv in config.envs]
+    texts += [("working directory", config.working_dir), ("log path", config.log_path),
+              ("user", config.linux.security_context.run_as_username)]
+    texts += [("device", p) for d in config.devices for p in (d.host_path, d.container_path)]
+    for what, text in texts:  # no argv, environment or path can carry one
+        if "\0" in text:
+            raise UsageError(f"container {name}: {what} {text!r} has a NUL character")
     if command:
         app.exec, app.args = command[0], command[1:] + args
     elif args:
@@ -178,12 +193,16 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
             raise UsageError(f"container {name}: args without a command need the image's entrypoint")
         words = list(entrypoint) + args
         app.exec, app.args = words[0], words[1:]
+    if config.working_dir and not config.working_dir.startswith("/"):
+        raise UsageError(f"container {name}: working directory {config.working_dir!r} is not absolute")
     app.working_dir = config.working_dir
     for kv in config.envs:
         try:
             value = kv.value.decode()
         except UnicodeDecodeError:
             raise UsageError(f"container {name}: environment variable {kv.key!r} is not UTF-8") from None
+        if "\0" in value:
+            raise UsageError(f"container {name}: environment variable {kv.key!r} has a NUL character")
         if not kv.key or "=" in kv.key:
             raise UsageError(f"container {name}: invalid environment variable name {kv.key!r}")
         app.environment.append(f"{kv.key}={value}")
@@ -211,11 +230,7 @@ def container_request(config: pb.ContainerConfig, sandbox: pb.PodSandboxConfig, 
     if config.stop_signal:
         warnings.append(f"container {name}: stop signal {pb.Signal.Name(config.stop_signal)} is not used: "
                         "apps are stopped with SIGTERM")
-    log_path = ""
-    if config.log_path:
-        import posixpath
-
-        log_path = posixpath.join(sandbox.log_directory, config.log_path)
+    log_path = container_log_path(name, sandbox.log_directory, config.log_path)
     return ContainerMapping(app=app, volumes=tuple(volumes), devices=devices, log_path=log_path,
                             warnings=tuple(warnings))
 
@@ -239,6 +254,10 @@ def _mounts(name: str, mounts: Sequence[pb.Mount], warnings: list[str]) -> tuple
             raise UsageError(f"{where}: recursive read-only mounts are not supported by pyrkt")
         if m.selinux_relabel:
             warnings.append(f"{where}: SELinux relabelling is not done: pyrkt does not label pods")
+        for what, path in (("container path", m.container_path), ("host path", m.host_path)):
+            if "," in path or "\0" in path:
+                raise UsageError(f"{where}: the {what} {path!r} has a comma or NUL character, which pyrkt's "
+                                 "volumes cannot carry")
         volume = f"{name}-m{i}"
         # as containerd: the source's mount must be shared (or slave), checked when the app is added
         shared = PROPAGATION.get(m.propagation, "")
@@ -260,9 +279,31 @@ def _device(name: str, d: pb.Device) -> str:
     return f"{d.host_path}{at}:{perms}"
 
 
+def container_log_path(name: str, log_directory: str, log_path: str) -> str:
+    """The kubelet's ``log_path``, relative to the sandbox's ``log_directory``, as one path; a
+    path that is absolute or climbs out of that directory is refused (the server makes a link
+    there, replacing what is at it)."""
+    if not log_path:
+        return ""
+    import posixpath
+
+    norm = posixpath.normpath(log_path)
+    if posixpath.isabs(log_path) or norm == "." or norm.split("/", 1)[0] == "..":
+        raise UsageError(f"container {name}: log path {log_path!r} is not a file path inside the sandbox's "
+                         "log directory")
+    return posixpath.join(log_directory, norm)
+
+
 def resources(name: str, r: pb.LinuxContainerResources, warnings: list[str]) -> list[tuple[str, object]]:
     """CPU shares, the CFS quota (as a CPU limit in millicores), the memory limit and the OOM
-    score as pyrkt's resource isolators."""
+    score as pyrkt's resource isolators. A negative value (but a quota of -1, no limit) is refused."""
+    for what, value in (("CPU shares", r.cpu_shares), ("CPU period", r.cpu_period),
+                        ("memory limit", r.memory_limit_in_bytes)):
+        if value < 0:
+            raise UsageError(f"container {name}: {what} {value} is negative")
+    for what, value in (("CPU quota", r.cpu_quota), ("swap limit", r.memory_swap_limit_in_bytes)):
+        if value < -1:
+            raise UsageError(f"container {name}: {what} {value} is negative (-1 is no limit)")
     out: list[tuple[str, object]] = []
     if r.cpu_shares:
         out.append((CPU_SHARES, max(2, min(262144, r.cpu_shares))))
@@ -304,6 +345,9 @@ def _security(app: AppRequest, sc: pb.LinuxContainerSecurityContext, sandbox: pb
             raise UsageError(f"container {name}: a privileged container needs a privileged sandbox "
                              "(its security context's privileged is false)")
         app.annotations.append((PRIVILEGED_ANNOTATION, "true"))
+    for kind, held in (("user", sc.run_as_user), ("group", sc.run_as_group)):
+        if held.value < 0:
+            raise UsageError(f"container {name}: run as {kind} {held.value}: ids are not negative")
     if sc.HasField("run_as_user"):
         app.user = str(sc.run_as_user.value)
     elif sc.run_as_username:

@@ -43,6 +43,7 @@ IMAGE_SPEC = "io.pyrkt.cri.image"
 RUNTIME_HANDLER = "io.pyrkt.cri.runtime-handler"
 OWN_PREFIXES = ("io.kubernetes.cri.", "io.pyrkt.cri.")
 STATES: dict[str, pb.ContainerState] = {"created": pb.CONTAINER_CREATED, "running": pb.CONTAINER_RUNNING, "exited": pb.CONTAINER_EXITED}
+MAX_EXEC_TIMEOUT = 10 * 365 * 86400  # seconds: a longer ExecSync timeout is none
 EXEC_GRACE = 5.0  # seconds past an ExecSync timeout for the exec'd command to be killed and reaped
 
 
@@ -284,8 +285,12 @@ class Pods:
             store.close()
 
         def read_profile(path: str) -> bytes:
-            with open(path, "rb") as f:
-                return f.read()
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+                why = e.strerror if isinstance(e, OSError) else str(e)
+                raise UsageError(f"container {req.config.metadata.name}: seccomp profile {path!r}: {why}") from None
 
         m = mapping.container_request(req.config, req.sandbox_config, sandbox_id=pod.uuid,
                                       entrypoint=entrypoint, read_profile=read_profile)
@@ -310,7 +315,12 @@ class Pods:
         app.mounts = []
         name = sandbox.add(self.config, pod.uuid, app, volumes, devices=devices)
         if m.log_path:
-            link_log(m.log_path, pod.file(abi.app_log(name)))
+            try:
+                link_log(m.log_path, pod.file(abi.app_log(name)))
+            except OSError as e:  # the container is not left half-made: it goes again
+                self.remove_container(container_id(pod.uuid, name))
+                raise UsageError(f"container {name}: cannot link its log at {m.log_path}: "
+                                 f"{e.strerror or e}") from None
         return container_id(pod.uuid, name)
 
     def _app(self, cid: str) -> tuple[Pod, AppInfo]:
@@ -543,15 +553,15 @@ class Pods:
         """The command as `pyrkt app exec` runs it, in a child process of its own (``enter``
         forks with the caller's stdio: not the server's to give), its output captured."""
         pod, app = self._app(cid)
-        if not cmd:
-            raise UsageError("ExecSync: no command given")
+        check_command("ExecSync", cmd)
+        limit = exec_timeout(timeout)
         if app.state != "running":
             raise InvalidState(f"container {cid} is not running")
         argv = [*self.pyrkt_argv, "app", "exec", pod.uuid, f"--app={app.name}", "--", *cmd]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
-            out, err = proc.communicate(timeout=timeout if timeout > 0 else None)
+            out, err = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=EXEC_GRACE)
@@ -588,6 +598,23 @@ class Pods:
         if pid is None:
             raise InvalidState(f"pod sandbox {pod.uuid} is not ready (no pod init)")
         return pid
+
+
+def check_command(call: str, cmd: list[str]) -> None:
+    """An exec'd command: some words, none with a NUL (no argv can carry one)."""
+    if not cmd:
+        raise UsageError(f"{call}: no command given")
+    for i, word in enumerate(cmd):
+        if "\0" in word:
+            raise UsageError(f"{call}: word {i} of the command has a NUL character")
+
+
+def exec_timeout(timeout: int) -> float | None:
+    """ExecSync's ``timeout`` (seconds; 0 is none) as a wait's: refused when negative, none past
+    what a wait can take."""
+    if timeout < 0:
+        raise UsageError(f"ExecSync: timeout {timeout}s is negative (0 is no timeout)")
+    return float(timeout) if 0 < timeout < MAX_EXEC_TIMEOUT else None
 
 
 class DeadlineExceeded(PyrktError):

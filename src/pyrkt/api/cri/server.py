@@ -23,7 +23,7 @@ import grpc
 
 from pyrkt.api.cri import images, runtime, streaming
 from pyrkt.api.proto import cri_pb2 as pb
-from pyrkt.api.service import status_of
+from pyrkt.api.service import short, status_of
 from pyrkt.config import Config
 from pyrkt.errors import PyrktError, UsageError
 from pyrkt.store import Store
@@ -224,8 +224,9 @@ class RuntimeService:
     # -- streaming: a URL of the streaming server, whose token the kubelet's client brings ----
 
     def Exec(self, request: pb.ExecRequest, context: grpc.ServicerContext) -> pb.ExecResponse:
-        if not request.cmd:
-            raise UsageError("Exec: no command given")
+        from pyrkt.api.cri.pods import check_command
+
+        check_command("Exec", list(request.cmd))
         streaming.check_exec(list(request.cmd), request.tty, request.stdin, request.stdout, request.stderr)
         uuid, app = self.pods.running_app(request.container_id)
         return pb.ExecResponse(url=self.stream.url(streaming.Request(
@@ -268,13 +269,14 @@ def _abort(context: grpc.ServicerContext, name: str, e: BaseException) -> None:
     from pyrkt.api.cri.pods import DeadlineExceeded
 
     if isinstance(e, DeadlineExceeded):
-        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(e))
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, short(str(e)))
     if isinstance(e, streaming.ResourceExhausted):
-        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, short(str(e)))
     if isinstance(e, (PyrktError, OSError)):
         context.abort(*status_of(e))
-    sys.stderr.write(f"pyrkt cri: {name}: internal error: {type(e).__name__}: {e}\n")
-    context.abort(grpc.StatusCode.INTERNAL, f"{name}: internal error: {type(e).__name__}: {e}")
+    message = short(f"{name}: internal error: {type(e).__name__}: {e}")
+    sys.stderr.write(f"pyrkt cri: {message}\n")
+    context.abort(grpc.StatusCode.INTERNAL, message)
 
 
 def _unary(name: str, fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
