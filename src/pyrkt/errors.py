@@ -42,6 +42,12 @@ def quote(text: str) -> str:
         "\\" + c if c in '"\\' else c if c.isprintable() else escape(c) for c in text) + '"'
 
 
+def undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8: an argv or file name decoded by Python
+    with surrogateescape carries each as a lone surrogate U+DC80..U+DCFF."""
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
 class PyrktError(Exception):
     """Base of every error pyrkt reports; ``str(err)`` is the user's line."""
 

@@ -5,7 +5,7 @@ which is checked here. The parent is a cgroupfs path: pyrkt's cgroup driver is c
 
 from __future__ import annotations
 
-from pyrkt.errors import UsageError
+from pyrkt.errors import UsageError, undecodable
 
 OWN_TOP = "pyrkt"  # pyrkt's own tree: the pods without a parent
 PREFIX = "pyrkt-"  # a pod's cgroup under a parent: its owner shows in a listing of the parent's
@@ -31,7 +31,7 @@ def check_parent(text: str, flag: str = "--cgroup-parent") -> str:
         if part in ("", ".", ".."):
             raise UsageError(f"{where}: {'an empty' if not part else repr(part)} path segment: give a "
                              "normalised path such as /kubepods/burstable/pod<uid>")
-        if any(c in "\0\n" or "\udc80" <= c <= "\udcff" for c in part) or len(part.encode()) > 255:
+        if "\0" in part or "\n" in part or undecodable(part) or len(part.encode()) > 255:
             raise UsageError(f"{where}: {part[:40]!r} is not a cgroup name")
     if parts[0] == OWN_TOP:
         raise UsageError(f"{where}: /{OWN_TOP} is pyrkt's own tree of pod cgroups: give a cgroup outside it")

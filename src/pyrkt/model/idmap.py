@@ -12,6 +12,7 @@ DEFAULT_COUNT = 0x10000
 # as signed ints), never 0, so the host's own ids (and root) are never inside a pod's range
 MAX_BLOCK = 0x7FFF
 NOBODY = 65534
+MAX_ID = 4294967294  # the highest uid or gid: (uid_t)-1 is no id, setresuid(-1) leaves the uid as it is (root)
 
 
 class IdRange(Value):

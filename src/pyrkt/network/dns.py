@@ -14,7 +14,7 @@ config (its ``dns``, ``hosts`` and ``hosts_from_host`` fields); stage1 turns the
 
 from __future__ import annotations
 
-from pyrkt.errors import UsageError
+from pyrkt.errors import UsageError, undecodable
 from pyrkt.model.abi import Dns
 
 HOST_RESOLV = "/etc/resolv.conf"
@@ -40,7 +40,7 @@ def check_ip(flag: str, text: str) -> str:
 def check_word(flag: str, text: str) -> str:
     """A value that becomes one word of resolv.conf or /etc/hosts: no blank or control character
     (a newline would add a line of its own) and UTF-8 text."""
-    if any(c.isspace() or not c.isprintable() or "\udc80" <= c <= "\udcff" for c in text):
+    if any(c.isspace() or not c.isprintable() for c in text) or undecodable(text):
         raise UsageError(f"invalid {flag}={text!r}: want one word of printable UTF-8 text")
     return text
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 
 from pyrkt.config import Config, check_writable
-from pyrkt.errors import ImageError, PyrktError, UsageError
+from pyrkt.errors import ImageError, PyrktError, UsageError, undecodable
 from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
+from pyrkt.model.idmap import MAX_ID
 from pyrkt.model.image import AppSpec, Image
 from pyrkt.model.isolators import POD_LIMITS, RESOURCE_ISOLATORS, limits, pod_limits, with_overrides
 from pyrkt.model.names import app_name_from_image, check_app_name
@@ -26,7 +27,6 @@ from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import Dir
 from pyrkt.stage0 import volumes
 from pyrkt.stage0.volumes import merge_mounts
-from pyrkt.stage1.users import MAX_ID
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def parse_env(items: list[str], what: str) -> list[tuple[str, str]]:
         key, eq, value = item.partition("=")
         if not eq or not key:
             raise UsageError(f"invalid {what} {item!r}: want KEY=VALUE")
-        if any("\udc80" <= c <= "\udcff" for c in item):  # bytes that were not UTF-8 (surrogateescape)
+        if undecodable(item):
             raise UsageError(f"invalid {what} {item!r}: not UTF-8 text")
         out.append((key, value))
     return out

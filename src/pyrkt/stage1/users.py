@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 
 from pyrkt.errors import PyrktError
-
-MAX_ID = 4294967294  # (uid_t)-1 is no id: setresuid(-1) leaves the uid as it is (root)
+from pyrkt.model.idmap import MAX_ID
 
 
 class Ids:

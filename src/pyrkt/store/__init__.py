@@ -25,7 +25,7 @@ from __future__ import annotations
 import builtins
 import os
 
-from pyrkt.errors import Ambiguous, ImageError, NotFound, quote
+from pyrkt.errors import Ambiguous, ImageError, NotFound, quote, undecodable
 from pyrkt.model.image import Image
 from pyrkt.model.values import Value
 from pyrkt.store.digests import digest_hex, short_id
@@ -169,8 +169,8 @@ class Store:
     def find_named(self, look: Lookup) -> tuple[str, tuple[str, str]] | None:
         """(id, (name, version)) of the image a name lookup means, as rkt's store chose (``lookup.choose``)."""
         assert look.name is not None
-        if any("\udc80" <= c <= "\udcff" for c in look.name):
-            return None  # bytes that were not UTF-8 (surrogateescape): no stored name has them
+        if undecodable(look.name):
+            return None  # no stored name has bytes that are not UTF-8
         for name in name_candidates(look.name):
             if look.digest is not None:
                 found = self.index.by_manifest(name, look.digest)
