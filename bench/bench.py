@@ -290,9 +290,12 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
         pyrkt.argv("app", "sandbox", "--net=none"), pyrkt.argv("app", "add", "UUID", *app),
         pyrkt.argv("app", "start", "UUID", "--app=app"))))
     # its three commands alone (informative: what an app costs once its sandbox runs is add + start),
-    # and a bare CLI start (`pyrkt version`) in the same turns: the least each of add and start can cost
+    # and in the same turns a bare CLI start (`pyrkt version`), the least each of add and start can
+    # cost, and the interpreter pyrkt's launcher starts, doing nothing: what any Python command costs
     steps = [Timing(f"  - app {name}", "") for name in ("sandbox", "add", "start")]
     bare = Timing("  - pyrkt version", " ".join(pyrkt.argv("version")))
+    interpreter = [str(VENV_PYTHON), "-I", "-S", "-c", "pass"]
+    empty = Timing("  - bare python", " ".join(interpreter))
     print(f"bench: timing {detach.name}, {sandbox.name} in turn: {args.warmup} warm-up + {args.runs} runs")
 
     def step(argv: list[str]) -> str:
@@ -333,7 +336,11 @@ def time_sandbox(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> list[Tim
             step(pyrkt.argv("version"))
             if i >= args.warmup:
                 bare.times_ms.append((time.perf_counter() - start) * 1000)
-    return [detach, sandbox, *(steps + [bare] if sandbox.times_ms else [])]
+            start = time.perf_counter()
+            step(interpreter)
+            if i >= args.warmup:
+                empty.times_ms.append((time.perf_counter() - start) * 1000)
+    return [detach, sandbox, *(steps + [bare, empty] if sandbox.times_ms else [])]
 
 
 def network_timings(pyrkt: Pyrkt, image: str, args: argparse.Namespace) -> dict[str, float]:
@@ -967,7 +974,7 @@ def print_start(report: Report) -> None:
     if "pyrkt run" in medians:
         ratios = [f"pyrkt/{other.split()[0]} {medians['pyrkt run'] / m:.2f}x"
                   for other, m in medians.items()
-                  if not other.lstrip(" -").startswith(("pyrkt", "app ")) and not other.endswith("default")]
+                  if not other.lstrip(" -").startswith(("pyrkt", "app ", "python ")) and not other.endswith("default")]
         print("  ratios of medians: " + ("   ".join(ratios) or "none (nothing to compare with)"))
     if {"  - app add", "  - app start", "pyrkt run --detach"} <= set(medians):
         per_app = medians["  - app add"] + medians["  - app start"]
@@ -976,6 +983,10 @@ def print_start(report: Report) -> None:
     if {"  - app sandbox", "  - pyrkt version", "pyrkt run --detach"} <= set(medians):
         floor = medians["  - app sandbox"] + 2 * medians["  - pyrkt version"]
         print(f"  the sandbox path's floor (app sandbox + two bare CLI starts, as if add and start did no work): "
+              f"{floor:.1f} ms, {floor / medians['pyrkt run --detach']:.2f}x run --detach (informative)")
+    if {"  - app sandbox", "  - bare python", "pyrkt run --detach"} <= set(medians):
+        floor = medians["  - app sandbox"] + 2 * medians["  - bare python"]
+        print(f"  and with two bare interpreters instead (add and start as Python processes that import nothing): "
               f"{floor:.1f} ms, {floor / medians['pyrkt run --detach']:.2f}x run --detach (informative)")
 
     if "pyrkt run default" in medians and "podman run default" in medians:
