@@ -11,6 +11,7 @@ from pyrkt.errors import UsageError
 
 _NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
        "m": 60_000_000_000, "h": 3_600_000_000_000}
+MAX_NS = 2**63 - 1
 _BOOL = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
 
 
@@ -46,6 +47,8 @@ def parse_duration_ns(text: str) -> int:
         if frac:
             # exact: scale the fraction's digits by the unit without going through a float
             total += int(frac) * unit // 10 ** len(frac)
+    if total > MAX_NS + (sign < 0):  # as Go's: a time.Duration is int64 nanoseconds (about 292 years)
+        raise UsageError(f"invalid duration {text!r}: out of range (at most 2562047h47m16.854775807s)")
     return sign * total
 
 

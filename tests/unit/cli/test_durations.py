@@ -25,6 +25,17 @@ def test_malformed_durations_are_refused_naming_the_value(text: str) -> None:
         parse_duration(text)
 
 
+@pytest.mark.parametrize("text", ["2562048h", "99999999999999h", "9223372036854775808ns", "-9223372036854775809ns"])
+def test_durations_beyond_gos_int64_nanoseconds_are_refused(text: str) -> None:
+    with pytest.raises(UsageError, match=f"invalid duration {text!r}: out of range"):
+        parse_duration(text)
+
+
+def test_the_longest_go_durations_still_parse() -> None:
+    assert parse_duration("2562047h47m16.854775807s") == pytest.approx(9223372036.854775807)
+    assert parse_duration("-9223372036854775808ns") == pytest.approx(-9223372036.854775808)
+
+
 @pytest.mark.parametrize(("seconds", "text"), [
     (1800, "30m0s"), (86400, "24h0m0s"), (5400, "1h30m0s"), (310, "5m10s"), (0, "0s"), (0.5, "500ms"),
     (1.5, "1.5s"), (60.5, "1m0.5s"), (0.00025, "250µs"), (-300, "-5m0s"), (10, "10s"),
