@@ -211,6 +211,39 @@ def test_a_line_longer_than_16_kib_is_logged_in_partial_records_and_read_back_wh
     assert cli("rm", uuid).code == 0
 
 
+def test_logs_since_until_and_tail_pick_lines_of_a_running_app_and_follow_after_them(env: tuple[Cli, str]) -> None:
+    """podman's `logs --since/--until/--tail`: lines by the times pod init stamped them, the
+    last N, and following from there until the pod exits."""
+    cli, image = env
+    r = cli("run", "--net=none", "--detach", image, "--exec=/bin/sh", "--", "-c",
+            "for i in 1 2 3 4; do echo line$i; sleep 0.4; done; "
+            "while [ ! -e /tmp/go ]; do sleep 0.1; done; echo after; sleep 1000", timeout=20)
+    assert r.code == 0, r
+    uuid = r.out.strip()
+    deadline = time.monotonic() + 10
+    while "line4" not in cli("logs", uuid).out:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    stamps = [ln.split(" ", 1)[0] for ln in cli("logs", "--timestamps", uuid).out.splitlines()]
+    assert cli("logs", "--tail=2", uuid).out == "line3\nline4\n"
+    assert cli("logs", f"--since={stamps[1]}", f"--until={stamps[3]}", uuid).out == "line2\nline3\n"
+    assert cli("logs", "--since=1h", "--tail=1", uuid).out == "line4\n"
+    assert cli("logs", "--since=2000-01-01", "--until=2000-01-02", uuid).out == ""
+    bad = cli("logs", "--since=soon", uuid)
+    assert (bad.code, bad.out) == (254, "") and "invalid --since='soon'" in bad.err, bad
+    follower = cli.popen("logs", "--follow", "--tail=1", uuid, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    assert cli("enter", uuid, "/bin/touch", "/tmp/go").code == 0
+    deadline = time.monotonic() + 10
+    while "after" not in cli("logs", uuid).out:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert cli("stop", uuid).code == 0
+    out, err = follower.communicate(timeout=20)
+    assert (follower.returncode, out, err) == (0, "line4\nafter\n", "")
+    assert cli("rm", uuid).code == 0
+
+
 def test_rm_flag_removes_the_pod_after_it_exits(env: tuple[Cli, str]) -> None:
     cli, image = env
     save = cli.data_dir.parent / "rm.uuid"

@@ -9,7 +9,6 @@ until the pod is no longer running (or ``until`` has passed, or the client goes 
 
 from __future__ import annotations
 
-import calendar
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,16 +34,6 @@ class LogQuery(Value):
     until: int = 0
 
 
-def record_time_ns(stamp: str) -> int | None:
-    """``2026-01-02T03:04:05.123456789Z`` (the log records' time, UTC) in ns since the epoch."""
-    try:
-        whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-        frac = stamp[20:].rstrip("Z") if len(stamp) > 20 and stamp[19] == "." else ""
-        return whole * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    except ValueError:
-        return None
-
-
 class Lines:
     """One app's records as the text of whole lines, with their times (``control.Lines``)."""
 
@@ -62,18 +51,11 @@ class Lines:
         return [(stamp, text.removesuffix(b"\n").decode(errors="replace")) for stamp, _, text in lines]
 
 
-def within(stamp: str, since: int, until: int) -> bool:
-    if not since and not until:
-        return True
-    ns = record_time_ns(stamp)
-    if ns is None:
-        return False
-    return (not since or ns >= since * 1_000_000_000) and (not until or ns < until * 1_000_000_000)
-
-
 def select(lines: list[tuple[str, str]], query: LogQuery) -> list[str]:
     """The text of the lines within the query's times, oldest first (``lines`` sorted by time)."""
-    return [text for stamp, text in lines if within(stamp, query.since, query.until)]
+    window = control.Window(since=query.since * 1_000_000_000 if query.since else None,
+                            until=query.until * 1_000_000_000 if query.until else None)
+    return [text for stamp, text in lines if window.keeps(stamp)]
 
 
 def batches(lines: list[str]) -> Iterator[list[str]]:

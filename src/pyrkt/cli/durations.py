@@ -110,3 +110,42 @@ def _decimal(value: int, unit: int) -> str:
         return str(whole)
     digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
     return f"{whole}.{digits}"
+
+
+def parse_time_ns(text: str, flag: str, now_ns: int) -> int:
+    """A point in time as podman's ``logs --since/--until`` take it, in ns since the epoch: an
+    RFC 3339 time (``2026-12-06T10:00:00Z``, ``…+01:00``, fractions of a second; without a zone
+    the local time), a date (local midnight), a Unix time in seconds (``1765015200.5``), or a
+    Go duration before ``now_ns`` (``10m``, ``1h30m``)."""
+    value = text.strip()
+    bad = UsageError(f"invalid --{flag}={text!r}: want a time (2006-01-02T15:04:05Z, 2006-01-02, a Unix time in "
+                     "seconds) or a duration before now (10m, 1h30m)")
+    if not value or value.startswith("-"):
+        raise bad
+    whole, dot, frac = value.partition(".")
+    if whole.isdigit() and (not dot or frac.isdigit()):  # a Unix time
+        return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+    if value[:4].isdigit() and value[4:5] == "-":
+        import datetime
+
+        try:
+            when = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise bad from None
+        seconds = int(when.timestamp())  # a naive time is the local time, as Go's ParseInLocation(Local)
+        return seconds * 1_000_000_000 + when.microsecond * 1_000 + nanos_beyond_micro(value)
+    try:
+        return now_ns - parse_duration_ns(value)
+    except UsageError:
+        raise bad from None
+
+
+def nanos_beyond_micro(value: str) -> int:
+    """The digits of a time's fraction past the sixth (datetime keeps microseconds), as ns."""
+    head, dot, rest = value.partition(".")
+    digits = ""
+    for c in rest if dot else "":
+        if not c.isdigit():
+            break
+        digits += c
+    return int((digits[6:9] + "000")[:3]) if len(digits) > 6 else 0

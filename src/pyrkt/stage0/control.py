@@ -10,6 +10,7 @@ from pyrkt.config import Config
 from pyrkt.errors import InvalidState, NotFound, UsageError, quote
 from pyrkt.kernel import fs, lock
 from pyrkt.model import abi
+from pyrkt.model.values import Value
 from pyrkt.pods.pod import Pod
 from pyrkt.pods.state import State
 from pyrkt.stage1.poddir import read_manifest
@@ -192,16 +193,65 @@ class Lines:
         return out
 
 
-def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple[str, str, bytes]]:
+class Window(Value):
+    """Which lines `logs` shows (podman's ``--since``, ``--until``, ``--tail``): those written
+    at or after ``since`` and before ``until`` (ns since the epoch, None: no bound), then the
+    last ``tail`` of them (-1: all) as the command starts; following goes on after those."""
+
+    since: int | None = None
+    until: int | None = None
+    tail: int = -1
+
+    def whole(self) -> bool:
+        return self.since is None and self.until is None and self.tail < 0
+
+    def keeps(self, stamp: str) -> bool:
+        if self.since is None and self.until is None:
+            return True
+        ns = record_time_ns(stamp)
+        return ns is not None and (self.since is None or ns >= self.since) and (self.until is None or ns < self.until)
+
+    def last(self, lines: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+        lines = [line for line in lines if self.keeps(line[0])]
+        return lines if self.tail < 0 else lines[max(0, len(lines) - self.tail):]
+
+
+WHOLE = Window()
+
+
+def record_time_ns(stamp: str) -> int | None:
+    """``2026-01-02T03:04:05.123456789Z`` (the log records' time, UTC) in ns since the epoch."""
+    import calendar
+
+    try:
+        whole = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+        frac = stamp[20:].rstrip("Z") if len(stamp) > 20 and stamp[19] == "." else ""
+        return whole * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    except ValueError:
+        return None
+
+
+def logs(config: Config, uuid: str, app: str, *, follow: bool,
+         window: Window = WHOLE) -> Iterator[tuple[str, str, bytes]]:
     pod = Pod.find(config.pods_dir, uuid)
     name = pick_app(pod, app) if app or len(app_names(pod.path)) == 1 else ""
     names = [name] if name else app_names(pod.path)
     if len(names) == 1:
         raw = pod.file(f"{abi.LOGS}/{names[0]}.raw")  # the fly flavor's unframed output
         if os.path.exists(raw):
-            yield "", "stdout", fs.read_bytes(raw)
+            if window.since is not None or window.until is not None:
+                raise UsageError(f"app {names[0]} ran with the fly flavor, whose output is kept without times: "
+                                 "--since and --until cannot apply")
+            text = fs.read_bytes(raw)
+            if window.tail >= 0:
+                kept = text.splitlines(keepends=True)
+                text = b"".join(kept[max(0, len(kept) - window.tail):])
+            yield "", "stdout", text
             return
-        yield from log_records(pod.file(abi.app_log(names[0])), follow=follow, pod=pod)
+        if window.whole():
+            yield from log_records(pod.file(abi.app_log(names[0])), follow=follow, pod=pod)
+        else:
+            yield from windowed(pod.file(abi.app_log(names[0])), window, follow=follow, pod=pod)
         return
     # several apps: merge by timestamp (the logs of a finished pod; -f needs --app)
     if follow:
@@ -211,6 +261,36 @@ def logs(config: Config, uuid: str, app: str, *, follow: bool) -> Iterator[tuple
         lines = Lines()
         merged += lines.add(log_records(pod.file(abi.app_log(n)), follow=False, pod=pod)) + lines.flush()
     merged.sort(key=lambda r: r[0])
-    yield from merged
+    yield from window.last(merged)
 
 
+def windowed(path: str, window: Window, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
+    """An app's log as whole lines, in ``window``; following, the lines after those, until
+    the pod has exited or ``window.until`` has passed."""
+    log, lines = LogFile(path), Lines()
+    try:
+        running = follow and pod.state == State.RUNNING
+        got = lines.add(read_all(log))
+        yield from window.last(got if running else got + lines.add(read_all(log)) + lines.flush())
+        while running:
+            if window.until is not None and time.time_ns() >= window.until:
+                return
+            running = pod.state == State.RUNNING
+            new = lines.add(read_all(log)) + ([] if running else lines.flush())
+            for line in new:
+                ns = record_time_ns(line[0]) if window.until is not None else None
+                if ns is not None and window.until is not None and ns >= window.until:
+                    return
+                if window.keeps(line[0]):
+                    yield line
+            if running and not new:
+                time.sleep(0.1)
+    finally:
+        log.close()
+
+
+def read_all(log: LogFile) -> list[tuple[str, str, bytes]]:
+    out: list[tuple[str, str, bytes]] = []
+    while records := log.read():
+        out += records
+    return out

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from pyrkt.api.logs import Lines, LogQuery, batches, record_time_ns, stream
-from pyrkt.cli.main import dispatch
+from pyrkt.api.logs import Lines, LogQuery, batches, stream
+from pyrkt.cli.main import dispatch, main
 from pyrkt.config import Config
 from pyrkt.errors import NotFound
 from pyrkt.model import abi
 from pyrkt.pods.state import Dir
+from pyrkt.stage0.control import record_time_ns
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -133,3 +134,90 @@ def test_large_logs_are_sent_in_bounded_batches() -> None:
     assert [len(r) for r in runs] == [1000, 1000, 500]
     big = ["x" * 700_000] * 3
     assert [len(r) for r in batches(big)] == [1, 1, 1]
+
+
+# `pyrkt logs --since/--until/--tail` (podman's), over the same files
+
+
+@pytest.fixture
+def pyrkt_logs(capsys: pytest.CaptureFixture[str], config: Config) -> Callable[..., tuple[int, str, str]]:
+    def logs(pod: Path, *args: str) -> tuple[int, str, str]:
+        code = main([f"--dir={config.data_dir}", "logs", *args, pod.name])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return logs
+
+
+def test_logs_shows_the_lines_of_a_time_window_and_the_last_n(make_pod: Callable[..., Path],
+                                                          pyrkt_logs: Callable[..., tuple[int, str, str]]) -> None:
+    pod = make_pod(Dir.RUN)
+    write_log(pod, "web", *[(T0 + i, "stdout" if i % 2 else "stderr", "F", f"line {i}") for i in range(10)])
+    write_log(pod, "web", (T0 + 10, "stdout", "P", "a long "), (T0 + 11, "stdout", "F", "last line"))
+
+    def shown(*args: str) -> list[str]:
+        code, out, err = pyrkt_logs(pod, *args)
+        assert code == 0, err
+        return sorted(out.splitlines() + err.splitlines(), key=lambda line: line.split()[-1])
+
+    assert shown("--tail=3") == ["line 8", "line 9", "a long last line"]
+    assert shown("--tail=0") == []
+    assert shown("--tail=99") == shown() == shown("--tail=-1")
+    assert shown(f"--since={T0 + 8}") == ["line 8", "line 9", "a long last line"]
+    assert shown(f"--until={T0 + 2}.5") == ["line 0", "line 1", "line 2"]
+    assert shown("--since=" + stamp(T0 + 3), "--until=" + stamp(T0 + 7), "--tail=2") == ["line 5", "line 6"]
+    assert shown("--since=100000h") == shown()  # a duration before now: 11 years
+    assert shown("--until=100000h") == []
+
+
+def test_logs_window_merges_apps_before_it_takes_the_last_n(make_pod: Callable[..., Path],
+                                                            pyrkt_logs: Callable[..., tuple[int, str, str]]) -> None:
+    pod = make_pod(Dir.RUN, apps=("web", "db"))
+    write_log(pod, "web", (T0 + 1, "stdout", "F", "web one"), (T0 + 3, "stdout", "F", "web two"))
+    write_log(pod, "db", (T0 + 2, "stdout", "F", "db one"), (T0 + 4, "stdout", "F", "db two"))
+    assert pyrkt_logs(pod, "--tail=2")[1] == "web two\ndb two\n"
+    assert pyrkt_logs(pod, f"--since={T0 + 2}", f"--until={T0 + 4}")[1] == "db one\nweb two\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--tail=abc",), "invalid --tail='abc': want a number of lines, or -1 for all"),
+    (("--tail=-2",), "invalid --tail='-2'"),
+    (("--since=yesterday",), "invalid --since='yesterday': want a time"),
+    (("--until=2026-13-01",), "invalid --until='2026-13-01'"),
+    (("--since=10m", "--until=20m"), "--until=20m is not after --since=10m"),
+])
+def test_bad_windows_are_refused_in_one_line(make_pod: Callable[..., Path],
+                                            pyrkt_logs: Callable[..., tuple[int, str, str]],
+                                            args: tuple[str, ...], message: str) -> None:
+    pod = make_pod(Dir.RUN)
+    code, out, err = pyrkt_logs(pod, *args)
+    assert (code, out) == (254, "")
+    assert message in err and err.count("\n") == 1
+
+
+def test_logs_follow_after_the_last_n_and_stops_at_until(make_pod: Callable[..., Path], holder: Any,
+                                                        pyrkt_logs: Callable[..., tuple[int, str, str]]) -> None:
+    pod = make_pod(Dir.RUN, pid=1)
+    fd = holder.lock(pod)
+    now = time.time()
+    write_log(pod, "web", *[(now - 5 + i, "stdout", "F", f"old {i}") for i in range(3)])
+
+    def writer() -> None:
+        time.sleep(0.3)
+        write_log(pod, "web", (time.time(), "stdout", "P", "half "))
+        time.sleep(0.3)
+        write_log(pod, "web", (time.time(), "stdout", "F", "a line"))
+        time.sleep(0.3)
+        holder.release(fd)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    code, out, err = pyrkt_logs(pod, "--follow", "--tail=1")
+    t.join()
+    assert (code, out, err) == (0, "old 2\nhalf a line\n", "")
+
+    fd = holder.lock(pod)  # running again: following ends once --until has passed, though the pod runs on
+    started = time.monotonic()
+    code, out, _ = pyrkt_logs(pod, "--follow", f"--until={time.time() + 0.5:.3f}")
+    assert (code, out) == (0, "old 0\nold 1\nold 2\nhalf a line\n")
+    assert 0.4 < time.monotonic() - started < 5
+    holder.release(fd)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
-from pyrkt.cli.durations import format_duration, parse_duration, parse_wait
+from pyrkt.cli.durations import format_duration, parse_duration, parse_time_ns, parse_wait
 from pyrkt.errors import UsageError
 
 
@@ -55,3 +56,30 @@ def test_wait_values_are_booleans_or_timeouts(text: str, want: float | None) -> 
 def test_a_bad_wait_value_is_refused() -> None:
     with pytest.raises(UsageError):
         parse_wait("soon")
+
+
+NOW = 1_765_015_200 * 10**9  # 2025-12-06T10:00:00Z
+
+
+@pytest.mark.parametrize(("text", "ns"), [
+    ("2025-12-06T10:00:00Z", NOW),
+    ("2025-12-06T10:00:00.123456789Z", NOW + 123_456_789),
+    ("2025-12-06T11:00:00+01:00", NOW),
+    ("2025-12-06T10:00:00.5-00:30", NOW + 1_800_500_000_000),
+    ("1765015200", NOW), ("1765015200.25", NOW + 250_000_000),
+    ("10m", NOW - 600 * 10**9), ("1h30m", NOW - 5400 * 10**9), ("0s", NOW),
+])
+def test_log_times_are_rfc3339_unix_times_or_durations_before_now(text: str, ns: int) -> None:
+    assert parse_time_ns(text, "since", NOW) == ns
+
+
+def test_a_time_without_a_zone_and_a_date_are_local() -> None:
+    local = int(time.mktime((2025, 12, 6, 10, 0, 0, 0, 0, -1))) * 10**9
+    assert parse_time_ns("2025-12-06T10:00:00", "since", NOW) == local
+    assert parse_time_ns("2025-12-06", "until", NOW) == local - 10 * 3600 * 10**9
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "-10m", "2025-13-01", "2025-12-06T25:00:00Z", "1.2.3", "1e9"])
+def test_bad_log_times_are_refused_naming_the_flag(text: str) -> None:
+    with pytest.raises(UsageError, match=f"invalid --until={text!r}: want a time"):
+        parse_time_ns(text, "until", NOW)
