@@ -248,35 +248,35 @@ def logs(config: Config, uuid: str, app: str, *, follow: bool,
                 text = b"".join(kept[max(0, len(kept) - window.tail):])
             yield "", "stdout", text
             return
-        if window.whole():
-            yield from log_records(pod.file(abi.app_log(names[0])), follow=follow, pod=pod)
-        else:
-            yield from windowed(pod.file(abi.app_log(names[0])), window, follow=follow, pod=pod)
+    if not names and follow:
+        raise InvalidState(f"pod {pod.uuid} has no apps to follow (add one with `pyrkt app add`)")
+    if len(names) == 1 and window.whole():  # as it comes, a long line's pieces too
+        yield from log_records(pod.file(abi.app_log(names[0])), follow=follow, pod=pod)
         return
-    # several apps: merge by timestamp (the logs of a finished pod; -f needs --app)
-    if follow:
-        raise UsageError(f"pod {pod.uuid} has several apps: choose one with --app to follow its log")
-    merged = []
-    for n in names:
-        lines = Lines()
-        merged += lines.add(log_records(pod.file(abi.app_log(n)), follow=False, pod=pod)) + lines.flush()
-    merged.sort(key=lambda r: r[0])
-    yield from window.last(merged)
+    yield from windowed([pod.file(abi.app_log(n)) for n in names], window, follow=follow, pod=pod)
 
 
-def windowed(path: str, window: Window, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
-    """An app's log as whole lines, in ``window``; following, the lines after those, until
-    the pod has exited or ``window.until`` has passed."""
-    log, lines = LogFile(path), Lines()
+def windowed(paths: list[str], window: Window, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
+    """The apps' logs as whole lines merged by time, in ``window``; following, the lines after
+    those (merged by time as each read finds them), until the pod has exited or
+    ``window.until`` has passed."""
+    logs = [(LogFile(path), Lines()) for path in paths]
+
+    def read(final: bool) -> list[tuple[str, str, bytes]]:
+        out = []
+        for log, lines in logs:
+            out += lines.add(read_all(log)) + (lines.flush() if final else [])
+        out.sort(key=lambda line: line[0])
+        return out
+
     try:
         running = follow and pod.state == State.RUNNING
-        got = lines.add(read_all(log))
-        yield from window.last(got if running else got + lines.add(read_all(log)) + lines.flush())
+        yield from window.last(read(final=not running))
         while running:
             if window.until is not None and time.time_ns() >= window.until:
                 return
             running = pod.state == State.RUNNING
-            new = lines.add(read_all(log)) + ([] if running else lines.flush())
+            new = read(final=not running)
             for line in new:
                 ns = record_time_ns(line[0]) if window.until is not None else None
                 if ns is not None and window.until is not None and ns >= window.until:
@@ -286,7 +286,8 @@ def windowed(path: str, window: Window, *, follow: bool, pod: Pod) -> Iterator[t
             if running and not new:
                 time.sleep(0.1)
     finally:
-        log.close()
+        for log, _ in logs:
+            log.close()
 
 
 def read_all(log: LogFile) -> list[tuple[str, str, bytes]]:

@@ -40,6 +40,20 @@ def lines_of(config: Config, **query: Any) -> list[str]:
     return [line for batch in stream(config, LogQuery(**query)) for line in batch]
 
 
+def while_writing(holder: Any, fd: int, *writes: Callable[[], None]) -> threading.Thread:
+    """A pod init in the background: each write 0.3 s after the last, then its exit (the lock)."""
+    def writer() -> None:
+        for write in writes:
+            time.sleep(0.3)
+            write()
+        time.sleep(0.3)
+        holder.release(fd)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    return t
+
+
 def test_record_times_are_read_to_the_nanosecond() -> None:
     assert record_time_ns(stamp(T0 + 0.5)) == T0 * 1_000_000_000 + 500_000_000
     assert record_time_ns("2023-11-14T22:13:20Z") == T0 * 1_000_000_000
@@ -103,16 +117,8 @@ def test_follow_streams_new_lines_until_the_pod_exits(make_pod: Callable[..., Pa
     write_log(pod, "web", (T0, "stdout", "F", "before"))
     got: list[list[str]] = []
 
-    def writer() -> None:
-        time.sleep(0.3)
-        write_log(pod, "web", (T0 + 1, "stdout", "P", "half "))
-        time.sleep(0.3)
-        write_log(pod, "web", (T0 + 2, "stdout", "F", "a line"), (T0 + 3, "stdout", "P", "the end"))
-        time.sleep(0.3)
-        holder.release(fd)  # pod init exits: the stream ends after a last read
-
-    t = threading.Thread(target=writer)
-    t.start()
+    t = while_writing(holder, fd, lambda: write_log(pod, "web", (T0 + 1, "stdout", "P", "half ")),
+                      lambda: write_log(pod, "web", (T0 + 2, "stdout", "F", "a line"), (T0 + 3, "stdout", "P", "the end")))
     for batch in stream(config, LogQuery(pod_id=pod.name, follow=True)):
         got.append(batch)
     t.join()
@@ -201,16 +207,8 @@ def test_logs_follow_after_the_last_n_and_stops_at_until(make_pod: Callable[...,
     now = time.time()
     write_log(pod, "web", *[(now - 5 + i, "stdout", "F", f"old {i}") for i in range(3)])
 
-    def writer() -> None:
-        time.sleep(0.3)
-        write_log(pod, "web", (time.time(), "stdout", "P", "half "))
-        time.sleep(0.3)
-        write_log(pod, "web", (time.time(), "stdout", "F", "a line"))
-        time.sleep(0.3)
-        holder.release(fd)
-
-    t = threading.Thread(target=writer)
-    t.start()
+    t = while_writing(holder, fd, lambda: write_log(pod, "web", (time.time(), "stdout", "P", "half ")),
+                      lambda: write_log(pod, "web", (time.time(), "stdout", "F", "a line")))
     code, out, err = pyrkt_logs(pod, "--follow", "--tail=1")
     t.join()
     assert (code, out, err) == (0, "old 2\nhalf a line\n", "")
@@ -221,3 +219,27 @@ def test_logs_follow_after_the_last_n_and_stops_at_until(make_pod: Callable[...,
     assert (code, out) == (0, "old 0\nold 1\nold 2\nhalf a line\n")
     assert 0.4 < time.monotonic() - started < 5
     holder.release(fd)
+
+
+def test_logs_follows_several_apps_merged_by_time(make_pod: Callable[..., Path], holder: Any,
+                                                 pyrkt_logs: Callable[..., tuple[int, str, str]]) -> None:
+    pod = make_pod(Dir.RUN, apps=("web", "db"), pid=1)
+    fd = holder.lock(pod)
+    write_log(pod, "web", (T0 + 1, "stdout", "F", "web one"))
+    write_log(pod, "db", (T0 + 2, "stdout", "F", "db one"))
+
+    t = while_writing(holder, fd, lambda: (write_log(pod, "db", (T0 + 4, "stdout", "F", "db two")),
+                                           write_log(pod, "web", (T0 + 3, "stderr", "F", "web two"))))
+    code, out, err = pyrkt_logs(pod, "--follow", "--timestamps")
+    t.join()
+    assert (code, err) == (0, f"{stamp(T0 + 3)} web two\n")
+    assert out == f"{stamp(T0 + 1)} web one\n{stamp(T0 + 2)} db one\n{stamp(T0 + 4)} db two\n"
+
+
+def test_logs_of_a_sandbox_without_apps(make_pod: Callable[..., Path], holder: Any,
+                                       pyrkt_logs: Callable[..., tuple[int, str, str]]) -> None:
+    pod = make_pod(Dir.RUN, apps=(), pid=1)
+    holder.lock(pod)
+    assert pyrkt_logs(pod) == (0, "", "")
+    code, out, err = pyrkt_logs(pod, "--follow")
+    assert (code, out) == (254, "") and "has no apps to follow" in err
