@@ -582,6 +582,18 @@ def test_image_config_user_workdir_and_env_are_honoured(tmp_path: Path, env: tup
     assert r.out.split() == ["1000", "1000", "/home/app", "hi"]
 
 
+def test_a_user_or_group_name_the_image_lacks_is_refused_before_the_pod_is_made(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    before = cli("list", "--no-legend", "--full").out
+    for flags, line in ((("--user=nobody2",), "user 'nobody2' not found in /etc/passwd of image"),
+                        (("--user=app", "--group=wheel2"), "group 'wheel2' not found in /etc/group of image")):
+        r = cli("run", "--net=none", image, *flags)
+        assert r.code == 254 and line in r.err and r.err.count("\n") == 1, r
+    assert cli("list", "--no-legend", "--full").out == before  # no pod prepared
+    r = cli("run", "--net=none", image, "--user=app", "--exec=/bin/id", "--", "-un")
+    assert (r.code, r.out) == (0, "app\n"), r
+
+
 def test_sigint_to_a_foreground_run_stops_the_pod(env: tuple[Cli, str]) -> None:
     import signal
 
