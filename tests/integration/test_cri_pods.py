@@ -474,3 +474,34 @@ def test_a_user_the_image_lacks_is_refused_at_create_leaving_no_container(cri: C
         assert "user 'app' not found in the image's /etc/passwd" in str(at_start.value.details())
     finally:
         rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+
+
+def test_an_empty_id_is_invalid_naming_its_field_an_unknown_one_is_stopped_and_removed(cri: Cri) -> None:
+    for method, request, field in [
+            ("StopPodSandbox", pb.StopPodSandboxRequest(), "pod_sandbox_id"),
+            ("RemovePodSandbox", pb.RemovePodSandboxRequest(), "pod_sandbox_id"),
+            ("PodSandboxStatus", pb.PodSandboxStatusRequest(), "pod_sandbox_id"),
+            ("PodSandboxStats", pb.PodSandboxStatsRequest(), "pod_sandbox_id"),
+            ("PortForward", pb.PortForwardRequest(port=[80]), "pod_sandbox_id"),
+            ("CreateContainer", pb.CreateContainerRequest(config=pb.ContainerConfig(
+                metadata=pb.ContainerMetadata(name="x"))), "pod_sandbox_id"),
+            ("StartContainer", pb.StartContainerRequest(), "container_id"),
+            ("StopContainer", pb.StopContainerRequest(), "container_id"),
+            ("RemoveContainer", pb.RemoveContainerRequest(), "container_id"),
+            ("ContainerStatus", pb.ContainerStatusRequest(), "container_id"),
+            ("ContainerStats", pb.ContainerStatsRequest(), "container_id"),
+            ("UpdateContainerResources", pb.UpdateContainerResourcesRequest(), "container_id"),
+            ("ReopenContainerLog", pb.ReopenContainerLogRequest(), "container_id"),
+            ("ExecSync", pb.ExecSyncRequest(cmd=["true"]), "container_id"),
+            ("Exec", pb.ExecRequest(cmd=["true"], stdout=True), "container_id"),
+            ("Attach", pb.AttachRequest(stdout=True), "container_id")]:
+        with pytest.raises(grpc.RpcError) as empty:
+            rt(cri, method, request)
+        assert (empty.value.code(), empty.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, f"{field} is empty"), method
+    gone = "0" * 36
+    rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=gone))  # the CRI's idempotence: no error
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=gone))
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=gone + "-x"))
+    with pytest.raises(grpc.RpcError) as unknown:
+        rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=gone))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
