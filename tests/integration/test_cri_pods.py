@@ -424,3 +424,84 @@ def test_a_container_whose_log_cannot_be_linked_is_not_left_half_made(cri: Cri, 
     assert create(cri, sid, config, image[1], "lost", "true") == f"{sid}-lost"
     rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
     assert containers(cri) == {}
+
+
+def test_a_user_the_image_lacks_is_refused_at_create_leaving_no_container(cri: Cri, image: tuple[Path, str],
+                                                                         tmp_path: Path) -> None:
+    """containerd refuses an unknown run_as_username (or image User) when the container is
+    created; so does pyrkt, FAILED_PRECONDITION naming the user and the image. A user file
+    mounted over the image's is only known at the start, which then fails the same way."""
+    cli = Cli(cri.data_dir)
+    assert cli("fetch", make_image(tmp_path / "ghostly", cmd=("true",), user="ghost")).code == 0
+    names = dict(line.split() for line in cli("image", "list", "--full", "--no-legend", "--fields=id,name").out.splitlines())
+    ghostly_id = next(i for i, n in names.items() if "ghostly" in n)
+    config = sandbox_config(tmp_path, "users")
+    sid = run_sandbox(cri, config)
+    try:
+        def container(name: str, image_id: str, **sc: Any) -> pb.ContainerConfig:
+            return pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=image_id),
+                                      command=["true"], log_path=f"{name}/0.log",
+                                      linux=pb.LinuxContainerConfig(
+                                          security_context=pb.LinuxContainerSecurityContext(**sc)))
+
+        for c, user, img in ((container("named", image[1], run_as_username="nobody2"), "nobody2", names[image[1]]),
+                             (container("imaged", ghostly_id), "ghost", names[ghostly_id])):
+            with pytest.raises(grpc.RpcError) as refused:
+                rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=c,
+                                                                     sandbox_config=config))
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert refused.value.details() == (f"app '{c.metadata.name}': user '{user}' not found in /etc/passwd "
+                                               f"of image '{img.removesuffix(':latest')}'"), refused.value.details()
+        assert containers(cri) == {}  # nothing added
+        appsinfo = cri.data_dir / "pods" / "run" / sid / "appsinfo"
+        assert not appsinfo.exists() or list(appsinfo.iterdir()) == []
+        # the same user found: the same name is created and runs
+        ok = container("named", image[1], run_as_username="app")
+        cid = str(rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=ok,
+                                                                       sandbox_config=config)).container_id)
+        rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+        assert wait_state(cri, cid, pb.CONTAINER_EXITED).exit_code == 0
+
+        passwd = tmp_path / "passwd"
+        passwd.write_text("root:x:0:0:root:/root:/bin/sh\n")
+        over = container("over", image[1], run_as_username="app")
+        over.mounts.append(pb.Mount(container_path="/etc/passwd", host_path=str(passwd), readonly=True))
+        cid = str(rt(cri, "CreateContainer", pb.CreateContainerRequest(pod_sandbox_id=sid, config=over,
+                                                                       sandbox_config=config)).container_id)
+        with pytest.raises(grpc.RpcError) as at_start:  # a user error, not an INTERNAL one
+            rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+        assert at_start.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "user 'app' not found in the image's /etc/passwd" in str(at_start.value.details())
+    finally:
+        rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))
+
+
+def test_an_empty_id_is_invalid_naming_its_field_an_unknown_one_is_stopped_and_removed(cri: Cri) -> None:
+    for method, request, field in [
+            ("StopPodSandbox", pb.StopPodSandboxRequest(), "pod_sandbox_id"),
+            ("RemovePodSandbox", pb.RemovePodSandboxRequest(), "pod_sandbox_id"),
+            ("PodSandboxStatus", pb.PodSandboxStatusRequest(), "pod_sandbox_id"),
+            ("PodSandboxStats", pb.PodSandboxStatsRequest(), "pod_sandbox_id"),
+            ("PortForward", pb.PortForwardRequest(port=[80]), "pod_sandbox_id"),
+            ("CreateContainer", pb.CreateContainerRequest(config=pb.ContainerConfig(
+                metadata=pb.ContainerMetadata(name="x"))), "pod_sandbox_id"),
+            ("StartContainer", pb.StartContainerRequest(), "container_id"),
+            ("StopContainer", pb.StopContainerRequest(), "container_id"),
+            ("RemoveContainer", pb.RemoveContainerRequest(), "container_id"),
+            ("ContainerStatus", pb.ContainerStatusRequest(), "container_id"),
+            ("ContainerStats", pb.ContainerStatsRequest(), "container_id"),
+            ("UpdateContainerResources", pb.UpdateContainerResourcesRequest(), "container_id"),
+            ("ReopenContainerLog", pb.ReopenContainerLogRequest(), "container_id"),
+            ("ExecSync", pb.ExecSyncRequest(cmd=["true"]), "container_id"),
+            ("Exec", pb.ExecRequest(cmd=["true"], stdout=True), "container_id"),
+            ("Attach", pb.AttachRequest(stdout=True), "container_id")]:
+        with pytest.raises(grpc.RpcError) as empty:
+            rt(cri, method, request)
+        assert (empty.value.code(), empty.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, f"{field} is empty"), method
+    gone = "0" * 36
+    rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=gone))  # the CRI's idempotence: no error
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=gone))
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=gone + "-x"))
+    with pytest.raises(grpc.RpcError) as unknown:
+        rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=gone))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

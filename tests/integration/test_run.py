@@ -540,6 +540,47 @@ def test_what_is_typed_before_the_terminal_goes_raw_reaches_the_app(env: tuple[C
     os.close(master)
 
 
+def test_interactive_with_piped_stdin_passes_the_pipe_through_without_echo(env: tuple[Cli, str]) -> None:
+    """`printf ... | pyrkt run --interactive`: no pty (whose echo printed piped input twice);
+    the app reads the pipe to its end and its output reaches run's stdout once."""
+    cli, image = env
+    r = cli("run", "--net=none", "--interactive", image, "--exec=/bin/cat", input="one\ntwo\n", timeout=30)
+    assert (r.code, r.out) == (0, "one\ntwo\n"), r
+
+
+def test_interactive_shell_from_a_pipe_runs_without_prompt_and_gives_its_exit_code(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    r = cli("run", "--net=none", "--interactive", image, "--exec=/bin/sh", input="exit 3\n", timeout=30)
+    assert (r.code, r.out, r.err) == (3, "", ""), r
+
+
+def test_interactive_app_from_a_pipe_has_no_terminal_and_run_s_stdio(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    script = ("test -t 0 && echo IN-TTY || echo in-pipe; test -t 1 && echo OUT-TTY || echo out-pipe; "
+              "echo to-stderr >&2; cat; echo after-eof")
+    r = cli("run", "--net=none", "--interactive", image, "--exec=/bin/sh", "--", "-c", script, input="piped line\n",
+            timeout=30)
+    assert r.code == 0, r
+    assert r.out == "in-pipe\nout-pipe\npiped line\nafter-eof\n", r
+    assert r.err == "to-stderr\n", r
+
+
+def test_interactive_from_a_terminal_into_a_file_has_no_echo_in_the_output(env: tuple[Cli, str]) -> None:
+    """stdin a terminal, stdout a pipe (`pyrkt run --interactive ... > file`): pipe mode too, so
+    what is typed is read by the app and echoed by the user's terminal, not written to the file."""
+    cli, image = env
+    master, slave = os.openpty()
+    try:
+        p = cli.popen("run", "--net=none", "--interactive", image, "--exec=/bin/sh", "--", "-c",
+                      "read line; echo got $line", stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(slave)
+        os.write(master, b"typed\n")
+        out, err = p.communicate(timeout=30)
+    finally:
+        os.close(master)
+    assert (p.returncode, out) == (0, "got typed\n"), (p.returncode, out, err)
+
+
 def test_without_interactive_stdin_is_not_a_terminal(env: tuple[Cli, str]) -> None:
     cli, image = env
     r = cli("run", "--net=none", image, "--exec=/bin/sh", "--", "-c", "test -t 0 || echo no-tty")
@@ -572,6 +613,18 @@ def test_image_config_user_workdir_and_env_are_honoured(tmp_path: Path, env: tup
     r = cli("run", "--net=none", src)
     assert r.code == 0, r
     assert r.out.split() == ["1000", "1000", "/home/app", "hi"]
+
+
+def test_a_user_or_group_name_the_image_lacks_is_refused_before_the_pod_is_made(env: tuple[Cli, str]) -> None:
+    cli, image = env
+    before = cli("list", "--no-legend", "--full").out
+    for flags, line in ((("--user=nobody2",), "user 'nobody2' not found in /etc/passwd of image"),
+                        (("--user=app", "--group=wheel2"), "group 'wheel2' not found in /etc/group of image")):
+        r = cli("run", "--net=none", image, *flags)
+        assert r.code == 254 and line in r.err and r.err.count("\n") == 1, r
+    assert cli("list", "--no-legend", "--full").out == before  # no pod prepared
+    r = cli("run", "--net=none", image, "--user=app", "--exec=/bin/id", "--", "-un")
+    assert (r.code, r.out) == (0, "app\n"), r
 
 
 def test_sigint_to_a_foreground_run_stops_the_pod(env: tuple[Cli, str]) -> None:

@@ -116,6 +116,17 @@ def dir_layers(layers_top_first: Sequence[str | Path], rel: str) -> list[str]:
     return out
 
 
+def regular_file(layers_bottom_first: Sequence[str | Path], path: str) -> str | None:
+    """The host path of the regular file the image shows at ``path`` (symlinks followed within
+    the image), to read without mounting; None when it is absent or no regular file."""
+    top_first = list(reversed(layers_bottom_first))
+    found = resolve_path(top_first, path)
+    if found is None or not stat.S_ISREG(found[1].st_mode):
+        return None
+    layer = entry(top_first, found[0])
+    return os.path.join(layer[0], found[0]) if layer is not None else None
+
+
 def find_executable(layers_bottom_first: Sequence[str | Path], name: str, path_env: str) -> str | None:
     """Where ``name`` would be found in the image (PATH search when it has no slash)."""
     layers = list(reversed(layers_bottom_first))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from pyrkt.config import Config, check_writable
-from pyrkt.errors import ImageError, PyrktError, UsageError, undecodable
+from pyrkt.errors import ImageError, InvalidState, PyrktError, UsageError, undecodable
 from pyrkt.kernel import fs
 from pyrkt.model import abi, jsonio
 from pyrkt.model.devices import HostDevice, parse_device_flag
@@ -308,6 +308,36 @@ def check_executables(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> No
             raise ImageError(f"app {app.name!r}: executable {argv0!r} not found{where} in image {app.image.name!r}")
 
 
+USER_DB_MAX = 1 << 24  # bytes: a larger /etc/passwd or /etc/group is left for the app's start to read
+
+
+def check_users(apps: list[RuntimeApp], layer_dirs: list[list[str]]) -> None:
+    """A user or group an app names (its image's, or a --user/--group or CRI run_as_username)
+    must be in its image's /etc/passwd or /etc/group, where the app's start looks it up
+    (stage1.users): refused now, before the pod or app is made. Numbers and appc's file paths
+    need no lookup; a file an app mounts over (at it or /etc) is only known when it starts."""
+    from pyrkt.stage0.layers import regular_file
+    from pyrkt.stage1 import users
+
+    for app, layers in zip(apps, layer_dirs, strict=True):
+        mounted = {os.path.normpath(m.path) for m in app.mounts}
+        for what, db, name in (("user", "/etc/passwd", app.app.user), ("group", "/etc/group", app.app.group)):
+            if not name or name.isdigit() or name.startswith("/") or {"/etc", db} & mounted:
+                continue
+            path = regular_file(layers, db)
+            try:
+                if path is not None and os.stat(path).st_size > USER_DB_MAX:
+                    continue
+            except OSError:
+                continue
+            rows = users.read_db(path) if path is not None else []
+            if (users.user_entry(rows, name) if what == "user" else users.group_gid(rows, name)) is None:
+                # FAILED_PRECONDITION to a CRI caller, not INVALID_ARGUMENT: the request is well
+                # formed, the image the store holds under its name lacks the entry (the user may
+                # be the image's own); another image, or another user, makes the same call work
+                raise InvalidState(f"app {app.name!r}: {what} {name!r} not found in {db} of image {app.image.name!r}")
+
+
 def check_runnable(image: Image) -> None:
     """As rkt's stage0: an app's ACI runs only when its labels say linux and a known arch (an
     ACI without them may still be fetched, and serve as a dependency: ``model.osarch``)."""
@@ -408,6 +438,7 @@ def prepare(config: Config, req: PodRequest, *, ui: FetchUI | None = None) -> Po
                 ui.notice(f"warning: {line}")
         layer_dirs = [store.lower_dirs(image) for image in images]
         check_executables(list(manifest.apps), layer_dirs)
+        check_users(list(manifest.apps), layer_dirs)
         if ids is not None and overlay:
             overlay = layers_idmappable(layer_dirs, ui)
         pod = Pod.create(config.pods_dir)

@@ -171,6 +171,7 @@ def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volum
         PodRequest,
         check_executables,
         check_runnable,
+        check_users,
         layers_idmappable,
         reify,
         unapplied_privileges,
@@ -198,6 +199,7 @@ def add(config: Config, uuid: str, ar: AppRequest, app_volumes: list[tuple[Volum
                                  "give the new one another --name")
             one = volumes.satisfy(manifest.replace(apps=(ra,)), [image])
             ra = one.apps[0]
+            check_users([ra], [layers])  # with the mounts its image's mount points got
             clear_app(pod, ra.name)  # what an add killed halfway left
             ids = private_users(pod)
             overlay = os.path.isdir(pod.file(abi.OVERLAY))

@@ -53,7 +53,7 @@ def run_app(spec: dict[str, Any], plan: dict[str, Any], stdio: dict[str, int], e
     if plan.get("apps_mntns", -1) >= 0:  # pod init's own root has nothing the app needs (initroot)
         k.setns(plan["apps_mntns"], CLONE_NEWNS, "the mount namespace pod init left")
     os.setsid()
-    setup_stdio(stdio, interactive=plan["interactive"])
+    setup_stdio(stdio, interactive=plan["interactive"], console=plan.get("console", "/dev/null"))
     if "tty_to" in stdio:  # open_tty's modules now: after pivot_root the host's are gone
         import fcntl  # noqa: F401
         import socket  # noqa: F401
@@ -170,14 +170,18 @@ def exit_code(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def setup_stdio(stdio: dict[str, int], *, interactive: bool) -> None:
+def setup_stdio(stdio: dict[str, int], *, interactive: bool, console: str = "/dev/null") -> None:
+    """``interactive``: the app keeps pod init's stdio, the pod's pty (``console``) that becomes
+    its controlling terminal, or (no pty: run's stdin or stdout was no terminal) run's own
+    stdin, stdout and stderr, which it never takes as its terminal."""
     if interactive:
-        import fcntl
+        if console != "/dev/null":
+            import fcntl
 
-        try:
-            fcntl.ioctl(0, TIOCSCTTY, 0)
-        except OSError:
-            pass  # stdin is not a terminal (e.g. redirected); the app still runs
+            try:
+                fcntl.ioctl(0, TIOCSCTTY, 0)
+            except OSError:
+                pass  # the app still runs, without a controlling terminal
         return
     null = os.open("/dev/null", os.O_RDWR)
     for fd, stream in enumerate(("stdin", "stdout", "stderr")):  # a tty one: open_tty, later

@@ -398,7 +398,10 @@ class DefaultFlavor:
         ready_r, ready_w = os.pipe()
         joined_r, joined_w = os.pipe()  # the host side tells pod init it is in the pod's cgroups
         tee = not detach and not config.interactive
-        pty = os.openpty() if config.interactive else None
+        # --interactive from a terminal: the app gets a pty of its own, carried to and from it;
+        # else (stdin or stdout a pipe or file) the app's stdio is this process's own, as
+        # systemd-nspawn's pipe console: no echo of piped input, no terminal for the app
+        pty = os.openpty() if config.interactive and os.isatty(0) and os.isatty(1) else None
         console = os.ttyname(pty[1]) if pty is not None else "/dev/null"
         pod = build_plan(pod_dir, config, tee=tee, console=console)
         if any(a.volumes for a in pod.apps):  # now, not in each app: forked apps start without imports
@@ -583,7 +586,7 @@ class DefaultFlavor:
                 for fd in (0, 1, 2):
                     os.dup2(pty[1], fd)
                 os.close(pty[1])
-            else:
+            elif not pod.interactive:  # --interactive without a terminal: the apps get run's stdio
                 null = os.open("/dev/null", os.O_RDWR)
                 os.dup2(null, 0)
                 if detach:

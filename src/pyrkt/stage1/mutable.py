@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyrkt.errors import InvalidState, PyrktError
+from pyrkt.errors import InvalidState
 from pyrkt.kernel import fs, lock
 from pyrkt.model import abi
 from pyrkt.stage1.poddir import read_pid
@@ -19,6 +19,13 @@ RUNNING = "the app is running"  # pod init's answer to `rm` of an app that runs 
 class AppRunning(InvalidState):
     """Pod init would not forget an app because it runs (a start asked by a command killed
     before its answer may still be under way when the next command looks)."""
+
+
+class Refused(InvalidState):
+    """Pod init's "error:" answer: the app could not be set up or exec'ed (a user or group its
+    image lacks, a mount source gone, an executable that does not run), or the pod is stopping.
+    What the app asks meets its image or the node badly, for its owner to fix; no fault of
+    pyrkt's, so a CRI caller hears FAILED_PRECONDITION, not INTERNAL."""
 
 
 def tell_pod_init(pod_dir: str, app: str, action: str) -> None:
@@ -94,4 +101,4 @@ def raise_refusal(app: str, why: str) -> None:
         raise AppRunning(f"app {app}: {RUNNING}")
     if why.startswith("error:"):
         why = why.removeprefix("error:").strip()
-        raise PyrktError(why if why.startswith(f"app {app}: ") else f"app {app}: {why}")
+        raise Refused(why if why.startswith(f"app {app}: ") else f"app {app}: {why}")

@@ -35,6 +35,16 @@ def read_db(path: str) -> list[list[str]]:
         return []
 
 
+def user_entry(passwd: list[list[str]], name: str) -> list[str] | None:
+    """The /etc/passwd line of user ``name`` (its fields), or None."""
+    return next((row for row in passwd if len(row) >= 4 and row[0] == name), None)
+
+
+def group_gid(groups: list[list[str]], name: str) -> int | None:
+    """The gid of group ``name`` in /etc/group, or None."""
+    return next((int(r[2]) for r in groups if len(r) >= 3 and r[0] == name and r[2].isdigit()), None)
+
+
 def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = (), *, root: str = "") -> Ids:
     """Resolve inside ``root`` (the app's root; "" once pivot_root made it "/")."""
     passwd = read_db(root + "/etc/passwd")
@@ -45,13 +55,13 @@ def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = 
         uid = os.stat(root + user).st_uid
     elif user.isdigit():
         uid = int(user)
-    for row in passwd:
-        if len(row) < 4:
-            continue
-        if (uid is None and row[0] == user) or (uid is not None and row[2] == str(uid)):
-            name, uid, primary = row[0], int(row[2]), int(row[3]) if row[3].isdigit() else None
-            home = row[5] if len(row) > 5 and row[5] else "/"
-            break
+    if uid is None:
+        entry = user_entry(passwd, user)
+    else:
+        entry = next((row for row in passwd if len(row) >= 4 and row[2] == str(uid)), None)
+    if entry is not None:
+        name, uid, primary = entry[0], int(entry[2]), int(entry[3]) if entry[3].isdigit() else None
+        home = entry[5] if len(entry) > 5 and entry[5] else "/"
     if uid is None:
         raise PyrktError(f"user {user!r} not found in the image's /etc/passwd")
     if group and group.startswith("/"):
@@ -59,10 +69,10 @@ def resolve(user: str, group: str, supplementary: list[int] | tuple[int, ...] = 
     elif group and group.isdigit():
         gid = int(group)
     elif group:
-        found = [int(r[2]) for r in groups if len(r) >= 3 and r[0] == group and r[2].isdigit()]
-        if not found:
+        found = group_gid(groups, group)
+        if found is None:
             raise PyrktError(f"group {group!r} not found in the image's /etc/group")
-        gid = found[0]
+        gid = found
     else:
         gid = primary if primary is not None else uid
     extra = [int(g) for g in supplementary]

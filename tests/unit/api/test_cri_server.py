@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import socket
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from pyrkt.api.cri import images, runtime, server
@@ -115,3 +117,42 @@ def test_network_ready_needs_a_cni_network_config(tmp_path: Path) -> None:
     assert runtime.runtime_config().linux.cgroup_driver == pb.CGROUPFS
     v = runtime.version()
     assert (v.runtime_name, v.runtime_api_version) == ("pyrkt", "v1")
+
+
+class Aborted(Exception):
+    pass
+
+
+class Context:
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise Aborted(code, details)
+
+
+class Refusing:
+    """A service whose every call fails the test: the empty id must be refused before it."""
+
+    def __getattr__(self, name: str) -> Any:
+        def call(request: Any, context: Any) -> None:
+            pytest.fail(f"{name} was called with an empty id")
+        return call
+
+
+def test_every_call_refuses_an_empty_sandbox_or_container_id_naming_the_field() -> None:
+    handlers = server.method_table(server.RUNTIME_SERVICE, Refusing())
+    checked = {}
+    for method in pb.DESCRIPTOR.services_by_name["RuntimeService"].methods:
+        for field in server.id_fields(method):
+            checked[method.name] = field
+            details = type("Details", (), {"method": f"/{server.RUNTIME_SERVICE}/{method.name}",
+                                           "invocation_metadata": ()})()
+            handler = handlers.service(details)
+            request = getattr(pb, method.input_type.name)()
+            with pytest.raises(Aborted) as refused:
+                handler.unary_unary(request, Context())
+            assert refused.value.args == (grpc.StatusCode.INVALID_ARGUMENT, f"{field} is empty"), method.name
+    wired = {m for m in checked if hasattr(server.RuntimeService, m)}
+    assert wired == {"StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus", "CreateContainer", "StartContainer",
+                     "StopContainer", "RemoveContainer", "ContainerStatus", "UpdateContainerResources",
+                     "ReopenContainerLog", "ExecSync", "Exec", "Attach", "PortForward", "ContainerStats",
+                     "PodSandboxStats"}
+    assert checked["CreateContainer"] == "pod_sandbox_id" and checked["StartContainer"] == "container_id"

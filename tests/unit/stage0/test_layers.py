@@ -38,3 +38,15 @@ def test_symlink_loops_and_escapes_do_not_hang(tmp_path: Path) -> None:
     l0 = layer(tmp_path / "l0", {"/bin/a": "->b", "/bin/b": "->a", "/bin/up": "->../../../../etc/passwd"})
     assert find_executable([l0], "/bin/a", "") is None
     assert find_executable([l0], "/bin/up", "") is None  # resolved inside the image, not the host
+
+
+def test_a_regular_file_is_found_in_its_layer_through_the_images_symlinks(tmp_path: Path) -> None:
+    from pyrkt.stage0.layers import regular_file
+
+    bottom = layer(tmp_path / "l0", {"/usr/lib/passwd": "f", "/etc/shadow": "f"})
+    top = layer(tmp_path / "l1", {"/etc/passwd": "->../usr/lib/passwd", "/etc/up": "->../../../../etc/hostname"})
+    assert regular_file([bottom, top], "/etc/passwd") == str(bottom / "usr/lib/passwd")
+    assert regular_file([bottom, top], "/etc/shadow") == str(bottom / "etc/shadow")
+    assert regular_file([bottom, top], "/etc") is None  # a directory
+    assert regular_file([bottom, top], "/etc/up") is None  # resolved inside the image, not on the host
+    assert regular_file([bottom, top], "/etc/group") is None

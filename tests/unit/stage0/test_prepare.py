@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pyrkt.errors import ImageError, UsageError
+from pyrkt.errors import ImageError, InvalidState, UsageError
 from pyrkt.model.image import AppSpec, Image, MountPoint
+from pyrkt.model.pod import RuntimeApp
 from pyrkt.stage0.prepare import (
     AppRequest,
     PodRequest,
+    check_users,
     host_devices,
     merge_env,
     read_env_file,
@@ -218,3 +220,53 @@ def test_uuid_file_save_writes_into_a_fifo_or_a_link_and_replaces_only_a_regular
     assert stat.S_ISFIFO(os.lstat(tmp_path / "fifo").st_mode)
     with pytest.raises(UsageError, match=f"^--uuid-file-save={tmp_path} is a directory$"):
         save_uuid(str(tmp_path), "u4")
+
+
+def image_layers(tmp_path: Path, passwd: str | None, group: str | None = None) -> list[str]:
+    """Two layers: the bottom one with /etc/passwd, the top one linking /etc/group to it (or not)."""
+    bottom, top = tmp_path / "l0", tmp_path / "l1"
+    (bottom / "etc").mkdir(parents=True)
+    (top / "usr/lib").mkdir(parents=True)
+    if passwd is not None:
+        (bottom / "etc/passwd").write_text(passwd)
+    if group is not None:
+        (top / "usr/lib/group").write_text(group)
+        (top / "etc").mkdir()
+        os.symlink("../usr/lib/group", top / "etc/group")
+    return [str(bottom), str(top)]
+
+
+def users_app(user: str, group: str = "", mounts: tuple[str, ...] = ()) -> RuntimeApp:
+    from pyrkt.model.pod import RuntimeImage
+    from pyrkt.model.volumes import AppMount
+
+    return RuntimeApp(name="web", image=RuntimeImage(IMAGE.id, IMAGE.name),
+                      app=AppSpec(exec=("sh",), user=user, group=group),
+                      mounts=tuple(AppMount(f"v{i}", p) for i, p in enumerate(mounts)))
+
+
+def test_a_user_or_group_name_the_image_lacks_is_refused_naming_it_and_the_image(tmp_path: Path) -> None:
+    layers = image_layers(tmp_path, "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+                          "root:x:0:\nstaff:x:50:app\n")
+    for user, group in (("app", ""), ("root", "staff"), ("0", "0"), ("4242", "4343"), ("/bin/sh", "/bin/sh")):
+        check_users([users_app(user, group)], [layers])
+    with pytest.raises(InvalidState) as err:  # a CRI caller's FAILED_PRECONDITION
+        check_users([users_app("nobody")], [layers])
+    assert str(err.value) == "app 'web': user 'nobody' not found in /etc/passwd of image 'example.com/busybox'"
+    with pytest.raises(InvalidState, match="group 'wheel' not found in /etc/group of image"):
+        check_users([users_app("app", "wheel")], [layers])
+
+
+def test_an_image_without_passwd_has_no_user_names(tmp_path: Path) -> None:
+    layers = image_layers(tmp_path, None)
+    check_users([users_app("65534")], [layers])
+    with pytest.raises(InvalidState, match="user 'root' not found in /etc/passwd"):
+        check_users([users_app("root")], [layers])
+
+
+def test_a_user_database_mounted_over_is_left_for_the_start(tmp_path: Path) -> None:
+    layers = image_layers(tmp_path, "root:x:0:0::/root:/bin/sh\n")
+    check_users([users_app("nobody", mounts=("/etc/passwd",))], [layers])
+    check_users([users_app("nobody", "wheel", mounts=("/etc/",))], [layers])
+    with pytest.raises(InvalidState):
+        check_users([users_app("nobody", mounts=("/etc/group", "/data"))], [layers])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrkt.errors import PyrktError
+from pyrkt.errors import InvalidState
 from pyrkt.stage1 import mutable
 from pyrkt.stage1.podinit import App, PodInit
 
@@ -366,9 +366,10 @@ def test_a_request_written_while_pod_init_acts_on_another_is_kept_for_the_next_s
     ("error:the pod is stopping", "app web: the pod is stopping"),
 ])
 def test_a_refusal_is_one_line_naming_the_app_once(answer: str, line: str) -> None:
-    with pytest.raises(PyrktError) as err:
+    with pytest.raises(mutable.Refused) as err:  # FAILED_PRECONDITION to a CRI caller (an InvalidState)
         mutable.raise_refusal("web", answer)
     assert str(err.value) == line
+    assert isinstance(err.value, InvalidState)
 
 
 def test_ok_is_no_refusal_and_running_is_its_own_error() -> None:

@@ -279,19 +279,39 @@ def _abort(context: grpc.ServicerContext, name: str, e: BaseException) -> None:
     context.abort(grpc.StatusCode.INTERNAL, message)
 
 
-def _unary(name: str, fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
+ID_FIELDS = ("pod_sandbox_id", "container_id")  # a request's fields that name one sandbox or container
+
+
+def id_fields(method: Any) -> tuple[str, ...]:
+    """The id fields of a method's request (its descriptor's): each must be given."""
+    return tuple(f.name for f in method.input_type.fields if f.name in ID_FIELDS)
+
+
+def check_ids(request: Any, fields: tuple[str, ...]) -> None:
+    """An empty id names no sandbox or container: INVALID_ARGUMENT naming the field, for every
+    call, before any is looked up (an unknown one is the call's: NOT_FOUND, or for StopPodSandbox
+    and RemovePodSandbox, which the kubelet repeats for sandboxes gone, success)."""
+    for field in fields:
+        if not getattr(request, field):
+            raise UsageError(f"{field} is empty")
+
+
+def _unary(name: str, fn: Callable[[Any, grpc.ServicerContext], Any],
+           ids: tuple[str, ...] = ()) -> Callable[[Any, grpc.ServicerContext], Any]:
     def call(request: Any, context: grpc.ServicerContext) -> Any:
         try:
+            check_ids(request, ids)
             return fn(request, context)
         except Exception as e:  # noqa: BLE001 (every failure becomes a status, never a traceback)
             _abort(context, name, e)
     return call
 
 
-def _streaming(name: str, fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -> Callable[
-        [Any, grpc.ServicerContext], Iterator[Any]]:
+def _streaming(name: str, fn: Callable[[Any, grpc.ServicerContext], Iterator[Any]],
+               ids: tuple[str, ...] = ()) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
+            check_ids(request, ids)
             yield from fn(request, context)
         except Exception as e:  # noqa: BLE001
             _abort(context, name, e)
@@ -318,9 +338,11 @@ def method_table(service: str, impl: object) -> grpc.GenericRpcHandler:
             table[method.name] = (grpc.unary_stream_rpc_method_handler if method.server_streaming
                                   else grpc.unary_unary_rpc_method_handler)(_unimplemented(method.name), **kwargs)
         elif method.server_streaming:
-            table[method.name] = grpc.unary_stream_rpc_method_handler(_streaming(method.name, fn), **kwargs)
+            table[method.name] = grpc.unary_stream_rpc_method_handler(_streaming(method.name, fn, id_fields(method)),
+                                                                      **kwargs)
         else:
-            table[method.name] = grpc.unary_unary_rpc_method_handler(_unary(method.name, fn), **kwargs)
+            table[method.name] = grpc.unary_unary_rpc_method_handler(_unary(method.name, fn, id_fields(method)),
+                                                                     **kwargs)
     return grpc.method_handlers_generic_handler(service, table)
 
 
