@@ -13,6 +13,7 @@ library code never exits. Classes are chosen by what a caller can do about the f
     ├── ImageError             a corrupt or unusable image (manifest, layer, config)
     │   └── IntegrityError     bytes that do not match their digest or signature
     ├── FetchError             a source (registry, https, file) failed
+    │   └── AccessDenied       it refused us (401: who we are, 403: what we asked)
     ├── NetworkSetupError      a CNI plugin failed
     └── KernelError            a privileged call failed; keeps the call and the path
 """
@@ -92,6 +93,17 @@ class IntegrityError(ImageError):
 
 class FetchError(PyrktError):
     code = "fetch"
+
+
+class AccessDenied(FetchError):
+    """A registry or web server refused the request: ``status`` 401 (no or wrong credentials)
+    or 403 (credentials that may not do this)."""
+
+    code = "access"
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class NetworkSetupError(PyrktError):

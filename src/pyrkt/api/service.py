@@ -24,7 +24,18 @@ from pyrkt.api import events, images, pods
 from pyrkt.api.logs import LogQuery, stream
 from pyrkt.api.proto import v1alpha_pb2 as pb
 from pyrkt.config import Config
-from pyrkt.errors import Ambiguous, InvalidState, Locked, NotFound, PyrktError, UsageError
+from pyrkt.errors import (
+    AccessDenied,
+    Ambiguous,
+    FetchError,
+    ImageError,
+    IntegrityError,
+    InvalidState,
+    Locked,
+    NotFound,
+    PyrktError,
+    UsageError,
+)
 from pyrkt.model.image import Image
 from pyrkt.model.pod import AC_VERSION
 from pyrkt.pods.pod import Pod
@@ -65,6 +76,15 @@ def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, InvalidState):
         return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
     if isinstance(exc, Locked):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, AccessDenied):  # a registry's: who we are (401), or what we asked (403)
+        code = grpc.StatusCode.UNAUTHENTICATED if exc.status == 401 else grpc.StatusCode.PERMISSION_DENIED
+        return code, str(exc)
+    if isinstance(exc, IntegrityError):  # bytes that do not match their digest or signature
+        return grpc.StatusCode.DATA_LOSS, str(exc)
+    if isinstance(exc, ImageError):  # an image that cannot serve the request (no such executable, ...)
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, FetchError):  # a registry or server that failed or could not be reached
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, PyrktError):
         return grpc.StatusCode.INTERNAL, str(exc)

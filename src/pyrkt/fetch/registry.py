@@ -25,7 +25,7 @@ from typing import IO, Any, cast
 
 import httpx
 
-from pyrkt.errors import FetchError, ImageError, IntegrityError
+from pyrkt.errors import AccessDenied, FetchError, ImageError, IntegrityError
 from pyrkt.fetch.auth import Credentials, parse_challenge
 from pyrkt.fetch.convert import check_config, diff_ids, image_from_config
 from pyrkt.fetch.manifests import (
@@ -62,7 +62,9 @@ def _token_answer(resp: httpx.Response, what: str, refusals: dict[int, str]) -> 
     for a status that means the credentials were refused, by status."""
     try:
         if resp.status_code in refusals:
-            raise FetchError(refusals[resp.status_code])
+            status = resp.status_code if resp.status_code in (401, 403) else 401  # 400: OAuth2's invalid_grant
+            raise (AccessDenied(refusals[resp.status_code], status) if resp.status_code in (400, 401, 403)
+                   else FetchError(refusals[resp.status_code]))
         if resp.status_code != 200:
             raise FetchError(f"{what}: the token service answered {status_text(resp)}")
         data = load_json(resp.content[:MANIFEST_LIMIT], f"{what}: token service answer")
@@ -126,19 +128,19 @@ class RegistryClient:
 
     def _authenticate(self, header: str | None, what: str) -> None:
         if not header:
-            raise FetchError(f"{what}: access denied (401) and the registry sent no authentication challenge")
+            raise AccessDenied(f"{what}: access denied (401) and the registry sent no authentication challenge")
         scheme, params = parse_challenge(header)
         creds = self.credentials
         if scheme == "basic":
             if creds is None:
-                raise FetchError(f"{what}: the registry needs a user name and password (401); put them in "
+                raise AccessDenied(f"{what}: the registry needs a user name and password (401); put them in "
                                  "~/.docker/config.json or an auth.d dockerAuth file")
             if creds.identity_token and not creds.password:
                 raise FetchError(f"{what}: {self.registry} asks for HTTP basic auth, which cannot use "
                                  f"{creds.describe()} (it needs a user name and password)")
             value = creds.basic_header()
             if self.web.authorized(self.registry) == value:
-                raise FetchError(f"{what}: the registry refused the credentials of user {creds.user!r} "
+                raise AccessDenied(f"{what}: the registry refused the credentials of user {creds.user!r} "
                                  f"from {creds.origin} (401)")
             self.web.authorize(self.registry, value)
             return

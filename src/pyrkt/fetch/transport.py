@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from pyrkt.errors import FetchError
+from pyrkt.errors import AccessDenied, FetchError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ class Transport:
         if code == 404:
             raise NotFound(f"{what}: {not_found} (404)")
         if code in (401, 403):
-            raise FetchError(f"{what}: access denied ({code}): {denied}")
+            raise AccessDenied(f"{what}: access denied ({code}): {denied}", code)
         raise FetchError(f"{what}: {self.peer} answered {status_text(resp)}")
 
     def probe(self, url: str, *, what: str) -> bool:

@@ -18,7 +18,7 @@ from pyrkt.api import service
 from pyrkt.api.proto import v1alpha_pb2 as pb
 from pyrkt.cli import main as cli
 from pyrkt.config import Config, ConfigDirs
-from pyrkt.errors import UsageError
+from pyrkt.errors import AccessDenied, FetchError, ImageError, IntegrityError, PyrktError, UsageError
 from pyrkt.pods.state import Dir
 
 
@@ -169,3 +169,17 @@ def test_a_huge_id_is_named_cut_short_in_the_error(served: Callable[[Config], Cl
     assert code == grpc.StatusCode.NOT_FOUND  # not RESOURCE_EXHAUSTED: the reply fits gRPC's metadata limit
     assert details.startswith('no matches found for "bbbb') and details.endswith("…")
     assert len(details) == service.MAX_DETAILS
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (AccessDenied("r/x: the registry needs a user name and password (401)"), grpc.StatusCode.UNAUTHENTICATED),
+    (AccessDenied("r/x: access denied (403): pull", 403), grpc.StatusCode.PERMISSION_DENIED),
+    (IntegrityError("layer sha256:ab: digest mismatch"), grpc.StatusCode.DATA_LOSS),
+    (ImageError("app 'a': executable '/x' not found in image 'i'"), grpc.StatusCode.FAILED_PRECONDITION),
+    (FetchError("r/x: registry answered 503 Service Unavailable"), grpc.StatusCode.UNAVAILABLE),
+    (PyrktError("something pyrkt got wrong"), grpc.StatusCode.INTERNAL),
+])
+def test_what_went_wrong_picks_the_status_code(error: PyrktError, code: grpc.StatusCode) -> None:
+    """A caller (the kubelet's events, a monitoring tool) sees whose problem it is: a registry's
+    refusal, a corrupt download, an image unfit for the request, a server unreachable, or pyrkt's."""
+    assert service.status_of(error) == (code, str(error))
