@@ -260,6 +260,21 @@ def test_a_manifests_port_forward_serves_the_app_to_the_host(net_env: tuple[Cli,
         assert served(port) == b"hello from the manifest\n"
 
 
+def test_a_manifests_pod_port_reaches_a_port_no_app_declares(net_env: tuple[Cli, str, Path], tmp_path: Path) -> None:
+    """rkt's podPort: the host port goes to the pod's own port, here one the image does not expose."""
+    cli, _, _ = net_env
+    src = make_image(tmp_path / "web", cmd=("httpd", "-f", "-p", "8081", "-h", "/www"),
+                     extra_layers=({"www/index.html": b"hello from the pod's port\n"},))
+    r = cli("fetch", src)
+    assert r.code == 0, r
+    port = free_port()
+    f = tmp_path / "web.json"
+    f.write_text(json.dumps(pod(app("web", r.out.strip().splitlines()[-1]), ports=[
+        {"name": "raw", "hostPort": port, "hostIP": "127.0.0.1", "podPort": {"name": "raw", "protocol": "tcp", "port": 8081}}])))
+    with detached_pod(cli, f"--pod-manifest={f}"):
+        assert served(port) == b"hello from the pod's port\n"
+
+
 def test_volumes_and_mounts_of_a_manifest_are_bound_and_a_read_only_root_holds(env: Env) -> None:
     """The manifest's volumes (a read-only host one, an empty one) and its apps' mounts: the
     writer's output is what the reader reads in the shared empty volume, the read-only host

@@ -299,9 +299,18 @@ class _Parser:
                 host_ip = str(ipaddress.ip_address(_str(host_ip, f"port {name}: hostIP")))
             except ValueError:
                 raise _Bad(f"port {name}: hostIP {quote(host_ip)} is not an IP address") from None
-        _want(p.get("podPort") is None,
-              f"port {name}: podPort is not supported yet: name the app port to forward by its name")
-        return PodPort(name, host_port, host_ip)
+        pod_port = p.get("podPort")
+        if pod_port is None:
+            return PodPort(name, host_port, host_ip)
+        # rkt's extension (`app sandbox --port`'s): the pod's own port, which no app need name
+        _want(isinstance(pod_port, dict), f"port {name}: podPort must be an object")
+        port = _int(pod_port.get("port"), f"port {name}: podPort port", 1, 65535)
+        protocol = pod_port.get("protocol", "tcp")
+        _want(protocol in ("tcp", "udp"), f"port {name}: podPort protocol {quote(str(protocol))} is not tcp or udp")
+        count, activated = pod_port.get("count"), pod_port.get("socketActivated")
+        _want((count is None or (type(count) is int and count <= 1)) and activated in (None, False),
+              f"port {name}: podPort count and socketActivated are not honoured by pyrkt (one port, no socket activation)")
+        return PodPort(name, host_port, host_ip, pod_port=port, protocol=protocol)
 
     def volumes(self, items: list[Any]) -> tuple[Volume, ...]:
         out: list[Volume] = []
@@ -366,16 +375,16 @@ def reify(pod: PodFile, images: list[Image]) -> PodManifest:
 
 
 def check_ports(manifest: PodManifest) -> None:
-    """rkt's check of forwarded ports: each names an app's port, and no host port (with its
-    protocol and host IP) is forwarded twice."""
+    """rkt's check of forwarded ports: each names an app's port (or gives the pod's own, a
+    ``podPort``), and no host port (with its protocol and host IP) is forwarded twice."""
     seen: dict[tuple[int, str, str], str] = {}
     for fwd in manifest.ports:
         owners = [(a.name, p) for a in manifest.apps for p in a.app.ports if p.name == fwd.name]
-        if not owners:
+        if not owners and not fwd.pod_port:
             raise UsageError(f"port name {quote(fwd.name)} could not be found in any apps")
-        if len(owners) > 1:
+        if len(owners) > 1 and not fwd.pod_port:
             raise UsageError(f"port {quote(fwd.name)} is in several apps ({', '.join(a for a, _ in owners)})")
-        key = (fwd.host_port, owners[0][1].protocol, fwd.host_ip or "0.0.0.0")
+        key = (fwd.host_port, fwd.protocol if fwd.pod_port else owners[0][1].protocol, fwd.host_ip or "0.0.0.0")
         if key in seen:
             raise UsageError(f"host port {fwd.host_port}/{key[1]} is forwarded twice (ports {seen[key]} and {fwd.name})")
         seen[key] = fwd.name

@@ -95,8 +95,15 @@ def test_a_full_manifest_is_read_with_every_part() -> None:
      'duplicate annotations of name "a"'),
     (json.dumps(pod(ports=[{"name": "http", "hostPort": 70000}])), "port http: hostPort: want a whole number"),
     (json.dumps(pod(ports=[{"name": "http", "hostPort": 80, "hostIP": "localhost"}])), "is not an IP address"),
-    (json.dumps(pod(ports=[{"name": "http", "hostPort": 80, "podPort": {"name": "http", "port": 80}}])),
-     "podPort is not supported yet"),
+    (json.dumps(pod(ports=[{"name": "x", "hostPort": 80, "podPort": {"name": "x", "port": 0}}])),
+     "port x: podPort port: want a whole number from 1 to 65535"),
+    (json.dumps(pod(ports=[{"name": "x", "hostPort": 80, "podPort": {"name": "x", "port": 80, "protocol": "sctp"}}])),
+     'port x: podPort protocol "sctp" is not tcp or udp'),
+    (json.dumps(pod(ports=[{"name": "x", "hostPort": 80, "podPort": {"port": 80, "socketActivated": True}}])),
+     "podPort count and socketActivated are not honoured"),
+    (json.dumps(pod(ports=[{"name": "x", "hostPort": 80, "podPort": {"port": 80, "count": 3}}])),
+     "podPort count and socketActivated are not honoured"),
+    (json.dumps(pod(ports=[{"name": "x", "hostPort": 80, "podPort": [80]}])), "port x: podPort must be an object"),
     (json.dumps(pod(isolators=[{"name": "os/unix/sysctl", "value": ["net.x"]}])),
      "isolator os/unix/sysctl: want a JSON object"),
     (json.dumps(pod(userLabels={"a": 1})), 'userLabels "a": want a string'),
@@ -160,6 +167,20 @@ def test_forwarded_ports_must_name_one_apps_port_and_a_host_port_once() -> None:
                                        {"name": "alt", "protocol": "tcp", "port": 81}]})])
     with pytest.raises(UsageError, match="host port 8080/tcp is forwarded twice"):
         reify(load(two), [IMAGE])
+
+
+def test_a_pod_port_forwards_to_the_pods_own_port_which_no_app_need_name() -> None:
+    """rkt's podPort (`app sandbox --port`'s form) in a pod manifest: the host port goes to that
+    port of the pod, whatever listens there; it reads back from the written manifest as given."""
+    m = reify(load(pod(ports=[{"name": "dns", "hostPort": 5353, "hostIP": "127.0.0.1",
+                               "podPort": {"name": "dns", "protocol": "udp", "port": 53}}])), [IMAGE])
+    (fwd,) = m.ports
+    assert (fwd.name, fwd.host_port, fwd.host_ip, fwd.pod_port, fwd.protocol) == ("dns", 5353, "127.0.0.1", 53, "udp")
+    assert reify(load(m.to_json()), [IMAGE]) == m
+    both = pod(ports=[{"name": "http", "hostPort": 8080}, {"name": "raw", "hostPort": 8080,
+                                                           "podPort": {"name": "raw", "protocol": "tcp", "port": 81}}])
+    with pytest.raises(UsageError, match="host port 8080/tcp is forwarded twice"):
+        reify(load(both), [IMAGE])
 
 
 def test_the_written_manifest_reads_back_as_the_same_pod() -> None:
