@@ -114,6 +114,9 @@ def stop(config: Config, uuid: str, *, force: bool,
     return pod.uuid, True
 
 
+TAIL_CHUNK = 1 << 16
+
+
 class LogFile:
     """One app's log file (``logs/<app>.log``, docs/stage1-abi.md), read as it grows: each
     ``read`` returns the (timestamp, stream, text) records appended since the last one. A record
@@ -124,13 +127,80 @@ class LogFile:
         self.path = path
         self._file: BinaryIO | None = None
         self._partial = b""
+        self._dirty: set[str] = set()  # after skip_to_last: streams whose first records end an earlier line
 
-    def read(self) -> list[tuple[str, str, bytes]]:
+    def open(self) -> bool:
         if self._file is None:
             try:
                 self._file = open(self.path, "rb")
             except FileNotFoundError:
-                return []
+                return False
+        return True
+
+    def skip_to_last(self, lines: int) -> None:
+        """Start reading near the end, where ``lines`` whole lines are still to come (`logs
+        --tail`), not at the start of what may be a large file: at the record before which
+        ``lines`` + 2 ``F`` records lie. A stream whose record before that point is a ``P`` has
+        a line begun before it: its records up to its first ``F`` are dropped (one line per
+        stream at most, older than every line that begins after the point)."""
+        if not self.open():
+            return
+        assert self._file is not None
+        size = self._file.seek(0, os.SEEK_END)
+        want, cut, after = lines + 2, 0, set()
+        for start, record in self._backwards(size):
+            fields = record.split(b" ", 3)
+            if len(fields) != 4:
+                continue
+            after.add(fields[1])
+            if fields[2] == b"F":
+                want -= 1
+                if not want:
+                    cut = start
+                    break
+        if not cut:
+            self._file.seek(0)
+            return
+        dirty = set()
+        for _, record in self._backwards(cut):  # each stream's record before the cut
+            fields = record.split(b" ", 3)
+            if len(fields) == 4 and fields[1] in after:
+                after.discard(fields[1])
+                if fields[2] == b"P":
+                    dirty.add(fields[1].decode())
+                if not after:
+                    break
+        self._file.seek(cut)
+        self._dirty = dirty
+
+    def _backwards(self, end: int) -> Iterator[tuple[int, bytes]]:
+        """The whole records before offset ``end`` (a record's start), last first, with where
+        each starts; read in chunks twice as long each time."""
+        assert self._file is not None
+        step, pos, rest = TAIL_CHUNK, end, b""
+        while pos > 0:
+            new = max(0, pos - step)
+            step *= 2
+            self._file.seek(new)
+            buf = self._file.read(pos - new) + rest
+            records = buf.split(b"\n")
+            rest = records.pop(0) if new else b""  # the first may be cut: kept for the next chunk
+            at = new + len(rest) + (1 if new else 0)
+            starts = []
+            for record in records:
+                starts.append(at)
+                at += len(record) + 1
+            for start, record in zip(reversed(starts), reversed(records), strict=True):
+                if start < end and record:
+                    yield start, record
+            pos = new
+        if rest:
+            yield 0, rest
+
+    def read(self) -> list[tuple[str, str, bytes]]:
+        if not self.open():
+            return []
+        assert self._file is not None
         chunk = self._file.read()
         if not chunk:
             return []
@@ -139,8 +209,14 @@ class LogFile:
         out = []
         for line in lines:
             parts = line.split(b" ", 3)
-            if len(parts) == 4:
-                out.append((parts[0].decode(), parts[1].decode(), parts[3] + (b"\n" if parts[2] == b"F" else b"")))
+            if len(parts) != 4:
+                continue
+            stream, final = parts[1].decode(), parts[2] == b"F"
+            if stream in self._dirty:
+                if final:
+                    self._dirty.discard(stream)
+                continue
+            out.append((parts[0].decode(), stream, parts[3] + (b"\n" if final else b"")))
         return out
 
     def close(self) -> None:
@@ -261,6 +337,9 @@ def windowed(paths: list[str], window: Window, *, follow: bool, pod: Pod) -> Ite
     those (merged by time as each read finds them), until the pod has exited or
     ``window.until`` has passed."""
     logs = [(LogFile(path), Lines()) for path in paths]
+    if window.tail >= 0 and window.since is None and window.until is None:
+        for log, _ in logs:  # the last lines of each app are what the last of them all can be
+            log.skip_to_last(window.tail)
 
     def read(final: bool) -> list[tuple[str, str, bytes]]:
         out = []

@@ -243,3 +243,32 @@ def test_logs_of_a_sandbox_without_apps(make_pod: Callable[..., Path], holder: A
     assert pyrkt_logs(pod) == (0, "", "")
     code, out, err = pyrkt_logs(pod, "--follow")
     assert (code, out) == (254, "") and "has no apps to follow" in err
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_tail_reads_from_near_the_end_and_shows_what_a_whole_read_would(make_pod: Callable[..., Path], config: Config,
+                                                                       monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """`logs --tail=N` starts reading where N whole lines are left (not at the start of a large
+    log): lines in pieces across that point, two streams interleaved, N over what there is."""
+    import random
+
+    from pyrkt.stage0 import control
+
+    rng = random.Random(seed)
+    pod = make_pod(Dir.RUN)
+    records = []
+    for i in range(600):  # the two streams' pieces interleaved, as pod init reads them
+        stream_name = rng.choice(("stdout", "stdout", "stderr"))
+        records.append((T0 + i, stream_name, rng.choice("PFF"), f"{stream_name[3:]}{i} "))
+    write_log(pod, "web", *records)
+    log_path = str(pod / abi.app_log("web"))
+    whole = control.LogFile(log_path)
+    lines = control.Lines()
+    everything = lines.add(control.read_all(whole)) + lines.flush()
+    everything.sort(key=lambda line: line[0])
+    whole.close()
+    monkeypatch.setattr(control, "TAIL_CHUNK", rng.choice((64, 200, 1000)))  # several steps back
+    pod_obj = control.Pod.find(config.pods_dir, pod.name)
+    for n in (0, 1, 2, 5, 17, 120, 299, 1000):  # some streams end unfinished: flushed as lines
+        got = list(control.windowed([log_path], control.Window(tail=n), follow=False, pod=pod_obj))
+        assert got == everything[max(0, len(everything) - n):], n
