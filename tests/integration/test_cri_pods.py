@@ -505,3 +505,36 @@ def test_an_empty_id_is_invalid_naming_its_field_an_unknown_one_is_stopped_and_r
     with pytest.raises(grpc.RpcError) as unknown:
         rt(cri, "PodSandboxStatus", pb.PodSandboxStatusRequest(pod_sandbox_id=gone))
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_container_events_follow_a_container_from_creation_to_deletion(cri: Cri, image: tuple[Path, str],
+                                                                       tmp_path: Path) -> None:
+    """GetContainerEvents (the kubelet's evented PLEG): created, started, stopped (its exit code
+    in the statuses sent with the event), deleted; each with the sandbox's status."""
+    stream = cri.client.channel.unary_stream("/runtime.v1.RuntimeService/GetContainerEvents",
+                                             request_serializer=pb.GetEventsRequest.SerializeToString,
+                                             response_deserializer=pb.ContainerEventResponse.FromString)
+    call = stream(pb.GetEventsRequest(), timeout=120)
+    config = sandbox_config(tmp_path, "events")
+    sid = run_sandbox(cri, config)
+    cid = create(cri, sid, config, image[1], "short", "sh", "-c", "sleep 1; exit 3")
+    time.sleep(0.8)  # a sample between the creation and the start
+    rt(cri, "StartContainer", pb.StartContainerRequest(container_id=cid))
+    wait_state(cri, cid, pb.CONTAINER_EXITED)
+    time.sleep(0.8)
+    rt(cri, "RemoveContainer", pb.RemoveContainerRequest(container_id=cid))
+    seen: list[pb.ContainerEventResponse] = []
+    for event in call:
+        if event.container_id == cid:
+            seen.append(event)
+        if event.container_event_type == pb.CONTAINER_DELETED_EVENT:
+            break
+    call.cancel()
+    assert [e.container_event_type for e in seen] == [pb.CONTAINER_CREATED_EVENT, pb.CONTAINER_STARTED_EVENT,
+                                                      pb.CONTAINER_STOPPED_EVENT, pb.CONTAINER_DELETED_EVENT]
+    assert all(e.pod_sandbox_status.id == sid and e.created_at > 0 for e in seen)
+    stopped = seen[2].containers_statuses
+    assert [(s.id, s.state, s.exit_code) for s in stopped] == [(cid, pb.CONTAINER_EXITED, 3)]
+    assert list(seen[3].containers_statuses) == []  # gone from the sandbox
+    rt(cri, "StopPodSandbox", pb.StopPodSandboxRequest(pod_sandbox_id=sid))
+    rt(cri, "RemovePodSandbox", pb.RemovePodSandboxRequest(pod_sandbox_id=sid))

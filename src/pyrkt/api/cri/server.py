@@ -218,6 +218,12 @@ class RuntimeService:
         f = request.filter if request.HasField("filter") else None
         return pb.ListPodSandboxStatsResponse(stats=self.pods.list_sandbox_stats(f))
 
+    def GetContainerEvents(self, request: pb.GetEventsRequest,
+                           context: grpc.ServicerContext) -> Iterator[pb.ContainerEventResponse]:
+        from pyrkt.api.cri import events
+
+        return events.watch(self.pods, active=context.is_active)
+
     def ExecSync(self, request: pb.ExecSyncRequest, context: grpc.ServicerContext) -> pb.ExecSyncResponse:
         return self.pods.exec_sync(request.container_id, list(request.cmd), request.timeout)
 
