@@ -60,3 +60,13 @@ def test_a_help_flag_after_the_separator_is_the_commands(capsys: pytest.CaptureF
     code, out, err = pyrkt(capsys, tmp_path, "app", "exec", "abc", "--app=web", "--", "ls", "-h")
     assert "Usage" not in out  # not app exec's help: it went on (to the root check, or to find the pod)
     assert code == 254 and len(err.splitlines()) == 1
+
+
+def test_app_sandbox_help_lists_rkts_pod_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """rkt/app_sandbox.go's flags, each in the help (run hides its pod-level user annotations
+    and labels behind the per-app ones; a sandbox has no app to give them to)."""
+    code, out, _ = pyrkt(capsys, tmp_path, "app", "sandbox", "--help")
+    assert code == 0
+    listed = {line.split()[0].split("=")[0] for line in out.splitlines() if line.strip().startswith("--")}
+    assert {"--annotation", "--dns", "--dns-domain", "--dns-opt", "--dns-search", "--hostname", "--hosts-entry",
+            "--net", "--no-overlay", "--port", "--user-annotation", "--user-label", "--uuid-file-save"} <= listed

@@ -26,7 +26,11 @@ USAGE = "pyrkt app sandbox [--net=...] [--volume=...] [--hostname=H] [--annotati
 # --mds-register (rkt's sandbox has none), since the apps added later get no metadata URL
 NOT_SANDBOX = {"pod-manifest", "set-env", "set-env-file", "inherit-env", "platform", "mount", "interactive",
                "pull-policy", "store-only", "no-store", "quiet", "mds-register"}
-FLAGS = [f for f in PREPARE_FLAGS + RUNTIME_FLAGS if f.name not in NOT_SANDBOX and f.name != "port"] + [
+# run's pod-level user annotations and labels are hidden flags there (its help lists the per-app
+# ones, which before any image are the pod's); a sandbox has no image, so they are the pod's alone
+SHOWN = {"user-annotation": Flag("user-annotation", "list", metavar="NAME=VALUE", help="a user annotation of the pod"),
+         "user-label": Flag("user-label", "list", metavar="NAME=VALUE", help="a user label of the pod")}
+FLAGS = [SHOWN.get(f.name, f) for f in PREPARE_FLAGS + RUNTIME_FLAGS if f.name not in NOT_SANDBOX and f.name != "port"] + [
     Flag("port", "list", metavar="NAME:PROTO:PODPORT:HOSTIP:HOSTPORT",
          help="forward a host port to a port of the pod (rkt's sandbox form), e.g. http:tcp:80:127.0.0.1:8080"),
     SYSCTL_FLAG,
