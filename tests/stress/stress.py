@@ -47,6 +47,7 @@ from tests.support.images import build_oci_layout  # noqa: E402
 
 PYSPY = next((p for p in (shutil.which("py-spy"), "/tmp/sb/py-spy") if p and os.access(p, os.X_OK)), None)
 TIMEOUT = 60.0
+STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")
 
 
@@ -59,6 +60,7 @@ class Outcome:
     seconds: float
     killed: bool = False
     allowed: frozenset[int] = frozenset()
+    signal: str = ""  # the one it was sent, when killed
 
 
 @dataclass
@@ -118,20 +120,33 @@ class Driver:
         print(f"VIOLATION {line}", flush=True)
 
     def pyrkt(self, rng: random.Random | None, *args: str, allowed: tuple[int, ...] = (),
-              kill: bool = False, stdin: str | None = None, check: bool = True) -> Outcome:
+              kill: bool = False, stdin: str | None = None, check: bool = True,
+              kill_after: float | None = None, kill_with: signal.Signals | None = None) -> Outcome:
         argv = [str(PYRKT), f"--dir={self.data}", *args]
         start = time.monotonic()
         p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         killed = False
+        sig = signal.SIGKILL
         if kill and rng is not None:
-            delay = rng.uniform(0, 0.2)
+            delay = rng.uniform(0, 0.2) if kill_after is None else kill_after
+            # mostly SIGKILL; sometimes what a terminal's ^C or a supervisor sends
+            sig = kill_with or rng.choice((signal.SIGKILL, signal.SIGKILL, signal.SIGKILL, signal.SIGINT, signal.SIGTERM))
             try:
                 out, err = p.communicate(stdin, timeout=delay)
             except subprocess.TimeoutExpired:
-                p.send_signal(signal.SIGKILL)
+                p.send_signal(sig)
                 killed = True
-                out, err = p.communicate(timeout=TIMEOUT)
+                try:
+                    out, err = p.communicate(timeout=TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    dump = self.hang_dump(p.pid)
+                    p.kill()
+                    out, err = p.communicate()
+                    o = Outcome(argv, None, out, err + dump, time.monotonic() - start, True)
+                    self.record(o)
+                    self.violation(f"hang (>{TIMEOUT:.0f}s after {sig.name})", o)
+                    return o
         else:
             try:
                 out, err = p.communicate(stdin, timeout=TIMEOUT)
@@ -144,7 +159,7 @@ class Driver:
                 self.violation(f"hang (>{TIMEOUT:.0f}s)", o)
                 return o
         o = Outcome(argv, p.returncode, out, err, time.monotonic() - start, killed,
-                    frozenset({0, 254, *allowed}))
+                    frozenset({0, 254, *allowed}), sig.name if killed else "")
         self.record(o)
         if check:
             self.check(o)
@@ -196,7 +211,7 @@ class Driver:
 
     def record(self, o: Outcome) -> None:
         with self.loglock:
-            self.log.write(json.dumps({"argv": o.argv[2:], "code": o.code, "killed": o.killed,
+            self.log.write(json.dumps({"argv": o.argv[2:], "code": o.code, "killed": o.killed, "signal": o.signal,
                                        "seconds": round(o.seconds, 3), "out": o.out, "err": o.err}) + "\n")
             self.log.flush()
             words = [a for a in o.argv[2:] if not a.startswith("-")]
@@ -207,7 +222,15 @@ class Driver:
         if "Traceback (most recent call last)" in o.err:
             self.violation("traceback on stderr", o)
         if o.killed:
+            # ^C or TERM: pyrkt's own exit (130, or the signal's) and at most a line, never a mess
+            if o.signal != "SIGKILL" and o.code not in (*o.allowed, 130, 143, -2, -15, 1):
+                self.violation(f"exit code {o.code} after {o.signal}", o)
             return
+        if o.code == 0 and any(f in o.argv for f in ("--format=json", "--format=json-pretty")):
+            try:
+                json.loads(o.out)
+            except ValueError:
+                self.violation("--format=json printed no JSON", o)
         if o.code not in o.allowed:
             self.violation(f"exit code {o.code}", o)
         if o.code == 254:
@@ -279,7 +302,8 @@ class Driver:
         apps = [self.image, f"--name=a{rng.randrange(3)}", *cmd]
         if rng.random() < 0.3:
             apps += ["---", self.image, "--name=second", "--exec=/bin/sleep", "--", "1000"]
-        o = self.pyrkt(rng, "run", "--detach", net, *apps, kill=kill)
+        rm = ["--rm"] if rng.random() < 0.15 else []
+        o = self.pyrkt(rng, "run", "--detach", *rm, net, *apps, kill=kill)
         if o.code == 0 and o.out.strip():
             self.shared.add(o.out.strip().splitlines()[-1])
 
@@ -308,10 +332,16 @@ class Driver:
         extra = rng.choice(([], ["--tail=1"], ["--timestamps"], ["--app=a0"]))
         self.pyrkt(rng, "logs", *extra, self.some_pod(rng), kill=kill)
 
+    def op_logs_follow(self, rng: random.Random, kill: bool) -> None:
+        """`logs -f` ends when the pod exits, or at the ^C that comes a moment later."""
+        self.pyrkt(rng, "logs", "--follow", self.some_pod(rng), kill=True, kill_after=rng.uniform(0.2, 3),
+                   kill_with=signal.SIGINT)
+
     def op_enter(self, rng: random.Random, kill: bool) -> None:
         code = rng.choice((0, 5))
         app = rng.choice(([], ["--app=a0"], ["--app=a1"], ["--app=second"]))
-        self.pyrkt(rng, "enter", *app, self.some_pod(rng), "/bin/sh", "-c", f"exit {code}", allowed=(code,), kill=kill)
+        self.pyrkt(rng, "enter", *app, self.some_pod(rng), "/bin/sh", "-c", f"exit {code}", allowed=(code, *STOPPED),
+                   kill=kill)
 
     def op_sandbox(self, rng: random.Random, kill: bool) -> None:
         net = rng.choice(("--net=none", "--net=host"))
@@ -338,7 +368,7 @@ class Driver:
         elif verb == "exec":
             code = rng.choice((0, 4))
             self.pyrkt(rng, "app", "exec", uuid, f"--app={app}", "--", "/bin/sh", "-c", f"exit {code}",
-                       allowed=(code,), kill=kill)
+                       allowed=(code, *STOPPED), kill=kill)
         else:
             self.pyrkt(rng, "app", verb, uuid, f"--app={app}", kill=kill)
 
@@ -379,7 +409,7 @@ class Driver:
         self.pyrkt(rng, "cat-manifest", self.some_pod(rng), kill=kill)
 
     OPS = (("run", 6), ("run_detach", 8), ("stop", 5), ("rm", 4), ("gc", 1), ("list", 4), ("status", 5),
-           ("logs", 3), ("enter", 4), ("sandbox", 3), ("app_add", 5), ("app", 10), ("prepare", 3),
+           ("logs", 3), ("logs_follow", 1), ("enter", 4), ("sandbox", 3), ("app_add", 5), ("app", 10), ("prepare", 3),
            ("run_prepared", 3), ("image_list", 2), ("image_rm", 1), ("image_verify", 1), ("fetch", 1),
            ("export", 3), ("cat_manifest", 2))
 
@@ -449,6 +479,17 @@ class Driver:
         o = self.pyrkt(None, "image", "verify", self.image_id, allowed=(254,), check=False)
         if o.code != 0 and "not found" not in o.err:
             self.violation("image verify", o)
+        # with no pod left, an image gc of everything leaves an empty store
+        self.pyrkt(None, "image", "gc", "--grace-period=0s")
+        o = self.pyrkt(None, "image", "list", "--no-legend")
+        if o.out.strip():
+            self.violation(f"images left after image gc --grace-period=0s:\n{o.out}")
+        store = self.data / "store"
+        left = [str(p.relative_to(store)) for sub in ("blobs", "layers", "tmp") if (store / sub).is_dir()
+                for p in (store / sub).rglob("*") if not p.is_dir() or not any(p.iterdir())]
+        left = [p for p in left if p not in ("blobs/sha256", "layers/sha256")]
+        if left:
+            self.violation(f"store files left after image gc: {left[:20]}")
 
     @staticmethod
     def procs_under(data: Path) -> dict[int, str]:
@@ -487,6 +528,10 @@ def main() -> int:
     if os.geteuid() != 0:
         print("stress.py: needs root", file=sys.stderr)
         return 2
+    # started in the background of a shell, this process ignores ^C and its commands would inherit
+    # that: give them the default, as a terminal's would have
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     seed = ns.seed if ns.seed is not None else random.randrange(1 << 30)
     base = Path(tempfile.mkdtemp(prefix="pyrkt-stress-", dir="/var/tmp"))
     logdir = Path(tempfile.mkdtemp(prefix="pyrkt-stress-log-", dir="/var/tmp"))
