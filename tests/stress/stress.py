@@ -47,6 +47,8 @@ from tests.support.images import build_oci_layout  # noqa: E402
 
 PYSPY = next((p for p in (shutil.which("py-spy"), "/tmp/sb/py-spy") if p and os.access(p, os.X_OK)), None)
 TIMEOUT = 60.0
+# CPython's own start-up, before the first line of pyrkt's launcher: out of pyrkt's reach
+INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Failed checking if argv[0] is an import path entry")
 STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")
 
@@ -107,6 +109,7 @@ class Driver:
         self.kill_rate = kill_rate
         self.shared = Shared()
         self.violations: list[str] = []
+        self.notes: dict[str, int] = {}
         self.vlock = threading.Lock()
         self.log = open(logdir / "commands.jsonl", "w")  # noqa: SIM115
         self.loglock = threading.Lock()
@@ -118,6 +121,10 @@ class Driver:
         with self.vlock:
             self.violations.append(line)
         print(f"VIOLATION {line}", flush=True)
+
+    def note(self, what: str, o: Outcome) -> None:
+        with self.vlock:
+            self.notes[what] = self.notes.get(what, 0) + 1
 
     def pyrkt(self, rng: random.Random | None, *args: str, allowed: tuple[int, ...] = (),
               kill: bool = False, stdin: str | None = None, check: bool = True,
@@ -220,7 +227,10 @@ class Driver:
 
     def check(self, o: Outcome) -> None:
         if "Traceback (most recent call last)" in o.err:
-            self.violation("traceback on stderr", o)
+            if o.killed and o.signal == "SIGINT" and any(m in o.err for m in INTERPRETER_START):
+                self.note("^C while the Python interpreter itself started (before pyrkt's launcher ran)", o)
+            else:
+                self.violation("traceback on stderr", o)
         if o.killed:
             # ^C or TERM: pyrkt's own exit (130, or the signal's) and at most a line, never a mess
             if o.signal != "SIGKILL" and o.code not in (*o.allowed, 130, 143, -2, -15, 1):
@@ -285,15 +295,20 @@ class Driver:
         extra = rng.choice(([], [], ["--rm"], ["--no-overlay"]))
         image = self.some_image(rng)
         save = self.base / "uuids" / f"u{self.shared.next()}"
+        nap = rng.choice(("", "", "sleep 0.5; "))  # time for a ^C to reach the pod
         args = ["run", net, f"--uuid-file-save={save}", *extra, *self.pull(image), image, "--exec=/bin/sh", "--", "-c",
-                f"echo out; echo err >&2; exit {code}"]
+                f"echo out; {nap}echo err >&2; exit {code}"]
         if rng.random() < 0.05:
             args = ["run", net, self.image, "--exec=/no/such/thing"]
-        self.pyrkt(rng, *args, allowed=(code,), kill=kill)
-        if save.exists() and "--rm" not in extra:
-            uuid = save.read_text().strip()
-            if uuid:
-                self.shared.add(uuid)
+        o = self.pyrkt(rng, *args, allowed=(code,), kill=kill)
+        uuid = save.read_text().strip() if save.exists() else ""
+        if uuid and o.killed and o.signal != "SIGKILL":
+            # a ^C or TERM to a foreground run goes to its pod: when run has returned, the pod has ended
+            st = self.pyrkt(None, "status", uuid, allowed=(254,), check=False)
+            if "state=running" in st.out:
+                self.violation(f"pod {uuid} still running after its foreground run got {o.signal} and returned", o)
+        if uuid and "--rm" not in extra:
+            self.shared.add(uuid)
 
     def op_run_detach(self, rng: random.Random, kill: bool) -> None:
         net = rng.choice(("--net=none", "--net=none", "--net=host"))
@@ -554,6 +569,8 @@ def main() -> int:
         elif left:
             print(f"not removing {base}: mounts left", flush=True)
     print(f"commands: {sum(d.counts.values())} " + ", ".join(f"{k}={v}" for k, v in sorted(d.counts.items())))
+    for what, n in d.notes.items():
+        print(f"note: {n}x {what}")
     print(f"violations: {len(d.violations)} (log: {logdir})")
     (logdir / "violations.txt").write_text("\n\n".join(d.violations))
     return 1 if d.violations else 0
