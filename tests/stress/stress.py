@@ -48,7 +48,10 @@ from tests.support.images import build_oci_layout  # noqa: E402
 PYSPY = next((p for p in (shutil.which("py-spy"), "/tmp/sb/py-spy") if p and os.access(p, os.X_OK)), None)
 TIMEOUT = 60.0
 # CPython's own start-up, before the first line of pyrkt's launcher: out of pyrkt's reach
-INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Failed checking if argv[0] is an import path entry")
+INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Failed checking if argv[0] is an import path entry",
+                     'bin/pyrkt", line 0, in <module>')
+# a ^C that lands in a weakref callback of a lazy import: CPython prints it and drops it
+UNRAISABLE = "Exception ignored in: <function _get_module_lock.<locals>.cb"
 STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")
 
@@ -218,7 +221,7 @@ class Driver:
 
     def record(self, o: Outcome) -> None:
         with self.loglock:
-            self.log.write(json.dumps({"argv": o.argv[2:], "code": o.code, "killed": o.killed, "signal": o.signal,
+            self.log.write(json.dumps({"at": round(time.time() - o.seconds, 3), "argv": o.argv[2:], "code": o.code, "killed": o.killed, "signal": o.signal,
                                        "seconds": round(o.seconds, 3), "out": o.out, "err": o.err}) + "\n")
             self.log.flush()
             words = [a for a in o.argv[2:] if not a.startswith("-")]
@@ -229,6 +232,8 @@ class Driver:
         if "Traceback (most recent call last)" in o.err:
             if o.killed and o.signal == "SIGINT" and any(m in o.err for m in INTERPRETER_START):
                 self.note("^C while the Python interpreter itself started (before pyrkt's launcher ran)", o)
+            elif o.killed and o.signal == "SIGINT" and o.err.startswith(UNRAISABLE) and o.err.count("Traceback") == 1:
+                self.note("^C in an import's weakref callback: CPython printed and dropped it", o)
             else:
                 self.violation("traceback on stderr", o)
         if o.killed:
