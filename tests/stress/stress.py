@@ -3,22 +3,30 @@
 
     .venv/bin/python tests/stress/stress.py [--workers 4] [--duration 300] [--seed N] [--kill-rate 0.15]
 
-Makes a fresh data dir under /var/tmp, builds and fetches the busybox test image
-(tests/support/images.py), then runs W threads for D seconds, each picking random pod, app and
-image commands (run, run --detach, stop, rm, gc, list, status, logs, enter, app *, prepare,
-run-prepared, image list/rm/verify, export, cat-manifest, fetch) with random, sometimes invalid,
-arguments against the pods the others made; some commands are SIGKILLed 0-200 ms after they
-start. Every command, its exit code and output go to ``commands.jsonl`` in the log dir it prints.
+Makes a fresh data dir under /var/tmp (removed at the end unless ``--keep``), builds and fetches
+the busybox test image (tests/support/images.py), then runs W threads for D seconds, each picking
+random pod, app and image commands (run, run --detach [--rm], stop [--force], rm, gc, list,
+status, logs [-f], enter, app sandbox/add/start/stop/rm/exec/list/status, prepare, run-prepared,
+image list/rm/verify, export, cat-manifest, fetch) with random, sometimes invalid, arguments,
+mostly against the newest pods the others made, so that commands meet on the same pod. A share
+of them (``--kill-rate``) get a signal 0-200 ms after they start: mostly SIGKILL, else SIGINT (a
+terminal's ^C) or SIGTERM. Every command, when it started, its exit code and output go to
+``commands.jsonl`` in the log dir it prints; ``violations.txt`` there lists what broke.
 
 Invariants checked (a violation is printed and makes the exit code 1):
 
 - every command exits 0, 254, 1 only where rkt does (status --uuid-file unreadable), or with the
-  code of the app/command it ran (run in the foreground, enter, app exec);
-- stderr never holds a Python traceback, and a 254 ends in one ``pyrkt: ...`` line;
-- no command runs longer than 60 s (a py-spy dump, /proc/PID/stack and wchan are kept);
+  code of the app/command it ran (run in the foreground, enter, app exec; 137/143 when a stop
+  killed it); after ^C or TERM: 130, or the signal's own death;
+- stderr never holds a Python traceback (a ^C inside CPython's own start-up, before pyrkt's
+  launcher runs, is counted as a note), a 254 ends in ``pyrkt: ...`` lines only, and
+  ``--format=json`` prints JSON;
+- no command runs longer than 60 s, nor 60 s after its ^C (a py-spy dump, /proc/PID/stack and
+  wchan are kept); a foreground run that got ^C or TERM has ended its pod when it returns;
 - at the end, after stopping every pod and ``gc --grace-period=0s`` twice: ``list`` is empty, no
-  mount is left under the data dir, no ``pyrkt/<uuid>`` cgroup, no process of a pod, no new netns
-  or link; ``image list`` and ``image verify`` of the test image work.
+  pod dir (embryo/ too), no mount under the data dir, no ``pyrkt/<uuid>`` cgroup, no process of a
+  pod, no new netns or link; ``image list`` and ``image verify`` work, and ``image gc
+  --grace-period=0s`` then leaves an empty store (no image, blob, layer dir or temp file).
 
 Only ``--net=none`` and ``--net=host``: nothing outside the machine's loopback is touched.
 """
