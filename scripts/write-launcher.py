@@ -15,9 +15,15 @@ import sysconfig
 venv, src = (os.path.abspath(p) for p in sys.argv[1:3])
 python = os.path.join(venv, "bin", "python3")
 purelib = sysconfig.get_path("purelib", vars={"base": venv, "platbase": venv})
+# A ^C while pyrkt loads ends it at once, as it would any program, with no traceback: SIGINT
+# keeps the kernel's default until run_and_exit installs Python's handler (unless the caller
+# ignored it, which stays so).
 launcher = f"""#!{python} -IS
 # pyrkt's launcher, written by scripts/write-launcher.py (see there for why)
 import sys
+import _signal
+if _signal.getsignal(2) is _signal.default_int_handler:
+    _signal.signal(2, _signal.SIG_DFL)
 sys.path[0:0] = [{src!r}, {purelib!r}]
 from pyrkt.cli.main import run_and_exit
 run_and_exit()

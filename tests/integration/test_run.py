@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.integration.pods import Cli, make_image, mounts_under, pids_of_pod, pod_cgroups
+from tests.integration.pods import PYRKT, Cli, make_image, mounts_under, pids_of_pod, pod_cgroups
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -457,6 +457,39 @@ def test_sigkill_of_a_detached_run_leaves_its_pod_running(env: tuple[Cli, str]) 
         assert cli.status(uuid)["state"] == "running"
     finally:
         assert cli("stop", uuid).code == 0
+
+
+# `pyrkt run` with SIGKILL sent to itself the moment it would write the pod's pid file: a run
+# killed there, at any moment around the hand-over to pod init
+KILLED_AT_PID_FILE = """
+import os, signal, sys
+from pyrkt.kernel import fs
+real = fs.atomic_write
+def atomic_write(path, *a, **kw):
+    if os.path.basename(path) == "pid":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, *a, **kw)
+fs.atomic_write = atomic_write
+from pyrkt.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_detached_run_killed_as_it_hands_over_to_pod_init_leaves_a_pod_stop_and_gc_end(
+        env: tuple[Cli, str], tmp_path: Path) -> None:
+    cli, image = env
+    save = tmp_path / "handover.uuid"
+    p = subprocess.run([str(PYRKT.parent / "python"), "-c", KILLED_AT_PID_FILE, f"--dir={cli.data_dir}", "run",
+                        "--net=none", "--detach", f"--uuid-file-save={save}", image, "--exec=/bin/sleep", "--", "1000"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == -9, p
+    uuid = save.read_text().strip()
+    deadline = time.monotonic() + 10
+    while cli.status(uuid)["state"] == "running":  # pod init heard no "joined": it ends, its apps unstarted
+        assert time.monotonic() < deadline, cli("stop", "--force", uuid)  # "has no pod init to stop"
+        time.sleep(0.05)
+    assert cli("rm", uuid).code == 0
+    assert pids_of_pod(uuid) == [] and pod_cgroups(uuid) == []
 
 
 def test_many_commands_at_once_stay_consistent(env: tuple[Cli, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import types
@@ -302,3 +303,51 @@ def test_the_collector_stays_off_for_the_hot_commands_only(capsys: pytest.Captur
         assert gc.isenabled()
     finally:
         gc.enable()
+
+
+# -- ^C ----------------------------------------------------------------------------------------
+
+def test_a_ctrl_c_while_a_command_runs_or_writes_its_error_exits_130_without_a_traceback(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(argv: object = None) -> int:
+        raise KeyboardInterrupt  # e.g. in main's own `sys.stderr.write` of an error line
+
+    def exit_(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli, "main", interrupted)
+    monkeypatch.setattr(cli.os, "_exit", exit_)
+    with pytest.raises(SystemExit) as ended:
+        cli.run_and_exit()
+    assert ended.value.code == 130
+    assert capsys.readouterr() == ("", "")
+
+
+def test_run_and_exit_gives_python_its_sigint_handler_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    seen = []
+    monkeypatch.setattr(cli, "main", lambda argv=None: seen.append(signal.getsignal(signal.SIGINT)) or 0)
+    monkeypatch.setattr(cli.os, "_exit", lambda code: None)
+    old = signal.signal(signal.SIGINT, signal.SIG_DFL)  # as the launcher leaves it
+    try:
+        cli.run_and_exit()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert seen == [signal.default_int_handler]
+
+
+def test_a_ctrl_c_while_the_launcher_loads_pyrkt_ends_it_without_a_traceback(tmp_path: Path) -> None:
+    # the launcher scripts/write-launcher.py writes, over a pyrkt that gets a ^C while it loads
+    venv, src = tmp_path / "venv", tmp_path / "src"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python3").symlink_to(sys.executable)
+    (src / "pyrkt" / "cli").mkdir(parents=True)
+    (src / "pyrkt" / "__init__.py").write_text("")
+    (src / "pyrkt" / "cli" / "__init__.py").write_text("")
+    (src / "pyrkt" / "cli" / "main.py").write_text("import os, time\nos.kill(os.getpid(), 2)\ntime.sleep(5)\n")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "write-launcher.py"
+    subprocess.run([sys.executable, str(script), str(venv), str(src)], check=True)
+    p = subprocess.run([str(venv / "bin" / "pyrkt"), "version"], capture_output=True, text=True,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert (p.returncode, p.stdout, p.stderr) == (-signal.SIGINT, "", "")

@@ -256,14 +256,23 @@ GC_OFF_COMMANDS = frozenset({"run", "run-prepared", "prepare", "list", "status",
 def run_and_exit() -> None:
     """The console entry point: run, flush, and leave without the interpreter's teardown
     (freeing every module costs ~10 ms that a short command should not pay). The collector is
-    off until ``dispatch`` knows the command (``GC_OFF_COMMANDS``)."""
+    off until ``dispatch`` knows the command (``GC_OFF_COMMANDS``). The launcher left SIGINT
+    at the kernel's default while pyrkt loaded; from here a ^C is Python's KeyboardInterrupt,
+    which ends the command with 130, also while an error line or the output is being written."""
+    import _signal  # type: ignore[import-not-found]  # builtin, no enum wrappers
+
     gc.disable()
-    code = main()
+    if _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:
-        pass
+        code = main()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BrokenPipeError:
+            pass
+    except KeyboardInterrupt:
+        code = 130
     os._exit(code)
 
 

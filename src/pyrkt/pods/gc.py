@@ -4,7 +4,8 @@ Mark: exited ``run/`` pods go to ``exited-garbage/`` (the rename's ctime is the 
 time), aborted ``prepare/`` pods and expired ``prepared/`` pods go to ``garbage/``. Sweep:
 ``exited-garbage/`` pods past their grace period and everything in ``garbage/`` are deleted
 under the pod's exclusive lock: the flavor's ``teardown(pod_dir)`` first (mounts, cgroups,
-netns), then the files, never crossing into a mount. Each phase returns what it did; callers
+netns), then the files, never crossing into a mount; so are the empty ``embryo/`` dirs of
+creates killed before their first rename. Each phase returns what it did; callers
 print. Any number of these may run at once: the lock decides who handles a pod, and a rename
 that lost the race (ENOENT) is not an error.
 """
@@ -48,6 +49,26 @@ def discard_aborted(pods_dir: str) -> Phase:
     """Unlocked pods in ``prepare/`` (a prepare that died) -> ``garbage/``."""
     aborted = [p for p in Pod.walk(pods_dir, (Dir.PREPARE,)) if p.state == State.ABORTED_PREPARE]
     return _rename_each(aborted, Dir.GARBAGE, lock=False)
+
+
+def discard_embryos(pods_dir: str) -> Phase:
+    """Delete the dirs in ``embryo/`` that no create holds: a create killed between making its
+    dir and moving it to ``prepare/`` left it empty, and no other command ever sees it."""
+    done: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for pod in Pod.walk(pods_dir, (Dir.EMBRYO,)):
+        if not pod.try_lock():
+            continue  # being created, or gone
+        try:
+            os.rmdir(pod.path)
+            done.append(pod.uuid)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            failed.append((pod.uuid, f"cannot remove {pod.path}: {e.strerror}"))
+        finally:
+            pod.unlock()
+    return Phase(done=tuple(done), failed=tuple(failed))
 
 
 def expire_prepared(pods_dir: str, older_than: float, *, now: float | None = None) -> Phase:

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
+def _wait_gone(path: str) -> None:
+    for _ in range(100):
+        if not os.path.lexists(path):
+            return
+        time.sleep(0.01)
+
+
 class Pod:
     def __init__(self, pods_dir: str, uuid: str, where: Dir, lock: FileLock | None = None) -> None:
         self.pods_dir = pods_dir
@@ -43,16 +50,31 @@ class Pod:
 
     @classmethod
     def create(cls, pods_dir: str, uuid: str | None = None) -> Pod:
-        """A new pod in ``prepare/``, exclusively locked by the caller."""
+        """A new pod in ``prepare/``, exclusively locked by the caller.
+
+        gc deletes an embryo dir it can lock (what a create killed before its rename left),
+        so one made a moment ago may go before this create locks it: then it is made again."""
         ensure_dirs(pods_dir)
         uuid = uuid or new_uuid()
         embryo = os.path.join(pods_dir, Dir.EMBRYO.value, uuid)
-        os.mkdir(embryo, 0o750)
-        lock = FileLock.open(embryo)
-        lock.exclusive_or_raise(f"pod {uuid}")
-        pod = cls(pods_dir, uuid, Dir.EMBRYO, lock)
-        pod.transition(Dir.PREPARE)
-        return pod
+        for _ in range(5):
+            os.mkdir(embryo, 0o750)
+            try:
+                lock = FileLock.open(embryo)
+            except FileNotFoundError:
+                continue  # a gc took it first
+            held = lock.try_exclusive()
+            try:
+                same = held and os.path.samestat(os.fstat(lock.fd), os.stat(embryo))
+            except FileNotFoundError:
+                same = False
+            if same:
+                pod = cls(pods_dir, uuid, Dir.EMBRYO, lock)
+                pod.transition(Dir.PREPARE)
+                return pod
+            lock.close()  # a gc holds it or removed it: it is going or gone
+            _wait_gone(embryo)
+        raise Locked(f"pod {uuid}: its new dir was removed under it again and again")
 
     @classmethod
     def load(cls, pods_dir: str, uuid: str) -> Pod:

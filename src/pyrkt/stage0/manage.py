@@ -218,6 +218,7 @@ def gc(config: Config, *, grace: float = GRACE_PERIOD,
         expired = podgc.expire_prepared(pods_dir, expire, now=now)
         swept = podgc.sweep_exited_garbage(pods_dir, grace, teardown, now=now)
         garbage = podgc.sweep_garbage(pods_dir, teardown)
+        phases.append(podgc.discard_embryos(pods_dir))  # never listed: nothing to print
     phases += [expired, swept, garbage]
     return GcReport(
         marked=phases[0].done,

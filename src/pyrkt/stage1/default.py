@@ -481,6 +481,10 @@ class DefaultFlavor:
             os.close(plan["userns_fd"])  # pod init holds it until its apps have joined
         os.close(ready_w)
         os.close(joined_r)
+        # before pod init hears "joined" (and so may start the apps): a run killed after that
+        # must leave a pod that stop and gc can find the pod init of; killed before it, pod init
+        # reads no answer and ends. While the lock is ours too: a concurrent gc cannot move the dir.
+        fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
         answer = "joined" if self_join else join_cgroups(cgroup_paths, pid)
         late, net_error = b"", None
         if answer == "joined" and nets is not None:
@@ -497,9 +501,6 @@ class DefaultFlavor:
         if not detach:
             os.close(plan["parent_fd"])
         handed_over.append(True)
-        # while the lock is ours too: a pod whose apps end at once is gc's as soon as pod init has
-        # gone, and a concurrent gc would move the dir away under a later write
-        fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
         os.close(lock_fd)  # pod init holds the lock now; the pod is running exactly while it lives
         if pty is not None:
             os.close(pty[1])

@@ -42,6 +42,9 @@ def test_app_help_goes_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: P
     (["app", "add", "abc"], "app add needs an image"),
     (["app", "add", "abc", "img-a", "img-b"], "app add takes exactly one image"),
     (["app", "add", "abc", "img", "--mnt-volume=name=v,kind=empty"], "want one absolute target=PATH"),
+    # a one-dash word is a flag pyrkt does not have, never the UUID's or the image's place
+    (["app", "add", "-x", "abc", "img"], "unknown shorthand flag '-x'"),
+    (["app", "add", "abc", "-x", "img"], "unknown shorthand flag '-x'"),
     (["app", "sandbox", "--port=http:80"], "want NAME:PROTO:PODPORT:HOSTIP:HOSTPORT"),
     # a sandbox fetches no image: no pull policy or progress to set; its added apps get no metadata URL
     (["app", "sandbox", "--pull-policy=never"], "unknown flag: --pull-policy"),

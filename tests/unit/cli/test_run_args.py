@@ -32,6 +32,12 @@ def test_per_app_flag_before_any_image_is_refused() -> None:
         parse("--exec=/bin/true", "img")
 
 
+@pytest.mark.parametrize("args", [("-x", "img"), ("img", "-x"), ("img", "--", "a", "---", "-d")])
+def test_a_one_dash_word_outside_app_args_is_an_unknown_flag_not_an_image(args: tuple[str, ...]) -> None:
+    with pytest.raises(UsageError, match="unknown shorthand flag '-[xd]'"):
+        parse(*args)
+
+
 def test_pod_flags_may_come_between_apps_and_bare_net_means_default() -> None:
     values, apps = parse("img-a", "--detach", "--net", "img-b")
     assert values["detach"] is True

@@ -74,6 +74,41 @@ def test_aborted_prepares_go_to_garbage_and_preparing_ones_stay(
     assert where_is(pods_dir, preparing.name) == "prepare"
 
 
+def test_an_embryo_a_killed_create_left_is_deleted_and_one_being_created_stays(
+    pods_dir: Path, holder: Any
+) -> None:
+    left = pods_dir / "embryo" / "00000001-0000-4000-8000-000000000000"
+    creating = pods_dir / "embryo" / "00000002-0000-4000-8000-000000000000"
+    left.mkdir()
+    creating.mkdir()
+    holder.lock(creating)
+    assert gc.discard_embryos(pods_dir).done == (left.name,)
+    assert not left.exists() and creating.is_dir()
+
+
+def test_a_create_whose_embryo_a_gc_removed_before_its_lock_makes_it_again(
+    pods_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyrkt.kernel.lock import FileLock
+    from pyrkt.pods import pod as podmod
+
+    real_open = FileLock.open
+    removed: list[tuple[str, ...]] = []
+
+    def open_after_a_gc(path: str, **kw: Any) -> FileLock:
+        if not removed:  # the embryo is not locked yet: a gc takes it
+            removed.append(())
+            removed[0] = gc.discard_embryos(str(pods_dir)).done
+        return real_open(path, **kw)
+
+    monkeypatch.setattr(podmod.FileLock, "open", staticmethod(open_after_a_gc))
+    pod = Pod.create(str(pods_dir), "00000003-0000-4000-8000-000000000000")
+    assert removed == [(pod.uuid,)]
+    assert pod.where == Dir.PREPARE and pod.state.value == "preparing"
+    assert os.listdir(pods_dir / "embryo") == []
+    pod.unlock()
+
+
 def test_prepared_pods_expire_after_the_given_age_only(make_pod: Callable[..., Path], pods_dir: Path) -> None:
     pod = make_pod(Dir.PREPARED)
     assert gc.expire_prepared(pods_dir, 24 * HOUR, now=time.time() + 23 * HOUR).done == ()

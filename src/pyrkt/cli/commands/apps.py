@@ -92,6 +92,8 @@ def parse_pod_and_apps(pod_flags: FlagSet, args: list[str]) -> tuple[dict[str, A
             else:
                 i = pod_flags.take(values, arg, args, i)
             continue
+        if arg.startswith("-") and arg != "-":  # as pflag: no image name starts with a dash
+            raise UsageError(f"unknown shorthand flag {arg!r}: pyrkt flags are spelled --name")
         apps.append(AppRequest(image=arg))
         app_values.append(app_fs.defaults())
     for app, v in zip(apps, app_values, strict=True):
