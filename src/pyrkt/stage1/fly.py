@@ -107,10 +107,14 @@ class FlyFlavor:
         fs.atomic_write(os.path.join(pod_dir, abi.ENV_DIR, name), "\0".join(app.env) + "\0", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.FLAVOR), "fly\n", sync=False)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)  # the app waits until its pid is on file: see below
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(err_r)
+                os.close(go_w)
+                if os.read(go_r, 1) != b"g":  # this process died before it wrote the pid file
+                    os._exit(127)
                 os.setsid()
                 if detach:
                     log = os.open(app.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -137,8 +141,13 @@ class FlyFlavor:
                 finally:
                     os._exit(127)
         os.close(err_w)
+        os.close(go_r)
+        # before the app may start: a run killed after this leaves a pod stop and gc find the
+        # app of; killed before it, the app reads no "g" and exits without starting
         fs.atomic_write(os.path.join(pod_dir, abi.PID), f"{pid}\n", sync=False)
         fs.atomic_write(os.path.join(pod_dir, abi.PGID), f"{pid}\n", sync=False)
+        os.write(go_w, b"g")
+        os.close(go_w)
         message = read_all(err_r)
         os.close(err_r)
         if message:
