@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from pyrkt.errors import InvalidState, PyrktError, UsageError
+from pyrkt.errors import InvalidState, PyrktError, UsageError, quote
 from pyrkt.kernel import cgroups, fs, lock, namespaces, process
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
@@ -799,11 +799,11 @@ def app_host_pid(pod_dir: str, app: str) -> int:
     init = read_pid(pod_dir)
     inner = fs.read_text(os.path.join(pod_dir, PIDS_DIR, app))
     if init is None or inner is None or not lock.is_locked(pod_dir):
-        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
+        raise InvalidState(f"pod {quote(os.path.basename(pod_dir))} isn't currently running")  # rkt's words
     try:
         children = open(f"/proc/{init}/task/{init}/children").read().split()
     except FileNotFoundError:
-        raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running") from None
+        raise InvalidState(f"pod {quote(os.path.basename(pod_dir))} isn't currently running") from None
     for child in children:
         try:
             with open(f"/proc/{child}/status") as f:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pyrkt.errors import PyrktError, UsageError
+from pyrkt.errors import InvalidState, PyrktError, UsageError, quote
 from pyrkt.kernel import fs, namespaces
 from pyrkt.kernel.api import LinuxKernel
 from pyrkt.model import abi
@@ -169,7 +169,7 @@ class FlyFlavor:
     def enter(self, pod_dir: str, app: str, argv: list[str]) -> int:
         pid = read_pid(pod_dir)
         if pid is None:
-            raise PyrktError(f"pod {os.path.basename(pod_dir)} is not running")
+            raise InvalidState(f"pod {quote(os.path.basename(pod_dir))} isn't currently running")  # rkt's words
         from pyrkt.stage1.app import find_executable
 
         env = enter_env(pod_dir, app, dict(os.environ))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 
-from pyrkt.errors import InvalidState
+from pyrkt.errors import InvalidState, quote
 from pyrkt.kernel import fs, lock
 from pyrkt.model import abi
 from pyrkt.stage1.poddir import read_pid
@@ -63,7 +63,7 @@ def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0, *, 
         fs.atomic_write(where, f"{action} {nonce}" + (f" {arg}" if arg else ""), sync=False)
         pid = read_pid(pod_dir)
         if pid is None or not lock.is_locked(pod_dir):
-            raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
+            raise InvalidState(f"pod {quote(os.path.basename(pod_dir))} isn't currently running")  # rkt's words
         try:
             fds.append(os.pidfd_open(pid))
         except OSError:
@@ -75,7 +75,7 @@ def ask_pod_init(pod_dir: str, app: str, action: str, timeout: float = 60.0, *, 
             if answer.startswith(nonce + " "):
                 break
             if not lock.is_locked(pod_dir):
-                raise InvalidState(f"pod {os.path.basename(pod_dir)} is not running")
+                raise InvalidState(f"pod {quote(os.path.basename(pod_dir))} isn't currently running")  # rkt's words
             if time.monotonic() > deadline:
                 raise InvalidState(f"pod {os.path.basename(pod_dir)}: no answer from pod init to {action} {app}")
             if not fds:  # woken once already, with no answer for us: poll

@@ -109,9 +109,10 @@ def test_the_wired_calls_have_handlers() -> None:
     wired = {"RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus", "ListPodSandbox",
              "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "ListContainers",
              "ContainerStatus", "ExecSync", "UpdateContainerResources", "ReopenContainerLog", "ContainerStats",
-             "ListContainerStats", "PodSandboxStats", "ListPodSandboxStats", "Exec", "Attach", "PortForward"}
+             "ListContainerStats", "PodSandboxStats", "ListPodSandboxStats", "Exec", "Attach", "PortForward",
+             "GetContainerEvents"}
     assert all(hasattr(server.RuntimeService, m) for m in wired)
-    assert not any(hasattr(server.RuntimeService, m) for m in ("GetContainerEvents", "CheckpointContainer"))
+    assert not any(hasattr(server.RuntimeService, m) for m in ("CheckpointContainer", "ListMetricDescriptors"))
 
 
 def test_stats_from_v1_and_v2_accounting_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
