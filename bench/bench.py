@@ -974,7 +974,7 @@ def print_start(report: Report) -> None:
     if "pyrkt run" in medians:
         ratios = [f"pyrkt/{other.split()[0]} {medians['pyrkt run'] / m:.2f}x"
                   for other, m in medians.items()
-                  if not other.lstrip(" -").startswith(("pyrkt", "app ", "python ")) and not other.endswith("default")]
+                  if not other.startswith(("pyrkt", "  - ")) and not other.endswith("default")]
         print("  ratios of medians: " + ("   ".join(ratios) or "none (nothing to compare with)"))
     if {"  - app add", "  - app start", "pyrkt run --detach"} <= set(medians):
         per_app = medians["  - app add"] + medians["  - app start"]
