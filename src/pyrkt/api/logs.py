@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from pyrkt.config import Config
 from pyrkt.model import abi
@@ -34,21 +34,9 @@ class LogQuery(Value):
     until: int = 0
 
 
-class Lines:
-    """One app's records as the text of whole lines, with their times (``control.Lines``)."""
-
-    def __init__(self) -> None:
-        self.joined = control.Lines()
-
-    def add(self, records: Iterable[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
-        return self.text(self.joined.add(records))
-
-    def flush(self) -> list[tuple[str, str]]:
-        return self.text(self.joined.flush())
-
-    @staticmethod
-    def text(lines: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
-        return [(stamp, text.removesuffix(b"\n").decode(errors="replace")) for stamp, _, text in lines]
+def text(lines: list[tuple[str, str, bytes]]) -> list[tuple[str, str]]:
+    """Whole lines (``control.Lines``) as their times and text."""
+    return [(stamp, line.removesuffix(b"\n").decode(errors="replace")) for stamp, _, line in lines]
 
 
 def select(lines: list[tuple[str, str]], query: LogQuery) -> list[str]:
@@ -79,17 +67,11 @@ class PodLogs:
         self.pod: Pod = manage.find_pod(config, query.pod_id)
         names = [control.pick_app(self.pod, query.app)] if query.app else control.app_names(self.pod.path)
         self.raw = [n for n in names if os.path.exists(self.pod.file(f"{abi.LOGS}/{n}.raw"))]
-        self.files = [(control.LogFile(self.pod.file(abi.app_log(n))), Lines()) for n in names if n not in self.raw]
+        self.files = control.Merged([self.pod.file(abi.app_log(n)) for n in names if n not in self.raw])
 
     def read(self, *, final: bool) -> list[tuple[str, str]]:
         """The lines written since the last read, sorted by time; ``final``: no more will come."""
-        out: list[tuple[str, str]] = []
-        for log, lines in self.files:
-            out += lines.add(log.read())
-            if final:
-                out += lines.flush()
-        out.sort(key=lambda line: line[0])
-        return out
+        return text(self.files.read(final=final))
 
     def read_raw(self) -> list[str]:
         """The fly flavor's output files: unframed, so without times (and outside since/until)."""
@@ -100,8 +82,7 @@ class PodLogs:
         return out
 
     def close(self) -> None:
-        for log, _ in self.files:
-            log.close()
+        self.files.close()
 
 
 def stream(config: Config, query: LogQuery, *, active: Callable[[], bool] = lambda: True,

@@ -142,7 +142,7 @@ def parse_time_ns(text: str, flag: str, now_ns: int) -> int:
 
 def nanos_beyond_micro(value: str) -> int:
     """The digits of a time's fraction past the sixth (datetime keeps microseconds), as ns."""
-    head, dot, rest = value.partition(".")
+    _, dot, rest = value.partition(".")
     digits = ""
     for c in rest if dot else "":
         if not c.isdigit():

@@ -287,6 +287,13 @@ class Window(Value):
         ns = record_time_ns(stamp)
         return ns is not None and (self.since is None or ns >= self.since) and (self.until is None or ns < self.until)
 
+    def ended(self, stamp: str) -> bool:
+        """Whether a line of this time is at or past ``until`` (following stops there)."""
+        if self.until is None:
+            return False
+        ns = record_time_ns(stamp)
+        return ns is not None and ns >= self.until
+
     def last(self, lines: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
         lines = [line for line in lines if self.keeps(line[0])]
         return lines if self.tail < 0 else lines[max(0, len(lines) - self.tail):]
@@ -332,41 +339,53 @@ def logs(config: Config, uuid: str, app: str, *, follow: bool,
     yield from windowed([pod.file(abi.app_log(n)) for n in names], window, follow=follow, pod=pod)
 
 
-def windowed(paths: list[str], window: Window, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
-    """The apps' logs as whole lines merged by time, in ``window``; following, the lines after
-    those (merged by time as each read finds them), until the pod has exited or
-    ``window.until`` has passed."""
-    logs = [(LogFile(path), Lines()) for path in paths]
-    if window.tail >= 0 and window.since is None and window.until is None:
-        for log, _ in logs:  # the last lines of each app are what the last of them all can be
-            log.skip_to_last(window.tail)
+class Merged:
+    """Several apps' log files, read as they grow as whole lines merged by time."""
 
-    def read(final: bool) -> list[tuple[str, str, bytes]]:
+    def __init__(self, paths: list[str]) -> None:
+        self.logs = [(LogFile(path), Lines()) for path in paths]
+
+    def skip_to_last(self, lines: int) -> None:
+        for log, _ in self.logs:  # the last lines of each app are what the last of them all can be
+            log.skip_to_last(lines)
+
+    def read(self, *, final: bool) -> list[tuple[str, str, bytes]]:
+        """The lines written since the last read, sorted by time; ``final``: no more will come."""
         out = []
-        for log, lines in logs:
+        for log, lines in self.logs:
             out += lines.add(read_all(log)) + (lines.flush() if final else [])
         out.sort(key=lambda line: line[0])
         return out
 
+    def close(self) -> None:
+        for log, _ in self.logs:
+            log.close()
+
+
+def windowed(paths: list[str], window: Window, *, follow: bool, pod: Pod) -> Iterator[tuple[str, str, bytes]]:
+    """The apps' logs as whole lines merged by time, in ``window``; following, the lines after
+    those (merged by time as each read finds them), until the pod has exited or
+    ``window.until`` has passed."""
+    logs = Merged(paths)
+    if window.tail >= 0 and window.since is None and window.until is None:
+        logs.skip_to_last(window.tail)
     try:
         running = follow and pod.state == State.RUNNING
-        yield from window.last(read(final=not running))
+        yield from window.last(logs.read(final=not running))
         while running:
             if window.until is not None and time.time_ns() >= window.until:
                 return
             running = pod.state == State.RUNNING
-            new = read(final=not running)
+            new = logs.read(final=not running)
             for line in new:
-                ns = record_time_ns(line[0]) if window.until is not None else None
-                if ns is not None and window.until is not None and ns >= window.until:
+                if window.ended(line[0]):
                     return
                 if window.keeps(line[0]):
                     yield line
             if running and not new:
                 time.sleep(0.1)
     finally:
-        for log, _ in logs:
-            log.close()
+        logs.close()
 
 
 def read_all(log: LogFile) -> list[tuple[str, str, bytes]]:

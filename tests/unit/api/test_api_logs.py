@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from pyrkt.api.logs import Lines, LogQuery, batches, stream
+from pyrkt.api.logs import LogQuery, batches, stream, text
 from pyrkt.cli.main import dispatch, main
 from pyrkt.config import Config
 from pyrkt.errors import NotFound
 from pyrkt.model import abi
 from pyrkt.pods.state import Dir
+from pyrkt.stage0 import control
 from pyrkt.stage0.control import record_time_ns
 
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -61,11 +62,11 @@ def test_record_times_are_read_to_the_nanosecond() -> None:
 
 
 def test_partial_records_are_joined_into_their_line_per_stream() -> None:
-    lines = Lines()
-    got = lines.add([("t1", "stdout", b"hel"), ("t2", "stderr", b"oops\n"), ("t3", "stdout", b"lo\n"),
-                     ("t4", "stdout", b"no newline")])
+    lines = control.Lines()
+    got = text(lines.add([("t1", "stdout", b"hel"), ("t2", "stderr", b"oops\n"), ("t3", "stdout", b"lo\n"),
+                          ("t4", "stdout", b"no newline")]))
     assert got == [("t2", "oops"), ("t1", "hello")]
-    assert lines.flush() == [("t4", "no newline")]
+    assert text(lines.flush()) == [("t4", "no newline")]
 
 
 def test_pyrkt_logs_joins_partial_records_into_their_line(make_pod: Callable[..., Path], config: Config) -> None:
