@@ -17,13 +17,18 @@ python = os.path.join(venv, "bin", "python3")
 purelib = sysconfig.get_path("purelib", vars={"base": venv, "platbase": venv})
 # A ^C while pyrkt loads ends it at once, as it would any program, with no traceback: SIGINT
 # keeps the kernel's default until run_and_exit installs Python's handler (unless the caller
-# ignored it, which stays so).
+# ignored it, which stays so). One that comes before that reset, while Python's handler is still
+# there, ends it with 130 as a ^C after it does (run_and_exit), also without a traceback.
 launcher = f"""#!{python} -IS
 # pyrkt's launcher, written by scripts/write-launcher.py (see there for why)
+try:
+    import _signal
+    if _signal.getsignal(2) is _signal.default_int_handler:
+        _signal.signal(2, _signal.SIG_DFL)
+except KeyboardInterrupt:
+    import os
+    os._exit(130)
 import sys
-import _signal
-if _signal.getsignal(2) is _signal.default_int_handler:
-    _signal.signal(2, _signal.SIG_DFL)
 sys.path[0:0] = [{src!r}, {purelib!r}]
 from pyrkt.cli.main import run_and_exit
 run_and_exit()
