@@ -58,8 +58,6 @@ TIMEOUT = 60.0
 # CPython's own start-up, before the first line of pyrkt's launcher: out of pyrkt's reach
 INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Failed checking if argv[0] is an import path entry",
                      'bin/pyrkt", line 0, in <module>')
-# a ^C that lands in a weakref callback of a lazy import: CPython prints it and drops it
-UNRAISABLE = "Exception ignored in: <function _get_module_lock.<locals>.cb"
 STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")
 
@@ -240,8 +238,6 @@ class Driver:
         if "Traceback (most recent call last)" in o.err:
             if o.killed and o.signal == "SIGINT" and any(m in o.err for m in INTERPRETER_START):
                 self.note("^C while the Python interpreter itself started (before pyrkt's launcher ran)", o)
-            elif o.killed and o.signal == "SIGINT" and o.err.startswith(UNRAISABLE) and o.err.count("Traceback") == 1:
-                self.note("^C in an import's weakref callback: CPython printed and dropped it", o)
             else:
                 self.violation("traceback on stderr", o)
         if o.killed:

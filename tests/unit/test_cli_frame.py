@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 from typing import Any
@@ -334,7 +336,41 @@ def test_run_and_exit_gives_python_its_sigint_handler_back(monkeypatch: pytest.M
         cli.run_and_exit()
     finally:
         signal.signal(signal.SIGINT, old)
-    assert seen == [signal.default_int_handler]
+    assert seen == [cli.interrupt]
+
+
+@pytest.mark.parametrize("pyrkts", [True, False])
+def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch: pytest.MonkeyPatch,
+                                                                       pyrkts: bool) -> None:
+    # the callback by which importlib drops a module's lock, as CPython's is named; Python's own
+    # handler raises in it, and CPython prints that as "ignored" and drops it
+    import signal
+    import weakref
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    scope: dict[str, object] = {"__name__": "importlib._bootstrap", "os": os, "signal": signal}
+    exec("def cb(ref):\n    os.kill(os.getpid(), signal.SIGINT)\n    for _ in range(100):\n        pass\n", scope)
+
+    class Lock:
+        pass
+
+    lock = Lock()
+    ref = weakref.ref(lock, scope["cb"])  # type: ignore[arg-type]
+    raised = False
+    old = signal.signal(signal.SIGINT, cli.interrupt if pyrkts else signal.default_int_handler)
+    old_alarm = signal.getsignal(signal.SIGALRM)
+    try:
+        del lock
+        time.sleep(0.2)
+    except KeyboardInterrupt:
+        raised = True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGALRM, old_alarm)
+    assert ref() is None
+    assert (raised, len(unraisable)) == ((True, 0) if pyrkts else (False, 1))
 
 
 def test_a_ctrl_c_while_the_launcher_loads_pyrkt_ends_it_without_a_traceback(tmp_path: Path) -> None:

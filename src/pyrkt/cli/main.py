@@ -18,6 +18,7 @@ from pyrkt.model.values import Value, field
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import FrameType
     from typing import Any, TextIO
 
 GLOBAL_FLAGS = [
@@ -257,13 +258,14 @@ def run_and_exit() -> None:
     """The console entry point: run, flush, and leave without the interpreter's teardown
     (freeing every module costs ~10 ms that a short command should not pay). The collector is
     off until ``dispatch`` knows the command (``GC_OFF_COMMANDS``). The launcher left SIGINT
-    at the kernel's default while pyrkt loaded; from here a ^C is Python's KeyboardInterrupt,
-    which ends the command with 130, also while an error line or the output is being written."""
+    at the kernel's default while pyrkt loaded; from here a ^C is Python's KeyboardInterrupt
+    (``interrupt``), which ends the command with 130, also while an error line or the output is
+    being written."""
     import _signal  # type: ignore[import-not-found]  # builtin, no enum wrappers
 
     gc.disable()
     if _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:
-        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        _signal.signal(_signal.SIGINT, interrupt)
     try:
         code = main()
         try:
@@ -274,6 +276,20 @@ def run_and_exit() -> None:
     except KeyboardInterrupt:
         code = 130
     os._exit(code)
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT's handler: Python's own (KeyboardInterrupt), except in the weakref callback by
+    which the import system drops a module's lock, where CPython would print the exception as
+    "ignored" and go on as if no ^C came. There the ^C is put off for a millisecond (SIGALRM,
+    to this handler), by when the callback has returned."""
+    import _signal
+
+    if frame is not None and frame.f_code.co_name == "cb" and frame.f_globals.get("__name__") == "importlib._bootstrap":
+        _signal.signal(_signal.SIGALRM, interrupt)
+        _signal.setitimer(_signal.ITIMER_REAL, 0.001)
+        return
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
