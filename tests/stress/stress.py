@@ -56,7 +56,8 @@ from tests.support.images import build_oci_layout  # noqa: E402
 PYSPY = next((p for p in (shutil.which("py-spy"), "/tmp/sb/py-spy") if p and os.access(p, os.X_OK)), None)
 TIMEOUT = 60.0
 # CPython's own start-up, before the first line of pyrkt's launcher: out of pyrkt's reach
-INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Failed checking if argv[0] is an import path entry",
+INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Fatal Python error: init_interp_main",
+                     "Failed checking if argv[0] is an import path entry",
                      'bin/pyrkt", line 0, in <module>')
 STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")

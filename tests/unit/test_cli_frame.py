@@ -339,6 +339,30 @@ def test_run_and_exit_gives_python_its_sigint_handler_back(monkeypatch: pytest.M
     assert seen == [cli.interrupt]
 
 
+def test_a_ctrl_c_that_class_creation_wraps_ends_the_command_with_130(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # a ^C in a descriptor's __set_name__ (ipaddress' cached_property, as a lazy import makes its
+    # classes) comes out of the class statement as a RuntimeError caused by the KeyboardInterrupt
+    class Interrupting:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt
+
+    def dispatch(*args: object) -> int:
+        type("Made", (), {"field": Interrupting()})
+        return 0
+
+    monkeypatch.setattr(cli, "dispatch", dispatch)
+    assert cli.main(["version"]) == 130
+    assert capsys.readouterr() == ("", "")
+
+    def failing(*args: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "dispatch", failing)
+    with pytest.raises(RuntimeError):  # any other RuntimeError is still pyrkt's bug, with its traceback
+        cli.main(["version"])
+
+
 @pytest.mark.parametrize("pyrkts", [True, False])
 def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch: pytest.MonkeyPatch,
                                                                        pyrkts: bool) -> None:

@@ -304,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CODE
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as err:
+        if isinstance(err.__cause__, KeyboardInterrupt):  # a ^C in a __set_name__, which class creation wraps
+            return 130
+        raise
     except BrokenPipeError:
         return 0
     except OSError as err:  # what no command turned into its own line: still one line, never a traceback
