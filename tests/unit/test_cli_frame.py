@@ -363,6 +363,19 @@ def test_a_ctrl_c_that_class_creation_wraps_ends_the_command_with_130(monkeypatc
         cli.main(["version"])
 
 
+def test_the_lock_callback_pyrkt_looks_for_is_this_pythons() -> None:
+    import _frozen_importlib  # type: ignore[import-not-found]
+
+    codes = [c for c in _frozen_importlib._get_module_lock.__code__.co_consts if isinstance(c, types.CodeType)]
+    assert [(c.co_filename, c.co_qualname) for c in codes] == [cli.LOCK_CALLBACK]
+
+
+def lock_callback(body: str) -> types.CodeType:
+    """Code defining ``cb``, a callback as CPython's import system's (what drops a module's lock)."""
+    source = f"def _get_module_lock():\n    def cb(ref):\n        {body}\n    return cb\ncb = _get_module_lock()\n"
+    return compile(source, "<frozen importlib._bootstrap>", "exec")
+
+
 @pytest.mark.parametrize("pyrkts", [True, False])
 def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch: pytest.MonkeyPatch,
                                                                        pyrkts: bool) -> None:
@@ -373,8 +386,8 @@ def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch
 
     unraisable: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    scope: dict[str, object] = {"__name__": "importlib._bootstrap", "os": os, "signal": signal}
-    exec("def cb(ref):\n    os.kill(os.getpid(), signal.SIGINT)\n    for _ in range(100):\n        pass\n", scope)
+    scope: dict[str, object] = {"os": os, "signal": signal}
+    exec(lock_callback("os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(100):\n            pass"), scope)
 
     class Lock:
         pass
@@ -395,6 +408,35 @@ def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch
         signal.signal(signal.SIGALRM, old_alarm)
     assert ref() is None
     assert (raised, len(unraisable)) == ((True, 0) if pyrkts else (False, 1))
+
+
+def test_a_ctrl_c_put_off_goes_to_whoever_handles_sigint_by_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a foreground run that has begun forwarding ^C to its pod gets it, rather than a KeyboardInterrupt
+    import signal
+    import weakref
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    forwarded: list[int] = []
+    scope: dict[str, object] = {"os": os, "signal": signal, "forward": lambda s, f: forwarded.append(s)}
+    exec(lock_callback("os.kill(os.getpid(), signal.SIGINT)\n        signal.signal(signal.SIGINT, forward)"), scope)
+
+    class Lock:
+        pass
+
+    lock = Lock()
+    ref = weakref.ref(lock, scope["cb"])  # type: ignore[arg-type]
+    old = signal.signal(signal.SIGINT, cli.interrupt)
+    old_alarm = signal.getsignal(signal.SIGALRM)
+    try:
+        del lock
+        time.sleep(0.2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, old)
+        signal.signal(signal.SIGALRM, old_alarm)
+    assert ref() is None
+    assert (forwarded, unraisable) == ([signal.SIGINT], [])
 
 
 def test_a_ctrl_c_while_the_launcher_loads_pyrkt_ends_it_without_a_traceback(tmp_path: Path) -> None:

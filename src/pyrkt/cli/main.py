@@ -278,16 +278,24 @@ def run_and_exit() -> None:
     os._exit(code)
 
 
+# where importlib drops a module's lock (_bootstrap is frozen; its module is _frozen_importlib)
+LOCK_CALLBACK = ("<frozen importlib._bootstrap>", "_get_module_lock.<locals>.cb")
+
+
 def interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGINT's handler: Python's own (KeyboardInterrupt), except in the weakref callback by
     which the import system drops a module's lock, where CPython would print the exception as
     "ignored" and go on as if no ^C came. There the ^C is put off for a millisecond (SIGALRM,
-    to this handler), by when the callback has returned."""
+    to this handler), by when the callback has returned, and then raised again as SIGINT, for
+    whatever handles it by then (a foreground `run` passes it to its pod)."""
     import _signal
 
-    if frame is not None and frame.f_code.co_name == "cb" and frame.f_globals.get("__name__") == "importlib._bootstrap":
+    if frame is not None and (frame.f_code.co_filename, frame.f_code.co_qualname) == LOCK_CALLBACK:
         _signal.signal(_signal.SIGALRM, interrupt)
         _signal.setitimer(_signal.ITIMER_REAL, 0.001)
+        return
+    if signum == _signal.SIGALRM:
+        _signal.raise_signal(_signal.SIGINT)
         return
     raise KeyboardInterrupt
 
