@@ -57,8 +57,12 @@ PYSPY = next((p for p in (shutil.which("py-spy"), "/tmp/sb/py-spy") if p and os.
 TIMEOUT = 60.0
 # CPython's own start-up, before the first line of pyrkt's launcher: out of pyrkt's reach
 INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Fatal Python error: init_interp_main",
-                     "Failed checking if argv[0] is an import path entry",
+                     "Failed checking if argv[0] is an import path entry", "failed to set __main__.__loader__",
                      'bin/pyrkt", line 0, in <module>')
+# a ^C in an import's lock callback while Python's own handler is still there (CPython's start-up,
+# before the launcher runs): printed as ignored and dropped. Once pyrkt runs, its handler (in the
+# traceback if it raised there) puts such a ^C off.
+UNRAISABLE = ("Exception ignored in: <function _get_module_lock.<locals>.cb", "pyrkt/cli/main.py")
 STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")
 
@@ -239,6 +243,9 @@ class Driver:
         if "Traceback (most recent call last)" in o.err:
             if o.killed and o.signal == "SIGINT" and any(m in o.err for m in INTERPRETER_START):
                 self.note("^C while the Python interpreter itself started (before pyrkt's launcher ran)", o)
+            elif (o.killed and o.signal == "SIGINT" and o.err.startswith(UNRAISABLE[0])
+                  and o.err.count("Traceback") == 1 and UNRAISABLE[1] not in o.err):
+                self.note("^C in an import's lock callback while the Python interpreter itself started", o)
             else:
                 self.violation("traceback on stderr", o)
         if o.killed:
