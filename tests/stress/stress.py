@@ -415,8 +415,9 @@ class Driver:
             pool = dict(self.shared.prepared)
         uuid = self.some_pod(rng, pool)
         detach = rng.random() < 0.5
+        # a prepared pod is in the pool before it runs: another worker's stop may end it in the foreground
         self.pyrkt(rng, "run-prepared", rng.choice(("--net=none", "--net=host")), *(["--detach"] if detach else []),
-                   uuid, kill=kill)
+                   uuid, allowed=() if detach else STOPPED, kill=kill)
 
     def op_image_list(self, rng: random.Random, kill: bool) -> None:
         self.pyrkt(rng, "image", "list", *rng.choice(([], ["--full"], ["--format=json"])), kill=kill)
