@@ -62,7 +62,8 @@ INTERPRETER_START = ("Fatal Python error: init_sys_streams", "Fatal Python error
 # a ^C in an import's lock callback while Python's own handler is still there (CPython's start-up,
 # before the launcher runs): printed as ignored and dropped. Once pyrkt runs, its handler (in the
 # traceback if it raised there) puts such a ^C off.
-UNRAISABLE = ("Exception ignored in: <function _get_module_lock.<locals>.cb", "pyrkt/cli/main.py")
+UNRAISABLE = "Exception ignored in: <function _get_module_lock.<locals>.cb"
+PYRKT_HANDLER = "pyrkt/cli/main.py"
 STOPPED = (137, 143)  # what a command entered into a pod exits with when a stop kills it
 BOGUS = ("deadbeef", "00000000-0000-0000-0000-000000000000", "", "zz", "-x")
 
@@ -243,8 +244,8 @@ class Driver:
         if "Traceback (most recent call last)" in o.err:
             if o.killed and o.signal == "SIGINT" and any(m in o.err for m in INTERPRETER_START):
                 self.note("^C while the Python interpreter itself started (before pyrkt's launcher ran)", o)
-            elif (o.killed and o.signal == "SIGINT" and o.err.startswith(UNRAISABLE[0])
-                  and o.err.count("Traceback") == 1 and UNRAISABLE[1] not in o.err):
+            elif (o.killed and o.signal == "SIGINT" and o.err.startswith(UNRAISABLE)
+                  and o.err.count("Traceback") == 1 and PYRKT_HANDLER not in o.err):
                 self.note("^C in an import's lock callback while the Python interpreter itself started", o)
             else:
                 self.violation("traceback on stderr", o)

@@ -17,7 +17,8 @@ USED = {
     "_json": ("make_scanner", "make_encoder", "encode_basestring_ascii"),
     "_sqlite3": ("connect", "Error", "sqlite_version"),
     "_signal": ("signal", "set_wakeup_fd", "pthread_sigmask", "SIG_BLOCK", "SIG_UNBLOCK", "SIG_DFL",
-                "SIGINT", "SIGTERM", "SIGHUP", "SIGCHLD", "SIGWINCH", "SIGPIPE", "SIGXFSZ"),
+                "SIGINT", "SIGTERM", "SIGHUP", "SIGCHLD", "SIGWINCH", "SIGPIPE", "SIGXFSZ",
+                "getsignal", "setitimer", "ITIMER_REAL", "SIGALRM", "raise_signal"),
 }
 
 

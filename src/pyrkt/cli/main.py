@@ -6,6 +6,10 @@ modules are imported only when chosen, so `pyrkt list` never pays for `pyrkt fet
 
 from __future__ import annotations
 
+try:
+    import _signal  # type: ignore[import-not-found]  # signal without its enum wrappers, loaded at start-up
+except ImportError:  # an interpreter without it (tests/unit/test_private_modules.py)
+    import signal as _signal  # type: ignore[no-redef]
 import gc
 import os
 import sys
@@ -261,8 +265,6 @@ def run_and_exit() -> None:
     at the kernel's default while pyrkt loaded; from here a ^C is Python's KeyboardInterrupt
     (``interrupt``), which ends the command with 130, also while an error line or the output is
     being written."""
-    import _signal  # type: ignore[import-not-found]  # builtin, no enum wrappers
-
     gc.disable()
     if _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:
         _signal.signal(_signal.SIGINT, interrupt)
@@ -288,8 +290,6 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     "ignored" and go on as if no ^C came. There the ^C is put off for a millisecond (SIGALRM,
     to this handler), by when the callback has returned, and then raised again as SIGINT, for
     whatever handles it by then (a foreground `run` passes it to its pod)."""
-    import _signal
-
     if frame is not None and (frame.f_code.co_filename, frame.f_code.co_qualname) == LOCK_CALLBACK:
         _signal.signal(_signal.SIGALRM, interrupt)
         _signal.setitimer(_signal.ITIMER_REAL, 0.001)
