@@ -450,6 +450,9 @@ def test_a_ctrl_c_while_the_launcher_loads_pyrkt_ends_it_without_a_traceback(tmp
     (src / "pyrkt" / "cli" / "main.py").write_text("import os, time\nos.kill(os.getpid(), 2)\ntime.sleep(5)\n")
     script = Path(__file__).resolve().parents[2] / "scripts" / "write-launcher.py"
     subprocess.run([sys.executable, str(script), str(venv), str(src)], check=True)
-    p = subprocess.run([str(venv / "bin" / "pyrkt"), "version"], capture_output=True, text=True,
-                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT back to its default through an exec, not a preexec_fn: a Python fork in this process
+    # runs gRPC's fork handlers (an earlier test's server), whose poller may write to the child's stderr
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    p = subprocess.run([sys.executable, "-I", "-S", "-c", reset, str(venv / "bin" / "pyrkt"), "version"],
+                       capture_output=True, text=True)
     assert (p.returncode, p.stdout, p.stderr) == (-signal.SIGINT, "", "")
