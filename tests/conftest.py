@@ -29,6 +29,10 @@ PYRKT_BIN = REPO / ".venv" / "bin" / "pyrkt"
 PRIVILEGED_TIERS = ("integration", "e2e")
 TEST_TIMEOUT = int(os.environ.get("PYRKT_TEST_TIMEOUT", "300"))
 
+# The tests' gRPC clients and servers, as pyrkt.api.rpc loads gRPC for pyrkt's own: without
+# gRPC's fork handlers, which would otherwise run in every child these tests fork.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 
 # -- tiers ------------------------------------------------------------------------------------
 

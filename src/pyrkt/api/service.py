@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any, TypeVar
 
-import grpc
-
 from pyrkt import __version__
 from pyrkt.api import events, images, pods
 from pyrkt.api.logs import LogQuery, stream
 from pyrkt.api.proto import v1alpha_pb2 as pb
+from pyrkt.api.rpc import grpc
 from pyrkt.config import Config
 from pyrkt.errors import (
     AccessDenied,

@@ -147,8 +147,9 @@ def test_command_refuses_systemd_sockets_and_arguments(monkeypatch: pytest.Monke
 def test_command_without_grpc_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "grpc", None)  # as if grpcio were not installed
-    monkeypatch.delitem(sys.modules, "pyrkt.api.service", raising=False)
-    monkeypatch.delattr(pyrkt.api, "service", raising=False)
+    for module in ("rpc", "service"):
+        monkeypatch.delitem(sys.modules, f"pyrkt.api.{module}", raising=False)
+        monkeypatch.delattr(pyrkt.api, module, raising=False)
     assert cli.main([f"--dir={tmp_path}", "api-service"]) == 254
     assert "api-service needs the grpcio and protobuf packages (pip install 'pyrkt[api]')" in capsys.readouterr().err
 

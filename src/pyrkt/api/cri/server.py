@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
-import grpc
-
 from pyrkt.api.cri import images, runtime, streaming
 from pyrkt.api.proto import cri_pb2 as pb
+from pyrkt.api.rpc import grpc
 from pyrkt.api.service import short, status_of
 from pyrkt.config import Config
 from pyrkt.errors import PyrktError, UsageError

@@ -55,9 +55,6 @@ def run(ctx: Context, args: list[str]) -> int:
     stream_addr = check_stream_addr(values["stream_addr"] or DEFAULT_STREAM_ADDR)
     if not ctx.config.debug:
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs to stderr; our errors say it in one line
-    # children are forked from this process (the sandbox launcher, `app exec` for ExecSync): gRPC's
-    # fork handlers would shut down the server's connections, which a child shares, in them
-    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
     try:
         from pyrkt.api.cri import runtime, server
     except ImportError as e:
