@@ -295,14 +295,15 @@ def serve(config: Config, port: int, *, say: Callable[[str], None], done: thread
         try:
             app_server = AppServer(port, pods, say)
         except OSError as e:
-            raise PyrktError(f"metadata service: cannot listen on port {port}: {e.strerror}") from None
+            raise PyrktError(f"metadata service: cannot listen on port {port}: {e.strerror or e}") from None
         sock = mds.socket_path(config.data_dir)
         fs.unlink_quiet(sock)  # a service killed hard leaves its socket; the lock says none runs
         try:
-            reg_server = RegistrationServer(sock, pods, app_server.server_address[1], say)
+            with mds.short_socket_path(config.data_dir) as short:
+                reg_server = RegistrationServer(short, pods, app_server.server_address[1], say)
         except OSError as e:
             app_server.server_close()
-            raise PyrktError(f"metadata service: cannot listen on {sock}: {e.strerror}") from None
+            raise PyrktError(f"metadata service: cannot listen on {sock}: {e.strerror or e}") from None
         threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (app_server, reg_server)]
         for t in threads:
             t.start()

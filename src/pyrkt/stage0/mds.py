@@ -9,8 +9,10 @@ TCP port: ``PUT /pods/<uuid>`` answers once the service sees the pod's token.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 
 from pyrkt.config import Config
 from pyrkt.errors import PyrktError
@@ -31,6 +33,17 @@ def socket_path(data_dir: str) -> str:
     return os.path.join(service_dir(data_dir), SOCKET)
 
 
+@contextlib.contextmanager
+def short_socket_path(data_dir: str) -> Iterator[str]:
+    """The socket's path through ``/proc/self/fd`` of the service dir, for bind and connect: a unix
+    socket's path is at most 107 bytes, a data dir's may be longer. OSError if the dir is missing."""
+    dir_fd = os.open(service_dir(data_dir), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{dir_fd}/{SOCKET}"
+    finally:
+        os.close(dir_fd)
+
+
 def unreachable(config: Config, why: str) -> PyrktError:
     return PyrktError(f"--mds-register: could not reach the metadata service ({socket_path(config.data_dir)}: {why}); "
                       "start `pyrkt metadata-service` for this data dir, or run without --mds-register")
@@ -40,7 +53,8 @@ def _connect(config: Config) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     s.settimeout(TIMEOUT)
     try:
-        s.connect(socket_path(config.data_dir))
+        with short_socket_path(config.data_dir) as path:
+            s.connect(path)
     except OSError as e:
         s.close()
         raise unreachable(config, e.strerror or str(e)) from None

@@ -24,6 +24,11 @@ def test_listen_takes_unix_sockets_only() -> None:
     for bad in ("tcp://127.0.0.1:1", "127.0.0.1:1234", "unix://relative.sock"):
         with pytest.raises(UsageError, match="--listen"):
             server.socket_path(bad)
+    longest = "/run/" + "x" * (server.MAX_SOCKET_PATH - len("/run/"))
+    assert server.socket_path(f"unix://{longest}") == longest
+    with pytest.raises(UsageError, match=r"--listen=unix:///run/x+y: the path is 108 bytes, longer than a unix "
+                                         r"socket's may be \(107\)"):
+        server.socket_path(f"unix://{longest}y")
 
 
 def test_a_stale_socket_is_removed_a_live_one_and_other_files_are_refused(tmp_path: Path) -> None:

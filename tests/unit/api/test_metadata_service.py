@@ -23,6 +23,7 @@ from pyrkt.cli import main as cli
 from pyrkt.config import Config
 from pyrkt.errors import PyrktError
 from pyrkt.model import abi
+from pyrkt.pods.pod import ensure_dirs
 from pyrkt.pods.state import Dir
 from pyrkt.stage0 import mds
 
@@ -194,6 +195,22 @@ def test_a_socket_left_by_a_killed_service_is_replaced(service: Callable[[], Ser
     Path(sock).write_text("")  # what a SIGKILLed service leaves (its lock went with it)
     service()
     mds.check_reachable(config)
+
+
+def test_a_data_dir_longer_than_a_unix_sockets_path_is_served(tmp_path: Path) -> None:
+    # a unix socket's path is at most 107 bytes; the service and `run --mds-register` reach it
+    # through the service dir's fd, so any --dir works
+    data = tmp_path / ("a-long-data-dir-" * 8)
+    ensure_dirs(data / "pods")
+    config = Config(data_dir=str(data))
+    assert len(mds.socket_path(config.data_dir)) > 107
+    s = Service(config)
+    try:
+        mds.check_reachable(config)
+        assert mds.request(config, "PUT", "/pods/00000000-0000-4000-8000-00000000dead")[0] == 404
+    finally:
+        s.stop()
+    assert s.error == [] and not os.path.exists(mds.socket_path(config.data_dir))
 
 
 def test_merged_annotations_keep_the_images_order() -> None:

@@ -31,6 +31,7 @@ RUNTIME_SERVICE = "runtime.v1.RuntimeService"
 IMAGE_SERVICE = "runtime.v1.ImageService"
 DEFAULT_LISTEN = "unix:///run/pyrkt/cri.sock"
 SOCKET_MODE = 0o660
+MAX_SOCKET_PATH = 107  # bytes: sockaddr_un's sun_path, less its NUL
 MAX_WORKERS = 16
 STREAM_BATCH = 100  # images per StreamImagesResponse
 
@@ -362,7 +363,11 @@ def socket_path(listen: str) -> str:
         path = path[2:]
     if not path.startswith("/"):
         raise UsageError(f"--listen={listen}: want an absolute path, unix:///path/to/cri.sock")
-    return os.path.normpath(path)
+    path = os.path.normpath(path)
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:  # the kubelet could not reach it either
+        raise UsageError(f"--listen={listen}: the path is {len(os.fsencode(path))} bytes, longer than a unix "
+                         f"socket's may be ({MAX_SOCKET_PATH})")
+    return path
 
 
 def clear_stale_socket(path: str) -> None:
@@ -379,7 +384,7 @@ def clear_stale_socket(path: str) -> None:
             probe.connect(path)
         except OSError as e:
             if e.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise PyrktError(f"cannot listen on {path}: {e.strerror}") from None
+                raise PyrktError(f"cannot listen on {path}: {e.strerror or e}") from None
         else:
             raise PyrktError(f"cannot listen on {path}: a server is listening there already")
     try:
