@@ -66,6 +66,18 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """The environment a test leaves is the one it found: a command run in-process may set a
+    variable for its own process (`cri` and `api-service` set GRPC_VERBOSITY), which would
+    otherwise reach every later test's children."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 # -- the CLI ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
