@@ -4,7 +4,11 @@ protocols use them), its single-use expiring tokens and its status messages."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import struct
+import sys
 
 import pytest
 
@@ -109,3 +113,47 @@ def test_before_v4_the_status_is_the_errors_text_and_nothing_for_success() -> No
     assert streaming.exit_status(0, ["true"], "channel.k8s.io") == b""
     assert streaming.exit_status(2, ["sh", "-c", "x"], "") == (
         b"command terminated with non-zero exit code: error executing command [sh -c x], exit code 2")
+
+
+def read_all(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: the pty's other end closed
+            return out
+        if not data:
+            return out
+        out += data
+
+
+FORKS: list[int] = []
+os.register_at_fork(before=lambda: FORKS.append(os.getpid()))
+
+
+def test_exec_tty_starts_its_command_on_a_pty_of_its_own_without_forking_the_server() -> None:
+    # what `app exec --tty` needs of its terminal: to lead its session, the pty its controlling
+    # terminal with it in the foreground (resizes reach it as SIGWINCH)
+    probe = ("import json, os\n"
+             "print(json.dumps([os.getsid(0) == os.getpid(), os.tcgetpgrp(0) == os.getpgrp(),"
+             " [os.isatty(fd) for fd in (0, 1, 2)]]))")
+    FORKS.clear()
+    shown = []
+    for argv in ([sys.executable, "-I", "-S", "-c", probe], [shutil.which("grep") or "grep", "^SigIgn", "/proc/self/status"]):
+        pid, master = streaming.spawn_on_pty(argv)
+        try:
+            shown.append(read_all(master).decode())
+        finally:
+            os.close(master)
+        assert os.waitpid(pid, 0)[1] == 0
+    assert FORKS == []  # no fork of this process: no Python and no fork handler ran in a child
+    assert json.loads(shown[0]) == [True, True, [True, True, True]]
+    # and SIGPIPE at its default, as subprocess leaves it (Python, this process, ignores it)
+    assert not int(shown[1].split()[1], 16) & (1 << (signal.SIGPIPE - 1))
+
+
+def test_exec_tty_of_a_command_that_cannot_start_is_an_oserror_and_leaks_no_pty() -> None:
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(OSError):
+        streaming.spawn_on_pty(["/nonexistent/pyrkt"])
+    assert set(os.listdir("/proc/self/fd")) == before

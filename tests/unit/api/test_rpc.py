@@ -1,5 +1,6 @@
-"""gRPC as pyrkt's servers load it (pyrkt.api.rpc): a fork in a serving process (`crictl exec -t`'s
-forkpty) leaves nothing from gRPC in the server's log or in the child's terminal."""
+"""gRPC as pyrkt's servers load it (pyrkt.api.rpc): a fork in a serving process (pyrkt's servers
+spawn, but a library or a test may fork) leaves nothing from gRPC in its log or in the child's
+terminal."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "pyrkt"
 
-# A server as `pyrkt cri` starts one (threads in gRPC), then children forked the way the CRI
-# streaming server's exec -t forks them, each execing at once; prints what each child's pty showed.
+# A server as `pyrkt cri` starts one (threads in gRPC), then children forked onto a pty, each
+# execing at once; prints what each child's pty showed.
 SERVING_AND_FORKING = """
 import json, os, sys
 from concurrent import futures

@@ -601,13 +601,10 @@ class Runner:
         return code
 
     def _exec_tty(self, conn: Channels, req: Request, argv: list[str]) -> int:
-        pid, master = os.forkpty()
-        if pid == 0:  # the child: a session of its own, the pty its controlling terminal
-            try:
-                os.execv(argv[0], argv)
-            finally:
-                os._exit(127)
-        os.set_inheritable(master, False)
+        try:
+            pid, master = spawn_on_pty(argv)
+        except OSError:
+            return 127  # as a shell says of a command it cannot execute
         exited = threading.Event()
         with os.fdopen(os.dup(master), "wb", buffering=0) as stdin:
             t = threading.Thread(target=pump, args=(master, functools.partial(conn.send, STDOUT)), daemon=True)
@@ -833,6 +830,27 @@ def pump(fd: int, send: Callable[[bytes], None]) -> None:
             send(data)
         except OSError:
             return
+
+
+def spawn_on_pty(argv: list[str]) -> tuple[int, int]:
+    """``argv`` started on a new pty that is its controlling terminal (in a session of its own),
+    without forking this process: posix_spawn runs neither Python nor any fork handler in the
+    child, where a fork of a threaded gRPC server could deadlock on a lock another thread held
+    (DESIGN: the server does not fork). Returns the child's pid and the pty's master
+    (close-on-exec); OSError if the command cannot be started."""
+    master, slave = os.openpty()
+    try:
+        # a session leader without a terminal gets the first one it opens as its controlling one
+        pid = os.posix_spawn(argv[0], argv, os.environ, setsid=True, setsigmask=(),
+                             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # as subprocess restores them
+                             file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.ttyname(slave), os.O_RDWR, 0),
+                                           (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)])
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)
+    return pid, master
 
 
 def wait_raw(master: int, timeout: float = 10.0) -> None:
