@@ -376,18 +376,17 @@ def lock_callback(body: str) -> types.CodeType:
     return compile(source, "<frozen importlib._bootstrap>", "exec")
 
 
-@pytest.mark.parametrize("pyrkts", [True, False])
-def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch: pytest.MonkeyPatch,
-                                                                       pyrkts: bool) -> None:
-    # the callback by which importlib drops a module's lock, as CPython's is named; Python's own
-    # handler raises in it, and CPython prints that as "ignored" and drops it
-    import signal
+def drop_a_module_lock(monkeypatch: pytest.MonkeyPatch, body: str, handler: Any,
+                       **names: object) -> tuple[bool, list[object]]:
+    """A lock dropped as the import system drops one, its weakref callback running ``body``
+    (with ``names``) while ``handler`` handles SIGINT: whether a KeyboardInterrupt came out in
+    the 0.2 s after, and what CPython printed as unraisable."""
     import weakref
 
     unraisable: list[object] = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    scope: dict[str, object] = {"os": os, "signal": signal}
-    exec(lock_callback("os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(100):\n            pass"), scope)
+    scope: dict[str, object] = {"os": os, "signal": signal, **names}
+    exec(lock_callback(body), scope)
 
     class Lock:
         pass
@@ -395,7 +394,7 @@ def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch
     lock = Lock()
     ref = weakref.ref(lock, scope["cb"])  # type: ignore[arg-type]
     raised = False
-    old = signal.signal(signal.SIGINT, cli.interrupt if pyrkts else signal.default_int_handler)
+    old = signal.signal(signal.SIGINT, handler)
     old_alarm = signal.getsignal(signal.SIGALRM)
     try:
         del lock
@@ -407,36 +406,27 @@ def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch
         signal.signal(signal.SIGINT, old)
         signal.signal(signal.SIGALRM, old_alarm)
     assert ref() is None
+    return raised, unraisable
+
+
+@pytest.mark.parametrize("pyrkts", [True, False])
+def test_a_ctrl_c_in_the_import_systems_weakref_callback_is_not_lost(monkeypatch: pytest.MonkeyPatch,
+                                                                       pyrkts: bool) -> None:
+    # the callback by which importlib drops a module's lock, as CPython's is named; Python's own
+    # handler raises in it, and CPython prints that as "ignored" and drops it
+    raised, unraisable = drop_a_module_lock(
+        monkeypatch, "os.kill(os.getpid(), signal.SIGINT)\n        for _ in range(100):\n            pass",
+        cli.interrupt if pyrkts else signal.default_int_handler)
     assert (raised, len(unraisable)) == ((True, 0) if pyrkts else (False, 1))
 
 
 def test_a_ctrl_c_put_off_goes_to_whoever_handles_sigint_by_then(monkeypatch: pytest.MonkeyPatch) -> None:
     # a foreground run that has begun forwarding ^C to its pod gets it, rather than a KeyboardInterrupt
-    import signal
-    import weakref
-
-    unraisable: list[object] = []
-    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     forwarded: list[int] = []
-    scope: dict[str, object] = {"os": os, "signal": signal, "forward": lambda s, f: forwarded.append(s)}
-    exec(lock_callback("os.kill(os.getpid(), signal.SIGINT)\n        signal.signal(signal.SIGINT, forward)"), scope)
-
-    class Lock:
-        pass
-
-    lock = Lock()
-    ref = weakref.ref(lock, scope["cb"])  # type: ignore[arg-type]
-    old = signal.signal(signal.SIGINT, cli.interrupt)
-    old_alarm = signal.getsignal(signal.SIGALRM)
-    try:
-        del lock
-        time.sleep(0.2)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGINT, old)
-        signal.signal(signal.SIGALRM, old_alarm)
-    assert ref() is None
-    assert (forwarded, unraisable) == ([signal.SIGINT], [])
+    raised, unraisable = drop_a_module_lock(
+        monkeypatch, "os.kill(os.getpid(), signal.SIGINT)\n        signal.signal(signal.SIGINT, forward)",
+        cli.interrupt, forward=lambda s, f: forwarded.append(s))
+    assert (forwarded, raised, unraisable) == ([signal.SIGINT], False, [])
 
 
 def test_a_ctrl_c_while_the_launcher_loads_pyrkt_ends_it_without_a_traceback(tmp_path: Path) -> None:
